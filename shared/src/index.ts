@@ -1,0 +1,1 @@
+export const coreName = 'flotilla' as const;
