@@ -3,7 +3,7 @@
 set -eu
 step() { printf '\n[flotilla] == %s ==\n' "$*" >&2; }
 step "lint (biome)"
-biome ci .
+biome ci --colors=off .
 step "typecheck (tsc)"
 tsc -p tsconfig.json
 step "tests (vitest: unit + integration against the test bed)"

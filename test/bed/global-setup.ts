@@ -1,0 +1,36 @@
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { type BedState, readBedState, repoRoot, startBed } from './src/bed.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    bed: BedState;
+  }
+}
+
+/** Names of the spoke control planes the integration tests get. */
+export const bedClusters = ['spoke-a', 'spoke-b', 'spoke-c'] as const;
+
+/**
+ * Brings the real services up once for the whole integration run and hands their
+ * endpoints to the tests with `inject('bed')`. With FLOTILLA_BED_DIR pointing at a
+ * bed already up (`npm run bed -- up --detach`), that bed is reused and left running.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const reuseDir = process.env.FLOTILLA_BED_DIR;
+  if (reuseDir) {
+    const state = readBedState(reuseDir);
+    if (!state)
+      throw new Error(
+        `FLOTILLA_BED_DIR=${reuseDir}: no running bed there (start one with npm run bed -- up)`,
+      );
+    project.provide('bed', state);
+    return async () => {};
+  }
+  const bed = await startBed({
+    dir: join(repoRoot, '.flotilla', `bed-test-${process.pid}`),
+    clusters: bedClusters,
+  });
+  project.provide('bed', bed.state);
+  return () => bed.stop();
+}
