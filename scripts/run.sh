@@ -59,8 +59,38 @@ ensure_deps() {
   deps_hash >"$stamp"
 }
 
+# The test bed needs a JDK with Maven (DynamoDB Local, ElasticMQ), Go (etcd,
+# Kubernetes and kwok are built from the Go module proxy), git and openssl. On a
+# Debian-like machine without them they come from apt; elsewhere we say what is missing.
+ensure_tools() {
+  missing=""
+  for tool in java mvn go git openssl; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+  done
+  [ -z "$missing" ] && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    say "installing missing tools with apt-get:$missing"
+    apt-get update -qq
+    pkgs=""
+    for tool in $missing; do
+      case "$tool" in
+        java) pkgs="$pkgs openjdk-17-jdk-headless" ;;
+        mvn) pkgs="$pkgs maven" ;;
+        go) pkgs="$pkgs golang-go" ;;
+        *) pkgs="$pkgs $tool" ;;
+      esac
+    done
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs
+  else
+    say "missing tools:$missing (install them, then run this again)"
+    exit 1
+  fi
+}
+
 ensure_node
 ensure_deps
+ensure_tools
 PATH="$ROOT/node_modules/.bin:$PATH"
 export PATH
 cd "$ROOT"

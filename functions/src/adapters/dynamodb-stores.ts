@@ -1,0 +1,409 @@
+import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  ScanCommand,
+  type ScanCommandInput,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import {
+  type BundleStore,
+  type ClusterRecord,
+  type ClusterStore,
+  ConflictError,
+  type DesiredStateStore,
+  type Labels,
+  NotFoundError,
+  type StoredDesiredState,
+} from '@flotilla/shared/hub';
+import { bundleChunkBytes, desiredStateHistoryDepth, type HubTableNames } from '@flotilla/shared/hub/tables';
+
+type Item = Record<string, unknown>;
+
+/** The DynamoDB client and table names every store of the hub shares; built once per runtime. */
+export class HubDb {
+  readonly doc: DynamoDBDocumentClient;
+  readonly tables: HubTableNames;
+  readonly historyDepth: number;
+
+  constructor(client: DynamoDBClient, tables: HubTableNames, opts: { historyDepth?: number } = {}) {
+    this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+    this.tables = tables;
+    this.historyDepth = opts.historyDepth ?? desiredStateHistoryDepth;
+  }
+
+  async scanAll(input: ScanCommandInput): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const res = await this.doc.send(new ScanCommand({ ...input, ExclusiveStartKey: start }));
+      items.push(...((res.Items as Item[] | undefined) ?? []));
+      start = res.LastEvaluatedKey as Item | undefined;
+    } while (start);
+    return items;
+  }
+
+  async queryAll(input: QueryCommandInput): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const res = await this.doc.send(new QueryCommand({ ...input, ExclusiveStartKey: start }));
+      items.push(...((res.Items as Item[] | undefined) ?? []));
+      start = res.LastEvaluatedKey as Item | undefined;
+    } while (start);
+    return items;
+  }
+
+  async batchWrite(table: string, requests: Item[]): Promise<void> {
+    for (let i = 0; i < requests.length; i += 25) {
+      let pending: Item[] = requests.slice(i, i + 25);
+      let attempt = 0;
+      while (pending.length > 0) {
+        const res = await this.doc.send(
+          new BatchWriteCommand({ RequestItems: { [table]: pending as never } }),
+        );
+        pending = (res.UnprocessedItems?.[table] as Item[] | undefined) ?? [];
+        if (pending.length > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt++)));
+      }
+    }
+  }
+}
+
+/** Registered clusters, their labels, token hashes, heartbeats and desired-state heads. */
+export class DynamoDbClusterStore implements ClusterStore {
+  readonly #db: HubDb;
+
+  constructor(db: HubDb) {
+    this.#db = db;
+  }
+
+  async get(id: string): Promise<ClusterRecord | undefined> {
+    const res = await this.#db.doc.send(
+      new GetCommand({ TableName: this.#db.tables.clusters, Key: { clusterId: id }, ConsistentRead: true }),
+    );
+    return res.Item ? toCluster(res.Item) : undefined;
+  }
+
+  async list(): Promise<ClusterRecord[]> {
+    const items = await this.#db.scanAll({ TableName: this.#db.tables.clusters, ConsistentRead: true });
+    return items.map(toCluster).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async create(record: ClusterRecord): Promise<void> {
+    try {
+      await this.#db.doc.send(
+        new PutCommand({
+          TableName: this.#db.tables.clusters,
+          Item: fromCluster(record),
+          ConditionExpression: 'attribute_not_exists(clusterId)',
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailure(err))
+        throw new ConflictError(`cluster "${record.id}" already exists`, { cause: err });
+      throw err;
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.#db.doc.send(
+      new DeleteCommand({ TableName: this.#db.tables.clusters, Key: { clusterId: id } }),
+    );
+    // The cluster record is gone first, so its token stops working before the rest is cleaned up.
+    for (const table of [this.#db.tables.desiredStates, this.#db.tables.bundleStatus] as const) {
+      const sortKey = table === this.#db.tables.desiredStates ? 'generation' : 'bundle';
+      const items = await this.#db.queryAll({
+        TableName: table,
+        KeyConditionExpression: 'clusterId = :id',
+        ExpressionAttributeValues: { ':id': id },
+        ProjectionExpression: 'clusterId, #sk',
+        ExpressionAttributeNames: { '#sk': sortKey },
+      });
+      await this.#db.batchWrite(
+        table,
+        items.map((key) => ({ DeleteRequest: { Key: { clusterId: id, [sortKey]: key[sortKey] } } })),
+      );
+    }
+  }
+
+  async update(
+    id: string,
+    change: { labels?: Labels; tokenHash?: string; queueUrl?: string },
+  ): Promise<ClusterRecord> {
+    const sets: string[] = [];
+    const values: Item = {};
+    for (const [key, value] of Object.entries(change)) {
+      if (value === undefined) continue;
+      sets.push(`${key} = :${key}`);
+      values[`:${key}`] = value;
+    }
+    if (sets.length === 0) {
+      const current = await this.get(id);
+      if (!current) throw new NotFoundError(`cluster "${id}" not found`);
+      return current;
+    }
+    try {
+      const res = await this.#db.doc.send(
+        new UpdateCommand({
+          TableName: this.#db.tables.clusters,
+          Key: { clusterId: id },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: 'attribute_exists(clusterId)',
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toCluster(res.Attributes ?? {});
+    } catch (err) {
+      if (isConditionFailure(err)) throw new NotFoundError(`cluster "${id}" not found`, { cause: err });
+      throw err;
+    }
+  }
+
+  async recordHeartbeat(id: string, at: string, agentVersion: string): Promise<void> {
+    try {
+      await this.#db.doc.send(
+        new UpdateCommand({
+          TableName: this.#db.tables.clusters,
+          Key: { clusterId: id },
+          UpdateExpression: 'SET lastHeartbeatAt = :at, agentVersion = :v',
+          ConditionExpression: 'attribute_exists(clusterId)',
+          ExpressionAttributeValues: { ':at': at, ':v': agentVersion },
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailure(err)) throw new NotFoundError(`cluster "${id}" not found`, { cause: err });
+      throw err;
+    }
+  }
+}
+
+/** Desired-state generations; the head on the cluster record moves in the same transaction. */
+export class DynamoDbDesiredStateStore implements DesiredStateStore {
+  readonly #db: HubDb;
+
+  constructor(db: HubDb) {
+    this.#db = db;
+  }
+
+  async commit(state: StoredDesiredState, expectedGeneration: number | undefined): Promise<void> {
+    const head = {
+      generation: state.generation,
+      etag: state.etag,
+      refsHash: state.refsHash,
+      commit: state.commit,
+    };
+    const headCondition =
+      expectedGeneration === undefined
+        ? 'attribute_exists(clusterId) AND attribute_not_exists(head)'
+        : 'attribute_exists(clusterId) AND head.generation = :expected';
+    const pruneGeneration = state.generation - this.#db.historyDepth;
+    try {
+      await this.#db.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.#db.tables.clusters,
+                Key: { clusterId: state.clusterId },
+                UpdateExpression: 'SET head = :head',
+                ConditionExpression: headCondition,
+                ExpressionAttributeValues: {
+                  ':head': head,
+                  ...(expectedGeneration === undefined ? {} : { ':expected': expectedGeneration }),
+                },
+              },
+            },
+            {
+              Put: {
+                TableName: this.#db.tables.desiredStates,
+                Item: { ...state },
+                ConditionExpression: 'attribute_not_exists(clusterId)',
+              },
+            },
+            ...(pruneGeneration >= 1
+              ? [
+                  {
+                    Delete: {
+                      TableName: this.#db.tables.desiredStates,
+                      Key: { clusterId: state.clusterId, generation: pruneGeneration },
+                    },
+                  },
+                ]
+              : []),
+          ],
+        }),
+      );
+    } catch (err) {
+      if (err instanceof TransactionCanceledException) {
+        throw new ConflictError(
+          `desired state of "${state.clusterId}" moved past generation ${expectedGeneration ?? 0} (or the cluster is gone)`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  async current(clusterId: string): Promise<StoredDesiredState | undefined> {
+    const res = await this.#db.doc.send(
+      new QueryCommand({
+        TableName: this.#db.tables.desiredStates,
+        KeyConditionExpression: 'clusterId = :id',
+        ExpressionAttributeValues: { ':id': clusterId },
+        ScanIndexForward: false,
+        Limit: 1,
+        ConsistentRead: true,
+      }),
+    );
+    const item = res.Items?.[0];
+    return item ? (item as unknown as StoredDesiredState) : undefined;
+  }
+
+  async generation(clusterId: string, generation: number): Promise<StoredDesiredState | undefined> {
+    const res = await this.#db.doc.send(
+      new GetCommand({
+        TableName: this.#db.tables.desiredStates,
+        Key: { clusterId, generation },
+        ConsistentRead: true,
+      }),
+    );
+    return res.Item ? (res.Item as unknown as StoredDesiredState) : undefined;
+  }
+
+  async history(clusterId: string): Promise<StoredDesiredState[]> {
+    const items = await this.#db.queryAll({
+      TableName: this.#db.tables.desiredStates,
+      KeyConditionExpression: 'clusterId = :id',
+      ExpressionAttributeValues: { ':id': clusterId },
+      ScanIndexForward: false,
+      ConsistentRead: true,
+    });
+    return items as unknown as StoredDesiredState[];
+  }
+}
+
+/** Content-addressed rendered bundles, gzipped and split into chunks below the item limit. */
+export class DynamoDbBundleStore implements BundleStore {
+  readonly #db: HubDb;
+
+  constructor(db: HubDb) {
+    this.#db = db;
+  }
+
+  async existing(hashes: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    const unique = [...new Set(hashes)];
+    for (let i = 0; i < unique.length; i += 100) {
+      let keys: Item[] = unique.slice(i, i + 100).map((hash) => ({ hash, chunk: 0 }));
+      while (keys.length > 0) {
+        const res = await this.#db.doc.send(
+          new BatchGetCommand({
+            RequestItems: {
+              [this.#db.tables.bundles]: {
+                Keys: keys,
+                ProjectionExpression: '#h',
+                ExpressionAttributeNames: { '#h': 'hash' },
+                ConsistentRead: true,
+              },
+            },
+          }),
+        );
+        for (const item of res.Responses?.[this.#db.tables.bundles] ?? []) found.add(String(item.hash));
+        keys = (res.UnprocessedKeys?.[this.#db.tables.bundles]?.Keys as Item[] | undefined) ?? [];
+      }
+    }
+    return found;
+  }
+
+  async put(hash: string, content: Uint8Array): Promise<number> {
+    const packed = gzipSync(content);
+    const chunks: Buffer[] = [];
+    for (let offset = 0; offset < packed.length; offset += bundleChunkBytes) {
+      chunks.push(packed.subarray(offset, offset + bundleChunkBytes));
+    }
+    if (chunks.length === 0) chunks.push(Buffer.alloc(0));
+    // Chunks 1..n first; chunk 0 carries the count and is written last, so a reader
+    // never sees a bundle whose chunks are not all there.
+    await this.#db.batchWrite(
+      this.#db.tables.bundles,
+      chunks.slice(1).map((data, i) => ({ PutRequest: { Item: { hash, chunk: i + 1, data } } })),
+    );
+    try {
+      await this.#db.doc.send(
+        new PutCommand({
+          TableName: this.#db.tables.bundles,
+          Item: {
+            hash,
+            chunk: 0,
+            data: chunks[0],
+            chunks: chunks.length,
+            size: content.byteLength,
+            encoding: 'gzip',
+          },
+          ConditionExpression: 'attribute_not_exists(#h)',
+          ExpressionAttributeNames: { '#h': 'hash' },
+        }),
+      );
+    } catch (err) {
+      // Content-addressed: someone stored the same bytes under the same hash first.
+      if (isConditionFailure(err)) return chunks.length - 1;
+      throw err;
+    }
+    return chunks.length;
+  }
+
+  async get(hash: string): Promise<Uint8Array | undefined> {
+    const items = await this.#db.queryAll({
+      TableName: this.#db.tables.bundles,
+      KeyConditionExpression: '#h = :h',
+      ExpressionAttributeNames: { '#h': 'hash' },
+      ExpressionAttributeValues: { ':h': hash },
+      ConsistentRead: true,
+    });
+    const head = items.find((i) => i.chunk === 0);
+    if (!head) return undefined;
+    const count = Number(head.chunks);
+    const parts = items
+      .filter((i) => Number(i.chunk) < count)
+      .sort((a, b) => Number(a.chunk) - Number(b.chunk))
+      .map((i) => Buffer.from(i.data as Uint8Array));
+    if (parts.length !== count) {
+      throw new Error(`bundle ${hash}: ${parts.length} of ${count} chunks stored`);
+    }
+    const content = gunzipSync(Buffer.concat(parts));
+    if (hash.startsWith('sha256:')) {
+      const actual = `sha256:${createHash('sha256').update(content).digest('hex')}`;
+      if (actual !== hash) throw new Error(`bundle ${hash}: stored content hashes to ${actual}`);
+    }
+    return content;
+  }
+}
+
+function isConditionFailure(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ConditionalCheckFailedException';
+}
+
+function fromCluster(record: ClusterRecord): Item {
+  const { id, ...rest } = record;
+  return { clusterId: id, ...rest };
+}
+
+function toCluster(item: Item): ClusterRecord {
+  const { clusterId, ...rest } = item;
+  return { id: String(clusterId), ...(rest as Omit<ClusterRecord, 'id'>) };
+}
+
+/** Hash of bytes in the form bundles are addressed by. */
+export function contentHash(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}

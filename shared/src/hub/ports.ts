@@ -1,0 +1,107 @@
+/**
+ * Ports of the hub: what its use cases need from storage, queues and git. Adapters
+ * (DynamoDB, SQS, isomorphic-git) implement them at the edge and are passed in;
+ * unit tests pass plain in-memory fakes.
+ */
+
+export type Labels = Readonly<Record<string, string>>;
+
+/** Where a cluster's desired state stands; kept on the cluster record so one read gives both. */
+export interface DesiredStateHead {
+  readonly generation: number;
+  /** ETag of the current manifest (its canonical hash). */
+  readonly etag: string;
+  /** Hash of the ordered bundle references alone: equal means nothing changed for the cluster. */
+  readonly refsHash: string;
+  readonly commit: string;
+}
+
+export interface ClusterRecord {
+  readonly id: string;
+  readonly labels: Labels;
+  /** SHA-256 of the cluster's token; the token itself is never stored. */
+  readonly tokenHash: string;
+  readonly registeredAt: string;
+  readonly queueUrl?: string;
+  readonly lastHeartbeatAt?: string;
+  readonly agentVersion?: string;
+  readonly head?: DesiredStateHead;
+}
+
+/** One generation of a cluster's desired state, as served to its agent. */
+export interface StoredDesiredState {
+  readonly clusterId: string;
+  readonly generation: number;
+  readonly etag: string;
+  readonly refsHash: string;
+  readonly commit: string;
+  /** The manifest's canonical JSON: exactly the bytes that were signed. */
+  readonly manifest: string;
+  /** Base64 signature over `manifest`. */
+  readonly signature: string;
+  readonly keyId: string;
+  readonly createdAt: string;
+}
+
+export class ConflictError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ConflictError';
+  }
+}
+
+export class NotFoundError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'NotFoundError';
+  }
+}
+
+export interface ClusterStore {
+  get(id: string): Promise<ClusterRecord | undefined>;
+  /** Every cluster; the hub filters by selector in memory (selectors cannot be indexed). */
+  list(): Promise<ClusterRecord[]>;
+  /** @throws ConflictError when the id is taken. */
+  create(record: ClusterRecord): Promise<void>;
+  /** Removes the cluster, its desired-state history and its status; access ends at once. */
+  delete(id: string): Promise<void>;
+  /** @throws NotFoundError when the cluster does not exist. */
+  update(
+    id: string,
+    change: { labels?: Labels; tokenHash?: string; queueUrl?: string },
+  ): Promise<ClusterRecord>;
+  recordHeartbeat(id: string, at: string, agentVersion: string): Promise<void>;
+}
+
+export interface DesiredStateStore {
+  /**
+   * Makes `state` the cluster's current desired state, atomically with moving the
+   * head on the cluster record, and prunes generations beyond the history depth.
+   * @throws ConflictError when the head is no longer at `expectedGeneration`
+   *   (another writer got there first) or the cluster is gone.
+   */
+  commit(state: StoredDesiredState, expectedGeneration: number | undefined): Promise<void>;
+  current(clusterId: string): Promise<StoredDesiredState | undefined>;
+  generation(clusterId: string, generation: number): Promise<StoredDesiredState | undefined>;
+  /** Newest first. */
+  history(clusterId: string): Promise<StoredDesiredState[]>;
+}
+
+export interface BundleStore {
+  /** The subset of `hashes` already stored, complete. */
+  existing(hashes: readonly string[]): Promise<Set<string>>;
+  /** Stores a rendered bundle under its hash; returns the number of items written. */
+  put(hash: string, content: Uint8Array): Promise<number>;
+  get(hash: string): Promise<Uint8Array | undefined>;
+}
+
+export interface Notifier {
+  /** Tells each cluster's agent its desired state changed. Failures are returned, not thrown. */
+  notify(
+    changes: readonly {
+      readonly cluster: ClusterRecord;
+      readonly generation: number;
+      readonly etag: string;
+    }[],
+  ): Promise<{ sent: number; failed: { clusterId: string; error: string }[] }>;
+}
