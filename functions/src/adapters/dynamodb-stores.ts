@@ -24,6 +24,8 @@ import {
   type Labels,
   NotFoundError,
   type StoredDesiredState,
+  type SyncState,
+  type SyncStateStore,
 } from '@flotilla/shared/hub';
 import { bundleChunkBytes, desiredStateHistoryDepth, type HubTableNames } from '@flotilla/shared/hub/tables';
 
@@ -406,4 +408,80 @@ function toCluster(item: Item): ClusterRecord {
 /** Hash of bytes in the form bundles are addressed by. */
 export function contentHash(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/** The sync state and lease of one fleet repo, one item in the hub-state table. */
+export class DynamoDbSyncStateStore implements SyncStateStore {
+  readonly #db: HubDb;
+  readonly #key: { pk: string };
+
+  constructor(db: HubDb, repoId = 'fleet') {
+    this.#db = db;
+    this.#key = { pk: `sync#${repoId}` };
+  }
+
+  async get(): Promise<SyncState | undefined> {
+    const res = await this.#db.doc.send(
+      new GetCommand({ TableName: this.#db.tables.hubState, Key: this.#key, ConsistentRead: true }),
+    );
+    return (res.Item?.state as SyncState | undefined) ?? undefined;
+  }
+
+  async save(state: SyncState): Promise<void> {
+    await this.#db.doc.send(
+      new UpdateCommand({
+        TableName: this.#db.tables.hubState,
+        Key: this.#key,
+        UpdateExpression: 'SET #s = :s',
+        ExpressionAttributeNames: { '#s': 'state' },
+        ExpressionAttributeValues: { ':s': state },
+      }),
+    );
+  }
+
+  async acquireLease(holder: string, now: string, until: string): Promise<boolean> {
+    try {
+      await this.#db.doc.send(
+        new UpdateCommand({
+          TableName: this.#db.tables.hubState,
+          Key: this.#key,
+          UpdateExpression: 'SET leaseHolder = :h, leaseUntil = :u, rerun = :f',
+          ConditionExpression: 'attribute_not_exists(leaseHolder) OR leaseUntil < :now OR leaseHolder = :h',
+          ExpressionAttributeValues: { ':h': holder, ':u': until, ':now': now, ':f': false },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+    // Someone else is syncing: leave word that the repo moved, so they go round once more.
+    await this.#db.doc.send(
+      new UpdateCommand({
+        TableName: this.#db.tables.hubState,
+        Key: this.#key,
+        UpdateExpression: 'SET rerun = :t',
+        ExpressionAttributeValues: { ':t': true },
+      }),
+    );
+    return false;
+  }
+
+  async releaseLease(holder: string): Promise<{ rerun: boolean }> {
+    try {
+      const res = await this.#db.doc.send(
+        new UpdateCommand({
+          TableName: this.#db.tables.hubState,
+          Key: this.#key,
+          UpdateExpression: 'REMOVE leaseHolder, leaseUntil SET rerun = :f',
+          ConditionExpression: 'leaseHolder = :h',
+          ExpressionAttributeValues: { ':h': holder, ':f': false },
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return { rerun: res.Attributes?.rerun === true };
+    } catch (err) {
+      if (isConditionFailure(err)) return { rerun: false };
+      throw err;
+    }
+  }
 }

@@ -1,2 +1,4 @@
+export * from './clusters.ts';
 export * from './ports.ts';
+export * from './sync.ts';
 export * from './tables.ts';

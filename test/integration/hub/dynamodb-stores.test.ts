@@ -61,7 +61,12 @@ describe('DynamoDB stores (DynamoDB Local)', () => {
   });
 
   it('registers a cluster once and refuses a second registration of the same name', async () => {
-    const record = { id: 'edge-1', labels: { env: 'prod' }, tokenHash: 'h1', registeredAt: new Date().toISOString() };
+    const record = {
+      id: 'edge-1',
+      labels: { env: 'prod' },
+      tokenHash: 'h1',
+      registeredAt: new Date().toISOString(),
+    };
     await clusters.create(record);
     await expect(clusters.create({ ...record, tokenHash: 'h2' })).rejects.toBeInstanceOf(ConflictError);
     expect((await clusters.get('edge-1'))?.tokenHash).toBe('h1');
@@ -71,28 +76,52 @@ describe('DynamoDB stores (DynamoDB Local)', () => {
   });
 
   it('moves the head one generation at a time and keeps only the newest generations', async () => {
-    await clusters.create({ id: 'edge-2', labels: {}, tokenHash: 'h', registeredAt: new Date().toISOString() });
+    await clusters.create({
+      id: 'edge-2',
+      labels: {},
+      tokenHash: 'h',
+      registeredAt: new Date().toISOString(),
+    });
     await states.commit(state('edge-2', 1), undefined);
     await expect(states.commit(state('edge-2', 1), undefined)).rejects.toBeInstanceOf(ConflictError);
     for (let g = 2; g <= 5; g++) await states.commit(state('edge-2', g), g - 1);
     // A writer that read generation 3 and lost the race must not overwrite generation 5.
     await expect(states.commit(state('edge-2', 4), 3)).rejects.toBeInstanceOf(ConflictError);
     expect((await states.current('edge-2'))?.generation).toBe(5);
-    expect((await clusters.get('edge-2'))?.head).toEqual({ generation: 5, etag: 'etag-5', refsHash: 'refs-5', commit: 'commit-5' });
+    expect((await clusters.get('edge-2'))?.head).toEqual({
+      generation: 5,
+      etag: 'etag-5',
+      refsHash: 'refs-5',
+      commit: 'commit-5',
+    });
     expect((await states.history('edge-2')).map((s) => s.generation)).toEqual([5, 4, 3]);
   });
 
   it('lets exactly one of many concurrent writers take each generation', async () => {
-    await clusters.create({ id: 'edge-3', labels: {}, tokenHash: 'h', registeredAt: new Date().toISOString() });
+    await clusters.create({
+      id: 'edge-3',
+      labels: {},
+      tokenHash: 'h',
+      registeredAt: new Date().toISOString(),
+    });
     const results = await Promise.allSettled(
-      Array.from({ length: 8 }, (_, i) => states.commit({ ...state('edge-3', 1), etag: `writer-${i}` }, undefined)),
+      Array.from({ length: 8 }, (_, i) =>
+        states.commit({ ...state('edge-3', 1), etag: `writer-${i}` }, undefined),
+      ),
     );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    expect(results.filter((r) => r.status === 'rejected' && r.reason instanceof ConflictError)).toHaveLength(7);
+    expect(results.filter((r) => r.status === 'rejected' && r.reason instanceof ConflictError)).toHaveLength(
+      7,
+    );
   });
 
   it('deletes a cluster with its history, so nothing of it can be read afterwards', async () => {
-    await clusters.create({ id: 'edge-4', labels: {}, tokenHash: 'h', registeredAt: new Date().toISOString() });
+    await clusters.create({
+      id: 'edge-4',
+      labels: {},
+      tokenHash: 'h',
+      registeredAt: new Date().toISOString(),
+    });
     await states.commit(state('edge-4', 1), undefined);
     await clusters.delete('edge-4');
     expect(await clusters.get('edge-4')).toBeUndefined();

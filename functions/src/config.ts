@@ -1,0 +1,87 @@
+import { type HubTableNames, hubTableNames } from '@flotilla/shared/hub';
+
+/** Everything the hub's functions read from their environment, validated once at cold start. */
+export interface HubConfig {
+  /** Prefix of every table and spoke queue of this hub. */
+  readonly prefix: string;
+  readonly tables: HubTableNames;
+  readonly region: string;
+  /** Set for DynamoDB Local, LocalStack or another endpoint; unset in AWS. */
+  readonly dynamodbEndpoint: string | undefined;
+  readonly sqsEndpoint: string | undefined;
+  readonly fleetRepo: {
+    readonly url: string;
+    readonly ref: string;
+    readonly cacheDir: string;
+    readonly auth: { readonly username: string; readonly password: string } | undefined;
+  };
+  /** Ed25519 private key (PKCS#8 PEM) the hub signs desired states with. */
+  readonly signingKeyPem: string;
+  /** Seconds without a heartbeat after which a cluster counts as Offline. */
+  readonly offlineAfterSeconds: number;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads and validates the hub's configuration. Every problem is reported at once,
+ * naming the variable, so a misconfigured function fails at start-up and not on
+ * its first request.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): HubConfig {
+  const problems: string[] = [];
+  const required = (name: string): string => {
+    const value = env[name]?.trim();
+    if (!value) problems.push(`${name} is required`);
+    return value ?? '';
+  };
+  const optionalUrl = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    if (!value) return undefined;
+    if (!URL.canParse(value)) problems.push(`${name} is not a URL: "${value}"`);
+    return value;
+  };
+  const prefix = env.FLOTILLA_PREFIX?.trim() || 'flotilla';
+  if (!/^[a-z0-9][a-z0-9-]{0,19}$/.test(prefix)) {
+    problems.push(`FLOTILLA_PREFIX must be 1-20 lowercase letters, digits or '-', got "${prefix}"`);
+  }
+  const region = env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || '';
+  if (!region) problems.push('AWS_REGION is required');
+  const repoUrl = required('FLOTILLA_FLEET_REPO_URL');
+  if (repoUrl && !URL.canParse(repoUrl)) problems.push(`FLOTILLA_FLEET_REPO_URL is not a URL: "${repoUrl}"`);
+  const signingKeyPem = required('FLOTILLA_SIGNING_KEY');
+  if (signingKeyPem && !signingKeyPem.includes('PRIVATE KEY')) {
+    problems.push('FLOTILLA_SIGNING_KEY must be a PEM-encoded PKCS#8 private key');
+  }
+  const offline = Number(env.FLOTILLA_OFFLINE_AFTER_SECONDS ?? '180');
+  if (!Number.isInteger(offline) || offline < 10) {
+    problems.push(
+      `FLOTILLA_OFFLINE_AFTER_SECONDS must be an integer of at least 10, got "${env.FLOTILLA_OFFLINE_AFTER_SECONDS}"`,
+    );
+  }
+  const user = env.FLOTILLA_FLEET_REPO_USERNAME;
+  const password = env.FLOTILLA_FLEET_REPO_PASSWORD;
+  const config: HubConfig = {
+    prefix,
+    tables: problems.length === 0 ? hubTableNames(prefix) : ({} as HubTableNames),
+    region,
+    dynamodbEndpoint: optionalUrl('FLOTILLA_DYNAMODB_ENDPOINT'),
+    sqsEndpoint: optionalUrl('FLOTILLA_SQS_ENDPOINT'),
+    fleetRepo: {
+      url: repoUrl,
+      ref: env.FLOTILLA_FLEET_REPO_REF?.trim() || 'main',
+      cacheDir: env.FLOTILLA_GIT_CACHE_DIR?.trim() || '/tmp/flotilla-git',
+      auth: user && password ? { username: user, password } : undefined,
+    },
+    signingKeyPem,
+    offlineAfterSeconds: offline,
+  };
+  if (problems.length > 0)
+    throw new ConfigError(`invalid hub configuration:\n  - ${problems.join('\n  - ')}`);
+  return config;
+}

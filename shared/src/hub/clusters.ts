@@ -1,0 +1,144 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { labelsProblems, nameProblem } from '../labels.ts';
+import { type ClusterRecord, type ClusterStore, ConflictError, type Labels, NotFoundError } from './ports.ts';
+import { recomputeCluster, type SyncPorts, type SyncReport } from './sync.ts';
+
+/** Creates and removes a cluster's notification queue. */
+export interface SpokeQueues {
+  create(clusterId: string): Promise<string>;
+  delete(queueUrl: string): Promise<void>;
+}
+
+/** A request the hub refuses, with the field that is wrong. Maps to HTTP 400. */
+export class ValidationError extends Error {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`);
+    this.name = 'ValidationError';
+    this.field = field;
+  }
+}
+
+export type AdminPorts = Omit<SyncPorts, 'source'> & { readonly queues: SpokeQueues };
+
+const tokenPrefix = 'flt_';
+
+/** SHA-256 of a token: tokens are 256-bit random secrets, so a fast hash is the right one. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** A new token for `clusterId`: the id travels in it so the hub can look the cluster up in one read. */
+export function newClusterToken(clusterId: string): string {
+  return `${tokenPrefix}${clusterId}.${randomBytes(32).toString('base64url')}`;
+}
+
+/** The cluster id a token claims, without checking it. */
+export function tokenClusterId(token: string): string | undefined {
+  if (!token.startsWith(tokenPrefix)) return undefined;
+  const dot = token.lastIndexOf('.');
+  return dot > tokenPrefix.length ? token.slice(tokenPrefix.length, dot) : undefined;
+}
+
+/** The cluster whose token this is, or undefined: unknown cluster, wrong secret, removed cluster alike. */
+export async function authenticateCluster(
+  clusters: ClusterStore,
+  token: string,
+): Promise<ClusterRecord | undefined> {
+  const id = tokenClusterId(token);
+  if (!id) return undefined;
+  const cluster = await clusters.get(id);
+  if (!cluster) return undefined;
+  const expected = Buffer.from(cluster.tokenHash, 'hex');
+  const actual = Buffer.from(hashToken(token), 'hex');
+  return expected.length === actual.length && timingSafeEqual(expected, actual) ? cluster : undefined;
+}
+
+export function validateClusterId(id: unknown, field = 'name'): string {
+  if (typeof id !== 'string') throw new ValidationError(field, 'expected a string');
+  const problem = nameProblem(id);
+  if (problem) throw new ValidationError(field, problem);
+  if (id.length > 50) throw new ValidationError(field, `at most 50 characters (got ${id.length})`);
+  return id;
+}
+
+export function validateLabels(labels: unknown, field = 'labels'): Labels {
+  if (labels === undefined) return {};
+  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) {
+    throw new ValidationError(field, 'expected an object of string values');
+  }
+  for (const [key, value] of Object.entries(labels)) {
+    if (typeof value !== 'string') throw new ValidationError(`${field}.${key}`, 'expected a string value');
+  }
+  const problems = labelsProblems(labels as Labels);
+  if (problems.length > 0) throw new ValidationError(field, problems.join('; '));
+  return labels as Labels;
+}
+
+export interface Registration {
+  readonly cluster: ClusterRecord;
+  /** Shown once: the hub keeps only its hash. */
+  readonly token: string;
+  readonly sync: SyncReport;
+}
+
+/**
+ * Registers a cluster: creates its queue and record (with its token's hash) and gives
+ * it a desired state at the last synced commit.
+ * @throws ConflictError when the name is taken.
+ */
+export async function registerCluster(
+  ports: AdminPorts,
+  input: { name: string; labels: Labels },
+): Promise<Registration> {
+  const id = validateClusterId(input.name);
+  const labels = validateLabels(input.labels);
+  if (await ports.clusters.get(id)) throw new ConflictError(`cluster "${id}" is already registered`);
+  const token = newClusterToken(id);
+  const queueUrl = await ports.queues.create(id);
+  const cluster: ClusterRecord = {
+    id,
+    labels,
+    tokenHash: hashToken(token),
+    registeredAt: ports.now().toISOString(),
+    queueUrl,
+  };
+  await ports.clusters.create(cluster);
+  const sync = await recomputeCluster(ports, id);
+  return { cluster, token, sync };
+}
+
+/** Removes a cluster: its token stops working at once, then its queue goes. */
+export async function deregisterCluster(ports: AdminPorts, id: string): Promise<void> {
+  const cluster = await ports.clusters.get(id);
+  if (!cluster) throw new NotFoundError(`cluster "${id}" not found`);
+  await ports.clusters.delete(id);
+  if (cluster.queueUrl) await ports.queues.delete(cluster.queueUrl);
+}
+
+/** Issues a new token; the old one stops working at once. */
+export async function rotateClusterToken(ports: AdminPorts, id: string): Promise<string> {
+  const token = newClusterToken(id);
+  await ports.clusters.update(id, { tokenHash: hashToken(token) });
+  return token;
+}
+
+/**
+ * Sets and removes labels, then re-plans just this cluster at the last synced commit,
+ * so a bundle moves onto or off it without waiting for the next sync.
+ */
+export async function relabelCluster(
+  ports: AdminPorts,
+  id: string,
+  change: { set?: Labels; remove?: readonly string[] },
+): Promise<{ cluster: ClusterRecord; sync: SyncReport }> {
+  const current = await ports.clusters.get(id);
+  if (!current) throw new NotFoundError(`cluster "${id}" not found`);
+  const set = validateLabels(change.set ?? {}, 'set');
+  const labels: Record<string, string> = { ...current.labels, ...set };
+  for (const key of change.remove ?? []) delete labels[key];
+  validateLabels(labels);
+  const cluster = await ports.clusters.update(id, { labels });
+  const sync = await recomputeCluster(ports, id);
+  return { cluster, sync };
+}

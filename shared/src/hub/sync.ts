@@ -1,0 +1,307 @@
+import { sha256Hash } from '../canonical.ts';
+import {
+  buildDesiredState,
+  canonicalDesiredState,
+  type DesiredState,
+  desiredContentHash,
+  manifestEtag,
+  parseDesiredState,
+} from '../desired-state.ts';
+import { type FleetError, normalizeFleetErrors } from '../errors.ts';
+import { type Fleet, loadFleet } from '../fleet.ts';
+import {
+  type BundleStore,
+  type ClusterRecord,
+  type ClusterStore,
+  ConflictError,
+  type DesiredStateStore,
+  type Notifier,
+  type StoredDesiredState,
+} from './ports.ts';
+
+/** A file of the fleet repo at one commit. */
+export interface FleetSourceFile {
+  readonly path: string;
+  readonly content: string;
+}
+
+/** Where the fleet repo comes from (isomorphic-git in the hub). */
+export interface FleetSource {
+  fetch(): Promise<{ commit: string; files: FleetSourceFile[] }>;
+}
+
+/** Signs a manifest's canonical bytes; an Ed25519 key in memory, or a KMS key. */
+export interface Signer {
+  readonly keyId: string;
+  /** Base64 signature of the UTF-8 bytes of `canonical`. */
+  sign(canonical: string): Promise<string>;
+}
+
+/** What the hub remembers of its last sync of the fleet repo. */
+export interface SyncState {
+  readonly commit: string;
+  /** Address, in the bundle store, of the fleet files at `commit`: label changes re-plan from it. */
+  readonly snapshotHash: string;
+  readonly syncedAt: string;
+  readonly errors: readonly FleetError[];
+  readonly clusters: number;
+  readonly changedClusters: number;
+}
+
+export interface SyncStateStore {
+  get(): Promise<SyncState | undefined>;
+  save(state: SyncState): Promise<void>;
+  /**
+   * Takes the sync lease until `until`, or, when another sync holds it, asks that sync
+   * to run once more when it is done and returns false.
+   */
+  acquireLease(holder: string, now: string, until: string): Promise<boolean>;
+  /** Gives the lease up; `rerun` tells whether another sync was asked for meanwhile. */
+  releaseLease(holder: string): Promise<{ rerun: boolean }>;
+}
+
+export interface SyncPorts {
+  readonly source: FleetSource;
+  readonly clusters: ClusterStore;
+  readonly desiredStates: DesiredStateStore;
+  readonly bundles: BundleStore;
+  readonly notifier: Notifier;
+  readonly syncState: SyncStateStore;
+  readonly signer: Signer;
+  readonly now: () => Date;
+}
+
+/** What one sync did, as data: it is logged, returned by the API and asserted by tests. */
+export interface SyncReport {
+  readonly status: 'synced' | 'queued';
+  readonly commit?: string;
+  readonly clusters: number;
+  readonly changed: readonly {
+    readonly clusterId: string;
+    readonly generation: number;
+    readonly etag: string;
+  }[];
+  readonly unchanged: number;
+  readonly errors: readonly FleetError[];
+  /** Items written to storage (bundle chunks and desired-state transactions' items). */
+  readonly itemsWritten: number;
+  readonly notified: number;
+  readonly notifyFailures: readonly { readonly clusterId: string; readonly error: string }[];
+  readonly conflictsRetried: number;
+}
+
+const utf8 = new TextEncoder();
+const maxCommitAttempts = 5;
+const commitConcurrency = 16;
+const leaseMs = 15 * 60_000;
+
+/**
+ * Syncs every registered cluster to the tip of the fleet repo.
+ *
+ * 1. Take the sync lease (or queue a rerun behind the sync that holds it).
+ * 2. Fetch the repo and load it once.
+ * 3. Plan each cluster from its labels; keep the last good reference of any held bundle.
+ * 4. Skip clusters whose bundle references did not change: nothing written, nothing sent.
+ * 5. Store the bundles that are new, then each changed cluster's signed desired state,
+ *    conditional on the generation it was computed from (retrying on conflict).
+ * 6. Notify exactly the changed clusters, and record the sync state with its errors.
+ */
+export async function syncFleet(ports: SyncPorts, opts: { holder: string }): Promise<SyncReport> {
+  const now = ports.now();
+  const acquired = await ports.syncState.acquireLease(
+    opts.holder,
+    now.toISOString(),
+    new Date(now.getTime() + leaseMs).toISOString(),
+  );
+  if (!acquired) return { ...emptyReport(), status: 'queued' };
+  let report: SyncReport;
+  try {
+    for (;;) {
+      report = await syncOnce(ports);
+      const { rerun } = await ports.syncState.releaseLease(opts.holder);
+      if (!rerun) return report;
+      const again = ports.now();
+      const reacquired = await ports.syncState.acquireLease(
+        opts.holder,
+        again.toISOString(),
+        new Date(again.getTime() + leaseMs).toISOString(),
+      );
+      if (!reacquired) return report;
+    }
+  } catch (err) {
+    await ports.syncState.releaseLease(opts.holder).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function syncOnce(ports: SyncPorts): Promise<SyncReport> {
+  const { commit, files } = await ports.source.fetch();
+  const fleet = loadFleet(files.map((f) => ({ path: f.path, content: f.content })));
+  const snapshotJson = JSON.stringify(files.map((f) => [f.path, f.content]));
+  const snapshot = utf8.encode(snapshotJson);
+  const snapshotHash = sha256Hash(snapshotJson);
+  let itemsWritten = 0;
+  if (!(await ports.bundles.existing([snapshotHash])).has(snapshotHash)) {
+    itemsWritten += await ports.bundles.put(snapshotHash, snapshot);
+  }
+  const clusters = await ports.clusters.list();
+  const result = await applyFleet(ports, fleet, commit, clusters);
+  const state: SyncState = {
+    commit,
+    snapshotHash,
+    syncedAt: ports.now().toISOString(),
+    errors: result.errors,
+    clusters: clusters.length,
+    changedClusters: result.changed.length,
+  };
+  await ports.syncState.save(state);
+  return { ...result, status: 'synced', commit, itemsWritten: itemsWritten + result.itemsWritten };
+}
+
+/**
+ * Re-plans one cluster at the last synced commit, as after a label change. Does
+ * nothing before the first sync, and nothing when the plan is unchanged.
+ */
+export async function recomputeCluster(
+  ports: Omit<SyncPorts, 'source'>,
+  clusterId: string,
+): Promise<SyncReport> {
+  const state = await ports.syncState.get();
+  if (!state) return emptyReport();
+  const cluster = await ports.clusters.get(clusterId);
+  if (!cluster) return emptyReport();
+  const snapshot = await ports.bundles.get(state.snapshotHash);
+  if (!snapshot) throw new Error(`fleet snapshot ${state.snapshotHash} of commit ${state.commit} is missing`);
+  const entries = JSON.parse(new TextDecoder().decode(snapshot)) as [string, string][];
+  const fleet = loadFleet(entries.map(([path, content]) => ({ path, content })));
+  const result = await applyFleet(ports, fleet, state.commit, [cluster]);
+  return { ...result, status: 'synced', commit: state.commit };
+}
+
+interface PendingChange {
+  readonly cluster: ClusterRecord;
+  readonly generation: number;
+  readonly etag: string;
+}
+
+async function applyFleet(
+  ports: Omit<SyncPorts, 'source' | 'syncState'>,
+  fleet: Fleet,
+  commit: string,
+  clusters: readonly ClusterRecord[],
+): Promise<Omit<SyncReport, 'status' | 'commit'>> {
+  const errors: FleetError[] = [...fleet.errors];
+  const changed: PendingChange[] = [];
+  let unchanged = 0;
+  let itemsWritten = 0;
+  let conflictsRetried = 0;
+  const storedBundles = new Set<string>();
+
+  const storeBundles = async (manifest: DesiredState, rendered: ReadonlyMap<string, string>) => {
+    const wanted = manifest.bundles
+      .map((b) => b.hash)
+      .filter((h) => !storedBundles.has(h) && rendered.has(h));
+    if (wanted.length === 0) return;
+    const present = await ports.bundles.existing(wanted);
+    for (const hash of wanted) {
+      if (!present.has(hash)) {
+        itemsWritten += await ports.bundles.put(hash, utf8.encode(rendered.get(hash) ?? ''));
+      }
+      storedBundles.add(hash);
+    }
+  };
+
+  const syncCluster = async (initial: ClusterRecord) => {
+    let cluster: ClusterRecord | undefined = initial;
+    for (let attempt = 1; cluster; attempt++) {
+      const plan = fleet.planCluster({ name: cluster.id, labels: cluster.labels });
+      if (attempt === 1) errors.push(...plan.errors);
+      const head = cluster.head;
+      // The last good state is only read when something is held, so a healthy sync of a
+      // big fleet reads no manifests at all.
+      const needsLastGood = head !== undefined && (plan.status === 'held' || plan.held.length > 0);
+      const lastGood = needsLastGood ? await currentManifest(ports.desiredStates, cluster.id) : undefined;
+      const next = buildDesiredState({
+        plan,
+        commit,
+        generation: (head?.generation ?? 0) + 1,
+        lastGood,
+      });
+      const refsHash = desiredContentHash(next);
+      if (head && head.refsHash === refsHash) {
+        unchanged++;
+        return;
+      }
+      const rendered = new Map(plan.bundles.map((b) => [b.rendered.hash, b.rendered.canonical]));
+      await storeBundles(next, rendered);
+      const canonical = canonicalDesiredState(next);
+      const stored: StoredDesiredState = {
+        clusterId: cluster.id,
+        generation: next.generation,
+        etag: manifestEtag(next),
+        refsHash,
+        commit,
+        manifest: canonical,
+        signature: await ports.signer.sign(canonical),
+        keyId: ports.signer.keyId,
+        createdAt: ports.now().toISOString(),
+      };
+      try {
+        await ports.desiredStates.commit(stored, head?.generation);
+        itemsWritten += 2;
+        changed.push({ cluster, generation: stored.generation, etag: stored.etag });
+        return;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= maxCommitAttempts) throw err;
+        // Someone else moved this cluster (a label change, another sync): plan again from its new head.
+        conflictsRetried++;
+        cluster = await ports.clusters.get(cluster.id);
+      }
+    }
+  };
+
+  let next = 0;
+  const worker = async () => {
+    while (next < clusters.length) {
+      const cluster = clusters[next++];
+      if (cluster) await syncCluster(cluster);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(commitConcurrency, clusters.length) }, worker));
+
+  const notified = changed.length > 0 ? await ports.notifier.notify(changed) : { sent: 0, failed: [] };
+  return {
+    clusters: clusters.length,
+    changed: changed
+      .map((c) => ({ clusterId: c.cluster.id, generation: c.generation, etag: c.etag }))
+      .sort((a, b) => (a.clusterId < b.clusterId ? -1 : 1)),
+    unchanged,
+    errors: normalizeFleetErrors(errors),
+    itemsWritten,
+    notified: notified.sent,
+    notifyFailures: notified.failed,
+    conflictsRetried,
+  };
+}
+
+async function currentManifest(
+  store: DesiredStateStore,
+  clusterId: string,
+): Promise<DesiredState | undefined> {
+  const current = await store.current(clusterId);
+  return current ? parseDesiredState(JSON.parse(current.manifest)) : undefined;
+}
+
+function emptyReport(): SyncReport {
+  return {
+    status: 'synced',
+    clusters: 0,
+    changed: [],
+    unchanged: 0,
+    errors: [],
+    itemsWritten: 0,
+    notified: 0,
+    notifyFailures: [],
+    conflictsRetried: 0,
+  };
+}
