@@ -40,8 +40,15 @@ try {
     kc.loadFromFile(cluster.kubeconfigPath);
     const version = await kc.makeApiClient(VersionApi).getCode();
     const nodes = await kc.makeApiClient(CoreV1Api).listNode();
-    const ready = nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-    rows.push([cluster.name, version.gitVersion, cluster.server, `${ready.length}/${nodes.items.length} nodes Ready`]);
+    const ready = nodes.items.filter((n) =>
+      n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    );
+    rows.push([
+      cluster.name,
+      version.gitVersion,
+      cluster.server,
+      `${ready.length}/${nodes.items.length} nodes Ready`,
+    ]);
   }
   process.stdout.write(`\n${table(rows)}\n`);
   process.stdout.write(`\nkubeconfigs: ${bed.state.clusters.map((c) => c.kubeconfigPath).join(' ')}\n`);
@@ -84,5 +91,12 @@ async function publishExampleFleetRepo(reposDir: string, gitUrl: string): Promis
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

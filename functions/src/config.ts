@@ -19,6 +19,16 @@ export interface HubConfig {
   readonly signingKeyPem: string;
   /** Seconds without a heartbeat after which a cluster counts as Offline. */
   readonly offlineAfterSeconds: number;
+  /**
+   * How admin routes are authorised: `iam` (API Gateway's IAM authorizer already checked
+   * the caller; the handler requires its identity in the request context) or `key` (a
+   * bearer admin key, checked against `adminKeySha256`; for the local hub).
+   */
+  readonly adminAuth: 'iam' | 'key';
+  /** Hex SHA-256 of the admin key, when `adminAuth` is `key`. */
+  readonly adminKeySha256: string | undefined;
+  /** Shared secret of the git push webhook (HMAC-SHA256 of the body); webhooks are off when unset. */
+  readonly webhookSecret: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -64,6 +74,21 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
       `FLOTILLA_OFFLINE_AFTER_SECONDS must be an integer of at least 10, got "${env.FLOTILLA_OFFLINE_AFTER_SECONDS}"`,
     );
   }
+  const adminKeySha256 = env.FLOTILLA_ADMIN_KEY_SHA256?.trim().toLowerCase() || undefined;
+  const adminAuth = env.FLOTILLA_ADMIN_AUTH?.trim() || (adminKeySha256 ? 'key' : 'iam');
+  if (adminAuth !== 'iam' && adminAuth !== 'key') {
+    problems.push(`FLOTILLA_ADMIN_AUTH must be "iam" or "key", got "${adminAuth}"`);
+  }
+  if (adminAuth === 'key' && !adminKeySha256) {
+    problems.push('FLOTILLA_ADMIN_KEY_SHA256 is required when FLOTILLA_ADMIN_AUTH is "key"');
+  }
+  if (adminKeySha256 && !/^[0-9a-f]{64}$/.test(adminKeySha256)) {
+    problems.push('FLOTILLA_ADMIN_KEY_SHA256 must be 64 hex digits (the SHA-256 of the admin key)');
+  }
+  const webhookSecret = env.FLOTILLA_WEBHOOK_SECRET || undefined;
+  if (webhookSecret !== undefined && webhookSecret.length < 16) {
+    problems.push('FLOTILLA_WEBHOOK_SECRET must be at least 16 characters');
+  }
   const user = env.FLOTILLA_FLEET_REPO_USERNAME;
   const password = env.FLOTILLA_FLEET_REPO_PASSWORD;
   const config: HubConfig = {
@@ -80,6 +105,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
     },
     signingKeyPem,
     offlineAfterSeconds: offline,
+    adminAuth: adminAuth === 'key' ? 'key' : 'iam',
+    adminKeySha256,
+    webhookSecret,
   };
   if (problems.length > 0)
     throw new ConfigError(`invalid hub configuration:\n  - ${problems.join('\n  - ')}`);

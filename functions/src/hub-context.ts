@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { SyncPorts } from '@flotilla/shared/hub';
+import { DynamoDbClusterStatusStore } from './adapters/dynamodb-status-store.ts';
 import {
   DynamoDbBundleStore,
   DynamoDbClusterStore,
@@ -24,6 +25,8 @@ export interface HubContext extends SyncPorts {
   readonly bundles: DynamoDbBundleStore;
   readonly syncState: DynamoDbSyncStateStore;
   readonly signer: Ed25519Signer;
+  /** Per-bundle status reported by agents. */
+  readonly statuses: DynamoDbClusterStatusStore;
 }
 
 /** AWS client settings that do not come from the config: static credentials for local services. */
@@ -53,6 +56,7 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
     desiredStates: new DynamoDbDesiredStateStore(db),
     bundles: new DynamoDbBundleStore(db),
     syncState: new DynamoDbSyncStateStore(db),
+    statuses: new DynamoDbClusterStatusStore(db),
     notifier: queues,
     signer: new Ed25519Signer(config.signingKeyPem),
     source: new GitFleetSource({

@@ -1,1 +1,91 @@
-export const coreName = 'flotilla' as const;
+/**
+ * Flotilla's pure domain core: reads a fleet repo (as files handed in), targets bundles at
+ * clusters by label, renders and hashes each cluster's bundles, and defines the signed
+ * desired-state contract between hub and agent. No I/O, no SDKs.
+ */
+
+export {
+  type BundleSpec,
+  type CustomizationEntry,
+  type DependsOnEntry,
+  DriftPolicy,
+  type MatchEntry,
+  MatchKind,
+  type MatchRule,
+  type ValueLeaf,
+  type ValuesTree,
+} from './bundle-spec.ts';
+export { type ContentHash, canonicalJson, isContentHash, sha256Hash } from './canonical.ts';
+export {
+  type BundleRef,
+  buildDesiredState,
+  canonicalDesiredState,
+  type DesiredState,
+  type DesiredStateInput,
+  desiredContentHash,
+  generateSigningKeyPair,
+  manifestEtag,
+  openSignedDesiredState,
+  orderBundleRefs,
+  parseDesiredState,
+  parseRenderedBundle,
+  publicKeyFingerprint,
+  type SignedDesiredState,
+  signDesiredState,
+  verifyDesiredState,
+} from './desired-state.ts';
+export {
+  compareFleetErrors,
+  DesiredStateSignatureError,
+  type FleetError,
+  FleetInputError,
+  formatFleetError,
+  InvalidDesiredStateError,
+  LabelSelectorSyntaxError,
+  normalizeFleetErrors,
+  RenderedBundleIntegrityError,
+  type SourcePos,
+} from './errors.ts';
+export {
+  type BundleInfo,
+  type BundleMatch,
+  type ClusterInput,
+  type ClusterPlan,
+  type EntryRef,
+  Fleet,
+  type FleetPlan,
+  type HeldBundle,
+  loadFleet,
+  type PlannedBundle,
+  planFleet,
+  type RepoFile,
+  type RepoFiles,
+} from './fleet.ts';
+export { apiGroup, applyRank, CLUSTER_SCOPED_KINDS } from './kinds.ts';
+export {
+  effectiveLabels,
+  type Labels,
+  labelKeyProblem,
+  labelsProblems,
+  labelValueProblem,
+  nameProblem,
+} from './labels.ts';
+export {
+  FLOTILLA_API_VERSION,
+  type KubeObject,
+  type RenderedBundle,
+  type RenderedBundleDocument,
+  type RenderedObjectRef,
+} from './render.ts';
+export {
+  compileSelector,
+  type LabelMatcher,
+  type LabelSelector,
+  type LabelSelectorRequirement,
+  labelSelectorProblems,
+  matchesSelector,
+  SelectorOperator,
+} from './selector.ts';
+export { formatLabelSelector, parseLabelSelector } from './selector-string.ts';
+export type { DeclaredClusterSpec, GroupSpec } from './spec-reader.ts';
+export { parseTemplate, type TemplatePart, type VariableRef } from './variables.ts';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   BatchWriteCommand,
@@ -12,7 +12,6 @@ import {
   type QueryCommandInput,
   ScanCommand,
   type ScanCommandInput,
-  TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import {
@@ -65,18 +64,26 @@ export class HubDb {
     return items;
   }
 
-  async batchWrite(table: string, requests: Item[]): Promise<void> {
-    for (let i = 0; i < requests.length; i += 25) {
-      let pending: Item[] = requests.slice(i, i + 25);
-      let attempt = 0;
-      while (pending.length > 0) {
-        const res = await this.doc.send(
-          new BatchWriteCommand({ RequestItems: { [table]: pending as never } }),
-        );
-        pending = (res.UnprocessedItems?.[table] as Item[] | undefined) ?? [];
-        if (pending.length > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt++)));
+  /** BatchWriteItem in groups of 25, a few groups at a time, retrying unprocessed items with backoff. */
+  async batchWrite(table: string, requests: Item[], concurrency = 8): Promise<void> {
+    const groups: Item[][] = [];
+    for (let i = 0; i < requests.length; i += 25) groups.push(requests.slice(i, i + 25));
+    let next = 0;
+    const worker = async () => {
+      while (next < groups.length) {
+        let pending = groups[next++] ?? [];
+        let attempt = 0;
+        while (pending.length > 0) {
+          const res = await this.doc.send(
+            new BatchWriteCommand({ RequestItems: { [table]: pending as never } }),
+          );
+          pending = (res.UnprocessedItems?.[table] as Item[] | undefined) ?? [];
+          if (pending.length > 0)
+            await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt++)));
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, groups.length) }, worker));
   }
 }
 
@@ -96,7 +103,13 @@ export class DynamoDbClusterStore implements ClusterStore {
   }
 
   async list(): Promise<ClusterRecord[]> {
-    const items = await this.#db.scanAll({ TableName: this.#db.tables.clusters, ConsistentRead: true });
+    // The current manifest lives on the item too; a fleet-wide listing leaves it behind.
+    const items = await this.#db.scanAll({
+      TableName: this.#db.tables.clusters,
+      ConsistentRead: true,
+      ProjectionExpression:
+        'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, head',
+    });
     return items.map(toCluster).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
@@ -204,49 +217,28 @@ export class DynamoDbDesiredStateStore implements DesiredStateStore {
       refsHash: state.refsHash,
       commit: state.commit,
     };
-    const headCondition =
-      expectedGeneration === undefined
-        ? 'attribute_exists(clusterId) AND attribute_not_exists(head)'
-        : 'attribute_exists(clusterId) AND head.generation = :expected';
-    const pruneGeneration = state.generation - this.#db.historyDepth;
+    // The head and the manifest it serves move together in one conditional write on the
+    // cluster's own item: atomic without a transaction, and the agent's read of its
+    // desired state is the same single read that checks its token.
     try {
       await this.#db.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.#db.tables.clusters,
-                Key: { clusterId: state.clusterId },
-                UpdateExpression: 'SET head = :head',
-                ConditionExpression: headCondition,
-                ExpressionAttributeValues: {
-                  ':head': head,
-                  ...(expectedGeneration === undefined ? {} : { ':expected': expectedGeneration }),
-                },
-              },
-            },
-            {
-              Put: {
-                TableName: this.#db.tables.desiredStates,
-                Item: { ...state },
-                ConditionExpression: 'attribute_not_exists(clusterId)',
-              },
-            },
-            ...(pruneGeneration >= 1
-              ? [
-                  {
-                    Delete: {
-                      TableName: this.#db.tables.desiredStates,
-                      Key: { clusterId: state.clusterId, generation: pruneGeneration },
-                    },
-                  },
-                ]
-              : []),
-          ],
+        new UpdateCommand({
+          TableName: this.#db.tables.clusters,
+          Key: { clusterId: state.clusterId },
+          UpdateExpression: 'SET head = :head, desired = :desired',
+          ConditionExpression:
+            expectedGeneration === undefined
+              ? 'attribute_exists(clusterId) AND attribute_not_exists(head)'
+              : 'attribute_exists(clusterId) AND head.generation = :expected',
+          ExpressionAttributeValues: {
+            ':head': head,
+            ':desired': state,
+            ...(expectedGeneration === undefined ? {} : { ':expected': expectedGeneration }),
+          },
         }),
       );
     } catch (err) {
-      if (err instanceof TransactionCanceledException) {
+      if (isConditionFailure(err)) {
         throw new ConflictError(
           `desired state of "${state.clusterId}" moved past generation ${expectedGeneration ?? 0} (or the cluster is gone)`,
           { cause: err },
@@ -254,21 +246,26 @@ export class DynamoDbDesiredStateStore implements DesiredStateStore {
       }
       throw err;
     }
+    // History for rollback and audit, written only by the writer that won the generation.
+    const pruneGeneration = state.generation - this.#db.historyDepth;
+    await this.#db.batchWrite(this.#db.tables.desiredStates, [
+      { PutRequest: { Item: { ...state } } },
+      ...(pruneGeneration >= 1
+        ? [{ DeleteRequest: { Key: { clusterId: state.clusterId, generation: pruneGeneration } } }]
+        : []),
+    ]);
   }
 
   async current(clusterId: string): Promise<StoredDesiredState | undefined> {
     const res = await this.#db.doc.send(
-      new QueryCommand({
-        TableName: this.#db.tables.desiredStates,
-        KeyConditionExpression: 'clusterId = :id',
-        ExpressionAttributeValues: { ':id': clusterId },
-        ScanIndexForward: false,
-        Limit: 1,
+      new GetCommand({
+        TableName: this.#db.tables.clusters,
+        Key: { clusterId },
+        ProjectionExpression: 'desired',
         ConsistentRead: true,
       }),
     );
-    const item = res.Items?.[0];
-    return item ? (item as unknown as StoredDesiredState) : undefined;
+    return (res.Item?.desired as StoredDesiredState | undefined) ?? undefined;
   }
 
   async generation(clusterId: string, generation: number): Promise<StoredDesiredState | undefined> {
@@ -325,6 +322,28 @@ export class DynamoDbBundleStore implements BundleStore {
       }
     }
     return found;
+  }
+
+  async putMany(
+    bundles: readonly { readonly hash: string; readonly content: Uint8Array }[],
+  ): Promise<number> {
+    let written = 0;
+    const single: Record<string, unknown>[] = [];
+    for (const { hash, content } of bundles) {
+      const packed = gzipSync(content);
+      if (packed.length > bundleChunkBytes) {
+        written += await this.put(hash, content);
+        continue;
+      }
+      // One item holds it all: an unconditional put is safe, the same hash always carries the same bytes.
+      single.push({
+        PutRequest: {
+          Item: { hash, chunk: 0, data: packed, chunks: 1, size: content.byteLength, encoding: 'gzip' },
+        },
+      });
+    }
+    await this.#db.batchWrite(this.#db.tables.bundles, single);
+    return written + single.length;
   }
 
   async put(hash: string, content: Uint8Array): Promise<number> {
@@ -401,7 +420,7 @@ function fromCluster(record: ClusterRecord): Item {
 }
 
 function toCluster(item: Item): ClusterRecord {
-  const { clusterId, ...rest } = item;
+  const { clusterId, desired: _desired, ...rest } = item;
   return { id: String(clusterId), ...(rest as Omit<ClusterRecord, 'id'>) };
 }
 

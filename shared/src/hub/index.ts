@@ -1,4 +1,6 @@
 export * from './clusters.ts';
 export * from './ports.ts';
+export * from './preview.ts';
+export * from './status.ts';
 export * from './sync.ts';
 export * from './tables.ts';

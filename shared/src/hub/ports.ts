@@ -90,8 +90,8 @@ export interface DesiredStateStore {
 export interface BundleStore {
   /** The subset of `hashes` already stored, complete. */
   existing(hashes: readonly string[]): Promise<Set<string>>;
-  /** Stores a rendered bundle under its hash; returns the number of items written. */
-  put(hash: string, content: Uint8Array): Promise<number>;
+  /** Stores rendered bundles under their hashes, batching writes; returns the number of items written. */
+  putMany(bundles: readonly { readonly hash: string; readonly content: Uint8Array }[]): Promise<number>;
   get(hash: string): Promise<Uint8Array | undefined>;
 }
 

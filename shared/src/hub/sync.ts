@@ -91,6 +91,7 @@ export interface SyncReport {
 }
 
 const utf8 = new TextEncoder();
+const emptyRendered = new Map<string, string>();
 const maxCommitAttempts = 5;
 const commitConcurrency = 16;
 const leaseMs = 15 * 60_000;
@@ -142,7 +143,7 @@ async function syncOnce(ports: SyncPorts): Promise<SyncReport> {
   const snapshotHash = sha256Hash(snapshotJson);
   let itemsWritten = 0;
   if (!(await ports.bundles.existing([snapshotHash])).has(snapshotHash)) {
-    itemsWritten += await ports.bundles.put(snapshotHash, snapshot);
+    itemsWritten += await ports.bundles.putMany([{ hash: snapshotHash, content: snapshot }]);
   }
   const clusters = await ports.clusters.list();
   const result = await applyFleet(ports, fleet, commit, clusters);
@@ -197,43 +198,40 @@ async function applyFleet(
   let conflictsRetried = 0;
   const storedBundles = new Set<string>();
 
-  const storeBundles = async (manifest: DesiredState, rendered: ReadonlyMap<string, string>) => {
-    const wanted = manifest.bundles
-      .map((b) => b.hash)
-      .filter((h) => !storedBundles.has(h) && rendered.has(h));
+  /** Stores the rendered bundles a manifest references that are not stored yet; many at a time. */
+  const storeBundles = async (rendered: ReadonlyMap<string, string>) => {
+    const wanted = [...rendered.keys()].filter((h) => !storedBundles.has(h));
     if (wanted.length === 0) return;
+    for (const h of wanted) storedBundles.add(h);
     const present = await ports.bundles.existing(wanted);
-    for (const hash of wanted) {
-      if (!present.has(hash)) {
-        itemsWritten += await ports.bundles.put(hash, utf8.encode(rendered.get(hash) ?? ''));
-      }
-      storedBundles.add(hash);
-    }
+    const missing = wanted.filter((h) => !present.has(h));
+    const written = await ports.bundles.putMany(
+      missing.map((hash) => ({ hash, content: utf8.encode(rendered.get(hash) ?? '') })),
+    );
+    itemsWritten += written;
   };
 
-  const syncCluster = async (initial: ClusterRecord) => {
-    let cluster: ClusterRecord | undefined = initial;
-    for (let attempt = 1; cluster; attempt++) {
-      const plan = fleet.planCluster({ name: cluster.id, labels: cluster.labels });
-      if (attempt === 1) errors.push(...plan.errors);
-      const head = cluster.head;
-      // The last good state is only read when something is held, so a healthy sync of a
-      // big fleet reads no manifests at all.
-      const needsLastGood = head !== undefined && (plan.status === 'held' || plan.held.length > 0);
-      const lastGood = needsLastGood ? await currentManifest(ports.desiredStates, cluster.id) : undefined;
-      const next = buildDesiredState({
-        plan,
-        commit,
-        generation: (head?.generation ?? 0) + 1,
-        lastGood,
-      });
-      const refsHash = desiredContentHash(next);
-      if (head && head.refsHash === refsHash) {
-        unchanged++;
-        return;
-      }
-      const rendered = new Map(plan.bundles.map((b) => [b.rendered.hash, b.rendered.canonical]));
-      await storeBundles(next, rendered);
+  /** Plans one cluster; undefined when its desired state would not change. */
+  const prepare = async (cluster: ClusterRecord, collectErrors: boolean) => {
+    const plan = fleet.planCluster({ name: cluster.id, labels: cluster.labels });
+    if (collectErrors) errors.push(...plan.errors);
+    const head = cluster.head;
+    // The last good state is only read when something is held, so a healthy sync of a
+    // big fleet reads no manifests at all.
+    const needsLastGood = head !== undefined && (plan.status === 'held' || plan.held.length > 0);
+    const lastGood = needsLastGood ? await currentManifest(ports.desiredStates, cluster.id) : undefined;
+    const next = buildDesiredState({ plan, commit, generation: (head?.generation ?? 0) + 1, lastGood });
+    const refsHash = desiredContentHash(next);
+    if (head && head.refsHash === refsHash) return undefined;
+    const rendered = new Map<string, string>();
+    for (const b of plan.bundles) rendered.set(b.rendered.hash, b.rendered.canonical);
+    return { cluster, next, refsHash, rendered };
+  };
+
+  const commitCluster = async (prepared: NonNullable<Awaited<ReturnType<typeof prepare>>>) => {
+    let current: typeof prepared | undefined = prepared;
+    for (let attempt = 1; current; attempt++) {
+      const { cluster, next, refsHash } = current;
       const canonical = canonicalDesiredState(next);
       const stored: StoredDesiredState = {
         clusterId: cluster.id,
@@ -247,7 +245,7 @@ async function applyFleet(
         createdAt: ports.now().toISOString(),
       };
       try {
-        await ports.desiredStates.commit(stored, head?.generation);
+        await ports.desiredStates.commit(stored, cluster.head?.generation);
         itemsWritten += 2;
         changed.push({ cluster, generation: stored.generation, etag: stored.etag });
         return;
@@ -255,19 +253,39 @@ async function applyFleet(
         if (!(err instanceof ConflictError) || attempt >= maxCommitAttempts) throw err;
         // Someone else moved this cluster (a label change, another sync): plan again from its new head.
         conflictsRetried++;
-        cluster = await ports.clusters.get(cluster.id);
+        const fresh = await ports.clusters.get(cluster.id);
+        current = fresh ? await prepare(fresh, false) : undefined;
+        if (current) await storeBundles(current.rendered);
       }
     }
   };
 
-  let next = 0;
+  // 1. Plan every cluster (pure, apart from reading last good states of held bundles),
+  //    keeping only what the next steps need: big fleets must not hold every plan.
+  const pending: NonNullable<Awaited<ReturnType<typeof prepare>>>[] = [];
+  const allRendered = new Map<string, string>();
+  for (const cluster of clusters) {
+    const prepared = await prepare(cluster, true);
+    if (!prepared) {
+      unchanged++;
+      continue;
+    }
+    for (const [hash, canonical] of prepared.rendered)
+      if (!allRendered.has(hash)) allRendered.set(hash, canonical);
+    pending.push({ ...prepared, rendered: emptyRendered });
+  }
+  // 2. Store the new bundles of the changed clusters, before any manifest points at them.
+  await storeBundles(allRendered);
+  allRendered.clear();
+  // 3. Commit each changed cluster's manifest, conditional on the head it was planned from.
+  let nextIndex = 0;
   const worker = async () => {
-    while (next < clusters.length) {
-      const cluster = clusters[next++];
-      if (cluster) await syncCluster(cluster);
+    while (nextIndex < pending.length) {
+      const p = pending[nextIndex++];
+      if (p) await commitCluster(p);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(commitConcurrency, clusters.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(commitConcurrency, pending.length) }, worker));
 
   const notified = changed.length > 0 ? await ports.notifier.notify(changed) : { sent: 0, failed: [] };
   return {

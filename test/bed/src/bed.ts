@@ -46,6 +46,8 @@ export interface BedOptions {
   readonly cacheDir?: string;
   readonly region?: string;
   readonly log?: Log;
+  /** Heap of each Java service; benchmarks with 100,000 queues need more than tests do. */
+  readonly javaHeapMb?: number;
 }
 
 export const repoRoot = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
@@ -93,11 +95,23 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
       running.push(g);
       return g;
     });
-    const dynamoTask = startDynamoDbLocal({ service: dynamoJars, dir: opts.dir, log }).then((s) => {
+    const dynamoTask = startDynamoDbLocal({
+      service: dynamoJars,
+      dir: opts.dir,
+      log,
+      heapMb: opts.javaHeapMb,
+    }).then((s) => {
       running.push(s.process);
       return s;
     });
-    const sqsTask = startElasticMq({ service: sqsJars, dir: opts.dir, region, accountId, log }).then((s) => {
+    const sqsTask = startElasticMq({
+      service: sqsJars,
+      dir: opts.dir,
+      region,
+      accountId,
+      log,
+      heapMb: opts.javaHeapMb,
+    }).then((s) => {
       running.push(s.process);
       return s;
     });

@@ -76,8 +76,10 @@ export async function ensureJavaService(
   return { libDir, version };
 }
 
-// Small heaps and a quick JIT: these serve tests on a 2-core machine, not production load.
-const jvmFlags = ['-Xms64m', '-Xmx384m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Xshare:auto'];
+// Small heaps by default: these serve tests on a 2-core machine; benchmarks ask for more.
+function jvmFlags(heapMb = 384): string[] {
+  return [`-Xms64m`, `-Xmx${heapMb}m`, '-XX:+UseSerialGC', '-Xshare:auto'];
+}
 
 export interface RunningService {
   readonly endpoint: string;
@@ -90,6 +92,7 @@ export async function startDynamoDbLocal(opts: {
   service: JavaService;
   dir: string;
   log: Log;
+  heapMb?: number;
 }): Promise<RunningService> {
   const port = await freePort();
   const nativeLibs = readdirSync(opts.service.libDir).filter((f) => f.startsWith('libsqlite4java'));
@@ -100,7 +103,7 @@ export async function startDynamoDbLocal(opts: {
     name: 'dynamodb-local',
     command: 'java',
     args: [
-      ...jvmFlags,
+      ...jvmFlags(opts.heapMb),
       `-Djava.library.path=${opts.service.libDir}`,
       '-cp',
       join(opts.service.libDir, '*'),
@@ -110,6 +113,8 @@ export async function startDynamoDbLocal(opts: {
       String(port),
     ],
     logPath: join(opts.dir, 'dynamodb-local.log'),
+    // It writes a metadata file into its working directory; keep that in the bed's.
+    cwd: opts.dir,
   });
   const endpoint = `http://127.0.0.1:${port}`;
   await waitUntilReady(
@@ -141,6 +146,7 @@ export async function startElasticMq(opts: {
   region: string;
   accountId: string;
   log: Log;
+  heapMb?: number;
 }): Promise<RunningService> {
   const port = await freePort();
   const confPath = join(opts.dir, 'elasticmq.conf');
@@ -159,7 +165,7 @@ export async function startElasticMq(opts: {
     name: 'elasticmq',
     command: 'java',
     args: [
-      ...jvmFlags,
+      ...jvmFlags(opts.heapMb),
       `-Dconfig.file=${confPath}`,
       '-cp',
       join(opts.service.libDir, '*'),

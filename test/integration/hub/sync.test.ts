@@ -165,7 +165,8 @@ describe('hub sync (git server, DynamoDB Local, ElasticMQ)', () => {
     const history = await hub.desiredStates.history('prod-eu-1');
     const generations = history.map((h) => h.generation);
     // Contiguous, newest first, no gaps, no duplicates.
-    expect(generations).toEqual(generations.map((_, i) => generations[0]! - i));
+    const newest = generations[0] ?? 0;
+    expect(generations).toEqual(generations.map((_, i) => newest - i));
     expect(generations[0]).toBeGreaterThan(generationsBefore);
     const web = await objectsOf('prod-eu-1', 'web');
     const deployment = web?.find((o) => o.kind === 'Deployment') as

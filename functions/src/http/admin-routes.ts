@@ -1,0 +1,252 @@
+/**
+ * Admin routes: register and remove clusters, labels, tokens, listing by selector,
+ * preview, sync, fleet status and the public key. Authentication (IAM or the admin
+ * key) has already happened; each route validates its input and makes one use-case call.
+ */
+import {
+  compileSelector,
+  type LabelMatcher,
+  LabelSelectorSyntaxError,
+  parseLabelSelector,
+} from '@flotilla/shared';
+import {
+  type ClusterRecord,
+  deregisterCluster,
+  type FieldProblem,
+  fleetErrorView,
+  fleetStatus,
+  InvalidRequestError,
+  NotFoundError,
+  parsePreviewRequest,
+  previewTargets,
+  registerCluster,
+  relabelCluster,
+  rotateClusterToken,
+  type SyncReport,
+  syncFleet,
+  validateClusterId,
+  validateLabels,
+} from '@flotilla/shared/hub';
+import type { ApiDeps } from './deps.ts';
+import type { ApiRequest, ApiResult } from './request.ts';
+import { empty, json } from './responses.ts';
+
+/** A cluster as admins see it: never its token hash. */
+export interface ClusterView {
+  readonly id: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly registeredAt: string;
+  readonly queueUrl: string | null;
+  readonly lastHeartbeatAt: string | null;
+  readonly agentVersion: string | null;
+  readonly desiredState: {
+    readonly generation: number;
+    readonly etag: string;
+    readonly commit: string;
+  } | null;
+}
+
+export function clusterView(c: ClusterRecord): ClusterView {
+  return {
+    id: c.id,
+    labels: c.labels,
+    registeredAt: c.registeredAt,
+    queueUrl: c.queueUrl ?? null,
+    lastHeartbeatAt: c.lastHeartbeatAt ?? null,
+    agentVersion: c.agentVersion ?? null,
+    desiredState: c.head ? { generation: c.head.generation, etag: c.head.etag, commit: c.head.commit } : null,
+  };
+}
+
+/** A sync report for the API: errors carry their `file:line: message` text. */
+export function syncReportView(report: SyncReport) {
+  return { ...report, errors: report.errors.map(fleetErrorView) };
+}
+
+function objectBody(req: ApiRequest, allowed: readonly string[]): Record<string, unknown> {
+  const body = req.body;
+  if (body === undefined || typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new InvalidRequestError([
+      { field: 'body', message: `expected a JSON object with ${allowed.join(', ')}` },
+    ]);
+  }
+  const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) {
+    throw new InvalidRequestError(
+      unknown.map((k) => ({ field: k, message: `unknown field (allowed: ${allowed.join(', ')})` })),
+    );
+  }
+  return body as Record<string, unknown>;
+}
+
+function onlyQuery(req: ApiRequest, allowed: readonly string[]): void {
+  const unknown = [...new Set(req.query.keys())].filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) {
+    throw new InvalidRequestError(
+      unknown.map((k) => ({
+        field: k,
+        message: `unknown query parameter (allowed: ${allowed.join(', ') || 'none'})`,
+      })),
+    );
+  }
+}
+
+/** `?selector=` in kubectl syntax, compiled; undefined when absent. */
+function selectorQuery(req: ApiRequest): LabelMatcher | undefined {
+  const text = req.query.getAll('selector').join(',');
+  if (!req.query.has('selector') || text.trim() === '') return undefined;
+  try {
+    return compileSelector(parseLabelSelector(text));
+  } catch (err) {
+    if (err instanceof LabelSelectorSyntaxError) {
+      throw new InvalidRequestError([{ field: 'selector', message: err.message }]);
+    }
+    throw err;
+  }
+}
+
+function pathClusterId(req: ApiRequest): string {
+  try {
+    return validateClusterId(req.params.id, 'id');
+  } catch (err) {
+    // A name that cannot be registered cannot be found either; say which part of the path is wrong.
+    if (err instanceof Error && 'field' in err) {
+      throw new InvalidRequestError([{ field: 'id', message: err.message.replace(/^id: /, '') }]);
+    }
+    throw err;
+  }
+}
+
+/** `POST /v1/admin/clusters` `{ name, labels }`: 201 with the token, shown this once. */
+export async function registerClusterRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  const body = objectBody(req, ['name', 'labels']);
+  const problems: FieldProblem[] = [];
+  const check = (fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof Error && 'field' in err) {
+        problems.push({ field: String(err.field), message: err.message.replace(/^[^:]+: /, '') });
+      } else throw err;
+    }
+  };
+  check(() => validateClusterId(body.name, 'name'));
+  check(() => validateLabels(body.labels, 'labels'));
+  if (problems.length > 0) throw new InvalidRequestError(problems);
+  const { cluster, token, sync } = await registerCluster(deps, {
+    name: body.name as string,
+    labels: (body.labels ?? {}) as Record<string, string>,
+  });
+  const registered = (await deps.clusters.get(cluster.id)) ?? cluster;
+  return json(
+    201,
+    {
+      cluster: clusterView(registered),
+      token,
+      queueUrl: cluster.queueUrl ?? null,
+      sync: syncReportView(sync),
+    },
+    { location: `/v1/admin/clusters/${encodeURIComponent(cluster.id)}` },
+  );
+}
+
+/** `GET /v1/admin/clusters?selector=env=prod,region in (eu)`: clusters whose registered labels match. */
+export async function listClustersRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  onlyQuery(req, ['selector']);
+  const matcher = selectorQuery(req);
+  const clusters = await deps.clusters.list();
+  const matching = matcher ? clusters.filter((c) => matcher(c.labels)) : clusters;
+  return json(200, { clusters: matching.map(clusterView) });
+}
+
+/** `GET /v1/admin/clusters/{id}`. */
+export async function getClusterRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  const id = pathClusterId(req);
+  const cluster = await deps.clusters.get(id);
+  if (!cluster) throw new NotFoundError(`cluster "${id}" not found`);
+  return json(200, { cluster: clusterView(cluster) });
+}
+
+/** `DELETE /v1/admin/clusters/{id}`: its token stops working at once. */
+export async function deregisterClusterRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  await deregisterCluster(deps, pathClusterId(req));
+  return empty(204);
+}
+
+/** `PATCH /v1/admin/clusters/{id}/labels` `{ set?, remove? }`: re-plans just this cluster. */
+export async function relabelClusterRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  const id = pathClusterId(req);
+  const body = objectBody(req, ['set', 'remove']);
+  const problems: FieldProblem[] = [];
+  if (body.set === undefined && body.remove === undefined) {
+    problems.push({ field: 'set', message: 'give labels to set and/or label keys to remove' });
+  }
+  let set: Record<string, string> = {};
+  if (body.set !== undefined) {
+    try {
+      set = { ...validateLabels(body.set, 'set') };
+    } catch (err) {
+      if (err instanceof Error && 'field' in err) {
+        problems.push({ field: String(err.field), message: err.message.replace(/^[^:]+: /, '') });
+      } else throw err;
+    }
+  }
+  let remove: string[] = [];
+  if (body.remove !== undefined) {
+    if (!Array.isArray(body.remove))
+      problems.push({ field: 'remove', message: 'expected an array of label keys' });
+    else {
+      body.remove.forEach((k: unknown, i: number) => {
+        if (typeof k !== 'string' || k === '')
+          problems.push({ field: `remove[${i}]`, message: 'expected a label key' });
+        else if (Object.hasOwn(set, k)) {
+          problems.push({ field: `remove[${i}]`, message: `label "${k}" is both set and removed` });
+        }
+      });
+      remove = body.remove.filter((k: unknown): k is string => typeof k === 'string');
+    }
+  }
+  if (problems.length > 0) throw new InvalidRequestError(problems);
+  const { cluster, sync } = await relabelCluster(deps, id, { set, remove });
+  return json(200, { cluster: clusterView(cluster), sync: syncReportView(sync) });
+}
+
+/** `POST /v1/admin/clusters/{id}/rotate-token`: a new token; the old one stops working at once. */
+export async function rotateClusterTokenRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  const id = pathClusterId(req);
+  const token = await rotateClusterToken(deps, id);
+  return json(200, { clusterId: id, token });
+}
+
+/** `POST /v1/admin/preview`: what the repo tip, or uploaded files, would do to each cluster. */
+export async function previewRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  const request = parsePreviewRequest(req.body);
+  return json(200, await previewTargets(deps, request));
+}
+
+/** `POST /v1/admin/sync`: syncs now; 202 when another sync holds the lease (it will run again for us). */
+export async function syncRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  onlyQuery(req, []);
+  const report = await syncFleet(deps, { holder: `api:${req.requestId}` });
+  return json(report.status === 'queued' ? 202 : 200, syncReportView(report));
+}
+
+/** `GET /v1/admin/status[?selector=]`: clusters x bundles, desired against applied, Offline clusters, last sync. */
+export async function fleetStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  onlyQuery(req, ['selector']);
+  const matcher = selectorQuery(req);
+  const status = await fleetStatus(deps, {
+    offlineAfterSeconds: deps.config.offlineAfterSeconds,
+    ...(matcher ? { matcher } : {}),
+  });
+  return json(200, status);
+}
+
+/** `GET /v1/admin/public-key`: what agents pin at bootstrap. */
+export async function publicKeyRoute(deps: ApiDeps): Promise<ApiResult> {
+  return json(200, {
+    algorithm: 'Ed25519',
+    keyId: deps.signer.keyId,
+    publicKeyPem: deps.signer.publicKeyPem,
+  });
+}

@@ -1,0 +1,78 @@
+import middy, { type MiddyfiedHandler } from '@middy/core';
+import {
+  deregisterClusterRoute,
+  fleetStatusRoute,
+  getClusterRoute,
+  listClustersRoute,
+  previewRoute,
+  publicKeyRoute,
+  registerClusterRoute,
+  relabelClusterRoute,
+  rotateClusterTokenRoute,
+  syncRoute,
+} from './admin-routes.ts';
+import { getBundle, getDesiredState, postStatus } from './agent-routes.ts';
+import type { ApiDeps } from './deps.ts';
+import { httpErrorHandler } from './error-handler.ts';
+import { jsonLogger } from './log.ts';
+import { authentication, bodyParser, responseHeaders, routeResolver } from './middlewares.ts';
+import { type ApiContext, type ApiEvent, type ApiRequest, type ApiResult, requestIdOf } from './request.ts';
+import type { RouteId } from './routes.ts';
+import { gitWebhookRoute } from './webhook-route.ts';
+
+type RouteHandler = (deps: ApiDeps, req: ApiRequest) => Promise<ApiResult>;
+
+const handlers: Readonly<Record<RouteId, RouteHandler>> = {
+  getDesiredState,
+  postStatus,
+  getBundle,
+  listClusters: listClustersRoute,
+  registerCluster: registerClusterRoute,
+  getCluster: getClusterRoute,
+  deregisterCluster: deregisterClusterRoute,
+  relabelCluster: relabelClusterRoute,
+  rotateClusterToken: rotateClusterTokenRoute,
+  preview: previewRoute,
+  sync: syncRoute,
+  fleetStatus: fleetStatusRoute,
+  publicKey: publicKeyRoute,
+  gitWebhook: gitWebhookRoute,
+};
+
+export type ApiHandler = MiddyfiedHandler<ApiEvent, ApiResult, Error, ApiContext>;
+
+/**
+ * The hub's HTTP API as one middy handler: route, authenticate, read the body, run the
+ * route, map errors. The Lambda entry (`api.handler.ts`) and the local server both
+ * call exactly this.
+ *
+ * @example
+ * export const handler = createApiHandler(createHubContext(loadConfig(process.env)));
+ */
+export function createApiHandler(deps: ApiDeps): ApiHandler {
+  const log = deps.log ?? jsonLogger();
+  return middy<ApiEvent, ApiResult, Error, ApiContext>()
+    .use(httpErrorHandler({ log }))
+    .use(routeResolver())
+    .use(
+      authentication({
+        clusters: deps.clusters,
+        adminAuth: deps.config.adminAuth,
+        adminKeySha256: deps.config.adminKeySha256,
+        webhookSecret: deps.config.webhookSecret,
+      }),
+    )
+    .use(bodyParser())
+    .use(responseHeaders())
+    .handler(async (event, context) => {
+      const api = context.api;
+      if (!api) throw new Error('no route resolved');
+      const request: ApiRequest = {
+        ...api,
+        event,
+        requestId: requestIdOf(event, context),
+        query: new URLSearchParams(event.rawQueryString ?? ''),
+      };
+      return handlers[api.route.id](deps, request);
+    });
+}

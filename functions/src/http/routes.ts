@@ -1,0 +1,129 @@
+/**
+ * The hub's HTTP routes as data, in one place: the API handler dispatches on them, the
+ * local server matches requests against them to fill in `routeKey` and
+ * `pathParameters` as API Gateway does, and the CDK app can create the same routes
+ * (with the IAM authorizer on the `admin` ones). No imports, so anything may read it.
+ */
+
+/**
+ * Who may call a route: `cluster` (the cluster's own bearer token, for that cluster
+ * only), `admin` (IAM at API Gateway, or the admin key locally), `webhook` (an
+ * HMAC-SHA256 signature of the body).
+ */
+export type RouteAuth = 'cluster' | 'admin' | 'webhook';
+
+/** What a route reads from the body: nothing, JSON, or the raw bytes (to check a signature over them). */
+export type RouteBody = 'none' | 'json' | 'raw';
+
+export interface RouteSpec {
+  readonly id: string;
+  readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  /** API Gateway syntax: `{name}` is one path segment. */
+  readonly path: string;
+  readonly auth: RouteAuth;
+  readonly body: RouteBody;
+}
+
+export const hubRoutes = [
+  {
+    id: 'getDesiredState',
+    method: 'GET',
+    path: '/v1/clusters/{id}/desired-state',
+    auth: 'cluster',
+    body: 'none',
+  },
+  { id: 'postStatus', method: 'POST', path: '/v1/clusters/{id}/status', auth: 'cluster', body: 'json' },
+  { id: 'getBundle', method: 'GET', path: '/v1/bundles/{hash}', auth: 'cluster', body: 'none' },
+  { id: 'listClusters', method: 'GET', path: '/v1/admin/clusters', auth: 'admin', body: 'none' },
+  { id: 'registerCluster', method: 'POST', path: '/v1/admin/clusters', auth: 'admin', body: 'json' },
+  { id: 'getCluster', method: 'GET', path: '/v1/admin/clusters/{id}', auth: 'admin', body: 'none' },
+  { id: 'deregisterCluster', method: 'DELETE', path: '/v1/admin/clusters/{id}', auth: 'admin', body: 'none' },
+  {
+    id: 'relabelCluster',
+    method: 'PATCH',
+    path: '/v1/admin/clusters/{id}/labels',
+    auth: 'admin',
+    body: 'json',
+  },
+  {
+    id: 'rotateClusterToken',
+    method: 'POST',
+    path: '/v1/admin/clusters/{id}/rotate-token',
+    auth: 'admin',
+    body: 'none',
+  },
+  { id: 'preview', method: 'POST', path: '/v1/admin/preview', auth: 'admin', body: 'json' },
+  { id: 'sync', method: 'POST', path: '/v1/admin/sync', auth: 'admin', body: 'none' },
+  { id: 'fleetStatus', method: 'GET', path: '/v1/admin/status', auth: 'admin', body: 'none' },
+  { id: 'publicKey', method: 'GET', path: '/v1/admin/public-key', auth: 'admin', body: 'none' },
+  { id: 'gitWebhook', method: 'POST', path: '/v1/webhooks/git', auth: 'webhook', body: 'raw' },
+] as const satisfies readonly RouteSpec[];
+
+export type HubRoute = (typeof hubRoutes)[number];
+export type RouteId = HubRoute['id'];
+
+/** API Gateway's route key: `METHOD /path/{param}`. */
+export function routeKeyOf(route: RouteSpec): string {
+  return `${route.method} ${route.path}`;
+}
+
+export type RouteMatch =
+  | { readonly kind: 'route'; readonly route: HubRoute; readonly params: Readonly<Record<string, string>> }
+  | { readonly kind: 'method-not-allowed'; readonly allowed: readonly string[] }
+  | { readonly kind: 'not-found' };
+
+interface CompiledRoute {
+  readonly route: HubRoute;
+  readonly pattern: RegExp;
+  readonly names: readonly string[];
+}
+
+const compiled: readonly CompiledRoute[] = hubRoutes.map((route) => {
+  const names: string[] = [];
+  const source = route.path
+    .split('/')
+    .map((segment) => {
+      const param = /^\{([A-Za-z]+)\}$/.exec(segment);
+      if (!param) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      names.push(param[1] as string);
+      return '([^/]+)';
+    })
+    .join('/');
+  return { route, pattern: new RegExp(`^${source}$`), names };
+});
+
+const byKey = new Map<string, HubRoute>(hubRoutes.map((r) => [routeKeyOf(r), r]));
+
+/** The route with this API Gateway route key, if it is one of ours. */
+export function routeByKey(routeKey: string): HubRoute | undefined {
+  return byKey.get(routeKey);
+}
+
+/**
+ * Matches a method and a raw path: the route with its (percent-decoded) path
+ * parameters, or why none matched (another method, or no such path).
+ */
+export function matchRoute(method: string, rawPath: string): RouteMatch {
+  const allowed: string[] = [];
+  for (const { route, pattern, names } of compiled) {
+    const m = pattern.exec(rawPath);
+    if (!m) continue;
+    if (route.method !== method.toUpperCase()) {
+      if (!allowed.includes(route.method)) allowed.push(route.method);
+      continue;
+    }
+    const params: Record<string, string> = {};
+    let decoded = true;
+    names.forEach((name, i) => {
+      try {
+        params[name] = decodeURIComponent(m[i + 1] as string);
+      } catch {
+        decoded = false;
+      }
+    });
+    // A parameter that is not valid percent-encoding cannot name anything.
+    if (!decoded) return { kind: 'not-found' };
+    return { kind: 'route', route, params };
+  }
+  return allowed.length > 0 ? { kind: 'method-not-allowed', allowed } : { kind: 'not-found' };
+}

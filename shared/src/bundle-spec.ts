@@ -1,0 +1,342 @@
+import type { SourcePos } from './errors.ts';
+import type { LabelSelector } from './selector.ts';
+import type { SpecReader } from './spec-reader.ts';
+import type { YNode } from './yaml-source.ts';
+
+/** How a bundle's objects are kept in line with git on the cluster. */
+export const DriftPolicy = { correct: 'correct', warn: 'warn', ignore: 'ignore' } as const;
+export type DriftPolicy = (typeof DriftPolicy)[keyof typeof DriftPolicy];
+const DRIFT_POLICIES: readonly string[] = Object.values(DriftPolicy);
+
+/** The three ways an entry of `targets`, `exclude` or `customizations` picks clusters. */
+export const MatchKind = {
+  clusterSelector: 'clusterSelector',
+  clusterGroup: 'clusterGroup',
+  clusterName: 'clusterName',
+} as const;
+export type MatchKind = (typeof MatchKind)[keyof typeof MatchKind];
+const MATCH_KINDS: readonly MatchKind[] = Object.values(MatchKind);
+
+export type MatchRule =
+  | { readonly kind: 'clusterSelector'; readonly selector: LabelSelector }
+  | { readonly kind: 'clusterGroup'; readonly group: string }
+  | { readonly kind: 'clusterName'; readonly clusterName: string };
+
+/** One entry of `targets` or `exclude`. */
+export interface MatchEntry {
+  readonly index: number;
+  readonly name?: string;
+  readonly pos: SourcePos;
+  readonly rule: MatchRule;
+}
+
+/** A leaf of `values`: only scalars can be substituted into manifests. */
+export type ValueLeaf = string | number | boolean;
+/** The `values` mapping; nested mappings are addressed with dots: `${values.image.tag}`. */
+export interface ValuesTree {
+  readonly [key: string]: ValueLeaf | ValuesTree;
+}
+
+/** One entry of `customizations`: a matcher, plus an overlay and/or values. */
+export interface CustomizationEntry extends MatchEntry {
+  readonly overlay?: string;
+  readonly overlayPos?: SourcePos;
+  readonly values?: ValuesTree;
+}
+
+export interface DependsOnEntry {
+  readonly name: string;
+  readonly index: number;
+  readonly pos: SourcePos;
+}
+
+/** A validated `bundles/<name>/bundle.yaml`. */
+export interface BundleSpec {
+  readonly name: string;
+  readonly file: string;
+  readonly description?: string;
+  readonly namespace: string;
+  readonly targets: readonly MatchEntry[];
+  readonly exclude: readonly MatchEntry[];
+  readonly customizations: readonly CustomizationEntry[];
+  readonly values: ValuesTree;
+  readonly dependsOn: readonly DependsOnEntry[];
+  readonly dependsOnPos: SourcePos;
+  readonly driftPolicy: DriftPolicy;
+  readonly paused: boolean;
+}
+
+/** What the bundle reader needs to know about the rest of the repo. */
+export interface BundleContext {
+  groupStatus(name: string): 'ok' | 'broken' | 'missing';
+  groupFile(name: string): string;
+  overlayExists(overlay: string): boolean;
+  overlayDir(overlay: string): string;
+}
+
+export interface ReadBundleResult {
+  /** Undefined when the file has errors. */
+  readonly spec: BundleSpec | undefined;
+  /** Whether `targets` and `exclude` could be read, so that the bundle's clusters are known even if it is broken. */
+  readonly targeting:
+    | { readonly targets: readonly MatchEntry[]; readonly exclude: readonly MatchEntry[] }
+    | undefined;
+}
+
+export const BUNDLE_FIELDS = [
+  'description',
+  'namespace',
+  'targets',
+  'exclude',
+  'customizations',
+  'values',
+  'dependsOn',
+  'driftPolicy',
+  'paused',
+] as const;
+
+const ENTRY_FIELDS = ['name', ...MATCH_KINDS];
+const CUSTOMIZATION_FIELDS = ['name', ...MATCH_KINDS, 'overlay', 'values'];
+
+/** Reads and validates bundle.yaml (all but `dependsOn` targets, which need every bundle). */
+export function readBundleSpec(
+  reader: SpecReader,
+  name: string,
+  root: YNode | null,
+  rootPos: SourcePos,
+  ctx: BundleContext,
+): ReadBundleResult {
+  if (root === null) {
+    reader.error(rootPos, 'targets: required (bundle.yaml is empty)');
+    return { spec: undefined, targeting: undefined };
+  }
+  const map = reader.expectMap(root, '');
+  if (!map) return { spec: undefined, targeting: undefined };
+  const f = reader.fields(map, '', BUNDLE_FIELDS);
+
+  const targetingBefore = reader.errors.length;
+  let targets: MatchEntry[] = [];
+  const targetsNode = f.get('targets');
+  if (!targetsNode) reader.error(map.pos, 'targets: required (use [] to deploy the bundle nowhere)');
+  else targets = readEntries(reader, targetsNode, 'targets', ENTRY_FIELDS, ctx);
+  const excludeNode = f.get('exclude');
+  const exclude = excludeNode ? readEntries(reader, excludeNode, 'exclude', ENTRY_FIELDS, ctx) : [];
+  const targetingOk = reader.errors.length === targetingBefore;
+
+  let description: string | undefined;
+  const descNode = f.get('description');
+  if (descNode) description = reader.expectString(descNode, 'description');
+
+  let namespace = 'default';
+  const nsNode = f.get('namespace');
+  if (nsNode) namespace = reader.expectName(nsNode, 'namespace', 'namespace') ?? namespace;
+
+  let customizations: CustomizationEntry[] = [];
+  const custNode = f.get('customizations');
+  if (custNode) {
+    customizations = readEntries(reader, custNode, 'customizations', CUSTOMIZATION_FIELDS, ctx).map((entry) =>
+      readCustomization(reader, entry, ctx),
+    );
+  }
+
+  let values: ValuesTree = {};
+  const valuesNode = f.get('values');
+  if (valuesNode) values = readValues(reader, valuesNode, 'values') ?? {};
+
+  const dependsOn: DependsOnEntry[] = [];
+  const depNode = f.get('dependsOn');
+  if (depNode) {
+    const items = reader.expectList(depNode, 'dependsOn');
+    items?.forEach((item, index) => {
+      const dep = reader.expectName(item, `dependsOn[${index}]`, 'bundle');
+      if (dep === undefined) return;
+      if (dependsOn.some((d) => d.name === dep)) {
+        reader.error(item.pos, `dependsOn[${index}]: "${dep}" is listed twice`);
+      } else if (dep === name)
+        reader.error(item.pos, `dependsOn[${index}]: a bundle cannot depend on itself`);
+      else dependsOn.push({ name: dep, index, pos: item.pos });
+    });
+  }
+
+  let driftPolicy: DriftPolicy = 'correct';
+  const driftNode = f.get('driftPolicy');
+  if (driftNode) {
+    const v = reader.expectString(driftNode, 'driftPolicy', false);
+    if (v !== undefined) {
+      if (DRIFT_POLICIES.includes(v)) driftPolicy = v as DriftPolicy;
+      else
+        reader.error(
+          driftNode.pos,
+          `driftPolicy: unknown value "${v}" (expected ${DRIFT_POLICIES.join(', ')})`,
+        );
+    }
+  }
+
+  let paused = false;
+  const pausedNode = f.get('paused');
+  if (pausedNode) paused = reader.expectBoolean(pausedNode, 'paused') ?? false;
+
+  const targeting = targetingOk ? { targets, exclude } : undefined;
+  if (reader.errors.length > 0) return { spec: undefined, targeting };
+  const spec: BundleSpec = {
+    name,
+    file: reader.file,
+    ...(description === undefined ? {} : { description }),
+    namespace,
+    targets,
+    exclude,
+    customizations,
+    values,
+    dependsOn,
+    dependsOnPos: depNode?.pos ?? map.pos,
+    driftPolicy,
+    paused,
+  };
+  return { spec, targeting };
+}
+
+interface RawEntry extends MatchEntry {
+  readonly fields: Map<string, YNode>;
+}
+
+function readEntries(
+  reader: SpecReader,
+  node: YNode,
+  path: string,
+  allowed: readonly string[],
+  ctx: BundleContext,
+): RawEntry[] {
+  const items = reader.expectList(node, path);
+  if (!items) return [];
+  const out: RawEntry[] = [];
+  items.forEach((item, index) => {
+    const p = `${path}[${index}]`;
+    const map = reader.expectMap(item, p);
+    if (!map) return;
+    const before = reader.errors.length;
+    const f = reader.fields(map, p, allowed);
+    const nameNode = f.get('name');
+    const name = nameNode ? reader.expectString(nameNode, `${p}.name`) : undefined;
+    const present = map.entries.filter((e) => (MATCH_KINDS as readonly string[]).includes(e.key));
+    if (present.length === 0) {
+      reader.error(map.pos, `${p}: one of clusterSelector, clusterGroup or clusterName is required`);
+      return;
+    }
+    if (present.length > 1) {
+      reader.error(
+        (present[1] as (typeof present)[0]).keyPos,
+        `${p}: ${present.map((e) => e.key).join(' and ')} cannot be combined (an entry uses exactly one of clusterSelector, clusterGroup, clusterName)`,
+      );
+      return;
+    }
+    const kind = (present[0] as (typeof present)[0]).key as MatchKind;
+    const valueNode = f.get(kind) as YNode;
+    let rule: MatchRule | undefined;
+    if (kind === 'clusterSelector') {
+      const selector = reader.selector(valueNode, `${p}.clusterSelector`);
+      if (selector) rule = { kind, selector };
+    } else if (kind === 'clusterGroup') {
+      const group = reader.expectName(valueNode, `${p}.clusterGroup`, 'group');
+      if (group !== undefined) {
+        const status = ctx.groupStatus(group);
+        if (status === 'missing') {
+          reader.error(
+            valueNode.pos,
+            `${p}.clusterGroup: unknown group "${group}" (no ${ctx.groupFile(group)})`,
+          );
+        } else if (status === 'broken') {
+          reader.error(
+            valueNode.pos,
+            `${p}.clusterGroup: group "${group}" has errors (see ${ctx.groupFile(group)})`,
+          );
+        } else rule = { kind, group };
+      }
+    } else {
+      const clusterName = reader.expectName(valueNode, `${p}.clusterName`, 'cluster');
+      if (clusterName !== undefined) rule = { kind, clusterName };
+    }
+    if (!rule || reader.errors.length !== before) return;
+    out.push({ index, ...(name === undefined ? {} : { name }), pos: map.pos, rule, fields: f });
+  });
+  return out;
+}
+
+function readCustomization(reader: SpecReader, entry: RawEntry, ctx: BundleContext): CustomizationEntry {
+  const p = `customizations[${entry.index}]`;
+  const { fields, ...base } = entry;
+  const overlayNode = fields.get('overlay');
+  const valuesNode = fields.get('values');
+  let overlay: string | undefined;
+  if (overlayNode) {
+    const v = reader.expectString(overlayNode, `${p}.overlay`);
+    if (v !== undefined) {
+      if (v === '' || v.includes('/') || v === '.' || v === '..') {
+        reader.error(overlayNode.pos, `${p}.overlay: "${v}" must be the name of a directory in overlays/`);
+      } else if (!ctx.overlayExists(v)) {
+        reader.error(
+          overlayNode.pos,
+          `${p}.overlay: no overlay "${v}" (${ctx.overlayDir(v)} has no YAML files)`,
+        );
+      } else overlay = v;
+    }
+  }
+  const values = valuesNode ? readValues(reader, valuesNode, `${p}.values`) : undefined;
+  if (!overlayNode && !valuesNode)
+    reader.error(entry.pos, `${p}: nothing to customize (set overlay, values or both)`);
+  return {
+    ...base,
+    ...(overlay === undefined ? {} : { overlay, overlayPos: overlayNode?.pos as SourcePos }),
+    ...(values === undefined ? {} : { values }),
+  };
+}
+
+function readValues(reader: SpecReader, node: YNode, path: string): ValuesTree | undefined {
+  const map = reader.expectMap(node, path);
+  if (!map) return undefined;
+  const out: Record<string, ValueLeaf | ValuesTree> = {};
+  for (const entry of map.entries) {
+    const p = `${path}.${entry.key}`;
+    if (entry.key === '' || entry.key.includes('.')) {
+      reader.error(
+        entry.keyPos,
+        `${path}: key "${entry.key}" must be non-empty and without "." (nest mappings instead)`,
+      );
+      continue;
+    }
+    const v = entry.value;
+    let leaf: ValueLeaf | ValuesTree | undefined;
+    if (v.kind === 'map') leaf = readValues(reader, v, p);
+    else if (v.kind === 'seq')
+      reader.error(
+        v.pos,
+        `${p}: lists are not supported in values (only strings, numbers, booleans and mappings)`,
+      );
+    else if (v.value === null) reader.error(v.pos, `${p}: null is not a value (quote it or remove the key)`);
+    else leaf = v.value;
+    if (leaf !== undefined)
+      Object.defineProperty(out, entry.key, {
+        value: leaf,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+  }
+  return out;
+}
+
+/** Merges customization values over defaults, key by key through nested mappings. */
+export function mergeValues(defaults: ValuesTree, overrides: ValuesTree | undefined): ValuesTree {
+  if (!overrides) return defaults;
+  const out: Record<string, ValueLeaf | ValuesTree> = { ...defaults };
+  for (const key of Object.keys(overrides)) {
+    const o = overrides[key] as ValueLeaf | ValuesTree;
+    const d = Object.hasOwn(defaults, key) ? defaults[key] : undefined;
+    const merged = isTree(o) && d !== undefined && isTree(d) ? mergeValues(d, o) : o;
+    Object.defineProperty(out, key, { value: merged, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+export function isTree(v: ValueLeaf | ValuesTree): v is ValuesTree {
+  return typeof v === 'object';
+}

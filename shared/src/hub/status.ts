@@ -1,0 +1,586 @@
+/**
+ * Cluster status: what agents report (a versioned, strictly validated payload), how it is
+ * kept (per bundle, with the time each bundle entered its state), and the fleet-wide view
+ * admins read (clusters x bundles, applied against desired, Offline clusters, last sync).
+ * Pure: storage comes in through {@link ClusterStatusStore} and the other ports.
+ */
+import { isContentHash } from '../canonical.ts';
+import { parseDesiredState } from '../desired-state.ts';
+import { type FleetError, formatFleetError } from '../errors.ts';
+import { nameProblem } from '../labels.ts';
+import type { LabelMatcher } from '../selector.ts';
+import { ValidationError } from './clusters.ts';
+import type { ClusterRecord, ClusterStore, DesiredStateStore, Labels } from './ports.ts';
+import type { SyncStateStore } from './sync.ts';
+
+/** apiVersion of the status payload; a breaking change to the schema gets a new version. */
+export const STATUS_API_VERSION = 'flotilla.dev/v1alpha1';
+export const STATUS_KIND = 'ClusterStatus';
+
+/** Where one bundle stands on one cluster. */
+export const BundleState = {
+  /** Known to the agent, not yet applied. */
+  Pending: 'Pending',
+  /** Being applied. */
+  Applying: 'Applying',
+  /** Applied and healthy. */
+  Ready: 'Ready',
+  /** Applied, not healthy yet. */
+  NotReady: 'NotReady',
+  /** The apply failed; `message` says why and `failedObject` which object. */
+  Failed: 'Failed',
+  /** The live objects differ from the desired ones; corrected or only reported per driftPolicy. */
+  Drifted: 'Drifted',
+} as const;
+export type BundleState = (typeof BundleState)[keyof typeof BundleState];
+const bundleStates: readonly string[] = Object.values(BundleState);
+
+/** How a cluster's link to the hub stands: Offline when no heartbeat came within the set interval. */
+export const Connection = { Online: 'Online', Offline: 'Offline' } as const;
+export type Connection = (typeof Connection)[keyof typeof Connection];
+
+/** One object whose live state differs from the desired state, and the fields that differ. */
+export interface DriftedObject {
+  /** `group/Kind/namespace/name`, as in the rendered bundle (namespace empty when cluster-scoped). */
+  readonly object: string;
+  /** Dotted field paths, e.g. `spec.replicas`. */
+  readonly fields: readonly string[];
+}
+
+/** An agent's report on one bundle of its desired state. */
+export interface BundleStatusReport {
+  readonly name: string;
+  readonly state: BundleState;
+  /** Content hash of the rendered bundle this status is about. */
+  readonly hash: string;
+  /** Desired-state generation this status is about. */
+  readonly generation: number;
+  readonly message?: string;
+  /** The object the apply failed on (`group/Kind/namespace/name`). */
+  readonly failedObject?: string;
+  readonly drift?: readonly DriftedObject[];
+}
+
+/** The body of `POST /v1/clusters/{id}/status`. */
+export interface ClusterStatusReport {
+  readonly apiVersion: typeof STATUS_API_VERSION;
+  readonly kind: typeof STATUS_KIND;
+  readonly agentVersion: string;
+  /** When the agent took this status, by its clock. */
+  readonly observedAt?: string;
+  /** Generation of the last desired state the agent applied completely. */
+  readonly appliedGeneration?: number;
+  /** Every bundle of the agent's desired state; when present it replaces what was reported before. */
+  readonly bundles?: readonly BundleStatusReport[];
+}
+
+/** One field of a request that is wrong. */
+export interface FieldProblem {
+  readonly field: string;
+  readonly message: string;
+}
+
+/**
+ * A request with one or more wrong fields; `field` is the first, `problems` lists all of
+ * them, so a client can fix everything in one round.
+ */
+export class InvalidRequestError extends ValidationError {
+  readonly problems: readonly FieldProblem[];
+  constructor(problems: readonly FieldProblem[]) {
+    const first = problems[0] ?? { field: 'body', message: 'invalid' };
+    super(first.field, first.message);
+    this.name = 'InvalidRequestError';
+    this.message =
+      problems.length <= 1
+        ? this.message
+        : `${problems.length} problems: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`;
+    this.problems = problems.length > 0 ? problems : [first];
+  }
+}
+
+/** Limits that keep one report well inside one Lambda request and a few DynamoDB writes per bundle. */
+export const statusLimits = {
+  bundles: 500,
+  messageChars: 4096,
+  agentVersionChars: 64,
+  driftObjects: 100,
+  driftFields: 100,
+  fieldChars: 512,
+} as const;
+
+const reportFields = ['apiVersion', 'kind', 'agentVersion', 'observedAt', 'appliedGeneration', 'bundles'];
+const bundleFields = ['name', 'state', 'hash', 'generation', 'message', 'failedObject', 'drift'];
+const isoTime = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * Validates a status report strictly: unknown fields, wrong types, unknown states, bad
+ * hashes, duplicate bundles and contradictions (a `Failed` bundle without a message, a
+ * `Drifted` one without drift) are all reported at once, each naming its field.
+ *
+ * @throws {InvalidRequestError} listing every problem.
+ * @example
+ * parseStatusReport({ apiVersion: 'flotilla.dev/v1alpha1', kind: 'ClusterStatus', agentVersion: '0.1.0',
+ *   bundles: [{ name: 'web', state: 'Ready', hash: 'sha256:…', generation: 3 }] });
+ */
+export function parseStatusReport(value: unknown): ClusterStatusReport {
+  const problems: FieldProblem[] = [];
+  const fail = (field: string, message: string) => {
+    problems.push({ field, message });
+  };
+  if (!isRecord(value)) throw new InvalidRequestError([{ field: 'body', message: 'expected a JSON object' }]);
+  unknownFields(value, reportFields, '', fail);
+  if (value.apiVersion !== STATUS_API_VERSION) {
+    fail('apiVersion', `expected "${STATUS_API_VERSION}", got ${show(value.apiVersion)}`);
+  }
+  if (value.kind !== STATUS_KIND) fail('kind', `expected "${STATUS_KIND}", got ${show(value.kind)}`);
+  checkString(value.agentVersion, 'agentVersion', statusLimits.agentVersionChars, fail, true);
+  if (value.observedAt !== undefined) checkTime(value.observedAt, 'observedAt', fail);
+  if (value.appliedGeneration !== undefined)
+    checkGeneration(value.appliedGeneration, 'appliedGeneration', fail);
+  if (value.bundles !== undefined) {
+    if (!Array.isArray(value.bundles)) fail('bundles', 'expected an array');
+    else {
+      if (value.bundles.length > statusLimits.bundles) {
+        fail('bundles', `at most ${statusLimits.bundles} bundles (got ${value.bundles.length})`);
+      }
+      const seen = new Set<string>();
+      value.bundles.slice(0, statusLimits.bundles).forEach((b: unknown, i: number) => {
+        const at = `bundles[${i}]`;
+        if (!isRecord(b)) {
+          fail(at, 'expected an object');
+          return;
+        }
+        checkBundle(b, at, fail);
+        if (typeof b.name === 'string') {
+          if (seen.has(b.name)) fail(`${at}.name`, `bundle "${b.name}" is reported twice`);
+          seen.add(b.name);
+        }
+      });
+    }
+  }
+  if (problems.length > 0) throw new InvalidRequestError(problems);
+  return value as unknown as ClusterStatusReport;
+}
+
+function checkBundle(b: Record<string, unknown>, at: string, fail: (f: string, m: string) => void): void {
+  unknownFields(b, bundleFields, `${at}.`, fail);
+  if (typeof b.name !== 'string') fail(`${at}.name`, 'expected a bundle name');
+  else {
+    const problem = nameProblem(b.name);
+    if (problem) fail(`${at}.name`, problem);
+  }
+  if (typeof b.state !== 'string' || !bundleStates.includes(b.state)) {
+    fail(`${at}.state`, `expected one of ${bundleStates.join(', ')}, got ${show(b.state)}`);
+  }
+  if (!isContentHash(b.hash)) fail(`${at}.hash`, `expected "sha256:" and 64 hex digits, got ${show(b.hash)}`);
+  checkGeneration(b.generation, `${at}.generation`, fail);
+  if (b.message !== undefined) checkString(b.message, `${at}.message`, statusLimits.messageChars, fail);
+  if (b.failedObject !== undefined) {
+    checkString(b.failedObject, `${at}.failedObject`, statusLimits.fieldChars, fail, true);
+  }
+  if (b.state === BundleState.Failed && (typeof b.message !== 'string' || b.message.trim() === '')) {
+    fail(`${at}.message`, 'required when state is Failed: say why the apply failed');
+  }
+  if (b.drift !== undefined) {
+    if (!Array.isArray(b.drift)) fail(`${at}.drift`, 'expected an array of {object, fields}');
+    else {
+      if (b.drift.length > statusLimits.driftObjects) {
+        fail(`${at}.drift`, `at most ${statusLimits.driftObjects} objects (got ${b.drift.length})`);
+      }
+      b.drift.slice(0, statusLimits.driftObjects).forEach((d: unknown, j: number) => {
+        const dAt = `${at}.drift[${j}]`;
+        if (!isRecord(d)) {
+          fail(dAt, 'expected an object {object, fields}');
+          return;
+        }
+        unknownFields(d, ['object', 'fields'], `${dAt}.`, fail);
+        checkString(d.object, `${dAt}.object`, statusLimits.fieldChars, fail, true);
+        if (!Array.isArray(d.fields)) fail(`${dAt}.fields`, 'expected an array of field paths');
+        else if (d.fields.length > statusLimits.driftFields) {
+          fail(`${dAt}.fields`, `at most ${statusLimits.driftFields} fields (got ${d.fields.length})`);
+        } else {
+          d.fields.forEach((f: unknown, k: number) => {
+            checkString(f, `${dAt}.fields[${k}]`, statusLimits.fieldChars, fail, true);
+          });
+        }
+      });
+    }
+  }
+  if (b.state === BundleState.Drifted && (!Array.isArray(b.drift) || b.drift.length === 0)) {
+    fail(`${at}.drift`, 'required when state is Drifted: list the objects that differ');
+  }
+}
+
+function unknownFields(
+  value: Record<string, unknown>,
+  allowed: readonly string[],
+  prefix: string,
+  fail: (f: string, m: string) => void,
+): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) fail(`${prefix}${key}`, `unknown field (allowed: ${allowed.join(', ')})`);
+  }
+}
+
+function checkString(
+  value: unknown,
+  field: string,
+  max: number,
+  fail: (f: string, m: string) => void,
+  nonEmpty = false,
+): void {
+  if (typeof value !== 'string') fail(field, `expected a string, got ${show(value)}`);
+  else if (nonEmpty && value.trim() === '') fail(field, 'must not be empty');
+  else if (value.length > max) fail(field, `at most ${max} characters (got ${value.length})`);
+}
+
+function checkGeneration(value: unknown, field: string, fail: (f: string, m: string) => void): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    fail(field, `expected a non-negative integer, got ${show(value)}`);
+  }
+}
+
+function checkTime(value: unknown, field: string, fail: (f: string, m: string) => void): void {
+  if (typeof value !== 'string' || !isoTime.test(value) || Number.isNaN(Date.parse(value))) {
+    fail(field, `expected an RFC 3339 time such as "2024-05-01T12:00:00Z", got ${show(value)}`);
+  }
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** One bundle's status as the hub keeps it. */
+export interface StoredBundleStatus {
+  readonly bundle: string;
+  readonly state: BundleState;
+  readonly hash: string;
+  readonly generation: number;
+  readonly message?: string;
+  readonly failedObject?: string;
+  readonly drift?: readonly DriftedObject[];
+  /** When the bundle entered `state` (hub clock), kept while the state stays the same. */
+  readonly since: string;
+  /** When the agent last reported this bundle differently; unchanged reports write nothing. */
+  readonly updatedAt: string;
+}
+
+/** What the hub keeps of a cluster's last status report besides the heartbeat on its record. */
+export interface StoredClusterStatus {
+  readonly clusterId: string;
+  readonly appliedGeneration?: number;
+  readonly observedAt?: string;
+  readonly bundles: readonly StoredBundleStatus[];
+}
+
+/** The writes one report needs: only the bundles whose status changed, and those no longer reported. */
+export interface ClusterStatusChange {
+  readonly clusterId: string;
+  /** Set when the cluster-level part (applied generation) changed. */
+  readonly summary?: { readonly appliedGeneration?: number; readonly observedAt?: string };
+  readonly put: readonly StoredBundleStatus[];
+  readonly remove: readonly string[];
+}
+
+/** Per-bundle status storage (the bundle-status table). */
+export interface ClusterStatusStore {
+  get(clusterId: string): Promise<StoredClusterStatus | undefined>;
+  apply(change: ClusterStatusChange): Promise<void>;
+}
+
+export interface StatusPorts {
+  readonly clusters: ClusterStore;
+  readonly statuses: ClusterStatusStore;
+  readonly now: () => Date;
+}
+
+/** What recording one report did, as data. */
+export interface StatusReceipt {
+  readonly clusterId: string;
+  readonly receivedAt: string;
+  readonly bundles: number;
+  readonly changed: number;
+  readonly removed: number;
+}
+
+/**
+ * Computes the writes a report needs against what is stored: a bundle keeps `since` while
+ * its state stays the same, and is written only when something about it changed.
+ */
+export function statusChange(
+  previous: StoredClusterStatus | undefined,
+  report: ClusterStatusReport,
+  clusterId: string,
+  receivedAt: string,
+): ClusterStatusChange {
+  const summaryChanged =
+    report.appliedGeneration !== undefined && report.appliedGeneration !== previous?.appliedGeneration;
+  const summary = summaryChanged
+    ? {
+        appliedGeneration: report.appliedGeneration,
+        ...(report.observedAt ? { observedAt: report.observedAt } : {}),
+      }
+    : undefined;
+  if (!report.bundles) return { clusterId, ...(summary ? { summary } : {}), put: [], remove: [] };
+  const before = new Map((previous?.bundles ?? []).map((b) => [b.bundle, b]));
+  const put: StoredBundleStatus[] = [];
+  for (const b of report.bundles) {
+    const old = before.get(b.name);
+    const next: StoredBundleStatus = {
+      bundle: b.name,
+      state: b.state,
+      hash: b.hash,
+      generation: b.generation,
+      ...(b.message !== undefined ? { message: b.message } : {}),
+      ...(b.failedObject !== undefined ? { failedObject: b.failedObject } : {}),
+      ...(b.drift !== undefined ? { drift: b.drift } : {}),
+      since: old && old.state === b.state ? old.since : receivedAt,
+      updatedAt: receivedAt,
+    };
+    if (!old || !sameStatus(old, next)) put.push(next);
+  }
+  const reported = new Set(report.bundles.map((b) => b.name));
+  const remove = [...before.keys()].filter((name) => !reported.has(name)).sort();
+  return { clusterId, ...(summary ? { summary } : {}), put, remove };
+}
+
+function sameStatus(a: StoredBundleStatus, b: StoredBundleStatus): boolean {
+  return (
+    a.state === b.state &&
+    a.hash === b.hash &&
+    a.generation === b.generation &&
+    a.message === b.message &&
+    a.failedObject === b.failedObject &&
+    JSON.stringify(a.drift ?? null) === JSON.stringify(b.drift ?? null)
+  );
+}
+
+/**
+ * Records an agent's report.
+ *
+ * 1. Record the heartbeat and agent version on the cluster (NotFoundError if it is gone).
+ * 2. Compare the report with the stored status, and write only what changed.
+ */
+export async function recordClusterStatus(
+  ports: StatusPorts,
+  clusterId: string,
+  report: ClusterStatusReport,
+): Promise<StatusReceipt> {
+  const receivedAt = ports.now().toISOString();
+  // The hub's clock, not the agent's, decides Offline: edge clocks drift.
+  await ports.clusters.recordHeartbeat(clusterId, receivedAt, report.agentVersion);
+  const previous = await ports.statuses.get(clusterId);
+  const change = statusChange(previous, report, clusterId, receivedAt);
+  if (change.summary || change.put.length > 0 || change.remove.length > 0) await ports.statuses.apply(change);
+  return {
+    clusterId,
+    receivedAt,
+    bundles: report.bundles?.length ?? 0,
+    changed: change.put.length,
+    removed: change.remove.length,
+  };
+}
+
+/** One bundle of one cluster in the fleet view: desired against applied. */
+export interface BundleStatusView {
+  readonly name: string;
+  /** The effective state: the reported one when it is about the desired content, otherwise Pending. */
+  readonly state: BundleState;
+  readonly desiredHash: string;
+  readonly appliedHash: string | null;
+  readonly desiredGeneration: number;
+  readonly appliedGeneration: number | null;
+  /** Whether the agent's report is about the content the hub wants now. */
+  readonly upToDate: boolean;
+  readonly driftPolicy: string;
+  readonly paused: boolean;
+  readonly reportedState: BundleState | null;
+  readonly message?: string;
+  readonly failedObject?: string;
+  readonly drift?: readonly DriftedObject[];
+  readonly since?: string;
+}
+
+export interface ClusterStatusView {
+  readonly id: string;
+  readonly labels: Labels;
+  readonly connection: Connection;
+  readonly lastHeartbeatAt: string | null;
+  readonly agentVersion: string | null;
+  /** The worst state of its bundles (Failed, Drifted, NotReady, Applying, Pending, Ready); Ready when it has none. */
+  readonly state: BundleState;
+  readonly desired: { readonly generation: number; readonly commit: string; readonly etag: string } | null;
+  readonly appliedGeneration: number | null;
+  /** Online, applied the desired generation, and every bundle up to date and Ready. */
+  readonly inSync: boolean;
+  readonly bundles: readonly BundleStatusView[];
+}
+
+export interface FleetErrorView extends FleetError {
+  /** `file:line: message`. */
+  readonly text: string;
+}
+
+export interface FleetStatus {
+  readonly generatedAt: string;
+  readonly offlineAfterSeconds: number;
+  readonly sync: {
+    readonly commit: string;
+    readonly syncedAt: string;
+    readonly clusters: number;
+    readonly changedClusters: number;
+    readonly errors: readonly FleetErrorView[];
+  } | null;
+  readonly summary: {
+    readonly clusters: number;
+    readonly online: number;
+    readonly offline: number;
+    readonly inSync: number;
+    /** Clusters by their worst bundle state. */
+    readonly clusterStates: Readonly<Record<BundleState, number>>;
+    /** Bundle instances (cluster x bundle) by effective state. */
+    readonly bundleStates: Readonly<Record<BundleState, number>>;
+  };
+  readonly clusters: readonly ClusterStatusView[];
+}
+
+export interface FleetStatusPorts {
+  readonly clusters: ClusterStore;
+  readonly desiredStates: DesiredStateStore;
+  readonly statuses: ClusterStatusStore;
+  readonly syncState: Pick<SyncStateStore, 'get'>;
+  readonly now: () => Date;
+}
+
+const severity: readonly BundleState[] = ['Ready', 'Pending', 'Applying', 'NotReady', 'Drifted', 'Failed'];
+const readConcurrency = 16;
+
+/**
+ * The fleet's status: every cluster (those matching `matcher`, when given) with each
+ * bundle of its current desired state against what its agent last reported, whether it
+ * is Offline, and the last sync with its errors.
+ */
+export async function fleetStatus(
+  ports: FleetStatusPorts,
+  opts: { offlineAfterSeconds: number; matcher?: LabelMatcher },
+): Promise<FleetStatus> {
+  const now = ports.now();
+  const [all, sync] = await Promise.all([ports.clusters.list(), ports.syncState.get()]);
+  const clusters = opts.matcher ? all.filter((c) => opts.matcher?.(c.labels)) : all;
+  const views: ClusterStatusView[] = new Array(clusters.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < clusters.length) {
+      const i = next++;
+      const cluster = clusters[i] as ClusterRecord;
+      views[i] = await clusterView(ports, cluster, now, opts.offlineAfterSeconds);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(readConcurrency, clusters.length) }, worker));
+
+  const zero = () => Object.fromEntries(severity.map((s) => [s, 0])) as Record<BundleState, number>;
+  const clusterStates = zero();
+  const bundleStates = zero();
+  let online = 0;
+  let inSync = 0;
+  for (const v of views) {
+    clusterStates[v.state]++;
+    for (const b of v.bundles) bundleStates[b.state]++;
+    if (v.connection === 'Online') online++;
+    if (v.inSync) inSync++;
+  }
+  return {
+    generatedAt: now.toISOString(),
+    offlineAfterSeconds: opts.offlineAfterSeconds,
+    sync: sync
+      ? {
+          commit: sync.commit,
+          syncedAt: sync.syncedAt,
+          clusters: sync.clusters,
+          changedClusters: sync.changedClusters,
+          errors: sync.errors.map(fleetErrorView),
+        }
+      : null,
+    summary: {
+      clusters: views.length,
+      online,
+      offline: views.length - online,
+      inSync,
+      clusterStates,
+      bundleStates,
+    },
+    clusters: views,
+  };
+}
+
+/** A fleet error with its `file:line: message` text, as the API shows it. */
+export function fleetErrorView(error: FleetError): FleetErrorView {
+  return { ...error, text: formatFleetError(error) };
+}
+
+async function clusterView(
+  ports: FleetStatusPorts,
+  cluster: ClusterRecord,
+  now: Date,
+  offlineAfterSeconds: number,
+): Promise<ClusterStatusView> {
+  const [stored, status] = await Promise.all([
+    cluster.head ? ports.desiredStates.current(cluster.id) : Promise.resolve(undefined),
+    ports.statuses.get(cluster.id),
+  ]);
+  const manifest = stored ? parseDesiredState(JSON.parse(stored.manifest)) : undefined;
+  const reported = new Map((status?.bundles ?? []).map((b) => [b.bundle, b]));
+  const bundles: BundleStatusView[] = (manifest?.bundles ?? []).map((ref) => {
+    const r = reported.get(ref.name);
+    const upToDate = r !== undefined && r.hash === ref.hash;
+    return {
+      name: ref.name,
+      state: r && upToDate ? r.state : BundleState.Pending,
+      desiredHash: ref.hash,
+      appliedHash: r?.hash ?? null,
+      desiredGeneration: manifest?.generation ?? 0,
+      appliedGeneration: r?.generation ?? null,
+      upToDate,
+      driftPolicy: ref.driftPolicy,
+      paused: ref.paused,
+      reportedState: r?.state ?? null,
+      ...(r?.message !== undefined ? { message: r.message } : {}),
+      ...(r?.failedObject !== undefined ? { failedObject: r.failedObject } : {}),
+      ...(r?.drift !== undefined ? { drift: r.drift } : {}),
+      ...(r ? { since: r.since } : {}),
+    };
+  });
+  const heartbeat = cluster.lastHeartbeatAt ? Date.parse(cluster.lastHeartbeatAt) : Number.NaN;
+  const connection: Connection =
+    !Number.isNaN(heartbeat) && now.getTime() - heartbeat <= offlineAfterSeconds * 1000
+      ? 'Online'
+      : 'Offline';
+  const state = bundles.reduce<BundleState>(
+    (worst, b) => (severity.indexOf(b.state) > severity.indexOf(worst) ? b.state : worst),
+    BundleState.Ready,
+  );
+  const desired = stored ? { generation: stored.generation, commit: stored.commit, etag: stored.etag } : null;
+  const appliedGeneration = status?.appliedGeneration ?? null;
+  return {
+    id: cluster.id,
+    labels: cluster.labels,
+    connection,
+    lastHeartbeatAt: cluster.lastHeartbeatAt ?? null,
+    agentVersion: cluster.agentVersion ?? null,
+    state,
+    desired,
+    appliedGeneration,
+    inSync:
+      connection === 'Online' &&
+      desired !== null &&
+      appliedGeneration === desired.generation &&
+      bundles.every((b) => b.upToDate && b.state === 'Ready'),
+    bundles,
+  };
+}

@@ -1,0 +1,594 @@
+import { isTree, type ValueLeaf, type ValuesTree } from './bundle-spec.ts';
+import { type ContentHash, sha256Hash } from './canonical.ts';
+import type { BundleRef } from './desired-state.ts';
+import { type FleetError, fleetError, type SourcePos } from './errors.ts';
+import { apiGroup, applyRank } from './kinds.ts';
+import type { Labels } from './labels.ts';
+import { scalar } from './patch.ts';
+import { hasTemplateSyntax, parseTemplate, type VariableRef } from './variables.ts';
+import { describeNode, getEntry, type YMap, type YNode, type YScalar } from './yaml-source.ts';
+
+/** apiVersion of the documents Flotilla itself defines (rendered bundles, desired states). */
+export const FLOTILLA_API_VERSION = 'flotilla.dev/v1alpha1';
+
+/** A Kubernetes object as rendered: plain JSON. */
+export interface KubeObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: { readonly name: string; readonly namespace?: string; readonly [key: string]: unknown };
+  readonly [key: string]: unknown;
+}
+
+/** The stored, content-addressed form of a rendered bundle (its canonical JSON is what gets hashed). */
+export interface RenderedBundleDocument {
+  readonly apiVersion: typeof FLOTILLA_API_VERSION;
+  readonly kind: 'RenderedBundle';
+  readonly bundle: string;
+  readonly objects: readonly KubeObject[];
+}
+
+/** Identity and origin of one rendered object. `id` is `group/Kind/namespace/name` (namespace empty for cluster-scoped objects). */
+export interface RenderedObjectRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly namespace?: string;
+  readonly name: string;
+  readonly id: string;
+  readonly file: string;
+  readonly line: number;
+}
+
+/**
+ * A bundle rendered for one cluster: the canonical JSON of its {@link RenderedBundleDocument}
+ * (objects in apply order) and its `sha256:` hash. Many clusters share one instance when
+ * they render identically.
+ */
+export interface RenderedBundle {
+  readonly bundle: string;
+  readonly hash: ContentHash;
+  readonly canonical: string;
+  readonly objects: readonly RenderedObjectRef[];
+}
+
+export type RenderOutcome =
+  | {
+      readonly ok: true;
+      readonly rendered: RenderedBundle;
+      /** The bundle reference built from this render, memoized by the planner so clusters share it. */
+      ref?: BundleRef | undefined;
+      /** Planned entries built from this render, by target entry index, memoized by the planner. */
+      planned?: unknown[] | undefined;
+    }
+  | { readonly ok: false; readonly errors: readonly FleetError[] };
+
+/**
+ * Bounds the memory held by render caches across one loaded fleet: when the cached
+ * canonical text passes the limit, every cache is emptied (output is unaffected; only
+ * repeated renders get slower).
+ */
+export class RenderCacheBudget {
+  readonly limitChars: number;
+  #used = 0;
+  readonly #caches: Map<string, RenderOutcome>[] = [];
+
+  constructor(limitChars = 256 * 1024 * 1024) {
+    this.limitChars = limitChars;
+  }
+
+  newCache(): Map<string, RenderOutcome> {
+    const cache = new Map<string, RenderOutcome>();
+    this.#caches.push(cache);
+    return cache;
+  }
+
+  charge(chars: number): void {
+    this.#used += chars;
+    if (this.#used <= this.limitChars) return;
+    for (const cache of this.#caches) cache.clear();
+    this.#used = 0;
+  }
+}
+
+/** Literal text with holes for cluster variables: lits.length === vars.length + 1. */
+interface StrTemplate {
+  readonly lits: readonly string[];
+  readonly vars: readonly number[];
+}
+
+interface ObjectTemplate {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly group: string;
+  readonly rank: number;
+  readonly pos: SourcePos;
+  readonly namespace: StrTemplate | undefined;
+  readonly name: StrTemplate;
+  readonly json: StrTemplate;
+  readonly dynamicId: boolean;
+  /** Set when the identity has no variables. */
+  readonly ref: RenderedObjectRef | undefined;
+}
+
+interface ClusterVariable {
+  readonly ref: Exclude<VariableRef, { kind: 'values' }>;
+  readonly pos: SourcePos;
+}
+
+/**
+ * A bundle compiled for one customization (or for its defaults): templates with holes for
+ * cluster variables only (values are resolved at compile time), plus a cache of renders
+ * keyed by the values of the cluster variables it actually references.
+ */
+export interface Variant {
+  readonly bundle: string;
+  readonly vars: readonly ClusterVariable[];
+  /** Per variable: the label key, or null for the cluster name. */
+  readonly varKeys: readonly (string | null)[];
+  readonly objects: readonly ObjectTemplate[];
+  readonly dynamicIds: boolean;
+  readonly staticIds: readonly string[];
+  /** Whether to check this variant's objects against other bundles' objects for one cluster. Set after all bundles compile. */
+  contested: boolean;
+  readonly cache: Map<string, RenderOutcome> | undefined;
+  readonly budget: RenderCacheBudget;
+}
+
+/** A manifest document as read from a file, before or after overlays. */
+export interface ManifestDoc {
+  readonly file: string;
+  readonly pos: SourcePos;
+  readonly node: YMap;
+}
+
+/** What a manifest document is, as needed to match patches and default namespaces. */
+export interface ObjectHeader {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly group: string;
+  readonly name: string;
+  readonly namespace: string | undefined;
+  readonly metadata: YMap;
+}
+
+/** Reads and checks apiVersion, kind and metadata.name/namespace of a manifest document. */
+export function readObjectHeader(
+  node: YNode,
+  errors: FleetError[],
+  bundle: string,
+): ObjectHeader | undefined {
+  const err = (pos: SourcePos, message: string) => errors.push(fleetError(pos, message, bundle));
+  if (node.kind !== 'map') {
+    err(node.pos, `expected a Kubernetes object (a mapping), got ${describeNode(node)}`);
+    return undefined;
+  }
+  const before = errors.length;
+  const str = (n: YNode | undefined, path: string, at: SourcePos, allowVars: boolean): string | undefined => {
+    if (n === undefined) {
+      err(at, `${path}: required`);
+      return undefined;
+    }
+    if (n.kind !== 'scalar' || typeof n.value !== 'string') {
+      err(n.pos, `${path}: expected a string, got ${describeNode(n)}`);
+      return undefined;
+    }
+    if (!allowVars && hasTemplateSyntax(n.value)) {
+      err(n.pos, `${path}: variables are not allowed in ${path}`);
+      return undefined;
+    }
+    if (n.value === '') {
+      err(n.pos, `${path}: must not be empty`);
+      return undefined;
+    }
+    return n.value;
+  };
+  const apiVersion = str(getEntry(node, 'apiVersion')?.value, 'apiVersion', node.pos, false);
+  const kind = str(getEntry(node, 'kind')?.value, 'kind', node.pos, false);
+  if (kind !== undefined && /List$/.test(kind) && getEntry(node, 'items')) {
+    err(
+      getEntry(node, 'kind')?.value.pos ?? node.pos,
+      `kind: ${kind} is not supported; write the items as separate YAML documents`,
+    );
+  }
+  const metaNode = getEntry(node, 'metadata')?.value;
+  let metadata: YMap | undefined;
+  let name: string | undefined;
+  let namespace: string | undefined;
+  if (metaNode === undefined) err(node.pos, 'metadata.name: required');
+  else if (metaNode.kind !== 'map')
+    err(metaNode.pos, `metadata: expected a mapping, got ${describeNode(metaNode)}`);
+  else {
+    metadata = metaNode;
+    const nameNode = getEntry(metaNode, 'name')?.value;
+    if (nameNode === undefined && getEntry(metaNode, 'generateName')) {
+      err(metaNode.pos, 'metadata.name: required (generateName cannot be used with server-side apply)');
+    } else name = str(nameNode, 'metadata.name', metaNode.pos, true);
+    const nsNode = getEntry(metaNode, 'namespace')?.value;
+    if (nsNode !== undefined) namespace = str(nsNode, 'metadata.namespace', metaNode.pos, true);
+  }
+  if (
+    errors.length !== before ||
+    apiVersion === undefined ||
+    kind === undefined ||
+    !metadata ||
+    name === undefined
+  ) {
+    return undefined;
+  }
+  return { apiVersion, kind, group: apiGroup(apiVersion), name, namespace, metadata };
+}
+
+/** Display form of an object identity, like kubectl: `Deployment.apps "web/frontend"`. */
+export function describeObject(
+  group: string,
+  kind: string,
+  namespace: string | undefined,
+  name: string,
+): string {
+  const gk = group === '' ? kind : `${kind}.${group}`;
+  return `${gk} "${namespace ? `${namespace}/` : ''}${name}"`;
+}
+
+export interface CompileVariantInput {
+  readonly bundle: string;
+  readonly namespace: string;
+  readonly docs: readonly ManifestDoc[];
+  readonly values: ValuesTree;
+  /** Where the values come from, for messages: `bundle.yaml values` or `customizations[1] "prod"`. */
+  readonly valuesOrigin: string;
+  readonly isClusterScoped: (group: string, kind: string) => boolean;
+  readonly budget: RenderCacheBudget;
+}
+
+/**
+ * Compiles one variant: defaults namespaces, resolves `${values.*}`, and turns every object
+ * into canonical-JSON text with holes for cluster variables, so that rendering for a cluster
+ * is string concatenation and one hash.
+ */
+export function compileVariant(input: CompileVariantInput): {
+  variant: Variant | undefined;
+  errors: FleetError[];
+} {
+  const errors: FleetError[] = [];
+  const err = (pos: SourcePos, message: string) => errors.push(fleetError(pos, message, input.bundle));
+  const vars: ClusterVariable[] = [];
+  const varIndex = new Map<string, number>();
+  const objects: ObjectTemplate[] = [];
+
+  const slotFor = (ref: Exclude<VariableRef, { kind: 'values' }>, pos: SourcePos): number => {
+    const existing = varIndex.get(ref.text);
+    if (existing !== undefined) return existing;
+    vars.push({ ref, pos });
+    varIndex.set(ref.text, vars.length - 1);
+    return vars.length - 1;
+  };
+
+  const resolveValue = (
+    ref: Extract<VariableRef, { kind: 'values' }>,
+    pos: SourcePos,
+  ): ValueLeaf | undefined => {
+    let cur: ValueLeaf | ValuesTree = input.values;
+    for (let i = 0; i < ref.path.length; i++) {
+      const key = ref.path[i] as string;
+      if (!isTree(cur)) {
+        err(
+          pos,
+          `\${${ref.text}}: values.${ref.path.slice(0, i).join('.')} is not a mapping (from ${input.valuesOrigin})`,
+        );
+        return undefined;
+      }
+      if (!Object.hasOwn(cur, key)) {
+        err(pos, `undefined variable \${${ref.text}} (not set in ${input.valuesOrigin})`);
+        return undefined;
+      }
+      cur = cur[key] as ValueLeaf | ValuesTree;
+    }
+    if (isTree(cur)) {
+      err(pos, `\${${ref.text}} is a mapping, not a value (from ${input.valuesOrigin})`);
+      return undefined;
+    }
+    return cur;
+  };
+
+  /** Emits a string scalar; `raw` receives unescaped text for identity templates. */
+  const emitString = (node: YScalar, out: TemplateBuilder, raw?: TemplateBuilder): void => {
+    const s = node.value as string;
+    if (!hasTemplateSyntax(s)) {
+      out.lit(JSON.stringify(s));
+      raw?.lit(s);
+      return;
+    }
+    const parsed = parseTemplate(s);
+    if (!parsed.ok) {
+      err(node.pos, parsed.message);
+      return;
+    }
+    const only = parsed.parts.length === 1 ? parsed.parts[0] : undefined;
+    if (!node.quoted && typeof only === 'object' && only.kind === 'values') {
+      // A plain scalar that is exactly one value keeps the value's YAML type: `replicas: ${values.replicas}` gives a number.
+      const v = resolveValue(only, node.pos);
+      if (v !== undefined) {
+        out.lit(JSON.stringify(v));
+        raw?.lit(String(v));
+      }
+      return;
+    }
+    out.lit('"');
+    for (const part of parsed.parts) {
+      if (typeof part === 'string') {
+        out.lit(escapeInner(part));
+        raw?.lit(part);
+      } else if (part.kind === 'values') {
+        const v = resolveValue(part, node.pos);
+        if (v !== undefined) {
+          out.lit(escapeInner(String(v)));
+          raw?.lit(String(v));
+        }
+      } else {
+        const slot = slotFor(part, node.pos);
+        out.slot(slot);
+        raw?.slot(slot);
+      }
+    }
+    out.lit('"');
+  };
+
+  const emit = (node: YNode, out: TemplateBuilder): void => {
+    if (node.kind === 'scalar') {
+      if (typeof node.value === 'string') emitString(node, out);
+      else out.lit(JSON.stringify(node.value));
+      return;
+    }
+    if (node.kind === 'seq') {
+      out.lit('[');
+      node.items.forEach((item, i) => {
+        if (i > 0) out.lit(',');
+        emit(item, out);
+      });
+      out.lit(']');
+      return;
+    }
+    const entries = [...node.entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    out.lit('{');
+    entries.forEach((entry, i) => {
+      if (i > 0) out.lit(',');
+      out.lit(`${JSON.stringify(entry.key)}:`);
+      emit(entry.value, out);
+    });
+    out.lit('}');
+  };
+
+  for (const doc of input.docs) {
+    const headerErrors: FleetError[] = [];
+    const header = readObjectHeader(doc.node, headerErrors, input.bundle);
+    errors.push(...headerErrors);
+    if (!header) continue;
+    const clusterScoped = input.isClusterScoped(header.group, header.kind);
+    let node = doc.node;
+    const nsEntry = getEntry(header.metadata, 'namespace');
+    if (clusterScoped && nsEntry) {
+      err(
+        nsEntry.keyPos,
+        `metadata.namespace: ${describeObject(header.group, header.kind, undefined, header.name)} is cluster-scoped and cannot have a namespace`,
+      );
+      continue;
+    }
+    if (!clusterScoped && !nsEntry) {
+      const metadata: YMap = {
+        ...header.metadata,
+        entries: [
+          ...header.metadata.entries,
+          {
+            key: 'namespace',
+            keyPos: header.metadata.pos,
+            value: scalar(header.metadata.pos, input.namespace),
+          },
+        ],
+      };
+      node = {
+        ...node,
+        entries: node.entries.map((e) => (e.key === 'metadata' ? { ...e, value: metadata } : e)),
+      };
+    }
+    const before = errors.length;
+    const json = new TemplateBuilder();
+    emit(node, json);
+    const nameNode = getEntry(header.metadata, 'name')?.value as YScalar;
+    const nameTpl = new TemplateBuilder();
+    emitString(nameNode, new TemplateBuilder(), nameTpl);
+    let nsTpl: StrTemplate | undefined;
+    if (!clusterScoped) {
+      const b = new TemplateBuilder();
+      if (nsEntry) emitString(nsEntry.value as YScalar, new TemplateBuilder(), b);
+      else b.lit(input.namespace);
+      nsTpl = b.done();
+    }
+    if (errors.length !== before) continue;
+    const name = nameTpl.done();
+    const dynamicId = name.vars.length > 0 || (nsTpl !== undefined && nsTpl.vars.length > 0);
+    const template: Omit<ObjectTemplate, 'ref'> = {
+      apiVersion: header.apiVersion,
+      kind: header.kind,
+      group: header.group,
+      rank: applyRank(header.kind),
+      pos: doc.pos,
+      namespace: nsTpl,
+      name,
+      json: json.done(),
+      dynamicId,
+    };
+    objects.push({ ...template, ref: dynamicId ? undefined : objectRef(template, []) });
+  }
+  if (errors.length > 0) return { variant: undefined, errors };
+
+  const dynamicIds = objects.some((o) => o.dynamicId);
+  if (!dynamicIds) {
+    objects.sort(compareStatic);
+    for (let i = 1; i < objects.length; i++) {
+      const a = objects[i - 1]?.ref as RenderedObjectRef;
+      const b = objects[i]?.ref as RenderedObjectRef;
+      if (a.id === b.id) {
+        err(objects[i]?.pos as SourcePos, `duplicate object ${describeRef(b)} (also at ${a.file}:${a.line})`);
+      }
+    }
+    if (errors.length > 0) return { variant: undefined, errors };
+  }
+  // A render keyed by the cluster's own name is never reused, so it is not worth caching.
+  const cacheable = !vars.some((v) => v.ref.kind === 'cluster.name');
+  const variant: Variant = {
+    bundle: input.bundle,
+    vars,
+    varKeys: vars.map((v) => (v.ref.kind === 'cluster.name' ? null : v.ref.key)),
+    objects,
+    dynamicIds,
+    staticIds: objects.flatMap((o) => (o.ref ? [o.ref.id] : [])),
+    contested: false,
+    cache: cacheable ? input.budget.newCache() : undefined,
+    budget: input.budget,
+  };
+  return { variant, errors };
+}
+
+class TemplateBuilder {
+  private readonly lits: string[] = [];
+  private readonly vars: number[] = [];
+  private cur = '';
+  lit(s: string): void {
+    this.cur += s;
+  }
+  slot(index: number): void {
+    this.lits.push(this.cur);
+    this.cur = '';
+    this.vars.push(index);
+  }
+  done(): StrTemplate {
+    return { lits: [...this.lits, this.cur], vars: [...this.vars] };
+  }
+}
+
+function escapeInner(s: string): string {
+  return JSON.stringify(s).slice(1, -1);
+}
+
+function fill(t: StrTemplate, values: readonly string[]): string {
+  let s = t.lits[0] as string;
+  for (let i = 0; i < t.vars.length; i++)
+    s += (values[t.vars[i] as number] as string) + (t.lits[i + 1] as string);
+  return s;
+}
+
+function objectRef(o: Omit<ObjectTemplate, 'ref'>, values: readonly string[]): RenderedObjectRef {
+  const file = o.pos.file;
+  const name = fill(o.name, values);
+  const namespace = o.namespace ? fill(o.namespace, values) : undefined;
+  const id = `${o.group}/${o.kind}/${namespace ?? ''}/${name}`;
+  return namespace === undefined
+    ? { apiVersion: o.apiVersion, kind: o.kind, name, id, file, line: o.pos.line }
+    : { apiVersion: o.apiVersion, kind: o.kind, namespace, name, id, file, line: o.pos.line };
+}
+
+export function describeRef(ref: RenderedObjectRef): string {
+  return describeObject(apiGroup(ref.apiVersion), ref.kind, ref.namespace, ref.name);
+}
+
+function compareRefs(ra: RenderedObjectRef, rb: RenderedObjectRef, rankA: number, rankB: number): number {
+  if (rankA !== rankB) return rankA - rankB;
+  return ra.id < rb.id ? -1 : ra.id > rb.id ? 1 : 0;
+}
+
+function compareStatic(a: ObjectTemplate, b: ObjectTemplate): number {
+  return compareRefs(a.ref as RenderedObjectRef, b.ref as RenderedObjectRef, a.rank, b.rank);
+}
+
+const PREFIX = `{"apiVersion":${JSON.stringify(FLOTILLA_API_VERSION)},"bundle":`;
+
+/**
+ * Renders a variant for one cluster. Identical cluster-variable values give the identical
+ * (cached) result; a label the manifests reference but the cluster lacks is an error.
+ */
+export function renderVariant(variant: Variant, clusterName: string, labels: Labels): RenderOutcome {
+  const keys = variant.varKeys;
+  const n = keys.length;
+  let key = '';
+  let values: string[] | undefined;
+  if (n === 1) {
+    const k = keys[0];
+    const v = k === null ? clusterName : labels[k as string];
+    if (typeof v !== 'string') return missingLabels(variant, clusterName, labels);
+    key = v;
+  } else if (n > 1) {
+    values = [];
+    for (let i = 0; i < n; i++) {
+      const k = keys[i];
+      // Label values are strings; anything else (undefined, or a prototype member) means the label is missing.
+      const v = k === null ? clusterName : labels[k as string];
+      if (typeof v !== 'string') return missingLabels(variant, clusterName, labels);
+      values.push(v);
+    }
+    // Label values cannot contain NUL, so joining with it gives a unique key.
+    key = values.join('\u0000');
+  }
+  const cache = variant.cache;
+  if (cache) {
+    const hit = cache.get(key);
+    if (hit) return hit;
+  }
+  const outcome = renderNow(variant, values ?? (n === 1 ? [key] : []));
+  if (cache) {
+    variant.budget.charge(outcome.ok ? outcome.rendered.canonical.length + key.length : key.length);
+    cache.set(key, outcome);
+  }
+  return outcome;
+}
+
+function missingLabels(variant: Variant, clusterName: string, labels: Labels): RenderOutcome {
+  const errors: FleetError[] = [];
+  for (const v of variant.vars) {
+    if (v.ref.kind === 'cluster.labels' && !Object.hasOwn(labels, v.ref.key)) {
+      errors.push(
+        fleetError(
+          v.pos,
+          `undefined variable \${${v.ref.text}}: cluster "${clusterName}" has no label "${v.ref.key}"`,
+          variant.bundle,
+        ),
+      );
+    }
+  }
+  return { ok: false, errors };
+}
+
+function renderNow(variant: Variant, values: readonly string[]): RenderOutcome {
+  const escaped = values.map(escapeInner);
+  let objects = variant.objects;
+  let refs: RenderedObjectRef[];
+  if (variant.dynamicIds) {
+    const withRefs = objects.map((o) => ({ o, ref: o.ref ?? objectRef(o, values) }));
+    withRefs.sort((a, b) => compareRefs(a.ref, b.ref, a.o.rank, b.o.rank));
+    const errors: FleetError[] = [];
+    for (let i = 1; i < withRefs.length; i++) {
+      const a = withRefs[i - 1]?.ref as RenderedObjectRef;
+      const b = withRefs[i] as { o: ObjectTemplate; ref: RenderedObjectRef };
+      if (a.id === b.ref.id) {
+        errors.push(
+          fleetError(
+            b.o.pos,
+            `duplicate object ${describeRef(b.ref)} (also at ${a.file}:${a.line})`,
+            variant.bundle,
+          ),
+        );
+      }
+    }
+    if (errors.length > 0) return { ok: false, errors };
+    objects = withRefs.map((w) => w.o);
+    refs = withRefs.map((w) => w.ref);
+  } else refs = objects.map((o) => o.ref as RenderedObjectRef);
+  let body = '';
+  for (let i = 0; i < objects.length; i++) {
+    if (i > 0) body += ',';
+    body += fill((objects[i] as ObjectTemplate).json, escaped);
+  }
+  const canonical = `${PREFIX}${JSON.stringify(variant.bundle)},"kind":"RenderedBundle","objects":[${body}]}`;
+  return {
+    ok: true,
+    rendered: { bundle: variant.bundle, hash: sha256Hash(canonical), canonical, objects: refs },
+  };
+}

@@ -1,0 +1,55 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type FleetError, formatFleetError, type RepoFile } from '@flotilla/shared';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Turns `{ path: content }` into the file list the core takes. */
+export function repo(files: Record<string, string>): RepoFile[] {
+  return Object.entries(files).map(([path, content]) => ({ path, content }));
+}
+
+/** Reads a directory of the project (an example or fixture repo) as repo files. */
+export function readRepoDir(dir: string): RepoFile[] {
+  const base = join(ROOT, dir);
+  const out: RepoFile[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.push({ path: relative(base, p), content: readFileSync(p, 'utf8') });
+    }
+  };
+  walk(base);
+  return out;
+}
+
+export function formatted(errors: readonly FleetError[]): string[] {
+  return errors.map(formatFleetError);
+}
+
+/** A deterministic shuffle (so a failing order can be reproduced). */
+export function shuffled<T>(items: readonly T[], seed: number): T[] {
+  const out = [...items];
+  let s = seed;
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    const j = s % (i + 1);
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+export const DEPLOYMENT = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  template:
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+`;
