@@ -72,13 +72,17 @@ function processName(pid: number): string {
   }
 }
 
-/** Processes still running one of the bed's binaries, found through /proc. */
+/**
+ * Bed binaries running on this run's directory, found through /proc. Matching on the
+ * work directory too leaves alone planes that other runs start from the same binaries.
+ */
 function leftovers(bins: KubeBinaries): number[] {
   return readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
     .filter((d) => {
       try {
-        return readFileSync(`/proc/${d}/cmdline`, 'utf8').startsWith(bins.dir);
+        const cmdline = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+        return cmdline.startsWith(bins.dir) && cmdline.includes(workDir);
       } catch {
         return false;
       }
@@ -144,7 +148,9 @@ async function main(): Promise<void> {
       );
     }
     for (const plane of [a, b]) {
-      const obj = JSON.parse(await kubectl(bins, plane, ['get', 'deployment', 'web', '-o', 'json'])) as {
+      const obj = JSON.parse(
+        await kubectl(bins, plane, ['get', 'deployment', 'web', '-o', 'json', '--show-managed-fields']),
+      ) as {
         metadata: { managedFields?: { manager?: string; operation?: string }[] };
       };
       const managers = (obj.metadata.managedFields ?? []).map((f) => `${f.manager}/${f.operation}`);

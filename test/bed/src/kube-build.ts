@@ -128,7 +128,9 @@ async function build(
       await withProgress(
         log,
         label,
-        run(go, ['build', '-trimpath', ...b.args(tmp, versions)], {
+        // -buildvcs=false: the wrapper sits in this git work tree, and stamping its state
+        // would fail where git refuses the directory and make builds differ per checkout.
+        run(go, ['build', '-trimpath', '-buildvcs=false', ...b.args(tmp, versions)], {
           cwd: join(kubeModulesDir, b.module),
           env: {
             ...process.env,

@@ -77,15 +77,18 @@ export async function generatePki(dir: string, planeName: string): Promise<Plane
     ),
     // Group system:masters is bound to cluster-admin by the API server's bootstrap policy.
     issue(dir, 'admin', pki.admin, '/O=system:masters/CN=flotilla-admin', leaf('clientAuth'), pki.ca),
-    // These user names are what the bootstrap RBAC roles for the two components name.
+    // The controller-manager runs every controller with its own identity rather than
+    // one service account per controller: minting ~40 of those serially added 5 s to
+    // every plane start. That needs cluster-admin, hence system:masters.
     issue(
       dir,
       'kube-controller-manager',
       pki.controllerManager,
-      '/CN=system:kube-controller-manager',
+      '/O=system:masters/CN=system:kube-controller-manager',
       leaf('clientAuth'),
       pki.ca,
     ),
+    // The bootstrap RBAC role system:kube-scheduler is bound to this user name.
     issue(dir, 'kube-scheduler', pki.scheduler, '/CN=system:kube-scheduler', leaf('clientAuth'), pki.ca),
     // kwok writes node and pod status, leases and deletes pods: no narrow built-in role covers that.
     issue(dir, 'kwok', pki.kwok, '/O=system:masters/CN=kwok', leaf('clientAuth'), pki.ca),
