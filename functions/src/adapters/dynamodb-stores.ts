@@ -15,6 +15,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import {
+  type BundlePart,
   type BundleStore,
   type ClusterRecord,
   type ClusterStore,
@@ -381,6 +382,19 @@ export class DynamoDbBundleStore implements BundleStore {
       throw err;
     }
     return chunks.length;
+  }
+
+  async getPart(hash: string, index: number): Promise<BundlePart | undefined> {
+    const res = await this.#db.doc.send(
+      new GetCommand({
+        TableName: this.#db.tables.bundles,
+        Key: { hash, chunk: index },
+        ConsistentRead: true,
+      }),
+    );
+    if (!res.Item) return undefined;
+    const data = res.Item.data as Uint8Array;
+    return index === 0 ? { data, parts: Number(res.Item.chunks), size: Number(res.Item.size) } : { data };
   }
 
   async get(hash: string): Promise<Uint8Array | undefined> {

@@ -67,17 +67,7 @@ const gzipAboveBytes = 8 * 1024;
  */
 export async function getBundle(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
   const cluster = callerOf(req);
-  const raw = req.params.hash ?? '';
-  const hash = /^[0-9a-f]{64}$/.test(raw) ? `sha256:${raw}` : raw;
-  if (!isContentHash(hash)) {
-    throw new InvalidRequestError([
-      { field: 'hash', message: `expected "sha256:" and 64 hex digits, got "${raw}"` },
-    ]);
-  }
-  if (!(await referencedBy(deps, cluster, hash))) {
-    // Not "forbidden": whether another cluster has this bundle is not the caller's business.
-    throw new NotFoundError(`bundle ${hash} is not in the desired state of cluster "${cluster.id}"`);
-  }
+  const hash = await authorizedBundleHash(deps, cluster, req.params.hash ?? '');
   const headers = { etag: quoteEtag(hash), 'cache-control': 'private, max-age=31536000, immutable' };
   if (ifNoneMatchHits(header(req.event, 'if-none-match'), hash)) return empty(304, headers);
   const content = await deps.bundles.get(hash);
@@ -97,6 +87,50 @@ export async function getBundle(deps: ApiDeps, req: ApiRequest): Promise<ApiResu
     };
   }
   return { statusCode: 200, headers: contentType, body: bytes.toString('utf8') };
+}
+
+/**
+ * `GET /v1/bundles/{hash}/parts/{index}`: one stored part of a bundle's gzip stream,
+ * exactly as stored (at most a few hundred KB), so bundles of any size pass through
+ * responses capped at 6 MB. Part 0 carries `x-flotilla-parts` and `x-flotilla-size`; the
+ * agent concatenates the parts, gunzips, and checks the hash.
+ */
+export async function getBundlePart(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  const cluster = callerOf(req);
+  const hash = await authorizedBundleHash(deps, cluster, req.params.hash ?? '');
+  const rawIndex = req.params.index ?? '';
+  const index = /^(0|[1-9][0-9]{0,5})$/.test(rawIndex) ? Number(rawIndex) : Number.NaN;
+  if (!Number.isInteger(index)) {
+    throw new InvalidRequestError([{ field: 'index', message: `expected a part number, got "${rawIndex}"` }]);
+  }
+  const part = await deps.bundles.getPart(hash, index);
+  if (!part) throw new NotFoundError(`bundle ${hash} has no part ${index}`);
+  const headers: Record<string, string> = {
+    'content-type': 'application/gzip',
+    'cache-control': 'private, max-age=31536000, immutable',
+    ...(part.parts === undefined ? {} : { 'x-flotilla-parts': String(part.parts) }),
+    ...(part.size === undefined ? {} : { 'x-flotilla-size': String(part.size) }),
+  };
+  return {
+    statusCode: 200,
+    headers,
+    body: Buffer.from(part.data.buffer, part.data.byteOffset, part.data.byteLength).toString('base64'),
+    isBase64Encoded: true,
+  };
+}
+
+async function authorizedBundleHash(deps: ApiDeps, cluster: ClusterRecord, raw: string): Promise<string> {
+  const hash = /^[0-9a-f]{64}$/.test(raw) ? `sha256:${raw}` : raw;
+  if (!isContentHash(hash)) {
+    throw new InvalidRequestError([
+      { field: 'hash', message: `expected "sha256:" and 64 hex digits, got "${raw}"` },
+    ]);
+  }
+  if (!(await referencedBy(deps, cluster, hash))) {
+    // Not "forbidden": whether another cluster has this bundle is not the caller's business.
+    throw new NotFoundError(`bundle ${hash} is not in the desired state of cluster "${cluster.id}"`);
+  }
+  return hash;
 }
 
 async function referencedBy(deps: ApiDeps, cluster: ClusterRecord, hash: string): Promise<boolean> {

@@ -11,7 +11,7 @@ import {
   rotateClusterTokenRoute,
   syncRoute,
 } from './admin-routes.ts';
-import { getBundle, getDesiredState, postStatus } from './agent-routes.ts';
+import { getBundle, getBundlePart, getDesiredState, postStatus } from './agent-routes.ts';
 import type { ApiDeps } from './deps.ts';
 import { httpErrorHandler } from './error-handler.ts';
 import { jsonLogger } from './log.ts';
@@ -26,6 +26,7 @@ const handlers: Readonly<Record<RouteId, RouteHandler>> = {
   getDesiredState,
   postStatus,
   getBundle,
+  getBundlePart,
   listClusters: listClustersRoute,
   registerCluster: registerClusterRoute,
   getCluster: getClusterRoute,

@@ -34,6 +34,13 @@ export const hubRoutes = [
   },
   { id: 'postStatus', method: 'POST', path: '/v1/clusters/{id}/status', auth: 'cluster', body: 'json' },
   { id: 'getBundle', method: 'GET', path: '/v1/bundles/{hash}', auth: 'cluster', body: 'none' },
+  {
+    id: 'getBundlePart',
+    method: 'GET',
+    path: '/v1/bundles/{hash}/parts/{index}',
+    auth: 'cluster',
+    body: 'none',
+  },
   { id: 'listClusters', method: 'GET', path: '/v1/admin/clusters', auth: 'admin', body: 'none' },
   { id: 'registerCluster', method: 'POST', path: '/v1/admin/clusters', auth: 'admin', body: 'json' },
   { id: 'getCluster', method: 'GET', path: '/v1/admin/clusters/{id}', auth: 'admin', body: 'none' },

@@ -93,6 +93,19 @@ export interface BundleStore {
   /** Stores rendered bundles under their hashes, batching writes; returns the number of items written. */
   putMany(bundles: readonly { readonly hash: string; readonly content: Uint8Array }[]): Promise<number>;
   get(hash: string): Promise<Uint8Array | undefined>;
+  /**
+   * One stored part of a bundle, as stored: a slice of its gzip stream. Part 0 also tells
+   * how many parts there are, so a bundle of any size is served in pieces that each fit
+   * in one response.
+   */
+  getPart(hash: string, index: number): Promise<BundlePart | undefined>;
+}
+
+export interface BundlePart {
+  readonly data: Uint8Array;
+  /** Set on part 0: how many parts, and the size of the uncompressed bundle. */
+  readonly parts?: number;
+  readonly size?: number;
 }
 
 export interface Notifier {

@@ -604,6 +604,45 @@ describe('hub API through the local server (DynamoDB Local, ElasticMQ, git serve
     expect((await api.call(`/v1/bundles/${ref?.hash}`, { token: tokens.get(stagingUs) })).status).toBe(404);
   });
 
+  it('serves a bundle larger than one response in parts that reassemble to its hash', async () => {
+    // Incompressible content: 12 MB of random hex, far over Lambda's 6 MB response limit once gzipped.
+    const { randomBytes } = await import('node:crypto');
+    const { gunzipSync } = await import('node:zlib');
+    const blob = randomBytes(6 * 1024 * 1024).toString('hex');
+    repo.write('bundles/huge/bundle.yaml', `namespace: huge\ntargets:\n  - clusterName: ${prodEu}\n`);
+    repo.write(
+      'bundles/huge/blob.yaml',
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: huge\ndata:\n  blob: "${blob}"\n`,
+    );
+    repo.commit('A bundle no single response can carry');
+    expect((await api.admin('/v1/admin/sync', { method: 'POST' })).status).toBe(200);
+    const ref = (await desiredState(prodEu)).manifest?.bundles.find((b) => b.name === 'huge');
+    expect(ref).toBeDefined();
+
+    const first = await api.call(`/v1/bundles/${ref?.hash}/parts/0`, { token: tokens.get(prodEu) });
+    expect(first.status).toBe(200);
+    const parts = Number(first.headers.get('x-flotilla-parts'));
+    expect(parts).toBeGreaterThan(17); // > 6 MB of gzip in parts of at most 350 KB
+    const buffers = [Buffer.from(await first.arrayBuffer())];
+    for (let i = 1; i < parts; i++) {
+      const res = await api.call(`/v1/bundles/${ref?.hash}/parts/${i}`, { token: tokens.get(prodEu) });
+      expect(res.status).toBe(200);
+      const part = Buffer.from(await res.arrayBuffer());
+      expect(part.length).toBeLessThanOrEqual(350 * 1024);
+      buffers.push(part);
+    }
+    const text = gunzipSync(Buffer.concat(buffers)).toString('utf8');
+    expect(text.length).toBe(Number(first.headers.get('x-flotilla-size')));
+    const doc = parseRenderedBundle(text, ref?.hash as ContentHash);
+    expect((doc.objects[0] as { data: { blob: string } }).data.blob).toBe(blob);
+    // Parts are authorized like the whole bundle.
+    const other = await api.call(`/v1/bundles/${ref?.hash}/parts/0`, { token: tokens.get(stagingUs) });
+    expect(other.status).toBe(404);
+    repo.remove('bundles/huge');
+    repo.commit('Remove the huge bundle');
+    expect((await api.admin('/v1/admin/sync', { method: 'POST' })).status).toBe(200);
+  });
+
   it('never logs tokens or keys', () => {
     const logs = api.logLines.join('\n');
     for (const token of tokens.values()) expect(logs).not.toContain(token);

@@ -1,5 +1,6 @@
 /** Hand-written in-memory fakes of the hub's ports, for unit tests of the API and use cases. */
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { generateSigningKeyPair, publicKeyFingerprint } from '@flotilla/shared';
 import {
   type BundleStore,
@@ -102,6 +103,11 @@ export class MemoryBundleStore implements BundleStore {
   }
   async get(hash: string) {
     return this.blobs.get(hash);
+  }
+  async getPart(hash: string, index: number) {
+    const blob = this.blobs.get(hash);
+    if (!blob || index !== 0) return undefined;
+    return { data: gzipSync(blob), parts: 1, size: blob.byteLength };
   }
 }
 
