@@ -7,10 +7,11 @@
  * what each cluster is to run. Keeps running until Ctrl-C, which stops everything
  * it started.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { generateSigningKeyPair } from '@flotilla/shared';
 import { CoreV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
@@ -143,10 +144,10 @@ async function publishExampleFleetRepo(reposDir: string, gitUrl: string): Promis
   const work = mkdtempSync(join(tmpdir(), 'flotilla-fleet-'));
   try {
     cpSync(join(repoRoot, 'examples', 'fleet-repo'), work, { recursive: true });
+    // Asynchronous on purpose: the git server answering this push runs in this process.
     const git = (...args: string[]) =>
-      execFileSync('git', args, {
+      promisify(execFile)('git', args, {
         cwd: work,
-        stdio: 'pipe',
         env: {
           ...process.env,
           GIT_AUTHOR_NAME: 'Flotilla',
@@ -155,10 +156,10 @@ async function publishExampleFleetRepo(reposDir: string, gitUrl: string): Promis
           GIT_COMMITTER_EMAIL: 'flotilla@localhost',
         },
       });
-    git('init', '--quiet', '--initial-branch=main');
-    git('add', '.');
-    git('commit', '--quiet', '--allow-empty', '-m', 'Example fleet');
-    git('push', '--quiet', url, 'main');
+    await git('init', '--quiet', '--initial-branch=main');
+    await git('add', '.');
+    await git('commit', '--quiet', '--allow-empty', '-m', 'Example fleet');
+    await git('push', '--quiet', url, 'main');
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
