@@ -5,6 +5,6 @@
  */
 import { loadConfig } from './config.ts';
 import { createApiHandler } from './http/api.ts';
-import { createHubContext } from './hub-context.ts';
+import { openHubContext } from './hub-context.ts';
 
-export const handler = createApiHandler(createHubContext(loadConfig(process.env)));
+export const handler = createApiHandler(await openHubContext(loadConfig(process.env)));

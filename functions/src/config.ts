@@ -15,8 +15,31 @@ export interface HubConfig {
     readonly cacheDir: string;
     readonly auth: { readonly username: string; readonly password: string } | undefined;
   };
-  /** Ed25519 private key (PKCS#8 PEM) the hub signs desired states with. */
+  /**
+   * Ed25519 private key (PKCS#8 PEM) the hub signs desired states with. Empty until
+   * `openHubContext` has read it when it comes from Secrets Manager, and in KMS mode.
+   */
   readonly signingKeyPem: string;
+  /**
+   * Where the signing key lives: in the environment (`pem`: local hub, tests), in a
+   * Secrets Manager secret read once at cold start (`secret`), or in KMS, never leaving
+   * it (`kms`: an ECC_NIST_EDWARDS25519 key).
+   */
+  readonly signingKeySource:
+    | { readonly kind: 'pem' }
+    | { readonly kind: 'secret'; readonly secretId: string }
+    | { readonly kind: 'kms'; readonly keyId: string };
+  /**
+   * Secrets Manager secrets read once at cold start instead of plain environment values
+   * (in AWS): the webhook secret (the secret's whole value) and the fleet repo's HTTP
+   * credentials (`{"username": ..., "password": ...}`).
+   */
+  readonly secretIds: {
+    readonly webhookSecret: string | undefined;
+    readonly fleetRepoCredentials: string | undefined;
+  };
+  readonly secretsManagerEndpoint: string | undefined;
+  readonly kmsEndpoint: string | undefined;
   /** Seconds without a heartbeat after which a cluster counts as Offline. */
   readonly offlineAfterSeconds: number;
   /**
@@ -64,9 +87,29 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
   if (!region) problems.push('AWS_REGION is required');
   const repoUrl = required('FLOTILLA_FLEET_REPO_URL');
   if (repoUrl && !URL.canParse(repoUrl)) problems.push(`FLOTILLA_FLEET_REPO_URL is not a URL: "${repoUrl}"`);
-  const signingKeyPem = required('FLOTILLA_SIGNING_KEY');
+  const signingKeySecretId = env.FLOTILLA_SIGNING_KEY_SECRET_ID?.trim() || undefined;
+  const signingKmsKeyId = env.FLOTILLA_SIGNING_KMS_KEY_ID?.trim() || undefined;
+  const signingSources = [env.FLOTILLA_SIGNING_KEY?.trim(), signingKeySecretId, signingKmsKeyId].filter(
+    Boolean,
+  );
+  if (signingSources.length > 1) {
+    problems.push(
+      'set only one of FLOTILLA_SIGNING_KEY, FLOTILLA_SIGNING_KEY_SECRET_ID and FLOTILLA_SIGNING_KMS_KEY_ID',
+    );
+  }
+  const signingKeyPem = signingKeySecretId || signingKmsKeyId ? '' : required('FLOTILLA_SIGNING_KEY');
   if (signingKeyPem && !signingKeyPem.includes('PRIVATE KEY')) {
     problems.push('FLOTILLA_SIGNING_KEY must be a PEM-encoded PKCS#8 private key');
+  }
+  const webhookSecretId = env.FLOTILLA_WEBHOOK_SECRET_ID?.trim() || undefined;
+  if (webhookSecretId && env.FLOTILLA_WEBHOOK_SECRET) {
+    problems.push('set only one of FLOTILLA_WEBHOOK_SECRET and FLOTILLA_WEBHOOK_SECRET_ID');
+  }
+  const credentialsSecretId = env.FLOTILLA_FLEET_REPO_CREDENTIALS_SECRET_ID?.trim() || undefined;
+  if (credentialsSecretId && (env.FLOTILLA_FLEET_REPO_USERNAME || env.FLOTILLA_FLEET_REPO_PASSWORD)) {
+    problems.push(
+      'set either FLOTILLA_FLEET_REPO_USERNAME/PASSWORD or FLOTILLA_FLEET_REPO_CREDENTIALS_SECRET_ID, not both',
+    );
   }
   const offline = Number(env.FLOTILLA_OFFLINE_AFTER_SECONDS ?? '180');
   if (!Number.isInteger(offline) || offline < 10) {
@@ -104,6 +147,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
       auth: user && password ? { username: user, password } : undefined,
     },
     signingKeyPem,
+    signingKeySource: signingKmsKeyId
+      ? { kind: 'kms', keyId: signingKmsKeyId }
+      : signingKeySecretId
+        ? { kind: 'secret', secretId: signingKeySecretId }
+        : { kind: 'pem' },
+    secretIds: { webhookSecret: webhookSecretId, fleetRepoCredentials: credentialsSecretId },
+    secretsManagerEndpoint: optionalUrl('FLOTILLA_SECRETSMANAGER_ENDPOINT'),
+    kmsEndpoint: optionalUrl('FLOTILLA_KMS_ENDPOINT'),
     offlineAfterSeconds: offline,
     adminAuth: adminAuth === 'key' ? 'key' : 'iam',
     adminKeySha256,

@@ -1,6 +1,10 @@
+import { createPrivateKey, hkdfSync } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import type { SyncPorts } from '@flotilla/shared/hub';
+import type { Signer, SyncPorts } from '@flotilla/shared/hub';
+import { DynamoDbRegistrationTokenStore } from './adapters/dynamodb-registration-tokens.ts';
 import { DynamoDbClusterStatusStore } from './adapters/dynamodb-status-store.ts';
 import {
   DynamoDbBundleStore,
@@ -10,6 +14,7 @@ import {
   HubDb,
 } from './adapters/dynamodb-stores.ts';
 import { GitFleetSource } from './adapters/git-fleet-source.ts';
+import { KmsSigner } from './adapters/kms-signer.ts';
 import { Ed25519Signer } from './adapters/local-signer.ts';
 import { SqsSpokeQueues } from './adapters/sqs-spoke-queues.ts';
 import type { HubConfig } from './config.ts';
@@ -24,17 +29,31 @@ export interface HubContext extends SyncPorts {
   readonly desiredStates: DynamoDbDesiredStateStore;
   readonly bundles: DynamoDbBundleStore;
   readonly syncState: DynamoDbSyncStateStore;
-  readonly signer: Ed25519Signer;
+  readonly signer: Signer & { readonly publicKeyPem: string };
   /** Per-bundle status reported by agents. */
   readonly statuses: DynamoDbClusterStatusStore;
+  /** One-time registration tokens (hub-state table). */
+  readonly registrationTokens: DynamoDbRegistrationTokenStore;
 }
 
 /** AWS client settings that do not come from the config: static credentials for local services. */
 export interface ClientOverrides {
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /** A signer built elsewhere (KMS); by default one from `config.signingKeyPem`. */
+  readonly signer?: Signer & { readonly publicKeyPem: string };
 }
 
+/**
+ * Builds the hub's adapters from a config whose secrets are all at hand (the local hub,
+ * tests). A config that names secrets in Secrets Manager or a KMS key needs
+ * {@link openHubContext} instead.
+ */
 export function createHubContext(config: HubConfig, overrides: ClientOverrides = {}): HubContext {
+  if (!overrides.signer && !config.signingKeyPem) {
+    throw new Error(
+      `the signing key is in ${config.signingKeySource.kind === 'kms' ? 'KMS' : 'Secrets Manager'}: build the hub context with \`await openHubContext(config)\``,
+    );
+  }
   const dynamodb = new DynamoDBClient({
     region: config.region,
     ...(overrides.credentials ? { credentials: overrides.credentials } : {}),
@@ -57,8 +76,9 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
     bundles: new DynamoDbBundleStore(db),
     syncState: new DynamoDbSyncStateStore(db),
     statuses: new DynamoDbClusterStatusStore(db),
+    registrationTokens: new DynamoDbRegistrationTokenStore(db),
     notifier: queues,
-    signer: new Ed25519Signer(config.signingKeyPem),
+    signer: overrides.signer ?? new Ed25519Signer(config.signingKeyPem),
     source: new GitFleetSource({
       url: config.fleetRepo.url,
       ref: config.fleetRepo.ref,
@@ -67,4 +87,133 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
     }),
     now: () => new Date(),
   };
+}
+
+/** Reads one secret's value; Secrets Manager in AWS, a fake in tests. */
+export type SecretReader = (secretId: string) => Promise<string>;
+
+/**
+ * The hub's context as a Lambda cold start builds it: first the secrets the config
+ * names in Secrets Manager (signing key, webhook secret, fleet repo credentials) and
+ * the KMS signing key's public half, then the adapters. Secrets stay out of the
+ * function's environment; only their ids are there.
+ *
+ * @example
+ * export const handler = createApiHandler(await openHubContext(loadConfig(process.env)));
+ */
+export async function openHubContext(
+  config: HubConfig,
+  overrides: ClientOverrides & {
+    readonly readSecret?: SecretReader;
+    readonly kms?: Pick<KMSClient, 'send'>;
+  } = {},
+): Promise<HubContext> {
+  const readSecret = overrides.readSecret ?? secretsManagerReader(config, overrides);
+  const resolved = await resolveHubSecrets(config, readSecret);
+  const source = config.signingKeySource;
+  const signer =
+    overrides.signer ??
+    (source.kind === 'kms'
+      ? await KmsSigner.open(
+          overrides.kms ??
+            new KMSClient({
+              region: config.region,
+              ...(overrides.credentials ? { credentials: overrides.credentials } : {}),
+              ...(config.kmsEndpoint ? { endpoint: config.kmsEndpoint } : {}),
+            }),
+          source.keyId,
+        )
+      : undefined);
+  return createHubContext(resolved, { ...overrides, ...(signer ? { signer } : {}) });
+}
+
+function secretsManagerReader(config: HubConfig, overrides: ClientOverrides): SecretReader {
+  let client: SecretsManagerClient | undefined;
+  return async (secretId) => {
+    client ??= new SecretsManagerClient({
+      region: config.region,
+      ...(overrides.credentials ? { credentials: overrides.credentials } : {}),
+      ...(config.secretsManagerEndpoint ? { endpoint: config.secretsManagerEndpoint } : {}),
+    });
+    const res = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
+    if (res.SecretString === undefined) throw new Error(`secret ${secretId} has no string value`);
+    return res.SecretString;
+  };
+}
+
+/** The config with the values of the secrets it names filled in; a config naming none comes back as is. */
+export async function resolveHubSecrets(config: HubConfig, readSecret: SecretReader): Promise<HubConfig> {
+  const { signingKeySource: source, secretIds } = config;
+  const [signing, webhook, credentials] = await Promise.all([
+    source.kind === 'secret' ? readSecret(source.secretId) : undefined,
+    secretIds.webhookSecret ? readSecret(secretIds.webhookSecret) : undefined,
+    secretIds.fleetRepoCredentials ? readSecret(secretIds.fleetRepoCredentials) : undefined,
+  ]);
+  const problems: string[] = [];
+  let signingKeyPem = config.signingKeyPem;
+  if (signing !== undefined && source.kind === 'secret') {
+    try {
+      signingKeyPem = signingKeyFromSecret(signing);
+    } catch (err) {
+      problems.push(`secret ${source.secretId}: ${(err as Error).message}`);
+    }
+  }
+  if (webhook !== undefined && webhook.length < 16) {
+    problems.push(`secret ${secretIds.webhookSecret}: the webhook secret must be at least 16 characters`);
+  }
+  let auth = config.fleetRepo.auth;
+  if (credentials !== undefined) {
+    const parsed = parseJson(credentials);
+    if (typeof parsed?.username === 'string' && typeof parsed.password === 'string') {
+      auth = { username: parsed.username, password: parsed.password };
+    } else {
+      problems.push(
+        `secret ${secretIds.fleetRepoCredentials}: expected JSON {"username": "...", "password": "..."}`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new Error(`invalid hub secrets:\n  - ${problems.join('\n  - ')}`);
+  return {
+    ...config,
+    signingKeyPem,
+    webhookSecret: webhook ?? config.webhookSecret,
+    fleetRepo: { ...config.fleetRepo, auth },
+  };
+}
+
+/** PKCS#8 DER of an Ed25519 private key is this fixed prefix and the 32-byte seed (RFC 8410). */
+const ed25519Pkcs8Prefix = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * The signing key held in a secret: a PKCS#8 PEM (brought by the operator), or
+ * `{"ed25519Seed": "..."}`, random text that Secrets Manager generated at deploy time,
+ * from which the key is derived with HKDF-SHA256 so it never exists outside AWS.
+ */
+export function signingKeyFromSecret(value: string): string {
+  if (value.includes('PRIVATE KEY')) {
+    const key = createPrivateKey(value);
+    if (key.asymmetricKeyType !== 'ed25519') {
+      throw new Error(`the signing key must be Ed25519, got ${key.asymmetricKeyType}`);
+    }
+    return value;
+  }
+  const seedText = parseJson(value)?.ed25519Seed;
+  if (typeof seedText !== 'string' || seedText.length < 32) {
+    throw new Error(
+      'expected an Ed25519 private key (PKCS#8 PEM) or JSON {"ed25519Seed": "<at least 32 random characters>"}',
+    );
+  }
+  const seed = Buffer.from(hkdfSync('sha256', seedText, '', 'flotilla desired-state signing key v1', 32));
+  return createPrivateKey({ key: Buffer.concat([ed25519Pkcs8Prefix, seed]), format: 'der', type: 'pkcs8' })
+    .export({ type: 'pkcs8', format: 'pem' })
+    .toString();
+}
+
+function parseJson(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -7,9 +7,10 @@ import type { Context } from 'aws-lambda';
 import { loadConfig } from './config.ts';
 import type { syncReportView } from './http/admin-routes.ts';
 import { scheduledSync } from './http/scheduled-sync.ts';
-import { createHubContext } from './hub-context.ts';
+import { openHubContext } from './hub-context.ts';
 
-const hub = createHubContext(loadConfig(process.env));
+// Secrets (the signing key, git credentials) are read once here, at cold start.
+const hub = await openHubContext(loadConfig(process.env));
 
 export const handler = middy<unknown, ReturnType<typeof syncReportView>, Error, Context>().handler(
   (_event, context) => scheduledSync(hub, context.awsRequestId),

@@ -59,6 +59,8 @@ export function validateClusterId(id: unknown, field = 'name'): string {
   const problem = nameProblem(id);
   if (problem) throw new ValidationError(field, problem);
   if (id.length > 50) throw new ValidationError(field, `at most 50 characters (got ${id.length})`);
+  // The spoke queues' shared dead-letter queue is `<prefix>-spoke-dlq`.
+  if (id === 'dlq') throw new ValidationError(field, '"dlq" is reserved');
   return id;
 }
 

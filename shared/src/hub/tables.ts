@@ -31,6 +31,8 @@ export const hubTables = {
   hubState: {
     suffix: 'hub-state',
     partitionKey: { name: 'pk', type: 'S' },
+    /** Used and expired registration tokens carry `ttl` (epoch seconds), so DynamoDB removes them. */
+    ttlAttribute: 'ttl',
   },
 } as const;
 

@@ -634,7 +634,7 @@ describe('hub API through the local server (DynamoDB Local, ElasticMQ, git serve
     const text = gunzipSync(Buffer.concat(buffers)).toString('utf8');
     expect(text.length).toBe(Number(first.headers.get('x-flotilla-size')));
     const doc = parseRenderedBundle(text, ref?.hash as ContentHash);
-    expect((doc.objects[0] as { data: { blob: string } }).data.blob).toBe(blob);
+    expect((doc.objects[0] as unknown as { data: { blob: string } }).data.blob).toBe(blob);
     // Parts are authorized like the whole bundle.
     const other = await api.call(`/v1/bundles/${ref?.hash}/parts/0`, { token: tokens.get(stagingUs) });
     expect(other.status).toBe(404);
