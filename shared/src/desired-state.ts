@@ -7,6 +7,7 @@ import {
   sign,
   verify,
 } from 'node:crypto';
+import { FLOTILLA_API_VERSION } from './api-version.ts';
 import type { DriftPolicy } from './bundle-spec.ts';
 import { type ContentHash, canonicalJson, isContentHash, sha256Hash } from './canonical.ts';
 import {
@@ -15,7 +16,7 @@ import {
   RenderedBundleIntegrityError,
 } from './errors.ts';
 import type { ClusterPlan } from './fleet.ts';
-import { FLOTILLA_API_VERSION, type RenderedBundleDocument } from './render.ts';
+import type { RenderedBundleDocument } from './render.ts';
 
 /** One bundle in a cluster's desired state. `hash` addresses the stored {@link RenderedBundleDocument}. */
 export interface BundleRef {

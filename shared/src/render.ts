@@ -1,3 +1,4 @@
+import { FLOTILLA_API_VERSION } from './api-version.ts';
 import { isTree, type ValueLeaf, type ValuesTree } from './bundle-spec.ts';
 import { type ContentHash, sha256Hash } from './canonical.ts';
 import type { BundleRef } from './desired-state.ts';
@@ -8,8 +9,7 @@ import { scalar } from './patch.ts';
 import { hasTemplateSyntax, parseTemplate, type VariableRef } from './variables.ts';
 import { describeNode, getEntry, type YMap, type YNode, type YScalar } from './yaml-source.ts';
 
-/** apiVersion of the documents Flotilla itself defines (rendered bundles, desired states). */
-export const FLOTILLA_API_VERSION = 'flotilla.dev/v1alpha1';
+export { FLOTILLA_API_VERSION };
 
 /** A Kubernetes object as rendered: plain JSON. */
 export interface KubeObject {

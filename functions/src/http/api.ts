@@ -16,11 +16,22 @@ import type { ApiDeps } from './deps.ts';
 import { httpErrorHandler } from './error-handler.ts';
 import { jsonLogger } from './log.ts';
 import { authentication, bodyParser, responseHeaders, routeResolver } from './middlewares.ts';
+import {
+  createRegistrationTokenRoute,
+  getOwnClusterRoute,
+  listRegistrationTokensRoute,
+  type RegistrationDeps,
+  registerWithTokenRoute,
+  revokeRegistrationTokenRoute,
+} from './registration-routes.ts';
 import { type ApiContext, type ApiEvent, type ApiRequest, type ApiResult, requestIdOf } from './request.ts';
 import type { RouteId } from './routes.ts';
 import { gitWebhookRoute } from './webhook-route.ts';
 
-type RouteHandler = (deps: ApiDeps, req: ApiRequest) => Promise<ApiResult>;
+/** The API's dependencies: the hub's ports, and the registration-token store where the hub has one. */
+export type HubApiDeps = ApiDeps & RegistrationDeps;
+
+type RouteHandler = (deps: HubApiDeps, req: ApiRequest) => Promise<ApiResult>;
 
 const handlers: Readonly<Record<RouteId, RouteHandler>> = {
   getDesiredState,
@@ -38,6 +49,11 @@ const handlers: Readonly<Record<RouteId, RouteHandler>> = {
   fleetStatus: fleetStatusRoute,
   publicKey: publicKeyRoute,
   gitWebhook: gitWebhookRoute,
+  getOwnCluster: getOwnClusterRoute,
+  createRegistrationToken: createRegistrationTokenRoute,
+  listRegistrationTokens: listRegistrationTokensRoute,
+  revokeRegistrationToken: revokeRegistrationTokenRoute,
+  registerWithToken: registerWithTokenRoute,
 };
 
 export type ApiHandler = MiddyfiedHandler<ApiEvent, ApiResult, Error, ApiContext>;
@@ -50,7 +66,7 @@ export type ApiHandler = MiddyfiedHandler<ApiEvent, ApiResult, Error, ApiContext
  * @example
  * export const handler = createApiHandler(createHubContext(loadConfig(process.env)));
  */
-export function createApiHandler(deps: ApiDeps): ApiHandler {
+export function createApiHandler(deps: HubApiDeps): ApiHandler {
   const log = deps.log ?? jsonLogger();
   return middy<ApiEvent, ApiResult, Error, ApiContext>()
     .use(httpErrorHandler({ log }))

@@ -8,9 +8,10 @@
 /**
  * Who may call a route: `cluster` (the cluster's own bearer token, for that cluster
  * only), `admin` (IAM at API Gateway, or the admin key locally), `webhook` (an
- * HMAC-SHA256 signature of the body).
+ * HMAC-SHA256 signature of the body), `registration` (a one-time registration token,
+ * checked and used up by the route itself, as checking and using it are one write).
  */
-export type RouteAuth = 'cluster' | 'admin' | 'webhook';
+export type RouteAuth = 'cluster' | 'admin' | 'webhook' | 'registration';
 
 /** What a route reads from the body: nothing, JSON, or the raw bytes (to check a signature over them). */
 export type RouteBody = 'none' | 'json' | 'raw';
@@ -33,6 +34,7 @@ export const hubRoutes = [
     body: 'none',
   },
   { id: 'postStatus', method: 'POST', path: '/v1/clusters/{id}/status', auth: 'cluster', body: 'json' },
+  { id: 'getOwnCluster', method: 'GET', path: '/v1/clusters/{id}', auth: 'cluster', body: 'none' },
   { id: 'getBundle', method: 'GET', path: '/v1/bundles/{hash}', auth: 'cluster', body: 'none' },
   {
     id: 'getBundlePart',
@@ -64,6 +66,28 @@ export const hubRoutes = [
   { id: 'fleetStatus', method: 'GET', path: '/v1/admin/status', auth: 'admin', body: 'none' },
   { id: 'publicKey', method: 'GET', path: '/v1/admin/public-key', auth: 'admin', body: 'none' },
   { id: 'gitWebhook', method: 'POST', path: '/v1/webhooks/git', auth: 'webhook', body: 'raw' },
+  {
+    id: 'createRegistrationToken',
+    method: 'POST',
+    path: '/v1/admin/registration-tokens',
+    auth: 'admin',
+    body: 'json',
+  },
+  {
+    id: 'listRegistrationTokens',
+    method: 'GET',
+    path: '/v1/admin/registration-tokens',
+    auth: 'admin',
+    body: 'none',
+  },
+  {
+    id: 'revokeRegistrationToken',
+    method: 'DELETE',
+    path: '/v1/admin/registration-tokens/{id}',
+    auth: 'admin',
+    body: 'none',
+  },
+  { id: 'registerWithToken', method: 'POST', path: '/v1/register', auth: 'registration', body: 'json' },
 ] as const satisfies readonly RouteSpec[];
 
 export type HubRoute = (typeof hubRoutes)[number];
