@@ -143,6 +143,9 @@ export function authentication(opts: AuthenticationOptions): ApiMiddleware {
           }
           return;
         }
+        case 'registration':
+          // The route itself consumes the one-time registration token, atomically with its use.
+          return;
       }
     },
   };

@@ -1,0 +1,244 @@
+/**
+ * Development mode (`bootstrap --run-agent local`): the agent as a background process on
+ * this machine, for clusters whose pods never really run (kwok fakes them in the test bed).
+ * It gets exactly the configuration the in-cluster Secret holds, plus the kubeconfig to
+ * reach the cluster. Its pid, configuration hash and log file are recorded under the state
+ * directory, so a rerun reuses it and `flotilla local-agent stop` ends it.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { CliError } from '../core/errors.ts';
+import { ExitCode } from '../core/exit-codes.ts';
+
+export interface LocalAgentRecord {
+  readonly cluster: string;
+  readonly pid: number;
+  readonly logFile: string;
+  readonly startedAt: string;
+  /** SHA-256 of the agent's configuration: a rerun with the same one keeps the process. */
+  readonly configHash: string;
+  readonly hubUrl: string;
+  readonly kubeconfig: string;
+  readonly context: string;
+  /** The variables it was started with besides the Secret (kubeconfig, namespace, intervals): a restart reuses them. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export interface LocalAgentStatus extends LocalAgentRecord {
+  readonly running: boolean;
+}
+
+/** Runs agents as local processes; a fake in unit tests. */
+export interface LocalAgents {
+  /**
+   * Starts the cluster's agent, or keeps the running one when its configuration is the same.
+   * `secret` is the in-cluster Secret's data, handed over as files (FLOTILLA_SECRET_DIR) as
+   * the pod gets them; `env` the rest (kubeconfig, namespace).
+   */
+  ensure(
+    cluster: string,
+    config: {
+      readonly secret: Readonly<Record<string, string>>;
+      readonly env: Readonly<Record<string, string>>;
+    },
+  ): Promise<{ record: LocalAgentRecord; started: boolean }>;
+  /** Stops the cluster's agent; false when none was recorded or it had already ended. */
+  stop(cluster: string): Promise<boolean>;
+  get(cluster: string): LocalAgentStatus | undefined;
+  list(): LocalAgentStatus[];
+}
+
+export const defaultAgentMain = new URL('../../../agent/src/main.ts', import.meta.url).pathname;
+
+export interface ProcessLocalAgentsOptions {
+  readonly stateDir: string;
+  /** The agent's entry point (agent/src/main.ts of this checkout by default). */
+  readonly agentMain?: string;
+  readonly nodePath?: string;
+  /** Variables of this process passed through (PATH, HOME); never the CLI's own credentials. */
+  readonly baseEnv?: Readonly<Record<string, string | undefined>>;
+  /** How long a new agent must stay up before it counts as started. */
+  readonly settleMs?: number;
+}
+
+export class ProcessLocalAgents implements LocalAgents {
+  readonly #dir: string;
+  readonly #main: string;
+  readonly #node: string;
+  readonly #baseEnv: Record<string, string>;
+  readonly #settleMs: number;
+
+  constructor(opts: ProcessLocalAgentsOptions) {
+    this.#dir = join(opts.stateDir, 'agents');
+    this.#main = opts.agentMain ?? defaultAgentMain;
+    this.#node = opts.nodePath ?? process.execPath;
+    this.#settleMs = opts.settleMs ?? 1500;
+    const base = opts.baseEnv ?? {};
+    this.#baseEnv = Object.fromEntries(
+      ['PATH', 'HOME', 'TZ', 'LANG'].flatMap((k) => (base[k] ? [[k, base[k] as string]] : [])),
+    );
+  }
+
+  #recordPath(cluster: string): string {
+    return join(this.#dir, `${cluster}.json`);
+  }
+
+  #read(cluster: string): LocalAgentRecord | undefined {
+    try {
+      return JSON.parse(readFileSync(this.#recordPath(cluster), 'utf8')) as LocalAgentRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Alive, and (where /proc tells) still running the agent: a reused pid is not ours. */
+  #running(record: LocalAgentRecord): boolean {
+    try {
+      process.kill(record.pid, 0);
+    } catch {
+      return false;
+    }
+    const cmdline = `/proc/${record.pid}/cmdline`;
+    if (!existsSync(cmdline)) return true;
+    try {
+      return readFileSync(cmdline, 'utf8').includes('main.ts');
+    } catch {
+      return false;
+    }
+  }
+
+  get(cluster: string): LocalAgentStatus | undefined {
+    const record = this.#read(cluster);
+    return record ? { ...record, running: this.#running(record) } : undefined;
+  }
+
+  list(): LocalAgentStatus[] {
+    if (!existsSync(this.#dir)) return [];
+    return readdirSync(this.#dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .flatMap((f) => {
+        const status = this.get(f.slice(0, -'.json'.length));
+        return status ? [status] : [];
+      });
+  }
+
+  async ensure(
+    cluster: string,
+    config: {
+      readonly secret: Readonly<Record<string, string>>;
+      readonly env: Readonly<Record<string, string>>;
+    },
+  ): Promise<{ record: LocalAgentRecord; started: boolean }> {
+    const configHash = hashEnv({ ...config.secret, ...config.env });
+    const current = this.#read(cluster);
+    if (current && current.configHash === configHash && this.#running(current)) {
+      return { record: current, started: false };
+    }
+    if (current) await this.stop(cluster);
+    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    // The Secret as the kubelet mounts it: one file per key, readable by the agent alone.
+    const secretDir = join(this.#dir, `${cluster}.secret`);
+    rmSync(secretDir, { recursive: true, force: true });
+    mkdirSync(secretDir, { mode: 0o700 });
+    for (const [key, value] of Object.entries(config.secret)) {
+      writeFileSync(join(secretDir, key), value, { mode: 0o600 });
+    }
+    const env = { ...config.env, FLOTILLA_SECRET_DIR: secretDir };
+    const logFile = join(this.#dir, `${cluster}.log`);
+    const out = openSync(logFile, 'a');
+    let exited: { code: number | null; signal: string | null } | undefined;
+    let pid: number | undefined;
+    try {
+      const child = spawn(this.#node, [this.#main], {
+        detached: true,
+        stdio: ['ignore', out, out],
+        env: { ...this.#baseEnv, ...env },
+      });
+      child.on('exit', (code, signal) => {
+        exited = { code, signal };
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', reject);
+      });
+      pid = child.pid;
+      child.unref();
+    } catch (err) {
+      throw new CliError(
+        ExitCode.Failure,
+        `cannot start the local agent (${this.#node} ${this.#main}): ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    } finally {
+      closeSync(out);
+    }
+    // An agent with a bad configuration exits at once; say why instead of waiting for a heartbeat.
+    await new Promise((r) => setTimeout(r, this.#settleMs));
+    if (exited || pid === undefined) {
+      throw new CliError(
+        ExitCode.Failure,
+        `the local agent exited at start (${exited?.code ?? exited?.signal ?? 'no pid'}):\n${tail(logFile, 15)}`,
+        {
+          hint: `its log is ${logFile}`,
+        },
+      );
+    }
+    const record: LocalAgentRecord = {
+      cluster,
+      pid,
+      logFile,
+      startedAt: new Date().toISOString(),
+      configHash,
+      hubUrl: config.secret.FLOTILLA_HUB_URL ?? '',
+      kubeconfig: config.env.FLOTILLA_KUBECONFIG ?? '',
+      context: config.env.FLOTILLA_KUBE_CONTEXT ?? '',
+      env: config.env,
+    };
+    writeFileSync(this.#recordPath(cluster), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+    return { record, started: true };
+  }
+
+  async stop(cluster: string): Promise<boolean> {
+    const record = this.#read(cluster);
+    if (!record) return false;
+    let stopped = false;
+    if (this.#running(record)) {
+      process.kill(record.pid, 'SIGTERM');
+      // The agent sends a last status on its way out (at most a few seconds).
+      for (let i = 0; i < 100 && this.#running(record); i++) await new Promise((r) => setTimeout(r, 100));
+      if (this.#running(record)) process.kill(record.pid, 'SIGKILL');
+      stopped = true;
+    }
+    rmSync(this.#recordPath(cluster), { force: true });
+    rmSync(join(this.#dir, `${cluster}.secret`), { recursive: true, force: true });
+    return stopped;
+  }
+}
+
+function hashEnv(env: Readonly<Record<string, string>>): string {
+  const hash = createHash('sha256');
+  for (const key of Object.keys(env).sort()) hash.update(`${key}\0${env[key]}\0`);
+  return hash.digest('hex');
+}
+
+function tail(file: string, lines: number): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}

@@ -1,0 +1,39 @@
+import type { Command } from '../core/command.ts';
+import { bootstrapCommand } from './bootstrap.ts';
+import {
+  clusterGetCommand,
+  clustersCommand,
+  labelCommand,
+  removeCommand,
+  rotateTokenCommand,
+} from './cluster.ts';
+import { renderCommand, targetsCommand } from './fleet.ts';
+import { localAgentListCommand, localAgentStopCommand } from './local-agent.ts';
+import { statusCommand, syncCommand } from './status.ts';
+import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './token.ts';
+
+/** Every command, in the order `flotilla --help` lists them. */
+export const commands: readonly Command[] = [
+  bootstrapCommand,
+  clustersCommand,
+  labelCommand,
+  targetsCommand,
+  renderCommand,
+  statusCommand,
+  syncCommand,
+  tokenCreateCommand,
+  tokenListCommand,
+  tokenRevokeCommand,
+  clusterGetCommand,
+  rotateTokenCommand,
+  removeCommand,
+  localAgentListCommand,
+  localAgentStopCommand,
+];
+
+/** Command groups: `flotilla <group> <command>`. */
+export const groups = [
+  { name: 'token', summary: 'one-time registration tokens' },
+  { name: 'cluster', summary: 'one registered cluster: show, rotate its token, remove it' },
+  { name: 'local-agent', summary: 'agents run on this machine by bootstrap --run-agent local' },
+] as const;

@@ -1,0 +1,364 @@
+/**
+ * The hub's HTTP API as the CLI uses it (docs/hub-api.md): admin routes with the admin
+ * key or an IAM (SigV4) signature, the registration route with a one-time token, and a
+ * cluster's own route with its token. Every refusal becomes a {@link HubApiError} that
+ * carries the hub's message and the exit code it maps to.
+ */
+import { CliError } from '../core/errors.ts';
+import { ExitCode } from '../core/exit-codes.ts';
+
+export type Labels = Readonly<Record<string, string>>;
+
+/** A cluster as the hub shows it to admins (never its token or token hash). */
+export interface ClusterView {
+  readonly id: string;
+  readonly labels: Labels;
+  readonly registeredAt: string;
+  readonly queueUrl: string | null;
+  readonly lastHeartbeatAt: string | null;
+  readonly agentVersion: string | null;
+  readonly desiredState: {
+    readonly generation: number;
+    readonly etag: string;
+    readonly commit: string;
+  } | null;
+}
+
+export interface HubPublicKey {
+  readonly algorithm: string;
+  readonly keyId: string;
+  readonly publicKeyPem: string;
+}
+
+export interface FleetErrorView {
+  readonly file: string;
+  readonly line: number;
+  readonly column?: number;
+  readonly bundle?: string;
+  readonly message: string;
+  readonly text: string;
+}
+
+export interface SyncReportView {
+  readonly status: 'synced' | 'queued';
+  readonly commit?: string;
+  readonly clusters: number;
+  readonly changed: readonly {
+    readonly clusterId: string;
+    readonly generation: number;
+    readonly etag: string;
+  }[];
+  readonly unchanged?: number;
+  readonly errors: readonly FleetErrorView[];
+  readonly notified?: number;
+  readonly notifyFailures?: readonly { readonly clusterId: string; readonly error: string }[];
+}
+
+export interface Registered {
+  readonly cluster: ClusterView;
+  /** The cluster's token: shown once by the hub, goes into the cluster's Secret. */
+  readonly token: string;
+  readonly queueUrl: string | null;
+  /** Set by the registration-token route; the admin route has a route of its own for it. */
+  readonly publicKey?: HubPublicKey;
+}
+
+export interface RegistrationTokenView {
+  readonly id: string;
+  readonly state: 'active' | 'used' | 'expired';
+  readonly labels: Labels;
+  readonly description: string | null;
+  readonly createdBy: string | null;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  readonly usedAt: string | null;
+  readonly usedBy: string | null;
+}
+
+/** What the hub answered when it said no. */
+export class HubApiError extends CliError {
+  readonly status: number;
+  readonly code: string;
+  readonly field: string | undefined;
+  readonly requestId: string | undefined;
+
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    extra: { field?: string; requestId?: string; hint?: string } = {},
+  ) {
+    super(exitCodeForStatus(status), message, extra.hint ? { hint: extra.hint } : undefined);
+    this.name = 'HubApiError';
+    this.status = status;
+    this.code = code;
+    this.field = extra.field;
+    this.requestId = extra.requestId;
+  }
+}
+
+export function exitCodeForStatus(status: number): ExitCode {
+  if (status === 400 || status === 413 || status === 415) return ExitCode.Usage;
+  if (status === 401 || status === 403) return ExitCode.Unauthorized;
+  if (status === 404) return ExitCode.NotFound;
+  if (status === 409) return ExitCode.Conflict;
+  if (status >= 500) return ExitCode.Unavailable;
+  return ExitCode.Failure;
+}
+
+/** Signs an admin request (IAM mode); returns the headers to add. */
+export type RequestSigner = (request: {
+  readonly method: string;
+  readonly url: URL;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string | undefined;
+}) => Promise<Record<string, string>>;
+
+export type AdminCredentials =
+  | { readonly kind: 'key'; readonly key: string }
+  | { readonly kind: 'signer'; readonly sign: RequestSigner }
+  | { readonly kind: 'none' };
+
+export interface HubClientOptions {
+  readonly baseUrl: string;
+  readonly admin: AdminCredentials;
+  readonly fetch?: typeof fetch;
+  readonly timeoutMs?: number;
+  readonly userAgent?: string;
+}
+
+type Auth =
+  | { readonly kind: 'admin' }
+  | { readonly kind: 'bearer'; readonly token: string }
+  | { readonly kind: 'none' };
+
+export class HubClient {
+  readonly baseUrl: string;
+  readonly #admin: AdminCredentials;
+  readonly #fetch: typeof fetch;
+  readonly #timeoutMs: number;
+  readonly #userAgent: string;
+
+  constructor(opts: HubClientOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.#admin = opts.admin;
+    this.#fetch = opts.fetch ?? fetch;
+    this.#timeoutMs = opts.timeoutMs ?? 60_000;
+    this.#userAgent = opts.userAgent ?? 'flotilla-cli';
+  }
+
+  /** Whether admin routes can be called at all (a key or IAM is configured). */
+  get hasAdmin(): boolean {
+    return this.#admin.kind !== 'none';
+  }
+
+  async #request<T>(
+    method: string,
+    path: string,
+    auth: Auth,
+    body?: unknown,
+  ): Promise<{ status: number; value: T }> {
+    const url = new URL(`${this.baseUrl}${path}`);
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.#userAgent };
+    if (text !== undefined) headers['content-type'] = 'application/json';
+    if (auth.kind === 'bearer') headers.authorization = `Bearer ${auth.token}`;
+    if (auth.kind === 'admin') {
+      if (this.#admin.kind === 'none') {
+        throw new CliError(
+          ExitCode.Config,
+          'no admin credentials: this command needs the hub admin key or IAM',
+          {
+            hint: 'set FLOTILLA_ADMIN_KEY (or adminKey in ~/.config/flotilla/config.yaml), or FLOTILLA_AUTH=iam against a hub in AWS',
+          },
+        );
+      }
+      if (this.#admin.kind === 'key') headers.authorization = `Bearer ${this.#admin.key}`;
+      else Object.assign(headers, await this.#admin.sign({ method, url, headers, body: text }));
+    }
+    let res: Response;
+    try {
+      res = await this.#fetch(url, {
+        method,
+        headers,
+        body: text,
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (err) {
+      const reason = (err as { cause?: { code?: string; message?: string } }).cause;
+      const detail = reason?.code ?? reason?.message ?? (err as Error).message;
+      throw new CliError(ExitCode.Unavailable, `cannot reach the hub at ${this.baseUrl}: ${detail}`, {
+        cause: err,
+        hint: 'check --hub / FLOTILLA_HUB_URL and that the hub is running',
+      });
+    }
+    const raw = await res.text();
+    let value: unknown;
+    if (raw !== '') {
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        value = undefined;
+      }
+    }
+    if (res.status >= 400) {
+      const error = (
+        value as { error?: { code?: string; message?: string; field?: string; requestId?: string } }
+      )?.error;
+      const message =
+        error?.message ??
+        `the hub answered ${res.status} ${res.statusText}${raw && !value ? `: ${raw.slice(0, 200)}` : ''}`;
+      throw new HubApiError(res.status, error?.code ?? 'http_error', message, {
+        ...(error?.field ? { field: error.field } : {}),
+        ...((error?.requestId ?? res.headers.get('x-request-id'))
+          ? { requestId: (error?.requestId ?? res.headers.get('x-request-id')) as string }
+          : {}),
+      });
+    }
+    return { status: res.status, value: value as T };
+  }
+
+  // Admin routes.
+
+  async listClusters(selector?: string): Promise<ClusterView[]> {
+    const query = selector ? `?selector=${encodeURIComponent(selector)}` : '';
+    return (
+      await this.#request<{ clusters: ClusterView[] }>('GET', `/v1/admin/clusters${query}`, { kind: 'admin' })
+    ).value.clusters;
+  }
+
+  /** The cluster, or undefined when the hub has none by that name. */
+  async getCluster(id: string): Promise<ClusterView | undefined> {
+    try {
+      return (
+        await this.#request<{ cluster: ClusterView }>('GET', `/v1/admin/clusters/${enc(id)}`, {
+          kind: 'admin',
+        })
+      ).value.cluster;
+    } catch (err) {
+      if (err instanceof HubApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async registerCluster(name: string, labels: Labels): Promise<Registered> {
+    return (
+      await this.#request<Registered>('POST', '/v1/admin/clusters', { kind: 'admin' }, { name, labels })
+    ).value;
+  }
+
+  async deregisterCluster(id: string): Promise<void> {
+    await this.#request('DELETE', `/v1/admin/clusters/${enc(id)}`, { kind: 'admin' });
+  }
+
+  async relabelCluster(
+    id: string,
+    change: { set?: Labels; remove?: readonly string[] },
+  ): Promise<{ cluster: ClusterView; sync: SyncReportView }> {
+    return (
+      await this.#request<{ cluster: ClusterView; sync: SyncReportView }>(
+        'PATCH',
+        `/v1/admin/clusters/${enc(id)}/labels`,
+        { kind: 'admin' },
+        change,
+      )
+    ).value;
+  }
+
+  async rotateClusterToken(id: string): Promise<string> {
+    return (
+      await this.#request<{ token: string }>('POST', `/v1/admin/clusters/${enc(id)}/rotate-token`, {
+        kind: 'admin',
+      })
+    ).value.token;
+  }
+
+  async publicKey(): Promise<HubPublicKey> {
+    return (await this.#request<HubPublicKey>('GET', '/v1/admin/public-key', { kind: 'admin' })).value;
+  }
+
+  async preview<T>(body: unknown): Promise<T> {
+    return (await this.#request<T>('POST', '/v1/admin/preview', { kind: 'admin' }, body)).value;
+  }
+
+  async sync(): Promise<SyncReportView> {
+    return (await this.#request<SyncReportView>('POST', '/v1/admin/sync', { kind: 'admin' })).value;
+  }
+
+  async status<T>(selector?: string): Promise<T> {
+    const query = selector ? `?selector=${encodeURIComponent(selector)}` : '';
+    return (await this.#request<T>('GET', `/v1/admin/status${query}`, { kind: 'admin' })).value;
+  }
+
+  async createRegistrationToken(request: {
+    ttlSeconds: number;
+    labels: Labels;
+    description?: string;
+  }): Promise<{ token: string; registrationToken: RegistrationTokenView }> {
+    return (
+      await this.#request<{ token: string; registrationToken: RegistrationTokenView }>(
+        'POST',
+        '/v1/admin/registration-tokens',
+        { kind: 'admin' },
+        request,
+      )
+    ).value;
+  }
+
+  async listRegistrationTokens(): Promise<RegistrationTokenView[]> {
+    return (
+      await this.#request<{ registrationTokens: RegistrationTokenView[] }>(
+        'GET',
+        '/v1/admin/registration-tokens',
+        { kind: 'admin' },
+      )
+    ).value.registrationTokens;
+  }
+
+  async revokeRegistrationToken(id: string): Promise<void> {
+    await this.#request('DELETE', `/v1/admin/registration-tokens/${enc(id)}`, { kind: 'admin' });
+  }
+
+  // Routes authorised by other tokens.
+
+  /** Registers with a one-time registration token instead of admin credentials. */
+  async registerWithToken(registrationToken: string, name: string, labels: Labels): Promise<Registered> {
+    return (
+      await this.#request<Registered>(
+        'POST',
+        '/v1/register',
+        { kind: 'bearer', token: registrationToken },
+        { name, labels },
+      )
+    ).value;
+  }
+
+  /**
+   * The cluster's own registration, read with its token: undefined when the hub does not
+   * accept the token (unknown, rotated or removed cluster).
+   */
+  async ownCluster(
+    id: string,
+    clusterToken: string,
+  ): Promise<{ cluster: ClusterView; publicKey: HubPublicKey } | undefined> {
+    try {
+      return (
+        await this.#request<{ cluster: ClusterView; publicKey: HubPublicKey }>(
+          'GET',
+          `/v1/clusters/${enc(id)}`,
+          {
+            kind: 'bearer',
+            token: clusterToken,
+          },
+        )
+      ).value;
+    } catch (err) {
+      if (err instanceof HubApiError && (err.status === 401 || err.status === 403)) return undefined;
+      throw err;
+    }
+  }
+}
+
+function enc(segment: string): string {
+  return encodeURIComponent(segment);
+}
