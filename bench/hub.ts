@@ -12,6 +12,7 @@
  * Options: --sizes 1000,10000,100000
  */
 
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateQueueCommand } from '@aws-sdk/client-sqs';
@@ -23,7 +24,13 @@ import { loadConfig } from '../functions/src/config.ts';
 import { createHubContext, type HubContext } from '../functions/src/hub-context.ts';
 import { repoRoot, startBed } from '../test/bed/src/bed.ts';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1000,10000,100000' } } });
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1000,10000,100000' },
+    // The pure core alone, without the bed: for profiling the render path.
+    'render-only': { type: 'boolean', default: false },
+  },
+});
 const sizes = values.sizes.split(',').map(Number);
 const bundleCount = 50;
 const log = (line: string) => process.stderr.write(`[bench:hub] ${line}\n`);
@@ -115,8 +122,9 @@ sampler.unref();
 function renderAll(
   files: FleetSourceFile[],
   clusters: readonly ClusterRecord[],
-): { seconds: number; bundlesRendered: number } {
+): { seconds: number; cpuSeconds: number; bundlesRendered: number } {
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const fleet = loadFleet(files);
   const hashes = new Set<string>();
   for (const c of clusters) {
@@ -125,7 +133,13 @@ function renderAll(
     desiredContentHash(next);
     for (const b of plan.bundles) hashes.add(b.rendered.hash);
   }
-  return { seconds: (performance.now() - started) / 1000, bundlesRendered: hashes.size };
+  const used = process.cpuUsage(cpu);
+  return {
+    seconds: (performance.now() - started) / 1000,
+    // CPU time too: on a shared machine wall time says as much about the neighbours as about the code.
+    cpuSeconds: (used.user + used.system) / 1e6,
+    bundlesRendered: hashes.size,
+  };
 }
 
 async function seedClusters(hub: HubContext, count: number): Promise<ClusterRecord[]> {
@@ -154,6 +168,23 @@ async function seedClusters(hub: HubContext, count: number): Promise<ClusterReco
     clusters.map(({ id, ...rest }) => ({ PutRequest: { Item: { clusterId: id, ...rest } } })),
   );
   return clusters;
+}
+
+if (values['render-only']) {
+  for (const size of sizes) {
+    const clusters = Array.from({ length: size }, (_, i) => ({
+      id: `c${String(i).padStart(6, '0')}`,
+      labels: clusterLabels(i),
+      tokenHash: '',
+      registeredAt: '',
+    }));
+    peakRss = rssMb();
+    const render = renderAll(fleetFiles(1), clusters);
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'hub-render', clusters: size, bundles: bundleCount, renderSeconds: round(render.seconds), renderCpuSeconds: round(render.cpuSeconds), clustersPerSecond: Math.round(size / render.seconds), peakRssMb: Math.max(peakRss, rssMb()), distinctBundles: render.bundlesRendered })}\n`,
+    );
+  }
+  process.exit(0);
 }
 
 const bed = await startBed({
@@ -208,7 +239,7 @@ try {
     peakRss = rssMb();
     const render = renderAll(files, clusters);
     log(
-      `${size} clusters: rendered in ${render.seconds.toFixed(2)} s (${render.bundlesRendered} distinct bundles)`,
+      `${size} clusters: rendered in ${render.seconds.toFixed(2)} s, ${render.cpuSeconds.toFixed(2)} s CPU (${render.bundlesRendered} distinct bundles, load ${loadavg()[0]?.toFixed(1)})`,
     );
     const syncStarted = performance.now();
     const full = await syncFleet(hub, { holder: 'bench' });
@@ -244,6 +275,7 @@ try {
       clusters: size,
       bundles: bundleCount,
       renderSeconds: round(render.seconds),
+      renderCpuSeconds: round(render.cpuSeconds),
       storeSeconds: round(Math.max(0, syncSeconds - render.seconds)),
       clustersPerSecond: Math.round(size / render.seconds),
       peakRssMb: peakRss,
