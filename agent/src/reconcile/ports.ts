@@ -1,0 +1,150 @@
+/**
+ * The ports the agent's loop works through. Adapters (hub over HTTPS, SQS, the spoke
+ * cluster) implement them; unit tests pass plain fakes.
+ */
+import type { ContentHash, DesiredState, RenderedBundleDocument } from '@flotilla/shared/agent';
+import type { BundleState, ClusterStatusReport, DriftedObject } from '@flotilla/shared/hub';
+
+/** A desired state whose signature and every bundle hash have been checked. */
+export interface VerifiedDesiredState {
+  readonly manifest: DesiredState;
+  /** The manifest's ETag, sent back as If-None-Match. */
+  readonly etag: string;
+  /** The signed document exactly as received, for the cache (verified again when loaded). */
+  readonly signed: unknown;
+  /** Every bundle of the manifest, by content hash. */
+  readonly bundles: ReadonlyMap<string, VerifiedBundle>;
+}
+
+export interface VerifiedBundle {
+  readonly hash: ContentHash;
+  /** The stored bytes, which hash to `hash`. */
+  readonly canonical: string;
+  readonly document: RenderedBundleDocument;
+}
+
+export type DesiredStateFetch =
+  /** A new signed desired state (not verified yet). */
+  | { readonly kind: 'modified'; readonly body: unknown; readonly etag: string }
+  /** Same ETag as the If-None-Match sent. */
+  | { readonly kind: 'not-modified' }
+  /** The hub has no desired state for the cluster yet (not synced since registration). */
+  | { readonly kind: 'none'; readonly message: string };
+
+/** What the hub answers to a status report. */
+export interface StatusReceipt {
+  /** The hub's current desired generation, so an agent that missed a notification knows it is behind. */
+  readonly desired?: { readonly generation: number; readonly etag: string } | null;
+}
+
+export interface HubPort {
+  fetchDesiredState(ifNoneMatch: string | undefined, signal?: AbortSignal): Promise<DesiredStateFetch>;
+  /** A rendered bundle's stored bytes (unverified). */
+  fetchBundle(hash: string, signal?: AbortSignal): Promise<string>;
+  postStatus(report: ClusterStatusReport, signal?: AbortSignal): Promise<StatusReceipt>;
+}
+
+/** The body the hub puts on a cluster's queue when its desired state changed. */
+export interface ChangeNotification {
+  readonly kind: 'desired-state-changed';
+  readonly clusterId: string;
+  readonly generation: number;
+  readonly etag: string;
+}
+
+export interface QueueMessage {
+  readonly id: string;
+  readonly receiptHandle: string;
+  /** Undefined when the body was not a change notification (it still means "look again"). */
+  readonly notification: ChangeNotification | undefined;
+}
+
+export interface QueuePort {
+  /** Long-polls for notifications; resolves with none when the wait ends empty. */
+  receive(signal: AbortSignal): Promise<QueueMessage[]>;
+  delete(messages: readonly QueueMessage[]): Promise<void>;
+  close?(): void;
+}
+
+/** The last verified desired state as cached in the spoke cluster (verified again on load). */
+export interface CachedDesiredState {
+  readonly signed: unknown;
+  readonly etag: string;
+  /** Bundle bytes by content hash. */
+  readonly bundles: ReadonlyMap<string, string>;
+}
+
+export interface CachePort {
+  load(): Promise<CachedDesiredState | undefined>;
+  save(state: VerifiedDesiredState): Promise<void>;
+}
+
+/** What one reconcile made of one bundle. */
+export interface BundleOutcome {
+  readonly name: string;
+  readonly hash: string;
+  readonly generation: number;
+  readonly state: BundleState;
+  readonly message?: string;
+  readonly failedObject?: string;
+  readonly drift?: readonly DriftedObject[];
+  readonly changes: Readonly<
+    Record<'created' | 'configured' | 'unchanged' | 'deleted' | 'skipped' | 'failed', number>
+  >;
+  /** When its apply started and its readiness was settled (ms since the epoch), if it got that far. */
+  readonly startedAt?: number;
+  readonly settledAt?: number;
+}
+
+/** The result of reconciling the cluster with one desired state, as data. */
+export interface ReconcileOutcome {
+  readonly generation: number;
+  readonly bundles: readonly BundleOutcome[];
+  /** Every bundle that is not paused was applied without errors (Ready, NotReady or Drifted). */
+  readonly complete: boolean;
+  /** Something is still settling (not ready, waiting for a dependency): look again soon. */
+  readonly requeue: boolean;
+  /** Objects deleted because they left the desired state (removed bundles included). */
+  readonly pruned: number;
+  /** Drift found, per bundle. */
+  readonly driftEvents: readonly {
+    readonly bundle: string;
+    readonly policy: 'correct' | 'warn';
+    readonly objects: number;
+    readonly corrected: boolean;
+  }[];
+  readonly applySeconds: number;
+  readonly durationSeconds: number;
+}
+
+export interface ClusterPort {
+  reconcile(
+    state: VerifiedDesiredState,
+    opts: { readonly detectDrift: boolean; readonly signal?: AbortSignal },
+  ): Promise<ReconcileOutcome>;
+}
+
+/** Time, waiting and chance, passed in so the loop can be driven by a fake in tests. */
+export interface Clock {
+  now(): number;
+  /** Resolves after `ms`, or early when `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** A number in [0, 1). */
+  random(): number;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve) => {
+      if (signal?.aborted) return resolve();
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    }),
+  random: () => Math.random(),
+};

@@ -1,0 +1,48 @@
+/**
+ * The agent's pure core: object identity and order, inventories, drift comparison,
+ * readiness rules, status reports and retry timing. Loads nothing heavy, so the agent can
+ * import it (with the desired-state contract) and stay small.
+ */
+export { FLOTILLA_API_VERSION } from '../api-version.ts';
+export { type ContentHash, canonicalJson, isContentHash, sha256Hash } from '../canonical.ts';
+export {
+  type BundleRef,
+  type DesiredState,
+  manifestEtag,
+  openSignedDesiredState,
+  parseDesiredState,
+  parseRenderedBundle,
+  type SignedDesiredState,
+} from '../desired-state.ts';
+export {
+  DesiredStateSignatureError,
+  InvalidDesiredStateError,
+  RenderedBundleIntegrityError,
+} from '../errors.ts';
+export { apiGroup, applyRank, CLUSTER_SCOPED_KINDS, groupKind } from '../kinds.ts';
+export type { KubeObject, RenderedBundleDocument } from '../render.ts';
+export { appliedFields, coveredBy, type FieldsV1, ownedFieldDifferences } from './drift.ts';
+export { assessHealth, type Health, hasReadiness } from './health.ts';
+export {
+  decodeInventory,
+  encodeInventory,
+  type Inventory,
+  type InventoryEntry,
+  InventoryFormatError,
+  pendingInventory,
+  sameInventory,
+  staleEntries,
+} from './inventory.ts';
+export {
+  compareApplyOrder,
+  describeRef,
+  isClusterFoundation,
+  type KubeJson,
+  type ObjectRef,
+  objectId,
+  pruneOrder,
+  rankGroups,
+  refOf,
+} from './objects.ts';
+export { type BundleStatusInput, buildStatusReport, reportLimits } from './status.ts';
+export { backoffDelay, jittered } from './timing.ts';

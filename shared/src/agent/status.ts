@@ -1,0 +1,82 @@
+import type {
+  BundleState,
+  BundleStatusReport,
+  ClusterStatusReport,
+  DriftedObject,
+  statusLimits,
+} from '../hub/status.ts';
+
+/** The hub's limits on a status report (kept here as a type-checked copy so the agent need not load the hub's code). */
+export const reportLimits = {
+  bundles: 500,
+  messageChars: 4096,
+  agentVersionChars: 64,
+  driftObjects: 100,
+  driftFields: 100,
+  fieldChars: 512,
+} as const satisfies typeof statusLimits;
+
+/** One bundle's status as the agent works it out, before the hub's limits are applied. */
+export interface BundleStatusInput {
+  readonly name: string;
+  readonly state: BundleState;
+  readonly hash: string;
+  readonly generation: number;
+  readonly message?: string;
+  readonly failedObject?: string;
+  readonly drift?: readonly DriftedObject[];
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/**
+ * Builds the `POST /v1/clusters/{id}/status` body, cutting what would exceed the hub's
+ * limits (long messages, many drifted objects or fields) instead of being refused for it.
+ *
+ * @example
+ * buildStatusReport({ agentVersion: '0.1.0', observedAt: new Date(), appliedGeneration: 7,
+ *   bundles: [{ name: 'web', state: 'Ready', hash: 'sha256:…', generation: 7 }] });
+ */
+export function buildStatusReport(input: {
+  readonly agentVersion: string;
+  readonly observedAt: Date;
+  readonly appliedGeneration?: number | undefined;
+  /** Leave out for a heartbeat alone. */
+  readonly bundles?: readonly BundleStatusInput[] | undefined;
+}): ClusterStatusReport {
+  const bundles = input.bundles?.slice(0, reportLimits.bundles).map((b): BundleStatusReport => {
+    const failedMessage = b.state === 'Failed' && !b.message?.trim() ? 'apply failed' : b.message;
+    const drift = b.drift
+      ?.filter((d) => d.object.trim() !== '')
+      .slice(0, reportLimits.driftObjects)
+      .map((d) => ({
+        object: clip(d.object, reportLimits.fieldChars),
+        fields: d.fields
+          .filter((f) => f.trim() !== '')
+          .slice(0, reportLimits.driftFields)
+          .map((f) => clip(f, reportLimits.fieldChars)),
+      }));
+    const hasDrift = drift !== undefined && drift.length > 0;
+    // A Drifted report must name what drifted; without that it says nothing and the hub refuses it.
+    const state = b.state === 'Drifted' && !hasDrift ? 'Ready' : b.state;
+    return {
+      name: b.name,
+      state,
+      hash: b.hash,
+      generation: b.generation,
+      ...(failedMessage !== undefined ? { message: clip(failedMessage, reportLimits.messageChars) } : {}),
+      ...(b.failedObject?.trim() ? { failedObject: clip(b.failedObject, reportLimits.fieldChars) } : {}),
+      ...(hasDrift ? { drift } : {}),
+    };
+  });
+  return {
+    apiVersion: 'flotilla.dev/v1alpha1',
+    kind: 'ClusterStatus',
+    agentVersion: clip(input.agentVersion, reportLimits.agentVersionChars),
+    observedAt: input.observedAt.toISOString(),
+    ...(input.appliedGeneration !== undefined ? { appliedGeneration: input.appliedGeneration } : {}),
+    ...(bundles !== undefined ? { bundles } : {}),
+  };
+}

@@ -1,0 +1,65 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../../bed/src/bed.ts';
+
+/** `node agent/src/main.ts` as a real process, its JSON log lines collected. */
+export class AgentProcess {
+  readonly child: ChildProcess;
+  readonly lines: Record<string, unknown>[] = [];
+  readonly stderr: string[] = [];
+  readonly exited: Promise<number | null>;
+
+  private constructor(child: ChildProcess) {
+    this.child = child;
+    let buffer = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let nl = buffer.indexOf('\n');
+      while (nl >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        // For debugging a process test: FLOTILLA_AGENT_TEST_LOG=/tmp/agent.log keeps every agent's log lines.
+        if (process.env.FLOTILLA_AGENT_TEST_LOG)
+          appendFileSync(process.env.FLOTILLA_AGENT_TEST_LOG, `${child.pid} ${line}\n`);
+        try {
+          this.lines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          this.lines.push({ raw: line });
+        }
+        nl = buffer.indexOf('\n');
+      }
+    });
+    child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk.toString()));
+    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  }
+
+  static start(env: Record<string, string>): AgentProcess {
+    const child = spawn(process.execPath, [join(repoRoot, 'agent/src/main.ts')], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new AgentProcess(child);
+  }
+
+  /** The first log line with this message, waiting for it. */
+  async waitForLog(message: string, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const line = this.lines.find((l) => l.message === message);
+      if (line) return line;
+      if (this.child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(
+      `no "${message}" in the agent's log; it said:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr.join('')}`,
+    );
+  }
+
+  /** SIGTERM, and wait for it to exit. */
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null) this.child.kill('SIGTERM');
+    return this.exited;
+  }
+}
