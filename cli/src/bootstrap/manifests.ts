@@ -145,8 +145,14 @@ export function agentManifests(input: AgentManifestInput): KubeObject[] {
       kind: 'ClusterRole',
       metadata: { name: clusterRbacName(namespace), labels },
       rules: [
-        { apiGroups: ['*'], resources: ['*'], verbs: ['*'] },
-        { nonResourceURLs: ['*'], verbs: ['*'] },
+        // The same rules as agent/deploy/rbac.yaml: every kind bundles may ship, but no
+        // impersonate/escalate/bind, and of the non-resource URLs only discovery.
+        {
+          apiGroups: ['*'],
+          resources: ['*'],
+          verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+        },
+        { nonResourceURLs: ['/api', '/api/*', '/apis', '/apis/*', '/version'], verbs: ['get'] },
       ],
     },
     {

@@ -67,6 +67,8 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
     hub,
     stop: async () => {
       server.closeIdleConnections();
+      // A client holding a keep-alive connection (an agent's long poll) must not keep the hub up.
+      server.closeAllConnections();
       await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
       hub.dynamodb.destroy();
       hub.sqs.destroy();
