@@ -9,49 +9,20 @@ import { ExitCode } from '../core/exit-codes.ts';
 
 export type Labels = Readonly<Record<string, string>>;
 
-/** A cluster as the hub shows it to admins (never its token or token hash). */
-export interface ClusterView {
-  readonly id: string;
-  readonly labels: Labels;
-  readonly registeredAt: string;
-  readonly queueUrl: string | null;
-  readonly lastHeartbeatAt: string | null;
-  readonly agentVersion: string | null;
-  readonly desiredState: {
-    readonly generation: number;
-    readonly etag: string;
-    readonly commit: string;
-  } | null;
-}
+// The hub's own wire types: one definition for the hub that writes them and the CLI that reads them.
+import type {
+  ClusterView,
+  FleetErrorView,
+  RegistrationTokenView,
+  SyncReportView,
+} from '@flotilla/shared/hub';
+
+export type { ClusterView, FleetErrorView, RegistrationTokenView, SyncReportView };
 
 export interface HubPublicKey {
   readonly algorithm: string;
   readonly keyId: string;
   readonly publicKeyPem: string;
-}
-
-export interface FleetErrorView {
-  readonly file: string;
-  readonly line: number;
-  readonly column?: number;
-  readonly bundle?: string;
-  readonly message: string;
-  readonly text: string;
-}
-
-export interface SyncReportView {
-  readonly status: 'synced' | 'queued';
-  readonly commit?: string;
-  readonly clusters: number;
-  readonly changed: readonly {
-    readonly clusterId: string;
-    readonly generation: number;
-    readonly etag: string;
-  }[];
-  readonly unchanged?: number;
-  readonly errors: readonly FleetErrorView[];
-  readonly notified?: number;
-  readonly notifyFailures?: readonly { readonly clusterId: string; readonly error: string }[];
 }
 
 export interface Registered {
@@ -61,18 +32,6 @@ export interface Registered {
   readonly queueUrl: string | null;
   /** Set by the registration-token route; the admin route has a route of its own for it. */
   readonly publicKey?: HubPublicKey;
-}
-
-export interface RegistrationTokenView {
-  readonly id: string;
-  readonly state: 'active' | 'used' | 'expired';
-  readonly labels: Labels;
-  readonly description: string | null;
-  readonly createdBy: string | null;
-  readonly createdAt: string;
-  readonly expiresAt: string;
-  readonly usedAt: string | null;
-  readonly usedBy: string | null;
 }
 
 /** What the hub answered when it said no. */

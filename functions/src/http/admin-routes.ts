@@ -10,10 +10,9 @@ import {
   parseLabelSelector,
 } from '@flotilla/shared';
 import {
-  type ClusterRecord,
+  clusterView,
   deregisterCluster,
   type FieldProblem,
-  fleetErrorView,
   fleetStatus,
   InvalidRequestError,
   NotFoundError,
@@ -22,46 +21,14 @@ import {
   registerCluster,
   relabelCluster,
   rotateClusterToken,
-  type SyncReport,
   syncFleet,
+  syncReportView,
   validateClusterId,
   validateLabels,
 } from '@flotilla/shared/hub';
 import type { ApiDeps } from './deps.ts';
 import type { ApiRequest, ApiResult } from './request.ts';
 import { empty, json } from './responses.ts';
-
-/** A cluster as admins see it: never its token hash. */
-export interface ClusterView {
-  readonly id: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly registeredAt: string;
-  readonly queueUrl: string | null;
-  readonly lastHeartbeatAt: string | null;
-  readonly agentVersion: string | null;
-  readonly desiredState: {
-    readonly generation: number;
-    readonly etag: string;
-    readonly commit: string;
-  } | null;
-}
-
-export function clusterView(c: ClusterRecord): ClusterView {
-  return {
-    id: c.id,
-    labels: c.labels,
-    registeredAt: c.registeredAt,
-    queueUrl: c.queueUrl ?? null,
-    lastHeartbeatAt: c.lastHeartbeatAt ?? null,
-    agentVersion: c.agentVersion ?? null,
-    desiredState: c.head ? { generation: c.head.generation, etag: c.head.etag, commit: c.head.commit } : null,
-  };
-}
-
-/** A sync report for the API: errors carry their `file:line: message` text. */
-export function syncReportView(report: SyncReport) {
-  return { ...report, errors: report.errors.map(fleetErrorView) };
-}
 
 function objectBody(req: ApiRequest, allowed: readonly string[]): Record<string, unknown> {
   const body = req.body;

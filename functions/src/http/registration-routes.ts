@@ -4,6 +4,7 @@
  * registration from, which is how `flotilla bootstrap` checks a token it finds in a cluster.
  */
 import {
+  clusterView,
   createRegistrationToken,
   NotFoundError,
   parseRegistrationTokenRequest,
@@ -12,8 +13,8 @@ import {
   registerWithToken,
   registrationTokenView,
   revokeRegistrationToken,
+  syncReportView,
 } from '@flotilla/shared/hub';
-import { clusterView, syncReportView } from './admin-routes.ts';
 import type { ApiDeps } from './deps.ts';
 import { UnauthenticatedError } from './errors.ts';
 import { type ApiRequest, type ApiResult, bearerToken } from './request.ts';

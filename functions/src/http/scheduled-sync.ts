@@ -1,5 +1,4 @@
-import { type SyncPorts, syncFleet } from '@flotilla/shared/hub';
-import { syncReportView } from './admin-routes.ts';
+import { type SyncPorts, syncFleet, syncReportView } from '@flotilla/shared/hub';
 import { jsonLogger, type Logger } from './log.ts';
 
 /**

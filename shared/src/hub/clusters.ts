@@ -144,3 +144,30 @@ export async function relabelCluster(
   const sync = await recomputeCluster(ports, id);
   return { cluster, sync };
 }
+
+/** A cluster as the hub shows it to admins: never its token or token hash. The wire form the CLI reads. */
+export interface ClusterView {
+  readonly id: string;
+  readonly labels: Labels;
+  readonly registeredAt: string;
+  readonly queueUrl: string | null;
+  readonly lastHeartbeatAt: string | null;
+  readonly agentVersion: string | null;
+  readonly desiredState: {
+    readonly generation: number;
+    readonly etag: string;
+    readonly commit: string;
+  } | null;
+}
+
+export function clusterView(c: ClusterRecord): ClusterView {
+  return {
+    id: c.id,
+    labels: c.labels,
+    registeredAt: c.registeredAt,
+    queueUrl: c.queueUrl ?? null,
+    lastHeartbeatAt: c.lastHeartbeatAt ?? null,
+    agentVersion: c.agentVersion ?? null,
+    desiredState: c.head ? { generation: c.head.generation, etag: c.head.etag, commit: c.head.commit } : null,
+  };
+}

@@ -11,7 +11,7 @@ import { nameProblem } from '../labels.ts';
 import type { LabelMatcher } from '../selector.ts';
 import { ValidationError } from './clusters.ts';
 import type { ClusterRecord, ClusterStore, DesiredStateStore, Labels } from './ports.ts';
-import type { SyncStateStore } from './sync.ts';
+import type { SyncReport, SyncStateStore } from './sync.ts';
 
 /** apiVersion of the status payload; a breaking change to the schema gets a new version. */
 export const STATUS_API_VERSION = 'flotilla.dev/v1alpha1';
@@ -583,4 +583,11 @@ async function clusterView(
       bundles.every((b) => b.upToDate && b.state === 'Ready'),
     bundles,
   };
+}
+
+/** A sync report as the API sends it: errors carry their `file:line: message` text. */
+export type SyncReportView = Omit<SyncReport, 'errors'> & { readonly errors: readonly FleetErrorView[] };
+
+export function syncReportView(report: SyncReport): SyncReportView {
+  return { ...report, errors: report.errors.map(fleetErrorView) };
 }
