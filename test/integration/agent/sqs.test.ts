@@ -1,6 +1,7 @@
-import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
+import { bedSqs } from '../../support/aws-clients.ts';
 import { AgentHarness, cleanUp, eventually, kubeClientOf, uniqueName } from './harness.ts';
 import { AgentProcess } from './process.ts';
 
@@ -22,11 +23,7 @@ let agent: AgentProcess | undefined;
 beforeAll(async () => {
   h = await AgentHarness.start(bed, 'sqs');
   kube = await kubeClientOf(plane.kubeconfigPath);
-  sqs = new SQSClient({
-    region: bed.region,
-    endpoint: bed.sqs.endpoint,
-    credentials: { accessKeyId: 'bed', secretAccessKey: 'bed' },
-  });
+  sqs = bedSqs(bed);
 });
 
 afterAll(async () => {

@@ -1,18 +1,14 @@
 import {
   CreateTableCommand,
-  DynamoDBClient,
   GetItemCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
 } from '@aws-sdk/client-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
+import { bedDynamoDb } from '../../support/aws-clients.ts';
 
 const bed = inject('bed');
-const client = new DynamoDBClient({
-  endpoint: bed.dynamodb.endpoint,
-  region: bed.region,
-  credentials: { accessKeyId: 'bed', secretAccessKey: 'bed' },
-});
+const client = bedDynamoDb(bed);
 
 describe('DynamoDB Local (smoke)', () => {
   it('cancels a whole transaction when one condition fails, and commits when all hold', async () => {

@@ -4,16 +4,12 @@ import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
-  SQSClient,
 } from '@aws-sdk/client-sqs';
 import { describe, expect, inject, it } from 'vitest';
+import { bedSqs } from '../../support/aws-clients.ts';
 
 const bed = inject('bed');
-const client = new SQSClient({
-  endpoint: bed.sqs.endpoint,
-  region: bed.region,
-  credentials: { accessKeyId: 'bed', secretAccessKey: 'bed' },
-});
+const client = bedSqs(bed);
 
 describe('ElasticMQ (smoke)', () => {
   it('answers as the configured region and account', async () => {

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ConflictError, hubTableNames, NotFoundError, type StoredDesiredState } from '@flotilla/shared/hub';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -10,13 +9,10 @@ import {
   HubDb,
 } from '../../../functions/src/adapters/dynamodb-stores.ts';
 import { ensureHubTables } from '../../../functions/src/adapters/dynamodb-tables.ts';
+import { bedDynamoDb } from '../../support/aws-clients.ts';
 
 const bed = inject('bed');
-const client = new DynamoDBClient({
-  endpoint: bed.dynamodb.endpoint,
-  region: bed.region,
-  credentials: { accessKeyId: 'bed', secretAccessKey: 'bed' },
-});
+const client = bedDynamoDb(bed);
 const tables = hubTableNames(`stores-${Date.now()}`);
 const db = new HubDb(client, tables, { historyDepth: 3 });
 const clusters = new DynamoDbClusterStore(db);
