@@ -1,40 +1,52 @@
 /**
- * `npm start`: the local Flotilla environment on this machine.
+ * `npm start`: Flotilla doing its whole job on this machine.
  *
- * Brings up the test bed (DynamoDB Local, ElasticMQ, a git server holding the
- * example fleet repo, and three spoke control planes), starts the local hub on it,
- * registers the three spokes with different labels, syncs the fleet repo and shows
- * what each cluster is to run. Keeps running until Ctrl-C, which stops everything
- * it started.
+ * Brings up the test bed (DynamoDB Local, ElasticMQ, a git server holding the example
+ * fleet repo, three spoke control planes), starts the local hub on it, bootstraps each
+ * spoke with `flotilla bootstrap` (its agent running as a local process), shows the
+ * clusters converging, then commits a change for env=prod only and shows that only the
+ * prod clusters change, with push-to-applied times. Stays up until Ctrl-C, which stops
+ * everything it started.
  */
-import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { generateSigningKeyPair } from '@flotilla/shared';
-import { CoreV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
-import { loadConfig } from '../functions/src/config.ts';
-import { startLocalHub } from '../functions/src/local/server.ts';
-import { createBareRepo, repoRoot, startBed } from '../test/bed/src/bed.ts';
+import type { FleetStatus } from '@flotilla/shared/hub';
+import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
+import { runCli } from '../cli/src/cli.ts';
+import { repoRoot, startBed } from '../test/bed/src/bed.ts';
+import { LocalFleet, type LocalSpoke } from '../test/support/local-fleet.ts';
 
+/** The example fleet repo declares these clusters' labels in clusters/; bootstrap registers the same. */
 const spokeLabels: Record<string, Record<string, string>> = {
-  'spoke-eu-prod': { env: 'prod', region: 'eu' },
-  'spoke-us-prod': { env: 'prod', region: 'us' },
-  'spoke-eu-staging': { env: 'staging', region: 'eu' },
+  'prod-eu-1': { env: 'prod', region: 'eu' },
+  'prod-us-1': { env: 'prod', region: 'us' },
+  'staging-eu-1': { env: 'staging', region: 'eu' },
 };
-const spokes = Object.keys(spokeLabels);
+const names = Object.keys(spokeLabels);
+const cliStateDir = join(repoRoot, '.flotilla', 'local-cli');
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s`;
 const log = (line: string) => process.stderr.write(`[flotilla] ${line}\n`);
+const say = (line = '') => process.stdout.write(`${line}\n`);
 
-const bed = await startBed({ dir: join(repoRoot, '.flotilla', 'local'), clusters: spokes, log });
+// Agents of an earlier run that was killed rather than stopped.
+mkdirSync(cliStateDir, { recursive: true, mode: 0o700 });
+await runCli(['local-agent', 'stop', '--all', '--quiet'], {
+  stdout: () => {},
+  stderr: () => {},
+  env: { PATH: process.env.PATH, HOME: process.env.HOME, FLOTILLA_STATE_DIR: cliStateDir },
+  cwd: process.cwd(),
+  homeDir: cliStateDir,
+});
+
+const bed = await startBed({ dir: join(repoRoot, '.flotilla', 'local'), clusters: names, log });
+let fleet: LocalFleet | undefined;
 let stopping = false;
-let stopHub: (() => Promise<void>) | undefined;
 async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
-    log('stopping the local environment …');
-    await stopHub?.().catch(() => undefined);
+    log('stopping: agents, hub, clusters, services …');
+    await fleet?.stop().catch(() => undefined);
     await bed.stop();
     log('stopped; no process left behind');
   }
@@ -44,92 +56,125 @@ process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
 try {
-  const fleetUrl = await publishExampleFleetRepo(bed.state.git.reposDir, bed.state.git.url);
-  const rows: string[][] = [['COMPONENT', 'VERSION', 'ENDPOINT', 'STATE']];
-  rows.push(['dynamodb-local', bed.state.dynamodb.version, bed.state.dynamodb.endpoint, 'ready']);
-  rows.push(['elasticmq (sqs)', bed.state.sqs.version, bed.state.sqs.endpoint, `ready, ${bed.state.region}`]);
-  rows.push(['git (smart http)', bed.state.git.version, fleetUrl, 'ready']);
-  for (const cluster of bed.state.clusters) {
-    const kc = new KubeConfig();
-    kc.loadFromFile(cluster.kubeconfigPath);
-    const version = await kc.makeApiClient(VersionApi).getCode();
-    const nodes = await kc.makeApiClient(CoreV1Api).listNode();
-    const ready = nodes.items.filter((n) =>
-      n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-    );
-    rows.push([
-      cluster.name,
-      version.gitVersion,
-      cluster.server,
-      `${ready.length}/${nodes.items.length} nodes Ready`,
-    ]);
-  }
-  // The hub: the same handlers as in Lambda, behind a local HTTP server.
-  const { privateKeyPem } = generateSigningKeyPair();
-  const adminKey = randomBytes(24).toString('base64url');
-  const config = loadConfig({
-    AWS_REGION: bed.state.region,
-    FLOTILLA_DYNAMODB_ENDPOINT: bed.state.dynamodb.endpoint,
-    FLOTILLA_SQS_ENDPOINT: bed.state.sqs.endpoint,
-    FLOTILLA_FLEET_REPO_URL: fleetUrl,
-    FLOTILLA_SIGNING_KEY: privateKeyPem,
-    FLOTILLA_ADMIN_KEY_SHA256: createHash('sha256').update(adminKey).digest('hex'),
-    FLOTILLA_GIT_CACHE_DIR: join(bed.state.dir, 'hub-git-cache'),
+  const spokes: LocalSpoke[] = bed.state.clusters.map((c) => ({
+    name: c.name,
+    labels: spokeLabels[c.name] ?? {},
+    kubeconfigPath: c.kubeconfigPath,
+  }));
+  fleet = await LocalFleet.start({
+    bed: bed.state,
+    repoName: 'fleet',
+    stateDir: cliStateDir,
+    hubLog: {
+      info: () => {},
+      warn: (m, fields) => log(`hub: ${m} ${JSON.stringify(fields ?? {})}`),
+      error: (m, fields) => log(`hub: ${m} ${JSON.stringify(fields ?? {})}`),
+    },
   });
-  const hub = await startLocalHub({
-    config,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    log: { info: () => {}, warn: (m) => log(`hub: ${m}`), error: (m) => log(`hub: ${m}`) },
-  });
-  stopHub = hub.stop;
-  rows.push(['hub (local)', 'same handlers as Lambda', hub.url, 'ready']);
-  process.stdout.write(`\n${table(rows)}\n\n`);
+  const adminKeyFile = join(cliStateDir, 'admin-key');
+  writeFileSync(adminKeyFile, `${fleet.adminKey}\n`, { mode: 0o600 });
 
-  const admin = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${hub.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const json = (await res.json()) as Record<string, unknown>;
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  };
-  const sync = (await admin('POST', '/v1/admin/sync')) as { commit?: string; errors: unknown[] };
-  log(`synced ${fleetUrl} at ${sync.commit?.slice(0, 12)} (${sync.errors.length} errors)`);
-  const tokens: Record<string, string> = {};
-  for (const [name, labels] of Object.entries(spokeLabels)) {
-    const reg = (await admin('POST', '/v1/admin/clusters', { name, labels })) as { token: string };
-    tokens[name] = reg.token;
-    log(
-      `registered ${name} (${Object.entries(labels)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(',')})`,
-    );
-  }
-  // Tokens are secrets: they go to a file only the owner can read, never to the terminal.
-  writeFileSync(join(bed.state.dir, 'spoke-tokens.json'), `${JSON.stringify(tokens, null, 2)}\n`, {
-    mode: 0o600,
-  });
-
-  const status = (await admin('GET', '/v1/admin/status')) as {
-    clusters: { id: string; desired?: { generation: number }; bundles: { name: string; state: string }[] }[];
-  };
-  const fleetRows = [['CLUSTER', 'GENERATION', 'BUNDLES (state)']];
-  for (const c of status.clusters) {
-    fleetRows.push([
-      c.id,
-      String(c.desired?.generation ?? '-'),
-      c.bundles.map((b) => `${b.name} (${b.state})`).join(', '),
-    ]);
-  }
-  process.stdout.write(`${table(fleetRows)}\n\n`);
-  process.stdout.write('Bundles stay Pending until a spoke agent applies them.\n');
-  process.stdout.write(
-    `hub: ${hub.url}   admin key: in memory only   spoke tokens: ${join(bed.state.dir, 'spoke-tokens.json')}\n`,
+  say();
+  say(
+    table([
+      ['COMPONENT', 'VERSION', 'ENDPOINT'],
+      ['dynamodb-local', bed.state.dynamodb.version, bed.state.dynamodb.endpoint],
+      ['elasticmq (sqs)', bed.state.sqs.version, bed.state.sqs.endpoint],
+      ['git (smart http)', bed.state.git.version, fleet.repo.url],
+      ...bed.state.clusters.map((c) => [
+        `${c.name} (kube-apiserver)`,
+        bed.state.kubernetes.kubernetes,
+        c.server,
+      ]),
+      ['hub (Lambda handlers, local server)', 'flotilla', fleet.hubUrl],
+    ]),
   );
-  process.stdout.write(`kubeconfigs: ${bed.state.clusters.map((c) => c.kubeconfigPath).join(' ')}\n`);
-  process.stdout.write('Press Ctrl-C to stop.\n');
+  say();
+
+  // 1. Bootstrap: one command per spoke, run for the three at once.
+  say(`${elapsed()}  bootstrapping ${names.join(', ')} with \`flotilla bootstrap --run-agent local\``);
+  const watch = watchConvergence(fleet);
+  await fleet.bootstrap(spokes, {
+    progress: (cluster, line) => say(`${elapsed()}  ${cluster.padEnd(13)} ${line.trim()}`),
+  });
+  const converged = await fleet.waitInSync({ timeoutMs: 300_000 });
+  watch.stop();
+  say(`${elapsed()}  every cluster applied its desired state and reports Ready`);
+  say();
+  say(await cli(fleet, ['status']));
+
+  // 2. A change for env=prod only: a new image tag in the web bundle's prod customizations.
+  const before = generations(converged);
+  const tag = '1.27.4-alpine';
+  say(`${elapsed()}  committing: web image tag ${tag} for env=prod only (customizations prod-eu and prod)`);
+  const push = await fleet.push(`web: ${tag} in production`, (repo) => {
+    const path = 'bundles/web/bundle.yaml';
+    const text = readRepoFile(repo.dir, path);
+    const next = text
+      .replace(
+        '      replicas: 6\n      domain: eu.shop.example.com\n',
+        `      replicas: 6\n      domain: eu.shop.example.com\n      image: { tag: "${tag}" }\n`,
+      )
+      .replace('      replicas: 4\n', `      replicas: 4\n      image: { tag: "${tag}" }\n`);
+    if (next === text) throw new Error(`${path} is not what the demo expects`);
+    repo.write(path, next);
+  });
+  say(`${elapsed()}  pushed ${push.commit.slice(0, 12)}; the git server calls the hub's webhook`);
+  const watching = { active: true };
+  const applied = new Map<string, number>();
+  const imageWatches = spokes.map(async (spoke) => {
+    while (watching.active) {
+      if ((await webImage(spoke.kubeconfigPath)).endsWith(`:${tag}`)) {
+        applied.set(spoke.name, Date.now() - push.pushedAt);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  const done = new Map<string, number>();
+  const after = await fleet.waitFor(
+    'the prod clusters to apply the change',
+    (s) => {
+      if (s.sync?.commit !== push.commit) return false;
+      const changed = s.clusters.filter((c) => c.desired?.commit === push.commit);
+      for (const c of changed) if (c.inSync && !done.has(c.id)) done.set(c.id, Date.now() - push.pushedAt);
+      return changed.length > 0 && changed.every((c) => c.inSync);
+    },
+    { timeoutMs: 120_000, intervalMs: 100 },
+  );
+  watching.active = false;
+  await Promise.all(imageWatches);
+  say();
+  const seconds = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
+  const rows = [
+    ['CLUSTER', 'GENERATION', 'WEB IMAGE ON THE SPOKE', 'PUSH TO APPLIED', 'PUSH TO READY (REPORTED)'],
+  ];
+  for (const c of after.clusters) {
+    const spoke = spokes.find((s) => s.name === c.id);
+    const image = spoke ? await webImage(spoke.kubeconfigPath) : '?';
+    const ready = done.get(c.id);
+    rows.push([
+      c.id,
+      `${before.get(c.id) ?? '-'} → ${c.desired?.generation ?? '-'}`,
+      image,
+      ready === undefined ? 'unchanged (not targeted)' : seconds(applied.get(c.id)),
+      ready === undefined ? '' : seconds(ready),
+    ]);
+  }
+  say(table(rows));
+  say();
+  say(await cli(fleet, ['status']));
+
+  say('Try it yourself (another terminal, from this directory):');
+  say(`  export FLOTILLA_HUB_URL=${fleet.hubUrl} FLOTILLA_ADMIN_KEY_FILE=${adminKeyFile}`);
+  say(`  export FLOTILLA_STATE_DIR=${cliStateDir}`);
+  say(
+    '  sh scripts/run.sh flotilla status --bundles     (also: flotilla clusters, flotilla local-agent list)',
+  );
+  say(`  ${bed.state.kubernetes.kubectl} --kubeconfig ${spokes[0]?.kubeconfigPath} -n web get deploy,cm`);
+  say(`  the fleet repo: git clone ${fleet.repo.url}   (pushes sync the hub through its webhook)`);
+  say();
+  say('Press Ctrl-C to stop.');
 } catch (err) {
   log(`failed: ${err instanceof Error ? err.message : String(err)}`);
   await stop(1);
@@ -137,33 +182,61 @@ try {
 // The git server lives in this process; stay up until Ctrl-C.
 setInterval(() => {}, 60_000);
 
-/** Pushes examples/fleet-repo as the first commit of a `fleet` repository on the bed's git server. */
-async function publishExampleFleetRepo(reposDir: string, gitUrl: string): Promise<string> {
-  await createBareRepo(reposDir, 'fleet');
-  const url = `${gitUrl}/fleet.git`;
-  const work = mkdtempSync(join(tmpdir(), 'flotilla-fleet-'));
+async function cli(f: LocalFleet, args: string[]): Promise<string> {
+  const run = await f.flotilla(args);
+  if (run.code !== 0) throw new Error(`flotilla ${args.join(' ')}: ${run.stderr.trim()}`);
+  return run.stdout.trimEnd();
+}
+
+function generations(s: FleetStatus): Map<string, number> {
+  return new Map(s.clusters.map((c) => [c.id, c.desired?.generation ?? 0]));
+}
+
+/** Prints each bundle's state change on each cluster as the agents report them. */
+function watchConvergence(f: LocalFleet): { stop(): void } {
+  const seen = new Map<string, string>();
+  let active = true;
+  const loop = async () => {
+    while (active) {
+      const s = await f.status().catch(() => undefined);
+      for (const c of s?.clusters ?? []) {
+        for (const b of c.bundles) {
+          const key = `${c.id}/${b.name}`;
+          const state = b.upToDate ? b.state : 'Pending';
+          if (seen.get(key) !== state) {
+            seen.set(key, state);
+            say(
+              `${elapsed()}  ${c.id.padEnd(13)} ${b.name.padEnd(17)} ${state}${b.message ? `: ${b.message}` : ''}`,
+            );
+          }
+        }
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  };
+  void loop();
+  return {
+    stop: () => {
+      active = false;
+    },
+  };
+}
+
+async function webImage(kubeconfigPath: string): Promise<string> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
   try {
-    cpSync(join(repoRoot, 'examples', 'fleet-repo'), work, { recursive: true });
-    // Asynchronous on purpose: the git server answering this push runs in this process.
-    const git = (...args: string[]) =>
-      promisify(execFile)('git', args, {
-        cwd: work,
-        env: {
-          ...process.env,
-          GIT_AUTHOR_NAME: 'Flotilla',
-          GIT_AUTHOR_EMAIL: 'flotilla@localhost',
-          GIT_COMMITTER_NAME: 'Flotilla',
-          GIT_COMMITTER_EMAIL: 'flotilla@localhost',
-        },
-      });
-    await git('init', '--quiet', '--initial-branch=main');
-    await git('add', '.');
-    await git('commit', '--quiet', '--allow-empty', '-m', 'Example fleet');
-    await git('push', '--quiet', url, 'main');
-  } finally {
-    rmSync(work, { recursive: true, force: true });
+    const d = await kc
+      .makeApiClient(AppsV1Api)
+      .readNamespacedDeployment({ name: 'storefront', namespace: 'web' });
+    return d.spec?.template.spec?.containers[0]?.image ?? '?';
+  } catch {
+    return '(none)';
   }
-  return url;
+}
+
+function readRepoFile(dir: string, path: string): string {
+  return readFileSync(join(dir, path), 'utf8');
 }
 
 function table(rows: string[][]): string {

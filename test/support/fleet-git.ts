@@ -1,7 +1,8 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { createBareRepo } from '../bed/src/git-server.ts';
 
 export const exampleFleetRepo = new URL('../../examples/fleet-repo/', import.meta.url).pathname;
@@ -30,7 +31,7 @@ export class FleetWorkingCopy {
     cpSync(from, dir, { recursive: true });
     const copy = new FleetWorkingCopy(`${git.url}/${name}.git`, dir);
     copy.git('init', '--quiet', '--initial-branch=main');
-    copy.commit('Initial fleet');
+    await copy.commitAsync('Initial fleet');
     return copy;
   }
 
@@ -53,18 +54,36 @@ export class FleetWorkingCopy {
     return this.git('rev-parse', 'HEAD');
   }
 
+  /**
+   * `commit`, with the push run asynchronously: needed when the git server answering it
+   * runs in this very process (`npm start`), where a synchronous push would wait forever.
+   */
+  async commitAsync(message: string): Promise<string> {
+    this.git('add', '-A');
+    this.git('commit', '--quiet', '--allow-empty', '-m', message);
+    await promisify(execFile)('git', ['push', '--quiet', this.url, 'main'], {
+      cwd: this.dir,
+      env: this.#env(),
+    });
+    return this.git('rev-parse', 'HEAD');
+  }
+
   git(...args: string[]): string {
     return execFileSync('git', args, {
       cwd: this.dir,
       encoding: 'utf8',
-      env: {
-        ...process.env,
-        GIT_AUTHOR_NAME: 'Fleet Admin',
-        GIT_AUTHOR_EMAIL: 'admin@example.com',
-        GIT_COMMITTER_NAME: 'Fleet Admin',
-        GIT_COMMITTER_EMAIL: 'admin@example.com',
-      },
+      env: this.#env(),
     }).trim();
+  }
+
+  #env(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'Fleet Admin',
+      GIT_AUTHOR_EMAIL: 'admin@example.com',
+      GIT_COMMITTER_NAME: 'Fleet Admin',
+      GIT_COMMITTER_EMAIL: 'admin@example.com',
+    };
   }
 
   dispose(): void {

@@ -80,7 +80,8 @@ export const statusCommand: Command = {
     "One row per cluster: connection (Offline when no heartbeat came within the hub's interval), its worst",
     "bundle state, whether it is in sync, applied/desired generation, and each bundle's state (a column per",
     'bundle for up to 8 bundles). Below, bundles that need attention (Failed, Drifted, NotReady) with drift and',
-    'messages; --bundles lists every bundle.',
+    'messages; --bundles lists every bundle. Errors of the last sync are listed on stderr as file:line: message,',
+    'with exit code 10: the bundles they affect keep their last good state.',
   ].join('\n'),
   positionals: [0, 0],
   options: {
@@ -96,7 +97,7 @@ export const statusCommand: Command = {
   async run(ctx, { values }) {
     const status = await ctx.hub().status<FleetStatus>(checkSelector(values.selector as string | undefined));
     ctx.print(status, () => statusTable(status, ctx.now(), { bundles: Boolean(values.bundles) }));
-    return undefined;
+    return reportFleetErrors(ctx, status.sync?.errors ?? []);
   },
 };
 

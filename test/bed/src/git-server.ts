@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -24,11 +25,28 @@ export async function createBareRepo(reposDir: string, name: string): Promise<st
   return path;
 }
 
+/** A push webhook of one repository, delivered as a forge does (GitHub's push event). */
+export interface GitWebhook {
+  readonly url: string;
+  /** HMAC-SHA256 key of the `X-Hub-Signature-256` header. */
+  readonly secret: string;
+}
+
+const webhooksFile = 'flotilla-webhooks.json';
+
+/**
+ * Sets the push webhooks of repository `name` (replacing earlier ones). Kept in the bare
+ * repository, so any process can set them on a server another process runs.
+ */
+export function setWebhooks(reposDir: string, name: string, hooks: readonly GitWebhook[]): void {
+  writeFileSync(join(reposDir, `${name}.git`, webhooksFile), `${JSON.stringify(hooks)}\n`, { mode: 0o600 });
+}
+
 export async function startGitServer(opts: { reposDir: string; port?: number }): Promise<GitServer> {
   mkdirSync(opts.reposDir, { recursive: true });
   const version = (await run('git', ['--version'])).trim().replace(/^git version /, '');
   const server: Server = createServer((req, res) => {
-    serveCgi(opts.reposDir, req, res).catch((err: unknown) => {
+    serveWithWebhooks(opts.reposDir, req, res).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(`git http-backend failed: ${err instanceof Error ? err.message : String(err)}\n`);
     });
@@ -48,6 +66,69 @@ export async function startGitServer(opts: { reposDir: string; port?: number }):
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A push (git-receive-pack) is answered first; then, like a forge, the server posts one
+ * push event per updated branch to the repository's webhooks, signed with their secret.
+ */
+async function serveWithWebhooks(reposDir: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = decodeURIComponent(new URL(req.url ?? '/', 'http://bed').pathname);
+  const push = req.method === 'POST' && path.endsWith('/git-receive-pack');
+  const repoDir = push ? join(reposDir, path.slice(0, -'/git-receive-pack'.length)) : '';
+  const before = push && existsSync(repoDir) ? await refs(repoDir).catch(() => undefined) : undefined;
+  await serveCgi(reposDir, req, res);
+  if (!before) return;
+  let hooks: GitWebhook[];
+  try {
+    hooks = JSON.parse(readFileSync(join(repoDir, webhooksFile), 'utf8')) as GitWebhook[];
+  } catch {
+    return;
+  }
+  const after = await refs(repoDir).catch(() => new Map<string, string>());
+  const name = path.slice(1, -'.git/git-receive-pack'.length);
+  for (const [ref, commit] of after) {
+    if (before.get(ref) === commit) continue;
+    const body = JSON.stringify({
+      ref,
+      before: before.get(ref) ?? '0'.repeat(40),
+      after: commit,
+      repository: { name, full_name: name },
+    });
+    for (const hook of hooks) {
+      const signature = `sha256=${createHmac('sha256', hook.secret).update(body).digest('hex')}`;
+      fetch(hook.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'push',
+          'x-hub-signature-256': signature,
+        },
+        body,
+      })
+        .then((r) => r.arrayBuffer())
+        .catch(() => undefined);
+    }
+  }
+}
+
+async function refs(repoDir: string): Promise<Map<string, string>> {
+  const out = await run('git', [
+    '-C',
+    repoDir,
+    'for-each-ref',
+    '--format=%(objectname) %(refname)',
+    'refs/heads',
+  ]);
+  return new Map(
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [commit = '', ref = ''] = line.split(' ');
+        return [ref, commit] as const;
+      }),
+  );
 }
 
 // Runs one request through git http-backend as CGI (RFC 3875), streaming both ways
