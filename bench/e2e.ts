@@ -13,6 +13,9 @@
  * plane, each with its own namespace) if asked. One JSON line per fleet; the last line is
  * the headline: {"bench":"e2e","spokes":S,"commits":20,"sqs":{...},"https":{...}}.
  *
+ * Pushes come one at a time, each once the last is applied everywhere, after a pause
+ * random over one poll interval (so they land anywhere in a polling agent's cycle).
+ *
  * Options: --commits 20  --poll-interval 5s  --simulated 20 (0 to skip)
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,8 +36,15 @@ const { values } = parseArgs({
 const commits = Number(values.commits);
 const pollInterval = values['poll-interval'];
 const simulated = Number(values.simulated);
+const pollIntervalMs = durationMs(pollInterval);
 const planes = ['e2e-1', 'e2e-2', 'e2e-3'];
 const log = (line: string) => process.stderr.write(`[bench:e2e] ${line}\n`);
+
+function durationMs(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
+  if (!m) throw new Error(`--poll-interval "${text}": expected a duration such as 5s or 500ms`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[m[2] as 'ms' | 's' | 'm'];
+}
 
 interface Latencies {
   readonly p50Ms: number;
@@ -189,8 +199,9 @@ async function run(bed: Bed, spokeCount: number, notify: 'sqs' | 'poll', tag: st
         }
         await new Promise((r) => setTimeout(r, 20));
       }
-      // A pause between pushes, as people make them; it also lets status reports settle.
-      await new Promise((r) => setTimeout(r, 500));
+      // A pause between pushes, random over a poll interval: pushes come at any moment of a
+      // polling agent's cycle, not just after its last poll.
+      await new Promise((r) => setTimeout(r, 500 + Math.random() * pollIntervalMs));
     }
     return summarize(samples);
   } finally {

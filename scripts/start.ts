@@ -54,6 +54,7 @@ async function stop(code: number): Promise<never> {
 }
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
+process.on('SIGHUP', () => void stop(0));
 
 try {
   const spokes: LocalSpoke[] = bed.state.clusters.map((c) => ({
