@@ -145,7 +145,12 @@ function summarize(samples: number[]): Latencies {
   };
 }
 
-async function run(bed: Bed, spokeCount: number, notify: 'sqs' | 'poll', tag: string): Promise<Latencies> {
+interface RunResult extends Latencies {
+  /** Push to the hub's sync done (webhook, fetch, render, store, notify): the hub's share. */
+  readonly hubSync: Latencies;
+}
+
+async function run(bed: Bed, spokeCount: number, notify: 'sqs' | 'poll', tag: string): Promise<RunResult> {
   const source = mkdtempSync(join(tmpdir(), 'flotilla-bench-e2e-'));
   const clusters = bed.state.clusters;
   const spokes: LocalSpoke[] = Array.from({ length: spokeCount }, (_, i) => ({
@@ -174,6 +179,7 @@ async function run(bed: Bed, spokeCount: number, notify: 'sqs' | 'poll', tag: st
     }
     await fleet.waitInSync({ timeoutMs: 300_000 });
     const samples: number[] = [];
+    const hubSamples: number[] = [];
     for (let round = 1; round <= commits; round++) {
       const value = String(round);
       const push = await fleet.push(`round ${round}`, (repo) =>
@@ -188,6 +194,8 @@ async function run(bed: Bed, spokeCount: number, notify: 'sqs' | 'poll', tag: st
         if (times.every((t) => t !== undefined)) {
           const latencies = times.map((t) => (t as number) - push.pushedAt);
           samples.push(...latencies);
+          const synced = (await fleet.status()).sync;
+          if (synced?.commit === push.commit) hubSamples.push(Date.parse(synced.syncedAt) - push.pushedAt);
           log(
             `${tag}: commit ${round}/${commits} applied on ${spokes.length} spoke(s): max ${Math.max(...latencies)} ms`,
           );
@@ -203,7 +211,7 @@ async function run(bed: Bed, spokeCount: number, notify: 'sqs' | 'poll', tag: st
       // polling agent's cycle, not just after its last poll.
       await new Promise((r) => setTimeout(r, 500 + Math.random() * pollIntervalMs));
     }
-    return summarize(samples);
+    return { ...summarize(samples), hubSync: summarize(hubSamples) };
   } finally {
     watch.stop();
     await fleet.stop();
