@@ -9,7 +9,8 @@
  *   store  = a full sync (which renders again) less the render time: bundle and
  *            desired-state writes to DynamoDB Local plus one SQS message per cluster.
  *
- * Options: --sizes 1000,10000,100000
+ * Options: --sizes 1000,10000,100000, --render-only. BENCH_PHASES=1 logs each phase's
+ * peak memory by kind (rss, heap, external, arrayBuffers) and time per store call.
  */
 
 import { loadavg } from 'node:os';
@@ -113,10 +114,25 @@ function rssMb(): number {
 }
 
 let peakRss = 0;
-const sampler = setInterval(() => {
-  peakRss = Math.max(peakRss, rssMb());
-}, 100);
+/** Peaks of each kind of memory since the last `phaseMemory()`: where the resident memory goes. */
+let peaks = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+const samplePeaks = () => {
+  const u = process.memoryUsage();
+  peakRss = Math.max(peakRss, Math.round(u.rss / 1024 / 1024));
+  for (const key of Object.keys(peaks) as (keyof typeof peaks)[]) {
+    peaks[key] = Math.max(peaks[key], Math.round(u[key] / 1024 / 1024));
+  }
+};
+const sampler = setInterval(samplePeaks, 100);
 sampler.unref();
+/** The peaks (MB) since the previous call, logged per phase with BENCH_PHASES=1. */
+function phaseMemory(phase: string): typeof peaks {
+  samplePeaks();
+  const seen = peaks;
+  peaks = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+  if (process.env.BENCH_PHASES) log(`${phase}: peak MB ${JSON.stringify(seen)}`);
+  return seen;
+}
 
 /** The pure core over every cluster: what the hub computes before it writes anything. */
 function renderAll(
@@ -191,7 +207,8 @@ const bed = await startBed({
   dir: join(repoRoot, '.flotilla', 'bench-hub'),
   clusters: [],
   log,
-  javaHeapMb: 3072,
+  // DynamoDB Local holding 100,000 clusters' items and ElasticMQ 100,000 queues need room.
+  javaHeapMb: Math.max(...sizes) >= 100_000 ? 6144 : 3072,
 });
 const results: unknown[] = [];
 const phaseTotals: Record<string, number> = {};
@@ -215,14 +232,12 @@ try {
     if (process.env.BENCH_PHASES) {
       const timed = <T extends object>(obj: T, method: keyof T & string) => {
         const original = (obj[method] as (...a: unknown[]) => Promise<unknown>).bind(obj);
-        let total = 0;
         (obj as Record<string, unknown>)[method] = async (...args: unknown[]) => {
           const t = performance.now();
           try {
             return await original(...args);
           } finally {
-            total += performance.now() - t;
-            phaseTotals[method] = total;
+            phaseTotals[method] = Math.round((phaseTotals[method] ?? 0) + performance.now() - t);
           }
         };
       };
@@ -237,7 +252,9 @@ try {
     const clusters = await seedClusters(hub, size);
 
     peakRss = rssMb();
+    phaseMemory(`${size} clusters: seeding`);
     const render = renderAll(files, clusters);
+    phaseMemory(`${size} clusters: render`);
     log(
       `${size} clusters: rendered in ${render.seconds.toFixed(2)} s, ${render.cpuSeconds.toFixed(2)} s CPU (${render.bundlesRendered} distinct bundles, load ${loadavg()[0]?.toFixed(1)})`,
     );
@@ -250,7 +267,9 @@ try {
       );
     }
     log(`${size} clusters: full sync ${syncSeconds.toFixed(1)} s, ${full.itemsWritten} items written`);
+    const fullMemory = phaseMemory(`${size} clusters: full sync`);
     if (process.env.BENCH_PHASES) log(`phases (ms, summed over workers): ${JSON.stringify(phaseTotals)}`);
+    for (const key of Object.keys(phaseTotals)) delete phaseTotals[key];
 
     // Incremental: one bundle (targeting the 10% canary clusters) gets a new image.
     files = fleetFiles(2);
@@ -261,6 +280,8 @@ try {
     log(
       `${size} clusters: one-bundle change: ${inc.changed.length} clusters, ${inc.itemsWritten} items, ${incSeconds.toFixed(1)} s`,
     );
+    if (process.env.BENCH_PHASES) log(`phases (ms, summed over workers): ${JSON.stringify(phaseTotals)}`);
+    const incMemory = phaseMemory(`${size} clusters: one-bundle change`);
 
     // No-op: a new commit with the same content writes nothing.
     commit = 'c3';
@@ -279,6 +300,9 @@ try {
       storeSeconds: round(Math.max(0, syncSeconds - render.seconds)),
       clustersPerSecond: Math.round(size / render.seconds),
       peakRssMb: peakRss,
+      // Peaks (MB) during the full sync and the one-bundle change: resident, JS heap, off-heap.
+      syncMemoryMb: fullMemory,
+      incrementalMemoryMb: incMemory,
       itemsWritten: full.itemsWritten,
       incremental: {
         changedClusters: inc.changed.length,

@@ -27,10 +27,11 @@ export interface FunctionAccess {
 /** The API function: every route, including registration, deregistration, status and in-process syncs. */
 export const apiAccess: FunctionAccess = {
   tables: {
-    // get, create (conditional put), delete, update and heartbeat, list, desired-state head (update)
+    // get, create (conditional put), delete, update and heartbeat, list, desired-state head (update, in a transaction)
     clusters: ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'Scan'],
-    // a generation, the history, history writes and pruning, cleanup on deregistration
-    desiredStates: ['GetItem', 'Query', 'BatchWriteItem'],
+    // the current copy (put in the head's transaction), a generation, the history, history
+    // writes and pruning, cleanup on deregistration
+    desiredStates: ['GetItem', 'PutItem', 'Query', 'BatchWriteItem'],
     // which hashes exist; chunk writes (batched, the head chunk conditional); a bundle, or one part of it
     bundles: ['BatchGetItem', 'BatchWriteItem', 'PutItem', 'GetItem', 'Query'],
     // a cluster's statuses; changed statuses and cleanup on deregistration
@@ -46,7 +47,8 @@ export const apiAccess: FunctionAccess = {
 export const syncAccess: FunctionAccess = {
   tables: {
     clusters: ['GetItem', 'UpdateItem', 'Scan'],
-    desiredStates: ['BatchWriteItem'],
+    // the current copy, put in the same transaction as the head; then the history
+    desiredStates: ['PutItem', 'BatchWriteItem'],
     // no part reads: those serve agents
     bundles: ['BatchGetItem', 'BatchWriteItem', 'PutItem', 'Query'],
     hubState: ['GetItem', 'UpdateItem'],

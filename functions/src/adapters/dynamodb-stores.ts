@@ -12,6 +12,7 @@ import {
   type QueryCommandInput,
   ScanCommand,
   type ScanCommandInput,
+  TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import {
@@ -67,12 +68,29 @@ export class HubDb {
 
   /** BatchWriteItem in groups of 25, a few groups at a time, retrying unprocessed items with backoff. */
   async batchWrite(table: string, requests: Item[], concurrency = 8): Promise<void> {
-    const groups: Item[][] = [];
-    for (let i = 0; i < requests.length; i += 25) groups.push(requests.slice(i, i + 25));
+    await this.batchWriteGroups(
+      table,
+      Math.ceil(requests.length / batchWriteMax),
+      async (g) => requests.slice(g * batchWriteMax, (g + 1) * batchWriteMax),
+      concurrency,
+    );
+  }
+
+  /**
+   * BatchWriteItem of `groups` groups of at most 25 requests, a few at a time, each group
+   * built only when a worker is ready to send it: what is in memory is bounded by the
+   * concurrency, not by how much is written.
+   */
+  async batchWriteGroups(
+    table: string,
+    groups: number,
+    build: (group: number) => Promise<Item[]>,
+    concurrency = 8,
+  ): Promise<void> {
     let next = 0;
     const worker = async () => {
-      while (next < groups.length) {
-        let pending = groups[next++] ?? [];
+      while (next < groups) {
+        let pending = await build(next++);
         let attempt = 0;
         while (pending.length > 0) {
           const res = await this.doc.send(
@@ -84,9 +102,13 @@ export class HubDb {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(concurrency, groups.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(concurrency, groups) }, worker));
   }
 }
+
+const batchWriteMax = 25;
+const batchGetMax = 100;
+const existingConcurrency = 4;
 
 /** Registered clusters, their labels, token hashes, heartbeats and desired-state heads. */
 export class DynamoDbClusterStore implements ClusterStore {
@@ -203,7 +225,17 @@ export class DynamoDbClusterStore implements ClusterStore {
   }
 }
 
-/** Desired-state generations; the head on the cluster record moves in the same transaction. */
+/**
+ * Sort key of the copy of a cluster's current desired state in the desired-states table,
+ * beside its numbered generations (the "version 0 holds the latest" pattern).
+ */
+const currentSlot = 0;
+
+/**
+ * Desired-state generations. The head on the cluster record and the copy of the manifest
+ * it points at move together in one transaction; the manifest stays off the cluster
+ * record, so that the fleet-wide listing every sync makes reads small items only.
+ */
 export class DynamoDbDesiredStateStore implements DesiredStateStore {
   readonly #db: HubDb;
 
@@ -211,35 +243,45 @@ export class DynamoDbDesiredStateStore implements DesiredStateStore {
     this.#db = db;
   }
 
-  async commit(state: StoredDesiredState, expectedGeneration: number | undefined): Promise<void> {
+  /** Writes three items: the head (cluster record), the current manifest, its history entry. */
+  async commit(state: StoredDesiredState, expectedGeneration: number | undefined): Promise<number> {
     const head = {
       generation: state.generation,
       etag: state.etag,
       refsHash: state.refsHash,
       commit: state.commit,
     };
-    // The head and the manifest it serves move together in one conditional write on the
-    // cluster's own item: atomic without a transaction, and the agent's read of its
-    // desired state is the same single read that checks its token.
     try {
       await this.#db.doc.send(
-        new UpdateCommand({
-          TableName: this.#db.tables.clusters,
-          Key: { clusterId: state.clusterId },
-          UpdateExpression: 'SET head = :head, desired = :desired',
-          ConditionExpression:
-            expectedGeneration === undefined
-              ? 'attribute_exists(clusterId) AND attribute_not_exists(head)'
-              : 'attribute_exists(clusterId) AND head.generation = :expected',
-          ExpressionAttributeValues: {
-            ':head': head,
-            ':desired': state,
-            ...(expectedGeneration === undefined ? {} : { ':expected': expectedGeneration }),
-          },
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.#db.tables.clusters,
+                Key: { clusterId: state.clusterId },
+                // `desired` is where an earlier layout kept the manifest: gone once the cluster moves.
+                UpdateExpression: 'SET head = :head REMOVE desired',
+                ConditionExpression:
+                  expectedGeneration === undefined
+                    ? 'attribute_exists(clusterId) AND attribute_not_exists(head)'
+                    : 'attribute_exists(clusterId) AND head.generation = :expected',
+                ExpressionAttributeValues: {
+                  ':head': head,
+                  ...(expectedGeneration === undefined ? {} : { ':expected': expectedGeneration }),
+                },
+              },
+            },
+            {
+              Put: {
+                TableName: this.#db.tables.desiredStates,
+                Item: { clusterId: state.clusterId, generation: currentSlot, current: state },
+              },
+            },
+          ],
         }),
       );
     } catch (err) {
-      if (isConditionFailure(err)) {
+      if (isConditionFailure(err) || isTransactionConflict(err)) {
         throw new ConflictError(
           `desired state of "${state.clusterId}" moved past generation ${expectedGeneration ?? 0} (or the cluster is gone)`,
           { cause: err },
@@ -251,14 +293,24 @@ export class DynamoDbDesiredStateStore implements DesiredStateStore {
     const pruneGeneration = state.generation - this.#db.historyDepth;
     await this.#db.batchWrite(this.#db.tables.desiredStates, [
       { PutRequest: { Item: { ...state } } },
-      ...(pruneGeneration >= 1
+      ...(pruneGeneration > currentSlot
         ? [{ DeleteRequest: { Key: { clusterId: state.clusterId, generation: pruneGeneration } } }]
         : []),
     ]);
+    return 3;
   }
 
   async current(clusterId: string): Promise<StoredDesiredState | undefined> {
     const res = await this.#db.doc.send(
+      new GetCommand({
+        TableName: this.#db.tables.desiredStates,
+        Key: { clusterId, generation: currentSlot },
+        ConsistentRead: true,
+      }),
+    );
+    if (res.Item) return res.Item.current as StoredDesiredState;
+    // A cluster last committed by the earlier layout keeps its manifest on its own record.
+    const legacy = await this.#db.doc.send(
       new GetCommand({
         TableName: this.#db.tables.clusters,
         Key: { clusterId },
@@ -266,10 +318,11 @@ export class DynamoDbDesiredStateStore implements DesiredStateStore {
         ConsistentRead: true,
       }),
     );
-    return (res.Item?.desired as StoredDesiredState | undefined) ?? undefined;
+    return (legacy.Item?.desired as StoredDesiredState | undefined) ?? undefined;
   }
 
   async generation(clusterId: string, generation: number): Promise<StoredDesiredState | undefined> {
+    if (generation <= currentSlot) return undefined;
     const res = await this.#db.doc.send(
       new GetCommand({
         TableName: this.#db.tables.desiredStates,
@@ -283,8 +336,8 @@ export class DynamoDbDesiredStateStore implements DesiredStateStore {
   async history(clusterId: string): Promise<StoredDesiredState[]> {
     const items = await this.#db.queryAll({
       TableName: this.#db.tables.desiredStates,
-      KeyConditionExpression: 'clusterId = :id',
-      ExpressionAttributeValues: { ':id': clusterId },
+      KeyConditionExpression: 'clusterId = :id AND generation > :current',
+      ExpressionAttributeValues: { ':id': clusterId, ':current': currentSlot },
       ScanIndexForward: false,
       ConsistentRead: true,
     });
@@ -303,25 +356,34 @@ export class DynamoDbBundleStore implements BundleStore {
   async existing(hashes: readonly string[]): Promise<Set<string>> {
     const found = new Set<string>();
     const unique = [...new Set(hashes)];
-    for (let i = 0; i < unique.length; i += 100) {
-      let keys: Item[] = unique.slice(i, i + 100).map((hash) => ({ hash, chunk: 0 }));
-      while (keys.length > 0) {
-        const res = await this.#db.doc.send(
-          new BatchGetCommand({
-            RequestItems: {
-              [this.#db.tables.bundles]: {
-                Keys: keys,
-                ProjectionExpression: '#h',
-                ExpressionAttributeNames: { '#h': 'hash' },
-                ConsistentRead: true,
+    const groups = Math.ceil(unique.length / batchGetMax);
+    let next = 0;
+    // A few BatchGetItem calls at a time: a window of a big sync asks about thousands of hashes.
+    const worker = async () => {
+      while (next < groups) {
+        const g = next++;
+        let keys: Item[] = unique
+          .slice(g * batchGetMax, (g + 1) * batchGetMax)
+          .map((hash) => ({ hash, chunk: 0 }));
+        while (keys.length > 0) {
+          const res = await this.#db.doc.send(
+            new BatchGetCommand({
+              RequestItems: {
+                [this.#db.tables.bundles]: {
+                  Keys: keys,
+                  ProjectionExpression: '#h',
+                  ExpressionAttributeNames: { '#h': 'hash' },
+                  ConsistentRead: true,
+                },
               },
-            },
-          }),
-        );
-        for (const item of res.Responses?.[this.#db.tables.bundles] ?? []) found.add(String(item.hash));
-        keys = (res.UnprocessedKeys?.[this.#db.tables.bundles]?.Keys as Item[] | undefined) ?? [];
+            }),
+          );
+          for (const item of res.Responses?.[this.#db.tables.bundles] ?? []) found.add(String(item.hash));
+          keys = (res.UnprocessedKeys?.[this.#db.tables.bundles]?.Keys as Item[] | undefined) ?? [];
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(existingConcurrency, groups) }, worker));
     return found;
   }
 
@@ -329,31 +391,45 @@ export class DynamoDbBundleStore implements BundleStore {
     bundles: readonly { readonly hash: string; readonly content: Uint8Array }[],
   ): Promise<number> {
     let written = 0;
-    const single: Record<string, unknown>[] = [];
-    for (const { hash, content } of bundles) {
-      const packed = gzipSync(content);
-      if (packed.length > bundleChunkBytes) {
-        written += await this.put(hash, content);
-        continue;
-      }
-      // One item holds it all: an unconditional put is safe, the same hash always carries the same bytes.
-      single.push({
-        PutRequest: {
-          Item: { hash, chunk: 0, data: packed, chunks: 1, size: content.byteLength, encoding: 'gzip' },
-        },
-      });
-    }
-    await this.#db.batchWrite(this.#db.tables.bundles, single);
-    return written + single.length;
+    // Each group is compressed just before it is sent, so however many bundles come in,
+    // only a few groups' compressed bytes are alive at once.
+    await this.#db.batchWriteGroups(
+      this.#db.tables.bundles,
+      Math.ceil(bundles.length / batchWriteMax),
+      async (g) => {
+        const single: Item[] = [];
+        for (const { hash, content } of bundles.slice(g * batchWriteMax, (g + 1) * batchWriteMax)) {
+          const packed = gzipExact(content);
+          if (packed.length > bundleChunkBytes) {
+            // Groups run concurrently: read `written` only after the wait.
+            const chunks = await this.#putChunked(hash, content.byteLength, packed);
+            written += chunks;
+            continue;
+          }
+          // One item holds it all: an unconditional put is safe, the same hash always carries the same bytes.
+          single.push({
+            PutRequest: {
+              Item: { hash, chunk: 0, data: packed, chunks: 1, size: content.byteLength, encoding: 'gzip' },
+            },
+          });
+        }
+        written += single.length;
+        return single;
+      },
+    );
+    return written;
   }
 
   async put(hash: string, content: Uint8Array): Promise<number> {
-    const packed = gzipSync(content);
-    const chunks: Buffer[] = [];
+    return this.#putChunked(hash, content.byteLength, gzipExact(content));
+  }
+
+  async #putChunked(hash: string, size: number, packed: Uint8Array): Promise<number> {
+    const chunks: Uint8Array[] = [];
     for (let offset = 0; offset < packed.length; offset += bundleChunkBytes) {
       chunks.push(packed.subarray(offset, offset + bundleChunkBytes));
     }
-    if (chunks.length === 0) chunks.push(Buffer.alloc(0));
+    if (chunks.length === 0) chunks.push(new Uint8Array(0));
     // Chunks 1..n first; chunk 0 carries the count and is written last, so a reader
     // never sees a bundle whose chunks are not all there.
     await this.#db.batchWrite(
@@ -369,7 +445,7 @@ export class DynamoDbBundleStore implements BundleStore {
             chunk: 0,
             data: chunks[0],
             chunks: chunks.length,
-            size: content.byteLength,
+            size,
             encoding: 'gzip',
           },
           ConditionExpression: 'attribute_not_exists(#h)',
@@ -424,8 +500,25 @@ export class DynamoDbBundleStore implements BundleStore {
   }
 }
 
+/**
+ * gzip into a buffer of exactly the compressed size. zlib writes into 16 KiB blocks carved
+ * from a shared pool and returns a view of one: kept as is, a 500-byte bundle would hold
+ * its whole block (and the pool slab under it) alive, tens of KiB per bundle outside the
+ * JavaScript heap.
+ */
+export function gzipExact(content: Uint8Array): Uint8Array {
+  return new Uint8Array(gzipSync(content));
+}
+
 function isConditionFailure(err: unknown): boolean {
   return err instanceof Error && err.name === 'ConditionalCheckFailedException';
+}
+
+/** A transaction cancelled because its condition failed or another write to the same item raced it. */
+function isTransactionConflict(err: unknown): boolean {
+  if (!(err instanceof Error) || err.name !== 'TransactionCanceledException') return false;
+  const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
+  return reasons.some((r) => r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict');
 }
 
 function fromCluster(record: ClusterRecord): Item {

@@ -77,10 +77,11 @@ export interface DesiredStateStore {
   /**
    * Makes `state` the cluster's current desired state, atomically with moving the
    * head on the cluster record, and prunes generations beyond the history depth.
+   * @returns how many items it wrote (the bench and sync reports count them)
    * @throws ConflictError when the head is no longer at `expectedGeneration`
    *   (another writer got there first) or the cluster is gone.
    */
-  commit(state: StoredDesiredState, expectedGeneration: number | undefined): Promise<void>;
+  commit(state: StoredDesiredState, expectedGeneration: number | undefined): Promise<number>;
   current(clusterId: string): Promise<StoredDesiredState | undefined>;
   generation(clusterId: string, generation: number): Promise<StoredDesiredState | undefined>;
   /** Newest first. */

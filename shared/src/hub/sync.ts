@@ -101,13 +101,19 @@ const leaseMs = 15 * 60_000;
  *
  * 1. Take the sync lease (or queue a rerun behind the sync that holds it).
  * 2. Fetch the repo and load it once.
- * 3. Plan each cluster from its labels; keep the last good reference of any held bundle.
- * 4. Skip clusters whose bundle references did not change: nothing written, nothing sent.
- * 5. Store the bundles that are new, then each changed cluster's signed desired state,
- *    conditional on the generation it was computed from (retrying on conflict).
- * 6. Notify exactly the changed clusters, and record the sync state with its errors.
+ * 3. Walk the fleet a window of clusters at a time ({@link SyncOptions}), so memory stays
+ *    bounded however big the fleet is. For each window:
+ *    a. plan each cluster from its labels; keep the last good reference of any held bundle;
+ *    b. skip clusters whose bundle references did not change: nothing written, nothing sent;
+ *    c. store the bundles that are new, then each changed cluster's signed desired state,
+ *       conditional on the generation it was computed from (retrying on conflict);
+ *    d. notify exactly the window's changed clusters (while the next window is written).
+ * 4. Record the sync state with its errors.
  */
-export async function syncFleet(ports: SyncPorts, opts: { holder: string }): Promise<SyncReport> {
+export async function syncFleet(
+  ports: SyncPorts,
+  opts: { holder: string } & SyncOptions,
+): Promise<SyncReport> {
   const now = ports.now();
   const acquired = await ports.syncState.acquireLease(
     opts.holder,
@@ -118,7 +124,7 @@ export async function syncFleet(ports: SyncPorts, opts: { holder: string }): Pro
   let report: SyncReport;
   try {
     for (;;) {
-      report = await syncOnce(ports);
+      report = await syncOnce(ports, opts);
       const { rerun } = await ports.syncState.releaseLease(opts.holder);
       if (!rerun) return report;
       const again = ports.now();
@@ -135,7 +141,7 @@ export async function syncFleet(ports: SyncPorts, opts: { holder: string }): Pro
   }
 }
 
-async function syncOnce(ports: SyncPorts): Promise<SyncReport> {
+async function syncOnce(ports: SyncPorts, opts: SyncOptions): Promise<SyncReport> {
   const { commit, files } = await ports.source.fetch();
   const fleet = loadFleet(files.map((f) => ({ path: f.path, content: f.content })));
   const snapshotJson = JSON.stringify(files.map((f) => [f.path, f.content]));
@@ -146,7 +152,7 @@ async function syncOnce(ports: SyncPorts): Promise<SyncReport> {
     itemsWritten += await ports.bundles.putMany([{ hash: snapshotHash, content: snapshot }]);
   }
   const clusters = await ports.clusters.list();
-  const result = await applyFleet(ports, fleet, commit, clusters);
+  const result = await applyFleet(ports, fleet, commit, clusters, opts);
   const state: SyncState = {
     commit,
     snapshotHash,
@@ -185,18 +191,66 @@ interface PendingChange {
   readonly etag: string;
 }
 
+/** How a sync walks the fleet; the defaults suit the hub's Lambda. */
+export interface SyncOptions {
+  /**
+   * Clusters planned, stored, committed and notified together. A sync holds the rendered
+   * bundles and pending manifests of one window at a time (and notifies the previous one
+   * meanwhile), so its memory does not grow with the fleet.
+   */
+  readonly windowClusters?: number;
+  /**
+   * How many bundle hashes a sync remembers as stored, so that shared bundles are not
+   * looked up again in every window; past it the oldest are forgotten and, when met again,
+   * asked of the store (a read, never a second write).
+   */
+  readonly rememberedBundles?: number;
+}
+
+const defaultWindowClusters = 500;
+const defaultRememberedBundles = 20_000;
+
+/** Hashes known to be stored, least recently seen first, at most `limit` of them. */
+class RecentHashes {
+  readonly #set = new Set<string>();
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    this.#limit = Math.max(1, limit);
+  }
+
+  has(hash: string): boolean {
+    if (!this.#set.delete(hash)) return false;
+    this.#set.add(hash);
+    return true;
+  }
+
+  add(hash: string): void {
+    this.#set.delete(hash);
+    this.#set.add(hash);
+    if (this.#set.size > this.#limit) {
+      const oldest = this.#set.values().next();
+      if (!oldest.done) this.#set.delete(oldest.value);
+    }
+  }
+}
+
 async function applyFleet(
   ports: Omit<SyncPorts, 'source' | 'syncState'>,
   fleet: Fleet,
   commit: string,
   clusters: readonly ClusterRecord[],
+  opts: SyncOptions = {},
 ): Promise<Omit<SyncReport, 'status' | 'commit'>> {
-  const errors: FleetError[] = [...fleet.errors];
-  const changed: PendingChange[] = [];
+  const windowClusters = Math.max(1, opts.windowClusters ?? defaultWindowClusters);
+  let errors: FleetError[] = [...fleet.errors];
+  const changed: { clusterId: string; generation: number; etag: string }[] = [];
   let unchanged = 0;
   let itemsWritten = 0;
   let conflictsRetried = 0;
-  const storedBundles = new Set<string>();
+  let notifiedCount = 0;
+  const notifyFailures: { clusterId: string; error: string }[] = [];
+  const storedBundles = new RecentHashes(opts.rememberedBundles ?? defaultRememberedBundles);
 
   /** Stores the rendered bundles a manifest references that are not stored yet; many at a time. */
   const storeBundles = async (rendered: ReadonlyMap<string, string>) => {
@@ -205,6 +259,7 @@ async function applyFleet(
     for (const h of wanted) storedBundles.add(h);
     const present = await ports.bundles.existing(wanted);
     const missing = wanted.filter((h) => !present.has(h));
+    if (missing.length === 0) return;
     const written = await ports.bundles.putMany(
       missing.map((hash) => ({ hash, content: utf8.encode(rendered.get(hash) ?? '') })),
     );
@@ -228,7 +283,10 @@ async function applyFleet(
     return { cluster, next, refsHash, rendered };
   };
 
-  const commitCluster = async (prepared: NonNullable<Awaited<ReturnType<typeof prepare>>>) => {
+  /** Commits one cluster's manifest, re-planning on conflict; undefined when there is nothing left to commit. */
+  const commitCluster = async (
+    prepared: NonNullable<Awaited<ReturnType<typeof prepare>>>,
+  ): Promise<PendingChange | undefined> => {
     let current: typeof prepared | undefined = prepared;
     for (let attempt = 1; current; attempt++) {
       const { cluster, next, refsHash } = current;
@@ -245,10 +303,10 @@ async function applyFleet(
         createdAt: ports.now().toISOString(),
       };
       try {
-        await ports.desiredStates.commit(stored, cluster.head?.generation);
-        itemsWritten += 2;
-        changed.push({ cluster, generation: stored.generation, etag: stored.etag });
-        return;
+        // Awaited first: `itemsWritten += await ...` would add to a value read before the wait.
+        const written = await ports.desiredStates.commit(stored, cluster.head?.generation);
+        itemsWritten += written;
+        return { cluster, generation: stored.generation, etag: stored.etag };
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= maxCommitAttempts) throw err;
         // Someone else moved this cluster (a label change, another sync): plan again from its new head.
@@ -258,46 +316,72 @@ async function applyFleet(
         if (current) await storeBundles(current.rendered);
       }
     }
+    return undefined;
   };
 
-  // 1. Plan every cluster (pure, apart from reading last good states of held bundles),
-  //    keeping only what the next steps need: big fleets must not hold every plan.
-  const pending: NonNullable<Awaited<ReturnType<typeof prepare>>>[] = [];
-  const allRendered = new Map<string, string>();
-  for (const cluster of clusters) {
-    const prepared = await prepare(cluster, true);
-    if (!prepared) {
-      unchanged++;
-      continue;
+  // Notifying one window overlaps with the next window's writes; at most one is in flight.
+  let notifying: Promise<void> = Promise.resolve();
+  let notifyError: unknown;
+  const notifyWindow = (changes: readonly PendingChange[]) =>
+    ports.notifier.notify(changes).then(
+      (res) => {
+        notifiedCount += res.sent;
+        notifyFailures.push(...res.failed);
+      },
+      (err: unknown) => {
+        notifyError ??= err;
+      },
+    );
+
+  for (let start = 0; start < clusters.length; start += windowClusters) {
+    // 1. Plan the window's clusters (pure, apart from reading last good states of held
+    //    bundles), keeping only what the next steps need.
+    const pending: NonNullable<Awaited<ReturnType<typeof prepare>>>[] = [];
+    const windowRendered = new Map<string, string>();
+    for (const cluster of clusters.slice(start, start + windowClusters)) {
+      const prepared = await prepare(cluster, true);
+      if (!prepared) {
+        unchanged++;
+        continue;
+      }
+      for (const [hash, canonical] of prepared.rendered)
+        if (!windowRendered.has(hash)) windowRendered.set(hash, canonical);
+      pending.push({ ...prepared, rendered: emptyRendered });
     }
-    for (const [hash, canonical] of prepared.rendered)
-      if (!allRendered.has(hash)) allRendered.set(hash, canonical);
-    pending.push({ ...prepared, rendered: emptyRendered });
+    // A broken bundle reports the same error for every cluster it targets: keep one of each.
+    errors = normalizeFleetErrors(errors);
+    if (pending.length === 0) continue;
+    // 2. Store the window's new bundles, before any manifest points at them.
+    await storeBundles(windowRendered);
+    windowRendered.clear();
+    // 3. Commit each changed cluster's manifest, conditional on the head it was planned from.
+    const committed: PendingChange[] = [];
+    let nextIndex = 0;
+    const worker = async () => {
+      while (nextIndex < pending.length) {
+        const p = pending[nextIndex++];
+        const done = p ? await commitCluster(p) : undefined;
+        if (done) committed.push(done);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(commitConcurrency, pending.length) }, worker));
+    for (const c of committed)
+      changed.push({ clusterId: c.cluster.id, generation: c.generation, etag: c.etag });
+    // 4. Notify exactly the window's changed clusters, once the previous window's are sent.
+    await notifying;
+    if (committed.length > 0) notifying = notifyWindow(committed);
   }
-  // 2. Store the new bundles of the changed clusters, before any manifest points at them.
-  await storeBundles(allRendered);
-  allRendered.clear();
-  // 3. Commit each changed cluster's manifest, conditional on the head it was planned from.
-  let nextIndex = 0;
-  const worker = async () => {
-    while (nextIndex < pending.length) {
-      const p = pending[nextIndex++];
-      if (p) await commitCluster(p);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(commitConcurrency, pending.length) }, worker));
+  await notifying;
+  if (notifyError !== undefined) throw notifyError;
 
-  const notified = changed.length > 0 ? await ports.notifier.notify(changed) : { sent: 0, failed: [] };
   return {
     clusters: clusters.length,
-    changed: changed
-      .map((c) => ({ clusterId: c.cluster.id, generation: c.generation, etag: c.etag }))
-      .sort((a, b) => (a.clusterId < b.clusterId ? -1 : 1)),
+    changed: changed.sort((a, b) => (a.clusterId < b.clusterId ? -1 : 1)),
     unchanged,
     errors: normalizeFleetErrors(errors),
     itemsWritten,
-    notified: notified.sent,
-    notifyFailures: notified.failed,
+    notified: notifiedCount,
+    notifyFailures,
     conflictsRetried,
   };
 }

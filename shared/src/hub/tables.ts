@@ -15,7 +15,10 @@ export const hubTables = {
     partitionKey: { name: 'hash', type: 'S' },
     sortKey: { name: 'chunk', type: 'N' },
   },
-  /** Every desired-state generation per cluster, the newest N kept: (cluster, generation). */
+  /**
+   * Every desired-state generation per cluster, the newest N kept: (cluster, generation);
+   * generation 0 holds a copy of the current one, written with the head in one transaction.
+   */
   desiredStates: {
     suffix: 'desired-states',
     partitionKey: { name: 'clusterId', type: 'S' },

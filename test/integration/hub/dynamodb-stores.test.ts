@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, hubTableNames, NotFoundError, type StoredDesiredState } from '@flotilla/shared/hub';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -91,6 +92,65 @@ describe('DynamoDB stores (DynamoDB Local)', () => {
       commit: 'commit-5',
     });
     expect((await states.history('edge-2')).map((s) => s.generation)).toEqual([5, 4, 3]);
+  });
+
+  it('keeps the manifest off the cluster record, so listing the fleet reads small items', async () => {
+    await clusters.create({
+      id: 'edge-5',
+      labels: {},
+      tokenHash: 'h',
+      registeredAt: new Date().toISOString(),
+    });
+    const first = state('edge-5', 1);
+    await states.commit(first, undefined);
+    const raw = await db.doc.send(
+      new GetCommand({ TableName: tables.clusters, Key: { clusterId: 'edge-5' } }),
+    );
+    expect(raw.Item?.head).toMatchObject({ generation: 1, etag: 'etag-1' });
+    expect(raw.Item?.desired).toBeUndefined();
+    expect(await states.current('edge-5')).toEqual(first);
+    // The current copy is not a generation of its own.
+    expect((await states.history('edge-5')).map((s) => s.generation)).toEqual([1]);
+    expect(await states.generation('edge-5', 0)).toBeUndefined();
+  });
+
+  it('serves a manifest an earlier layout kept on the cluster record, until the cluster moves on', async () => {
+    await clusters.create({
+      id: 'edge-6',
+      labels: {},
+      tokenHash: 'h',
+      registeredAt: new Date().toISOString(),
+    });
+    const old = state('edge-6', 1);
+    await db.doc.send(
+      new UpdateCommand({
+        TableName: tables.clusters,
+        Key: { clusterId: 'edge-6' },
+        UpdateExpression: 'SET head = :head, desired = :desired',
+        ExpressionAttributeValues: {
+          ':head': { generation: 1, etag: old.etag, refsHash: old.refsHash, commit: old.commit },
+          ':desired': old,
+        },
+      }),
+    );
+    expect(await states.current('edge-6')).toEqual(old);
+    const next = state('edge-6', 2);
+    await states.commit(next, 1);
+    expect(await states.current('edge-6')).toEqual(next);
+    const raw = await db.doc.send(
+      new GetCommand({ TableName: tables.clusters, Key: { clusterId: 'edge-6' } }),
+    );
+    expect(raw.Item?.desired).toBeUndefined();
+  });
+
+  it('stores many small bundles in one call, each intact', async () => {
+    const contents = Array.from({ length: 60 }, (_, i) => Buffer.from(`kind: ConfigMap\nname: cm-${i}\n`));
+    const list = contents.map((content) => ({ hash: contentHash(content), content }));
+    expect(await bundles.putMany(list)).toBe(60);
+    expect((await bundles.existing(list.map((b) => b.hash))).size).toBe(60);
+    for (const b of [list[0], list[59]]) {
+      expect(Buffer.from((await bundles.get(b?.hash ?? '')) ?? []).toString()).toBe(b?.content.toString());
+    }
   });
 
   it('lets exactly one of many concurrent writers take each generation', async () => {

@@ -80,6 +80,7 @@ export class MemoryDesiredStateStore implements DesiredStateStore {
         commit: state.commit,
       },
     });
+    return 2; // the head and the state
   }
   async current(id: string) {
     return this.states.get(id)?.[0];

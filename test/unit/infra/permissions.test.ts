@@ -37,9 +37,20 @@ function dynamoDbCalls(): { perTable: Map<string, Set<string>>; unresolved: Set<
     const calls = [...text.matchAll(/new (\w+Command)\(|\.(queryAll|scanAll|batchWrite)\(/g)];
     calls.forEach((call, i) => {
       const name = (call[1] ?? call[2]) as string;
+      const until = calls[i + 1]?.index ?? text.length;
+      if (name === 'TransactWriteCommand') {
+        // IAM authorises each item of a transaction as the single-item action it is.
+        const items = text
+          .slice(call.index, until)
+          .matchAll(/(Put|Update|Delete|ConditionCheck): \{\s*TableName: this\.#db\.tables\.(\w+)/g);
+        for (const [, kind, table] of items) {
+          const itemAction = kind === 'ConditionCheck' ? 'ConditionCheckItem' : `${kind}Item`;
+          perTable.set(table as string, (perTable.get(table as string) ?? new Set()).add(itemAction));
+        }
+        return;
+      }
       const action = dynamoDbActions[name];
       if (!action) throw new Error(`${file}: unknown DynamoDB call ${name}: map it to its IAM action here`);
-      const until = calls[i + 1]?.index ?? text.length;
       const table = /tables\.(\w+)/.exec(text.slice(call.index, until))?.[1];
       if (!table) unresolved.add(action);
       else perTable.set(table, (perTable.get(table) ?? new Set()).add(action));
