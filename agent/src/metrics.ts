@@ -119,7 +119,7 @@ export class AgentMetrics {
   );
   readonly applyDuration = new Histogram(
     'flotilla_agent_apply_duration_seconds',
-    'Duration of the apply and prune phase of reconciles.',
+    'Duration of the apply and prune phase of reconciles: from their start until every object was applied, readiness waits excluded.',
     durationBuckets,
   );
   readonly objects = new Counter(

@@ -2,7 +2,7 @@ import type * as Http from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import type * as Https from 'node:https';
 import { gunzip } from 'node:zlib';
-import { nodeHttp, nodeHttps } from '../builtins.ts';
+import { nodeHttp, nodeHttps, nodeTls } from '../builtins.ts';
 
 /** TLS settings for one server (Kubernetes API servers use their own CA and often client certificates). */
 export interface TlsOptions {
@@ -18,6 +18,25 @@ export interface HttpResponse {
   readonly headers: IncomingHttpHeaders;
   /** The body, already gunzipped when the server sent `Content-Encoding: gzip`. */
   readonly body: Buffer;
+}
+
+/**
+ * The agent's TLS options, with one secure context for a private CA or a client
+ * certificate: given as options, they would be parsed into a new OpenSSL context for every
+ * connection (sixteen at a time towards the API server).
+ */
+function tlsOptions(tls: TlsOptions | undefined): Https.AgentOptions {
+  if (!tls) return {};
+  const { ca, cert, key, ...rest } = tls;
+  if (ca === undefined && cert === undefined && key === undefined) return rest;
+  return {
+    ...rest,
+    secureContext: nodeTls.createSecureContext({
+      ...(ca !== undefined ? { ca } : {}),
+      ...(cert !== undefined ? { cert } : {}),
+      ...(key !== undefined ? { key } : {}),
+    }),
+  };
 }
 
 /** A network failure or timeout: nothing came back from the server. */
@@ -56,9 +75,11 @@ export class HttpClient {
       keepAlive: true,
       maxSockets: opts.maxSockets ?? 16,
       maxFreeSockets: opts.maxSockets ?? 16,
+      // Idle connections close: an idle agent keeps no TLS sessions (and their buffers) open.
+      timeout: opts.idleTimeoutMs ?? 15_000,
     };
     this.#agent = this.#https
-      ? new nodeHttps.Agent({ ...common, ...(opts.tls ?? {}) })
+      ? new nodeHttps.Agent({ ...common, ...tlsOptions(opts.tls) })
       : new nodeHttp.Agent(common);
   }
 

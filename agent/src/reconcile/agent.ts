@@ -53,6 +53,8 @@ export interface AgentPorts {
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics?: AgentMetrics | undefined;
+  /** Called when the loop goes to sleep after a fetch or reconcile: the runtime gives memory back there. */
+  readonly settle?: (() => void) | undefined;
 }
 
 export interface AgentOptions {
@@ -193,7 +195,15 @@ export class Agent {
         `bundle ${hash} is "${document.bundle}", but the manifest calls it "${name}"`,
       );
     }
-    return { hash, canonical, document };
+    // Only the text is kept: parsed, a thousand objects take several megabytes more for the
+    // whole time the agent idles, and a reconcile parses them again in milliseconds.
+    return {
+      hash,
+      canonical,
+      get document() {
+        return parseRenderedBundle(canonical, hash);
+      },
+    };
   }
 
   /**
@@ -395,11 +405,18 @@ export class Agent {
         metrics?.appliedGeneration.set(state.manifest.generation);
       }
       this.#record(opts.trigger, outcome);
-      log.debug('reconciled', {
+      // One line per reconcile, as Flux's controllers write: what ran, what it did, how long it took.
+      const changes: Record<string, number> = {};
+      for (const b of outcome.bundles)
+        for (const [action, n] of Object.entries(b.changes))
+          if (n > 0) changes[action] = (changes[action] ?? 0) + n;
+      log.info('reconciled', {
         trigger: opts.trigger,
         generation: outcome.generation,
         complete: outcome.complete,
         seconds: outcome.durationSeconds,
+        applySeconds: outcome.applySeconds,
+        changes,
         states: Object.fromEntries(outcome.bundles.map((b) => [b.name, b.state])),
       });
       return outcome;
@@ -564,6 +581,8 @@ export class Agent {
     let nextRequeue = Number.POSITIVE_INFINITY;
     let nextHeartbeat = now() + iv.heartbeatMs;
     let statusRetryAt = Number.POSITIVE_INFINITY;
+    // Work was done since the loop last slept (start-up counts): settle before the next sleep.
+    let worked = true;
     const afterReconcile = (outcome: ReconcileOutcome | undefined) => {
       nextRequeue = outcome?.requeue ? now() + iv.requeueMs : Number.POSITIVE_INFINITY;
       nextHeartbeat = now() + iv.heartbeatMs;
@@ -614,6 +633,7 @@ export class Agent {
           continue;
         }
         lastFetchAt = t;
+        worked = true;
         try {
           const result = await this.sync({ detectDrift: full, signal });
           await this.#deleteMessages(batch);
@@ -637,6 +657,7 @@ export class Agent {
       }
       if (t >= nextDrift || t >= nextRequeue) {
         const drift = t >= nextDrift;
+        worked = true;
         const outcome = await this.enforce({ detectDrift: drift, signal });
         if (drift) nextDrift = now() + jittered(iv.driftMs, 0.1, clock.random);
         afterReconcile(outcome);
@@ -651,6 +672,10 @@ export class Agent {
       const until = Math.min(nextFetch, nextResync, nextDrift, nextRequeue, nextHeartbeat, statusRetryAt);
       // Nothing can arrive between this check and the sleep: there is no await in between.
       if (pending.length > 0 && this.#hubFailures === 0) continue;
+      if (worked && until - now() >= 1_000) {
+        worked = false;
+        this.#ports.settle?.();
+      }
       wakeController = new AbortController();
       await clock.sleep(Math.max(0, until - now()), AbortSignal.any([signal, wakeController.signal]));
     }

@@ -163,8 +163,7 @@ export class ClusterReconciler implements ClusterPort {
       }),
     );
 
-    const applyStarted = this.#now();
-    let applyEnded = applyStarted;
+    let applyEnded = started;
     const foundation = active.flatMap((ref) =>
       (prepared.get(ref.name) ?? []).filter((p) => isClusterFoundation(p.ref)),
     );
@@ -411,7 +410,7 @@ export class ClusterReconciler implements ClusterPort {
       ),
       pruned,
       driftEvents,
-      applySeconds: (applyEnded - applyStarted) / 1000,
+      applySeconds: (applyEnded - started) / 1000,
       durationSeconds: (ended - started) / 1000,
     };
   }

@@ -20,6 +20,7 @@ export interface VerifiedBundle {
   readonly hash: ContentHash;
   /** The stored bytes, which hash to `hash`. */
   readonly canonical: string;
+  /** `canonical` parsed (again, on each read: only the text is kept in memory). */
   readonly document: RenderedBundleDocument;
 }
 
@@ -113,7 +114,13 @@ export interface ReconcileOutcome {
     readonly objects: number;
     readonly corrected: boolean;
   }[];
+  /**
+   * From the start of the reconcile (inventories read, objects prepared) until every
+   * object was applied or pruned and every inventory written: readiness waits and drift
+   * detection are not in it, unless they overlap another bundle's apply.
+   */
   readonly applySeconds: number;
+  /** The whole reconcile, readiness waits included. */
   readonly durationSeconds: number;
 }
 

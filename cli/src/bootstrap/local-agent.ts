@@ -18,6 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { agentNodeArgs } from '@flotilla/shared/agent';
 import { CliError } from '../core/errors.ts';
 import { ExitCode } from '../core/exit-codes.ts';
 
@@ -161,10 +162,12 @@ export class ProcessLocalAgents implements LocalAgents {
     let exited: { code: number | null; signal: string | null } | undefined;
     let pid: number | undefined;
     try {
-      const child = spawn(this.#node, [this.#main], {
+      // As the image runs it: the same node options, and a compile cache (kept with the
+      // agents' state) so that from the second start on TypeScript is not stripped again.
+      const child = spawn(this.#node, [...agentNodeArgs, this.#main], {
         detached: true,
         stdio: ['ignore', out, out],
-        env: { ...this.#baseEnv, ...env },
+        env: { NODE_COMPILE_CACHE: join(this.#dir, 'compile-cache'), ...this.#baseEnv, ...env },
       });
       child.on('exit', (code, signal) => {
         exited = { code, signal };

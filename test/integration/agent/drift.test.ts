@@ -143,6 +143,8 @@ describe('drift in fields the agent owns', () => {
 
   it('driftPolicy ignore: neither corrects nor reports', async () => {
     const { ns, agent } = await setUp('ignore');
+    // Nothing is applied, so the agent looks at readiness once: let the hand-made scale-up finish first.
+    kubectl(bed, plane.kubeconfigPath, '-n', ns, 'rollout', 'status', 'deployment/web', '--timeout=60s');
     const outcome = await agent.enforce({ detectDrift: true });
     expect(outcome?.bundles[0]?.state).toBe('Ready');
     expect(outcome?.driftEvents).toEqual([]);

@@ -175,7 +175,8 @@ export class AgentHarness {
       this.repo.write(`bundles/${name}/bundle.yaml`, `${spec}\n`);
       this.repo.write(`bundles/${name}/manifests.yaml`, b.manifests);
     }
-    const commit = this.repo.commit(message);
+    // Pushed asynchronously: the bed's git server may run in this very process (bench:agent).
+    const commit = await this.repo.commitAsync(message);
     const res = await this.admin('/v1/admin/sync', { method: 'POST' });
     const report = (await res.json()) as { commit: string; errors: unknown[] };
     if (res.status !== 200 || report.commit !== commit) {
@@ -222,6 +223,8 @@ export class AgentHarness {
     const runtime = await createAgentRuntime(config, opts.log ?? silentLogger, {
       healthIntervalMs: 250,
       queue: null,
+      // The agent shares this process with the test runner: compacting its heap is the agent process's business.
+      settle: null,
       ...(opts.overrides ?? {}),
     });
     this.#runtimes.push(runtime);

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { agentNodeArgs } from '@flotilla/shared/agent';
 import { repoRoot } from '../../bed/src/bed.ts';
 
 /** `node agent/src/main.ts` as a real process, its JSON log lines collected. */
@@ -34,8 +35,9 @@ export class AgentProcess {
     this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
   }
 
-  static start(env: Record<string, string>): AgentProcess {
-    const child = spawn(process.execPath, [join(repoRoot, 'agent/src/main.ts')], {
+  /** @param nodeArgs options for node before the entry point: by default the ones it is shipped with. */
+  static start(env: Record<string, string>, nodeArgs: readonly string[] = agentNodeArgs): AgentProcess {
+    const child = spawn(process.execPath, [...nodeArgs, join(repoRoot, 'agent/src/main.ts')], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,22 @@
+/**
+ * How the agent's Node process is started, wherever it runs: the image's ENTRYPOINT
+ * (agent/Dockerfile), `flotilla bootstrap --run-agent local`, the integration tests and
+ * `npm run bench:agent`. A unit test holds the Dockerfile to this list.
+ *
+ * The agent spends its life waiting, and its work is I/O: what these flags trade is a
+ * little speed in JavaScript it hardly runs for resident memory it would hold all the time
+ * (measured with `npm run bench:agent`, see bench/README.md):
+ * - `--no-opt --no-maglev --no-sparkplug`: no compilers; V8's interpreter runs the agent's
+ *   code. The compilers' code and their compile-time memory stay out of the process;
+ * - `--single-threaded-gc`: the collector does its work on the main thread, so its helper
+ *   threads keep no memory of their own;
+ * - `--max-semi-space-size=1`: a young generation of 1 MB, so that a burst of short-lived
+ *   objects (a reconcile) does not grow it to 16 MB, which lowers the peak.
+ */
+export const agentNodeArgs: readonly string[] = [
+  '--max-semi-space-size=1',
+  '--single-threaded-gc',
+  '--no-opt',
+  '--no-maglev',
+  '--no-sparkplug',
+];

@@ -1,0 +1,20 @@
+import { readFileSync } from 'node:fs';
+import { agentNodeArgs } from '@flotilla/shared/agent';
+import { describe, expect, it } from 'vitest';
+
+const dockerfile = readFileSync(new URL('../../../agent/Dockerfile', import.meta.url), 'utf8');
+
+describe('how the agent is started', () => {
+  it('the image runs node with the agent options', () => {
+    const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+    expect(JSON.parse(entrypoint ?? 'null')).toEqual(['node', ...agentNodeArgs, 'agent/src/main.ts']);
+  });
+
+  it('the image warms its compile cache with the same options (the cache serves only those)', () => {
+    const arg = /^ARG AGENT_NODE_ARGS="(.*)"$/m.exec(dockerfile)?.[1];
+    expect(arg?.split(' ')).toEqual([...agentNodeArgs]);
+    expect(dockerfile).toMatch(
+      /RUN node \$AGENT_NODE_ARGS .*\n\s+&& \(node \$AGENT_NODE_ARGS agent\/src\/main\.ts/,
+    );
+  });
+});
