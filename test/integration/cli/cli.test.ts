@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from '../../../cli/src/cli.ts';
 import { ExitCode } from '../../../cli/src/core/exit-codes.ts';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
+import { until } from '../../support/until.ts';
 import { type ApiHub, startApiHub } from '../api/local-hub.ts';
 
 const bed = inject('bed');
@@ -128,16 +129,6 @@ const agentFlags = [
   '--timeout',
   '60s',
 ];
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 beforeAll(async () => {
   expect(bed.clusters.length, 'the bed needs three spoke control planes').toBeGreaterThanOrEqual(3);

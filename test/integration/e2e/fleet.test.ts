@@ -11,6 +11,7 @@ import type { FleetStatus } from '@flotilla/shared/hub';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { describeStatus, LocalFleet, type LocalSpoke } from '../../support/local-fleet.ts';
+import { until } from '../../support/until.ts';
 
 const bed = inject('bed');
 const id = `${process.pid % 1000}${Date.now().toString(36).slice(-4)}`;
@@ -47,16 +48,6 @@ async function exists(read: () => Promise<unknown>): Promise<boolean> {
   } catch (err) {
     if ((err as { code?: number }).code === 404) return false;
     throw err;
-  }
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
   }
 }
 
