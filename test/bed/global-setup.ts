@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { type BedState, readBedState, repoRoot, startBed } from './src/bed.ts';
@@ -15,6 +16,7 @@ export const bedClusters = ['spoke-a', 'spoke-b', 'spoke-c'] as const;
  * Brings the real services up once for the whole integration run and hands their
  * endpoints to the tests with `inject('bed')`. With FLOTILLA_BED_DIR pointing at a
  * bed already up (`npm run bed -- up --detach`), that bed is reused and left running.
+ * Its own bed's directory (logs, data) is removed afterwards unless FLOTILLA_KEEP_BED is set.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const reuseDir = process.env.FLOTILLA_BED_DIR;
@@ -27,10 +29,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('bed', state);
     return async () => {};
   }
-  const bed = await startBed({
-    dir: join(repoRoot, '.flotilla', `bed-test-${process.pid}`),
-    clusters: bedClusters,
-  });
+  const dir = join(repoRoot, '.flotilla', `bed-test-${process.pid}`);
+  const bed = await startBed({ dir, clusters: bedClusters });
   project.provide('bed', bed.state);
-  return () => bed.stop();
+  return async () => {
+    await bed.stop();
+    // Logs and etcd data come to ~200 MB a run: kept only when asked for.
+    if (process.env.FLOTILLA_KEEP_BED) process.stderr.write(`[bed] kept ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
+  };
 }
