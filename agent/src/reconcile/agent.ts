@@ -197,13 +197,7 @@ export class Agent {
     }
     // Only the text is kept: parsed, a thousand objects take several megabytes more for the
     // whole time the agent idles, and a reconcile parses them again in milliseconds.
-    return {
-      hash,
-      canonical,
-      get document() {
-        return parseRenderedBundle(canonical, hash);
-      },
-    };
+    return { hash, canonical, parse: () => parseRenderedBundle(canonical, hash) };
   }
 
   /**

@@ -107,7 +107,7 @@ export class ClusterReconciler implements ClusterPort {
         problems: inventory.problems,
       });
 
-    const documents = manifest.bundles.map((ref) => state.bundles.get(ref.hash)?.document);
+    const documents = manifest.bundles.map((ref) => state.bundles.get(ref.hash)?.parse());
     const definitions = documents.flatMap((d) =>
       (d?.objects ?? []).filter((o) => o.kind === 'CustomResourceDefinition'),
     ) as unknown as KubeJson[];

@@ -20,8 +20,8 @@ export interface VerifiedBundle {
   readonly hash: ContentHash;
   /** The stored bytes, which hash to `hash`. */
   readonly canonical: string;
-  /** `canonical` parsed (again, on each read: only the text is kept in memory). */
-  readonly document: RenderedBundleDocument;
+  /** Parses `canonical` (each call parses again: only the text is kept in memory). */
+  parse(): RenderedBundleDocument;
 }
 
 export type DesiredStateFetch =
