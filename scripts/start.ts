@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { FleetStatus } from '@flotilla/shared/hub';
 import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
 import { runCli } from '../cli/src/cli.ts';
+import { formatTable } from '../cli/src/core/output.ts';
 import { repoRoot, startBed } from '../test/bed/src/bed.ts';
 import { LocalFleet, type LocalSpoke } from '../test/support/local-fleet.ts';
 
@@ -77,18 +78,20 @@ try {
 
   say();
   say(
-    table([
-      ['COMPONENT', 'VERSION', 'ENDPOINT'],
-      ['dynamodb-local', bed.state.dynamodb.version, bed.state.dynamodb.endpoint],
-      ['elasticmq (sqs)', bed.state.sqs.version, bed.state.sqs.endpoint],
-      ['git (smart http)', bed.state.git.version, fleet.repo.url],
-      ...bed.state.clusters.map((c) => [
-        `${c.name} (kube-apiserver)`,
-        bed.state.kubernetes.kubernetes,
-        c.server,
-      ]),
-      ['hub (Lambda handlers, local server)', 'flotilla', fleet.hubUrl],
-    ]),
+    formatTable(
+      ['component', 'version', 'endpoint'],
+      [
+        ['dynamodb-local', bed.state.dynamodb.version, bed.state.dynamodb.endpoint],
+        ['elasticmq (sqs)', bed.state.sqs.version, bed.state.sqs.endpoint],
+        ['git (smart http)', bed.state.git.version, fleet.repo.url],
+        ...bed.state.clusters.map((c) => [
+          `${c.name} (kube-apiserver)`,
+          bed.state.kubernetes.kubernetes,
+          c.server,
+        ]),
+        ['hub (Lambda handlers, local server)', 'flotilla', fleet.hubUrl],
+      ],
+    ).trimEnd(),
   );
   say();
 
@@ -147,9 +150,7 @@ try {
   await Promise.all(imageWatches);
   say();
   const seconds = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
-  const rows = [
-    ['CLUSTER', 'GENERATION', 'WEB IMAGE ON THE SPOKE', 'PUSH TO APPLIED', 'PUSH TO READY (REPORTED)'],
-  ];
+  const rows: string[][] = [];
   for (const c of after.clusters) {
     const spoke = spokes.find((s) => s.name === c.id);
     const image = spoke ? await webImage(spoke.kubeconfigPath) : '?';
@@ -159,10 +160,17 @@ try {
       `${before.get(c.id) ?? '-'} → ${c.desired?.generation ?? '-'}`,
       image,
       ready === undefined ? 'unchanged (not targeted)' : seconds(applied.get(c.id)),
-      ready === undefined ? '' : seconds(ready),
+      ready === undefined ? '-' : seconds(ready),
     ]);
   }
-  say(table(rows));
+  const headers = [
+    'cluster',
+    'generation',
+    'web image on the spoke',
+    'push to applied',
+    'push to ready (reported)',
+  ];
+  say(formatTable(headers, rows).trimEnd());
   say();
   say(await cli(fleet, ['status']));
 
@@ -238,16 +246,4 @@ async function webImage(kubeconfigPath: string): Promise<string> {
 
 function readRepoFile(dir: string, path: string): string {
   return readFileSync(join(dir, path), 'utf8');
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,38 @@ import type { BedState } from '../bed/src/bed.ts';
 
 let counter = 0;
 
+/**
+ * The hub's configuration (as `loadConfig` reads it) for the bed's DynamoDB Local,
+ * ElasticMQ and git server: what every hub the tests, `npm start` and the benchmarks run
+ * has in common.
+ */
+export function bedHubEnv(
+  bed: Pick<BedState, 'region' | 'dynamodb' | 'sqs'>,
+  opts: {
+    readonly prefix: string;
+    readonly fleetRepoUrl: string;
+    readonly signingKeyPem: string;
+    readonly gitCacheDir: string;
+    /** Admin routes take this key (its SHA-256 is what the hub keeps). */
+    readonly adminKey?: string;
+    readonly webhookSecret?: string;
+  },
+): Record<string, string> {
+  return {
+    FLOTILLA_PREFIX: opts.prefix,
+    AWS_REGION: bed.region,
+    FLOTILLA_DYNAMODB_ENDPOINT: bed.dynamodb.endpoint,
+    FLOTILLA_SQS_ENDPOINT: bed.sqs.endpoint,
+    FLOTILLA_FLEET_REPO_URL: opts.fleetRepoUrl,
+    FLOTILLA_SIGNING_KEY: opts.signingKeyPem,
+    FLOTILLA_GIT_CACHE_DIR: opts.gitCacheDir,
+    ...(opts.adminKey
+      ? { FLOTILLA_ADMIN_KEY_SHA256: createHash('sha256').update(opts.adminKey).digest('hex') }
+      : {}),
+    ...(opts.webhookSecret ? { FLOTILLA_WEBHOOK_SECRET: opts.webhookSecret } : {}),
+  };
+}
+
 /** A hub of its own (tables and queues under a fresh prefix) on the bed's real services. */
 export async function createTestHub(
   bed: BedState,
@@ -17,15 +50,14 @@ export async function createTestHub(
 ): Promise<HubContext & { publicKeyPem: string }> {
   const { privateKeyPem, publicKeyPem } = generateSigningKeyPair();
   const prefix = `t${process.pid}-${Date.now().toString(36)}-${counter++}`;
-  const config = loadConfig({
-    FLOTILLA_PREFIX: prefix,
-    AWS_REGION: bed.region,
-    FLOTILLA_DYNAMODB_ENDPOINT: bed.dynamodb.endpoint,
-    FLOTILLA_SQS_ENDPOINT: bed.sqs.endpoint,
-    FLOTILLA_FLEET_REPO_URL: fleetRepoUrl,
-    FLOTILLA_SIGNING_KEY: privateKeyPem,
-    FLOTILLA_GIT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'flotilla-git-cache-')),
-  });
+  const config = loadConfig(
+    bedHubEnv(bed, {
+      prefix,
+      fleetRepoUrl,
+      signingKeyPem: privateKeyPem,
+      gitCacheDir: mkdtempSync(join(tmpdir(), 'flotilla-git-cache-')),
+    }),
+  );
   const hub = createHubContext(config, { credentials: { accessKeyId: 'bed', secretAccessKey: 'bed' } });
   await ensureHubTables(hub.dynamodb, config.tables);
   return Object.assign(hub, { publicKeyPem });

@@ -5,7 +5,7 @@
  * and spokes bootstrapped with the real `flotilla bootstrap`, their agents running as
  * local processes. `npm start`, the end-to-end test and `npm run bench:e2e` all drive it.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { type LocalHub, startLocalHub } from '../../functions/src/local/server.t
 import type { BedState } from '../bed/src/bed.ts';
 import { setWebhooks } from '../bed/src/git-server.ts';
 import { exampleFleetRepo, FleetWorkingCopy } from './fleet-git.ts';
+import { bedHubEnv } from './hub.ts';
 
 export interface LocalSpoke {
   /** The cluster's name in the fleet. */
@@ -91,17 +92,16 @@ export class LocalFleet {
     const webhookSecret = randomBytes(24).toString('hex');
     const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'flotilla-local-fleet-'));
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const config = loadConfig({
-      FLOTILLA_PREFIX: opts.prefix ?? 'flotilla',
-      AWS_REGION: opts.bed.region,
-      FLOTILLA_DYNAMODB_ENDPOINT: opts.bed.dynamodb.endpoint,
-      FLOTILLA_SQS_ENDPOINT: opts.bed.sqs.endpoint,
-      FLOTILLA_FLEET_REPO_URL: repo.url,
-      FLOTILLA_SIGNING_KEY: privateKeyPem,
-      FLOTILLA_ADMIN_KEY_SHA256: createHash('sha256').update(adminKey).digest('hex'),
-      FLOTILLA_WEBHOOK_SECRET: webhookSecret,
-      FLOTILLA_GIT_CACHE_DIR: join(stateDir, 'hub-git-cache'),
-    });
+    const config = loadConfig(
+      bedHubEnv(opts.bed, {
+        prefix: opts.prefix ?? 'flotilla',
+        fleetRepoUrl: repo.url,
+        signingKeyPem: privateKeyPem,
+        gitCacheDir: join(stateDir, 'hub-git-cache'),
+        adminKey,
+        webhookSecret,
+      }),
+    );
     const fleet = new LocalFleet(repo, adminKey, stateDir, config, opts.hubLog ?? quiet);
     try {
       await fleet.startHub();

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { loadConfig } from '../../../functions/src/config.ts';
 import type { Logger } from '../../../functions/src/http/log.ts';
 import { type LocalHub, startLocalHub } from '../../../functions/src/local/server.ts';
 import type { BedState } from '../../bed/src/bed.ts';
+import { bedHubEnv } from '../../support/hub.ts';
 
 let counter = 0;
 
@@ -30,15 +31,14 @@ export async function startApiHub(
   const adminKey = `adm_${randomBytes(24).toString('base64url')}`;
   const webhookSecret = randomBytes(24).toString('hex');
   const config = loadConfig({
-    FLOTILLA_PREFIX: `api${process.pid % 10000}-${Date.now().toString(36)}-${counter++}`,
-    AWS_REGION: bed.region,
-    FLOTILLA_DYNAMODB_ENDPOINT: bed.dynamodb.endpoint,
-    FLOTILLA_SQS_ENDPOINT: bed.sqs.endpoint,
-    FLOTILLA_FLEET_REPO_URL: fleetRepoUrl,
-    FLOTILLA_SIGNING_KEY: privateKeyPem,
-    FLOTILLA_GIT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'flotilla-api-git-')),
-    FLOTILLA_ADMIN_KEY_SHA256: createHash('sha256').update(adminKey).digest('hex'),
-    FLOTILLA_WEBHOOK_SECRET: webhookSecret,
+    ...bedHubEnv(bed, {
+      prefix: `api${process.pid % 10000}-${Date.now().toString(36)}-${counter++}`,
+      fleetRepoUrl,
+      signingKeyPem: privateKeyPem,
+      gitCacheDir: mkdtempSync(join(tmpdir(), 'flotilla-api-git-')),
+      adminKey,
+      webhookSecret,
+    }),
     ...env,
   });
   const logLines: string[] = [];
