@@ -289,6 +289,28 @@ function procStatus(
   }
 }
 
+/** Resident size by mapping (a file's path, [heap], [anon] for unnamed), largest first. */
+function rssByMapping(pid: number, top = 8): Record<string, number> {
+  const sizes = new Map<string, number>();
+  let name = '';
+  try {
+    for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+      const head = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (head) name = `${head[2] || '[anon]'} ${head[1]}`;
+      const rss = /^Rss:\s+(\d+) kB/.exec(line);
+      if (rss) sizes.set(name, (sizes.get(name) ?? 0) + Number(rss[1]));
+    }
+  } catch {
+    return {};
+  }
+  return Object.fromEntries(
+    [...sizes]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, v]) => [k, round(v / 1024, 1)]),
+  );
+}
+
 type Line = Record<string, unknown> & { time?: string; message?: string };
 interface Reconciled extends Line {
   trigger: string;
@@ -554,6 +576,9 @@ try {
     idleSamplesMb: idle,
     rssAnonMb: status?.anonMb,
     rssFileMb: status?.fileMb,
+    rssByMappingMb: rssByMapping(pid),
+    // The agent says at start when its addon (agent/native) is missing and the C heap is not trimmed.
+    cHeapTrimmed: !agent.lines.some((l) => String(l.message).startsWith('the C heap will not be trimmed')),
     peakRssMb,
     heapUsedMb: gauge('nodejs_heap_used_bytes'),
     heapTotalMb: gauge('nodejs_heap_total_bytes'),

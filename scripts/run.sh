@@ -60,11 +60,12 @@ ensure_deps() {
 }
 
 # The test bed needs a JDK with Maven (DynamoDB Local, ElasticMQ), Go (etcd,
-# Kubernetes and kwok are built from the Go module proxy), git and openssl. On a
+# Kubernetes and kwok are built from the Go module proxy), git and openssl; the
+# agent's native addon (agent/native) a C compiler. On a
 # Debian-like machine without them they come from apt; elsewhere we say what is missing.
 ensure_tools() {
   missing=""
-  for tool in java mvn go git openssl; do
+  for tool in java mvn go git openssl cc; do
     command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
   done
   [ -z "$missing" ] && return 0
@@ -77,6 +78,7 @@ ensure_tools() {
         java) pkgs="$pkgs openjdk-17-jdk-headless" ;;
         mvn) pkgs="$pkgs maven" ;;
         go) pkgs="$pkgs golang-go" ;;
+        cc) pkgs="$pkgs gcc libc6-dev" ;;
         *) pkgs="$pkgs $tool" ;;
       esac
     done
@@ -91,6 +93,8 @@ ensure_tools() {
 ensure_node
 ensure_deps
 ensure_tools
+# The agent's addon that trims the C heap after work (agent/native/build.ts).
+node "$ROOT/agent/native/build.ts" --if-needed
 PATH="$ROOT/node_modules/.bin:$PATH"
 export PATH
 cd "$ROOT"

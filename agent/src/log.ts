@@ -1,3 +1,5 @@
+import { isoTime } from '@flotilla/shared/agent';
+
 /** Structured logging: one JSON object per line. Tokens and keys are never passed in. */
 export interface Logger {
   debug(message: string, fields?: Record<string, unknown>): void;
@@ -28,7 +30,7 @@ export function jsonLogger(
   const write = opts.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const emit = (level: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
     if (LogLevel[level] < min) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level, message, ...opts.base, ...fields }));
+    write(JSON.stringify({ time: isoTime(Date.now()), level, message, ...opts.base, ...fields }));
   };
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }

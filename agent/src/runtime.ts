@@ -3,7 +3,7 @@ import { HubClient } from './hub/hub-client.ts';
 import { KubeApiError, KubeClient } from './kube/client.ts';
 import { type KubeConnection, loadKubeConnection } from './kube/connection.ts';
 import { errorFields, type Logger } from './log.ts';
-import { compactHeap } from './memory.ts';
+import { releaseMemoryAfterWork } from './memory.ts';
 import { AgentMetrics } from './metrics.ts';
 import { SqsQueue } from './queue/sqs-queue.ts';
 import { Agent } from './reconcile/agent.ts';
@@ -32,8 +32,8 @@ export interface RuntimeOverrides {
   readonly clock?: Clock;
   readonly connection?: KubeConnection;
   readonly healthIntervalMs?: number;
-  /** What the loop does when it goes to sleep after work ({@link compactHeap}); null for nothing. */
-  readonly settle?: (() => void) | null;
+  /** What the loop does when it goes to sleep after work ({@link releaseMemoryAfterWork}); null for nothing. */
+  readonly settle?: (() => unknown) | null;
 }
 
 /**
@@ -94,7 +94,13 @@ export async function createAgentRuntime(
       clock: overrides.clock ?? systemClock,
       log,
       metrics,
-      settle: overrides.settle === null ? undefined : (overrides.settle ?? compactHeap),
+      settle:
+        overrides.settle === null
+          ? undefined
+          : (overrides.settle ??
+            releaseMemoryAfterWork(hubClient ? [client, hubClient] : [client], (e) =>
+              log.warn('could not release memory after work', errorFields(e)),
+            )),
     },
     {
       clusterId: config.clusterId,

@@ -23,6 +23,8 @@ export async function startProbeServer(opts: {
   readonly stuckAfterMs: number;
 }): Promise<{ readonly url: string; readonly server: Server; close(): Promise<void> }> {
   const server = nodeHttp.createServer((req, res) => {
+    // No Date header: formatting it would set up V8's time-zone cache (see isoTime).
+    res.sendDate = false;
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();

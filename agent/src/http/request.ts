@@ -132,6 +132,21 @@ export class HttpClient {
     });
   }
 
+  /** Closes the keep-alive connections no request is using; resolves once they are closed. */
+  closeIdle(): Promise<void> {
+    const idle = Object.values(this.#agent.freeSockets).flatMap((list) => list ?? []);
+    return Promise.all(
+      idle.map(
+        (socket) =>
+          new Promise<void>((resolve) => {
+            if (socket.closed) return resolve();
+            socket.once('close', () => resolve());
+            socket.destroy();
+          }),
+      ),
+    ).then(() => undefined);
+  }
+
   close(): void {
     this.#agent.destroy();
   }

@@ -173,6 +173,11 @@ export class HubClient implements HubPort {
     }
   }
 
+  /** Closes the connections no request is using. */
+  closeIdle(): Promise<void> {
+    return this.#http.closeIdle();
+  }
+
   close(): void {
     this.#http.close();
   }

@@ -131,6 +131,11 @@ export class KubeClient {
     return items;
   }
 
+  /** Closes the connections no request is using. */
+  closeIdle(): Promise<void> {
+    return this.#http.closeIdle();
+  }
+
   close(): void {
     this.#http.close();
   }

@@ -5,6 +5,7 @@
  * unit tests check it against the SDK's own signer (@smithy/signature-v4).
  */
 import { createHash, createHmac } from 'node:crypto';
+import { isoTime } from '@flotilla/shared/agent';
 
 export interface AwsCredentials {
   readonly accessKeyId: string;
@@ -66,7 +67,7 @@ export function signatureV4Headers(
   },
 ): Record<string, string> {
   const { credentials, region, service } = opts;
-  const amzDate = (opts.now ?? new Date()).toISOString().replace(/[-:]|\.\d{3}/g, '');
+  const amzDate = isoTime((opts.now ?? new Date()).getTime()).replace(/[-:]|\.\d{3}/g, '');
   const day = amzDate.slice(0, 8);
   const payloadHash = sha256Hex(req.body);
   const added: Record<string, string> = { host: req.url.host, 'x-amz-date': amzDate };

@@ -53,8 +53,11 @@ export interface AgentPorts {
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics?: AgentMetrics | undefined;
-  /** Called when the loop goes to sleep after a fetch or reconcile: the runtime gives memory back there. */
-  readonly settle?: (() => void) | undefined;
+  /**
+   * Called when the loop goes to sleep after a fetch or reconcile: the runtime gives memory
+   * back there. Not awaited: what it starts must not hold up the loop.
+   */
+  readonly settle?: (() => unknown) | undefined;
 }
 
 export interface AgentOptions {

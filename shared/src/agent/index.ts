@@ -46,4 +46,4 @@ export {
   refOf,
 } from './objects.ts';
 export { type BundleStatusInput, buildStatusReport, reportLimits } from './status.ts';
-export { backoffDelay, jittered } from './timing.ts';
+export { backoffDelay, isoTime, jittered } from './timing.ts';

@@ -5,6 +5,7 @@ import type {
   DriftedObject,
   statusLimits,
 } from '../hub/status.ts';
+import { isoTime } from './timing.ts';
 
 /** The hub's limits on a status report (kept here as a type-checked copy so the agent need not load the hub's code). */
 export const reportLimits = {
@@ -75,7 +76,7 @@ export function buildStatusReport(input: {
     apiVersion: 'flotilla.dev/v1alpha1',
     kind: 'ClusterStatus',
     agentVersion: clip(input.agentVersion, reportLimits.agentVersionChars),
-    observedAt: input.observedAt.toISOString(),
+    observedAt: isoTime(input.observedAt.getTime()),
     ...(input.appliedGeneration !== undefined ? { appliedGeneration: input.appliedGeneration } : {}),
     ...(bundles !== undefined ? { bundles } : {}),
   };

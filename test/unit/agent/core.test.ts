@@ -8,6 +8,7 @@ import {
   type FieldsV1,
   InventoryFormatError,
   isClusterFoundation,
+  isoTime,
   jittered,
   objectId,
   ownedFieldDifferences,
@@ -368,5 +369,36 @@ describe('retry timing', () => {
     expect(jittered(100_000, 0.2, () => 0)).toBe(80_000);
     expect(jittered(100_000, 0.2, () => 0.5)).toBe(100_000);
     expect(jittered(100_000, 0.2, () => 0.999999)).toBe(120_000);
+  });
+});
+
+describe('isoTime', () => {
+  it('writes what Date.prototype.toISOString writes, across leap days, centuries and eras', () => {
+    const fixed = [
+      0,
+      -1,
+      Date.UTC(2000, 1, 29, 23, 59, 59, 999),
+      Date.UTC(2100, 1, 28, 12),
+      Date.UTC(2100, 2, 1),
+      Date.UTC(1900, 1, 28, 0, 0, 0, 1),
+      Date.UTC(2024, 11, 31, 23, 59, 59, 999),
+      Date.UTC(2026, 10, 23, 8, 15, 30, 123),
+      Date.UTC(1600, 0, 1),
+      Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+      -62_167_219_200_000, // 0000-01-01T00:00:00.000Z
+    ];
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const spread = Array.from({ length: 20_000 }, () =>
+      Math.floor(-62_167_219_200_000 + random() * 315_537_897_599_999),
+    );
+    for (const ms of [...fixed, ...spread]) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+  });
+
+  it('drops fractions of a millisecond as Date does', () => {
+    expect(isoTime(1_700_000_000_123.9)).toBe(new Date(1_700_000_000_123.9).toISOString());
   });
 });

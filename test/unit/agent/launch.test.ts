@@ -17,4 +17,11 @@ describe('how the agent is started', () => {
       /RUN node \$AGENT_NODE_ARGS .*\n\s+&& \(node \$AGENT_NODE_ARGS agent\/src\/main\.ts/,
     );
   });
+
+  it('the image builds the addon that trims the C heap after work (agent/src/memory.ts)', () => {
+    expect(dockerfile).toMatch(
+      /^COPY agent\/native\/malloc-trim\.c agent\/native\/build\.ts agent\/native\/$/m,
+    );
+    expect(dockerfile).toMatch(/&& node agent\/native\/build\.ts /);
+  });
 });
