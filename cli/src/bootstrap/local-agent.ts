@@ -94,9 +94,11 @@ export class ProcessLocalAgents implements LocalAgents {
 
   /**
    * Fills the agents' compile cache as the image does at build time: the agent run without
-   * configuration loads every module it runs, then exits. An agent started on a cold cache
-   * strips its TypeScript with Node's WebAssembly stripper and holds about 25 MB more for
-   * its whole life.
+   * configuration loads every module it runs, then exits (a fraction of a second once the
+   * cache is warm). An agent started on a cold cache strips its TypeScript with Node's
+   * WebAssembly stripper and holds about 25 MB more for its whole life, and a running agent
+   * writes its cache only when it exits. Once per process: the cache is keyed by the node
+   * options and the sources, which may have changed since the directory was made.
    */
   #warmCompileCache(dir: string): Promise<void> {
     this.#warming ??= new Promise<void>((resolve) => {
@@ -177,7 +179,7 @@ export class ProcessLocalAgents implements LocalAgents {
     }
     const env = { ...config.env, FLOTILLA_SECRET_DIR: secretDir };
     const compileCache = join(this.#dir, 'compile-cache');
-    if (!existsSync(compileCache)) await this.#warmCompileCache(compileCache);
+    await this.#warmCompileCache(compileCache);
     const logFile = join(this.#dir, `${cluster}.log`);
     const out = openSync(logFile, 'a');
     let exited: { code: number | null; signal: string | null } | undefined;
