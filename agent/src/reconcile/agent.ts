@@ -16,7 +16,6 @@ import { HubError } from '../hub/hub-client.ts';
 import { errorFields, type Logger } from '../log.ts';
 import type { AgentMetrics } from '../metrics.ts';
 import type {
-  BundleOutcome,
   CachePort,
   Clock,
   ClusterPort,
@@ -473,7 +472,8 @@ export class Agent {
 
   #bundleStatuses(): readonly BundleStatusInput[] | undefined {
     if (this.#refusal) return this.#refusal.bundles;
-    if (this.#lastOutcome) return this.#lastOutcome.bundles.map(statusOf);
+    // An outcome is a status input and more; buildStatusReport takes the status fields.
+    if (this.#lastOutcome) return this.#lastOutcome.bundles;
     if (this.#current) {
       const g = this.#current.manifest.generation;
       return this.#current.manifest.bundles.map((b) => ({
@@ -688,16 +688,4 @@ export class Agent {
       this.#ports.log.warn('cannot delete SQS messages', errorFields(e));
     }
   }
-}
-
-function statusOf(b: BundleOutcome): BundleStatusInput {
-  return {
-    name: b.name,
-    state: b.state,
-    hash: b.hash,
-    generation: b.generation,
-    ...(b.message !== undefined ? { message: b.message } : {}),
-    ...(b.failedObject !== undefined ? { failedObject: b.failedObject } : {}),
-    ...(b.drift !== undefined ? { drift: b.drift } : {}),
-  };
 }
