@@ -26,60 +26,63 @@ class Series<T> {
   }
 }
 
-export class Counter {
-  readonly #series = new Series<number>();
+/** A metric's name, help and series, and the two lines that head its exposition. */
+class Metric<T> {
+  protected readonly series = new Series<T>();
   readonly name: string;
   readonly help: string;
-  constructor(name: string, help: string) {
+  readonly #type: string;
+  constructor(name: string, help: string, type: 'counter' | 'gauge' | 'histogram') {
     this.name = name;
     this.help = help;
+    this.#type = type;
+  }
+  protected header(): string[] {
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.#type}`];
+  }
+}
+
+/** One number a series: what counters and gauges share. */
+class Scalar extends Metric<number> {
+  render(): string[] {
+    const out = this.header();
+    for (const s of this.series.values.values()) out.push(`${this.name}${labelText(s.labels)} ${s.value}`);
+    return out;
+  }
+}
+
+export class Counter extends Scalar {
+  constructor(name: string, help: string) {
+    super(name, help, 'counter');
   }
   inc(labels: Labels = {}, by = 1): void {
-    this.#series.get(labels, () => 0).value += by;
+    this.series.get(labels, () => 0).value += by;
   }
   value(labels: Labels = {}): number {
-    return this.#series.values.get(key(labels))?.value ?? 0;
-  }
-  render(): string[] {
-    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const s of this.#series.values.values()) out.push(`${this.name}${labelText(s.labels)} ${s.value}`);
-    return out;
+    return this.series.values.get(key(labels))?.value ?? 0;
   }
 }
 
-export class Gauge {
-  readonly #series = new Series<number>();
-  readonly name: string;
-  readonly help: string;
+export class Gauge extends Scalar {
   constructor(name: string, help: string) {
-    this.name = name;
-    this.help = help;
+    super(name, help, 'gauge');
   }
   set(value: number, labels: Labels = {}): void {
-    this.#series.get(labels, () => 0).value = value;
+    this.series.get(labels, () => 0).value = value;
   }
   value(labels: Labels = {}): number | undefined {
-    return this.#series.values.get(key(labels))?.value;
-  }
-  render(): string[] {
-    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
-    for (const s of this.#series.values.values()) out.push(`${this.name}${labelText(s.labels)} ${s.value}`);
-    return out;
+    return this.series.values.get(key(labels))?.value;
   }
 }
 
-export class Histogram {
-  readonly #series = new Series<{ counts: number[]; sum: number; count: number }>();
-  readonly name: string;
-  readonly help: string;
+export class Histogram extends Metric<{ counts: number[]; sum: number; count: number }> {
   readonly buckets: readonly number[];
   constructor(name: string, help: string, buckets: readonly number[]) {
-    this.name = name;
-    this.help = help;
+    super(name, help, 'histogram');
     this.buckets = buckets;
   }
   observe(value: number, labels: Labels = {}): void {
-    const s = this.#series.get(labels, () => ({ counts: this.buckets.map(() => 0), sum: 0, count: 0 })).value;
+    const s = this.series.get(labels, () => ({ counts: this.buckets.map(() => 0), sum: 0, count: 0 })).value;
     this.buckets.forEach((b, i) => {
       if (value <= b) s.counts[i] = (s.counts[i] ?? 0) + 1;
     });
@@ -87,11 +90,11 @@ export class Histogram {
     s.count++;
   }
   count(labels: Labels = {}): number {
-    return this.#series.values.get(key(labels))?.value.count ?? 0;
+    return this.series.values.get(key(labels))?.value.count ?? 0;
   }
   render(): string[] {
-    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const { labels, value } of this.#series.values.values()) {
+    const out = this.header();
+    for (const { labels, value } of this.series.values.values()) {
       this.buckets.forEach((b, i) => {
         out.push(`${this.name}_bucket${labelText({ ...labels, le: String(b) })} ${value.counts[i]}`);
       });
