@@ -5,18 +5,10 @@
  * API server sees no change.
  */
 import { createHash } from 'node:crypto';
+import type { KubeJson } from '@flotilla/shared/agent';
 
-export interface KubeObject {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly metadata: {
-    readonly name: string;
-    readonly namespace?: string;
-    readonly labels?: Readonly<Record<string, string>>;
-    readonly annotations?: Readonly<Record<string, string>>;
-  };
-  readonly [key: string]: unknown;
-}
+/** A Kubernetes object as plain JSON, the same type the agent applies. */
+export type KubeObject = KubeJson;
 
 /** Names of what bootstrap installs; the agent's docs use the same. */
 export const agentNames = {
