@@ -41,11 +41,7 @@ type NativeHeap = { trim(): boolean };
 let native: NativeHeap | undefined;
 let unavailable: string | undefined;
 
-/**
- * Whether the C heap can be trimmed here: the addon is built and loads (glibc on Linux).
- * Otherwise why not, for the agent's start-up line.
- */
-export function nativeHeapTrim(): { available: true } | { available: false; reason: string } {
+function loadNative(): NativeHeap | undefined {
   if (!native && unavailable === undefined) {
     try {
       native = require(nativeAddonPath) as NativeHeap;
@@ -53,13 +49,20 @@ export function nativeHeapTrim(): { available: true } | { available: false; reas
       unavailable = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? 'unknown';
     }
   }
-  return native ? { available: true } : { available: false, reason: unavailable ?? 'unknown' };
+  return native;
+}
+
+/**
+ * Whether the C heap can be trimmed here: the addon is built and loads (glibc on Linux).
+ * Otherwise why not, for the agent's start-up line.
+ */
+export function nativeHeapTrim(): { available: true } | { available: false; reason: string } {
+  return loadNative() ? { available: true } : { available: false, reason: unavailable ?? 'unknown' };
 }
 
 /** Releases the C heap's free pages; false when nothing could be (or no addon). */
 export function trimNativeHeap(): boolean {
-  nativeHeapTrim();
-  return native?.trim() ?? false;
+  return loadNative()?.trim() ?? false;
 }
 
 /** Something holding idle keep-alive connections. */
