@@ -55,7 +55,7 @@ ensure_deps() {
   # `npm install` rather than `npm ci`: the lock file holds only the platform
   # packages this registry serves, which `npm ci` rejects as out of sync.
   say "installing npm dependencies (npm install, versions from package-lock.json)"
-  (cd "$ROOT" && npm install --no-audit --no-fund --loglevel=warn)
+  (cd "$ROOT" && npm install --no-save --no-audit --no-fund --loglevel=warn)
   deps_hash >"$stamp"
 }
 
