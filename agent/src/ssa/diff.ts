@@ -1,0 +1,34 @@
+import { appliedFields, coveredBy, ownedFieldDifferences } from '@flotilla/shared/agent';
+import { applyOne } from './apply.ts';
+import type { ManagerContext } from './context.ts';
+import { getAll } from './read.ts';
+import type { DriftReport, PreparedObject } from './types.ts';
+
+/**
+ * Drift of each object: a cheap comparison with the live object first, then, for those
+ * that may differ, a server-side dry-run apply compared with the live object on the
+ * fields this manager owns (as the dry run's managedFields say). Nothing is changed.
+ */
+export async function diffAll(
+  ctx: ManagerContext,
+  prepared: readonly PreparedObject[],
+  opts: { labelSelector?: string } = {},
+): Promise<DriftReport[]> {
+  const lives = await getAll(
+    ctx,
+    prepared.map((p) => p.ref),
+    opts,
+  );
+  return Promise.all(
+    prepared.map(async (p): Promise<DriftReport> => {
+      const live = lives.get(p.id);
+      if (!live) return { id: p.id, ref: p.ref, drifted: true, missing: true, fields: [] };
+      if (coveredBy(p.object, live))
+        return { id: p.id, ref: p.ref, drifted: false, missing: false, fields: [] };
+      const expected = (await applyOne(ctx, p, true)).live;
+      const owned = appliedFields(expected, ctx.owner.field);
+      const fields = owned ? ownedFieldDifferences(expected, live, owned) : ['.'];
+      return { id: p.id, ref: p.ref, drifted: fields.length > 0, missing: false, fields };
+    }),
+  );
+}
