@@ -1,11 +1,12 @@
 import type { SourcePos } from './errors.ts';
+import { DriftPolicy } from './protocol/desired-state.ts';
 import type { LabelSelector } from './selector.ts';
 import type { SpecReader } from './spec-reader.ts';
 import type { YNode } from './yaml-source.ts';
 
 /** How a bundle's objects are kept in line with git on the cluster. */
-export const DriftPolicy = { correct: 'correct', warn: 'warn', ignore: 'ignore' } as const;
-export type DriftPolicy = (typeof DriftPolicy)[keyof typeof DriftPolicy];
+export { DriftPolicy };
+
 const DRIFT_POLICIES: readonly string[] = Object.values(DriftPolicy);
 
 /** The three ways an entry of `targets`, `exclude` or `customizations` picks clusters. */

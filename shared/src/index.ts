@@ -70,6 +70,7 @@ export {
   labelValueProblem,
   nameProblem,
 } from './labels.ts';
+export type { ChangeNotification, StatusAnswer } from './protocol/index.ts';
 export {
   FLOTILLA_API_VERSION,
   type KubeObject,

@@ -1,31 +1,16 @@
 import { FLOTILLA_API_VERSION } from './api-version.ts';
 import { isTree, type ValueLeaf, type ValuesTree } from './bundle-spec.ts';
 import { type ContentHash, sha256Hash } from './canonical.ts';
-import type { BundleRef } from './desired-state.ts';
 import { type FleetError, fleetError, type SourcePos } from './errors.ts';
 import { apiGroup, applyRank } from './kinds.ts';
 import type { Labels } from './labels.ts';
 import { scalar } from './patch.ts';
+import type { BundleRef, RenderedBundleDocument } from './protocol/desired-state.ts';
 import { hasTemplateSyntax, parseTemplate, type VariableRef } from './variables.ts';
 import { describeNode, getEntry, type YMap, type YNode, type YScalar } from './yaml-source.ts';
 
+export type { KubeObject, RenderedBundleDocument } from './protocol/desired-state.ts';
 export { FLOTILLA_API_VERSION };
-
-/** A Kubernetes object as rendered: plain JSON. */
-export interface KubeObject {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly metadata: { readonly name: string; readonly namespace?: string; readonly [key: string]: unknown };
-  readonly [key: string]: unknown;
-}
-
-/** The stored, content-addressed form of a rendered bundle (its canonical JSON is what gets hashed). */
-export interface RenderedBundleDocument {
-  readonly apiVersion: typeof FLOTILLA_API_VERSION;
-  readonly kind: 'RenderedBundle';
-  readonly bundle: string;
-  readonly objects: readonly KubeObject[];
-}
 
 /** Identity and origin of one rendered object. `id` is `group/Kind/namespace/name` (namespace empty for cluster-scoped objects). */
 export interface RenderedObjectRef {

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
+import type { ClusterStatusReport } from '@flotilla/shared/agent';
 import { RenderedBundleIntegrityError } from '@flotilla/shared/agent';
-import type { ClusterStatusReport } from '@flotilla/shared/hub';
 import { HttpClient, HttpTransportError } from '../http/request.ts';
 import type { DesiredStateFetch, HubPort, StatusReceipt } from '../reconcile/ports.ts';
 

@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import type { ClusterStatusReport } from '@flotilla/shared/agent';
 import {
   type BundleStatusInput,
   backoffDelay,
@@ -11,7 +12,6 @@ import {
   parseDesiredState,
   parseRenderedBundle,
 } from '@flotilla/shared/agent';
-import type { ClusterStatusReport } from '@flotilla/shared/hub';
 import { HubError } from '../hub/hub-client.ts';
 import { errorFields, type Logger } from '../log.ts';
 import type { AgentMetrics } from '../metrics.ts';

@@ -1,3 +1,4 @@
+import type { DriftedObject } from '@flotilla/shared/agent';
 import {
   type BundleRef,
   describeRef,
@@ -9,7 +10,6 @@ import {
   sameInventory,
   staleEntries,
 } from '@flotilla/shared/agent';
-import type { DriftedObject } from '@flotilla/shared/hub';
 import { errorFields, type Logger } from '../log.ts';
 import {
   type ChangeSet,

@@ -2,8 +2,18 @@
  * The ports the agent's loop works through. Adapters (hub over HTTPS, SQS, the spoke
  * cluster) implement them; unit tests pass plain fakes.
  */
-import type { ContentHash, DesiredState, RenderedBundleDocument } from '@flotilla/shared/agent';
-import type { BundleState, ClusterStatusReport, DriftedObject } from '@flotilla/shared/hub';
+import type {
+  BundleState,
+  ChangeNotification,
+  ClusterStatusReport,
+  ContentHash,
+  DesiredState,
+  DriftedObject,
+  RenderedBundleDocument,
+  StatusAnswer,
+} from '@flotilla/shared/agent';
+
+export type { ChangeNotification };
 
 /** A desired state whose signature and every bundle hash have been checked. */
 export interface VerifiedDesiredState {
@@ -32,25 +42,14 @@ export type DesiredStateFetch =
   /** The hub has no desired state for the cluster yet (not synced since registration). */
   | { readonly kind: 'none'; readonly message: string };
 
-/** What the hub answers to a status report. */
-export interface StatusReceipt {
-  /** The hub's current desired generation, so an agent that missed a notification knows it is behind. */
-  readonly desired?: { readonly generation: number; readonly etag: string } | null;
-}
+/** What the hub answers to a status report (the wire's answer; `desired` may be absent from older hubs). */
+export type StatusReceipt = Partial<StatusAnswer>;
 
 export interface HubPort {
   fetchDesiredState(ifNoneMatch: string | undefined, signal?: AbortSignal): Promise<DesiredStateFetch>;
   /** A rendered bundle's stored bytes (unverified). */
   fetchBundle(hash: string, signal?: AbortSignal): Promise<string>;
   postStatus(report: ClusterStatusReport, signal?: AbortSignal): Promise<StatusReceipt>;
-}
-
-/** The body the hub puts on a cluster's queue when its desired state changed. */
-export interface ChangeNotification {
-  readonly kind: 'desired-state-changed';
-  readonly clusterId: string;
-  readonly generation: number;
-  readonly etag: string;
 }
 
 export interface QueueMessage {

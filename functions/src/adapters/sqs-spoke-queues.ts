@@ -6,15 +6,8 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import type { ChangeNotification } from '@flotilla/shared';
 import { type ClusterRecord, type Notifier, spokeQueueName } from '@flotilla/shared/hub';
-
-/** The message an agent finds on its queue: enough to skip a fetch it does not need. */
-export interface ChangeNotification {
-  readonly kind: 'desired-state-changed';
-  readonly clusterId: string;
-  readonly generation: number;
-  readonly etag: string;
-}
 
 /**
  * One SQS queue per spoke, named under a fixed prefix so IAM can scope to it, all

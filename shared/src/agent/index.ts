@@ -6,21 +6,27 @@
 export { FLOTILLA_API_VERSION } from '../api-version.ts';
 export { type ContentHash, canonicalJson, isContentHash, sha256Hash } from '../canonical.ts';
 export {
-  type BundleRef,
-  type DesiredState,
-  manifestEtag,
-  openSignedDesiredState,
-  parseDesiredState,
-  parseRenderedBundle,
-  type SignedDesiredState,
-} from '../desired-state.ts';
-export {
   DesiredStateSignatureError,
   InvalidDesiredStateError,
   RenderedBundleIntegrityError,
 } from '../errors.ts';
 export { apiGroup, applyRank, CLUSTER_SCOPED_KINDS, groupKind } from '../kinds.ts';
-export type { KubeObject, RenderedBundleDocument } from '../render.ts';
+export {
+  type BundleRef,
+  type BundleState,
+  type ChangeNotification,
+  type ClusterStatusReport,
+  type DesiredState,
+  type DriftedObject,
+  type KubeObject,
+  manifestEtag,
+  openSignedDesiredState,
+  parseDesiredState,
+  parseRenderedBundle,
+  type RenderedBundleDocument,
+  type SignedDesiredState,
+  type StatusAnswer,
+} from '../protocol/index.ts';
 export { appliedFields, coveredBy, type FieldsV1, ownedFieldDifferences } from './drift.ts';
 export { assessHealth, type Health, hasReadiness } from './health.ts';
 export {

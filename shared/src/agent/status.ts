@@ -1,21 +1,15 @@
-import type {
-  BundleState,
-  BundleStatusReport,
-  ClusterStatusReport,
-  DriftedObject,
-  statusLimits,
-} from '../hub/status.ts';
+import {
+  type BundleState,
+  type BundleStatusReport,
+  type ClusterStatusReport,
+  type DriftedObject,
+  statusLimits as reportLimits,
+  STATUS_API_VERSION,
+  STATUS_KIND,
+} from '../protocol/status.ts';
 import { isoTime } from './timing.ts';
 
-/** The hub's limits on a status report (kept here as a type-checked copy so the agent need not load the hub's code). */
-export const reportLimits = {
-  bundles: 500,
-  messageChars: 4096,
-  agentVersionChars: 64,
-  driftObjects: 100,
-  driftFields: 100,
-  fieldChars: 512,
-} as const satisfies typeof statusLimits;
+export { reportLimits };
 
 /** One bundle's status as the agent works it out, before the hub's limits are applied. */
 export interface BundleStatusInput {
@@ -73,8 +67,8 @@ export function buildStatusReport(input: {
     };
   });
   return {
-    apiVersion: 'flotilla.dev/v1alpha1',
-    kind: 'ClusterStatus',
+    apiVersion: STATUS_API_VERSION,
+    kind: STATUS_KIND,
     agentVersion: clip(input.agentVersion, reportLimits.agentVersionChars),
     observedAt: isoTime(input.observedAt.getTime()),
     ...(input.appliedGeneration !== undefined ? { appliedGeneration: input.appliedGeneration } : {}),

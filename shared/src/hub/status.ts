@@ -8,71 +8,34 @@ import { isContentHash } from '../canonical.ts';
 import { parseDesiredState } from '../desired-state.ts';
 import { type FleetError, formatFleetError } from '../errors.ts';
 import { nameProblem } from '../labels.ts';
+import {
+  BundleState,
+  type ClusterStatusReport,
+  type DriftedObject,
+  STATUS_API_VERSION,
+  STATUS_KIND,
+  statusLimits,
+} from '../protocol/status.ts';
 import type { LabelMatcher } from '../selector.ts';
 import { ValidationError } from './clusters.ts';
 import type { ClusterRecord, ClusterStore, DesiredStateStore, Labels } from './ports.ts';
 import type { SyncReport, SyncStateStore } from './sync.ts';
 
-/** apiVersion of the status payload; a breaking change to the schema gets a new version. */
-export const STATUS_API_VERSION = 'flotilla.dev/v1alpha1';
-export const STATUS_KIND = 'ClusterStatus';
-
-/** Where one bundle stands on one cluster. */
-export const BundleState = {
-  /** Known to the agent, not yet applied. */
-  Pending: 'Pending',
-  /** Being applied. */
-  Applying: 'Applying',
-  /** Applied and healthy. */
-  Ready: 'Ready',
-  /** Applied, not healthy yet. */
-  NotReady: 'NotReady',
-  /** The apply failed; `message` says why and `failedObject` which object. */
-  Failed: 'Failed',
-  /** The live objects differ from the desired ones; corrected or only reported per driftPolicy. */
-  Drifted: 'Drifted',
-} as const;
-export type BundleState = (typeof BundleState)[keyof typeof BundleState];
-const bundleStates: readonly string[] = Object.values(BundleState);
+export {
+  BundleState,
+  type BundleStatusReport,
+  type ClusterStatusReport,
+  type DriftedObject,
+  STATUS_API_VERSION,
+  STATUS_KIND,
+  type StatusAnswer,
+  statusLimits,
+} from '../protocol/status.ts';
 
 /** How a cluster's link to the hub stands: Offline when no heartbeat came within the set interval. */
 export const Connection = { Online: 'Online', Offline: 'Offline' } as const;
 export type Connection = (typeof Connection)[keyof typeof Connection];
-
-/** One object whose live state differs from the desired state, and the fields that differ. */
-export interface DriftedObject {
-  /** `group/Kind/namespace/name`, as in the rendered bundle (namespace empty when cluster-scoped). */
-  readonly object: string;
-  /** Dotted field paths, e.g. `spec.replicas`. */
-  readonly fields: readonly string[];
-}
-
-/** An agent's report on one bundle of its desired state. */
-export interface BundleStatusReport {
-  readonly name: string;
-  readonly state: BundleState;
-  /** Content hash of the rendered bundle this status is about. */
-  readonly hash: string;
-  /** Desired-state generation this status is about. */
-  readonly generation: number;
-  readonly message?: string;
-  /** The object the apply failed on (`group/Kind/namespace/name`). */
-  readonly failedObject?: string;
-  readonly drift?: readonly DriftedObject[];
-}
-
-/** The body of `POST /v1/clusters/{id}/status`. */
-export interface ClusterStatusReport {
-  readonly apiVersion: typeof STATUS_API_VERSION;
-  readonly kind: typeof STATUS_KIND;
-  readonly agentVersion: string;
-  /** When the agent took this status, by its clock. */
-  readonly observedAt?: string;
-  /** Generation of the last desired state the agent applied completely. */
-  readonly appliedGeneration?: number;
-  /** Every bundle of the agent's desired state; when present it replaces what was reported before. */
-  readonly bundles?: readonly BundleStatusReport[];
-}
+const bundleStates: readonly string[] = Object.values(BundleState);
 
 /** One field of a request that is wrong. */
 export interface FieldProblem {
@@ -97,16 +60,6 @@ export class InvalidRequestError extends ValidationError {
     this.problems = problems.length > 0 ? problems : [first];
   }
 }
-
-/** Limits that keep one report well inside one Lambda request and a few DynamoDB writes per bundle. */
-export const statusLimits = {
-  bundles: 500,
-  messageChars: 4096,
-  agentVersionChars: 64,
-  driftObjects: 100,
-  driftFields: 100,
-  fieldChars: 512,
-} as const;
 
 const reportFields = ['apiVersion', 'kind', 'agentVersion', 'observedAt', 'appliedGeneration', 'bundles'];
 const bundleFields = ['name', 'state', 'hash', 'generation', 'message', 'failedObject', 'drift'];

@@ -1,0 +1,252 @@
+/**
+ * The desired state as it travels from the hub to the agent: the signed manifest of bundle
+ * references, its canonical form (what is hashed for the ETag and signed), and the checks
+ * the agent runs on what it receives. The hub builds and signs (`../desired-state.ts`);
+ * both sides share these definitions.
+ */
+import { createPublicKey, type KeyObject, verify } from 'node:crypto';
+import { FLOTILLA_API_VERSION } from '../api-version.ts';
+import { type ContentHash, isContentHash, sha256Hash } from '../canonical.ts';
+import {
+  DesiredStateSignatureError,
+  InvalidDesiredStateError,
+  RenderedBundleIntegrityError,
+} from '../errors.ts';
+
+/** What the agent does about live objects that differ from the desired state. */
+export const DriftPolicy = { correct: 'correct', warn: 'warn', ignore: 'ignore' } as const;
+export type DriftPolicy = (typeof DriftPolicy)[keyof typeof DriftPolicy];
+
+/** A Kubernetes object as rendered: plain JSON. */
+export interface KubeObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: { readonly name: string; readonly namespace?: string; readonly [key: string]: unknown };
+  readonly [key: string]: unknown;
+}
+
+/** The stored, content-addressed form of a rendered bundle (its canonical JSON is what gets hashed). */
+export interface RenderedBundleDocument {
+  readonly apiVersion: typeof FLOTILLA_API_VERSION;
+  readonly kind: 'RenderedBundle';
+  readonly bundle: string;
+  readonly objects: readonly KubeObject[];
+}
+
+/** One bundle in a cluster's desired state. `hash` addresses the stored {@link RenderedBundleDocument}. */
+export interface BundleRef {
+  readonly name: string;
+  readonly hash: ContentHash;
+  /** The bundle's default namespace (bundle.yaml `namespace`, "default" when unset). */
+  readonly namespace: string;
+  /** Bundles that must be applied and healthy first; always present in the same desired state, earlier in the list. */
+  readonly dependsOn: readonly string[];
+  readonly driftPolicy: DriftPolicy;
+  /** When true the agent leaves the bundle's objects as they are: no apply, no prune, no drift correction. */
+  readonly paused: boolean;
+}
+
+/**
+ * The hub-to-agent contract: everything one cluster should run, as references to
+ * content-addressed rendered bundles, in apply order (dependencies first).
+ */
+export interface DesiredState {
+  readonly apiVersion: typeof FLOTILLA_API_VERSION;
+  readonly kind: 'DesiredState';
+  readonly cluster: string;
+  /** Increases by one each time the cluster's desired state changes. */
+  readonly generation: number;
+  /** The fleet-repo commit this desired state was rendered from. */
+  readonly commit: string;
+  readonly bundles: readonly BundleRef[];
+}
+
+/** A desired state with the hub's Ed25519 signature over its canonical JSON. */
+export interface SignedDesiredState {
+  readonly manifest: DesiredState;
+  /** Base64 Ed25519 signature of `canonicalJson(manifest)` as UTF-8. */
+  readonly signature: string;
+  /** {@link publicKeyFingerprint} of the key that signed, so agents can tell a key rotation from tampering. */
+  readonly keyId: string;
+}
+
+// Plans share one reference object among all clusters that render a bundle identically, so this cache hits often.
+const refJson = new WeakMap<BundleRef, string>();
+
+/** Canonical JSON of one bundle reference; this runs for every bundle of every cluster. */
+function canonicalRef(ref: BundleRef): string {
+  let json = refJson.get(ref);
+  if (json === undefined) {
+    json = writeRef(ref);
+    refJson.set(ref, json);
+  }
+  return json;
+}
+
+function writeRef(ref: BundleRef): string {
+  return (
+    `{"dependsOn":${JSON.stringify(ref.dependsOn)},"driftPolicy":${JSON.stringify(ref.driftPolicy)},` +
+    `"hash":${JSON.stringify(ref.hash)},"name":${JSON.stringify(ref.name)},` +
+    `"namespace":${JSON.stringify(ref.namespace)},"paused":${ref.paused ? 'true' : 'false'}}`
+  );
+}
+
+export function canonicalRefs(refs: readonly BundleRef[]): string {
+  let out = '[';
+  for (let i = 0; i < refs.length; i++) {
+    if (i > 0) out += ',';
+    out += canonicalRef(refs[i] as BundleRef);
+  }
+  return `${out}]`;
+}
+
+/**
+ * The canonical JSON of a desired state (sorted keys, no whitespace; see {@link canonicalJson}):
+ * the bytes that are hashed for the ETag and signed. Only the documented fields are included.
+ */
+export function canonicalDesiredState(manifest: DesiredState): string {
+  if (!Number.isSafeInteger(manifest.generation)) throw new TypeError('generation must be a safe integer');
+  return (
+    `{"apiVersion":${JSON.stringify(manifest.apiVersion)},"bundles":${canonicalRefs(manifest.bundles)},` +
+    `"cluster":${JSON.stringify(manifest.cluster)},"commit":${JSON.stringify(manifest.commit)},` +
+    `"generation":${manifest.generation},"kind":${JSON.stringify(manifest.kind)}}`
+  );
+}
+
+/** The manifest's ETag: the `sha256:` hash of its canonical JSON. */
+export function manifestEtag(manifest: DesiredState): ContentHash {
+  return sha256Hash(canonicalDesiredState(manifest));
+}
+
+export function toPublicKey(key: KeyObject | string): KeyObject {
+  if (typeof key !== 'string') return key.type === 'private' ? createPublicKey(key) : key;
+  return createPublicKey(key);
+}
+
+/** Whether a signed desired state verifies with the given public key (KeyObject or PEM). Never throws on bad signatures. */
+export function verifyDesiredState(signed: SignedDesiredState, publicKey: KeyObject | string): boolean {
+  try {
+    const bytes = Buffer.from(canonicalDesiredState(signed.manifest), 'utf8');
+    return verify(null, bytes, toPublicKey(publicKey), Buffer.from(signed.signature, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What the agent calls on every response: checks the shape of an untrusted signed desired
+ * state and its signature against the pinned key, and returns the manifest.
+ *
+ * @throws {InvalidDesiredStateError} when the document does not have the documented shape.
+ * @throws {DesiredStateSignatureError} when the signature does not verify.
+ */
+export function openSignedDesiredState(value: unknown, publicKey: KeyObject | string): DesiredState {
+  if (!isRecord(value)) throw new InvalidDesiredStateError('signed desired state: expected an object');
+  if (typeof value.signature !== 'string')
+    throw new InvalidDesiredStateError('signature: expected a base64 string');
+  const manifest = parseDesiredState(value.manifest);
+  const keyId = typeof value.keyId === 'string' ? value.keyId : '';
+  if (!verifyDesiredState({ manifest, signature: value.signature, keyId }, publicKey)) {
+    throw new DesiredStateSignatureError(
+      `desired state of cluster "${manifest.cluster}" generation ${manifest.generation} does not verify with the pinned hub key`,
+    );
+  }
+  return manifest;
+}
+
+/**
+ * Validates an untrusted value as a {@link DesiredState} (unknown fields are errors, as
+ * the signature covers only known ones).
+ *
+ * @throws {InvalidDesiredStateError}
+ */
+export function parseDesiredState(value: unknown): DesiredState {
+  const fail = (message: string): never => {
+    throw new InvalidDesiredStateError(`desired state: ${message}`);
+  };
+  if (!isRecord(value)) return fail('expected an object');
+  onlyFields(value, ['apiVersion', 'kind', 'cluster', 'generation', 'commit', 'bundles'], '', fail);
+  if (value.apiVersion !== FLOTILLA_API_VERSION) fail(`apiVersion: expected "${FLOTILLA_API_VERSION}"`);
+  if (value.kind !== 'DesiredState') fail('kind: expected "DesiredState"');
+  if (typeof value.cluster !== 'string' || value.cluster === '') fail('cluster: expected a non-empty string');
+  if (!Number.isSafeInteger(value.generation) || (value.generation as number) < 0) {
+    fail('generation: expected a non-negative integer');
+  }
+  if (typeof value.commit !== 'string') fail('commit: expected a string');
+  if (!Array.isArray(value.bundles)) return fail('bundles: expected a list');
+  const bundles = value.bundles.map((b: unknown, i: number): BundleRef => {
+    const p = `bundles[${i}]`;
+    if (!isRecord(b)) return fail(`${p}: expected an object`);
+    onlyFields(b, ['name', 'hash', 'namespace', 'dependsOn', 'driftPolicy', 'paused'], `${p}.`, fail);
+    if (typeof b.name !== 'string' || b.name === '') fail(`${p}.name: expected a non-empty string`);
+    if (!isContentHash(b.hash)) fail(`${p}.hash: expected sha256:<64 hex digits>`);
+    if (typeof b.namespace !== 'string') fail(`${p}.namespace: expected a string`);
+    if (!Array.isArray(b.dependsOn) || b.dependsOn.some((d) => typeof d !== 'string')) {
+      fail(`${p}.dependsOn: expected a list of strings`);
+    }
+    if (b.driftPolicy !== 'correct' && b.driftPolicy !== 'warn' && b.driftPolicy !== 'ignore') {
+      fail(`${p}.driftPolicy: expected correct, warn or ignore`);
+    }
+    if (typeof b.paused !== 'boolean') fail(`${p}.paused: expected a boolean`);
+    return {
+      name: b.name as string,
+      hash: b.hash as ContentHash,
+      namespace: b.namespace as string,
+      dependsOn: [...(b.dependsOn as string[])],
+      driftPolicy: b.driftPolicy as DriftPolicy,
+      paused: b.paused as boolean,
+    };
+  });
+  return {
+    apiVersion: FLOTILLA_API_VERSION,
+    kind: 'DesiredState',
+    cluster: value.cluster as string,
+    generation: value.generation as number,
+    commit: value.commit as string,
+    bundles,
+  };
+}
+
+/**
+ * Parses stored rendered-bundle bytes, checking them against the hash they were fetched
+ * by (which the signed manifest vouches for).
+ *
+ * @throws {RenderedBundleIntegrityError} when the hash differs or the document is malformed.
+ */
+export function parseRenderedBundle(canonical: string, expectedHash: ContentHash): RenderedBundleDocument {
+  const actual = sha256Hash(canonical);
+  if (actual !== expectedHash) {
+    throw new RenderedBundleIntegrityError(
+      `rendered bundle hash mismatch: expected ${expectedHash}, got ${actual}`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(canonical);
+  } catch (e) {
+    throw new RenderedBundleIntegrityError('rendered bundle is not valid JSON', { cause: e });
+  }
+  if (
+    !isRecord(doc) ||
+    doc.apiVersion !== FLOTILLA_API_VERSION ||
+    doc.kind !== 'RenderedBundle' ||
+    typeof doc.bundle !== 'string' ||
+    !Array.isArray(doc.objects)
+  ) {
+    throw new RenderedBundleIntegrityError('rendered bundle does not have the RenderedBundle shape');
+  }
+  return doc as unknown as RenderedBundleDocument;
+}
+
+function onlyFields(
+  value: Record<string, unknown>,
+  allowed: readonly string[],
+  path: string,
+  fail: (message: string) => never,
+): void {
+  for (const k of Object.keys(value)) if (!allowed.includes(k)) fail(`${path}${k}: unknown field`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
