@@ -32,8 +32,6 @@ export interface AgentConfig {
       }
     | undefined;
   readonly intervals: AgentIntervals;
-  /** How long a just-changed bundle may take to become ready. */
-  readonly healthTimeoutMs: number;
   readonly hubTimeoutMs: number;
   /** Concurrent requests to the API server. */
   readonly applyConcurrency: number;
@@ -86,7 +84,7 @@ export const configVariables = [
   'FLOTILLA_DRIFT_INTERVAL',
   'FLOTILLA_HEARTBEAT_INTERVAL',
   'FLOTILLA_REQUEUE_INTERVAL',
-  'FLOTILLA_HEALTH_TIMEOUT',
+  'FLOTILLA_RECHECK_INTERVAL',
   'FLOTILLA_HUB_TIMEOUT',
   'FLOTILLA_BACKOFF_MIN',
   'FLOTILLA_BACKOFF_MAX',
@@ -279,13 +277,16 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): AgentConfig 
     driftMs: duration('FLOTILLA_DRIFT_INTERVAL', '1m', 500),
     heartbeatMs: duration('FLOTILLA_HEARTBEAT_INTERVAL', '1m', 1_000),
     requeueMs: duration('FLOTILLA_REQUEUE_INTERVAL', '10s', 200),
+    recheckMs: duration('FLOTILLA_RECHECK_INTERVAL', '1s', 100),
     backoffMinMs: duration('FLOTILLA_BACKOFF_MIN', '1s', 10),
     backoffMaxMs: duration('FLOTILLA_BACKOFF_MAX', '5m', 10),
   };
   if (intervals.backoffMaxMs < intervals.backoffMinMs) {
     problems.push('FLOTILLA_BACKOFF_MAX must not be below FLOTILLA_BACKOFF_MIN');
   }
-  const healthTimeoutMs = duration('FLOTILLA_HEALTH_TIMEOUT', '3m', 0);
+  if (intervals.requeueMs < (intervals.recheckMs ?? 0)) {
+    problems.push('FLOTILLA_REQUEUE_INTERVAL must not be below FLOTILLA_RECHECK_INTERVAL');
+  }
   const hubTimeoutMs = duration('FLOTILLA_HUB_TIMEOUT', '30s', 100);
 
   const concurrencyText = get('FLOTILLA_APPLY_CONCURRENCY') ?? '16';
@@ -318,7 +319,6 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): AgentConfig 
     kube,
     sqs,
     intervals,
-    healthTimeoutMs,
     hubTimeoutMs,
     applyConcurrency,
     http,

@@ -35,8 +35,8 @@ async function main(): Promise<number> {
         ...config.http,
         metrics: runtime.metrics,
         probe: () => runtime.agent.liveness,
-        // A reconcile may wait for readiness as long as the health timeout.
-        stuckAfterMs: config.healthTimeoutMs + 5 * 60_000,
+        // No step waits for readiness or for the hub: one that runs this long is stuck.
+        stuckAfterMs: 10 * 60_000,
       })
     : undefined;
   log.info('flotilla agent started', {

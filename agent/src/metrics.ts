@@ -117,12 +117,12 @@ export class AgentMetrics {
   );
   readonly reconcileDuration = new Histogram(
     'flotilla_agent_reconcile_duration_seconds',
-    'Duration of whole reconciles, readiness waits included.',
+    'Duration of whole reconciles: apply, prune, drift detection and one look at readiness.',
     durationBuckets,
   );
   readonly applyDuration = new Histogram(
     'flotilla_agent_apply_duration_seconds',
-    'Duration of the apply and prune phase of reconciles: from their start until every object was applied, readiness waits excluded.',
+    'Duration of the apply and prune phase of reconciles: from their start until every object was applied, drift detection and readiness excluded.',
     durationBuckets,
   );
   readonly objects = new Counter(
@@ -135,7 +135,11 @@ export class AgentMetrics {
   );
   readonly refusals = new Counter(
     'flotilla_agent_refused_desired_states_total',
-    'Desired states refused because a signature or hash did not verify.',
+    'Desired states refused, by reason: verification (a signature or hash did not verify) or replay (a generation older than one already verified).',
+  );
+  readonly highestGeneration = new Gauge(
+    'flotilla_agent_highest_verified_generation',
+    'The highest desired-state generation this agent has verified; it refuses any lower one.',
   );
   readonly lastSuccess = new Gauge(
     'flotilla_agent_last_success_timestamp_seconds',
@@ -180,6 +184,7 @@ export class AgentMetrics {
       this.objects,
       this.driftEvents,
       this.refusals,
+      this.highestGeneration,
       this.lastSuccess,
       this.appliedGeneration,
       this.bundles,
@@ -192,5 +197,36 @@ export class AgentMetrics {
       external,
     ];
     return `${all.flatMap((m) => m.render()).join('\n')}\n`;
+  }
+}
+
+/** Counts one reconcile's result in the metrics. */
+export function recordReconcile(
+  m: AgentMetrics,
+  trigger: string,
+  outcome: {
+    readonly bundles: readonly {
+      readonly state: string;
+      readonly changes: Readonly<Record<string, number>>;
+    }[];
+    readonly driftEvents: readonly { readonly bundle: string; readonly corrected: boolean }[];
+    readonly durationSeconds: number;
+    readonly applySeconds: number;
+  },
+): void {
+  const failed = outcome.bundles.some((b) => b.state === 'Failed');
+  m.reconciles.inc({ trigger, result: failed ? 'failed' : 'success' });
+  m.reconcileDuration.observe(outcome.durationSeconds);
+  m.applyDuration.observe(outcome.applySeconds);
+  const counts: Record<string, number> = {};
+  for (const b of outcome.bundles) {
+    for (const [action, n] of Object.entries(b.changes)) counts[action] = (counts[action] ?? 0) + n;
+  }
+  for (const [action, n] of Object.entries(counts)) if (n > 0) m.objects.inc({ action }, n);
+  for (const d of outcome.driftEvents) {
+    m.driftEvents.inc({ bundle: d.bundle, action: d.corrected ? 'corrected' : 'reported' });
+  }
+  for (const state of ['Pending', 'Applying', 'Ready', 'NotReady', 'Failed', 'Drifted']) {
+    m.bundles.set(outcome.bundles.filter((b) => b.state === state).length, { state });
   }
 }

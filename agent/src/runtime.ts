@@ -12,6 +12,7 @@ import { type Clock, type HubPort, type QueuePort, systemClock } from './reconci
 import { defaultOwner, ResourceManager } from './ssa/resource-manager.ts';
 import { ClusterStore } from './stores/cluster-store.ts';
 import { SecretDesiredStateCache } from './stores/desired-state-cache.ts';
+import { ConfigMapGenerationStore } from './stores/generation-store.ts';
 import { ConfigMapInventory } from './stores/inventory-store.ts';
 import { AGENT_VERSION } from './version.ts';
 
@@ -31,7 +32,6 @@ export interface RuntimeOverrides {
   readonly queue?: QueuePort | null;
   readonly clock?: Clock;
   readonly connection?: KubeConnection;
-  readonly healthIntervalMs?: number;
   /** What the loop does when it goes to sleep after work ({@link releaseMemoryAfterWork}); null for nothing. */
   readonly settle?: (() => unknown) | null;
 }
@@ -64,6 +64,7 @@ export async function createAgentRuntime(
     });
   const inventory = new ConfigMapInventory(store('ConfigMap', 'flotilla-inventory'));
   const cache = new SecretDesiredStateCache(store('Secret', 'flotilla-cache'));
+  const generations = new ConfigMapGenerationStore(store('ConfigMap', 'flotilla-generation'));
   const hubClient = overrides.hub
     ? undefined
     : new HubClient({
@@ -82,14 +83,13 @@ export async function createAgentRuntime(
     manager,
     inventory,
     log,
-    healthTimeoutMs: config.healthTimeoutMs,
-    ...(overrides.healthIntervalMs !== undefined ? { healthIntervalMs: overrides.healthIntervalMs } : {}),
   });
   const agent = new Agent(
     {
       hub: overrides.hub ?? (hubClient as HubClient),
       queue,
       cache,
+      generations,
       cluster: reconciler,
       clock: overrides.clock ?? systemClock,
       log,

@@ -1,21 +1,21 @@
 import type { KeyObject } from 'node:crypto';
-import type { ClusterStatusReport } from '@flotilla/shared/agent';
 import {
   type BundleStatusInput,
   backoffDelay,
   buildStatusReport,
-  type ContentHash,
+  type ClusterStatusReport,
   type DesiredState,
   jittered,
   manifestEtag,
-  openSignedDesiredState,
   parseDesiredState,
-  parseRenderedBundle,
 } from '@flotilla/shared/agent';
 import { HubError } from '../hub/hub-client.ts';
 import { errorFields, type Logger } from '../log.ts';
-import type { AgentMetrics } from '../metrics.ts';
+import { type AgentMetrics, recordReconcile } from '../metrics.ts';
+import { GenerationFloor, type GenerationPort, ReplayedDesiredStateError } from './generation-floor.ts';
+import { HubHealth } from './hub-health.ts';
 import type {
+  BundleOutcome,
   CachePort,
   Clock,
   ClusterPort,
@@ -23,9 +23,13 @@ import type {
   QueueMessage,
   QueuePort,
   ReconcileOutcome,
-  VerifiedBundle,
+  StatusReceipt,
   VerifiedDesiredState,
 } from './ports.ts';
+import { StatusOutbox } from './status-outbox.ts';
+import { DesiredStateVerifier, RefusedDesiredStateError } from './verifier.ts';
+
+export { RefusedDesiredStateError, ReplayedDesiredStateError };
 
 /** How often the agent does what, in milliseconds. */
 export interface AgentIntervals {
@@ -35,10 +39,12 @@ export interface AgentIntervals {
   readonly resyncMs: number;
   /** How often to look for drift, from the desired state in hand (the hub is not needed). */
   readonly driftMs: number;
-  /** How often to send a heartbeat (the last status again). */
+  /** How often to send a heartbeat (the last status again) when nothing else was sent. */
   readonly heartbeatMs: number;
-  /** How soon to look again while bundles are NotReady or wait for a dependency. */
+  /** The longest wait before looking again while bundles are NotReady or wait for a dependency. */
   readonly requeueMs: number;
+  /** The first such wait; it doubles while nothing changes, up to `requeueMs`. Default 1 s. */
+  readonly recheckMs?: number;
   readonly backoffMinMs: number;
   readonly backoffMaxMs: number;
 }
@@ -48,6 +54,8 @@ export interface AgentPorts {
   /** The cluster's SQS queue; without it the agent polls the hub. */
   readonly queue?: QueuePort | undefined;
   readonly cache: CachePort;
+  /** Where the highest verified generation is kept across restarts; without it, only in memory. */
+  readonly generations?: GenerationPort | undefined;
   readonly cluster: ClusterPort;
   readonly clock: Clock;
   readonly log: Logger;
@@ -75,48 +83,99 @@ export type SyncResult =
   | { readonly kind: 'unchanged'; readonly outcome: ReconcileOutcome | undefined }
   /** The hub has no desired state for this cluster yet: nothing is applied and nothing pruned. */
   | { readonly kind: 'none'; readonly message: string }
-  /** The desired state did not verify: nothing of it was applied, and the refusal was reported. */
+  /** The desired state did not verify, or is older than one already verified: nothing of it was applied, and the refusal was reported. */
   | { readonly kind: 'refused'; readonly reason: string };
 
-/** A desired state that failed verification. */
-export class RefusedDesiredStateError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'RefusedDesiredStateError';
-  }
+/** What a fetch from the hub brought, verified. */
+type Fetched =
+  | { readonly kind: 'new'; readonly state: VerifiedDesiredState }
+  | { readonly kind: 'unchanged' }
+  | { readonly kind: 'none'; readonly message: string }
+  | { readonly kind: 'refused'; readonly reason: string };
+
+/** When the loop does what next (ms since the epoch; Infinity for not planned). */
+interface Deadlines {
+  /** Ask the hub (a poll, or a retry after a failure). */
+  fetch: number;
+  /** Fetch and reconcile with drift detection, whatever the notifications said. */
+  resync: number;
+  /** Look for drift in the desired state in hand. */
+  drift: number;
+  /** Look again at bundles that are not ready, or wait for a dependency. */
+  requeue: number;
 }
+
+/** Work the loop took from a finished fetch. */
+type Handover =
+  | {
+      readonly kind: 'apply';
+      readonly state: VerifiedDesiredState;
+      readonly full: boolean;
+      readonly batch: QueueMessage[];
+    }
+  | { readonly kind: 'resync'; readonly batch: QueueMessage[] };
 
 const bundleName = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /**
  * The agent: gets its cluster's desired state from the hub (told over SQS, or by polling
  * with If-None-Match), verifies it, has the cluster reconciled with it, keeps it cached in
- * the cluster, and reports status after every attempt. With the hub away it keeps
- * enforcing what it has, drift correction included.
+ * the cluster, and reports status. With the hub away it keeps enforcing what it has,
+ * drift correction included.
  *
- * The loop ({@link run}) is sequential: one fetch or reconcile at a time. Its steps
- * ({@link sync}, {@link enforce}, {@link sendStatus}) are public so that tests and the
- * benchmark can drive them one by one.
+ * In {@link run}, nothing waits on anything it does not need: fetches from the hub run
+ * beside reconciles, status reports and heartbeats go out in the background, and a
+ * reconcile takes one look at readiness and comes back for bundles that are not ready
+ * yet. Its steps ({@link sync}, {@link enforce}, {@link sendStatus}) are public so that
+ * tests and the benchmark can drive them one by one; called that way, each returns once
+ * its status report was sent (or failed to be).
  */
 export class Agent {
   readonly #ports: AgentPorts;
   readonly #opts: AgentOptions;
+  readonly #verifier: DesiredStateVerifier;
+  readonly #floor: GenerationFloor;
+  readonly #hub: HubHealth;
+  readonly #outbox: StatusOutbox;
   #current: VerifiedDesiredState | undefined;
   #lastOutcome: ReconcileOutcome | undefined;
   #appliedGeneration: number | undefined;
   /** Set while the hub's latest desired state is one that was refused: what the status says instead. */
   #refusal: { readonly reason: string; readonly bundles: readonly BundleStatusInput[] } | undefined;
-  #outbox: ClusterStatusReport | undefined;
+  /** During a reconcile: each bundle's state so far, in manifest order, so status follows bundle by bundle. */
+  #inflight: Map<string, BundleStatusInput> | undefined;
   /** The hub said (in a status answer) that it has a newer desired state than ours. */
   #behind = false;
-  #hubFailures = 0;
   #queueHealthy = true;
-  #lastTickAt = 0;
+  /** When the step in progress started; undefined while the loop sleeps. */
+  #busySince: number | undefined;
   #ready = false;
+  /** Whether the public steps wait for their status report (true) or leave it to the background (in {@link run}). */
+  #awaitStatus = true;
+  #wakeLoop: () => void = () => {};
+  /** Requeues in a row that found every bundle as before: the next one waits twice as long. */
+  #requeueStreak = 0;
+  #lastRequeueStates = '';
 
   constructor(ports: AgentPorts, opts: AgentOptions) {
     this.#ports = ports;
     this.#opts = opts;
+    this.#verifier = new DesiredStateVerifier({
+      clusterId: opts.clusterId,
+      hubPublicKey: opts.hubPublicKey,
+      hub: ports.hub,
+    });
+    this.#floor = new GenerationFloor(ports.generations);
+    this.#hub = new HubHealth(ports.log, ports.metrics);
+    this.#outbox = new StatusOutbox({
+      hub: ports.hub,
+      health: this.#hub,
+      clock: ports.clock,
+      log: ports.log,
+      metrics: ports.metrics,
+      backoff: (failures) => this.#backoff(failures),
+      onAnswer: (receipt) => this.#heard(receipt),
+    });
     ports.metrics?.info.set(1, { version: opts.agentVersion, cluster: opts.clusterId });
   }
 
@@ -133,23 +192,51 @@ export class Agent {
     return this.#appliedGeneration;
   }
 
-  /** A status report waiting for the hub, if any. */
-  get pendingStatus(): ClusterStatusReport | undefined {
-    return this.#outbox;
+  /** The highest desired-state generation verified so far; lower ones are refused. */
+  get highestGeneration(): number | undefined {
+    return this.#floor.highest?.generation;
   }
 
-  /** For `/healthz` and `/readyz`: when the loop last did something, and whether a first reconcile finished. */
-  get liveness(): { readonly lastTickAt: number; readonly ready: boolean; readonly hubFailures: number } {
-    return { lastTickAt: this.#lastTickAt, ready: this.#ready, hubFailures: this.#hubFailures };
+  /** A status report waiting for the hub, if any. */
+  get pendingStatus(): ClusterStatusReport | undefined {
+    return this.#outbox.pending;
   }
 
   /**
-   * Loads the desired state cached in the cluster and verifies it again (signature, cluster,
-   * every bundle hash), so that an agent restarted while the hub is away enforces it.
-   * Returns whether one was loaded.
+   * For `/healthz` and `/readyz`: since when the step in progress runs (now, while the loop
+   * sleeps), and whether a first reconcile finished.
+   */
+  get liveness(): { readonly lastTickAt: number; readonly ready: boolean; readonly hubFailures: number } {
+    return {
+      lastTickAt: this.#busySince ?? this.#ports.clock.now(),
+      ready: this.#ready,
+      hubFailures: this.#hub.failures,
+    };
+  }
+
+  #backoff(failures: number): number {
+    const iv = this.#opts.intervals;
+    return backoffDelay(
+      failures - 1,
+      { minMs: iv.backoffMinMs, maxMs: iv.backoffMaxMs },
+      this.#ports.clock.random,
+    );
+  }
+
+  /**
+   * Loads the highest generation verified before (kept in the cluster), then the desired
+   * state cached in the cluster, and verifies it again (signature, cluster, every bundle
+   * hash, not older than that generation), so that an agent restarted while the hub is
+   * away enforces it. Returns whether one was loaded.
    */
   async loadCache(): Promise<boolean> {
-    const { cache, log } = this.#ports;
+    const { cache, log, metrics } = this.#ports;
+    try {
+      const mark = await this.#floor.load();
+      if (mark) metrics?.highestGeneration.set(mark.generation);
+    } catch (e) {
+      log.warn('cannot read the highest verified generation from the cluster', errorFields(e));
+    }
     let cached: Awaited<ReturnType<CachePort['load']>>;
     try {
       cached = await cache.load();
@@ -158,79 +245,101 @@ export class Agent {
       return false;
     }
     if (!cached) return false;
+    let state: VerifiedDesiredState;
     try {
-      const manifest = this.#open(cached.signed);
-      const bundles = new Map<string, VerifiedBundle>();
-      for (const ref of manifest.bundles) {
-        const canonical = cached.bundles.get(ref.hash);
-        if (canonical === undefined)
-          throw new RefusedDesiredStateError(`bundle ${ref.name} (${ref.hash}) is not in the cache`);
-        bundles.set(ref.hash, this.#bundle(ref.name, ref.hash, canonical));
-      }
-      this.#current = { manifest, etag: manifestEtag(manifest), signed: cached.signed, bundles };
-      log.info('enforcing the cached desired state until the hub answers', {
-        generation: manifest.generation,
-        commit: manifest.commit,
-        bundles: manifest.bundles.length,
-      });
-      return true;
+      state = this.#verifier.fromCache(cached);
+      this.#floor.check(state.manifest, state.etag);
     } catch (e) {
+      if (e instanceof ReplayedDesiredStateError) metrics?.refusals.inc({ reason: 'replay' });
       log.error('the cached desired state does not verify; ignoring it', errorFields(e));
       return false;
     }
+    await this.#raiseFloor(state);
+    this.#current = state;
+    log.info('enforcing the cached desired state until the hub answers', {
+      generation: state.manifest.generation,
+      commit: state.manifest.commit,
+      bundles: state.manifest.bundles.length,
+    });
+    return true;
   }
 
-  #open(signed: unknown): DesiredState {
-    const manifest = openSignedDesiredState(signed, this.#opts.hubPublicKey);
-    if (manifest.cluster !== this.#opts.clusterId) {
-      throw new RefusedDesiredStateError(
-        `the desired state is for cluster "${manifest.cluster}", not for "${this.#opts.clusterId}"`,
-      );
+  async #raiseFloor(state: VerifiedDesiredState): Promise<void> {
+    try {
+      if (await this.#floor.raise(state.manifest, state.etag))
+        this.#ports.metrics?.highestGeneration.set(state.manifest.generation);
+    } catch (e) {
+      // In memory it holds all the same; only a restart before the next save could miss it.
+      this.#ports.log.warn('cannot record the highest verified generation in the cluster', errorFields(e));
     }
-    return manifest;
-  }
-
-  #bundle(name: string, hash: ContentHash, canonical: string): VerifiedBundle {
-    const document = parseRenderedBundle(canonical, hash);
-    if (document.bundle !== name) {
-      throw new RefusedDesiredStateError(
-        `bundle ${hash} is "${document.bundle}", but the manifest calls it "${name}"`,
-      );
-    }
-    // Only the text is kept: parsed, a thousand objects take several megabytes more for the
-    // whole time the agent idles, and a reconcile parses them again in milliseconds.
-    return { hash, canonical, parse: () => parseRenderedBundle(canonical, hash) };
   }
 
   /**
-   * Verifies a signed desired state from the hub: its signature with the pinned key, that it
-   * is this cluster's, and every bundle against its hash (bundles already in hand are not
-   * fetched again).
+   * Asks the hub for its desired state (If-None-Match the one in hand) and verifies what
+   * comes. A refusal is reported to the hub here.
    *
-   * @throws {HubError} when a bundle cannot be fetched (the hub's fault, retried later).
-   * @throws anything else when the desired state must be refused.
+   * @throws {HubError} when the hub cannot be reached or refuses the request.
    */
-  async #verify(body: unknown, signal?: AbortSignal): Promise<VerifiedDesiredState> {
-    const manifest = this.#open(body);
-    const known = new Map<string, VerifiedBundle>();
-    for (const [hash, b] of this.#current?.bundles ?? []) known.set(hash, b);
-    const bundles = new Map<string, VerifiedBundle>();
-    const refs = manifest.bundles.filter((r) => !known.has(r.hash));
-    for (const r of manifest.bundles) {
-      const b = known.get(r.hash);
-      if (b) bundles.set(r.hash, this.#bundle(r.name, r.hash, b.canonical));
+  async #fetch(signal?: AbortSignal): Promise<Fetched> {
+    const { hub, log } = this.#ports;
+    let fetched: Awaited<ReturnType<HubPort['fetchDesiredState']>>;
+    try {
+      fetched = await hub.fetchDesiredState(this.#current?.etag, signal);
+    } catch (e) {
+      this.#hub.down('desired-state', e);
+      throw e;
     }
-    let next = 0;
-    const worker = async () => {
-      while (next < refs.length) {
-        const ref = refs[next++];
-        if (!ref) break;
-        const canonical = await this.#ports.hub.fetchBundle(ref.hash, signal);
-        bundles.set(ref.hash, this.#bundle(ref.name, ref.hash, canonical));
+    this.#hub.up();
+    this.#behind = false;
+    if (fetched.kind === 'none') {
+      // Not an empty desired state: nothing is pruned, and a cached one stays in force.
+      log.info('the hub has no desired state for this cluster yet', { reason: fetched.message });
+      return { kind: 'none', message: fetched.message };
+    }
+    if (fetched.kind === 'not-modified') {
+      this.#refusal = undefined;
+      return { kind: 'unchanged' };
+    }
+    let state: VerifiedDesiredState;
+    try {
+      const manifest = this.#verifier.open(fetched.body);
+      if (manifestEtag(manifest) === this.#current?.etag) {
+        this.#refusal = undefined;
+        return { kind: 'unchanged' };
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(4, refs.length) }, worker));
-    return { manifest, etag: manifestEtag(manifest), signed: body, bundles };
+      this.#floor.check(manifest, manifestEtag(manifest));
+      state = await this.#verifier.complete(manifest, fetched.body, this.#current, signal);
+    } catch (e) {
+      if (e instanceof HubError) {
+        this.#hub.down('bundle', e);
+        throw e;
+      }
+      return this.#refuse(fetched.body, e, signal);
+    }
+    this.#refusal = undefined;
+    log.info('new desired state verified', {
+      generation: state.manifest.generation,
+      commit: state.manifest.commit,
+      bundles: state.manifest.bundles.map((b) => b.name),
+    });
+    return { kind: 'new', state };
+  }
+
+  /** Makes a verified desired state the one enforced: the newest generation, cached in the cluster, announced to the hub. */
+  async #adopt(state: VerifiedDesiredState, signal?: AbortSignal): Promise<void> {
+    const previous = this.#current;
+    await this.#raiseFloor(state);
+    this.#current = state;
+    this.#requeueStreak = 0;
+    try {
+      await this.#ports.cache.save(state);
+    } catch (e) {
+      this.#ports.log.warn(
+        'cannot cache the desired state in the cluster; it is applied all the same',
+        errorFields(e),
+      );
+    }
+    this.#announce(state, previous, signal);
   }
 
   /**
@@ -242,70 +351,36 @@ export class Agent {
    * @throws {HubError} when the hub cannot be reached or refuses the request: nothing was applied.
    */
   async sync(opts: { detectDrift?: boolean; signal?: AbortSignal } = {}): Promise<SyncResult> {
-    const { hub, log, cache } = this.#ports;
-    let fetched: Awaited<ReturnType<HubPort['fetchDesiredState']>>;
-    try {
-      fetched = await hub.fetchDesiredState(this.#current?.etag, opts.signal);
-    } catch (e) {
-      this.#hubDown('desired-state', e);
-      throw e;
-    }
-    this.#hubUp();
-    this.#behind = false;
-    if (fetched.kind === 'none') {
-      // Not an empty desired state: nothing is pruned, and a cached one stays in force.
-      log.info('the hub has no desired state for this cluster yet', { reason: fetched.message });
-      await this.#publish(opts.signal);
-      return { kind: 'none', message: fetched.message };
-    }
-    if (fetched.kind === 'not-modified') {
-      this.#refusal = undefined;
-      const outcome = opts.detectDrift
-        ? await this.enforce({
-            detectDrift: true,
-            trigger: 'resync',
-            ...(opts.signal ? { signal: opts.signal } : {}),
-          })
-        : undefined;
-      return { kind: 'unchanged', outcome };
-    }
-    let state: VerifiedDesiredState;
-    try {
-      state = await this.#verify(fetched.body, opts.signal);
-    } catch (e) {
-      if (e instanceof HubError) {
-        this.#hubDown('bundle', e);
-        throw e;
+    const fetched = await this.#fetch(opts.signal);
+    switch (fetched.kind) {
+      case 'none':
+        await this.#publish(opts.signal);
+        return fetched;
+      case 'refused':
+        return fetched;
+      case 'unchanged': {
+        const outcome = opts.detectDrift
+          ? await this.enforce({
+              detectDrift: true,
+              trigger: 'resync',
+              ...(opts.signal ? { signal: opts.signal } : {}),
+            })
+          : undefined;
+        return { kind: 'unchanged', outcome };
       }
-      return this.#refuse(fetched.body, e, opts.signal);
-    }
-    this.#refusal = undefined;
-    const isNew = state.etag !== this.#current?.etag;
-    if (!isNew && !opts.detectDrift) return { kind: 'unchanged', outcome: undefined };
-    const previous = this.#current;
-    this.#current = state;
-    if (isNew) {
-      log.info('new desired state verified', {
-        generation: state.manifest.generation,
-        commit: state.manifest.commit,
-        bundles: state.manifest.bundles.map((b) => b.name),
-      });
-      try {
-        await cache.save(state);
-      } catch (e) {
-        log.warn('cannot cache the desired state in the cluster; it is applied all the same', errorFields(e));
+      case 'new': {
+        await this.#adopt(fetched.state, opts.signal);
+        const outcome = await this.#reconcile(fetched.state, {
+          detectDrift: opts.detectDrift ?? false,
+          trigger: opts.detectDrift ? 'resync' : 'sync',
+          signal: opts.signal,
+        });
+        return { kind: 'applied', generation: fetched.state.manifest.generation, outcome };
       }
-      await this.#announce(state, previous, opts.signal);
     }
-    const outcome = await this.#reconcile(state, {
-      detectDrift: opts.detectDrift ?? false,
-      trigger: opts.detectDrift ? 'resync' : 'sync',
-      signal: opts.signal,
-    });
-    return { kind: 'applied', generation: state.manifest.generation, outcome };
   }
 
-  async #refuse(body: unknown, err: unknown, signal?: AbortSignal): Promise<SyncResult> {
+  async #refuse(body: unknown, err: unknown, signal?: AbortSignal): Promise<Fetched & { kind: 'refused' }> {
     const { log, metrics } = this.#ports;
     const reason = err instanceof Error ? err.message : String(err);
     let untrusted: DesiredState | undefined;
@@ -332,24 +407,23 @@ export class Agent {
         message,
       })),
     };
-    metrics?.refusals.inc();
+    const replay = err instanceof ReplayedDesiredStateError;
+    metrics?.refusals.inc({ reason: replay ? 'replay' : 'verification' });
     metrics?.reconciles.inc({ trigger: 'sync', result: 'refused' });
-    log.error('refused a desired state that does not verify; nothing of it is applied', {
-      ...(generation !== undefined ? { generation } : {}),
-      ...errorFields(err),
-    });
+    log.error(
+      replay
+        ? 'refused a desired state older than one already verified; nothing of it is applied'
+        : 'refused a desired state that does not verify; nothing of it is applied',
+      { ...(generation !== undefined ? { generation } : {}), ...errorFields(err) },
+    );
     await this.#publish(signal);
     return { kind: 'refused', reason };
   }
 
-  /** Tells the hub that a new generation is being applied, before the (possibly long) apply. */
-  async #announce(
-    state: VerifiedDesiredState,
-    previous: VerifiedDesiredState | undefined,
-    signal?: AbortSignal,
-  ) {
+  /** Each bundle's status as a reconcile of `state` starts: what it was if its render is the same, Applying otherwise. */
+  #starting(state: VerifiedDesiredState): BundleStatusInput[] {
     const before = new Map((this.#lastOutcome?.bundles ?? []).map((b) => [b.name, b]));
-    const applying = state.manifest.bundles.map((ref): BundleStatusInput => {
+    return state.manifest.bundles.map((ref): BundleStatusInput => {
       const last = before.get(ref.name);
       if (last && last.hash === ref.hash && !ref.paused)
         return { ...last, generation: state.manifest.generation };
@@ -360,12 +434,13 @@ export class Agent {
         generation: state.manifest.generation,
       };
     });
+  }
+
+  /** Tells the hub that a new generation is being applied, before the apply. Never waited for. */
+  #announce(state: VerifiedDesiredState, previous: VerifiedDesiredState | undefined, signal?: AbortSignal) {
+    const applying = this.#starting(state);
     if (!previous && applying.length === 0) return;
-    try {
-      await this.#ports.hub.postStatus(this.#build(applying), signal);
-    } catch {
-      // Only informative: the report after the reconcile is the one that is kept until it is sent.
-    }
+    void this.#outbox.post(this.#build(applying), signal);
   }
 
   /**
@@ -389,10 +464,19 @@ export class Agent {
   ): Promise<ReconcileOutcome | undefined> {
     const { cluster, log, metrics, clock } = this.#ports;
     const started = clock.now();
+    const inflight = new Map(this.#starting(state).map((b) => [b.name, b]));
+    this.#inflight = inflight;
     try {
       const outcome = await cluster.reconcile(state, {
         detectDrift: opts.detectDrift,
-        ...(opts.signal ? { signal: opts.signal } : {}),
+        signal: opts.signal,
+        onBundle: (b: BundleOutcome) => {
+          const before = inflight.get(b.name);
+          inflight.set(b.name, b);
+          // Only a change is worth a report before the reconcile ends.
+          if (before?.state !== b.state || before.message !== b.message)
+            void this.#outbox.post(this.#build(this.#bundleStatuses()), opts.signal);
+        },
       });
       this.#lastOutcome = outcome;
       if (outcome.complete) {
@@ -400,7 +484,7 @@ export class Agent {
         metrics?.lastSuccess.set(clock.now() / 1000);
         metrics?.appliedGeneration.set(state.manifest.generation);
       }
-      this.#record(opts.trigger, outcome);
+      if (metrics) recordReconcile(metrics, opts.trigger, outcome);
       // One line per reconcile, as Flux's controllers write: what ran, what it did, how long it took.
       const changes: Record<string, number> = {};
       for (const b of outcome.bundles)
@@ -445,33 +529,15 @@ export class Agent {
       this.#lastOutcome = failed;
       return failed;
     } finally {
+      this.#inflight = undefined;
       this.#ready = true;
       await this.#publish(opts.signal);
     }
   }
 
-  #record(trigger: string, outcome: ReconcileOutcome): void {
-    const m = this.#ports.metrics;
-    if (!m) return;
-    const failed = outcome.bundles.some((b) => b.state === 'Failed');
-    m.reconciles.inc({ trigger, result: failed ? 'failed' : 'success' });
-    m.reconcileDuration.observe(outcome.durationSeconds);
-    m.applyDuration.observe(outcome.applySeconds);
-    const counts: Record<string, number> = {};
-    for (const b of outcome.bundles) {
-      for (const [action, n] of Object.entries(b.changes)) counts[action] = (counts[action] ?? 0) + n;
-    }
-    for (const [action, n] of Object.entries(counts)) if (n > 0) m.objects.inc({ action }, n);
-    for (const d of outcome.driftEvents) {
-      m.driftEvents.inc({ bundle: d.bundle, action: d.corrected ? 'corrected' : 'reported' });
-    }
-    for (const state of ['Pending', 'Applying', 'Ready', 'NotReady', 'Failed', 'Drifted']) {
-      m.bundles.set(outcome.bundles.filter((b) => b.state === state).length, { state });
-    }
-  }
-
   #bundleStatuses(): readonly BundleStatusInput[] | undefined {
     if (this.#refusal) return this.#refusal.bundles;
+    if (this.#inflight) return [...this.#inflight.values()];
     // An outcome is a status input and more; buildStatusReport takes the status fields.
     if (this.#lastOutcome) return this.#lastOutcome.bundles;
     if (this.#current) {
@@ -495,97 +561,76 @@ export class Agent {
     });
   }
 
-  /** Puts the current status in the outbox (replacing an unsent one: each report replaces the last) and tries to send it. */
+  /** Posts the current status (replacing an unsent one); waits for the hub only when a public step was called directly. */
   async #publish(signal?: AbortSignal): Promise<boolean> {
-    this.#outbox = this.#build(this.#bundleStatuses());
-    return this.#flush(signal);
+    const sent = this.#outbox.post(this.#build(this.#bundleStatuses()), signal);
+    return this.#awaitStatus ? sent : true;
   }
 
-  async #flush(signal?: AbortSignal): Promise<boolean> {
-    const { hub, log, metrics } = this.#ports;
-    const report = this.#outbox;
-    if (!report) return true;
-    metrics?.statusPending.set(1);
-    try {
-      const receipt = await hub.postStatus(report, signal);
-      this.#hubUp();
-      if (this.#outbox === report) this.#outbox = undefined;
-      metrics?.statusPending.set(this.#outbox ? 1 : 0);
-      const desired = receipt.desired;
-      if (desired && desired.etag !== this.#current?.etag && !this.#refusal) this.#behind = true;
-      return true;
-    } catch (e) {
-      if (e instanceof HubError && !e.retryable && e.status !== 401 && e.status !== 403) {
-        // The hub will refuse this report however often it is sent: drop it, say why.
-        log.error('the hub refused the status report; dropping it', errorFields(e));
-        if (this.#outbox === report) this.#outbox = undefined;
-        metrics?.statusPending.set(0);
-        return true;
-      }
-      this.#hubDown('status', e);
-      return false;
+  /** A status answer: the hub's generation tells whether a notification was missed. */
+  #heard(receipt: StatusReceipt): void {
+    const desired = receipt.desired;
+    if (desired && desired.etag !== this.#current?.etag && !this.#refusal) {
+      this.#behind = true;
+      this.#wakeLoop();
     }
   }
 
   /** Sends the current status again (a heartbeat), and whatever was waiting. Returns whether the hub took it. */
   async sendStatus(signal?: AbortSignal): Promise<boolean> {
-    return this.#publish(signal);
+    return this.#outbox.post(this.#build(this.#bundleStatuses()), signal);
   }
 
-  #hubUp(): void {
-    if (this.#hubFailures > 0) this.#ports.log.info('the hub answers again', { failures: this.#hubFailures });
-    this.#hubFailures = 0;
-    this.#ports.metrics?.hubUp.set(1);
-  }
-
-  #hubDown(operation: string, err: unknown): void {
-    this.#hubFailures++;
-    const { log, metrics } = this.#ports;
-    metrics?.hubUp.set(0);
-    metrics?.hubErrors.inc({ operation });
-    const fields = { operation, failures: this.#hubFailures, ...errorFields(err) };
-    if (err instanceof HubError && !err.retryable) log.error('the hub refused a request', fields);
-    else if (this.#hubFailures === 1)
-      log.warn('the hub is unreachable; enforcing the desired state in hand', fields);
-    else log.debug('the hub is still unreachable', fields);
+  /** When to look again at bundles that are not ready: soon at first, less often while nothing changes. */
+  #requeueDelay(outcome: ReconcileOutcome): number {
+    const iv = this.#opts.intervals;
+    const states = outcome.bundles.map((b) => `${b.name}=${b.state}:${b.message ?? ''}`).join('\n');
+    this.#requeueStreak = states === this.#lastRequeueStates ? this.#requeueStreak + 1 : 0;
+    this.#lastRequeueStates = states;
+    return Math.min(iv.requeueMs, (iv.recheckMs ?? 1_000) * 2 ** Math.min(this.#requeueStreak, 20));
   }
 
   /**
    * Runs until `signal` aborts.
    *
    * 1. Load the cached desired state and, if there is one, enforce it at once.
-   * 2. Fetch from the hub: at start, on each SQS notification (or every poll interval
-   *    without SQS), and at each full resync; back off exponentially, with jitter, while
-   *    the hub fails.
-   * 3. Look for drift every drift interval, hub or no hub; look again soon while bundles settle.
-   * 4. Send a heartbeat every heartbeat interval, and retry unsent status with the fetch backoff.
+   * 2. Fetch from the hub, in the background: at start, on each SQS notification (or every
+   *    poll interval without SQS), at each full resync, and when a status answer says the
+   *    hub has a newer generation; back off exponentially, with jitter, while the hub fails.
+   * 3. Reconcile: each new desired state as soon as it is verified; look for drift every
+   *    drift interval, hub or no hub; look again soon while bundles are not ready.
+   * 4. Status goes out in the background as it changes, with a heartbeat after each quiet
+   *    interval and retries while the hub is away.
    */
   async run(signal: AbortSignal): Promise<void> {
     const { clock, queue, log } = this.#ports;
     const iv = this.#opts.intervals;
     const now = () => clock.now();
-    const backoff = (failures: number) =>
-      backoffDelay(failures - 1, { minMs: iv.backoffMinMs, maxMs: iv.backoffMaxMs }, clock.random);
     const pending: QueueMessage[] = [];
     let wakeController = new AbortController();
+    this.#wakeLoop = () => wakeController.abort();
+    this.#awaitStatus = false;
 
+    this.#busySince = now();
     const haveCache = await this.loadCache();
-    this.#lastTickAt = now();
-    let nextFetch = now();
+    const reporting = this.#outbox.run(signal, {
+      heartbeatMs: iv.heartbeatMs,
+      heartbeat: () => this.#build(this.#bundleStatuses()),
+    });
+    const at: Deadlines = {
+      fetch: now(),
+      resync: now() + jittered(iv.resyncMs, 0.2, clock.random),
+      drift: haveCache ? now() : now() + iv.driftMs,
+      requeue: Number.POSITIVE_INFINITY,
+    };
     let lastFetchAt = now();
-    let nextResync = now() + jittered(iv.resyncMs, 0.2, clock.random);
-    let nextDrift = haveCache ? now() : now() + iv.driftMs;
-    let nextRequeue = Number.POSITIVE_INFINITY;
-    let nextHeartbeat = now() + iv.heartbeatMs;
-    let statusRetryAt = Number.POSITIVE_INFINITY;
+    let fetching: Promise<void> | undefined;
+    let handover: Handover | undefined;
     // Work was done since the loop last slept (start-up counts): settle before the next sleep.
     let worked = true;
     const afterReconcile = (outcome: ReconcileOutcome | undefined) => {
-      nextRequeue = outcome?.requeue ? now() + iv.requeueMs : Number.POSITIVE_INFINITY;
-      nextHeartbeat = now() + iv.heartbeatMs;
-      statusRetryAt = this.#outbox
-        ? now() + backoff(Math.max(1, this.#hubFailures))
-        : Number.POSITIVE_INFINITY;
+      at.requeue = outcome?.requeue ? now() + this.#requeueDelay(outcome) : Number.POSITIVE_INFINITY;
+      if (!outcome?.requeue) this.#requeueStreak = 0;
     };
 
     const receiver = async () => {
@@ -607,76 +652,106 @@ export class Agent {
             log.warn('cannot read the SQS queue; polling the hub meanwhile', errorFields(e));
           this.#queueHealthy = false;
           wakeController.abort();
-          await clock.sleep(backoff(failures), signal);
+          await clock.sleep(this.#backoff(failures), signal);
         }
       }
     };
     const receiving = receiver();
 
+    /** A fetch beside whatever the loop does; what it brings is handed over when it ends. */
+    const fetchInBackground = (full: boolean, batch: QueueMessage[], polling: boolean) => {
+      const done = async () => {
+        try {
+          const result = await this.#fetch(signal);
+          at.fetch = polling ? now() + jittered(iv.pollMs, 0.1, clock.random) : now() + iv.resyncMs;
+          if (full) at.resync = now() + jittered(iv.resyncMs, 0.2, clock.random);
+          if (result.kind === 'new') handover = { kind: 'apply', state: result.state, full, batch };
+          else if (result.kind === 'unchanged' && full) handover = { kind: 'resync', batch };
+          else {
+            if (result.kind === 'none') await this.#publish(signal);
+            await this.#deleteMessages(batch);
+          }
+        } catch (e) {
+          if (!(e instanceof HubError)) log.error('sync failed', errorFields(e));
+          // Messages stay on the queue: SQS shows them again after their visibility timeout.
+          at.fetch = now() + this.#backoff(Math.max(1, this.#hub.failures));
+          if (full) at.resync = at.fetch;
+        }
+      };
+      fetching = done().finally(() => {
+        fetching = undefined;
+        wakeController.abort();
+      });
+    };
+
     while (!signal.aborted) {
-      this.#lastTickAt = now();
+      this.#busySince = now();
       const polling = !queue || !this.#queueHealthy;
-      if (polling && this.#hubFailures === 0) nextFetch = Math.min(nextFetch, lastFetchAt + iv.pollMs);
-      if (this.#behind) nextFetch = Math.min(nextFetch, now());
+      if (polling && this.#hub.failures === 0) at.fetch = Math.min(at.fetch, lastFetchAt + iv.pollMs);
+      if (this.#behind) at.fetch = Math.min(at.fetch, now());
       const t = now();
-      const notified = pending.length > 0 && this.#hubFailures === 0;
-      if (notified || t >= nextFetch || t >= nextResync) {
-        const full = t >= nextResync;
+      const notified = pending.length > 0 && this.#hub.failures === 0;
+      if (!fetching && !handover && (notified || t >= at.fetch || t >= at.resync)) {
+        const full = t >= at.resync;
         const batch = pending.splice(0);
         const current = this.#current?.etag;
-        if (!full && t < nextFetch && !this.#behind && batch.every((m) => m.notification?.etag === current)) {
+        if (!full && t < at.fetch && !this.#behind && batch.every((m) => m.notification?.etag === current)) {
           // Duplicates, or news of what is already applied.
           await this.#deleteMessages(batch);
           continue;
         }
         lastFetchAt = t;
         worked = true;
-        try {
-          const result = await this.sync({ detectDrift: full, signal });
-          await this.#deleteMessages(batch);
-          nextFetch = polling ? now() + jittered(iv.pollMs, 0.1, clock.random) : now() + iv.resyncMs;
-          if (full) nextResync = now() + jittered(iv.resyncMs, 0.2, clock.random);
-          const reconciled = result.kind === 'applied' || (result.kind === 'unchanged' && result.outcome);
-          if (reconciled && full) nextDrift = now() + iv.driftMs;
-          if (reconciled)
-            afterReconcile(
-              result.kind === 'applied' || result.kind === 'unchanged' ? result.outcome : undefined,
-            );
-          else if (result.kind === 'refused') afterReconcile(this.#lastOutcome);
-        } catch (e) {
-          if (!(e instanceof HubError)) log.error('sync failed', errorFields(e));
-          // Messages stay on the queue: SQS shows them again after their visibility timeout.
-          nextFetch = now() + backoff(Math.max(1, this.#hubFailures));
-          if (full) nextResync = Math.max(nextResync, nextFetch);
-          if (this.#outbox) statusRetryAt = Math.min(statusRetryAt, nextFetch);
-        }
-        continue;
+        at.fetch = Number.POSITIVE_INFINITY;
+        if (full) at.resync = Number.POSITIVE_INFINITY;
+        fetchInBackground(full, batch, polling);
       }
-      if (t >= nextDrift || t >= nextRequeue) {
-        const drift = t >= nextDrift;
+      if (handover) {
+        const work = handover;
+        handover = undefined;
         worked = true;
-        const outcome = await this.enforce({ detectDrift: drift, signal });
-        if (drift) nextDrift = now() + jittered(iv.driftMs, 0.1, clock.random);
+        let outcome: ReconcileOutcome | undefined;
+        if (work.kind === 'apply') {
+          await this.#adopt(work.state, signal);
+          outcome = await this.#reconcile(work.state, {
+            detectDrift: work.full,
+            trigger: work.full ? 'resync' : 'sync',
+            signal,
+          });
+        } else outcome = await this.enforce({ detectDrift: true, trigger: 'resync', signal });
+        await this.#deleteMessages(work.batch);
+        if (work.kind === 'resync' || work.full) at.drift = now() + iv.driftMs;
         afterReconcile(outcome);
         continue;
       }
-      if (t >= nextHeartbeat || t >= statusRetryAt) {
-        const sent = await this.sendStatus(signal);
-        nextHeartbeat = now() + iv.heartbeatMs;
-        statusRetryAt = sent ? Number.POSITIVE_INFINITY : now() + backoff(Math.max(1, this.#hubFailures));
+      if (t >= at.drift || t >= at.requeue) {
+        const drift = t >= at.drift;
+        worked = true;
+        const outcome = await this.enforce({ detectDrift: drift, signal });
+        if (drift) at.drift = now() + jittered(iv.driftMs, 0.1, clock.random);
+        afterReconcile(outcome);
         continue;
       }
-      const until = Math.min(nextFetch, nextResync, nextDrift, nextRequeue, nextHeartbeat, statusRetryAt);
+      const until = Math.min(
+        fetching ? Number.POSITIVE_INFINITY : Math.min(at.fetch, at.resync),
+        at.drift,
+        at.requeue,
+      );
       // Nothing can arrive between this check and the sleep: there is no await in between.
-      if (pending.length > 0 && this.#hubFailures === 0) continue;
-      if (worked && until - now() >= 1_000) {
+      if (!fetching && pending.length > 0 && this.#hub.failures === 0) continue;
+      if (worked && until - now() >= 1_000 && !fetching) {
         worked = false;
         this.#ports.settle?.();
       }
       wakeController = new AbortController();
-      await clock.sleep(Math.max(0, until - now()), AbortSignal.any([signal, wakeController.signal]));
+      this.#busySince = undefined;
+      await clock.sleep(
+        Number.isFinite(until) ? Math.max(0, until - now()) : 2 ** 31 - 1,
+        AbortSignal.any([signal, wakeController.signal]),
+      );
     }
-    await receiving;
+    this.#busySince = undefined;
+    await Promise.all([receiving, fetching, reporting]);
   }
 
   async #deleteMessages(batch: readonly QueueMessage[]): Promise<void> {

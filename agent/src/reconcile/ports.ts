@@ -123,11 +123,16 @@ export interface ReconcileOutcome {
   readonly durationSeconds: number;
 }
 
+export interface ReconcileOptions {
+  /** Compare the objects the pass does not change with the live ones (and correct per driftPolicy). */
+  readonly detectDrift: boolean;
+  readonly signal?: AbortSignal | undefined;
+  /** Called as each bundle's outcome is settled, before the whole reconcile ends, so status can follow bundle by bundle. */
+  readonly onBundle?: ((outcome: BundleOutcome) => void) | undefined;
+}
+
 export interface ClusterPort {
-  reconcile(
-    state: VerifiedDesiredState,
-    opts: { readonly detectDrift: boolean; readonly signal?: AbortSignal },
-  ): Promise<ReconcileOutcome>;
+  reconcile(state: VerifiedDesiredState, opts: ReconcileOptions): Promise<ReconcileOutcome>;
 }
 
 export { type Clock, systemClock } from '../clock.ts';

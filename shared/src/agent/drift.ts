@@ -153,3 +153,24 @@ function subset(d: unknown, l: unknown): boolean {
   for (const [k, v] of Object.entries(d)) if (!subset(v, l[k])) return false;
   return true;
 }
+
+/**
+ * Whether Kubernetes itself removes this object once it has done its work, so that its
+ * absence after a successful apply is the expected end of its life, not drift: a Job
+ * with `spec.ttlSecondsAfterFinished` (the TTL-after-finished controller deletes it), and
+ * a Pod that does not restart (the pod garbage collector may delete it once finished).
+ * Applying it again would run it again: kubectl runs such a Job once, and so does the agent
+ * until its content changes in git.
+ *
+ * @example
+ * removedWhenDone({ apiVersion: 'batch/v1', kind: 'Job', spec: { ttlSecondsAfterFinished: 0 } }); // true
+ */
+export function removedWhenDone(object: unknown): boolean {
+  if (!isRecord(object) || !isRecord(object.spec)) return false;
+  const group = typeof object.apiVersion === 'string' ? object.apiVersion : '';
+  if (object.kind === 'Job' && group.startsWith('batch/'))
+    return typeof object.spec.ttlSecondsAfterFinished === 'number';
+  if (object.kind === 'Pod' && group === 'v1')
+    return object.spec.restartPolicy === 'Never' || object.spec.restartPolicy === 'OnFailure';
+  return false;
+}

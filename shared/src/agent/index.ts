@@ -27,7 +27,7 @@ export {
   type SignedDesiredState,
   type StatusAnswer,
 } from '../protocol/index.ts';
-export { appliedFields, coveredBy, type FieldsV1, ownedFieldDifferences } from './drift.ts';
+export { appliedFields, coveredBy, type FieldsV1, ownedFieldDifferences, removedWhenDone } from './drift.ts';
 export { assessHealth, type Health, hasReadiness } from './health.ts';
 export {
   decodeInventory,

@@ -200,7 +200,8 @@ export class AgentHarness {
       FLOTILLA_KUBECONFIG: opts.kubeconfigPath,
       FLOTILLA_NAMESPACE: opts.namespace,
       FLOTILLA_HTTP_ADDR: 'off',
-      FLOTILLA_HEALTH_TIMEOUT: '60s',
+      FLOTILLA_RECHECK_INTERVAL: '250ms',
+      FLOTILLA_REQUEUE_INTERVAL: '2s',
       FLOTILLA_BACKOFF_MIN: '100ms',
       FLOTILLA_BACKOFF_MAX: '2s',
       ...(opts.env ?? {}),
@@ -221,7 +222,6 @@ export class AgentHarness {
   ): Promise<AgentRuntime & { config: AgentConfig }> {
     const config = loadConfig(this.agentEnv(cluster, token, opts));
     const runtime = await createAgentRuntime(config, opts.log ?? silentLogger, {
-      healthIntervalMs: 250,
       queue: null,
       // The agent shares this process with the test runner: compacting its heap is the agent process's business.
       settle: null,

@@ -230,7 +230,6 @@ spec:
     const { agent } = await h.agent(cluster, token, {
       kubeconfigPath: plane.kubeconfigPath,
       namespace: `${cluster}-agent`,
-      env: { FLOTILLA_HEALTH_TIMEOUT: '2s' },
     });
     await agent.sync();
     const [dbOutcome, webOutcome] = agent.lastOutcome?.bundles ?? [];

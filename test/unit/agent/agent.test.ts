@@ -6,6 +6,7 @@ import {
   FakeCache,
   FakeClock,
   FakeCluster,
+  FakeGenerations,
   FakeHub,
   FakeQueue,
   keys,
@@ -24,7 +25,8 @@ const intervals: AgentIntervals = {
   backoffMaxMs: 60_000,
 };
 
-function setUp(opts: { queue?: boolean } = {}) {
+function setUp(opts: { queue?: boolean; generations?: FakeGenerations } = {}) {
+  const generations = opts.generations ?? new FakeGenerations();
   const hub = new FakeHub();
   const cluster = new FakeCluster();
   const cache = new FakeCache();
@@ -33,10 +35,10 @@ function setUp(opts: { queue?: boolean } = {}) {
   const metrics = new AgentMetrics();
   const queue = opts.queue ? new FakeQueue(clock) : undefined;
   const agent = new Agent(
-    { hub, cluster, cache, clock, log, metrics, queue },
+    { hub, cluster, cache, clock, log, metrics, queue, generations },
     { clusterId: 'edge-1', hubPublicKey: keys.publicKeyPem, agentVersion: '0.1.0', intervals },
   );
-  return { hub, cluster, cache, clock, log, metrics, queue, agent };
+  return { hub, cluster, cache, clock, log, metrics, queue, agent, generations };
 }
 
 describe('Agent.sync: fetch, verify, reconcile, report', () => {
@@ -135,7 +137,7 @@ describe('verification: a desired state that does not verify is refused, applied
     expect(cluster.calls).toHaveLength(1);
     expect(cache.saves).toBe(1);
     expect(agent.current?.manifest.generation).toBe(1);
-    expect(metrics.refusals.value()).toBe(1);
+    expect(metrics.refusals.value({ reason: 'verification' })).toBe(1);
     expect(log.lines.some((l) => l.level === 'error' && /refused/.test(l.message))).toBe(true);
     const report = parseStatusReport(hub.lastReport);
     expect(report.bundles?.map((b) => [b.name, b.state])).toEqual([
@@ -409,6 +411,149 @@ describe('Agent.run with SQS notifications', () => {
     stop.abort();
     await settle();
     await clock.advance(60_000);
+    await running;
+  });
+});
+
+describe('replay: generations only go up', () => {
+  it('refuses a validly signed older generation, counts it, reports it, and prunes nothing', async () => {
+    const { hub, cluster, agent, metrics } = setUp();
+    hub.publish('edge-1', 1, [{ name: 'base' }]);
+    const old = { signed: structuredClone(hub.signed), etag: hub.etag };
+    hub.publish('edge-1', 2, [{ name: 'base' }, { name: 'web' }]);
+    await agent.sync();
+    expect(agent.highestGeneration).toBe(2);
+    // Something between the agent and the hub serves generation 1 again.
+    hub.signed = old.signed;
+    hub.etag = old.etag;
+    const result = await agent.sync();
+    expect(result.kind).toBe('refused');
+    expect(result.kind === 'refused' && result.reason).toBe(
+      'generation 1 is older than generation 2, the newest this agent has verified (a replayed or stale desired state; the hub orders rollbacks as new generations)',
+    );
+    expect(cluster.calls.map((c) => c.generation)).toEqual([2]);
+    expect(agent.current?.manifest.generation).toBe(2);
+    expect(metrics.refusals.value({ reason: 'replay' })).toBe(1);
+    expect(parseStatusReport(hub.lastReport).bundles?.[0]?.message).toMatch(
+      /^desired state generation 1 refused: generation 1 is older than generation 2.*; still enforcing generation 2$/,
+    );
+  });
+
+  it('refuses the same generation with other content', async () => {
+    const { hub, agent } = setUp();
+    hub.publish('edge-1', 3, [{ name: 'base' }]);
+    await agent.sync();
+    hub.publish('edge-1', 3, [{ name: 'base' }, { name: 'web' }]);
+    const result = await agent.sync();
+    expect(result.kind === 'refused' && result.reason).toMatch(
+      /^generation 3 was already verified with other content/,
+    );
+  });
+
+  it('takes a rollback ordered by the hub: a higher generation pointing at older bundles', async () => {
+    const { hub, cluster, agent } = setUp();
+    hub.publish('edge-1', 1, [{ name: 'base' }]);
+    await agent.sync();
+    hub.publish('edge-1', 2, [{ name: 'base', objects: [] }]);
+    await agent.sync();
+    hub.publish('edge-1', 3, [{ name: 'base' }]);
+    expect((await agent.sync()).kind).toBe('applied');
+    expect(cluster.calls.map((c) => c.generation)).toEqual([1, 2, 3]);
+  });
+
+  it('remembers the highest generation across restarts, and refuses an older one then too', async () => {
+    const generations = new FakeGenerations();
+    const first = setUp({ generations });
+    first.hub.publish('edge-1', 1, [{ name: 'base' }]);
+    const old = structuredClone(first.hub.signed);
+    first.hub.publish('edge-1', 5, [{ name: 'base' }]);
+    await first.agent.sync();
+    expect(generations.mark?.generation).toBe(5);
+
+    // A new process, with no cache: the hub (or a proxy) serves generation 1.
+    const second = setUp({ generations });
+    second.hub.publish('edge-1', 1, [{ name: 'base' }]);
+    second.hub.signed = old;
+    expect(await second.agent.loadCache()).toBe(false);
+    expect((await second.agent.sync()).kind).toBe('refused');
+    expect(second.cluster.calls).toEqual([]);
+  });
+
+  it('ignores a cached desired state older than the highest generation verified', async () => {
+    const generations = new FakeGenerations();
+    const first = setUp({ generations });
+    first.hub.publish('edge-1', 1, [{ name: 'base' }]);
+    await first.agent.sync();
+    const stale = first.cache.stored;
+    first.hub.publish('edge-1', 2, [{ name: 'base' }]);
+    await first.agent.sync();
+
+    const second = setUp({ generations });
+    second.cache.stored = stale;
+    expect(await second.agent.loadCache()).toBe(false);
+    expect(second.agent.current).toBeUndefined();
+    expect(second.metrics.refusals.value({ reason: 'replay' })).toBe(1);
+  });
+});
+
+describe('Agent.run: nothing blocks the loop', () => {
+  it('keeps looking for drift while the hub accepts connections and never answers', async () => {
+    const { hub, cluster, clock, agent } = setUp();
+    hub.publish('edge-1', 1, [{ name: 'base' }]);
+    const stop = new AbortController();
+    const running = agent.run(stop.signal);
+    await clock.advance(0);
+    hub.hang = true;
+    const before = cluster.calls.length;
+    await clock.advance(intervals.pollMs + 3 * intervals.driftMs);
+    // The poll is stuck on the hub; drift checks went on all the same.
+    expect(hub.calls.at(-1)).toMatch(/^(desired-state|status)/);
+    expect(cluster.calls.slice(before).filter((c) => c.detectDrift).length).toBeGreaterThanOrEqual(3);
+    stop.abort();
+    await clock.advance(0);
+    await running;
+  });
+
+  it('reports each bundle as it settles, and sends heartbeats during a long reconcile', async () => {
+    const { hub, cluster, clock, agent } = setUp();
+    hub.publish('edge-1', 1, [{ name: 'base' }]);
+    cluster.slow = { clock, ms: 3 * intervals.heartbeatMs };
+    const stop = new AbortController();
+    const running = agent.run(stop.signal);
+    const sentAt: number[] = [];
+    const t0 = clock.now();
+    const post = hub.postStatus.bind(hub);
+    hub.postStatus = async (report, signal) => {
+      sentAt.push(clock.now() - t0);
+      return post(report, signal);
+    };
+    await clock.advance(3 * intervals.heartbeatMs + 1);
+    const gaps = sentAt.slice(1).map((t, i) => t - (sentAt[i] as number));
+    expect(sentAt.length).toBeGreaterThanOrEqual(4);
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(intervals.heartbeatMs);
+    expect(hub.lastReport?.bundles?.[0]?.state).toBe('Ready');
+    stop.abort();
+    await clock.advance(3 * intervals.heartbeatMs);
+    await running;
+  });
+
+  it('looks again at a bundle that is not ready after 1 s, then less often while nothing changes', async () => {
+    const { hub, cluster, clock, agent } = setUp();
+    cluster.states.set('base', 'NotReady');
+    hub.publish('edge-1', 1, [{ name: 'base' }]);
+    const stop = new AbortController();
+    const running = agent.run(stop.signal);
+    const t0 = clock.now();
+    const at: number[] = [];
+    const reconcile = cluster.reconcile.bind(cluster);
+    cluster.reconcile = async (state, opts) => {
+      at.push(clock.now() - t0);
+      return reconcile(state, opts);
+    };
+    await clock.advance(40_000);
+    expect(at.slice(0, 7)).toEqual([0, 1_000, 3_000, 7_000, 15_000, 25_000, 35_000]);
+    stop.abort();
+    await clock.advance(0);
     await running;
   });
 });

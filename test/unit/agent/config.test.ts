@@ -48,6 +48,7 @@ describe('agent configuration', () => {
       driftMs: 60_000,
       heartbeatMs: 60_000,
       requeueMs: 10_000,
+      recheckMs: 1_000,
       backoffMinMs: 1_000,
       backoffMaxMs: 300_000,
     });

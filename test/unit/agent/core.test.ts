@@ -15,6 +15,7 @@ import {
   pendingInventory,
   pruneOrder,
   rankGroups,
+  removedWhenDone,
   reportLimits,
   staleEntries,
 } from '@flotilla/shared/agent';
@@ -181,6 +182,24 @@ describe('drift in owned fields', () => {
     expect(coveredBy(desired, live)).toBe(true);
     expect(coveredBy(desired, { ...live, spec: { ...live.spec, replicas: 3 } })).toBe(false);
     expect(coveredBy({ ...desired, data: { cpu: 0.5 } }, { ...live, data: { cpu: '500m' } })).toBe(false);
+  });
+});
+
+describe('objects Kubernetes removes when done', () => {
+  it('are Jobs with a TTL after finishing and Pods that do not restart, nothing else', () => {
+    const job = (spec: Record<string, unknown>) => ({ apiVersion: 'batch/v1', kind: 'Job', spec });
+    expect(removedWhenDone(job({ ttlSecondsAfterFinished: 0 }))).toBe(true);
+    expect(removedWhenDone(job({ ttlSecondsAfterFinished: 3600 }))).toBe(true);
+    expect(removedWhenDone(job({}))).toBe(false);
+    const pod = (restartPolicy?: string) => ({ apiVersion: 'v1', kind: 'Pod', spec: { restartPolicy } });
+    expect(removedWhenDone(pod('Never'))).toBe(true);
+    expect(removedWhenDone(pod('OnFailure'))).toBe(true);
+    expect(removedWhenDone(pod('Always'))).toBe(false);
+    expect(removedWhenDone(pod())).toBe(false);
+    expect(removedWhenDone({ apiVersion: 'v1', kind: 'ConfigMap', data: {} })).toBe(false);
+    expect(
+      removedWhenDone({ apiVersion: 'example.com/v1', kind: 'Job', spec: { ttlSecondsAfterFinished: 0 } }),
+    ).toBe(false);
   });
 });
 

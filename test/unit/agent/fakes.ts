@@ -16,6 +16,7 @@ import {
 import type { ClusterStatusReport } from '@flotilla/shared/hub';
 import { HubError } from '../../../agent/src/hub/hub-client.ts';
 import type { Logger } from '../../../agent/src/log.ts';
+import type { GenerationMark, GenerationPort } from '../../../agent/src/reconcile/generation-floor.ts';
 import type {
   BundleOutcome,
   CachedDesiredState,
@@ -26,6 +27,7 @@ import type {
   HubPort,
   QueueMessage,
   QueuePort,
+  ReconcileOptions,
   ReconcileOutcome,
   StatusReceipt,
   VerifiedDesiredState,
@@ -73,6 +75,8 @@ export class FakeHub implements HubPort {
   readonly calls: string[] = [];
   /** While set, every call fails as if the hub were unreachable. */
   down = false;
+  /** While set, every call hangs until its signal aborts, as a hub that accepts connections and never answers. */
+  hang = false;
   none = false;
   /** What the status answer says the hub's desired state is (defaults to the one served). */
   receipt: StatusReceipt | undefined;
@@ -101,27 +105,34 @@ export class FakeHub implements HubPort {
     return manifest;
   }
 
-  #check(what: string): void {
+  async #check(what: string, signal?: AbortSignal): Promise<void> {
     this.calls.push(what);
+    if (this.hang) {
+      await new Promise<void>((resolve) => {
+        if (signal?.aborted) resolve();
+        signal?.addEventListener('abort', () => resolve(), { once: true });
+      });
+      throw new HubError('hub request aborted', { retryable: true });
+    }
     if (this.down) throw new HubError('hub unreachable: connect ECONNREFUSED', { retryable: true });
   }
 
-  async fetchDesiredState(ifNoneMatch: string | undefined): Promise<DesiredStateFetch> {
-    this.#check(`desired-state${ifNoneMatch ? ' (if-none-match)' : ''}`);
+  async fetchDesiredState(ifNoneMatch: string | undefined, signal?: AbortSignal): Promise<DesiredStateFetch> {
+    await this.#check(`desired-state${ifNoneMatch ? ' (if-none-match)' : ''}`, signal);
     if (this.none) return { kind: 'none', message: 'no desired state yet' };
     if (ifNoneMatch === this.etag) return { kind: 'not-modified' };
     return { kind: 'modified', body: structuredClone(this.signed), etag: this.etag };
   }
 
-  async fetchBundle(hash: string): Promise<string> {
-    this.#check(`bundle ${hash.slice(7, 15)}`);
+  async fetchBundle(hash: string, signal?: AbortSignal): Promise<string> {
+    await this.#check(`bundle ${hash.slice(7, 15)}`, signal);
     const b = this.bundles.get(hash);
     if (b === undefined) throw new HubError(`bundle ${hash}: HTTP 404`, { status: 404, retryable: false });
     return b;
   }
 
-  async postStatus(report: ClusterStatusReport): Promise<StatusReceipt> {
-    this.#check('status');
+  async postStatus(report: ClusterStatusReport, signal?: AbortSignal): Promise<StatusReceipt> {
+    await this.#check('status', signal);
     this.reports.push(report);
     return this.receipt ?? { desired: { generation: 0, etag: this.etag } };
   }
@@ -136,14 +147,17 @@ export class FakeCluster implements ClusterPort {
   readonly calls: { generation: number; detectDrift: boolean; bundles: string[] }[] = [];
   states = new Map<string, BundleOutcome['state']>();
   fail: Error | undefined;
+  /** When set, each reconcile takes this long on `clock`, reporting each bundle halfway. */
+  slow: { clock: Clock; ms: number } | undefined;
 
-  async reconcile(state: VerifiedDesiredState, opts: { detectDrift: boolean }): Promise<ReconcileOutcome> {
+  async reconcile(state: VerifiedDesiredState, opts: ReconcileOptions): Promise<ReconcileOutcome> {
     this.calls.push({
       generation: state.manifest.generation,
       detectDrift: opts.detectDrift,
       bundles: state.manifest.bundles.map((b) => b.name),
     });
     if (this.fail) throw this.fail;
+    if (this.slow) await this.slow.clock.sleep(this.slow.ms);
     const bundles: BundleOutcome[] = state.manifest.bundles.map((ref) => {
       const s = this.states.get(ref.name) ?? 'Ready';
       return {
@@ -158,6 +172,7 @@ export class FakeCluster implements ClusterPort {
         changes: { created: 0, configured: 0, unchanged: 1, deleted: 0, skipped: 0, failed: 0 },
       };
     });
+    for (const b of bundles) opts.onBundle?.(b);
     return {
       generation: state.manifest.generation,
       bundles,
@@ -276,4 +291,15 @@ export function memoryLogger(): Logger & { lines: LogLine[] } {
     lines.push({ level, message, ...(fields ? { fields } : {}) });
   };
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+/** A generation store in memory, as the cluster's ConfigMap keeps it. */
+export class FakeGenerations implements GenerationPort {
+  mark: GenerationMark | undefined;
+  async load(): Promise<GenerationMark | undefined> {
+    return this.mark;
+  }
+  async save(mark: GenerationMark): Promise<void> {
+    this.mark = mark;
+  }
 }
