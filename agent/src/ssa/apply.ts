@@ -45,7 +45,13 @@ export async function applyPrepared(
   await run(foundation);
   const crds = foundation.filter((p) => p.ref.kind === 'CustomResourceDefinition' && results.has(p.id));
   if (crds.length > 0) {
-    failures.push(...(await waitEstablished(ctx, crds, opts.crdTimeoutMs ?? 60_000)));
+    failures.push(
+      ...(await waitEstablished(ctx, crds, opts.crdTimeoutMs ?? 60_000, (p, live) => {
+        // The established definition, not the one the apply returned, tells readiness later.
+        const entry = results.get(p.id);
+        if (entry) results.set(p.id, { ...entry, live });
+      })),
+    );
     for (const crd of crds) {
       const group = (crd.object as { spec?: { group?: string } }).spec?.group;
       if (group) ctx.mapper.invalidate(group);
@@ -119,6 +125,7 @@ async function waitEstablished(
   ctx: ManagerContext,
   crds: readonly PreparedObject[],
   timeoutMs: number,
+  seen: (p: PreparedObject, live: KubeJson) => void,
 ): Promise<ObjectFailure[]> {
   const deadline = ctx.clock.now() + timeoutMs;
   let pending = [...crds];
@@ -130,6 +137,7 @@ async function waitEstablished(
         const live = await ctx.limit.run(() =>
           ctx.client.get<KubeJson>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${p.ref.name}`),
         );
+        if (live) seen(p, live);
         const h = assessHealth(live);
         if (!h.ready) {
           last.set(p.id, h.message);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
-import { AgentHarness, cleanUp, kubeClientOf, kubectl, uniqueName } from './harness.ts';
+import { AgentHarness, cleanUp, kubeClientOf, kubectl, syncSettled, uniqueName } from './harness.ts';
 
 const bed = inject('bed');
 const plane =
@@ -64,7 +64,7 @@ async function setUp(policy: 'correct' | 'warn' | 'ignore') {
     kubeconfigPath: plane.kubeconfigPath,
     namespace: `${cluster}-agent`,
   });
-  await runtime.agent.sync();
+  await syncSettled(runtime.agent);
   expect(runtime.agent.lastOutcome?.bundles[0]?.state).toBe('Ready');
   // Someone scales the Deployment by hand and edits the ConfigMap, as operators do.
   kubectl(bed, plane.kubeconfigPath, '-n', ns, 'scale', 'deployment/web', '--replicas=5');
@@ -200,7 +200,7 @@ describe('paused bundles', () => {
           .replace(/---\napiVersion: v1\nkind: ConfigMap[\s\S]*?level: "3"\n/, ''),
       },
     });
-    await agent.sync();
+    await syncSettled(agent);
     expect(agent.lastOutcome?.bundles[0]?.state).toBe('Ready');
     expect((await liveState(ns)).replicas).toBe(3);
     expect((await liveState(ns)).data).toBeUndefined();

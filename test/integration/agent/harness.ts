@@ -9,12 +9,14 @@ import { type AgentConfig, loadConfig } from '../../../agent/src/config.ts';
 import { KubeClient } from '../../../agent/src/kube/client.ts';
 import { loadKubeConnection } from '../../../agent/src/kube/connection.ts';
 import { type Logger, silentLogger } from '../../../agent/src/log.ts';
+import type { Agent, SyncResult } from '../../../agent/src/reconcile/agent.ts';
 import { type AgentRuntime, createAgentRuntime, type RuntimeOverrides } from '../../../agent/src/runtime.ts';
 import { loadConfig as loadHubConfig } from '../../../functions/src/config.ts';
 import type { Logger as HubLogger } from '../../../functions/src/http/log.ts';
 import { type LocalHub, startLocalHub } from '../../../functions/src/local/server.ts';
 import type { BedState } from '../../bed/src/bed.ts';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
+import { until } from '../../support/until.ts';
 
 let counter = 0;
 
@@ -122,6 +124,15 @@ export class AgentHarness {
   /** The hub is reachable again, at the same address. */
   async restartHub(): Promise<void> {
     await this.#link.restore();
+  }
+
+  /** The hub hangs: it accepts connections and never answers, until {@link unhangHub}. */
+  hangHub(): void {
+    this.#link.stall(true);
+  }
+
+  unhangHub(): void {
+    this.#link.stall(false);
   }
 
   /** A call to the admin API with the admin key. */
@@ -240,6 +251,24 @@ export class AgentHarness {
 }
 
 /** A Kubernetes client of one of the bed's control planes, for the tests' own reads and writes. */
+/**
+ * One sync, then the requeues the agent's loop would run, until no bundle is left NotReady
+ * or waiting for a dependency: a reconcile takes one look at readiness and never waits.
+ */
+export async function syncSettled(agent: Agent, timeoutMs = 60_000): Promise<SyncResult> {
+  const result = await agent.sync();
+  await until(
+    'the bundles to settle',
+    async () => {
+      if (!agent.lastOutcome?.requeue) return true;
+      await agent.enforce({ detectDrift: false, trigger: 'requeue' });
+      return agent.lastOutcome?.requeue ? undefined : true;
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
+  return result;
+}
+
 export async function kubeClientOf(kubeconfigPath: string): Promise<KubeClient> {
   return new KubeClient(await loadKubeConnection({ kind: 'kubeconfig', path: kubeconfigPath }));
 }
@@ -306,7 +335,22 @@ class NetworkLink {
     return link;
   }
 
+  #stalled = false;
+
+  /** While stalled, open connections are dropped and new ones are accepted and left unanswered. */
+  stall(on: boolean): void {
+    this.#stalled = on;
+    if (on) for (const s of this.#sockets) s.destroy();
+  }
+
   pipe(socket: Socket): void {
+    if (this.#stalled) {
+      this.#sockets.add(socket);
+      socket.on('close', () => this.#sockets.delete(socket));
+      socket.on('error', () => socket.destroy());
+      socket.resume();
+      return;
+    }
     const upstream = connect(Number(this.#target.port), this.#target.hostname);
     for (const s of [socket, upstream]) {
       this.#sockets.add(s);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
-import { AgentHarness, cleanUp, kubeClientOf, uniqueName } from './harness.ts';
+import { until } from '../../support/until.ts';
+import { AgentHarness, cleanUp, kubeClientOf, syncSettled, uniqueName } from './harness.ts';
 
 const bed = inject('bed');
 const plane =
@@ -111,10 +112,10 @@ metadata:
       kubeconfigPath: plane.kubeconfigPath,
       namespace: `${cluster}-agent`,
     });
-    await agent.sync();
+    const result = await syncSettled(agent);
     const outcome = agent.lastOutcome?.bundles[0];
     expect(outcome?.state, outcome?.message).toBe('Ready');
-    expect(outcome?.changes.created).toBe(6);
+    expect(result.kind === 'applied' && result.outcome?.bundles[0]?.changes.created).toBe(6);
     const gadget = await kube.get<{ spec: { size: number } }>(
       `/apis/${group}/v1/namespaces/${ns}/gadgets/large`,
     );
@@ -173,7 +174,7 @@ data:
       kubeconfigPath: plane.kubeconfigPath,
       namespace: `${cluster}-agent`,
     });
-    await agent.sync();
+    await syncSettled(agent);
     const [dbOutcome, webOutcome] = agent.lastOutcome?.bundles ?? [];
     expect(dbOutcome?.name).toBe(`${cluster}-db`);
     expect(dbOutcome?.state).toBe('Ready');
@@ -232,6 +233,11 @@ spec:
       namespace: `${cluster}-agent`,
     });
     await agent.sync();
+    // The loop looks again while db is not ready: by then its controller has counted the replicas.
+    await until('db to count its replicas', async () => {
+      const outcome = await agent.enforce({ detectDrift: false, trigger: 'requeue' });
+      return /replicas/.test(outcome?.bundles[0]?.message ?? '') ? true : undefined;
+    });
     const [dbOutcome, webOutcome] = agent.lastOutcome?.bundles ?? [];
     expect(dbOutcome?.state).toBe('NotReady');
     expect(dbOutcome?.message).toMatch(/Deployment .*\/db: .*replicas/);

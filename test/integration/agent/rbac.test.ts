@@ -5,7 +5,7 @@ import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import { type KubeConnection, loadKubeConnection } from '../../../agent/src/kube/connection.ts';
 import { ResourceManager } from '../../../agent/src/ssa/resource-manager.ts';
 import { repoRoot } from '../../bed/src/bed.ts';
-import { AgentHarness, cleanUp, eventually, kubeClientOf, uniqueName } from './harness.ts';
+import { AgentHarness, cleanUp, eventually, kubeClientOf, syncSettled, uniqueName } from './harness.ts';
 
 const bed = inject('bed');
 const plane =
@@ -155,10 +155,10 @@ spec:
       namespace: agentNs,
       overrides: { connection },
     });
-    await agent.sync();
+    const result = await syncSettled(agent);
     const bundle = agent.lastOutcome?.bundles[0];
     expect(bundle?.state, bundle?.message).toBe('Ready');
-    expect(bundle?.changes.created).toBe(6);
+    expect(result.kind === 'applied' && result.outcome?.bundles[0]?.changes.created).toBe(6);
     // Its bookkeeping is in its own namespace.
     expect(
       await kube.get(`/api/v1/namespaces/${agentNs}/configmaps/flotilla-inventory-${cluster}-app`),
