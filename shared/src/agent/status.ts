@@ -1,8 +1,6 @@
 import {
-  type BundleState,
   type BundleStatusReport,
   type ClusterStatusReport,
-  type DriftedObject,
   statusLimits as reportLimits,
   STATUS_API_VERSION,
   STATUS_KIND,
@@ -11,16 +9,8 @@ import { isoTime } from './timing.ts';
 
 export { reportLimits };
 
-/** One bundle's status as the agent works it out, before the hub's limits are applied. */
-export interface BundleStatusInput {
-  readonly name: string;
-  readonly state: BundleState;
-  readonly hash: string;
-  readonly generation: number;
-  readonly message?: string;
-  readonly failedObject?: string;
-  readonly drift?: readonly DriftedObject[];
-}
+/** One bundle's status as the agent works it out: the report's shape, before the hub's limits are applied. */
+export type BundleStatusInput = BundleStatusReport;
 
 function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
