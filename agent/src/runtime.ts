@@ -52,7 +52,8 @@ export async function createAgentRuntime(
     userAgent: `flotilla-agent/${AGENT_VERSION}`,
   });
   const owner = defaultOwner;
-  const manager = new ResourceManager({ client, owner, concurrency: config.applyConcurrency });
+  const clock = overrides.clock ?? systemClock;
+  const manager = new ResourceManager({ client, owner, concurrency: config.applyConcurrency, clock });
   await ensureNamespace(client, config.namespace, owner.field, log);
   const store = (kind: 'ConfigMap' | 'Secret', prefix: string) =>
     new ClusterStore(client, {
@@ -80,6 +81,7 @@ export async function createAgentRuntime(
       : (overrides.queue ?? (config.sqs ? new SqsQueue({ ...config.sqs }) : undefined));
   const metrics = new AgentMetrics();
   const reconciler = new ClusterReconciler({
+    now: () => clock.now(),
     manager,
     inventory,
     log,
@@ -91,7 +93,7 @@ export async function createAgentRuntime(
       cache,
       generations,
       cluster: reconciler,
-      clock: overrides.clock ?? systemClock,
+      clock,
       log,
       metrics,
       settle:
