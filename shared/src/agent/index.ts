@@ -18,14 +18,19 @@ export {
   type ClusterStatusReport,
   type DesiredState,
   type DriftedObject,
+  entryPaths,
+  type IgnoreDifference,
   type KubeObject,
   manifestEtag,
   openSignedDesiredState,
+  type PathSegment,
   parseDesiredState,
   parseRenderedBundle,
   type RenderedBundleDocument,
   type SignedDesiredState,
   type StatusAnswer,
+  selects,
+  withoutFields,
 } from '../protocol/index.ts';
 export { appliedFields, coveredBy, type FieldsV1, ownedFieldDifferences } from './drift.ts';
 export { assessHealth, type Health, hasReadiness } from './health.ts';
