@@ -125,6 +125,7 @@ export class ClusterReconciler implements ClusterPort {
             namespace: ref.namespace,
             labels: { [bundleLabel]: ref.name },
             definitions,
+            ...(doc.ignoreDifferences ? { ignoreDifferences: doc.ignoreDifferences } : {}),
           });
           prepared.set(ref.name, objects);
         } catch (e) {
@@ -213,7 +214,7 @@ export class ClusterReconciler implements ClusterPort {
       const selector = `${bundleLabel}=${ref.name}`;
       const rest = await manager.applyPrepared(
         objects.filter((p) => !isClusterFoundation(p.ref)),
-        { previous },
+        { previous, labelSelector: selector },
       );
       const entries = new Map<string, ChangeSetEntry>();
       const failures: ObjectFailure[] = [];

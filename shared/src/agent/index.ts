@@ -33,6 +33,13 @@ export {
   withoutFields,
 } from '../protocol/index.ts';
 export { appliedFields, coveredBy, type FieldsV1, ownedFieldDifferences } from './drift.ts';
+export {
+  applyWouldChange,
+  CLIENT_SIDE_MANAGERS,
+  type ManagedFieldsEntry,
+  mergeFieldSets,
+  takeOverClientSideFields,
+} from './field-managers.ts';
 export { assessHealth, type Health, hasReadiness } from './health.ts';
 export {
   decodeInventory,
