@@ -329,6 +329,11 @@ function readIgnoreDifferences(reader: SpecReader, node: YNode, path: string): I
     const group = text('group');
     if (!f.has('group'))
       reader.error(map.pos, `${p}.group: required ("" for the core group of Pod, Service, ConfigMap, ...)`);
+    else if (group?.includes('/'))
+      reader.error(
+        (f.get('group') as YNode).pos,
+        `${p}.group: "${group}" has a version; write the group alone ("${group.split('/')[0]}")`,
+      );
     const kind = text('kind');
     if (!f.has('kind')) reader.error(map.pos, `${p}.kind: required`);
     else if (kind === '') reader.error((f.get('kind') as YNode).pos, `${p}.kind: must not be empty`);

@@ -437,6 +437,16 @@ ignoreDifferences:
     ],
   ],
   [
+    'ignoreDifferences with an apiVersion for a group',
+    {
+      [WEB]:
+        'namespace: web\ntargets: []\nignoreDifferences:\n  - { group: apps/v1, kind: Deployment, jsonPointers: [/spec/replicas] }\n',
+    },
+    [
+      'bundles/web/bundle.yaml:4: ignoreDifferences[0].group: "apps/v1" has a version; write the group alone ("apps")',
+    ],
+  ],
+  [
     'ignoreDifferences in a customization, not a list',
     {
       [WEB]: `namespace: web
