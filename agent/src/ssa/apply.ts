@@ -52,6 +52,7 @@ export async function applyPrepared(
   }
   const run = async (batch: readonly PreparedObject[]) => {
     const compare = batch.filter((p) => opts.previous === undefined || opts.previous.has(p.id));
+    const compared = new Set(compare.map((p) => p.id));
     let lives = new Map<string, KubeJson | undefined>();
     if (compare.length > 0) {
       try {
@@ -67,10 +68,11 @@ export async function applyPrepared(
     await Promise.all(
       batch.map(async (p) => {
         try {
+          // Read above, or one by one when the list failed.
           const known = lives.has(p.id);
           results.set(
             p.id,
-            known || compare.includes(p)
+            compared.has(p.id)
               ? await applyIfChanged(ctx, p, known ? lives.get(p.id) : await readOne(ctx, p), opts)
               : await applyNew(ctx, p, opts),
           );
