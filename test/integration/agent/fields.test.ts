@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
+import { ResourceManager } from '../../../agent/src/ssa/resource-manager.ts';
 import { AgentHarness, type BundleFiles, cleanUp, kubeClientOf, kubectl, uniqueName } from './harness.ts';
 
 const bed = inject('bed');
@@ -278,6 +279,41 @@ describe('immutable fields', () => {
     expect(second?.spec.template.spec.containers[0]?.image).toBe('registry.example.com/migrate:2');
     // The apply went through this time, so what left the bundle is pruned.
     expect(await kube.get(`/api/v1/namespaces/${ns}/configmaps/leftover`)).toBeUndefined();
+  });
+});
+
+describe('immutable fields, as this API server words them', () => {
+  it("names a Deployment's spec.selector and a Service's spec.clusterIPs[0]", async () => {
+    const ns = uniqueName('immut-kinds');
+    namespaces.push(ns);
+    kubectl(bed, plane.kubeconfigPath, 'create', 'namespace', ns);
+    const manager = new ResourceManager({ client: kube });
+    const objects = (app: string, ip: string) => [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'web', namespace: ns },
+        spec: {
+          selector: { matchLabels: { app } },
+          template: {
+            metadata: { labels: { app } },
+            spec: { containers: [{ name: 'web', image: 'registry.example.com/web:1' }] },
+          },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'web', namespace: ns },
+        spec: { clusterIP: ip, ports: [{ port: 80 }], selector: { app } },
+      },
+    ];
+    expect((await manager.applyAll(objects('web', '10.96.200.10'))).failures).toEqual([]);
+    const changed = await manager.applyAll(objects('web-2', '10.96.200.11'));
+    expect(changed.failures.map((f) => f.message)).toEqual([
+      `cannot change immutable field spec.clusterIPs[0] of Service ${ns}/web: annotate it flotilla.dev/force: "true" to have the agent delete it and create it again`,
+      `cannot change immutable field spec.selector of Deployment ${ns}/web: annotate it flotilla.dev/force: "true" to have the agent delete it and create it again`,
+    ]);
   });
 });
 
