@@ -1,5 +1,11 @@
 import type { SourcePos } from './errors.ts';
 import { DriftPolicy } from './protocol/desired-state.ts';
+import {
+  IGNORE_DIFFERENCE_FIELDS,
+  type IgnoreDifference,
+  parseFieldPath,
+  parseJsonPointer,
+} from './protocol/ignore-differences.ts';
 import type { LabelSelector } from './selector.ts';
 import type { SpecReader } from './spec-reader.ts';
 import type { YNode } from './yaml-source.ts';
@@ -43,6 +49,8 @@ export interface CustomizationEntry extends MatchEntry {
   readonly overlay?: string;
   readonly overlayPos?: SourcePos;
   readonly values?: ValuesTree;
+  /** Added to the bundle's own `ignoreDifferences` for the clusters this entry matches. */
+  readonly ignoreDifferences?: readonly IgnoreDifference[];
 }
 
 export interface DependsOnEntry {
@@ -61,6 +69,8 @@ export interface BundleSpec {
   readonly exclude: readonly MatchEntry[];
   readonly customizations: readonly CustomizationEntry[];
   readonly values: ValuesTree;
+  /** Fields left to other managers on every cluster (customizations may add more). */
+  readonly ignoreDifferences: readonly IgnoreDifference[];
   readonly dependsOn: readonly DependsOnEntry[];
   readonly dependsOnPos: SourcePos;
   readonly driftPolicy: DriftPolicy;
@@ -91,13 +101,14 @@ export const BUNDLE_FIELDS = [
   'exclude',
   'customizations',
   'values',
+  'ignoreDifferences',
   'dependsOn',
   'driftPolicy',
   'paused',
 ] as const;
 
 const ENTRY_FIELDS = ['name', ...MATCH_KINDS];
-const CUSTOMIZATION_FIELDS = ['name', ...MATCH_KINDS, 'overlay', 'values'];
+const CUSTOMIZATION_FIELDS = ['name', ...MATCH_KINDS, 'overlay', 'values', 'ignoreDifferences'];
 
 /** Reads and validates bundle.yaml (all but `dependsOn` targets, which need every bundle). */
 export function readBundleSpec(
@@ -144,6 +155,9 @@ export function readBundleSpec(
   const valuesNode = f.get('values');
   if (valuesNode) values = readValues(reader, valuesNode, 'values') ?? {};
 
+  const ignoreNode = f.get('ignoreDifferences');
+  const ignoreDifferences = ignoreNode ? readIgnoreDifferences(reader, ignoreNode, 'ignoreDifferences') : [];
+
   const dependsOn: DependsOnEntry[] = [];
   const depNode = f.get('dependsOn');
   if (depNode) {
@@ -188,6 +202,7 @@ export function readBundleSpec(
     exclude,
     customizations,
     values,
+    ignoreDifferences,
     dependsOn,
     dependsOnPos: depNode?.pos ?? map.pos,
     driftPolicy,
@@ -282,13 +297,83 @@ function readCustomization(reader: SpecReader, entry: RawEntry, ctx: BundleConte
     }
   }
   const values = valuesNode ? readValues(reader, valuesNode, `${p}.values`) : undefined;
-  if (!overlayNode && !valuesNode)
-    reader.error(entry.pos, `${p}: nothing to customize (set overlay, values or both)`);
+  const ignoreNode = fields.get('ignoreDifferences');
+  const ignoreDifferences = ignoreNode
+    ? readIgnoreDifferences(reader, ignoreNode, `${p}.ignoreDifferences`)
+    : undefined;
+  if (!overlayNode && !valuesNode && !ignoreNode)
+    reader.error(entry.pos, `${p}: nothing to customize (set overlay, values, ignoreDifferences or several)`);
   return {
     ...base,
     ...(overlay === undefined ? {} : { overlay, overlayPos: overlayNode?.pos as SourcePos }),
     ...(values === undefined ? {} : { values }),
+    ...(ignoreDifferences === undefined ? {} : { ignoreDifferences }),
   };
+}
+
+/** Reads an `ignoreDifferences` list: which objects (group, kind, name, namespace) and which of their fields. */
+function readIgnoreDifferences(reader: SpecReader, node: YNode, path: string): IgnoreDifference[] {
+  const items = reader.expectList(node, path);
+  if (!items) return [];
+  const out: IgnoreDifference[] = [];
+  items.forEach((item, index) => {
+    const p = `${path}[${index}]`;
+    const map = reader.expectMap(item, p);
+    if (!map) return;
+    const before = reader.errors.length;
+    const f = reader.fields(map, p, IGNORE_DIFFERENCE_FIELDS);
+    const text = (key: string): string | undefined => {
+      const n = f.get(key);
+      return n ? reader.expectString(n, `${p}.${key}`) : undefined;
+    };
+    const group = text('group');
+    if (!f.has('group'))
+      reader.error(map.pos, `${p}.group: required ("" for the core group of Pod, Service, ConfigMap, ...)`);
+    else if (group?.includes('/'))
+      reader.error(
+        (f.get('group') as YNode).pos,
+        `${p}.group: "${group}" has a version; write the group alone ("${group.split('/')[0]}")`,
+      );
+    const kind = text('kind');
+    if (!f.has('kind')) reader.error(map.pos, `${p}.kind: required`);
+    else if (kind === '') reader.error((f.get('kind') as YNode).pos, `${p}.kind: must not be empty`);
+    const name = text('name');
+    const namespace = text('namespace');
+    const paths = (
+      key: 'jsonPointers' | 'fieldPaths',
+      parse: typeof parseJsonPointer,
+    ): string[] | undefined => {
+      const n = f.get(key);
+      if (!n) return undefined;
+      const list = reader.expectList(n, `${p}.${key}`);
+      if (!list) return undefined;
+      const got: string[] = [];
+      list.forEach((el, j) => {
+        const v = reader.expectString(el, `${p}.${key}[${j}]`);
+        if (v === undefined) return;
+        const parsed = parse(v);
+        if (!parsed.ok) reader.error(el.pos, `${p}.${key}[${j}]: ${parsed.problem}`);
+        else got.push(v);
+      });
+      return got;
+    };
+    const jsonPointers = paths('jsonPointers', parseJsonPointer);
+    const fieldPaths = paths('fieldPaths', parseFieldPath);
+    if (!f.has('jsonPointers') && !f.has('fieldPaths'))
+      reader.error(map.pos, `${p}: nothing to ignore (set jsonPointers, fieldPaths or both)`);
+    else if ((jsonPointers?.length ?? 0) + (fieldPaths?.length ?? 0) === 0 && reader.errors.length === before)
+      reader.error(map.pos, `${p}: jsonPointers and fieldPaths are empty`);
+    if (reader.errors.length !== before || group === undefined || kind === undefined) return;
+    out.push({
+      group,
+      kind,
+      ...(name === undefined ? {} : { name }),
+      ...(namespace === undefined ? {} : { namespace }),
+      ...(jsonPointers?.length ? { jsonPointers } : {}),
+      ...(fieldPaths?.length ? { fieldPaths } : {}),
+    });
+  });
+  return out;
 }
 
 function readValues(reader: SpecReader, node: YNode, path: string): ValuesTree | undefined {

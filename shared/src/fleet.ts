@@ -541,13 +541,19 @@ export class Fleet {
   #compile(state: BundleState, isClusterScoped: (group: string, kind: string) => boolean): void {
     const spec = state.spec as BundleSpec;
     const overlaid = new Map<string, ManifestDoc[] | undefined>();
-    const variantFor = (docs: readonly ManifestDoc[], values: BundleSpec['values'], origin: string) => {
+    const variantFor = (
+      docs: readonly ManifestDoc[],
+      values: BundleSpec['values'],
+      origin: string,
+      ignoreDifferences: BundleSpec['ignoreDifferences'],
+    ) => {
       const { variant, errors } = compileVariant({
         bundle: state.name,
         namespace: spec.namespace,
         docs,
         values,
         valuesOrigin: origin,
+        ignoreDifferences,
         isClusterScoped,
         budget: this.#budget,
       });
@@ -555,7 +561,7 @@ export class Fleet {
       return variant;
     };
     const variants: (Variant | undefined)[] = [
-      variantFor(state.base, spec.values, `values of ${state.file}`),
+      variantFor(state.base, spec.values, `values of ${state.file}`, spec.ignoreDifferences),
     ];
     for (const c of spec.customizations) {
       let docs: ManifestDoc[] | undefined = state.base;
@@ -566,7 +572,9 @@ export class Fleet {
         docs = overlaid.get(c.overlay);
       }
       if (!docs) continue;
-      variants.push(variantFor(docs, mergeValues(spec.values, c.values), customizationOrigin(c)));
+      // A customization's entries add to the bundle's: what the bundle leaves to others stays left.
+      const ignore = [...spec.ignoreDifferences, ...(c.ignoreDifferences ?? [])];
+      variants.push(variantFor(docs, mergeValues(spec.values, c.values), customizationOrigin(c), ignore));
     }
     if (state.errors.length === 0) state.variants = variants as Variant[];
   }

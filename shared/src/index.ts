@@ -72,6 +72,13 @@ export {
 } from './labels.ts';
 export type { ChangeNotification, StatusAnswer } from './protocol/index.ts';
 export {
+  type IgnoreDifference,
+  type PathSegment,
+  parseFieldPath,
+  parseJsonPointer,
+  withoutFields,
+} from './protocol/index.ts';
+export {
   FLOTILLA_API_VERSION,
   type KubeObject,
   type RenderedBundle,

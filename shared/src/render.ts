@@ -1,11 +1,12 @@
 import { FLOTILLA_API_VERSION } from './api-version.ts';
 import { isTree, type ValueLeaf, type ValuesTree } from './bundle-spec.ts';
-import { type ContentHash, sha256Hash } from './canonical.ts';
+import { type ContentHash, canonicalJson, sha256Hash } from './canonical.ts';
 import { type FleetError, fleetError, type SourcePos } from './errors.ts';
 import { apiGroup, applyRank } from './kinds.ts';
 import type { Labels } from './labels.ts';
 import { scalar } from './patch.ts';
 import type { BundleRef, RenderedBundleDocument } from './protocol/desired-state.ts';
+import type { IgnoreDifference } from './protocol/ignore-differences.ts';
 import { hasTemplateSyntax, parseTemplate, type VariableRef } from './variables.ts';
 import { describeNode, getEntry, type YMap, type YNode, type YScalar } from './yaml-source.ts';
 
@@ -112,6 +113,8 @@ export interface Variant {
   readonly objects: readonly ObjectTemplate[];
   readonly dynamicIds: boolean;
   readonly staticIds: readonly string[];
+  /** `"ignoreDifferences":[...],` ready to splice into the canonical JSON, or empty. */
+  readonly ignoreJson: string;
   /** Whether to check this variant's objects against other bundles' objects for one cluster. Set after all bundles compile. */
   contested: boolean;
   readonly cache: Map<string, RenderOutcome> | undefined;
@@ -220,6 +223,8 @@ export interface CompileVariantInput {
   readonly values: ValuesTree;
   /** Where the values come from, for messages: `bundle.yaml values` or `customizations[1] "prod"`. */
   readonly valuesOrigin: string;
+  /** Carried in the rendered document for the agent; none leaves the document as it was before the field existed. */
+  readonly ignoreDifferences?: readonly IgnoreDifference[];
   readonly isClusterScoped: (group: string, kind: string) => boolean;
   readonly budget: RenderCacheBudget;
 }
@@ -426,6 +431,9 @@ export function compileVariant(input: CompileVariantInput): {
     objects,
     dynamicIds,
     staticIds: objects.flatMap((o) => (o.ref ? [o.ref.id] : [])),
+    ignoreJson: input.ignoreDifferences?.length
+      ? `"ignoreDifferences":${canonicalJson(input.ignoreDifferences)},`
+      : '',
     contested: false,
     cache: cacheable ? input.budget.newCache() : undefined,
     budget: input.budget,
@@ -571,7 +579,7 @@ function renderNow(variant: Variant, values: readonly string[]): RenderOutcome {
     if (i > 0) body += ',';
     body += fill((objects[i] as ObjectTemplate).json, escaped);
   }
-  const canonical = `${PREFIX}${JSON.stringify(variant.bundle)},"kind":"RenderedBundle","objects":[${body}]}`;
+  const canonical = `${PREFIX}${JSON.stringify(variant.bundle)},${variant.ignoreJson}"kind":"RenderedBundle","objects":[${body}]}`;
   return {
     ok: true,
     rendered: { bundle: variant.bundle, hash: sha256Hash(canonical), canonical, objects: refs },

@@ -68,11 +68,15 @@ interface Applied {
 }
 
 /** Applies the bundle's objects that are not Namespaces or CRDs (those went first, for every bundle). */
-async function apply(ctx: BundleStepContext, objects: readonly PreparedObject[]): Promise<Applied> {
+async function apply(
+  ctx: BundleStepContext,
+  ref: BundleRef,
+  objects: readonly PreparedObject[],
+): Promise<Applied> {
   const { manager, plan, foundation } = ctx;
   const rest = await manager.applyPrepared(
     objects.filter((p) => !isClusterFoundation(p.ref)),
-    { previous: plan.previous },
+    { previous: plan.previous, labelSelector: `${plan.bundleLabel}=${ref.name}` },
   );
   const entries = new Map<string, ChangeSetEntry>();
   const failures: ObjectFailure[] = [];
@@ -182,7 +186,10 @@ async function checkDrift(
   let corrected = false;
   if (ref.driftPolicy === 'correct') {
     const ids = new Set(drifted.map((r) => r.id));
-    const fix = await manager.applyPrepared(objects.filter((p) => ids.has(p.id)));
+    const fix = await manager.applyPrepared(
+      objects.filter((p) => ids.has(p.id)),
+      { knownToDiffer: true },
+    );
     for (const e of fix.entries) applied.entries.set(e.id, e);
     applied.failures.push(...fix.failures);
     corrected = fix.failures.length === 0;
@@ -228,7 +235,7 @@ export async function reconcileBundle(ctx: BundleStepContext, ref: BundleRef): P
   const base = { name: ref.name, hash: ref.hash, generation: plan.manifest.generation };
   const objects = plan.prepared.get(ref.name) ?? [];
 
-  const applied = await apply(ctx, objects);
+  const applied = await apply(ctx, ref, objects);
   const pruned = await prune(ctx, ref, applied);
   await saveInventory(ctx, ref, objects, applied, pruned);
   const appliedAt = now();

@@ -68,6 +68,7 @@ export async function planReconcile(
           namespace: ref.namespace,
           labels: { [bundleLabel]: ref.name },
           definitions,
+          ...(doc.ignoreDifferences ? { ignoreDifferences: doc.ignoreDifferences } : {}),
         });
         prepared.set(ref.name, objects);
       } catch (e) {

@@ -16,8 +16,6 @@ export interface ManagerContext {
   readonly mapper: RestMapper;
   readonly limit: Limiter;
   readonly clock: Clock;
-  /** The managedFields stamp of each object after this manager last applied it, to tell `unchanged` from `configured`. */
-  readonly seen: Map<string, string>;
 }
 
 /** The owner's label key for `name`, e.g. `flotilla.dev/bundle`. */

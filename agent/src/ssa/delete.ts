@@ -71,6 +71,5 @@ async function deleteOne(
     if (e instanceof KubeApiError && e.status === 409) return skipped('replaced by another object meanwhile');
     throw e;
   }
-  ctx.seen.delete(id);
   return { id, ref, action: ChangeAction.Deleted };
 }

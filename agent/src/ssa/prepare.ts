@@ -2,12 +2,17 @@ import {
   apiGroup,
   CLUSTER_SCOPED_KINDS,
   canonicalJson,
+  entryPaths,
   groupKind,
+  type IgnoreDifference,
   isClusterFoundation,
   type KubeJson,
   type ObjectRef,
   objectId,
+  type PathSegment,
+  selects,
   sha256Hash,
+  withoutFields,
 } from '@flotilla/shared/agent';
 import type { ResourceInfo } from '../kube/discovery.ts';
 import type { ManagerContext } from './context.ts';
@@ -15,8 +20,10 @@ import { InvalidObjectError, type PreparedObject, type PrepareOptions } from './
 
 /**
  * Settles each object's namespace from discovery (namespaced kinds get `namespace` when
- * they name none; cluster-scoped kinds lose any), adds the labels and digests the result.
- * Kinds not served yet take their scope from `definitions` (or objects) that are CRDs.
+ * they name none; cluster-scoped kinds lose any), removes the fields `ignoreDifferences`
+ * leaves to other managers (so an apply releases them, and the digest changes with the
+ * rules), adds the labels and digests the result. Kinds not served yet take their scope
+ * from `definitions` (or objects) that are CRDs.
  *
  * @throws {InvalidObjectError} for an object without apiVersion, kind or metadata.name.
  */
@@ -56,11 +63,16 @@ export async function prepare(
   const infos = new Map<string, ResourceInfo | undefined>();
   await Promise.all([...kinds].map(async ([key, p]) => infos.set(key, await p)));
   const labels = opts.labels ?? {};
-  return objects.map((o) => {
-    const gk = groupKind(apiGroup(o.apiVersion), o.kind);
-    const info = infos.get(`${o.apiVersion}\n${o.kind}`);
+  const rules = compileRules(opts.ignoreDifferences ?? []);
+  return objects.map((original) => {
+    const group = apiGroup(original.apiVersion);
+    const gk = groupKind(group, original.kind);
+    const info = infos.get(`${original.apiVersion}\n${original.kind}`);
     const namespaced = info ? info.namespaced : (scopes.get(gk) ?? !CLUSTER_SCOPED_KINDS.has(gk));
-    const namespace = namespaced ? o.metadata.namespace || opts.namespace || 'default' : '';
+    const namespace = namespaced ? original.metadata.namespace || opts.namespace || 'default' : '';
+    const who = { group, kind: original.kind, namespace, name: original.metadata.name };
+    const ignored = rules.filter((r) => selects(r.entry, who)).flatMap((r) => r.paths);
+    const o = ignored.length > 0 ? withoutFields(original, ignored) : original;
     const { namespace: _dropped, ...meta } = o.metadata;
     const metadata = {
       ...meta,
@@ -69,6 +81,19 @@ export async function prepare(
     };
     const object = { ...o, metadata } as KubeJson;
     const ref: ObjectRef = { apiVersion: o.apiVersion, kind: o.kind, namespace, name: o.metadata.name };
-    return { id: objectId(ref), ref, object, digest: sha256Hash(canonicalJson(object)).slice(7, 39) };
+    const digest = sha256Hash(canonicalJson(object)).slice(7, 39);
+    return { id: objectId(ref), ref, object, digest, ...(ignored.length > 0 ? { ignored } : {}) };
+  });
+}
+
+function compileRules(
+  entries: readonly IgnoreDifference[],
+): { entry: IgnoreDifference; paths: PathSegment[][] }[] {
+  return entries.map((entry) => {
+    try {
+      return { entry, paths: entryPaths(entry) };
+    } catch (e) {
+      throw new InvalidObjectError(`ignoreDifferences: ${(e as Error).message}`, { cause: e });
+    }
   });
 }

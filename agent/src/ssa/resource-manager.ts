@@ -64,7 +64,6 @@ export class ResourceManager {
       mapper: this.mapper,
       limit: new Limiter(opts.concurrency ?? 16),
       clock: opts.clock ?? systemClock,
-      seen: new Map(),
     };
   }
 

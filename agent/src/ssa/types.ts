@@ -2,7 +2,7 @@
  * The plain data that the resource manager's operations return: change sets, failures,
  * drift and readiness reports. No I/O here.
  */
-import type { KubeJson, ObjectRef } from '@flotilla/shared/agent';
+import type { IgnoreDifference, KubeJson, ObjectRef, PathSegment } from '@flotilla/shared/agent';
 import { KubeApiError } from '../kube/client.ts';
 
 /** What an operation did to one object. */
@@ -32,6 +32,8 @@ export interface PreparedObject {
   readonly object: KubeJson;
   /** Digest of `object` (hex); equal digests mean equal content to apply. */
   readonly digest: string;
+  /** Fields left to other managers (`ignoreDifferences`): already removed from `object`, and not drift. */
+  readonly ignored?: readonly (readonly PathSegment[])[];
 }
 
 export interface ChangeSetEntry {
@@ -86,6 +88,8 @@ export interface PrepareOptions {
   readonly labels?: Readonly<Record<string, string>>;
   /** CRDs that define kinds not served yet (applied in the same run), to learn their scope. */
   readonly definitions?: readonly KubeJson[];
+  /** Fields to leave to other managers: removed from the objects they select before the digest. */
+  readonly ignoreDifferences?: readonly IgnoreDifference[];
 }
 
 export interface ApplyOptions {
@@ -94,15 +98,41 @@ export interface ApplyOptions {
    * reported `unchanged` without a request (drift is {@link ResourceManager.diffAll}'s job).
    */
   readonly previous?: ReadonlyMap<string, string>;
+  /** Narrows the reads of objects to compare (a list per kind and namespace instead of a read per object). */
+  readonly labelSelector?: string;
+  /**
+   * The objects are known to differ from the live ones (a drift check just compared them):
+   * applied at once, without reading and comparing them again.
+   */
+  readonly knownToDiffer?: boolean;
+  /** How long to wait for an object annotated `<group>/force: "true"` to be gone before creating it again. Default 60 s. */
+  readonly recreateTimeoutMs?: number;
   /** How long to wait for CRDs applied here to be Established before their custom resources. Default 60 s. */
   readonly crdTimeoutMs?: number;
 }
 
 /** Thrown by {@link ResourceManager.prepare} for an object without apiVersion, kind or name. */
 export class InvalidObjectError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'InvalidObjectError';
+  }
+}
+
+/**
+ * An apply the API server refused because it changes fields that cannot change once set
+ * (a Job's `spec.template`, a Deployment's `spec.selector`, a Service's `spec.clusterIP`),
+ * on an object not annotated to be deleted and created again.
+ */
+export class ImmutableFieldError extends Error {
+  /** The immutable fields, as the API server's Status causes name them. */
+  readonly fields: readonly string[];
+  readonly status = 422;
+  readonly reason = 'Invalid';
+  constructor(message: string, fields: readonly string[], options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ImmutableFieldError';
+    this.fields = fields;
   }
 }
 
@@ -119,6 +149,9 @@ export function failureOf(p: { id: string; ref: ObjectRef }, err: unknown): Obje
       status: err.status,
       ...(err.reason ? { reason: err.reason } : {}),
     };
+  }
+  if (err instanceof ImmutableFieldError) {
+    return { id: p.id, ref: p.ref, message: err.message, status: err.status, reason: err.reason };
   }
   return { id: p.id, ref: p.ref, message: messageOf(err) };
 }

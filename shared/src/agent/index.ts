@@ -18,16 +18,28 @@ export {
   type ClusterStatusReport,
   type DesiredState,
   type DriftedObject,
+  entryPaths,
+  type IgnoreDifference,
   type KubeObject,
   manifestEtag,
   openSignedDesiredState,
+  type PathSegment,
   parseDesiredState,
   parseRenderedBundle,
   type RenderedBundleDocument,
   type SignedDesiredState,
   type StatusAnswer,
+  selects,
+  withoutFields,
 } from '../protocol/index.ts';
 export { appliedFields, coveredBy, type FieldsV1, ownedFieldDifferences, removedWhenDone } from './drift.ts';
+export {
+  applyWouldChange,
+  CLIENT_SIDE_MANAGERS,
+  type ManagedFieldsEntry,
+  mergeFieldSets,
+  takeOverClientSideFields,
+} from './field-managers.ts';
 export { assessHealth, type Health, hasReadiness } from './health.ts';
 export {
   decodeInventory,

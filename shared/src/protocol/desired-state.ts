@@ -12,6 +12,7 @@ import {
   InvalidDesiredStateError,
   RenderedBundleIntegrityError,
 } from '../errors.ts';
+import { type IgnoreDifference, ignoreDifferencesProblem } from './ignore-differences.ts';
 
 /** What the agent does about live objects that differ from the desired state. */
 export const DriftPolicy = { correct: 'correct', warn: 'warn', ignore: 'ignore' } as const;
@@ -30,6 +31,12 @@ export interface RenderedBundleDocument {
   readonly apiVersion: typeof FLOTILLA_API_VERSION;
   readonly kind: 'RenderedBundle';
   readonly bundle: string;
+  /**
+   * Fields the agent leaves to other managers (bundle.yaml `ignoreDifferences`). Absent
+   * when there are none, so the canonical JSON, and the hash, of such a bundle stay what
+   * they were before the field existed.
+   */
+  readonly ignoreDifferences?: readonly IgnoreDifference[];
   readonly objects: readonly KubeObject[];
 }
 
@@ -234,6 +241,14 @@ export function parseRenderedBundle(canonical: string, expectedHash: ContentHash
     !Array.isArray(doc.objects)
   ) {
     throw new RenderedBundleIntegrityError('rendered bundle does not have the RenderedBundle shape');
+  }
+  for (const k of Object.keys(doc)) {
+    if (!['apiVersion', 'kind', 'bundle', 'ignoreDifferences', 'objects'].includes(k))
+      throw new RenderedBundleIntegrityError(`rendered bundle: ${k}: unknown field`);
+  }
+  if (doc.ignoreDifferences !== undefined) {
+    const problem = ignoreDifferencesProblem(doc.ignoreDifferences);
+    if (problem) throw new RenderedBundleIntegrityError(`rendered bundle: ${problem}`);
   }
   return doc as unknown as RenderedBundleDocument;
 }

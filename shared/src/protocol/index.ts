@@ -4,5 +4,6 @@
  * on the cluster's queue. Both sides import it; it imports neither.
  */
 export * from './desired-state.ts';
+export * from './ignore-differences.ts';
 export * from './notification.ts';
 export * from './status.ts';

@@ -51,6 +51,8 @@ export interface BundleFiles {
   readonly dependsOn?: readonly string[];
   readonly driftPolicy?: 'correct' | 'warn' | 'ignore';
   readonly paused?: boolean;
+  /** More of bundle.yaml, as YAML text (e.g. an `ignoreDifferences` list). */
+  readonly extraSpec?: string;
   /** Plain Kubernetes YAML (multi-document allowed). */
   readonly manifests: string;
 }
@@ -179,6 +181,7 @@ export class AgentHarness {
         b.dependsOn?.length ? `dependsOn: [${b.dependsOn.join(', ')}]` : '',
         b.driftPolicy ? `driftPolicy: ${b.driftPolicy}` : '',
         b.paused ? 'paused: true' : '',
+        b.extraSpec?.trimEnd() ?? '',
       ]
         .filter(Boolean)
         .join('\n');

@@ -50,7 +50,7 @@ targets:
     'unknown top-level field',
     { [WEB]: 'namespace: web\ntargets: []\ndriftpolicy: warn\n' },
     [
-      'bundles/web/bundle.yaml:3: unknown field "driftpolicy" (expected description, namespace, targets, exclude, customizations, values, dependsOn, driftPolicy, paused)',
+      'bundles/web/bundle.yaml:3: unknown field "driftpolicy" (expected description, namespace, targets, exclude, customizations, values, ignoreDifferences, dependsOn, driftPolicy, paused)',
     ],
   ],
   [
@@ -232,7 +232,9 @@ targets:
   [
     'customization that customizes nothing',
     { [WEB]: 'targets: []\ncustomizations:\n  - name: prod\n    clusterGroup: prod\n' },
-    ['bundles/web/bundle.yaml:3: customizations[0]: nothing to customize (set overlay, values or both)'],
+    [
+      'bundles/web/bundle.yaml:3: customizations[0]: nothing to customize (set overlay, values, ignoreDifferences or several)',
+    ],
   ],
   [
     'a list in values',
@@ -397,6 +399,64 @@ targets:
       ),
     },
     ['bundles/web/cm.yaml:11: YAML document is too large or too deeply nested (alias expansion?)'],
+  ],
+  [
+    'ignoreDifferences entry without group, kind or paths',
+    { [WEB]: 'namespace: web\ntargets: []\nignoreDifferences:\n  - name: web\n' },
+    [
+      'bundles/web/bundle.yaml:4: ignoreDifferences[0].group: required ("" for the core group of Pod, Service, ConfigMap, ...)',
+      'bundles/web/bundle.yaml:4: ignoreDifferences[0].kind: required',
+      'bundles/web/bundle.yaml:4: ignoreDifferences[0]: nothing to ignore (set jsonPointers, fieldPaths or both)',
+    ],
+  ],
+  [
+    'ignoreDifferences with bad paths',
+    {
+      [WEB]: `namespace: web
+targets: []
+ignoreDifferences:
+  - group: apps
+    kind: Deployment
+    jsonPointers:
+      - spec/replicas
+      - /metadata/name
+    fieldPaths:
+      - .spec..replicas
+      - .spec.template.spec.containers[name=web.image
+      - .metadata.labels[app.kubernetes.io/name]
+    managedFieldsManager: [hpa]
+`,
+    },
+    [
+      'bundles/web/bundle.yaml:7: ignoreDifferences[0].jsonPointers[0]: "spec/replicas" must start with "/"',
+      'bundles/web/bundle.yaml:8: ignoreDifferences[0].jsonPointers[1]: "/metadata/name" is part of the object\'s identity (apiVersion, kind, metadata.name, metadata.namespace)',
+      'bundles/web/bundle.yaml:10: ignoreDifferences[0].fieldPaths[0]: ".spec..replicas": expected a field name at character 7',
+      'bundles/web/bundle.yaml:11: ignoreDifferences[0].fieldPaths[1]: ".spec.template.spec.containers[name=web.image": "[" without "]" at character 31',
+      'bundles/web/bundle.yaml:12: ignoreDifferences[0].fieldPaths[2]: ".metadata.labels[app.kubernetes.io/name]": "[app.kubernetes.io/name]" must be [n], [key=value,...] or ["key"] at character 17',
+      'bundles/web/bundle.yaml:13: ignoreDifferences[0]: unknown field "managedFieldsManager" (expected group, kind, name, namespace, jsonPointers, fieldPaths)',
+    ],
+  ],
+  [
+    'ignoreDifferences with an apiVersion for a group',
+    {
+      [WEB]:
+        'namespace: web\ntargets: []\nignoreDifferences:\n  - { group: apps/v1, kind: Deployment, jsonPointers: [/spec/replicas] }\n',
+    },
+    [
+      'bundles/web/bundle.yaml:4: ignoreDifferences[0].group: "apps/v1" has a version; write the group alone ("apps")',
+    ],
+  ],
+  [
+    'ignoreDifferences in a customization, not a list',
+    {
+      [WEB]: `namespace: web
+targets: []
+customizations:
+  - clusterName: c1
+    ignoreDifferences: { group: apps }
+`,
+    },
+    ['bundles/web/bundle.yaml:5: customizations[0].ignoreDifferences: expected a list, got a mapping'],
   ],
   [
     'a bundle file directly in bundles/',
