@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import { ResourceManager } from '../../../agent/src/ssa/resource-manager.ts';
-import { AgentHarness, type BundleFiles, cleanUp, kubeClientOf, kubectl, uniqueName } from './harness.ts';
+import {
+  AgentHarness,
+  type BundleFiles,
+  cleanUp,
+  kubeClientOf,
+  kubectl,
+  syncSettled,
+  uniqueName,
+} from './harness.ts';
 
 const bed = inject('bed');
 const plane =
@@ -55,10 +63,13 @@ async function setUp(prefix: string) {
     await h.push({
       [name]: { cluster, namespace: ns, manifests: `${namespace(ns)}${manifests}`, ...more },
     });
-    await runtime.agent.sync();
-    const outcome = runtime.agent.lastOutcome?.bundles.find((b) => b.name === name);
-    if (!outcome) throw new Error(`no outcome for ${name}`);
-    return outcome;
+    // What the pass that applied it did, in the state it settled to (the agent looks again while not ready).
+    const result = await syncSettled(runtime.agent);
+    const first =
+      result.kind === 'applied' ? result.outcome?.bundles.find((b) => b.name === name) : undefined;
+    const settled = runtime.agent.lastOutcome?.bundles.find((b) => b.name === name);
+    if (!first || !settled) throw new Error(`no outcome for ${name}`);
+    return { ...first, state: settled.state, message: settled.message, failedObject: settled.failedObject };
   };
   return { cluster, ns, agent: runtime.agent, bundle };
 }
