@@ -210,6 +210,7 @@ describe('readiness', () => {
           updatedReplicas: 2,
           replicas: 2,
           availableReplicas: 2,
+          readyReplicas: 2,
           conditions: [{ type: 'Available', status: 'True' }],
         }),
       ),
@@ -239,6 +240,7 @@ describe('readiness', () => {
         ...sts,
         status: {
           observedGeneration: 1,
+          replicas: 3,
           readyReplicas: 3,
           updatedReplicas: 3,
           currentRevision: 'a',
@@ -266,6 +268,7 @@ describe('readiness', () => {
           desiredNumberScheduled: 3,
           updatedNumberScheduled: 3,
           numberAvailable: 3,
+          numberReady: 3,
         },
       }).ready,
     ).toBe(true);
