@@ -541,7 +541,12 @@ export class Fleet {
   #compile(state: BundleState, isClusterScoped: (group: string, kind: string) => boolean): void {
     const spec = state.spec as BundleSpec;
     const overlaid = new Map<string, ManifestDoc[] | undefined>();
-    const variantFor = (docs: readonly ManifestDoc[], values: BundleSpec['values'], origin: string) => {
+    const variantFor = (
+      docs: readonly ManifestDoc[],
+      values: BundleSpec['values'],
+      origin: string,
+      healthChecks: BundleSpec['healthChecks'],
+    ) => {
       const { variant, errors } = compileVariant({
         bundle: state.name,
         namespace: spec.namespace,
@@ -550,12 +555,13 @@ export class Fleet {
         valuesOrigin: origin,
         isClusterScoped,
         budget: this.#budget,
+        healthChecks,
       });
       state.errors.push(...errors);
       return variant;
     };
     const variants: (Variant | undefined)[] = [
-      variantFor(state.base, spec.values, `values of ${state.file}`),
+      variantFor(state.base, spec.values, `values of ${state.file}`, spec.healthChecks),
     ];
     for (const c of spec.customizations) {
       let docs: ManifestDoc[] | undefined = state.base;
@@ -566,7 +572,13 @@ export class Fleet {
         docs = overlaid.get(c.overlay);
       }
       if (!docs) continue;
-      variants.push(variantFor(docs, mergeValues(spec.values, c.values), customizationOrigin(c)));
+      // A customization's checks come first: for its clusters, they win over the bundle's for the same objects.
+      variants.push(
+        variantFor(docs, mergeValues(spec.values, c.values), customizationOrigin(c), [
+          ...(c.healthChecks ?? []),
+          ...spec.healthChecks,
+        ]),
+      );
     }
     if (state.errors.length === 0) state.variants = variants as Variant[];
   }

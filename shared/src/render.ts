@@ -1,11 +1,11 @@
 import { FLOTILLA_API_VERSION } from './api-version.ts';
 import { isTree, type ValueLeaf, type ValuesTree } from './bundle-spec.ts';
-import { type ContentHash, sha256Hash } from './canonical.ts';
+import { type ContentHash, canonicalJson, sha256Hash } from './canonical.ts';
 import { type FleetError, fleetError, type SourcePos } from './errors.ts';
 import { apiGroup, applyRank } from './kinds.ts';
 import type { Labels } from './labels.ts';
 import { scalar } from './patch.ts';
-import type { BundleRef, RenderedBundleDocument } from './protocol/desired-state.ts';
+import type { BundleRef, HealthCheck, RenderedBundleDocument } from './protocol/desired-state.ts';
 import { hasTemplateSyntax, parseTemplate, type VariableRef } from './variables.ts';
 import { describeNode, getEntry, type YMap, type YNode, type YScalar } from './yaml-source.ts';
 
@@ -116,6 +116,8 @@ export interface Variant {
   contested: boolean;
   readonly cache: Map<string, RenderOutcome> | undefined;
   readonly budget: RenderCacheBudget;
+  /** `,"healthChecks":[...]` in canonical JSON, or empty when the variant has no checks (the hash stays as before). */
+  readonly healthChecksJson: string;
 }
 
 /** A manifest document as read from a file, before or after overlays. */
@@ -222,6 +224,8 @@ export interface CompileVariantInput {
   readonly valuesOrigin: string;
   readonly isClusterScoped: (group: string, kind: string) => boolean;
   readonly budget: RenderCacheBudget;
+  /** Custom health checks travelling with the rendered bundle, first match wins. */
+  readonly healthChecks?: readonly HealthCheck[];
 }
 
 /**
@@ -429,6 +433,10 @@ export function compileVariant(input: CompileVariantInput): {
     contested: false,
     cache: cacheable ? input.budget.newCache() : undefined,
     budget: input.budget,
+    healthChecksJson:
+      input.healthChecks && input.healthChecks.length > 0
+        ? `,"healthChecks":${canonicalJson(input.healthChecks)}`
+        : '',
   };
   return { variant, errors };
 }
@@ -571,7 +579,7 @@ function renderNow(variant: Variant, values: readonly string[]): RenderOutcome {
     if (i > 0) body += ',';
     body += fill((objects[i] as ObjectTemplate).json, escaped);
   }
-  const canonical = `${PREFIX}${JSON.stringify(variant.bundle)},"kind":"RenderedBundle","objects":[${body}]}`;
+  const canonical = `${PREFIX}${JSON.stringify(variant.bundle)}${variant.healthChecksJson},"kind":"RenderedBundle","objects":[${body}]}`;
   return {
     ok: true,
     rendered: { bundle: variant.bundle, hash: sha256Hash(canonical), canonical, objects: refs },

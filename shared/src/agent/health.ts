@@ -9,15 +9,10 @@
  * none.
  */
 import { apiGroup } from '../kinds.ts';
+import type { HealthCheck } from '../protocol/desired-state.ts';
+import type { Health } from '../readiness.ts';
 
-/** What the agent makes of one live object. */
-export interface Health {
-  readonly ready: boolean;
-  /** Why it is not ready (empty when ready). */
-  readonly message: string;
-  /** Not ready and will not become ready by waiting (a failed Job, a stalled rollout). */
-  readonly failed?: boolean;
-}
+export type { Health };
 
 interface Condition {
   readonly type?: string;
@@ -92,6 +87,34 @@ const builtInGroups = new Set([
 export function hasReadiness(ref: { readonly apiVersion: string; readonly kind: string }): boolean {
   const group = apiGroup(ref.apiVersion);
   return !builtInGroups.has(group) || checked.has(`${group}/${ref.kind}`);
+}
+
+/**
+ * Which of a bundle's custom health checks decides this object: the first whose kind,
+ * API group (when it names an apiVersion; the version does not count) and name (exact, or a
+ * glob with `*` and `?`) match. -1 when none does. Pure and light: the agent loads the CEL
+ * engine only for bundles that have checks.
+ */
+export function healthCheckIndex(
+  checks: readonly HealthCheck[] | undefined,
+  ref: { readonly apiVersion: string; readonly kind: string; readonly name: string },
+): number {
+  if (!checks) return -1;
+  return checks.findIndex(
+    (c) =>
+      c.kind === ref.kind &&
+      (c.apiVersion === undefined || apiGroup(c.apiVersion) === apiGroup(ref.apiVersion)) &&
+      (c.name === undefined || globMatch(c.name, ref.name)),
+  );
+}
+
+function globMatch(pattern: string, name: string): boolean {
+  if (!/[*?]/.test(pattern)) return pattern === name;
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${re}$`).test(name);
 }
 
 const ready: Health = { ready: true, message: '' };

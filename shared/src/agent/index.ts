@@ -18,6 +18,7 @@ export {
   type ClusterStatusReport,
   type DesiredState,
   type DriftedObject,
+  type HealthCheck,
   type KubeObject,
   manifestEtag,
   openSignedDesiredState,
@@ -28,7 +29,7 @@ export {
   type StatusAnswer,
 } from '../protocol/index.ts';
 export { appliedFields, coveredBy, type FieldsV1, ownedFieldDifferences } from './drift.ts';
-export { assessHealth, type Health, hasReadiness } from './health.ts';
+export { assessHealth, type Health, hasReadiness, healthCheckIndex } from './health.ts';
 export {
   decodeInventory,
   encodeInventory,
