@@ -2,6 +2,7 @@ import type { DriftedObject } from '@flotilla/shared/agent';
 import {
   type BundleRef,
   describeRef,
+  type HealthCheck,
   type Inventory,
   isClusterFoundation,
   type KubeJson,
@@ -182,13 +183,26 @@ export class ClusterReconciler implements ClusterPort {
     const outcomes = new Map<string, Promise<BundleOutcome>>();
 
     const base = (ref: BundleRef) => ({ name: ref.name, hash: ref.hash, generation: manifest.generation });
+    // The bundle's custom CEL checks travel in its rendered document.
+    const healthChecksOf = (ref: BundleRef) => {
+      const checks = documents[manifest.bundles.indexOf(ref)]?.healthChecks;
+      return checks ? { healthChecks: checks } : {};
+    };
 
     const runBundle = async (ref: BundleRef): Promise<BundleOutcome> => {
       const invalidMessage = invalid.get(ref.name);
       if (invalidMessage !== undefined) {
         return { ...base(ref), state: 'Failed', message: invalidMessage, changes: noChanges };
       }
-      if (ref.paused) return this.#paused(ref, inventories.get(ref.name), manifest.generation, bundleLabel);
+      if (ref.paused) {
+        return this.#paused(
+          ref,
+          inventories.get(ref.name),
+          manifest.generation,
+          bundleLabel,
+          healthChecksOf(ref),
+        );
+      }
       const deps = ref.dependsOn.filter((d) => d !== ref.name && byName.has(d));
       const depOutcomes = await Promise.all(deps.map((d) => outcomes.get(d)));
       const blocking = deps.filter((_, i) => {
@@ -330,6 +344,7 @@ export class ClusterReconciler implements ClusterPort {
           intervalMs: this.#opts.healthIntervalMs ?? 1_000,
           known,
           labelSelector: selector,
+          ...healthChecksOf(ref),
           ...(opts.signal ? { signal: opts.signal } : {}),
         },
       );
@@ -420,6 +435,7 @@ export class ClusterReconciler implements ClusterPort {
     inv: Inventory | undefined,
     generation: number,
     bundleLabel: string,
+    checks: { healthChecks?: readonly HealthCheck[] },
   ): Promise<BundleOutcome> {
     const note = 'paused: its objects are left as they are (no apply, prune or drift correction)';
     if (!inv || inv.entries.length === 0) {
@@ -434,6 +450,7 @@ export class ClusterReconciler implements ClusterPort {
     }
     const health = await this.#opts.manager.health(inv.entries, {
       labelSelector: `${bundleLabel}=${ref.name}`,
+      ...checks,
     });
     const notReady = health.filter((h) => !h.ready);
     return {
