@@ -250,10 +250,10 @@ export function evaluateHealthCheck(compiled: CompiledHealthCheck, live: unknown
     if (!program) return false;
     const result = program(vars);
     if (isCelError(result)) {
-      return `health check ${field} (${check[field]}) failed on this object: ${result.message}`;
+      return `cannot evaluate health check "${field}" (${check[field]}): ${result.message}`;
     }
     if (typeof result !== 'boolean') {
-      return `health check ${field} (${check[field]}) gave ${describe(result)}, not a bool`;
+      return `health check "${field}" (${check[field]}) gave ${describe(result)}, not a bool`;
     }
     return result;
   };

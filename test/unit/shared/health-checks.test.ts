@@ -173,11 +173,11 @@ describe('evaluating a check on a live object', () => {
     expect(evaluate({ current: bound }, claim())).toEqual({
       ready: false,
       message:
-        'health check current (self.status.phase == "Bound") failed on this object: field not found: status',
+        'cannot evaluate health check "current" (self.status.phase == "Bound"): field not found: status',
     });
     expect(evaluate({ current: 'self.metadata.name' }, claim({}))).toEqual({
       ready: false,
-      message: 'health check current (self.metadata.name) gave a string, not a bool',
+      message: 'health check "current" (self.metadata.name) gave a string, not a bool',
     });
     expect(evaluate({ current: 'self.status.replicas / 0 == 1' }, claim({ replicas: 1 })).message).toMatch(
       /divide by zero/,
