@@ -193,10 +193,13 @@ export function assessHealth(object: unknown): Health {
     case 'batch/Job':
       return job(live);
     case 'apiextensions.k8s.io/CustomResourceDefinition': {
-      const established = condition(live, 'Established');
-      if (established?.status === 'True') return ready;
       const names = condition(live, 'NamesAccepted');
       if (names?.status === 'False') return notReady(`names not accepted: ${detail(names)}`, true);
+      const established = condition(live, 'Established');
+      if (established?.status === 'True') return ready;
+      if (established?.status === 'False' && established.reason !== 'Installing') {
+        return notReady(`not established: ${detail(established)}`, true);
+      }
       return notReady('not established yet');
     }
     case '/Namespace':
@@ -244,13 +247,18 @@ function deployment(live: Live): Health {
   if (num(s.availableReplicas) < want)
     return notReady(`${num(s.availableReplicas)} of ${want} replicas available`);
   if (num(s.readyReplicas) < want) return notReady(`${num(s.readyReplicas)} of ${want} replicas ready`);
-  // kstatus waits for the controller to call the new ReplicaSet available, when it reports progress at all.
-  if (progressing && !(progressing.status === 'True' && progressing.reason === 'NewReplicaSetAvailable')) {
-    return notReady(`rollout in progress: ${detail(progressing)}`.replace(/: $/, ''));
+  // kstatus waits for the controller to call the new ReplicaSet available. Without a progress
+  // deadline the controller never sets Progressing, so there is nothing to wait for.
+  const reportsProgress = typeof live.spec?.progressDeadlineSeconds === 'number' || progressing !== undefined;
+  if (
+    reportsProgress &&
+    !(progressing?.status === 'True' && progressing.reason === 'NewReplicaSetAvailable')
+  ) {
+    return notReady(`rollout in progress: ${progressing ? detail(progressing) : 'not reported yet'}`);
   }
   const available = condition(live, 'Available');
-  if (available && available.status !== 'True')
-    return notReady(`not available: ${available.message ?? ''}`.trim());
+  if (available?.status !== 'True')
+    return notReady(`not available: ${available ? detail(available) : 'not reported yet'}`);
   return ready;
 }
 
@@ -266,6 +274,7 @@ function statefulSet(live: Live): Health {
   const s = live.status ?? {};
   if (num(s.replicas) < want) return notReady(`${num(s.replicas)} of ${want} replicas created`);
   if (num(s.readyReplicas) < want) return notReady(`${num(s.readyReplicas)} of ${want} replicas ready`);
+  if (num(s.replicas) > want) return notReady(`${num(s.replicas) - want} replicas pending termination`);
   const partition = num(strategy?.rollingUpdate?.partition);
   if (partition > 0) {
     // A partitioned rollout is done once the pods at or above the partition are updated.
@@ -305,6 +314,9 @@ function replicaSet(live: Live): Health {
   if (failure?.status === 'True') return notReady(`replica failure: ${detail(failure)}`);
   const want = num(live.spec?.replicas, 1);
   const s = live.status ?? {};
+  if (num(s.fullyLabeledReplicas) < want) {
+    return notReady(`${num(s.fullyLabeledReplicas)} of ${want} replicas labelled`);
+  }
   if (num(s.availableReplicas) < want)
     return notReady(`${num(s.availableReplicas)} of ${want} replicas available`);
   if (num(s.readyReplicas) < want) return notReady(`${num(s.readyReplicas)} of ${want} replicas ready`);
@@ -312,17 +324,23 @@ function replicaSet(live: Live): Health {
   return ready;
 }
 
+// kstatus calls a running Job Current; like Flux's kustomize-controller, a bundle waits for
+// it to complete, since what comes after (a migration, say) usually depends on its result.
 function job(live: Live): Health {
   const failed = condition(live, 'Failed');
   if (failed?.status === 'True') return notReady(`job failed: ${detail(failed)}`.replace(/: $/, ''), true);
   const complete = condition(live, 'Complete');
   if (complete?.status === 'True') return ready;
+  // A suspended Job will not run until someone resumes it: nothing to wait for.
+  if (condition(live, 'Suspended')?.status === 'True') return ready;
   return notReady('job has not completed');
 }
 
 function pod(live: Live): Health {
   const phase = live.status?.phase;
   if (phase === 'Succeeded') return ready;
+  // kstatus calls a Failed pod Current (it ran to its end); a bundle that shipped it did not
+  // get what it asked for, and Argo CD calls it Degraded: failed here.
   if (phase === 'Failed') return notReady(`pod failed: ${String(live.status?.reason ?? phase)}`, true);
   if (phase === 'Running') {
     if (condition(live, 'Ready')?.status === 'True') return ready;
@@ -337,18 +355,15 @@ function pod(live: Live): Health {
     return notReady('running but not ready');
   }
   const scheduled = condition(live, 'PodScheduled');
+  // kstatus fails an unschedulable pod after 15 s; a cluster autoscaler may still add a node, so it is only not ready.
   if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
     return notReady(`unschedulable: ${detail(scheduled)}`.replace(/: $/, ''));
   }
   return notReady(`phase is ${String(phase ?? 'Pending')}`);
 }
 
+// As kstatus: ready once the disruption controller has observed it. Whether the budget is met
+// depends on pods that may belong to other bundles, or be scaled down on purpose.
 function podDisruptionBudget(live: Live): Health {
-  const pending = observed(live);
-  if (pending) return pending;
-  const s = live.status ?? {};
-  if (num(s.currentHealthy) < num(s.desiredHealthy)) {
-    return notReady(`budget not met: ${num(s.currentHealthy)} of ${num(s.desiredHealthy)} pods healthy`);
-  }
-  return ready;
+  return observed(live) ?? ready;
 }

@@ -106,8 +106,15 @@ describe('built-in kinds (kstatus rules)', () => {
     status: { observedGeneration: 2, replicas: 2, updatedReplicas: 2, availableReplicas: 2, ...status },
   });
 
-  it('Deployment: ready replicas, and the new ReplicaSet available when progress is reported', () => {
+  it('Deployment: ready replicas, the new ReplicaSet available when progress is reported, Available', () => {
     expect(assessHealth(deployment({ readyReplicas: 1 })).message).toBe('1 of 2 replicas ready');
+    expect(assessHealth(deployment({ readyReplicas: 2 })).message).toBe('not available: not reported yet');
+    expect(
+      assessHealth({
+        ...deployment({ readyReplicas: 2 }),
+        spec: { replicas: 2, progressDeadlineSeconds: 600 },
+      }).message,
+    ).toBe('rollout in progress: not reported yet');
     expect(
       assessHealth(
         deployment({ readyReplicas: 2, conditions: [cond('Progressing', 'True', 'x', 'ReplicaSetUpdated')] }),
@@ -177,7 +184,7 @@ describe('built-in kinds (kstatus rules)', () => {
       kind: 'ReplicaSet',
       metadata: { generation: 1 },
       spec: { replicas: 2 },
-      status: { observedGeneration: 1, ...status },
+      status: { observedGeneration: 1, fullyLabeledReplicas: 2, ...status },
     });
     expect(assessHealth(rs({ replicas: 2, availableReplicas: 1, readyReplicas: 2 })).message).toBe(
       '1 of 2 replicas available',
@@ -210,17 +217,43 @@ describe('built-in kinds (kstatus rules)', () => {
     expect(assessHealth(pod({ phase: 'Pending' })).message).toBe('phase is Pending');
   });
 
-  it('PodDisruptionBudget: the budget is met', () => {
+  it('PodDisruptionBudget: observed by the disruption controller, as kstatus (the budget may not be met)', () => {
     const pdb = (status: Record<string, unknown>) => ({
       apiVersion: 'policy/v1',
       kind: 'PodDisruptionBudget',
-      metadata: { generation: 1 },
-      status: { observedGeneration: 1, ...status },
+      metadata: { generation: 2 },
+      status,
     });
-    expect(assessHealth(pdb({ currentHealthy: 1, desiredHealthy: 2 })).message).toBe(
-      'budget not met: 1 of 2 pods healthy',
+    expect(assessHealth(pdb({})).message).toBe('the controller has not observed generation 2 yet');
+    expect(assessHealth(pdb({ observedGeneration: 2, currentHealthy: 1, desiredHealthy: 2 })).ready).toBe(
+      true,
     );
-    expect(assessHealth(pdb({ currentHealthy: 2, desiredHealthy: 2 })).ready).toBe(true);
+  });
+
+  it('Job: complete, or suspended; CRD: Established=False other than Installing fails', () => {
+    const job = (conditions: unknown[]) => ({
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: {},
+      status: { conditions },
+    });
+    expect(assessHealth(job([])).message).toBe('job has not completed');
+    expect(assessHealth(job([cond('Suspended', 'True')])).ready).toBe(true);
+    const crd = (conditions: unknown[]) => ({
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: {},
+      status: { conditions },
+    });
+    expect(assessHealth(crd([cond('Established', 'False', '', 'Installing')]))).toEqual({
+      ready: false,
+      message: 'not established yet',
+    });
+    expect(assessHealth(crd([cond('Established', 'False', 'bad schema', 'Invalid')]))).toEqual({
+      ready: false,
+      message: 'not established: bad schema',
+      failed: true,
+    });
   });
 
   it('CRD names not accepted fail for good; a Job that failed too', () => {
