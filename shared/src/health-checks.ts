@@ -66,7 +66,13 @@ export function compileExpression(source: string): Program {
   }
   const problem = unknownNames(parsed.expr);
   if (problem) throw new CelCompileError(problem);
-  const run = plan(env, parsed) as (ctx: Record<string, unknown>) => CelResult;
+  let run: (ctx: Record<string, unknown>) => CelResult;
+  try {
+    run = plan(env, parsed) as (ctx: Record<string, unknown>) => CelResult;
+  } catch (e) {
+    // Whatever the planner rejects is the expression's problem: a fleet-repo error, never a crashed sync.
+    throw new CelCompileError(e instanceof Error ? e.message : String(e), undefined, { cause: e });
+  }
   return (bindings) => {
     try {
       return run(bindings);
