@@ -1,5 +1,6 @@
 import type { SourcePos } from './errors.ts';
-import { DriftPolicy } from './protocol/desired-state.ts';
+import { healthCheckProblems } from './health-checks.ts';
+import { DriftPolicy, HEALTH_CHECK_FIELDS, type HealthCheck } from './protocol/desired-state.ts';
 import {
   IGNORE_DIFFERENCE_FIELDS,
   type IgnoreDifference,
@@ -51,6 +52,8 @@ export interface CustomizationEntry extends MatchEntry {
   readonly values?: ValuesTree;
   /** Added to the bundle's own `ignoreDifferences` for the clusters this entry matches. */
   readonly ignoreDifferences?: readonly IgnoreDifference[];
+  /** Checked before the bundle's own `healthChecks` for the clusters this entry matches. */
+  readonly healthChecks?: readonly HealthCheck[];
 }
 
 export interface DependsOnEntry {
@@ -75,6 +78,8 @@ export interface BundleSpec {
   readonly dependsOnPos: SourcePos;
   readonly driftPolicy: DriftPolicy;
   readonly paused: boolean;
+  /** Custom health checks in CEL, every expression compiled; first match wins. */
+  readonly healthChecks: readonly HealthCheck[];
 }
 
 /** What the bundle reader needs to know about the rest of the repo. */
@@ -105,10 +110,20 @@ export const BUNDLE_FIELDS = [
   'dependsOn',
   'driftPolicy',
   'paused',
+  'healthChecks',
 ] as const;
 
 const ENTRY_FIELDS = ['name', ...MATCH_KINDS];
-const CUSTOMIZATION_FIELDS = ['name', ...MATCH_KINDS, 'overlay', 'values', 'ignoreDifferences'];
+const CUSTOMIZATION_FIELDS = [
+  'name',
+  ...MATCH_KINDS,
+  'overlay',
+  'values',
+  'ignoreDifferences',
+  'healthChecks',
+];
+// As in bundle.yaml, in the order a reader expects them (the wire form sorts them).
+const CHECK_FIELDS = ['apiVersion', 'kind', 'name', 'inProgress', 'failed', 'current', 'message'] as const;
 
 /** Reads and validates bundle.yaml (all but `dependsOn` targets, which need every bundle). */
 export function readBundleSpec(
@@ -191,6 +206,9 @@ export function readBundleSpec(
   const pausedNode = f.get('paused');
   if (pausedNode) paused = reader.expectBoolean(pausedNode, 'paused') ?? false;
 
+  const checksNode = f.get('healthChecks');
+  const healthChecks = checksNode ? readHealthChecks(reader, checksNode, 'healthChecks') : [];
+
   const targeting = targetingOk ? { targets, exclude } : undefined;
   if (reader.errors.length > 0) return { spec: undefined, targeting };
   const spec: BundleSpec = {
@@ -207,6 +225,7 @@ export function readBundleSpec(
     dependsOnPos: depNode?.pos ?? map.pos,
     driftPolicy,
     paused,
+    healthChecks,
   };
   return { spec, targeting };
 }
@@ -282,6 +301,7 @@ function readCustomization(reader: SpecReader, entry: RawEntry, ctx: BundleConte
   const { fields, ...base } = entry;
   const overlayNode = fields.get('overlay');
   const valuesNode = fields.get('values');
+  const checksNode = fields.get('healthChecks');
   let overlay: string | undefined;
   if (overlayNode) {
     const v = reader.expectString(overlayNode, `${p}.overlay`);
@@ -301,13 +321,18 @@ function readCustomization(reader: SpecReader, entry: RawEntry, ctx: BundleConte
   const ignoreDifferences = ignoreNode
     ? readIgnoreDifferences(reader, ignoreNode, `${p}.ignoreDifferences`)
     : undefined;
-  if (!overlayNode && !valuesNode && !ignoreNode)
-    reader.error(entry.pos, `${p}: nothing to customize (set overlay, values, ignoreDifferences or several)`);
+  const healthChecks = checksNode ? readHealthChecks(reader, checksNode, `${p}.healthChecks`) : undefined;
+  if (!overlayNode && !valuesNode && !ignoreNode && !checksNode)
+    reader.error(
+      entry.pos,
+      `${p}: nothing to customize (set overlay, values, ignoreDifferences, healthChecks or several)`,
+    );
   return {
     ...base,
     ...(overlay === undefined ? {} : { overlay, overlayPos: overlayNode?.pos as SourcePos }),
     ...(values === undefined ? {} : { values }),
     ...(ignoreDifferences === undefined ? {} : { ignoreDifferences }),
+    ...(healthChecks === undefined || healthChecks.length === 0 ? {} : { healthChecks }),
   };
 }
 
@@ -372,6 +397,46 @@ function readIgnoreDifferences(reader: SpecReader, node: YNode, path: string): I
       ...(jsonPointers?.length ? { jsonPointers } : {}),
       ...(fieldPaths?.length ? { fieldPaths } : {}),
     });
+  });
+  return out;
+}
+
+/** Reads `healthChecks`: each entry's fields, and every CEL expression compiled. */
+function readHealthChecks(reader: SpecReader, node: YNode, path: string): HealthCheck[] {
+  const items = reader.expectList(node, path);
+  if (!items) return [];
+  const out: HealthCheck[] = [];
+  items.forEach((item, index) => {
+    const p = `${path}[${index}]`;
+    const map = reader.expectMap(item, p);
+    if (!map) return;
+    const before = reader.errors.length;
+    const f = reader.fields(map, p, CHECK_FIELDS);
+    const check: Record<string, string> = {};
+    for (const key of CHECK_FIELDS) {
+      const v = f.get(key);
+      if (!v) continue;
+      const text = reader.expectString(v, `${p}.${key}`);
+      if (text === undefined) continue;
+      if (text.trim() === '') reader.error(v.pos, `${p}.${key}: must not be empty`);
+      else check[key] = text;
+    }
+    if (!f.has('kind')) reader.error(map.pos, `${p}.kind: required (the kind of object the check is for)`);
+    if (!f.has('current')) reader.error(map.pos, `${p}.current: required (a CEL bool: true when ready)`);
+    if (check.apiVersion !== undefined && !/^([a-z0-9.-]+\/)?v[0-9]+[a-z0-9]*$/.test(check.apiVersion)) {
+      reader.error(
+        (f.get('apiVersion') as YNode).pos,
+        `${p}.apiVersion: "${check.apiVersion}" is not an apiVersion (group/version, or v1)`,
+      );
+    }
+    for (const { field, message } of healthCheckProblems(check)) {
+      reader.error((f.get(field) as YNode).pos, `${p}.${field}: ${message}`);
+    }
+    if (reader.errors.length !== before) return;
+    // Sorted keys, the canonical order: the rendered bundle is hashed.
+    const sorted: Record<string, string> = {};
+    for (const key of HEALTH_CHECK_FIELDS) if (check[key] !== undefined) sorted[key] = check[key];
+    out.push(sorted as unknown as HealthCheck);
   });
   return out;
 }

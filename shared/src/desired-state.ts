@@ -26,6 +26,7 @@ export {
   type BundleRef,
   canonicalDesiredState,
   type DesiredState,
+  type HealthCheck,
   manifestEtag,
   openSignedDesiredState,
   parseDesiredState,

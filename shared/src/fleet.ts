@@ -546,6 +546,7 @@ export class Fleet {
       values: BundleSpec['values'],
       origin: string,
       ignoreDifferences: BundleSpec['ignoreDifferences'],
+      healthChecks: BundleSpec['healthChecks'],
     ) => {
       const { variant, errors } = compileVariant({
         bundle: state.name,
@@ -556,12 +557,19 @@ export class Fleet {
         ignoreDifferences,
         isClusterScoped,
         budget: this.#budget,
+        healthChecks,
       });
       state.errors.push(...errors);
       return variant;
     };
     const variants: (Variant | undefined)[] = [
-      variantFor(state.base, spec.values, `values of ${state.file}`, spec.ignoreDifferences),
+      variantFor(
+        state.base,
+        spec.values,
+        `values of ${state.file}`,
+        spec.ignoreDifferences,
+        spec.healthChecks,
+      ),
     ];
     for (const c of spec.customizations) {
       let docs: ManifestDoc[] | undefined = state.base;
@@ -572,9 +580,13 @@ export class Fleet {
         docs = overlaid.get(c.overlay);
       }
       if (!docs) continue;
-      // A customization's entries add to the bundle's: what the bundle leaves to others stays left.
+      // A customization's ignoreDifferences add to the bundle's: what the bundle leaves to others stays left.
       const ignore = [...spec.ignoreDifferences, ...(c.ignoreDifferences ?? [])];
-      variants.push(variantFor(docs, mergeValues(spec.values, c.values), customizationOrigin(c), ignore));
+      // A customization's checks come first: for its clusters, they win over the bundle's for the same objects.
+      const checks = [...(c.healthChecks ?? []), ...spec.healthChecks];
+      variants.push(
+        variantFor(docs, mergeValues(spec.values, c.values), customizationOrigin(c), ignore, checks),
+      );
     }
     if (state.errors.length === 0) state.variants = variants as Variant[];
   }

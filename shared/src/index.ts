@@ -24,6 +24,7 @@ export {
   type DesiredStateInput,
   desiredContentHash,
   generateSigningKeyPair,
+  type HealthCheck,
   manifestEtag,
   openSignedDesiredState,
   orderBundleRefs,

@@ -5,7 +5,7 @@ import { type FleetError, fleetError, type SourcePos } from './errors.ts';
 import { apiGroup, applyRank } from './kinds.ts';
 import type { Labels } from './labels.ts';
 import { scalar } from './patch.ts';
-import type { BundleRef, RenderedBundleDocument } from './protocol/desired-state.ts';
+import type { BundleRef, HealthCheck, RenderedBundleDocument } from './protocol/desired-state.ts';
 import type { IgnoreDifference } from './protocol/ignore-differences.ts';
 import { hasTemplateSyntax, parseTemplate, type VariableRef } from './variables.ts';
 import { describeNode, getEntry, type YMap, type YNode, type YScalar } from './yaml-source.ts';
@@ -119,6 +119,8 @@ export interface Variant {
   contested: boolean;
   readonly cache: Map<string, RenderOutcome> | undefined;
   readonly budget: RenderCacheBudget;
+  /** `,"healthChecks":[...]` in canonical JSON, or empty when the variant has no checks (the hash stays as before). */
+  readonly healthChecksJson: string;
 }
 
 /** A manifest document as read from a file, before or after overlays. */
@@ -227,6 +229,8 @@ export interface CompileVariantInput {
   readonly ignoreDifferences?: readonly IgnoreDifference[];
   readonly isClusterScoped: (group: string, kind: string) => boolean;
   readonly budget: RenderCacheBudget;
+  /** Custom health checks travelling with the rendered bundle, first match wins. */
+  readonly healthChecks?: readonly HealthCheck[];
 }
 
 /**
@@ -437,6 +441,10 @@ export function compileVariant(input: CompileVariantInput): {
     contested: false,
     cache: cacheable ? input.budget.newCache() : undefined,
     budget: input.budget,
+    healthChecksJson:
+      input.healthChecks && input.healthChecks.length > 0
+        ? `,"healthChecks":${canonicalJson(input.healthChecks)}`
+        : '',
   };
   return { variant, errors };
 }
@@ -579,7 +587,8 @@ function renderNow(variant: Variant, values: readonly string[]): RenderOutcome {
     if (i > 0) body += ',';
     body += fill((objects[i] as ObjectTemplate).json, escaped);
   }
-  const canonical = `${PREFIX}${JSON.stringify(variant.bundle)},${variant.ignoreJson}"kind":"RenderedBundle","objects":[${body}]}`;
+  // Keys in canonical (sorted) order: apiVersion, bundle, healthChecks, ignoreDifferences, kind, objects.
+  const canonical = `${PREFIX}${JSON.stringify(variant.bundle)}${variant.healthChecksJson},${variant.ignoreJson}"kind":"RenderedBundle","objects":[${body}]}`;
   return {
     ok: true,
     rendered: { bundle: variant.bundle, hash: sha256Hash(canonical), canonical, objects: refs },

@@ -8,6 +8,7 @@
 import {
   type BundleRef,
   type DriftedObject,
+  type HealthCheck,
   type Inventory,
   isClusterFoundation,
   type KubeJson,
@@ -203,6 +204,12 @@ async function checkDrift(
   return { drift, corrected };
 }
 
+/** The bundle's custom health checks, as the health options take them. */
+export function checksOf(plan: ReconcilePlan, ref: BundleRef): { healthChecks?: readonly HealthCheck[] } {
+  const checks = plan.healthChecks.get(ref.name);
+  return checks ? { healthChecks: checks } : {};
+}
+
 /** One look at readiness, from the objects the apply returned where it can, reading the rest. */
 async function lookAtHealth(
   ctx: BundleStepContext,
@@ -214,7 +221,7 @@ async function lookAtHealth(
   for (const e of applied.entries.values()) if (e.live) known.set(e.id, e.live);
   const reports = await ctx.manager.health(
     objects.map((p) => p.ref),
-    { known, labelSelector: `${ctx.plan.bundleLabel}=${ref.name}` },
+    { known, labelSelector: `${ctx.plan.bundleLabel}=${ref.name}`, ...checksOf(ctx.plan, ref) },
   );
   const byId = new Map(objects.map((p) => [p.id, p]));
   return reports.map((h) => {

@@ -2,7 +2,12 @@ import { type BundleRef, isClusterFoundation, objectId, staleEntries } from '@fl
 import { errorFields, type Logger } from '../log.ts';
 import type { ResourceManager } from '../ssa/resource-manager.ts';
 import type { InventoryPort } from '../stores/inventory-store.ts';
-import { type BundleStepContext, type BundleStepResult, reconcileBundle } from './bundle-reconcile.ts';
+import {
+  type BundleStepContext,
+  type BundleStepResult,
+  checksOf,
+  reconcileBundle,
+} from './bundle-reconcile.ts';
 import { type DriftEvent, isSettled, noChanges, notReadyMessage } from './outcomes.ts';
 import type {
   BundleOutcome,
@@ -208,6 +213,7 @@ export class ClusterReconciler implements ClusterPort {
     }
     const health = await this.#opts.manager.health(inv.entries, {
       labelSelector: `${plan.bundleLabel}=${ref.name}`,
+      ...checksOf(plan, ref),
     });
     const notReady = health.filter((h) => !h.ready);
     return {

@@ -1,6 +1,7 @@
 import {
   type BundleRef,
   type DesiredState,
+  type HealthCheck,
   type Inventory,
   type KubeJson,
   objectId,
@@ -30,6 +31,8 @@ export interface ReconcilePlan {
   readonly previous: ReadonlyMap<string, string>;
   /** Bundles to apply: not paused, and prepared. */
   readonly active: readonly BundleRef[];
+  /** Each bundle's custom health checks (bundle.yaml `healthChecks`), from its rendered document. */
+  readonly healthChecks: ReadonlyMap<string, readonly HealthCheck[]>;
 }
 
 /**
@@ -56,6 +59,11 @@ export async function planReconcile(
   ) as unknown as KubeJson[];
   const prepared = new Map<string, PreparedObject[]>();
   const invalid = new Map<string, string>();
+  const healthChecks = new Map<string, readonly HealthCheck[]>();
+  manifest.bundles.forEach((ref, i) => {
+    const checks = documents[i]?.healthChecks;
+    if (checks?.length) healthChecks.set(ref.name, checks);
+  });
   await Promise.all(
     manifest.bundles.map(async (ref, i) => {
       const doc = documents[i];
@@ -91,7 +99,18 @@ export async function planReconcile(
     for (const e of inventories.get(ref.name)?.entries ?? [])
       if (e.digest) previous.set(objectId(e), e.digest);
   }
-  return { manifest, bundleLabel, inventories, unreadable, prepared, invalid, wanted, previous, active };
+  return {
+    manifest,
+    bundleLabel,
+    inventories,
+    unreadable,
+    prepared,
+    invalid,
+    wanted,
+    previous,
+    active,
+    healthChecks,
+  };
 }
 
 /**

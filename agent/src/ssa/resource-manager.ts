@@ -27,7 +27,7 @@ import {
   type PreparedObject,
   type PrepareOptions,
 } from './types.ts';
-import { health, waitForReady } from './wait.ts';
+import { type HealthOptions, health, waitForReady } from './wait.ts';
 
 export * from './types.ts';
 
@@ -109,23 +109,14 @@ export class ResourceManager {
   }
 
   /** See {@link health}. */
-  health(
-    refs: readonly ObjectRef[],
-    opts: { known?: ReadonlyMap<string, KubeJson | undefined>; labelSelector?: string } = {},
-  ): Promise<HealthReport[]> {
+  health(refs: readonly ObjectRef[], opts: HealthOptions = {}): Promise<HealthReport[]> {
     return health(this.#ctx, refs, opts);
   }
 
   /** See {@link waitForReady}. */
   waitForReady(
     refs: readonly ObjectRef[],
-    opts: {
-      timeoutMs: number;
-      intervalMs?: number;
-      known?: ReadonlyMap<string, KubeJson | undefined>;
-      labelSelector?: string;
-      signal?: AbortSignal;
-    },
+    opts: HealthOptions & { timeoutMs: number; intervalMs?: number; signal?: AbortSignal },
   ): Promise<HealthReport[]> {
     return waitForReady(this.#ctx, refs, opts);
   }

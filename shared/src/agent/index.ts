@@ -19,6 +19,7 @@ export {
   type DesiredState,
   type DriftedObject,
   entryPaths,
+  type HealthCheck,
   type IgnoreDifference,
   type KubeObject,
   manifestEtag,
@@ -40,7 +41,7 @@ export {
   mergeFieldSets,
   takeOverClientSideFields,
 } from './field-managers.ts';
-export { assessHealth, type Health, hasReadiness } from './health.ts';
+export { assessHealth, type Health, hasReadiness, healthCheckIndex } from './health.ts';
 export {
   decodeInventory,
   encodeInventory,

@@ -26,6 +26,38 @@ export interface KubeObject {
   readonly [key: string]: unknown;
 }
 
+/**
+ * A custom health check from bundle.yaml `healthChecks`: CEL expressions over the live
+ * object (`self`), for the objects of one kind (and API group, and name glob). The hub has
+ * compiled every expression before it renders one; the agent evaluates them.
+ */
+export interface HealthCheck {
+  /** Only the API group counts (`cert-manager.io/v1` matches every version of the group); absent: any group. */
+  readonly apiVersion?: string;
+  readonly kind: string;
+  /** An exact name or a glob with `*` and `?`; absent: every object of the kind. */
+  readonly name?: string;
+  /** CEL, bool: true when the object is ready (kstatus Current). */
+  readonly current: string;
+  /** CEL, bool: true while it is still on its way, whatever `current` says. */
+  readonly inProgress?: string;
+  /** CEL, bool: true when it has failed and waiting will not help. */
+  readonly failed?: string;
+  /** CEL, string: why it is not ready, shown in the bundle's message. */
+  readonly message?: string;
+}
+
+/** The fields of a {@link HealthCheck}, in canonical (sorted) order. */
+export const HEALTH_CHECK_FIELDS = [
+  'apiVersion',
+  'current',
+  'failed',
+  'inProgress',
+  'kind',
+  'message',
+  'name',
+] as const;
+
 /** The stored, content-addressed form of a rendered bundle (its canonical JSON is what gets hashed). */
 export interface RenderedBundleDocument {
   readonly apiVersion: typeof FLOTILLA_API_VERSION;
@@ -37,6 +69,11 @@ export interface RenderedBundleDocument {
    * they were before the field existed.
    */
   readonly ignoreDifferences?: readonly IgnoreDifference[];
+  /**
+   * Custom health checks, first match wins. Absent when the bundle has none, so that the
+   * canonical JSON, and so the hash, of bundles without checks is what it always was.
+   */
+  readonly healthChecks?: readonly HealthCheck[];
   readonly objects: readonly KubeObject[];
 }
 
@@ -242,15 +279,34 @@ export function parseRenderedBundle(canonical: string, expectedHash: ContentHash
   ) {
     throw new RenderedBundleIntegrityError('rendered bundle does not have the RenderedBundle shape');
   }
-  for (const k of Object.keys(doc)) {
-    if (!['apiVersion', 'kind', 'bundle', 'ignoreDifferences', 'objects'].includes(k))
-      throw new RenderedBundleIntegrityError(`rendered bundle: ${k}: unknown field`);
-  }
+  const fail = (message: string): never => {
+    throw new RenderedBundleIntegrityError(`rendered bundle ${doc.bundle}: ${message}`);
+  };
+  onlyFields(doc, ['apiVersion', 'kind', 'bundle', 'healthChecks', 'ignoreDifferences', 'objects'], '', fail);
+  if (doc.healthChecks !== undefined) parseHealthChecks(doc.healthChecks, fail);
   if (doc.ignoreDifferences !== undefined) {
     const problem = ignoreDifferencesProblem(doc.ignoreDifferences);
-    if (problem) throw new RenderedBundleIntegrityError(`rendered bundle: ${problem}`);
+    if (problem) fail(problem);
   }
   return doc as unknown as RenderedBundleDocument;
+}
+
+function parseHealthChecks(value: unknown, fail: (message: string) => never): void {
+  // An empty list would hash differently from an absent one for the same meaning; the hub never writes it.
+  if (!Array.isArray(value) || value.length === 0) fail('healthChecks: expected a non-empty list');
+  for (const [i, c] of (value as unknown[]).entries()) {
+    const p = `healthChecks[${i}]`;
+    if (!isRecord(c)) fail(`${p}: expected an object`);
+    const check = c as Record<string, unknown>;
+    onlyFields(check, HEALTH_CHECK_FIELDS, `${p}.`, fail);
+    for (const k of HEALTH_CHECK_FIELDS) {
+      if (check[k] !== undefined && typeof check[k] !== 'string') fail(`${p}.${k}: expected a string`);
+    }
+    if (typeof check.kind !== 'string' || check.kind === '') fail(`${p}.kind: expected a non-empty string`);
+    if (typeof check.current !== 'string' || check.current === '') {
+      fail(`${p}.current: expected a non-empty string`);
+    }
+  }
 }
 
 function onlyFields(

@@ -229,6 +229,7 @@ describe('readiness', () => {
           updatedReplicas: 2,
           replicas: 2,
           availableReplicas: 2,
+          readyReplicas: 2,
           conditions: [{ type: 'Available', status: 'True' }],
         }),
       ),
@@ -258,6 +259,7 @@ describe('readiness', () => {
         ...sts,
         status: {
           observedGeneration: 1,
+          replicas: 3,
           readyReplicas: 3,
           updatedReplicas: 3,
           currentRevision: 'a',
@@ -285,6 +287,7 @@ describe('readiness', () => {
           desiredNumberScheduled: 3,
           updatedNumberScheduled: 3,
           numberAvailable: 3,
+          numberReady: 3,
         },
       }).ready,
     ).toBe(true);

@@ -50,7 +50,7 @@ targets:
     'unknown top-level field',
     { [WEB]: 'namespace: web\ntargets: []\ndriftpolicy: warn\n' },
     [
-      'bundles/web/bundle.yaml:3: unknown field "driftpolicy" (expected description, namespace, targets, exclude, customizations, values, ignoreDifferences, dependsOn, driftPolicy, paused)',
+      'bundles/web/bundle.yaml:3: unknown field "driftpolicy" (expected description, namespace, targets, exclude, customizations, values, ignoreDifferences, dependsOn, driftPolicy, paused, healthChecks)',
     ],
   ],
   [
@@ -233,7 +233,7 @@ targets:
     'customization that customizes nothing',
     { [WEB]: 'targets: []\ncustomizations:\n  - name: prod\n    clusterGroup: prod\n' },
     [
-      'bundles/web/bundle.yaml:3: customizations[0]: nothing to customize (set overlay, values, ignoreDifferences or several)',
+      'bundles/web/bundle.yaml:3: customizations[0]: nothing to customize (set overlay, values, ignoreDifferences, healthChecks or several)',
     ],
   ],
   [
@@ -462,6 +462,53 @@ customizations:
     'a bundle file directly in bundles/',
     { 'bundles/web.yaml': 'targets: []\n' },
     ['bundles/web.yaml:1: bundle files go in a directory per bundle: bundles/<name>/bundle.yaml'],
+  ],
+  [
+    'a CEL syntax error in a health check',
+    {
+      [WEB]: `targets: []
+healthChecks:
+  - kind: Claim
+    current: self.status.phase ==
+`,
+    },
+    [
+      'bundles/web/bundle.yaml:4: healthChecks[0].current: syntax error at column 19: found = but expecting end of input',
+    ],
+  ],
+  [
+    'an unknown variable and an unknown function in health checks',
+    {
+      [WEB]: `targets: []
+healthChecks:
+  - apiVersion: example.com/v1
+    kind: Claim
+    name: data-*
+    failed: sefl.status.phase == "Lost"
+    current: self.status.conditions.exists(c, isReady(c))
+`,
+    },
+    [
+      'bundles/web/bundle.yaml:6: healthChecks[0].failed: unknown variable "sefl" (the object is self; metadata, spec and status are also variables)',
+      'bundles/web/bundle.yaml:7: healthChecks[0].current: unknown function "isReady"',
+    ],
+  ],
+  [
+    'a health check without kind or current, with an unknown field',
+    {
+      [WEB]: `targets: []
+customizations:
+  - clusterName: c1
+    healthChecks:
+      - apiVersion: example.com/v1
+        expression: self.ready
+`,
+    },
+    [
+      'bundles/web/bundle.yaml:5: customizations[0].healthChecks[0].current: required (a CEL bool: true when ready)',
+      'bundles/web/bundle.yaml:5: customizations[0].healthChecks[0].kind: required (the kind of object the check is for)',
+      'bundles/web/bundle.yaml:6: customizations[0].healthChecks[0]: unknown field "expression" (expected apiVersion, kind, name, inProgress, failed, current, message)',
+    ],
   ],
 ];
 

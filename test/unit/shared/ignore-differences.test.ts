@@ -92,7 +92,7 @@ customizations:
       return () => parseRenderedBundle(text, sha256Hash(text));
     };
     expect(bad([{ group: 'apps', kind: 'Deployment', jsonPointers: ['spec'] }])).toThrow(
-      'rendered bundle: ignoreDifferences[0].jsonPointers[0]: "spec" must start with "/"',
+      'rendered bundle web: ignoreDifferences[0].jsonPointers[0]: "spec" must start with "/"',
     );
     expect(bad([{ group: 'apps', kind: 'Deployment' }])).toThrow(RenderedBundleIntegrityError);
     expect(bad([{ group: 'apps', kind: 'Deployment', jsonPointers: ['/a'], extra: 1 }])).toThrow(

@@ -97,6 +97,29 @@ describe('error isolation', () => {
     expect(summary(next(fleet, 'dev-1', last).plan)).toEqual({ status: 'ok', planned: ['base'], held: [] });
   });
 
+  it('holds a bundle whose CEL health check does not compile, like any broken bundle', () => {
+    const appSpec = good.find((f) => f.path === 'bundles/app/bundle.yaml')?.content ?? '';
+    const fleet = loadFleet(
+      withFiles({
+        'bundles/app/bundle.yaml': `${appSpec}healthChecks:\n  - kind: Deployment\n    current: self.status.readyReplicas >\n`,
+        'bundles/base/ns.yaml':
+          'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels: { v: "2" }\n',
+      }),
+    );
+    expect(formatted(fleet.errors)).toEqual([
+      'bundles/app/bundle.yaml:9: healthChecks[0].current: syntax error at column 27: found > but expecting end of input',
+    ]);
+    const prod = next(fleet, 'prod-1', last);
+    expect(summary(prod.plan)).toEqual({
+      status: 'partial',
+      planned: ['base'],
+      held: ['addon:dependency-broken:matched', 'app:broken:matched'],
+    });
+    const before = last.get('prod-1') as DesiredState;
+    expect(prod.state.bundles[0]?.hash).not.toBe(before.bundles[0]?.hash);
+    expect(prod.state.bundles.slice(1)).toEqual(before.bundles.slice(1));
+  });
+
   it('holds a bundle whose targets cannot be read everywhere it is, and adds it nowhere', () => {
     const fleet = loadFleet(
       withFiles({ 'bundles/edge/bundle.yaml': 'namespace: shop\ntargets:\n  - clusterGroup: edgy\n' }),
