@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
+import { until } from '../../support/until.ts';
 import { AgentHarness, cleanUp, kubeClientOf, kubectl, syncSettled, uniqueName } from './harness.ts';
 
 const bed = inject('bed');
@@ -179,6 +180,12 @@ describe('paused bundles', () => {
       },
     });
     await agent.sync({ detectDrift: true });
+    // The hand scale to 5 may still be rolling out: a paused bundle is only looked at, so look until it settles.
+    await until('the paused bundle to look Ready', async () =>
+      agent.lastOutcome?.bundles[0]?.state === 'Ready'
+        ? true
+        : (await agent.enforce({ detectDrift: true })) && undefined,
+    );
     const bundle = agent.lastOutcome?.bundles[0];
     expect(bundle?.state).toBe('Ready');
     expect(bundle?.message).toMatch(/^paused/);
