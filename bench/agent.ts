@@ -596,8 +596,6 @@ try {
     rssAnonMb: status?.anonMb,
     rssFileMb: status?.fileMb,
     rssByMappingMb: rssByMapping(pid),
-    // The agent says at start when its addon (agent/native) is missing and the C heap is not trimmed.
-    cHeapTrimmed: !agent.lines.some((l) => String(l.message).startsWith('the C heap will not be trimmed')),
     peakRssMb,
     heapUsedMb: gauge('nodejs_heap_used_bytes'),
     heapTotalMb: gauge('nodejs_heap_total_bytes'),

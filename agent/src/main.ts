@@ -4,7 +4,6 @@
  */
 import { AgentConfigError, loadConfig } from './config.ts';
 import { errorFields, jsonLogger } from './log.ts';
-import { nativeAddonPath, nativeHeapTrim } from './memory.ts';
 import { createAgentRuntime } from './runtime.ts';
 import { startProbeServer } from './server.ts';
 import { AGENT_VERSION } from './version.ts';
@@ -47,12 +46,6 @@ async function main(): Promise<number> {
     notifications: config.sqs ? 'sqs' : 'polling',
     ...(probes ? { http: probes.url } : {}),
   });
-  const trim = nativeHeapTrim();
-  if (!trim.available)
-    log.warn('the C heap will not be trimmed after work: the agent holds a few megabytes more', {
-      addon: nativeAddonPath,
-      reason: trim.reason,
-    });
   try {
     await runtime.agent.run(controller.signal);
   } finally {

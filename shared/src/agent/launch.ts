@@ -3,11 +3,10 @@
  * (agent/Dockerfile), `flotilla bootstrap --run-agent local`, the integration tests and
  * `npm run bench:agent`. A unit test holds the Dockerfile to this list.
  *
- * The agent spends its life waiting, and its work is I/O: what these flags trade is a
- * little speed in JavaScript it hardly runs for resident memory it would hold all the time
- * (measured with `npm run bench:agent`, see bench/README.md):
- * - `--no-opt --no-maglev --no-sparkplug`: no compilers; V8's interpreter runs the agent's
- *   code. The compilers' code and their compile-time memory stay out of the process;
+ * Only options that size the heap and its collector: V8's optimising tiers stay on (a
+ * process that switched them off would run the agent's JavaScript in the interpreter
+ * alone, trading speed in a reconcile of thousands of objects for a few megabytes).
+ * Measured with `npm run bench:agent`, see bench/README.md:
  * - `--single-threaded-gc`: the collector does its work on the main thread, so its helper
  *   threads keep no memory of their own;
  * - `--max-semi-space-size=1`: a young generation of 1 MB, so that a burst of short-lived
@@ -20,7 +19,4 @@ export const agentNodeArgs: readonly string[] = [
   '--max-semi-space-size=1',
   '--expose-gc',
   '--single-threaded-gc',
-  '--no-opt',
-  '--no-maglev',
-  '--no-sparkplug',
 ];

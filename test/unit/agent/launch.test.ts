@@ -18,10 +18,11 @@ describe('how the agent is started', () => {
     );
   });
 
-  it('the image builds the addon that trims the C heap after work (agent/src/memory.ts)', () => {
-    expect(dockerfile).toMatch(
-      /^COPY agent\/native\/malloc-trim\.c agent\/native\/build\.ts agent\/native\/$/m,
-    );
-    expect(dockerfile).toMatch(/&& node agent\/native\/build\.ts /);
+  it("the agent runs with V8's optimising tiers on and no native code", () => {
+    for (const flag of ['--no-opt', '--no-maglev', '--no-sparkplug', '--jitless']) {
+      expect(agentNodeArgs).not.toContain(flag);
+      expect(dockerfile).not.toContain(flag);
+    }
+    expect(dockerfile).not.toMatch(/\bgcc\b|\.node\b|node-gyp/);
   });
 });
