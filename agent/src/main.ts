@@ -2,6 +2,7 @@
  * The agent's entry point: `node agent/src/main.ts`, configured by environment variables
  * (and a mounted Secret; see docs/agent.md). Runs until SIGTERM or SIGINT.
  */
+import { hostname } from 'node:os';
 import { AgentConfigError, loadConfig } from './config.ts';
 import { errorFields, jsonLogger } from './log.ts';
 import { createAgentRuntime } from './runtime.ts';
@@ -11,7 +12,7 @@ import { AGENT_VERSION } from './version.ts';
 async function main(): Promise<number> {
   let config: ReturnType<typeof loadConfig>;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, { host: { hostname: hostname(), pid: process.pid } });
   } catch (e) {
     if (e instanceof AgentConfigError) {
       process.stderr.write(`flotilla-agent: ${e.message}\n`);
