@@ -5,7 +5,7 @@
  * leaves the Lease to expire, the standby takes it within about a lease duration, and
  * applies a change pushed after the kill.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -139,6 +139,27 @@ describe('two agent replicas with leader election', () => {
     const leader = ids.indexOf(held.spec.holderIdentity as string);
     const standby = 1 - leader;
     const leaderRecord = records[leader] as LocalAgentRecord;
+    // Both answer their probes; the standby says it stands by.
+    const probe = async (r: LocalAgentRecord, path: string) => {
+      const started = readFileSync(r.logFile, 'utf8')
+        .split('\n')
+        .flatMap((l) => {
+          try {
+            return [JSON.parse(l) as { message?: string; http?: string }];
+          } catch {
+            return [];
+          }
+        })
+        .find((l) => l.message === 'flotilla agent started');
+      const res = await fetch(`${started?.http}${path}`);
+      return { status: res.status, body: (await res.json()) as { role?: string } };
+    };
+    expect(await probe(records[standby] as LocalAgentRecord, '/readyz')).toMatchObject({
+      status: 200,
+      body: { role: 'standby' },
+    });
+    expect((await probe(records[standby] as LocalAgentRecord, '/healthz')).status).toBe(200);
+    expect(await probe(leaderRecord, '/readyz')).toMatchObject({ status: 200, body: { role: 'leader' } });
 
     process.kill(leaderRecord.agentPid as number, 'SIGKILL');
     const killedAt = Date.now();
