@@ -175,9 +175,14 @@ export class LeaderElector {
         await this.#release();
         break;
       }
-      if (lost) log.warn('lost the lease: no longer leading; campaigning again', { lock: lock.description });
-      // The work ended by itself: give another replica the chance it would get after a crash.
-      else await clock.sleep(this.#timing.retryPeriodMs, signal);
+      if (lost) {
+        log.warn('lost the lease: no longer leading; campaigning again', { lock: lock.description });
+        continue;
+      }
+      // The work ended by itself (it failed): hand the Lease over, as a crashed leader's pod
+      // would, so that another replica gets its turn; campaign again after a retry period.
+      await this.#release();
+      await clock.sleep(this.#timing.retryPeriodMs, signal);
     }
   }
 

@@ -228,4 +228,25 @@ describe('LeaderElector.run', () => {
     expect(lock.stored?.record.holderIdentity).toBe('pod-a');
     expect(b.liveness.lockAnswered).toBe(true);
   });
+
+  it('hands the Lease over when the work fails by itself, so another replica gets its turn', async () => {
+    const lock = new FakeLock();
+    const clock = new FakeClock();
+    const a = elector(lock, clock, 'pod-a');
+    const b = elector(lock, clock, 'pod-b');
+    const shutdown = new AbortController();
+    let failed = false;
+    const running = a.run(shutdown.signal, async () => {
+      failed = true;
+      throw new Error('the agent loop crashed');
+    });
+    while (!failed) await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    // Released: b takes it at once, without waiting for the lease to expire.
+    expect(lock.stored?.record.holderIdentity).toBe('');
+    expect(await b.tryAcquireOrRenew()).toBe(true);
+    shutdown.abort();
+    await running;
+    expect(lock.stored?.record.holderIdentity).toBe('pod-b');
+  });
 });
