@@ -30,7 +30,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { agentNodeArgs } from '@flotilla/shared/agent';
+import { agentEnvironment, agentNodeArgs } from '@flotilla/shared/agent';
 import { stringify } from 'yaml';
 import { type BedState, readBedState, repoRoot, startBed } from '../test/bed/src/bed.ts';
 import { AgentHarness } from '../test/integration/agent/harness.ts';
@@ -459,6 +459,7 @@ try {
   const env = {
     NODE_ENV: 'production',
     NODE_COMPILE_CACHE: compileCache,
+    ...agentEnvironment,
     FLOTILLA_SQS_QUEUE_URL: queueUrl,
     FLOTILLA_SQS_ENDPOINT: bed.sqs.endpoint,
     FLOTILLA_SQS_REGION: bed.region,

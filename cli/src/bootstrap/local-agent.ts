@@ -21,7 +21,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { agentNodeArgs } from '@flotilla/shared/agent';
+import { agentEnvironment, agentNodeArgs } from '@flotilla/shared/agent';
 import { CliError } from '../core/errors.ts';
 import { ExitCode } from '../core/exit-codes.ts';
 import { type AgentPodSpec, agentPodScript } from './agent-pod.ts';
@@ -202,6 +202,7 @@ export class ProcessLocalAgents implements LocalAgents {
       command: [this.#node, ...agentNodeArgs, this.#main],
       env: {
         NODE_COMPILE_CACHE: compileCache,
+        ...agentEnvironment,
         ...this.#baseEnv,
         ...config.env,
         FLOTILLA_SECRET_DIR: secretDir,

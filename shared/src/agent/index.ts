@@ -33,7 +33,7 @@ export {
   sameInventory,
   staleEntries,
 } from './inventory.ts';
-export { agentNodeArgs } from './launch.ts';
+export { agentEnvironment, agentNodeArgs } from './launch.ts';
 export {
   compareApplyOrder,
   describeRef,

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { agentNodeArgs } from '@flotilla/shared/agent';
+import { agentEnvironment, agentNodeArgs } from '@flotilla/shared/agent';
 import { describe, expect, it } from 'vitest';
 
 const dockerfile = readFileSync(new URL('../../../agent/Dockerfile', import.meta.url), 'utf8');
@@ -24,5 +24,13 @@ describe('how the agent is started', () => {
       expect(dockerfile).not.toContain(flag);
     }
     expect(dockerfile).not.toMatch(/\bgcc\b|\.node\b|node-gyp/);
+  });
+
+  it('the image runs the agent with the agent environment (the last stage ENV)', () => {
+    const lastStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    const env = /^ENV ((?:.*\\\n)*.*)$/m.exec(lastStage)?.[1] ?? '';
+    for (const [key, value] of Object.entries(agentEnvironment)) {
+      expect(env).toMatch(new RegExp(`(^|\\s)${key}=${value}(\\s|$)`));
+    }
   });
 });
