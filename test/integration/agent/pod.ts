@@ -5,7 +5,7 @@
  * in-cluster configuration path, as `bootstrap --run-agent local` runs it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AgentPodSpec, agentPodScript } from '../../../cli/src/bootstrap/agent-pod.ts';
@@ -44,11 +44,13 @@ export class AgentPod {
   readonly lines: Record<string, unknown>[] = [];
   readonly stderr: string[] = [];
   readonly exited: Promise<number | null>;
+  readonly #dir: string;
   readonly #pidFile: string;
 
-  private constructor(child: ChildProcess, pidFile: string) {
+  private constructor(child: ChildProcess, dir: string) {
     this.child = child;
-    this.#pidFile = pidFile;
+    this.#dir = dir;
+    this.#pidFile = join(dir, 'agent.pid');
     let buffer = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();
@@ -108,7 +110,7 @@ export class AgentPod {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    return new AgentPod(child, spec.agentPidFile as string);
+    return new AgentPod(child, dir);
   }
 
   /** The agent's own pid, once it runs. */
@@ -143,10 +145,12 @@ export class AgentPod {
     return `${this.lines.map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr.join('')}`;
   }
 
-  /** SIGTERM to the pod, which passes it on to the agent; waits for the end. */
+  /** SIGTERM to the pod, which passes it on to the agent; waits for the end, then removes its token and Secret files. */
   async stop(): Promise<number | null> {
     if (this.child.exitCode === null) this.child.kill('SIGTERM');
-    return this.exited;
+    const code = await this.exited;
+    rmSync(this.#dir, { recursive: true, force: true });
+    return code;
   }
 }
 

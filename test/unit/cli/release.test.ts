@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -49,7 +49,8 @@ describe('the release workflow and the image the CLI installs', () => {
     const step = steps.find((s) => s.id === 'version');
     const script = step?.run ?? '';
     const run = (env: Record<string, string>) => {
-      const output = join(mkdtempSync(join(tmpdir(), 'flotilla-release-')), 'output');
+      const dir = mkdtempSync(join(tmpdir(), 'flotilla-release-'));
+      const output = join(dir, 'output');
       writeFileSync(output, '');
       try {
         const out = execFileSync('sh', ['-c', script], {
@@ -62,6 +63,8 @@ describe('the release workflow and the image the CLI installs', () => {
       } catch (e) {
         const err = e as { status: number; stdout: string; stderr: string };
         return { code: err.status, out: err.stdout + err.stderr };
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
     };
     expect(run({ GITHUB_REF_TYPE: 'tag', GITHUB_REF_NAME: `v${cliVersion}` })).toEqual({
