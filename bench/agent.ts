@@ -5,8 +5,11 @@
  * a fresh control plane of its own (the bed's, same version as the bed's kubectl).
  *
  * The agent is the real process as shipped (`node <shipped flags> agent/src/main.ts`, with
- * a compile cache warmed as the image does), pulling its signed desired state from a local
- * hub on the bed (DynamoDB Local, ElasticMQ, git) and told of changes over its SQS queue.
+ * a compile cache warmed as the image does), run in the in-cluster mode as its pod runs
+ * it (cli/src/bootstrap/agent-pod.ts: its service account's TokenRequest token and the CA
+ * in a service-account directory, KUBERNETES_SERVICE_HOST/PORT, leader election on, and
+ * the RBAC bootstrap installs), pulling its signed desired state from a local hub on the
+ * bed (DynamoDB Local, ElasticMQ, git) and told of changes over its SQS queue.
  * Its timings come from its own log: one `reconciled` line per reconcile. Its memory comes
  * from /proc/<pid>/status (VmRSS, VmHWM).
  *
@@ -27,11 +30,11 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { agentNodeArgs } from '@flotilla/shared/agent';
+import { agentEnvironment, agentNodeArgs } from '@flotilla/shared/agent';
 import { stringify } from 'yaml';
 import { type BedState, readBedState, repoRoot, startBed } from '../test/bed/src/bed.ts';
 import { AgentHarness } from '../test/integration/agent/harness.ts';
-import { AgentProcess } from '../test/integration/agent/process.ts';
+import { AgentPod, installAgentObjects } from '../test/integration/agent/pod.ts';
 
 const { values } = parseArgs({
   options: {
@@ -324,7 +327,7 @@ interface Reconciled extends Line {
 }
 
 async function waitForLine<T extends Line>(
-  agent: AgentProcess,
+  agent: Pick<AgentPod, 'lines' | 'stderr' | 'child'>,
   from: number,
   match: (l: Line) => boolean,
   what: string,
@@ -397,7 +400,7 @@ rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 
 let harness: AgentHarness | undefined;
-let agent: AgentProcess | undefined;
+let agent: AgentPod | undefined;
 let sampler: NodeJS.Timeout | undefined;
 const cleanUp = async () => {
   if (sampler) clearInterval(sampler);
@@ -442,29 +445,44 @@ try {
   const compileCache = join(work, 'compile-cache');
   await warmCompileCache(compileCache);
 
+  // A reused bed holds earlier runs' agents' state (signed by another hub key) in theirs.
+  const namespace = owned ? 'flotilla-system' : `flotilla-bench-${run}`;
+  // What bootstrap installs (namespace, Secret, service account, RBAC): the agent runs as
+  // that service account, in the in-cluster mode.
+  const secretData = await installAgentObjects(agentPlane.kubeconfigPath, {
+    clusterId: cluster,
+    namespace,
+    hubUrl: harness.url,
+    token,
+    hubPublicKeyPem: harness.publicKeyPem,
+  });
   const env = {
     NODE_ENV: 'production',
     NODE_COMPILE_CACHE: compileCache,
-    FLOTILLA_HUB_URL: harness.url,
-    FLOTILLA_CLUSTER_ID: cluster,
-    FLOTILLA_TOKEN: token,
-    FLOTILLA_HUB_PUBLIC_KEY: harness.publicKeyPem,
-    FLOTILLA_KUBECONFIG: agentPlane.kubeconfigPath,
+    ...agentEnvironment,
     FLOTILLA_SQS_QUEUE_URL: queueUrl,
     FLOTILLA_SQS_ENDPOINT: bed.sqs.endpoint,
     FLOTILLA_SQS_REGION: bed.region,
     AWS_ACCESS_KEY_ID: 'bed',
     AWS_SECRET_ACCESS_KEY: 'bed',
     FLOTILLA_HTTP_ADDR: '127.0.0.1:0',
-    // A reused bed holds earlier runs' agents' state (signed by another hub key) in theirs.
-    ...(owned ? {} : { FLOTILLA_NAMESPACE: `flotilla-bench-${run}` }),
+    // As the Deployment sets them.
+    FLOTILLA_LEADER_ELECTION: 'true',
+    FLOTILLA_POD_NAME: `flotilla-agent-bench-${run}`,
     // Every other setting is the default; the full resync comes sooner so that the run is shorter.
     FLOTILLA_RESYNC_INTERVAL: '1m',
   };
-  log(`agent: starting node ${agentNodeArgs.join(' ')} agent/src/main.ts (load ${load()})`);
+  log(`agent: starting node ${agentNodeArgs.join(' ')} agent/src/main.ts in its pod (load ${load()})`);
   const spawnedAt = Date.now();
-  agent = AgentProcess.start(env, agentNodeArgs);
-  const pid = agent.child.pid as number;
+  agent = AgentPod.start({
+    kubeconfigPath: agentPlane.kubeconfigPath,
+    namespace,
+    secretData,
+    command: [process.execPath, ...agentNodeArgs, 'agent/src/main.ts'],
+    cwd: repoRoot,
+    env,
+  });
+  const pid = await agent.agentPid();
   let peak = 0;
   sampler = setInterval(() => {
     peak = Math.max(peak, procStatus(pid)?.rssMb ?? 0);
@@ -588,6 +606,7 @@ try {
   print({
     bench: 'agent',
     phase: 'idle',
+    mode: 'in-cluster',
     idleRssMb,
     idleAfterWorkMb: Math.max(...afterWork),
     idleAfterPeriodicMb: Math.max(...afterPeriodic),
@@ -596,8 +615,6 @@ try {
     rssAnonMb: status?.anonMb,
     rssFileMb: status?.fileMb,
     rssByMappingMb: rssByMapping(pid),
-    // The agent says at start when its addon (agent/native) is missing and the C heap is not trimmed.
-    cHeapTrimmed: !agent.lines.some((l) => String(l.message).startsWith('the C heap will not be trimmed')),
     peakRssMb,
     heapUsedMb: gauge('nodejs_heap_used_bytes'),
     heapTotalMb: gauge('nodejs_heap_total_bytes'),
@@ -623,6 +640,7 @@ try {
 
   print({
     bench: 'agent',
+    mode: 'in-cluster',
     objects: 1000,
     agentSeconds: round(first.line.applySeconds),
     kubectlSeconds: round(kFirst.seconds),

@@ -60,12 +60,11 @@ ensure_deps() {
 }
 
 # The test bed needs a JDK with Maven (DynamoDB Local, ElasticMQ), Go (etcd,
-# Kubernetes and kwok are built from the Go module proxy), git and openssl; the
-# agent's native addon (agent/native) a C compiler. On a
+# Kubernetes and kwok are built from the Go module proxy), git and openssl. On a
 # Debian-like machine without them they come from apt; elsewhere we say what is missing.
 ensure_tools() {
   missing=""
-  for tool in java mvn go git openssl cc; do
+  for tool in java mvn go git openssl; do
     command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
   done
   [ -z "$missing" ] && return 0
@@ -78,7 +77,6 @@ ensure_tools() {
         java) pkgs="$pkgs openjdk-17-jdk-headless" ;;
         mvn) pkgs="$pkgs maven" ;;
         go) pkgs="$pkgs golang-go" ;;
-        cc) pkgs="$pkgs gcc libc6-dev" ;;
         *) pkgs="$pkgs $tool" ;;
       esac
     done
@@ -93,10 +91,6 @@ ensure_tools() {
 ensure_node
 ensure_deps
 ensure_tools
-# The agent's addon that trims the C heap after work (agent/native/build.ts). Agents run
-# without it, holding a few megabytes more; the unit tests fail without it.
-node "$ROOT/agent/native/build.ts" --if-needed ||
-  say "could not build agent/native/build/malloc-trim.node: agents will not trim their C heap"
 PATH="$ROOT/node_modules/.bin:$PATH"
 export PATH
 cd "$ROOT"

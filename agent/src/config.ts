@@ -38,6 +38,11 @@ export interface AgentConfig {
   /** Where `/healthz`, `/readyz` and `/metrics` listen; undefined when switched off. */
   readonly http: { readonly host: string; readonly port: number } | undefined;
   readonly logLevel: LogLevel;
+  /**
+   * Leader election among the agent's replicas, on a Lease in its namespace; undefined
+   * when switched off (one replica applies by itself).
+   */
+  readonly leaderElection: { readonly leaseName: string; readonly identity: string } | undefined;
 }
 
 export class AgentConfigError extends Error {
@@ -54,7 +59,15 @@ type Env = Readonly<Record<string, string | undefined>>;
 export interface LoadConfigOptions {
   /** Reads a file as text; `readFileSync` by default. Throws when the file is missing. */
   readonly readFile?: (path: string) => string;
+  /** This machine's name and this process's id: the leader-election identity without FLOTILLA_POD_NAME. */
+  readonly host?: { readonly hostname: string; readonly pid: number };
 }
+
+/** Where the kubelet mounts a pod's service-account token and the cluster's CA. */
+export const defaultServiceAccountDir = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** The Lease the agent's replicas elect their leader on, in the agent's namespace (RBAC names it). */
+export const leaderLeaseName = 'flotilla-agent-leader';
 
 /** Every variable the agent reads, with its default (for the docs and the error messages). */
 export const configVariables = [
@@ -71,6 +84,9 @@ export const configVariables = [
   'KUBECONFIG',
   'KUBERNETES_SERVICE_HOST',
   'KUBERNETES_SERVICE_PORT',
+  'FLOTILLA_SERVICE_ACCOUNT_DIR',
+  'FLOTILLA_LEADER_ELECTION',
+  'FLOTILLA_POD_NAME',
   'FLOTILLA_SQS_QUEUE_URL',
   'FLOTILLA_SQS_REGION',
   'FLOTILLA_SQS_ENDPOINT',
@@ -237,7 +253,12 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): AgentConfig 
   let kube: KubeSource;
   if (kubeconfig) kube = { kind: 'kubeconfig', path: kubeconfig, context: get('FLOTILLA_KUBE_CONTEXT') };
   else if (serviceHost)
-    kube = { kind: 'in-cluster', host: serviceHost, port: get('KUBERNETES_SERVICE_PORT') ?? '443' };
+    kube = {
+      kind: 'in-cluster',
+      host: serviceHost,
+      port: get('KUBERNETES_SERVICE_PORT') ?? '443',
+      serviceAccountDir: get('FLOTILLA_SERVICE_ACCOUNT_DIR') ?? defaultServiceAccountDir,
+    };
   else {
     problems.push('no Kubernetes API: set FLOTILLA_KUBECONFIG (or KUBECONFIG), or run in a pod');
     kube = { kind: 'kubeconfig', path: '' };
@@ -309,6 +330,19 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): AgentConfig 
     problems.push(`FLOTILLA_LOG_LEVEL must be debug, info, warn or error, got "${level}"`);
   }
 
+  // On by default in a pod, where the Deployment runs two replicas; off by default with a
+  // kubeconfig (a developer's single agent).
+  const electionText = get('FLOTILLA_LEADER_ELECTION') ?? (kube.kind === 'in-cluster' ? 'true' : 'false');
+  let leaderElection: AgentConfig['leaderElection'];
+  if (!['true', 'false'].includes(electionText)) {
+    problems.push(`FLOTILLA_LEADER_ELECTION must be true or false, got "${electionText}"`);
+  } else if (electionText === 'true') {
+    const host = opts.host ?? { hostname: 'localhost', pid: 0 };
+    // A pod's name is unique among live pods; outside a pod, the machine and process are.
+    const identity = get('FLOTILLA_POD_NAME') ?? `${host.hostname}_${host.pid}`;
+    leaderElection = { leaseName: leaderLeaseName, identity };
+  }
+
   if (problems.length > 0) throw new AgentConfigError(problems);
   return {
     hubUrl,
@@ -323,5 +357,6 @@ export function loadConfig(env: Env, opts: LoadConfigOptions = {}): AgentConfig 
     applyConcurrency,
     http,
     logLevel: level as LogLevel,
+    leaderElection,
   };
 }

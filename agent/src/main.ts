@@ -2,9 +2,12 @@
  * The agent's entry point: `node agent/src/main.ts`, configured by environment variables
  * (and a mounted Secret; see docs/agent.md). Runs until SIGTERM or SIGINT.
  */
+import { hostname } from 'node:os';
 import { AgentConfigError, loadConfig } from './config.ts';
+import { LeaderElector } from './leader/leader-elector.ts';
+import { LeaseLock } from './leader/lease-lock.ts';
 import { errorFields, jsonLogger } from './log.ts';
-import { nativeAddonPath, nativeHeapTrim } from './memory.ts';
+import { systemClock } from './reconcile/ports.ts';
 import { createAgentRuntime } from './runtime.ts';
 import { startProbeServer } from './server.ts';
 import { AGENT_VERSION } from './version.ts';
@@ -12,7 +15,7 @@ import { AGENT_VERSION } from './version.ts';
 async function main(): Promise<number> {
   let config: ReturnType<typeof loadConfig>;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, { host: { hostname: hostname(), pid: process.pid } });
   } catch (e) {
     if (e instanceof AgentConfigError) {
       process.stderr.write(`flotilla-agent: ${e.message}\n`);
@@ -30,11 +33,32 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // With leader election, the agent loop runs only while this replica holds the Lease; a
+  // standby keeps campaigning, and answers its probes.
+  const elector = config.leaderElection
+    ? new LeaderElector({
+        lock: new LeaseLock(runtime.client, config.namespace, config.leaderElection.leaseName),
+        identity: config.leaderElection.identity,
+        clock: systemClock,
+        log,
+        onLeadingChange: (leading) => runtime.metrics.leader.set(leading ? 1 : 0),
+      })
+    : undefined;
+  if (elector) runtime.metrics.leader.set(0);
+  let leadingSince = 0;
   const probes = config.http
     ? await startProbeServer({
         ...config.http,
         metrics: runtime.metrics,
-        probe: () => runtime.agent.liveness,
+        probe: () => {
+          if (!elector) return runtime.agent.liveness;
+          if (!elector.leading) {
+            const standby = elector.liveness;
+            return { lastTickAt: standby.lastAttemptAt, ready: standby.lockAnswered, role: 'standby' };
+          }
+          const agent = runtime.agent.liveness;
+          return { ...agent, lastTickAt: Math.max(agent.lastTickAt, leadingSince), role: 'leader' };
+        },
         // No step waits for readiness or for the hub: one that runs this long is stuck.
         stuckAfterMs: 10 * 60_000,
       })
@@ -45,19 +69,21 @@ async function main(): Promise<number> {
     namespace: config.namespace,
     kubernetes: runtime.client.server,
     notifications: config.sqs ? 'sqs' : 'polling',
+    ...(config.leaderElection ? { leaderElection: config.leaderElection } : {}),
     ...(probes ? { http: probes.url } : {}),
   });
-  const trim = nativeHeapTrim();
-  if (!trim.available)
-    log.warn('the C heap will not be trimmed after work: the agent holds a few megabytes more', {
-      addon: nativeAddonPath,
-      reason: trim.reason,
-    });
+  const runAgent = async (signal: AbortSignal) => {
+    leadingSince = Date.now();
+    await runtime.agent.run(signal);
+    // Stopping, not losing the lease: one last try to tell the hub where things stand. A
+    // replica that lost the lease says nothing; the new leader reports.
+    if (controller.signal.aborted)
+      await runtime.agent.sendStatus(AbortSignal.timeout(3_000)).catch(() => false);
+  };
   try {
-    await runtime.agent.run(controller.signal);
+    if (elector) await elector.run(controller.signal, runAgent);
+    else await runAgent(controller.signal);
   } finally {
-    // One last try to tell the hub where things stand.
-    await runtime.agent.sendStatus(AbortSignal.timeout(3_000)).catch(() => false);
     await probes?.close();
     runtime.close();
   }

@@ -163,6 +163,11 @@ export class AgentMetrics {
     'Status reports waiting for the hub to be reachable (0 or 1: a newer report replaces an older one).',
   );
 
+  readonly leader = new Gauge(
+    'flotilla_agent_leader',
+    'With leader election: 1 while this replica holds the Lease and runs the agent loop.',
+  );
+
   render(): string {
     const rss = new Gauge('process_resident_memory_bytes', 'Resident memory size in bytes.');
     rss.set(process.memoryUsage.rss());
@@ -191,6 +196,7 @@ export class AgentMetrics {
       this.hubUp,
       this.hubErrors,
       this.statusPending,
+      ...(this.leader.value() === undefined ? [] : [this.leader]),
       rss,
       heap,
       heapTotal,

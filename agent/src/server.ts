@@ -6,8 +6,10 @@ import type { AgentMetrics } from './metrics.ts';
 export interface ProbeState {
   /** When the loop last did something (ms since the epoch). */
   readonly lastTickAt: number;
-  /** A first reconcile has finished (from the hub or the cache). */
+  /** A first reconcile has finished (from the hub or the cache); on a standby, the Lease could be read. */
   readonly ready: boolean;
+  /** With leader election: whether this replica runs the agent loop. */
+  readonly role?: 'leader' | 'standby';
 }
 
 /**
@@ -40,9 +42,14 @@ export async function startProbeServer(opts: {
       const p = opts.probe();
       const quietMs = Date.now() - p.lastTickAt;
       const ok = path === '/healthz' ? quietMs < opts.stuckAfterMs : p.ready;
-      res
-        .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ ok, ready: p.ready, loopQuietSeconds: Math.round(quietMs / 1000) }));
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          ok,
+          ready: p.ready,
+          ...(p.role ? { role: p.role } : {}),
+          loopQuietSeconds: Math.round(quietMs / 1000),
+        }),
+      );
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

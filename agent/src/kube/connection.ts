@@ -1,12 +1,17 @@
 import { dirname, isAbsolute, join } from 'node:path';
 import { readFileSync } from '../builtins.ts';
 import type { TlsOptions } from '../http/request.ts';
-import { parseSimpleYaml, UnsupportedYamlError } from './simple-yaml.ts';
 
 /** Where the agent finds its API server: a kubeconfig file, or the pod's service account. */
 export type KubeSource =
   | { readonly kind: 'kubeconfig'; readonly path: string; readonly context?: string | undefined }
-  | { readonly kind: 'in-cluster'; readonly host: string; readonly port: string };
+  | {
+      readonly kind: 'in-cluster';
+      readonly host: string;
+      readonly port: string;
+      /** Where the kubelet mounts the projected service-account token and the cluster CA (`token`, `ca.crt`). */
+      readonly serviceAccountDir: string;
+    };
 
 /** What it takes to talk to one API server. */
 export interface KubeConnection {
@@ -26,19 +31,31 @@ export class KubeConfigError extends Error {
   }
 }
 
-const serviceAccountDir = '/var/run/secrets/kubernetes.io/serviceaccount';
-const tokenRereadMs = 60_000;
+/**
+ * How often a token file is read again. The kubelet rewrites a projected token once 80% of
+ * its lifetime has passed (at least 10 minutes for TokenRequest tokens, so at least 2
+ * minutes before the old one expires); reading it every minute, as client-go does, picks
+ * the new one up while the old one still works.
+ */
+export const tokenRereadMs = 60_000;
 
 type ReadFile = (path: string) => Buffer;
 const defaultReadFile: ReadFile = (path) => readFileSync(path);
 
-/** A token read from a file, re-read at most once a minute. */
-function tokenFromFile(path: string, readFile: ReadFile): () => string | undefined {
+/**
+ * A token read from a file, read again at most once a minute. A file that cannot be read
+ * again (being swapped by the kubelet's atomic writer) keeps the token in hand.
+ */
+export function tokenFromFile(
+  path: string,
+  readFile: ReadFile = defaultReadFile,
+  clock: () => number = Date.now,
+): () => string | undefined {
   let token: string | undefined;
   let readAt = 0;
   return () => {
-    const now = Date.now();
-    if (token === undefined || now - readAt > tokenRereadMs) {
+    const now = clock();
+    if (token === undefined || now - readAt >= tokenRereadMs) {
       try {
         token = readFile(path).toString('utf8').trim();
         readAt = now;
@@ -52,10 +69,12 @@ function tokenFromFile(path: string, readFile: ReadFile): () => string | undefin
 }
 
 /**
- * Loads the connection to the API server: from a kubeconfig file (client certificates,
- * tokens and CAs, inline or as files; the current or a named context), or from the pod's
- * service account when running in the cluster. Exec and auth-provider plugins are not
- * supported: the agent runs unattended.
+ * Loads the connection to the API server: from the pod's service account when running in
+ * the cluster (KUBERNETES_SERVICE_HOST/PORT, the projected token and the CA in the
+ * service-account directory), or from a kubeconfig file (client certificates, tokens and
+ * CAs, inline or as files; the current or a named context). Exec and auth-provider plugins
+ * are not supported: the agent runs unattended. The kubeconfig is parsed by the `yaml`
+ * package, imported only on that path: an agent in a pod never loads a YAML parser.
  *
  * @throws {KubeConfigError} naming what is missing or unsupported.
  */
@@ -65,17 +84,21 @@ export async function loadKubeConnection(
 ): Promise<KubeConnection> {
   if (source.kind === 'in-cluster') {
     const host = source.host.includes(':') ? `[${source.host}]` : source.host;
+    const dir = source.serviceAccountDir;
     let ca: Buffer;
     try {
-      ca = readFile(`${serviceAccountDir}/ca.crt`);
+      ca = readFile(join(dir, 'ca.crt'));
     } catch (e) {
-      throw new KubeConfigError(`in-cluster: cannot read ${serviceAccountDir}/ca.crt`, { cause: e });
+      throw new KubeConfigError(`in-cluster: cannot read ${join(dir, 'ca.crt')}`, { cause: e });
     }
+    const token = tokenFromFile(join(dir, 'token'), readFile);
+    // Read now: a pod without its token fails at start, not at its first request.
+    token();
     return {
       server: `https://${host}:${source.port}`,
       tls: { ca },
-      token: tokenFromFile(`${serviceAccountDir}/token`, readFile),
-      description: 'in-cluster service account',
+      token,
+      description: `in-cluster service account (${dir})`,
     };
   }
   let text: string;
@@ -84,18 +107,12 @@ export async function loadKubeConnection(
   } catch (e) {
     throw new KubeConfigError(`cannot read the kubeconfig ${source.path}`, { cause: e });
   }
+  const { parse } = await import('yaml');
   let doc: KubeConfigDoc;
   try {
-    doc = (parseSimpleYaml(text) ?? {}) as KubeConfigDoc;
-  } catch (simple) {
-    if (!(simple instanceof UnsupportedYamlError)) throw simple;
-    // Hand-written kubeconfigs may use more of YAML: only then is the full parser loaded.
-    const { parse } = await import('yaml');
-    try {
-      doc = (parse(text) ?? {}) as KubeConfigDoc;
-    } catch (e) {
-      throw new KubeConfigError(`${source.path} is not valid YAML`, { cause: e });
-    }
+    doc = (parse(text) ?? {}) as KubeConfigDoc;
+  } catch (e) {
+    throw new KubeConfigError(`${source.path} is not valid YAML`, { cause: e });
   }
   const contextName = source.context ?? doc['current-context'];
   if (!contextName) throw new KubeConfigError(`${source.path}: no current-context, and no context was named`);

@@ -251,15 +251,21 @@ export async function bootstrap(ports: BootstrapPorts, opts: BootstrapOptions): 
   let agent: BootstrapResult['agent'] = { mode: 'in-cluster' };
   if (opts.runAgent === 'local') {
     if (!ports.localAgents) throw new Error('no local agent runner');
+    // As the pod runs it: its service account's token and the in-cluster path, never the
+    // kubeconfig this command runs with (that only serves to request the tokens).
     const { record, started } = await ports.localAgents.ensure(opts.cluster, {
       secret: secretData,
       env: {
-        FLOTILLA_KUBECONFIG: kube.kubeconfigPath,
-        FLOTILLA_KUBE_CONTEXT: kube.context,
         FLOTILLA_NAMESPACE: opts.namespace,
         // Several local agents share this machine: each its own free port.
         FLOTILLA_HTTP_ADDR: '127.0.0.1:0',
         ...opts.localAgentEnv,
+      },
+      pod: {
+        kubeconfig: kube.kubeconfigPath,
+        context: kube.context,
+        namespace: opts.namespace,
+        serviceAccount: agentNames.serviceAccount,
       },
     });
     progress(

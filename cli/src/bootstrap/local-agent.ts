@@ -1,9 +1,12 @@
 /**
  * Development mode (`bootstrap --run-agent local`): the agent as a background process on
  * this machine, for clusters whose pods never really run (kwok fakes them in the test bed).
- * It gets exactly the configuration the in-cluster Secret holds, plus the kubeconfig to
- * reach the cluster. Its pid, configuration hash and log file are recorded under the state
- * directory, so a rerun reuses it and `flotilla local-agent stop` ends it.
+ * It runs as the pod would (agent-pod.ts): the in-cluster Secret's keys as files, its
+ * service account's TokenRequest token and the cluster CA in a service-account directory,
+ * refreshed as the kubelet does, and the in-cluster configuration path; the operator's
+ * kubeconfig only serves to request those tokens. Its pid, configuration hash and log file
+ * are recorded under the state directory, so a rerun reuses it and `flotilla local-agent
+ * stop` ends it.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,13 +21,26 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { agentNodeArgs } from '@flotilla/shared/agent';
+import { agentEnvironment, agentNodeArgs } from '@flotilla/shared/agent';
 import { CliError } from '../core/errors.ts';
 import { ExitCode } from '../core/exit-codes.ts';
+import { type AgentPodSpec, agentPodScript } from './agent-pod.ts';
+
+/** Where a local agent's pod is, and as whom its agent runs. */
+export interface LocalAgentPod {
+  /** Reaches the cluster for TokenRequest (the kubelet's part); the agent never sees it. */
+  readonly kubeconfig: string;
+  readonly context: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+}
 
 export interface LocalAgentRecord {
   readonly cluster: string;
+  /** The pod process (agent-pod.ts): it projects the token and runs the agent. */
   readonly pid: number;
+  /** The agent process itself. */
+  readonly agentPid?: number;
   readonly logFile: string;
   readonly startedAt: string;
   /** SHA-256 of the agent's configuration: a rerun with the same one keeps the process. */
@@ -32,8 +48,9 @@ export interface LocalAgentRecord {
   readonly hubUrl: string;
   readonly kubeconfig: string;
   readonly context: string;
-  /** The variables it was started with besides the Secret (kubeconfig, namespace, intervals): a restart reuses them. */
+  /** The variables it was started with besides the Secret (namespace, intervals): a restart reuses them. */
   readonly env?: Readonly<Record<string, string>>;
+  readonly pod?: LocalAgentPod;
 }
 
 export interface LocalAgentStatus extends LocalAgentRecord {
@@ -45,19 +62,20 @@ export interface LocalAgents {
   /**
    * Starts the cluster's agent, or keeps the running one when its configuration is the same.
    * `secret` is the in-cluster Secret's data, handed over as files (FLOTILLA_SECRET_DIR) as
-   * the pod gets them; `env` the rest (kubeconfig, namespace).
+   * the pod gets them; `env` the rest of the container's variables (namespace); `pod` the
+   * service account it runs as.
    */
-  ensure(
-    cluster: string,
-    config: {
-      readonly secret: Readonly<Record<string, string>>;
-      readonly env: Readonly<Record<string, string>>;
-    },
-  ): Promise<{ record: LocalAgentRecord; started: boolean }>;
+  ensure(cluster: string, config: LocalAgentConfig): Promise<{ record: LocalAgentRecord; started: boolean }>;
   /** Stops the cluster's agent; false when none was recorded or it had already ended. */
   stop(cluster: string): Promise<boolean>;
   get(cluster: string): LocalAgentStatus | undefined;
   list(): LocalAgentStatus[];
+}
+
+export interface LocalAgentConfig {
+  readonly secret: Readonly<Record<string, string>>;
+  readonly env: Readonly<Record<string, string>>;
+  readonly pod: LocalAgentPod;
 }
 
 export const defaultAgentMain = new URL('../../../agent/src/main.ts', import.meta.url).pathname;
@@ -71,6 +89,8 @@ export interface ProcessLocalAgentsOptions {
   readonly baseEnv?: Readonly<Record<string, string | undefined>>;
   /** How long a new agent must stay up before it counts as started. */
   readonly settleMs?: number;
+  /** The lifetime of the service-account tokens requested for the agent (seconds). */
+  readonly tokenExpirationSeconds?: number;
 }
 
 export class ProcessLocalAgents implements LocalAgents {
@@ -79,6 +99,7 @@ export class ProcessLocalAgents implements LocalAgents {
   readonly #node: string;
   readonly #baseEnv: Record<string, string>;
   readonly #settleMs: number;
+  readonly #tokenExpirationSeconds: number | undefined;
   #warming: Promise<void> | undefined;
 
   constructor(opts: ProcessLocalAgentsOptions) {
@@ -86,6 +107,7 @@ export class ProcessLocalAgents implements LocalAgents {
     this.#main = opts.agentMain ?? defaultAgentMain;
     this.#node = opts.nodePath ?? process.execPath;
     this.#settleMs = opts.settleMs ?? 1500;
+    this.#tokenExpirationSeconds = opts.tokenExpirationSeconds;
     const base = opts.baseEnv ?? {};
     this.#baseEnv = Object.fromEntries(
       ['PATH', 'HOME', 'TZ', 'LANG'].flatMap((k) => (base[k] ? [[k, base[k] as string]] : [])),
@@ -124,20 +146,9 @@ export class ProcessLocalAgents implements LocalAgents {
     }
   }
 
-  /** Alive, and (where /proc tells) still running the agent: a reused pid is not ours. */
+  /** Alive, and (where /proc tells) still running the agent's pod: a reused pid is not ours. */
   #running(record: LocalAgentRecord): boolean {
-    try {
-      process.kill(record.pid, 0);
-    } catch {
-      return false;
-    }
-    const cmdline = `/proc/${record.pid}/cmdline`;
-    if (!existsSync(cmdline)) return true;
-    try {
-      return readFileSync(cmdline, 'utf8').includes('main.ts');
-    } catch {
-      return false;
-    }
+    return alive(record.pid, 'agent-pod.ts');
   }
 
   get(cluster: string): LocalAgentStatus | undefined {
@@ -158,12 +169,13 @@ export class ProcessLocalAgents implements LocalAgents {
 
   async ensure(
     cluster: string,
-    config: {
-      readonly secret: Readonly<Record<string, string>>;
-      readonly env: Readonly<Record<string, string>>;
-    },
+    config: LocalAgentConfig,
   ): Promise<{ record: LocalAgentRecord; started: boolean }> {
-    const configHash = hashEnv({ ...config.secret, ...config.env });
+    const configHash = hashEnv({
+      ...config.secret,
+      ...config.env,
+      [podKey]: JSON.stringify(config.pod),
+    });
     const current = this.#read(cluster);
     if (current && current.configHash === configHash && this.#running(current)) {
       return { record: current, started: false };
@@ -177,20 +189,37 @@ export class ProcessLocalAgents implements LocalAgents {
     for (const [key, value] of Object.entries(config.secret)) {
       writeFileSync(join(secretDir, key), value, { mode: 0o600 });
     }
-    const env = { ...config.env, FLOTILLA_SECRET_DIR: secretDir };
     const compileCache = join(this.#dir, 'compile-cache');
     await this.#warmCompileCache(compileCache);
+    const agentPidFile = join(this.#dir, `${cluster}.agent.pid`);
+    rmSync(agentPidFile, { force: true });
+    const spec: AgentPodSpec = {
+      ...config.pod,
+      serviceAccountDir: join(this.#dir, `${cluster}.serviceaccount`),
+      ...(this.#tokenExpirationSeconds ? { tokenExpirationSeconds: this.#tokenExpirationSeconds } : {}),
+      // As the image runs it: the same node options, and a warm compile cache (kept with
+      // the agents' state).
+      command: [this.#node, ...agentNodeArgs, this.#main],
+      env: {
+        NODE_COMPILE_CACHE: compileCache,
+        ...agentEnvironment,
+        ...this.#baseEnv,
+        ...config.env,
+        FLOTILLA_SECRET_DIR: secretDir,
+      },
+      agentPidFile,
+    };
+    const specFile = join(this.#dir, `${cluster}.pod.json`);
+    writeFileSync(specFile, `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o600 });
     const logFile = join(this.#dir, `${cluster}.log`);
     const out = openSync(logFile, 'a');
     let exited: { code: number | null; signal: string | null } | undefined;
     let pid: number | undefined;
     try {
-      // As the image runs it: the same node options, and a warm compile cache (kept with
-      // the agents' state).
-      const child = spawn(this.#node, [...agentNodeArgs, this.#main], {
+      const child = spawn(this.#node, [agentPodScript, specFile], {
         detached: true,
         stdio: ['ignore', out, out],
-        env: { NODE_COMPILE_CACHE: compileCache, ...this.#baseEnv, ...env },
+        env: this.#baseEnv,
       });
       child.on('exit', (code, signal) => {
         exited = { code, signal };
@@ -212,9 +241,16 @@ export class ProcessLocalAgents implements LocalAgents {
     } finally {
       closeSync(out);
     }
-    // An agent with a bad configuration exits at once; say why instead of waiting for a heartbeat.
+    // An agent with a bad configuration, or a pod refused its token, exits at once; say why
+    // instead of waiting for a heartbeat.
     await new Promise((r) => setTimeout(r, this.#settleMs));
-    if (exited || pid === undefined) {
+    let agentPid = readPid(agentPidFile);
+    // The first token request may take a moment on a busy machine.
+    for (let i = 0; i < 100 && agentPid === undefined && !exited; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      agentPid = readPid(agentPidFile);
+    }
+    if (exited || pid === undefined || agentPid === undefined) {
       throw new CliError(
         ExitCode.Failure,
         `the local agent exited at start (${exited?.code ?? exited?.signal ?? 'no pid'}):\n${tail(logFile, 15)}`,
@@ -226,13 +262,15 @@ export class ProcessLocalAgents implements LocalAgents {
     const record: LocalAgentRecord = {
       cluster,
       pid,
+      agentPid,
       logFile,
       startedAt: new Date().toISOString(),
       configHash,
       hubUrl: config.secret.FLOTILLA_HUB_URL ?? '',
-      kubeconfig: config.env.FLOTILLA_KUBECONFIG ?? '',
-      context: config.env.FLOTILLA_KUBE_CONTEXT ?? '',
+      kubeconfig: config.pod.kubeconfig,
+      context: config.pod.context,
       env: config.env,
+      pod: config.pod,
     };
     writeFileSync(this.#recordPath(cluster), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
     return { record, started: true };
@@ -242,16 +280,52 @@ export class ProcessLocalAgents implements LocalAgents {
     const record = this.#read(cluster);
     if (!record) return false;
     let stopped = false;
+    const agentRunning = () => record.agentPid !== undefined && alive(record.agentPid, 'main.ts');
     if (this.#running(record)) {
+      // The pod passes SIGTERM on to the agent, which sends a last status on its way out
+      // (at most a few seconds), and ends with it.
       process.kill(record.pid, 'SIGTERM');
-      // The agent sends a last status on its way out (at most a few seconds).
       for (let i = 0; i < 100 && this.#running(record); i++) await new Promise((r) => setTimeout(r, 100));
       if (this.#running(record)) process.kill(record.pid, 'SIGKILL');
       stopped = true;
     }
+    if (agentRunning()) {
+      process.kill(record.agentPid as number, 'SIGKILL');
+      stopped = true;
+    }
     rmSync(this.#recordPath(cluster), { force: true });
-    rmSync(join(this.#dir, `${cluster}.secret`), { recursive: true, force: true });
+    for (const leftover of ['secret', 'serviceaccount', 'pod.json', 'agent.pid']) {
+      rmSync(join(this.#dir, `${cluster}.${leftover}`), { recursive: true, force: true });
+    }
     return stopped;
+  }
+}
+
+/** Keyed into the configuration hash: a changed service account or cluster restarts the pod. */
+const podKey = '\0pod';
+
+/** Alive, and (where /proc tells) running a command line that names `script`: a reused pid is not ours. */
+function alive(pid: number, script: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const cmdline = `/proc/${pid}/cmdline`;
+  if (!existsSync(cmdline)) return true;
+  try {
+    return readFileSync(cmdline, 'utf8').includes(script);
+  } catch {
+    return false;
+  }
+}
+
+function readPid(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -16,6 +16,10 @@ export const agentNames = {
   serviceAccount: 'flotilla-agent',
   secret: 'flotilla-agent',
   deployment: 'flotilla-agent',
+  /** The Role and RoleBinding for the agent's leader-election Lease. */
+  leaderElectionRole: 'flotilla-agent-leader-election',
+  /** The Lease the replicas elect their leader on (agent/src/config.ts, leaderLeaseName). */
+  leaderLease: 'flotilla-agent-leader',
   /** Where the Secret is mounted; the agent reads its keys as variables (FLOTILLA_SECRET_DIR). */
   secretDir: '/etc/flotilla/secret',
   fieldManager: 'flotilla-bootstrap',
@@ -96,7 +100,7 @@ const commonLabels = {
   'app.kubernetes.io/managed-by': 'flotilla-bootstrap',
 } as const;
 
-/** Every object, in the order they are applied: namespace, Secret, RBAC, Deployment. */
+/** Every object, in the order they are applied: namespace, Secret, service account, RBAC, Deployment. */
 export function agentManifests(input: AgentManifestInput): KubeObject[] {
   const { namespace } = input;
   const labels = { ...commonLabels, 'flotilla.dev/cluster': input.clusterId };
@@ -159,13 +163,37 @@ export function agentManifests(input: AgentManifestInput): KubeObject[] {
       subjects: [{ kind: 'ServiceAccount', name: agentNames.serviceAccount, namespace }],
     },
     {
+      // Leader election among the replicas: the one Lease, by name (create cannot be
+      // limited to a name: the API server checks it before the object has one).
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: agentNames.leaderElectionRole, namespace, labels },
+      rules: [
+        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+        {
+          apiGroups: ['coordination.k8s.io'],
+          resources: ['leases'],
+          resourceNames: [agentNames.leaderLease],
+          verbs: ['get', 'update'],
+        },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: agentNames.leaderElectionRole, namespace, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: agentNames.leaderElectionRole },
+      subjects: [{ kind: 'ServiceAccount', name: agentNames.serviceAccount, namespace }],
+    },
+    {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: { name: agentNames.deployment, namespace, labels },
       spec: {
-        replicas: 1,
-        // One agent per cluster at a time: two would apply and prune against each other.
-        strategy: { type: 'Recreate' },
+        // Two replicas, one leading (a Lease): a standby takes over within the lease's 15 s
+        // when the leader's pod or node goes, and a rolling update never leaves none.
+        replicas: 2,
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
         selector: { matchLabels: selector },
         template: {
           metadata: {
@@ -174,6 +202,20 @@ export function agentManifests(input: AgentManifestInput): KubeObject[] {
           },
           spec: {
             serviceAccountName: agentNames.serviceAccount,
+            // The standby on another node where there is one: a node lost takes one replica.
+            affinity: {
+              podAntiAffinity: {
+                preferredDuringSchedulingIgnoredDuringExecution: [
+                  {
+                    weight: 100,
+                    podAffinityTerm: {
+                      topologyKey: 'kubernetes.io/hostname',
+                      labelSelector: { matchLabels: selector },
+                    },
+                  },
+                ],
+              },
+            },
             securityContext: {
               runAsNonRoot: true,
               runAsUser: 65532,
@@ -192,6 +234,9 @@ export function agentManifests(input: AgentManifestInput): KubeObject[] {
                     name: 'FLOTILLA_NAMESPACE',
                     valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } },
                   },
+                  { name: 'FLOTILLA_LEADER_ELECTION', value: 'true' },
+                  // The leader-election identity: unique among the replicas.
+                  { name: 'FLOTILLA_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                   { name: 'FLOTILLA_HTTP_ADDR', value: ':8080' },
                 ],
                 ports: [{ name: 'http', containerPort: 8080 }],

@@ -191,8 +191,8 @@ export const rotateTokenCommand: Command = {
         restarted = 'in-cluster';
       }
       const local = ctx.localAgents().get(id);
-      if (local?.running && local.env) {
-        await ctx.localAgents().ensure(id, { secret: data, env: local.env });
+      if (local?.running && local.env && local.pod) {
+        await ctx.localAgents().ensure(id, { secret: data, env: local.env, pod: local.pod });
         restarted = 'local';
         ctx.progress(`local agent restarted with the new token`);
       }
@@ -269,7 +269,8 @@ export const removeCommand: Command = {
     if (uninstall) {
       const spoke = ctx.spoke();
       const objects = agentManifests({ clusterId: id, namespace, image: '', secretData: {} });
-      // Stop the agent first, then what it runs with; the namespace takes the Secret and its stores along.
+      // Stop the agent first, then what it runs with; the namespace takes the Secret, its
+      // stores, its Lease and its namespaced RBAC along.
       const order = ['Deployment', 'ClusterRoleBinding', 'ClusterRole', 'Namespace'];
       for (const kind of order) {
         const object = objects.find((o) => o.kind === kind);

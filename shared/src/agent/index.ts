@@ -52,7 +52,7 @@ export {
   sameInventory,
   staleEntries,
 } from './inventory.ts';
-export { agentNodeArgs } from './launch.ts';
+export { agentEnvironment, agentNodeArgs } from './launch.ts';
 export {
   compareApplyOrder,
   describeRef,

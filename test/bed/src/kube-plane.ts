@@ -227,6 +227,8 @@ function apiserverArgs(pki: PlanePki, etcdUrl: string, port: number): string[] {
     // Every request must carry a client certificate or token.
     '--anonymous-auth=false',
     '--authorization-mode=Node,RBAC',
+    // The TokenRequest API (POST .../serviceaccounts/<sa>/token) needs the issuer and the
+    // signing key: local agents run on their service account's token from it, as pods do.
     `--service-account-key-file=${pki.serviceAccount.pub}`,
     `--service-account-signing-key-file=${pki.serviceAccount.key}`,
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',

@@ -1,8 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import type { KubeClient } from '../../../agent/src/kube/client.ts';
+import { KubeApiError, KubeClient } from '../../../agent/src/kube/client.ts';
 import { type KubeConnection, loadKubeConnection } from '../../../agent/src/kube/connection.ts';
+import { LeaderElector } from '../../../agent/src/leader/leader-elector.ts';
+import { LeaseLock } from '../../../agent/src/leader/lease-lock.ts';
+import { silentLogger } from '../../../agent/src/log.ts';
+import { systemClock } from '../../../agent/src/reconcile/ports.ts';
 import { ResourceManager } from '../../../agent/src/ssa/resource-manager.ts';
 import { repoRoot } from '../../bed/src/bed.ts';
 import { AgentHarness, cleanUp, eventually, kubeClientOf, syncSettled, uniqueName } from './harness.ts';
@@ -215,5 +219,35 @@ spec:
     expect(app?.message).toMatch(/forbidden/);
     expect(outcome.bundles.find((b) => b.name === `${cluster}-other`)?.state).toBe('Ready');
     expect(await kube.get(`/api/v1/namespaces/${appNs}/configmaps/allowed`)).toBeDefined();
+  });
+
+  it('with the scoped example, the agent elects itself on its own Lease, and only that one', async () => {
+    // The scoped ClusterRole has no leases: the leader-election Role of rbac.yaml is what allows it.
+    const client = new KubeClient(connection);
+    try {
+      const elector = new LeaderElector({
+        lock: new LeaseLock(client, agentNs, 'flotilla-agent-leader'),
+        identity: 'rbac-test',
+        clock: systemClock,
+        log: silentLogger,
+      });
+      expect(await elector.tryAcquireOrRenew()).toBe(true);
+      expect(await elector.tryAcquireOrRenew()).toBe(true);
+      const other = new LeaseLock(client, agentNs, 'someone-elses-lease');
+      const created = await other.create({
+        holderIdentity: 'rbac-test',
+        leaseDurationSeconds: 15,
+        acquireTime: Date.now(),
+        renewTime: Date.now(),
+        leaseTransitions: 0,
+      });
+      // Create cannot be limited to a name; reading or taking over another Lease can.
+      const forbidden = await other.update(created.record, created.resourceVersion).catch((e: unknown) => e);
+      expect(forbidden).toBeInstanceOf(KubeApiError);
+      expect((forbidden as KubeApiError).status).toBe(403);
+      expect(await other.get().catch((e: unknown) => (e as KubeApiError).status)).toBe(403);
+    } finally {
+      client.close();
+    }
   });
 });

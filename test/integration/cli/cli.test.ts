@@ -5,10 +5,10 @@
  * every command run in-process exactly as `npx flotilla` runs it.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AuthenticationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from '../../../cli/src/cli.ts';
 import { ExitCode } from '../../../cli/src/core/exit-codes.ts';
@@ -109,6 +109,18 @@ function core(i: number): CoreV1Api {
   return kc.makeApiClient(CoreV1Api);
 }
 
+async function fetchLease(
+  i: number,
+): Promise<{ spec?: { holderIdentity?: string; leaseDurationSeconds?: number } } | undefined> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(spoke(i).kubeconfigPath);
+  const { CoordinationV1Api } = await import('@kubernetes/client-node');
+  return kc
+    .makeApiClient(CoordinationV1Api)
+    .readNamespacedLease({ name: 'flotilla-agent-leader', namespace: agentNs })
+    .catch(() => undefined);
+}
+
 async function agentSecret(i: number): Promise<Record<string, string>> {
   const secret = await core(i).readNamespacedSecret({ name: 'flotilla-agent', namespace: agentNs });
   return Object.fromEntries(
@@ -189,6 +201,8 @@ describe('flotilla bootstrap against two real control planes', () => {
       `ServiceAccount/${agentNs}/flotilla-agent`,
       `ClusterRole/flotilla-agent:${agentNs}`,
       `ClusterRoleBinding/flotilla-agent:${agentNs}`,
+      `Role/${agentNs}/flotilla-agent-leader-election`,
+      `RoleBinding/${agentNs}/flotilla-agent-leader-election`,
       `Deployment/${agentNs}/flotilla-agent`,
     ]);
     expect(run.stderr).toMatch(/waiting for the agent's first heartbeat/);
@@ -198,6 +212,46 @@ describe('flotilla bootstrap against two real control planes', () => {
     expect(run.stdout + run.stderr).not.toContain(secret.FLOTILLA_TOKEN);
     expect(secret.FLOTILLA_HUB_PUBLIC_KEY).toBe(api.hub.signer.publicKeyPem);
     expect((await api.hub.clusters.get(a))?.lastHeartbeatAt).toBe(result.heartbeat?.at);
+  });
+
+  it("runs the local agent as its pod: the service account's TokenRequest token, in-cluster, no kubeconfig", async () => {
+    const record = JSON.parse(readFileSync(join(stateDir, 'agents', `${a}.json`), 'utf8')) as {
+      agentPid: number;
+    };
+    const environ = Object.fromEntries(
+      readFileSync(`/proc/${record.agentPid}/environ`, 'utf8')
+        .split('\0')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    );
+    const saDir = join(stateDir, 'agents', `${a}.serviceaccount`);
+    expect(environ).toMatchObject({
+      KUBERNETES_SERVICE_HOST: '127.0.0.1',
+      KUBERNETES_SERVICE_PORT: new URL(spoke(0).server).port,
+      FLOTILLA_SERVICE_ACCOUNT_DIR: saDir,
+    });
+    expect(Object.keys(environ).filter((k) => /KUBECONFIG|KUBE_CONTEXT/.test(k))).toEqual([]);
+    // The token the agent reads is its service account's, as the API server sees it.
+    const kc = new KubeConfig();
+    kc.loadFromFile(spoke(0).kubeconfigPath);
+    const cluster = kc.getCurrentCluster();
+    const asAgent = new KubeConfig();
+    asAgent.loadFromOptions({
+      clusters: [{ name: 'c', server: cluster?.server ?? '', caData: cluster?.caData }],
+      users: [{ name: 'agent', token: readFileSync(join(saDir, 'token'), 'utf8') }],
+      contexts: [{ name: 'c', cluster: 'c', user: 'agent' }],
+      currentContext: 'c',
+    });
+    const review = await asAgent.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+    });
+    expect(review.status?.userInfo?.username).toBe(`system:serviceaccount:${agentNs}:flotilla-agent`);
+    // In a pod it elects itself leader on its Lease (the RBAC allows that Lease alone).
+    const lease = await until('the agent holds its Lease', async () => {
+      const res = await fetchLease(0);
+      return res?.spec?.holderIdentity ? res : undefined;
+    });
+    expect(lease.spec?.leaseDurationSeconds).toBe(15);
   });
 
   it('bootstraps the other spoke with a one-time registration token and no admin credentials', async () => {
@@ -282,7 +336,7 @@ describe('flotilla bootstrap against two real control planes', () => {
       agent: { pid: number; started: boolean };
     }>();
     expect(result.registration).toBe('unchanged');
-    expect(result.objects.map((o) => o.result)).toEqual(Array(6).fill('unchanged'));
+    expect(result.objects.map((o) => o.result)).toEqual(Array(8).fill('unchanged'));
     expect(result.agent.started).toBe(false);
     expect(result.agent.pid).toBe(agentsBefore.agents.find((x) => x.cluster === a)?.pid);
     const after = await api.hub.clusters.get(a);

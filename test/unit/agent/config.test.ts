@@ -1,9 +1,13 @@
 import { join } from 'node:path';
 import { generateSigningKeyPair } from '@flotilla/shared';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { AgentConfigError, loadConfig, parseDuration } from '../../../agent/src/config.ts';
-import { parseSimpleYaml, UnsupportedYamlError } from '../../../agent/src/kube/simple-yaml.ts';
+import {
+  KubeConfigError,
+  loadKubeConnection,
+  tokenFromFile,
+  tokenRereadMs,
+} from '../../../agent/src/kube/connection.ts';
 import { AgentMetrics } from '../../../agent/src/metrics.ts';
 
 const { publicKeyPem } = generateSigningKeyPair();
@@ -56,10 +60,34 @@ describe('agent configuration', () => {
     expect(c.applyConcurrency).toBe(16);
   });
 
-  it('runs in the cluster without a kubeconfig', () => {
+  it('runs in the cluster without a kubeconfig, electing a leader by default', () => {
     const { FLOTILLA_KUBECONFIG: _, ...rest } = env;
-    const c = loadConfig({ ...rest, KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' });
-    expect(c.kube).toEqual({ kind: 'in-cluster', host: '10.0.0.1', port: '443' });
+    const c = loadConfig(
+      { ...rest, KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' },
+      { host: { hostname: 'node-a', pid: 7 } },
+    );
+    expect(c.kube).toEqual({
+      kind: 'in-cluster',
+      host: '10.0.0.1',
+      port: '443',
+      serviceAccountDir: '/var/run/secrets/kubernetes.io/serviceaccount',
+    });
+    expect(c.leaderElection).toEqual({ leaseName: 'flotilla-agent-leader', identity: 'node-a_7' });
+  });
+
+  it('takes the service-account directory, pod name and leader election from the environment', () => {
+    const { FLOTILLA_KUBECONFIG: _, ...rest } = env;
+    const inCluster = { ...rest, KUBERNETES_SERVICE_HOST: '10.0.0.1', FLOTILLA_SERVICE_ACCOUNT_DIR: '/sa' };
+    const c = loadConfig({ ...inCluster, FLOTILLA_POD_NAME: 'flotilla-agent-5d8f-x2' });
+    expect(c.kube).toMatchObject({ kind: 'in-cluster', serviceAccountDir: '/sa' });
+    expect(c.leaderElection?.identity).toBe('flotilla-agent-5d8f-x2');
+    expect(loadConfig({ ...inCluster, FLOTILLA_LEADER_ELECTION: 'false' }).leaderElection).toBeUndefined();
+    // A developer's agent on a kubeconfig runs alone unless asked.
+    expect(loadConfig(env).leaderElection).toBeUndefined();
+    expect(loadConfig({ ...env, FLOTILLA_LEADER_ELECTION: 'true' }).leaderElection).toBeDefined();
+    expect(problemsOf({ ...env, FLOTILLA_LEADER_ELECTION: 'yes' })).toEqual([
+      'FLOTILLA_LEADER_ELECTION must be true or false, got "yes"',
+    ]);
   });
 
   it('names every problem at once, and never shows the token', () => {
@@ -140,63 +168,91 @@ describe('agent configuration', () => {
   });
 });
 
-describe('the simple YAML reader for kubeconfigs', () => {
-  const kubeconfigs = [
-    `apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: LS0tLS1CRUdJTg==
-    server: https://127.0.0.1:6443 # a comment
-  name: kind-kind
-contexts:
-- context:
-    cluster: kind-kind
-    namespace: "team-a"
-    user: kind-kind
-  name: kind-kind
-current-context: kind-kind
-kind: Config
-preferences: {}
-users:
-- name: kind-kind
-  user:
-    exec:
-      apiVersion: client.authentication.k8s.io/v1beta1
-      args:
-      - --region
-      - eu-west-1
-      - 'it''s'
-      command: aws
-      env: null
-      provideClusterInfo: false
-`,
-    `# written by hand
+describe('the connection to the API server', () => {
+  const files = (map: Record<string, string>) => (path: string) => {
+    const text = map[path];
+    if (text === undefined) throw new Error(`ENOENT ${path}`);
+    return Buffer.from(text);
+  };
+
+  it('in a pod: the token and CA of the service-account directory, the service host and port', async () => {
+    const conn = await loadKubeConnection(
+      { kind: 'in-cluster', host: '10.96.0.1', port: '443', serviceAccountDir: '/sa' },
+      files({ '/sa/token': 'eyJ.token\n', '/sa/ca.crt': 'CA PEM' }),
+    );
+    expect(conn.server).toBe('https://10.96.0.1:443');
+    expect(conn.tls.ca?.toString()).toBe('CA PEM');
+    expect(conn.token?.()).toBe('eyJ.token');
+  });
+
+  it('in a pod without its token, fails at start naming the file', async () => {
+    await expect(
+      loadKubeConnection(
+        { kind: 'in-cluster', host: 'fd00::1', port: '6443', serviceAccountDir: '/sa' },
+        files({ '/sa/ca.crt': 'CA PEM' }),
+      ),
+    ).rejects.toThrow(new KubeConfigError('cannot read the token file /sa/token'));
+  });
+
+  it('picks up a rotated token within a minute, and keeps the old one while the file is being swapped', () => {
+    let now = 0;
+    const disk: Record<string, string> = { '/sa/token': 'first' };
+    const token = tokenFromFile('/sa/token', files(disk), () => now);
+    expect(token()).toBe('first');
+    // The kubelet rewrites the token at 80% of its lifetime: at least two minutes before
+    // the old one expires (TokenRequest tokens live 10 minutes or more).
+    disk['/sa/token'] = 'second';
+    now += tokenRereadMs - 1;
+    expect(token()).toBe('first');
+    now += 1;
+    expect(token()).toBe('second');
+    delete disk['/sa/token'];
+    now += tokenRereadMs;
+    expect(token()).toBe('second');
+    expect(tokenRereadMs).toBeLessThan(0.2 * 600_000);
+  });
+
+  it('reads a kubeconfig with the yaml package: anchors, block scalars, flow sequences', async () => {
+    const kubeconfig = `# written by hand
 apiVersion: v1
 kind: Config
 clusters:
   - name: a
-    cluster:
+    cluster: &cluster
       server: "https://a.example.com:443"
-      insecure-skip-tls-verify: true
+      certificate-authority-data: Q0EgUEVN
+  - name: b
+    cluster: *cluster
 users:
   - name: a
     user:
-      token: abc:def
-contexts:
-  - name: a
-    context: { }
+      token: |-
+        abc:def
+contexts: [{ name: a, context: { cluster: b, user: a } }]
 current-context: a
-`.replace('{ }', '{}'),
-  ];
-
-  it('reads kubeconfigs exactly as a full YAML parser does', () => {
-    for (const text of kubeconfigs) expect(parseSimpleYaml(text)).toEqual(parse(text));
+`;
+    const conn = await loadKubeConnection(
+      { kind: 'kubeconfig', path: '/k/config' },
+      files({ '/k/config': kubeconfig }),
+    );
+    expect(conn.server).toBe('https://a.example.com:443');
+    expect(conn.tls.ca?.toString()).toBe('CA PEM');
+    expect(conn.token?.()).toBe('abc:def');
+    expect(conn.description).toBe('/k/config (context a)');
   });
 
-  it('refuses what it does not understand, so the full parser takes over', () => {
-    expect(() => parseSimpleYaml('a: &x 1\nb: *x\n')).toThrow(UnsupportedYamlError);
-    expect(() => parseSimpleYaml('a: |\n  text\n')).toThrow(UnsupportedYamlError);
-    expect(() => parseSimpleYaml('a: [1, 2]\n')).toThrow(UnsupportedYamlError);
+  it('refuses a kubeconfig that is not YAML, or whose user runs a plugin', async () => {
+    await expect(
+      loadKubeConnection({ kind: 'kubeconfig', path: '/k/bad' }, files({ '/k/bad': 'a: [1, 2\n' })),
+    ).rejects.toThrow(new KubeConfigError('/k/bad is not valid YAML'));
+    const exec = `clusters: [{name: c, cluster: {server: "https://c"}}]
+users: [{name: u, user: {exec: {command: aws}}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`;
+    await expect(
+      loadKubeConnection({ kind: 'kubeconfig', path: '/k/exec' }, files({ '/k/exec': exec })),
+    ).rejects.toThrow(/authenticates with an exec or auth-provider plugin/);
   });
 });
 

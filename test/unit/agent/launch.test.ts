@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { agentNodeArgs } from '@flotilla/shared/agent';
+import { agentEnvironment, agentNodeArgs } from '@flotilla/shared/agent';
 import { describe, expect, it } from 'vitest';
 
 const dockerfile = readFileSync(new URL('../../../agent/Dockerfile', import.meta.url), 'utf8');
@@ -18,10 +18,19 @@ describe('how the agent is started', () => {
     );
   });
 
-  it('the image builds the addon that trims the C heap after work (agent/src/memory.ts)', () => {
-    expect(dockerfile).toMatch(
-      /^COPY agent\/native\/malloc-trim\.c agent\/native\/build\.ts agent\/native\/$/m,
-    );
-    expect(dockerfile).toMatch(/&& node agent\/native\/build\.ts /);
+  it("the agent runs with V8's optimising tiers on and no native code", () => {
+    for (const flag of ['--no-opt', '--no-maglev', '--no-sparkplug', '--jitless']) {
+      expect(agentNodeArgs).not.toContain(flag);
+      expect(dockerfile).not.toContain(flag);
+    }
+    expect(dockerfile).not.toMatch(/\bgcc\b|\.node\b|node-gyp/);
+  });
+
+  it('the image runs the agent with the agent environment (the last stage ENV)', () => {
+    const lastStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    const env = /^ENV ((?:.*\\\n)*.*)$/m.exec(lastStage)?.[1] ?? '';
+    for (const [key, value] of Object.entries(agentEnvironment)) {
+      expect(env).toMatch(new RegExp(`(^|\\s)${key}=${value}(\\s|$)`));
+    }
   });
 });

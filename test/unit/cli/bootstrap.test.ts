@@ -71,6 +71,8 @@ describe('bootstrap (fakes for hub, cluster and local agents)', () => {
       'ServiceAccount/flotilla-system/flotilla-agent',
       'ClusterRole//flotilla-agent:flotilla-system',
       'ClusterRoleBinding//flotilla-agent:flotilla-system',
+      'Role/flotilla-system/flotilla-agent-leader-election',
+      'RoleBinding/flotilla-system/flotilla-agent-leader-election',
       'Deployment/flotilla-system/flotilla-agent',
     ]);
     expect(result.objects.every((o) => o.result === 'created')).toBe(true);
@@ -186,10 +188,14 @@ describe('bootstrap (fakes for hub, cluster and local agents)', () => {
     expect(first.agent).toMatchObject({ mode: 'local', started: true });
     const record = localAgents.records.get('edge-1');
     expect(record?.secret).toEqual(await kube.readSecret('flotilla-system', 'flotilla-agent'));
-    expect(record?.env).toMatchObject({
-      FLOTILLA_KUBECONFIG: '/tmp/kubeconfig',
-      FLOTILLA_KUBE_CONTEXT: 'spoke-1',
+    // The kubeconfig only reaches the pod (for TokenRequest); the agent runs as the service account.
+    expect(record?.pod).toEqual({
+      kubeconfig: '/tmp/kubeconfig',
+      context: 'spoke-1',
+      namespace: 'flotilla-system',
+      serviceAccount: 'flotilla-agent',
     });
+    expect(Object.keys(record?.env ?? {}).filter((k) => /KUBE/.test(k))).toEqual([]);
     const again = await bootstrap(ports, options({ runAgent: 'local' }));
     expect(again.agent).toMatchObject({ mode: 'local', started: false, pid: record?.pid });
   });
@@ -374,7 +380,11 @@ describe('cluster remove --uninstall', () => {
   it('deletes the agent where its Secret names the cluster, and stops its local agent', async () => {
     const kube = await installed('edge-1');
     const agents = new FakeLocalAgents();
-    await agents.ensure('edge-1', { secret: {}, env: {} });
+    await agents.ensure('edge-1', {
+      secret: {},
+      env: {},
+      pod: { kubeconfig: '/k', context: 'c', namespace: 'flotilla-system', serviceAccount: 'flotilla-agent' },
+    });
     const io = captureIo(env);
     const code = await runCli(['cluster', 'remove', 'edge-1', '--uninstall', '-o', 'json'], io, {
       fetch,

@@ -5,6 +5,7 @@
  */
 import type { BootstrapHub } from '../../../cli/src/bootstrap/bootstrap.ts';
 import type {
+  LocalAgentConfig,
   LocalAgentRecord,
   LocalAgentStatus,
   LocalAgents,
@@ -173,10 +174,7 @@ export class FakeSpoke implements SpokeCluster {
 export class FakeLocalAgents implements LocalAgents {
   readonly records = new Map<string, LocalAgentRecord & { secret: Readonly<Record<string, string>> }>();
   #pid = 1000;
-  async ensure(
-    cluster: string,
-    config: { secret: Readonly<Record<string, string>>; env: Readonly<Record<string, string>> },
-  ) {
+  async ensure(cluster: string, config: LocalAgentConfig) {
     const hash = JSON.stringify(config);
     const current = this.records.get(cluster);
     if (current && current.configHash === hash) return { record: current, started: false };
@@ -187,9 +185,10 @@ export class FakeLocalAgents implements LocalAgents {
       startedAt: '2024-05-01T12:00:00Z',
       configHash: hash,
       hubUrl: config.secret.FLOTILLA_HUB_URL ?? '',
-      kubeconfig: config.env.FLOTILLA_KUBECONFIG ?? '',
-      context: config.env.FLOTILLA_KUBE_CONTEXT ?? '',
+      kubeconfig: config.pod.kubeconfig,
+      context: config.pod.context,
       env: config.env,
+      pod: config.pod,
       secret: config.secret,
     };
     this.records.set(cluster, record);
