@@ -1,15 +1,18 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
-import { AgentHarness, cleanUp, eventually, kubeClientOf, kubectl, uniqueName } from './harness.ts';
+import {
+  AgentHarness,
+  cleanUp,
+  controlPlane,
+  eventually,
+  kubeClientOf,
+  kubectl,
+  uniqueName,
+} from './harness.ts';
 import { AgentProcess } from './process.ts';
 
 const bed = inject('bed');
-const plane =
-  bed.clusters[1] ??
-  bed.clusters[0] ??
-  (() => {
-    throw new Error('the bed has no control plane');
-  })();
+const plane = controlPlane(bed, 1);
 let h: AgentHarness;
 let kube: KubeClient;
 const cluster = uniqueName('edge');

@@ -1,15 +1,18 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import { until } from '../../support/until.ts';
-import { AgentHarness, cleanUp, kubeClientOf, kubectl, syncSettled, uniqueName } from './harness.ts';
+import {
+  AgentHarness,
+  cleanUp,
+  controlPlane,
+  kubeClientOf,
+  kubectl,
+  syncSettled,
+  uniqueName,
+} from './harness.ts';
 
 const bed = inject('bed');
-const plane =
-  bed.clusters[2] ??
-  bed.clusters[0] ??
-  (() => {
-    throw new Error('the bed has no control plane');
-  })();
+const plane = controlPlane(bed, 2);
 let h: AgentHarness;
 let kube: KubeClient;
 const namespaces: string[] = [];

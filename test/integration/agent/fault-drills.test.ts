@@ -10,16 +10,11 @@ import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import type { DesiredStateFetch, HubPort } from '../../../agent/src/reconcile/ports.ts';
 import { AGENT_VERSION } from '../../../agent/src/version.ts';
 import { until } from '../../support/until.ts';
-import { AgentHarness, cleanUp, kubeClientOf, uniqueName } from './harness.ts';
+import { AgentHarness, cleanUp, controlPlane, kubeClientOf, uniqueName } from './harness.ts';
 import { AgentProcess } from './process.ts';
 
 const bed = inject('bed');
-const plane =
-  bed.clusters[1] ??
-  bed.clusters[0] ??
-  (() => {
-    throw new Error('the bed has no control plane');
-  })();
+const plane = controlPlane(bed, 1);
 let h: AgentHarness;
 let kube: KubeClient;
 const namespaces: string[] = [];
@@ -62,11 +57,7 @@ describe('one bundle that never turns Ready', () => {
         kubeconfigPath: plane.kubeconfigPath,
         namespace: `${cluster}-agent`,
         env: {
-          FLOTILLA_SQS_QUEUE_URL: queueUrl,
-          FLOTILLA_SQS_ENDPOINT: bed.sqs.endpoint,
-          FLOTILLA_SQS_REGION: bed.region,
-          AWS_ACCESS_KEY_ID: 'bed',
-          AWS_SECRET_ACCESS_KEY: 'bed',
+          ...h.sqsEnv(queueUrl),
           FLOTILLA_POLL_INTERVAL: '10m',
           FLOTILLA_RESYNC_INTERVAL: '10m',
           FLOTILLA_DRIFT_INTERVAL: '10m',

@@ -8,6 +8,7 @@ import {
   AgentHarness,
   type BundleFiles,
   cleanUp,
+  controlPlane,
   kubeClientOf,
   kubectl,
   syncSettled,
@@ -15,12 +16,7 @@ import {
 } from './harness.ts';
 
 const bed = inject('bed');
-const plane =
-  bed.clusters[1] ??
-  bed.clusters[0] ??
-  (() => {
-    throw new Error('the bed has no control plane');
-  })();
+const plane = controlPlane(bed, 1);
 let h: AgentHarness;
 let kube: KubeClient;
 const namespaces: string[] = [];

@@ -222,6 +222,17 @@ export class AgentHarness {
     };
   }
 
+  /** The variables that point an agent at its queue on the bed's ElasticMQ. */
+  sqsEnv(queueUrl: string): Record<string, string> {
+    return {
+      FLOTILLA_SQS_QUEUE_URL: queueUrl,
+      FLOTILLA_SQS_ENDPOINT: this.bed.sqs.endpoint,
+      FLOTILLA_SQS_REGION: this.bed.region,
+      AWS_ACCESS_KEY_ID: 'bed',
+      AWS_SECRET_ACCESS_KEY: 'bed',
+    };
+  }
+
   /** An agent of `cluster` in this process, on the given control plane, with its adapters as main.ts wires them. */
   async agent(
     cluster: string,
@@ -254,6 +265,16 @@ export class AgentHarness {
 }
 
 /** A Kubernetes client of one of the bed's control planes, for the tests' own reads and writes. */
+/**
+ * The bed's control plane `index`, or its first when the bed has fewer (a one-cluster bed
+ * runs every test file on one plane). Test files spread over the planes this way.
+ */
+export function controlPlane(bed: BedState, index: number): BedState['clusters'][number] {
+  const plane = bed.clusters[index] ?? bed.clusters[0];
+  if (!plane) throw new Error('the bed has no control plane');
+  return plane;
+}
+
 /**
  * One sync, then the requeues the agent's loop would run, until no bundle is left NotReady
  * or waiting for a dependency: a reconcile takes one look at readiness and never waits.

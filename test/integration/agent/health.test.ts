@@ -1,14 +1,10 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import { ResourceManager } from '../../../agent/src/ssa/resource-manager.ts';
-import { AgentHarness, cleanUp, kubeClientOf, uniqueName } from './harness.ts';
+import { AgentHarness, cleanUp, controlPlane, kubeClientOf, uniqueName } from './harness.ts';
 
 const bed = inject('bed');
-const plane =
-  bed.clusters[0] ??
-  (() => {
-    throw new Error('the bed has no control plane');
-  })();
+const plane = controlPlane(bed, 0);
 let h: AgentHarness;
 let kube: KubeClient;
 const cluster = uniqueName('health');

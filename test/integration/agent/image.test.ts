@@ -15,16 +15,11 @@ import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import { agentManifests, clusterRbacName } from '../../../cli/src/bootstrap/manifests.ts';
 import { repoRoot } from '../../bed/src/bed.ts';
 import { type ReproducedImage, reproduceImage } from './dockerfile.ts';
-import { AgentHarness, cleanUp, eventually, kubeClientOf, uniqueName } from './harness.ts';
+import { AgentHarness, cleanUp, controlPlane, eventually, kubeClientOf, uniqueName } from './harness.ts';
 import { AgentPod, installAgentObjects } from './pod.ts';
 
 const bed = inject('bed');
-const plane =
-  bed.clusters[1] ??
-  bed.clusters[0] ??
-  (() => {
-    throw new Error('the bed has no control plane');
-  })();
+const plane = controlPlane(bed, 1);
 const cluster = uniqueName('image');
 const agentNs = uniqueName('image-agent');
 const appNs = uniqueName('image-app');

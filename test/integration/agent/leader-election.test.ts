@@ -12,16 +12,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import { type LocalAgentRecord, ProcessLocalAgents } from '../../../cli/src/bootstrap/local-agent.ts';
 import { agentNames, clusterRbacName } from '../../../cli/src/bootstrap/manifests.ts';
-import { AgentHarness, cleanUp, eventually, kubeClientOf, uniqueName } from './harness.ts';
+import { AgentHarness, cleanUp, controlPlane, eventually, kubeClientOf, uniqueName } from './harness.ts';
 import { currentContext, installAgentObjects } from './pod.ts';
 
 const bed = inject('bed');
-const plane =
-  bed.clusters[2] ??
-  bed.clusters[0] ??
-  (() => {
-    throw new Error('the bed has no control plane');
-  })();
+const plane = controlPlane(bed, 2);
 const cluster = uniqueName('lead');
 const agentNs = uniqueName('lead-agent');
 const appNs = uniqueName('lead-app');

@@ -1,15 +1,10 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import { until } from '../../support/until.ts';
-import { AgentHarness, cleanUp, kubeClientOf, syncSettled, uniqueName } from './harness.ts';
+import { AgentHarness, cleanUp, controlPlane, kubeClientOf, syncSettled, uniqueName } from './harness.ts';
 
 const bed = inject('bed');
-const plane =
-  bed.clusters[1] ??
-  bed.clusters[0] ??
-  (() => {
-    throw new Error('the bed has no control plane');
-  })();
+const plane = controlPlane(bed, 1);
 let h: AgentHarness;
 let kube: KubeClient;
 const group = `${uniqueName('widgets')}.example.com`;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { type AgentPodSpec, agentPodScript } from '../../../cli/src/bootstrap/agent-pod.ts';
 import { agentManifests, agentNames, agentSecretData } from '../../../cli/src/bootstrap/manifests.ts';
 import { openSpokeCluster } from '../../../cli/src/kube/spoke-cluster.ts';
+import { collectLogLines } from './process.ts';
 
 /** What bootstrap writes into the cluster, but the Deployment (kwok's pods never run): returns the Secret's data. */
 export async function installAgentObjects(
@@ -51,23 +52,7 @@ export class AgentPod {
     this.child = child;
     this.#dir = dir;
     this.#pidFile = join(dir, 'agent.pid');
-    let buffer = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      let nl = buffer.indexOf('\n');
-      while (nl >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          this.lines.push({ raw: line });
-        }
-        nl = buffer.indexOf('\n');
-      }
-    });
-    child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk.toString()));
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    this.exited = collectLogLines(child, this.lines, this.stderr);
   }
 
   /**

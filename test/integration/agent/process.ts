@@ -4,6 +4,37 @@ import { join } from 'node:path';
 import { agentNodeArgs } from '@flotilla/shared/agent';
 import { repoRoot } from '../../bed/src/bed.ts';
 
+/**
+ * Collects a child's JSON log lines from stdout (a line that is not JSON as `{ raw }`) and
+ * its stderr; resolves with its exit code.
+ */
+export function collectLogLines(
+  child: ChildProcess,
+  lines: Record<string, unknown>[],
+  stderr: string[],
+): Promise<number | null> {
+  let buffer = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    let nl = buffer.indexOf('\n');
+    while (nl >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      // For debugging a process test: FLOTILLA_AGENT_TEST_LOG=/tmp/agent.log keeps every agent's log lines.
+      if (process.env.FLOTILLA_AGENT_TEST_LOG)
+        appendFileSync(process.env.FLOTILLA_AGENT_TEST_LOG, `${child.pid} ${line}\n`);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ raw: line });
+      }
+      nl = buffer.indexOf('\n');
+    }
+  });
+  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+}
+
 /** `node agent/src/main.ts` as a real process, its JSON log lines collected. */
 export class AgentProcess {
   readonly child: ChildProcess;
@@ -13,26 +44,7 @@ export class AgentProcess {
 
   private constructor(child: ChildProcess) {
     this.child = child;
-    let buffer = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      let nl = buffer.indexOf('\n');
-      while (nl >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        // For debugging a process test: FLOTILLA_AGENT_TEST_LOG=/tmp/agent.log keeps every agent's log lines.
-        if (process.env.FLOTILLA_AGENT_TEST_LOG)
-          appendFileSync(process.env.FLOTILLA_AGENT_TEST_LOG, `${child.pid} ${line}\n`);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          this.lines.push({ raw: line });
-        }
-        nl = buffer.indexOf('\n');
-      }
-    });
-    child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk.toString()));
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    this.exited = collectLogLines(child, this.lines, this.stderr);
   }
 
   /** @param nodeArgs options for node before the entry point: by default the ones it is shipped with. */

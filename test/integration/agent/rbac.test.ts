@@ -9,15 +9,18 @@ import { silentLogger } from '../../../agent/src/log.ts';
 import { systemClock } from '../../../agent/src/reconcile/ports.ts';
 import { ResourceManager } from '../../../agent/src/ssa/resource-manager.ts';
 import { repoRoot } from '../../bed/src/bed.ts';
-import { AgentHarness, cleanUp, eventually, kubeClientOf, syncSettled, uniqueName } from './harness.ts';
+import {
+  AgentHarness,
+  cleanUp,
+  controlPlane,
+  eventually,
+  kubeClientOf,
+  syncSettled,
+  uniqueName,
+} from './harness.ts';
 
 const bed = inject('bed');
-const plane =
-  bed.clusters[2] ??
-  bed.clusters[0] ??
-  (() => {
-    throw new Error('the bed has no control plane');
-  })();
+const plane = controlPlane(bed, 2);
 let h: AgentHarness;
 let kube: KubeClient;
 const agentNs = uniqueName('rbac-agent');

@@ -3,14 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
-import { AgentHarness, cleanUp, kubeClientOf, uniqueName } from './harness.ts';
+import { AgentHarness, cleanUp, controlPlane, kubeClientOf, uniqueName } from './harness.ts';
 
 const bed = inject('bed');
-const plane =
-  bed.clusters[0] ??
-  (() => {
-    throw new Error('the bed has no control plane');
-  })();
+const plane = controlPlane(bed, 0);
 let h: AgentHarness;
 let kube: KubeClient;
 const namespaces: string[] = [];

@@ -2,16 +2,11 @@ import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import { bedSqs } from '../../support/aws-clients.ts';
-import { AgentHarness, cleanUp, eventually, kubeClientOf, uniqueName } from './harness.ts';
+import { AgentHarness, cleanUp, controlPlane, eventually, kubeClientOf, uniqueName } from './harness.ts';
 import { AgentProcess } from './process.ts';
 
 const bed = inject('bed');
-const plane =
-  bed.clusters[2] ??
-  bed.clusters[0] ??
-  (() => {
-    throw new Error('the bed has no control plane');
-  })();
+const plane = controlPlane(bed, 2);
 let h: AgentHarness;
 let kube: KubeClient;
 let sqs: SQSClient;
@@ -62,11 +57,7 @@ describe('notifications over SQS', () => {
         kubeconfigPath: plane.kubeconfigPath,
         namespace: agentNs,
         env: {
-          FLOTILLA_SQS_QUEUE_URL: queueUrl,
-          FLOTILLA_SQS_ENDPOINT: bed.sqs.endpoint,
-          FLOTILLA_SQS_REGION: bed.region,
-          AWS_ACCESS_KEY_ID: 'bed',
-          AWS_SECRET_ACCESS_KEY: 'bed',
+          ...h.sqsEnv(queueUrl),
           // Long enough that only a notification can explain a prompt apply.
           FLOTILLA_POLL_INTERVAL: '10m',
           FLOTILLA_RESYNC_INTERVAL: '10m',
