@@ -5,13 +5,13 @@ import {
   buildStatusReport,
   type ClusterStatusReport,
   type DesiredState,
-  jittered,
   manifestEtag,
   parseDesiredState,
 } from '@flotilla/shared/agent';
 import { HubError } from '../hub/hub-client.ts';
 import { errorFields, type Logger } from '../log.ts';
 import { type AgentMetrics, recordReconcile } from '../metrics.ts';
+import { type AgentIntervals, AgentLoop, type Fetched } from './agent-loop.ts';
 import { GenerationFloor, type GenerationPort, ReplayedDesiredStateError } from './generation-floor.ts';
 import { HubHealth } from './hub-health.ts';
 import type {
@@ -20,7 +20,6 @@ import type {
   Clock,
   ClusterPort,
   HubPort,
-  QueueMessage,
   QueuePort,
   ReconcileOutcome,
   StatusReceipt,
@@ -29,25 +28,7 @@ import type {
 import { StatusOutbox } from './status-outbox.ts';
 import { DesiredStateVerifier, RefusedDesiredStateError } from './verifier.ts';
 
-export { RefusedDesiredStateError, ReplayedDesiredStateError };
-
-/** How often the agent does what, in milliseconds. */
-export interface AgentIntervals {
-  /** Without SQS (or while SQS fails): how often to ask the hub for its desired state, with If-None-Match. */
-  readonly pollMs: number;
-  /** Full resync: fetch, apply and look for drift whatever the notifications said (jittered by 20%). */
-  readonly resyncMs: number;
-  /** How often to look for drift, from the desired state in hand (the hub is not needed). */
-  readonly driftMs: number;
-  /** How often to send a heartbeat (the last status again) when nothing else was sent. */
-  readonly heartbeatMs: number;
-  /** The longest wait before looking again while bundles are NotReady or wait for a dependency. */
-  readonly requeueMs: number;
-  /** The first such wait; it doubles while nothing changes, up to `requeueMs`. Default 1 s. */
-  readonly recheckMs?: number;
-  readonly backoffMinMs: number;
-  readonly backoffMaxMs: number;
-}
+export { type AgentIntervals, RefusedDesiredStateError, ReplayedDesiredStateError };
 
 export interface AgentPorts {
   readonly hub: HubPort;
@@ -86,35 +67,6 @@ export type SyncResult =
   /** The desired state did not verify, or is older than one already verified: nothing of it was applied, and the refusal was reported. */
   | { readonly kind: 'refused'; readonly reason: string };
 
-/** What a fetch from the hub brought, verified. */
-type Fetched =
-  | { readonly kind: 'new'; readonly state: VerifiedDesiredState }
-  | { readonly kind: 'unchanged' }
-  | { readonly kind: 'none'; readonly message: string }
-  | { readonly kind: 'refused'; readonly reason: string };
-
-/** When the loop does what next (ms since the epoch; Infinity for not planned). */
-interface Deadlines {
-  /** Ask the hub (a poll, or a retry after a failure). */
-  fetch: number;
-  /** Fetch and reconcile with drift detection, whatever the notifications said. */
-  resync: number;
-  /** Look for drift in the desired state in hand. */
-  drift: number;
-  /** Look again at bundles that are not ready, or wait for a dependency. */
-  requeue: number;
-}
-
-/** Work the loop took from a finished fetch. */
-type Handover =
-  | {
-      readonly kind: 'apply';
-      readonly state: VerifiedDesiredState;
-      readonly full: boolean;
-      readonly batch: QueueMessage[];
-    }
-  | { readonly kind: 'resync'; readonly batch: QueueMessage[] };
-
 const bundleName = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /**
@@ -146,16 +98,11 @@ export class Agent {
   #inflight: Map<string, BundleStatusInput> | undefined;
   /** The hub said (in a status answer) that it has a newer desired state than ours. */
   #behind = false;
-  #queueHealthy = true;
-  /** When the step in progress started; undefined while the loop sleeps. */
-  #busySince: number | undefined;
+  /** The loop, while {@link run} runs. */
+  #loop: AgentLoop | undefined;
   #ready = false;
   /** Whether the public steps wait for their status report (true) or leave it to the background (in {@link run}). */
   #awaitStatus = true;
-  #wakeLoop: () => void = () => {};
-  /** Requeues in a row that found every bundle as before: the next one waits twice as long. */
-  #requeueStreak = 0;
-  #lastRequeueStates = '';
 
   constructor(ports: AgentPorts, opts: AgentOptions) {
     this.#ports = ports;
@@ -208,7 +155,7 @@ export class Agent {
    */
   get liveness(): { readonly lastTickAt: number; readonly ready: boolean; readonly hubFailures: number } {
     return {
-      lastTickAt: this.#busySince ?? this.#ports.clock.now(),
+      lastTickAt: this.#loop?.busySince ?? this.#ports.clock.now(),
       ready: this.#ready,
       hubFailures: this.#hub.failures,
     };
@@ -330,7 +277,6 @@ export class Agent {
     const previous = this.#current;
     await this.#raiseFloor(state);
     this.#current = state;
-    this.#requeueStreak = 0;
     try {
       await this.#ports.cache.save(state);
     } catch (e) {
@@ -572,7 +518,7 @@ export class Agent {
     const desired = receipt.desired;
     if (desired && desired.etag !== this.#current?.etag && !this.#refusal) {
       this.#behind = true;
-      this.#wakeLoop();
+      this.#loop?.wake();
     }
   }
 
@@ -581,186 +527,40 @@ export class Agent {
     return this.#outbox.post(this.#build(this.#bundleStatuses()), signal);
   }
 
-  /** When to look again at bundles that are not ready: soon at first, less often while nothing changes. */
-  #requeueDelay(outcome: ReconcileOutcome): number {
-    const iv = this.#opts.intervals;
-    const states = outcome.bundles.map((b) => `${b.name}=${b.state}:${b.message ?? ''}`).join('\n');
-    this.#requeueStreak = states === this.#lastRequeueStates ? this.#requeueStreak + 1 : 0;
-    this.#lastRequeueStates = states;
-    return Math.min(iv.requeueMs, (iv.recheckMs ?? 1_000) * 2 ** Math.min(this.#requeueStreak, 20));
-  }
-
   /**
-   * Runs until `signal` aborts.
-   *
-   * 1. Load the cached desired state and, if there is one, enforce it at once.
-   * 2. Fetch from the hub, in the background: at start, on each SQS notification (or every
-   *    poll interval without SQS), at each full resync, and when a status answer says the
-   *    hub has a newer generation; back off exponentially, with jitter, while the hub fails.
-   * 3. Reconcile: each new desired state as soon as it is verified; look for drift every
-   *    drift interval, hub or no hub; look again soon while bundles are not ready.
-   * 4. Status goes out in the background as it changes, with a heartbeat after each quiet
-   *    interval and retries while the hub is away.
+   * Runs until `signal` aborts: the {@link AgentLoop} drives this agent's steps, and status
+   * goes out in the background as it changes, with a heartbeat after each quiet interval
+   * and retries while the hub is away.
    */
   async run(signal: AbortSignal): Promise<void> {
-    const { clock, queue, log } = this.#ports;
     const iv = this.#opts.intervals;
-    const now = () => clock.now();
-    const pending: QueueMessage[] = [];
-    let wakeController = new AbortController();
-    this.#wakeLoop = () => wakeController.abort();
     this.#awaitStatus = false;
-
-    this.#busySince = now();
-    const haveCache = await this.loadCache();
+    const loop = new AgentLoop(
+      {
+        loadCache: () => this.loadCache(),
+        fetch: (s) => this.#fetch(s),
+        adopt: (state, s) => this.#adopt(state, s),
+        reconcile: (state, opts) => this.#reconcile(state, opts),
+        enforce: (opts) => this.enforce(opts),
+        publish: (s) => void this.#publish(s),
+        currentEtag: () => this.#current?.etag,
+        hubFailures: () => this.#hub.failures,
+        behind: () => this.#behind,
+        backoff: (failures) => this.#backoff(failures),
+      },
+      this.#ports,
+      iv,
+    );
+    this.#loop = loop;
     const reporting = this.#outbox.run(signal, {
       heartbeatMs: iv.heartbeatMs,
       heartbeat: () => this.#build(this.#bundleStatuses()),
     });
-    const at: Deadlines = {
-      fetch: now(),
-      resync: now() + jittered(iv.resyncMs, 0.2, clock.random),
-      drift: haveCache ? now() : now() + iv.driftMs,
-      requeue: Number.POSITIVE_INFINITY,
-    };
-    let lastFetchAt = now();
-    let fetching: Promise<void> | undefined;
-    let handover: Handover | undefined;
-    // Work was done since the loop last slept (start-up counts): settle before the next sleep.
-    let worked = true;
-    const afterReconcile = (outcome: ReconcileOutcome | undefined) => {
-      at.requeue = outcome?.requeue ? now() + this.#requeueDelay(outcome) : Number.POSITIVE_INFINITY;
-      if (!outcome?.requeue) this.#requeueStreak = 0;
-    };
-
-    const receiver = async () => {
-      if (!queue) return;
-      let failures = 0;
-      while (!signal.aborted) {
-        try {
-          const messages = await queue.receive(signal);
-          failures = 0;
-          this.#queueHealthy = true;
-          if (messages.length > 0) {
-            pending.push(...messages);
-            wakeController.abort();
-          }
-        } catch (e) {
-          if (signal.aborted) break;
-          failures++;
-          if (this.#queueHealthy)
-            log.warn('cannot read the SQS queue; polling the hub meanwhile', errorFields(e));
-          this.#queueHealthy = false;
-          wakeController.abort();
-          await clock.sleep(this.#backoff(failures), signal);
-        }
-      }
-    };
-    const receiving = receiver();
-
-    /** A fetch beside whatever the loop does; what it brings is handed over when it ends. */
-    const fetchInBackground = (full: boolean, batch: QueueMessage[], polling: boolean) => {
-      const done = async () => {
-        try {
-          const result = await this.#fetch(signal);
-          at.fetch = polling ? now() + jittered(iv.pollMs, 0.1, clock.random) : now() + iv.resyncMs;
-          if (full) at.resync = now() + jittered(iv.resyncMs, 0.2, clock.random);
-          if (result.kind === 'new') handover = { kind: 'apply', state: result.state, full, batch };
-          else if (result.kind === 'unchanged' && full) handover = { kind: 'resync', batch };
-          else {
-            if (result.kind === 'none') await this.#publish(signal);
-            await this.#deleteMessages(batch);
-          }
-        } catch (e) {
-          if (!(e instanceof HubError)) log.error('sync failed', errorFields(e));
-          // Messages stay on the queue: SQS shows them again after their visibility timeout.
-          at.fetch = now() + this.#backoff(Math.max(1, this.#hub.failures));
-          if (full) at.resync = at.fetch;
-        }
-      };
-      fetching = done().finally(() => {
-        fetching = undefined;
-        wakeController.abort();
-      });
-    };
-
-    while (!signal.aborted) {
-      this.#busySince = now();
-      const polling = !queue || !this.#queueHealthy;
-      if (polling && this.#hub.failures === 0) at.fetch = Math.min(at.fetch, lastFetchAt + iv.pollMs);
-      if (this.#behind) at.fetch = Math.min(at.fetch, now());
-      const t = now();
-      const notified = pending.length > 0 && this.#hub.failures === 0;
-      if (!fetching && !handover && (notified || t >= at.fetch || t >= at.resync)) {
-        const full = t >= at.resync;
-        const batch = pending.splice(0);
-        const current = this.#current?.etag;
-        if (!full && t < at.fetch && !this.#behind && batch.every((m) => m.notification?.etag === current)) {
-          // Duplicates, or news of what is already applied.
-          await this.#deleteMessages(batch);
-          continue;
-        }
-        lastFetchAt = t;
-        worked = true;
-        at.fetch = Number.POSITIVE_INFINITY;
-        if (full) at.resync = Number.POSITIVE_INFINITY;
-        fetchInBackground(full, batch, polling);
-      }
-      if (handover) {
-        const work = handover;
-        handover = undefined;
-        worked = true;
-        let outcome: ReconcileOutcome | undefined;
-        if (work.kind === 'apply') {
-          await this.#adopt(work.state, signal);
-          outcome = await this.#reconcile(work.state, {
-            detectDrift: work.full,
-            trigger: work.full ? 'resync' : 'sync',
-            signal,
-          });
-        } else outcome = await this.enforce({ detectDrift: true, trigger: 'resync', signal });
-        await this.#deleteMessages(work.batch);
-        if (work.kind === 'resync' || work.full) at.drift = now() + iv.driftMs;
-        afterReconcile(outcome);
-        continue;
-      }
-      if (t >= at.drift || t >= at.requeue) {
-        const drift = t >= at.drift;
-        worked = true;
-        const outcome = await this.enforce({ detectDrift: drift, signal });
-        if (drift) at.drift = now() + jittered(iv.driftMs, 0.1, clock.random);
-        afterReconcile(outcome);
-        continue;
-      }
-      const until = Math.min(
-        fetching ? Number.POSITIVE_INFINITY : Math.min(at.fetch, at.resync),
-        at.drift,
-        at.requeue,
-      );
-      // Nothing can arrive between this check and the sleep: there is no await in between.
-      if (!fetching && pending.length > 0 && this.#hub.failures === 0) continue;
-      if (worked && until - now() >= 1_000 && !fetching) {
-        worked = false;
-        this.#ports.settle?.();
-      }
-      wakeController = new AbortController();
-      this.#busySince = undefined;
-      await clock.sleep(
-        Number.isFinite(until) ? Math.max(0, until - now()) : 2 ** 31 - 1,
-        AbortSignal.any([signal, wakeController.signal]),
-      );
-    }
-    this.#busySince = undefined;
-    await Promise.all([receiving, fetching, reporting]);
-  }
-
-  async #deleteMessages(batch: readonly QueueMessage[]): Promise<void> {
-    if (batch.length === 0 || !this.#ports.queue) return;
     try {
-      await this.#ports.queue.delete(batch);
-    } catch (e) {
-      // Harmless: they come back after their visibility timeout, and a duplicate costs one 304.
-      this.#ports.log.warn('cannot delete SQS messages', errorFields(e));
+      await loop.run(signal);
+    } finally {
+      this.#loop = undefined;
+      await reporting;
     }
   }
 }
