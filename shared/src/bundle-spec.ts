@@ -123,7 +123,17 @@ const CUSTOMIZATION_FIELDS = [
   'healthChecks',
 ];
 // As in bundle.yaml, in the order a reader expects them (the wire form sorts them).
-const CHECK_FIELDS = ['apiVersion', 'kind', 'name', 'inProgress', 'failed', 'current', 'message'] as const;
+// `expression` is another name for `current` (true: ready), for checks written with one expression.
+const CHECK_FIELDS = [
+  'apiVersion',
+  'kind',
+  'name',
+  'inProgress',
+  'failed',
+  'current',
+  'expression',
+  'message',
+] as const;
 
 /** Reads and validates bundle.yaml (all but `dependsOn` targets, which need every bundle). */
 export function readBundleSpec(
@@ -422,7 +432,22 @@ function readHealthChecks(reader: SpecReader, node: YNode, path: string): Health
       else check[key] = text;
     }
     if (!f.has('kind')) reader.error(map.pos, `${p}.kind: required (the kind of object the check is for)`);
-    if (!f.has('current')) reader.error(map.pos, `${p}.current: required (a CEL bool: true when ready)`);
+    // Where each wire field was written: `current` may have been written `expression`.
+    const written = (field: string) => (field === 'current' && !f.has('current') ? 'expression' : field);
+    if (f.has('current') && f.has('expression'))
+      reader.error(
+        (f.get('expression') as YNode).pos,
+        `${p}.expression: another name for current; set one of them, not both`,
+      );
+    else if (check.expression !== undefined) {
+      check.current = check.expression;
+      delete check.expression;
+    }
+    if (!f.has('current') && !f.has('expression'))
+      reader.error(
+        map.pos,
+        `${p}.current: required (a CEL bool: true when ready; or write it as expression)`,
+      );
     if (check.apiVersion !== undefined && !/^([a-z0-9.-]+\/)?v[0-9]+[a-z0-9]*$/.test(check.apiVersion)) {
       reader.error(
         (f.get('apiVersion') as YNode).pos,
@@ -430,7 +455,7 @@ function readHealthChecks(reader: SpecReader, node: YNode, path: string): Health
       );
     }
     for (const { field, message } of healthCheckProblems(check)) {
-      reader.error((f.get(field) as YNode).pos, `${p}.${field}: ${message}`);
+      reader.error((f.get(written(field)) as YNode).pos, `${p}.${written(field)}: ${message}`);
     }
     if (reader.errors.length !== before) return;
     // Sorted keys, the canonical order: the rendered bundle is hashed.

@@ -501,13 +501,40 @@ customizations:
   - clusterName: c1
     healthChecks:
       - apiVersion: example.com/v1
-        expression: self.ready
+        expr: self.ready
 `,
     },
     [
-      'bundles/web/bundle.yaml:5: customizations[0].healthChecks[0].current: required (a CEL bool: true when ready)',
+      'bundles/web/bundle.yaml:5: customizations[0].healthChecks[0].current: required (a CEL bool: true when ready; or write it as expression)',
       'bundles/web/bundle.yaml:5: customizations[0].healthChecks[0].kind: required (the kind of object the check is for)',
-      'bundles/web/bundle.yaml:6: customizations[0].healthChecks[0]: unknown field "expression" (expected apiVersion, kind, name, inProgress, failed, current, message)',
+      'bundles/web/bundle.yaml:6: customizations[0].healthChecks[0]: unknown field "expr" (expected apiVersion, kind, name, inProgress, failed, current, expression, message)',
+    ],
+  ],
+  [
+    'a health check with both current and expression (its other name)',
+    {
+      [WEB]: `targets: []
+healthChecks:
+  - kind: Claim
+    current: self.ready
+    expression: self.status.ready
+`,
+    },
+    [
+      'bundles/web/bundle.yaml:5: healthChecks[0].expression: another name for current; set one of them, not both',
+    ],
+  ],
+  [
+    'a health check written with expression, reported under that name',
+    {
+      [WEB]: `targets: []
+healthChecks:
+  - kind: Claim
+    expression: self.status.phase = "Bound"
+`,
+    },
+    [
+      'bundles/web/bundle.yaml:4: healthChecks[0].expression: syntax error at column 19: found = but expecting end of input',
     ],
   ],
 ];

@@ -48,6 +48,20 @@ describe('health checks travel in the rendered bundle', () => {
     );
   });
 
+  it('take the one-expression form, expression being current by another name', () => {
+    const fleet = loadFleet(
+      files(`targets: [{ clusterSelector: {} }]
+healthChecks: [{ kind: Claim, expression: 'self.status.phase == "Bound"' }]
+`),
+    );
+    expect(fleet.errors).toEqual([]);
+    const rendered = fleet.planCluster({ name: 'dev', labels: {} }).bundles[0]?.rendered;
+    if (!rendered) throw new Error('not rendered');
+    expect(parseRenderedBundle(rendered.canonical, rendered.hash).healthChecks).toEqual([
+      { kind: 'Claim', current: 'self.status.phase == "Bound"' },
+    ]);
+  });
+
   it('are rendered canonically, a matching customization first', () => {
     const fleet = loadFleet(
       files(`targets:
