@@ -7,7 +7,7 @@ import type { Owner } from './types.ts';
 /**
  * What every verb of the resource manager works with: one client, one owner, one REST
  * mapper, one limiter on requests in flight, one clock. The verbs (`apply.ts`,
- * `diff.ts`, `delete.ts`, `read.ts`, `wait.ts`) are functions of it, one file each, as
+ * `diff.ts`, `delete.ts`, `read.ts`, `health.ts`) are functions of it, one file each, as
  * fluxcd/pkg `ssa` keeps one file per verb of its manager.
  */
 export interface ManagerContext {

@@ -3,7 +3,7 @@
  * package: a {@link ResourceManager} is built with its client and an owner, and every
  * operation returns plain data (change sets, drift reports, readiness) instead of
  * logging or mutating its input. Each verb lives in its own file (`prepare.ts`,
- * `apply.ts`, `diff.ts`, `delete.ts`, `read.ts`, `wait.ts`); this class holds what they
+ * `apply.ts`, `diff.ts`, `delete.ts`, `read.ts`, `health.ts`); this class holds what they
  * share and is the one thing callers build.
  */
 import type { KubeJson, ObjectRef } from '@flotilla/shared/agent';
@@ -14,6 +14,7 @@ import { applyPrepared } from './apply.ts';
 import { type ManagerContext, ownerLabel } from './context.ts';
 import { deleteAll } from './delete.ts';
 import { diffAll } from './diff.ts';
+import { type HealthOptions, health } from './health.ts';
 import { Limiter } from './limiter.ts';
 import { prepare } from './prepare.ts';
 import { getAll } from './read.ts';
@@ -27,7 +28,6 @@ import {
   type PreparedObject,
   type PrepareOptions,
 } from './types.ts';
-import { type HealthOptions, health, waitForReady } from './wait.ts';
 
 export * from './types.ts';
 
@@ -111,13 +111,5 @@ export class ResourceManager {
   /** See {@link health}. */
   health(refs: readonly ObjectRef[], opts: HealthOptions = {}): Promise<HealthReport[]> {
     return health(this.#ctx, refs, opts);
-  }
-
-  /** See {@link waitForReady}. */
-  waitForReady(
-    refs: readonly ObjectRef[],
-    opts: HealthOptions & { timeoutMs: number; intervalMs?: number; signal?: AbortSignal },
-  ): Promise<HealthReport[]> {
-    return waitForReady(this.#ctx, refs, opts);
   }
 }

@@ -17,7 +17,7 @@ describe('the CEL engine in the agent', () => {
         await import(${JSON.stringify(agentSrc)} + m + '.ts');
       }
       const idle = cel();
-      const { health } = await import(${JSON.stringify(`${agentSrc}ssa/wait.ts`)});
+      const { health } = await import(${JSON.stringify(`${agentSrc}ssa/health.ts`)});
       const ctx = { clock: { now: () => 0, sleep: async () => {} } };
       const ref = { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'a', name: 'b' };
       const live = { ...ref, metadata: { name: 'b' }, data: { ready: 'yes' } };

@@ -12,7 +12,7 @@ import type { ManagerContext } from './context.ts';
 import { getAll } from './read.ts';
 import type { HealthReport } from './types.ts';
 
-/** What {@link health} and {@link waitForReady} take besides the objects. */
+/** What {@link health} takes besides the objects. */
 export interface HealthOptions {
   /** Live copies already in hand (from the apply), by object id; others are read. */
   readonly known?: ReadonlyMap<string, KubeJson | undefined>;
@@ -75,43 +75,4 @@ export async function health(
     if (!live) return { id, ref, ready: false, message: 'not found' };
     return { id, ref, ...assess(ref, live) };
   });
-}
-
-/**
- * Waits until every object is ready, one has failed for good, or the timeout passes,
- * reading the not-ready ones again every `intervalMs`. Returns the last readiness seen.
- */
-export async function waitForReady(
-  ctx: ManagerContext,
-  refs: readonly ObjectRef[],
-  opts: HealthOptions & {
-    timeoutMs: number;
-    intervalMs?: number;
-    signal?: AbortSignal;
-  },
-): Promise<HealthReport[]> {
-  const deadline = ctx.clock.now() + opts.timeoutMs;
-  const latest = new Map<string, HealthReport>();
-  const checks = opts.healthChecks;
-  let pending = refs.filter((r) => needsRead(r, checks));
-  for (const r of refs)
-    if (!needsRead(r, checks)) latest.set(objectId(r), { id: objectId(r), ref: r, ready: true, message: '' });
-  let known = opts.known;
-  while (pending.length > 0) {
-    const reports = await health(ctx, pending, {
-      ...(known ? { known } : {}),
-      ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
-      ...(checks ? { healthChecks: checks } : {}),
-    });
-    known = undefined;
-    for (const h of reports) latest.set(h.id, h);
-    if (reports.some((h) => h.failed)) break;
-    pending = reports.filter((h) => !h.ready).map((h) => h.ref);
-    if (pending.length === 0 || ctx.clock.now() >= deadline || opts.signal?.aborted) break;
-    await ctx.clock.sleep(
-      Math.min(opts.intervalMs ?? 1_000, Math.max(0, deadline - ctx.clock.now())),
-      opts.signal,
-    );
-  }
-  return refs.map((r) => latest.get(objectId(r)) as HealthReport);
 }
