@@ -1,58 +1,31 @@
-import { FLOTILLA_API_VERSION } from './api-version.ts';
-import { isTree, type ValueLeaf, type ValuesTree } from './bundle-spec.ts';
-import { type ContentHash, canonicalJson, sha256Hash } from './canonical.ts';
-import { type FleetError, fleetError, type SourcePos } from './errors.ts';
-import { apiGroup, applyRank } from './kinds.ts';
-import type { Labels } from './labels.ts';
-import { scalar } from './patch.ts';
-import type { BundleRef, HealthCheck, RenderedBundleDocument } from './protocol/desired-state.ts';
-import type { IgnoreDifference } from './protocol/ignore-differences.ts';
-import { hasTemplateSyntax, parseTemplate, type VariableRef } from './variables.ts';
-import { describeNode, getEntry, type YMap, type YNode, type YScalar } from './yaml-source.ts';
-
-export type { KubeObject, RenderedBundleDocument } from './protocol/desired-state.ts';
-export { FLOTILLA_API_VERSION };
-
-/** Identity and origin of one rendered object. `id` is `group/Kind/namespace/name` (namespace empty for cluster-scoped objects). */
-export interface RenderedObjectRef {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly namespace?: string;
-  readonly name: string;
-  readonly id: string;
-  readonly file: string;
-  readonly line: number;
-}
-
-/**
- * A bundle rendered for one cluster: the canonical JSON of its {@link RenderedBundleDocument}
- * (objects in apply order) and its `sha256:` hash. Many clusters share one instance when
- * they render identically.
- */
-export interface RenderedBundle {
-  readonly bundle: string;
-  readonly hash: ContentHash;
-  readonly canonical: string;
-  readonly objects: readonly RenderedObjectRef[];
-}
-
-export type RenderOutcome =
-  | {
-      readonly ok: true;
-      readonly rendered: RenderedBundle;
-      /** The bundle reference built from this render, memoized by the planner so clusters share it. */
-      ref?: BundleRef | undefined;
-      /** Planned entries built from this render, by target entry index, memoized by the planner. */
-      planned?: unknown[] | undefined;
-    }
-  | { readonly ok: false; readonly errors: readonly FleetError[] };
+import { FLOTILLA_API_VERSION } from '../api-version.ts';
+import { isTree, type ValueLeaf, type ValuesTree } from '../bundle-spec.ts';
+import { canonicalJson, sha256Hash } from '../canonical.ts';
+import { type FleetError, fleetError, type SourcePos } from '../errors.ts';
+import { apiGroup, applyRank } from '../kinds.ts';
+import type { Labels } from '../labels.ts';
+import { scalar } from '../patch.ts';
+import type { HealthCheck } from '../protocol/desired-state.ts';
+import type { IgnoreDifference } from '../protocol/ignore-differences.ts';
+import { hasTemplateSyntax, parseTemplate, type VariableRef } from '../variables.ts';
+import { describeNode, getEntry, type YMap, type YNode, type YScalar } from '../yaml-source.ts';
+import type {
+  ClusterVariable,
+  ManifestDoc,
+  ObjectTemplate,
+  RenderBudget,
+  RenderedObjectRef,
+  RenderOutcome,
+  StrTemplate,
+  Variant,
+} from './model.ts';
 
 /**
  * Bounds the memory held by render caches across one loaded fleet: when the cached
  * canonical text passes the limit, every cache is emptied (output is unaffected; only
  * repeated renders get slower).
  */
-export class RenderCacheBudget {
+export class RenderCacheBudget implements RenderBudget {
   readonly limitChars: number;
   #used = 0;
   readonly #caches: Map<string, RenderOutcome>[] = [];
@@ -73,61 +46,6 @@ export class RenderCacheBudget {
     for (const cache of this.#caches) cache.clear();
     this.#used = 0;
   }
-}
-
-/** Literal text with holes for cluster variables: lits.length === vars.length + 1. */
-interface StrTemplate {
-  readonly lits: readonly string[];
-  readonly vars: readonly number[];
-}
-
-interface ObjectTemplate {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly group: string;
-  readonly rank: number;
-  readonly pos: SourcePos;
-  readonly namespace: StrTemplate | undefined;
-  readonly name: StrTemplate;
-  readonly json: StrTemplate;
-  readonly dynamicId: boolean;
-  /** Set when the identity has no variables. */
-  readonly ref: RenderedObjectRef | undefined;
-}
-
-interface ClusterVariable {
-  readonly ref: Exclude<VariableRef, { kind: 'values' }>;
-  readonly pos: SourcePos;
-}
-
-/**
- * A bundle compiled for one customization (or for its defaults): templates with holes for
- * cluster variables only (values are resolved at compile time), plus a cache of renders
- * keyed by the values of the cluster variables it actually references.
- */
-export interface Variant {
-  readonly bundle: string;
-  readonly vars: readonly ClusterVariable[];
-  /** Per variable: the label key, or null for the cluster name. */
-  readonly varKeys: readonly (string | null)[];
-  readonly objects: readonly ObjectTemplate[];
-  readonly dynamicIds: boolean;
-  readonly staticIds: readonly string[];
-  /** `"ignoreDifferences":[...],` ready to splice into the canonical JSON, or empty. */
-  readonly ignoreJson: string;
-  /** Whether to check this variant's objects against other bundles' objects for one cluster. Set after all bundles compile. */
-  contested: boolean;
-  readonly cache: Map<string, RenderOutcome> | undefined;
-  readonly budget: RenderCacheBudget;
-  /** `,"healthChecks":[...]` in canonical JSON, or empty when the variant has no checks (the hash stays as before). */
-  readonly healthChecksJson: string;
-}
-
-/** A manifest document as read from a file, before or after overlays. */
-export interface ManifestDoc {
-  readonly file: string;
-  readonly pos: SourcePos;
-  readonly node: YMap;
 }
 
 /** What a manifest document is, as needed to match patches and default namespaces. */

@@ -2,145 +2,53 @@ import {
   type BundleSpec,
   type CustomizationEntry,
   type MatchEntry,
-  type MatchKind,
   mergeValues,
   readBundleSpec,
-} from './bundle-spec.ts';
-import type { BundleRef } from './desired-state.ts';
+} from '../bundle-spec.ts';
 import {
   type FleetError,
   FleetInputError,
   fleetError,
   normalizeFleetErrors,
   type SourcePos,
-} from './errors.ts';
-import { CLUSTER_SCOPED_KINDS, groupKind } from './kinds.ts';
-import { effectiveLabels, type Labels, nameProblem } from './labels.ts';
-import { jsonMergePatch, PATCH_MODES, PatchError, strategicMerge } from './patch.ts';
-import {
-  compileVariant,
-  describeObject,
-  describeRef,
-  type ManifestDoc,
-  RenderCacheBudget,
-  type RenderedBundle,
-  type RenderedObjectRef,
-  type RenderOutcome,
-  readObjectHeader,
-  renderVariant,
-  type Variant,
-} from './render.ts';
-import { compileSelector, type LabelMatcher } from './selector.ts';
+} from '../errors.ts';
+import { CLUSTER_SCOPED_KINDS, groupKind } from '../kinds.ts';
+import { effectiveLabels, type Labels, nameProblem } from '../labels.ts';
+import { jsonMergePatch, PATCH_MODES, PatchError, strategicMerge } from '../patch.ts';
+import { compileSelector, type LabelMatcher } from '../selector.ts';
 import {
   type DeclaredClusterSpec,
   type GroupSpec,
   readDeclaredCluster,
   readGroup,
   SpecReader,
-} from './spec-reader.ts';
-import { describeNode, getEntry, parseYamlFile, type YDocument, type YMap } from './yaml-source.ts';
-
-/** One file of the fleet repo, path relative to the repo root with `/` separators. */
-export interface RepoFile {
-  readonly path: string;
-  readonly content: string;
-}
-
-/** The fleet repo as handed to the core: a list of files, or a map from path to content. */
-export type RepoFiles = Iterable<RepoFile> | ReadonlyMap<string, string>;
-
-/** A cluster to plan for: its name (the cluster id) and the labels registered with the hub. */
-export interface ClusterInput {
-  readonly name: string;
-  readonly labels?: Labels;
-}
-
-/** Which entry of `targets`, `exclude` or `customizations` matched. */
-export interface EntryRef {
-  readonly index: number;
-  readonly name?: string;
-  readonly kind: MatchKind;
-}
-
-/**
- * How one bundle relates to one cluster: `targeted` (with the first matching target entry
- * and customization), `excluded` (a target matched but an exclude entry too), or `unknown`
- * (the bundle's targets cannot be read, so it may or may not target the cluster).
- */
-export interface BundleMatch {
-  readonly bundle: string;
-  readonly status: 'targeted' | 'excluded' | 'unknown';
-  readonly target?: EntryRef;
-  readonly excludedBy?: EntryRef;
-  readonly customization?: EntryRef;
-}
-
-/** A bundle that rendered cleanly for a cluster. */
-export interface PlannedBundle {
-  readonly ref: BundleRef;
-  readonly target: EntryRef;
-  readonly customization?: EntryRef;
-  readonly rendered: RenderedBundle;
-}
-
-/**
- * A bundle that cannot be updated on a cluster: `broken` (its own errors, for this cluster
- * or everywhere) or `dependency-broken` (a bundle it depends on is held). `targeting` is
- * `unknown` when the bundle's targets could not be read. Its last good reference stays in force.
- */
-export interface HeldBundle {
-  readonly bundle: string;
-  readonly reason: 'broken' | 'dependency-broken';
-  readonly targeting: 'matched' | 'unknown';
-  readonly errors: readonly FleetError[];
-}
-
-/**
- * Everything one cluster should run at this commit. `status` is `ok` (every targeted bundle
- * rendered), `partial` (some bundles are held) or `held` (the cluster's own
- * `clusters/<name>.yaml` is broken, so its labels are unknown and nothing is planned).
- */
-export interface ClusterPlan {
-  readonly cluster: string;
-  readonly labels: Labels;
-  readonly status: 'ok' | 'partial' | 'held';
-  /** In apply order: every bundle after those it depends on, otherwise by name. */
-  readonly bundles: readonly PlannedBundle[];
-  readonly held: readonly HeldBundle[];
-  /** Every error that affects this cluster, sorted. */
-  readonly errors: readonly FleetError[];
-}
-
-/** A bundle of the repo as loaded: its spec when valid, and its load-time errors. */
-export interface BundleInfo {
-  readonly name: string;
-  /** bundles/<name>/bundle.yaml */
-  readonly file: string;
-  readonly spec?: BundleSpec;
-  readonly errors: readonly FleetError[];
-}
-
-interface CompiledEntry {
-  readonly ref: EntryRef;
-  readonly test: (cluster: string, labels: Labels) => boolean;
-}
-
-interface BundleState {
-  readonly name: string;
-  readonly file: string;
-  readonly spec: BundleSpec | undefined;
-  readonly errors: FleetError[];
-  targets: CompiledEntry[] | undefined;
-  exclude: CompiledEntry[] | undefined;
-  customizations: CompiledEntry[];
-  variants: Variant[];
-  base: ManifestDoc[];
-  overlays: Map<string, ManifestDoc[]>;
-  /** The states of spec.dependsOn, in the same order (filled once all bundles are known). */
-  dependsOn: BundleState[];
-  heldStamp: number;
-  selectedStamp: number;
-}
+} from '../spec-reader.ts';
+import { describeNode, getEntry, parseYamlFile, type YDocument, type YMap } from '../yaml-source.ts';
+import type {
+  BundleInfo,
+  BundleMatch,
+  BundleState,
+  ClusterInput,
+  ClusterPlan,
+  CompiledEntry,
+  EntryRef,
+  HeldBundle,
+  ManifestDoc,
+  PlannedBundle,
+  RenderedObjectRef,
+  RenderOutcome,
+  RepoFile,
+  RepoFiles,
+  Variant,
+} from './model.ts';
+import {
+  compileVariant,
+  describeObject,
+  describeRef,
+  RenderCacheBudget,
+  readObjectHeader,
+  renderVariant,
+} from './render.ts';
 
 interface Candidate {
   readonly state: BundleState;
