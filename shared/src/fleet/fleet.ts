@@ -24,6 +24,7 @@ import {
   SpecReader,
 } from '../spec-reader.ts';
 import { describeNode, getEntry, parseYamlFile, type YDocument, type YMap } from '../yaml-source.ts';
+import { resolveDependencies } from './dependency-graph.ts';
 import type {
   BundleInfo,
   BundleMatch,
@@ -119,7 +120,6 @@ export class Fleet {
   readonly declaredClusters: ReadonlyMap<string, DeclaredClusterSpec>;
 
   readonly #bundles: BundleState[];
-  readonly #byName: Map<string, BundleState>;
   readonly #clusterFileErrors: Map<string, FleetError[]>;
   readonly #budget = new RenderCacheBudget();
   #stamp = 0;
@@ -299,19 +299,14 @@ export class Fleet {
       }
       states.push(state);
     }
-    this.#byName = new Map(states.map((s) => [s.name, s]));
 
-    this.#checkDependencies(states);
-    for (const s of states) {
-      if (s.errors.length === 0 && s.spec)
-        s.dependsOn = s.spec.dependsOn.map((d) => this.#byName.get(d.name) as BundleState);
-    }
+    const order = resolveDependencies(states);
     const isClusterScoped = this.#scopeTable(states);
     for (const state of states)
       if (state.spec && state.errors.length === 0) this.#compile(state, isClusterScoped);
     markContested(states);
 
-    this.#bundles = orderStates(states);
+    this.#bundles = order;
     this.bundles = this.#bundles.map((s) => ({
       name: s.name,
       file: s.file,
@@ -363,63 +358,6 @@ export class Fleet {
       }
     }
     return out;
-  }
-
-  #checkDependencies(states: BundleState[]): void {
-    for (const s of states) {
-      for (const dep of s.spec?.dependsOn ?? []) {
-        if (!this.#byName.has(dep.name)) {
-          s.errors.push(
-            fleetError(
-              dep.pos,
-              `dependsOn[${dep.index}]: unknown bundle "${dep.name}" (no bundles/${dep.name}/bundle.yaml)`,
-              s.name,
-            ),
-          );
-        }
-      }
-    }
-    // Cycles: depth-first search over declared dependencies; every edge on a cycle is reported.
-    const edges = new Map(
-      states.map((s) => [s.name, (s.spec?.dependsOn ?? []).filter((d) => this.#byName.has(d.name))]),
-    );
-    const reaches = (from: string, to: string): string[] | undefined => {
-      const prev = new Map<string, string>([[from, '']]);
-      const queue = [from];
-      while (queue.length > 0) {
-        const cur = queue.shift() as string;
-        if (cur === to) {
-          const path = [cur];
-          let p = prev.get(cur);
-          while (p) {
-            path.unshift(p);
-            p = prev.get(p);
-          }
-          return path;
-        }
-        for (const d of edges.get(cur) ?? []) {
-          if (!prev.has(d.name)) {
-            prev.set(d.name, cur);
-            queue.push(d.name);
-          }
-        }
-      }
-      return undefined;
-    };
-    for (const s of states) {
-      for (const dep of edges.get(s.name) ?? []) {
-        const back = reaches(dep.name, s.name);
-        if (back) {
-          s.errors.push(
-            fleetError(
-              dep.pos,
-              `dependsOn[${dep.index}]: dependency cycle ${[s.name, ...back].join(' -> ')}`,
-              s.name,
-            ),
-          );
-        }
-      }
-    }
   }
 
   #scopeTable(states: BundleState[]): (group: string, kind: string) => boolean {
@@ -838,38 +776,6 @@ function markContested(states: readonly BundleState[]): void {
       v.contested = v.dynamicIds || v.staticIds.some((id) => (owners.get(id)?.size ?? 0) > 1);
     }
   }
-}
-
-/** Apply order for the whole repo: Kahn's algorithm, smallest name first; bundles on a cycle go last by name. */
-function orderStates(states: readonly BundleState[]): BundleState[] {
-  const byName = new Map(states.map((s) => [s.name, s]));
-  const pending = new Map<string, number>();
-  const dependents = new Map<string, string[]>();
-  for (const s of states) {
-    const deps = (s.spec?.dependsOn ?? []).map((d) => d.name).filter((d) => byName.has(d));
-    pending.set(s.name, deps.length);
-    for (const d of deps) {
-      const list = dependents.get(d) ?? [];
-      list.push(s.name);
-      dependents.set(d, list);
-    }
-  }
-  const ready = [...pending].filter(([, n]) => n === 0).map(([n]) => n);
-  const out: BundleState[] = [];
-  while (ready.length > 0) {
-    ready.sort();
-    const name = ready.shift() as string;
-    out.push(byName.get(name) as BundleState);
-    for (const d of dependents.get(name) ?? []) {
-      const left = (pending.get(d) ?? 0) - 1;
-      pending.set(d, left);
-      if (left === 0) ready.push(d);
-    }
-  }
-  const placed = new Set(out.map((s) => s.name));
-  for (const s of [...states].sort((a, b) => (a.name < b.name ? -1 : 1)))
-    if (!placed.has(s.name)) out.push(s);
-  return out;
 }
 
 /** The result of planning a whole fleet: every cluster's plan, and all errors (load and render) sorted. */
