@@ -1,95 +1,25 @@
-import {
-  type BundleSpec,
-  type CustomizationEntry,
-  type MatchEntry,
-  mergeValues,
-  readBundleSpec,
-} from '../bundle-spec.ts';
-import {
-  type FleetError,
-  FleetInputError,
-  fleetError,
-  normalizeFleetErrors,
-  type SourcePos,
-} from '../errors.ts';
-import { CLUSTER_SCOPED_KINDS, groupKind } from '../kinds.ts';
-import { effectiveLabels, type Labels, nameProblem } from '../labels.ts';
-import { jsonMergePatch, PATCH_MODES, PatchError, strategicMerge } from '../patch.ts';
-import { compileSelector, type LabelMatcher } from '../selector.ts';
-import {
-  type DeclaredClusterSpec,
-  type GroupSpec,
-  readDeclaredCluster,
-  readGroup,
-  SpecReader,
-} from '../spec-reader.ts';
-import { describeNode, getEntry, parseYamlFile, type YDocument, type YMap } from '../yaml-source.ts';
+/**
+ * The fleet language's entry points. A fleet repo goes through these steps, top to bottom:
+ *
+ * 1. load (`load.ts`): classify and parse the repo's files once; per bundle, its spec, its
+ *    targeting and its source's objects (`source.ts`: plain YAML today; Helm and
+ *    Kustomize later).
+ * 2. dependencies (`dependency-graph.ts`): one pass over `dependsOn` for the apply order.
+ * 3. variants (`variant.ts`): per customization, its overlay (`overlay.ts`) and values,
+ *    compiled into templates with holes for cluster variables (`render.ts`).
+ * 4. plan (`planner.ts`): per cluster, target, pick the customization, render its
+ *    variant into the canonical rendered bundle, and hold what is broken for the cluster.
+ *
+ * The types the steps pass along are in `model.ts`.
+ */
+import { type FleetError, FleetInputError, normalizeFleetErrors } from '../errors.ts';
+import type { DeclaredClusterSpec, GroupSpec } from '../spec-reader.ts';
 import { resolveDependencies } from './dependency-graph.ts';
-import type {
-  BundleInfo,
-  BundleMatch,
-  BundleState,
-  ClusterInput,
-  ClusterPlan,
-  CompiledEntry,
-  EntryRef,
-  HeldBundle,
-  ManifestDoc,
-  PlannedBundle,
-  RenderedObjectRef,
-  RenderOutcome,
-  RepoFile,
-  RepoFiles,
-  Variant,
-} from './model.ts';
-import {
-  compileVariant,
-  describeObject,
-  describeRef,
-  RenderCacheBudget,
-  readObjectHeader,
-  renderVariant,
-} from './render.ts';
-
-interface Candidate {
-  readonly state: BundleState;
-  readonly variant: Variant;
-  readonly target: CompiledEntry;
-  readonly custom: CompiledEntry | undefined;
-  readonly outcome: Extract<RenderOutcome, { ok: true }>;
-}
-
-const YAML_FILE = /\.ya?ml$/;
-
-function normalizePath(path: string): string {
-  const p = path
-    .replace(/\\/g, '/')
-    .replace(/^(\.\/)+/, '')
-    .replace(/^\/+/, '');
-  if (p.split('/').some((s) => s === '..'))
-    throw new FleetInputError(`repo file path "${path}" leaves the repo`);
-  return p;
-}
-
-function collectFiles(files: RepoFiles): Map<string, string> {
-  const entries: [string, string][] = [];
-  if (files instanceof Map) for (const [p, c] of files as ReadonlyMap<string, string>) entries.push([p, c]);
-  else for (const f of files as Iterable<RepoFile>) entries.push([f.path, f.content]);
-  const out = new Map<string, string>();
-  for (const [path, content] of entries) {
-    const p = normalizePath(path);
-    if (out.has(p)) throw new FleetInputError(`repo file "${p}" is given twice`);
-    out.set(p, content);
-  }
-  return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-}
-
-function baseName(path: string): string {
-  const slash = path.lastIndexOf('/');
-  return path.slice(slash + 1).replace(YAML_FILE, '');
-}
-
-const line1 = (file: string): SourcePos => ({ file, line: 1, column: 1 });
+import { collectFiles, loadRepo } from './load.ts';
+import type { BundleInfo, BundleMatch, ClusterInput, ClusterPlan, RepoFiles } from './model.ts';
+import { Planner } from './planner.ts';
+import { RenderCacheBudget } from './render.ts';
+import { compileVariants, markContested, scopeTable } from './variant.ts';
 
 /**
  * Loads a fleet repo: parses and validates every file once, compiles each bundle and
@@ -108,7 +38,7 @@ export function loadFleet(files: RepoFiles): Fleet {
 /**
  * A loaded fleet repo at one commit. Plan clusters with {@link Fleet.planCluster}; renders
  * are cached per bundle, customization and referenced cluster-variable values, so
- * clusters that render identically share one {@link RenderedBundle}.
+ * clusters that render identically share one `RenderedBundle`.
  */
 export class Fleet {
   /** Every problem found while loading, sorted by file and line. */
@@ -119,322 +49,30 @@ export class Fleet {
   /** Labels declared in git under `clusters/`; they override registered labels key by key. */
   readonly declaredClusters: ReadonlyMap<string, DeclaredClusterSpec>;
 
-  readonly #bundles: BundleState[];
-  readonly #clusterFileErrors: Map<string, FleetError[]>;
-  readonly #budget = new RenderCacheBudget();
-  #stamp = 0;
+  readonly #planner: Planner;
 
+  /** `files` as {@link loadFleet} gives them: normalized paths, sorted. */
   constructor(files: ReadonlyMap<string, string>) {
-    const repoErrors: FleetError[] = [];
-    const groupFiles = new Map<string, string>();
-    const clusterFiles = new Map<string, string>();
-    const bundleDirs = new Map<
-      string,
-      { spec?: string; manifests: string[]; overlays: Map<string, string[]> }
-    >();
-
-    for (const path of files.keys()) {
-      const parts = path.split('/');
-      if (parts.some((p) => p.startsWith('.'))) continue;
-      const yaml = YAML_FILE.test(path);
-      const top = parts[0];
-      if (top === 'groups' || top === 'clusters') {
-        if (!yaml) continue;
-        if (parts.length !== 2) {
-          repoErrors.push(
-            fleetError(line1(path), `${top} files go directly in ${top}/ (${top}/<name>.yaml)`),
-          );
-          continue;
-        }
-        const name = baseName(path);
-        const target = top === 'groups' ? groupFiles : clusterFiles;
-        const other = target.get(name);
-        if (other !== undefined) {
-          repoErrors.push(
-            fleetError(
-              line1(path),
-              `${top === 'groups' ? 'group' : 'cluster'} "${name}" is also defined in ${other}`,
-            ),
-          );
-          continue;
-        }
-        target.set(name, path);
-      } else if (top === 'bundles') {
-        if (parts.length === 2) {
-          if (yaml) {
-            repoErrors.push(
-              fleetError(
-                line1(path),
-                'bundle files go in a directory per bundle: bundles/<name>/bundle.yaml',
-              ),
-            );
-          }
-          continue;
-        }
-        const name = parts[1] as string;
-        let dir = bundleDirs.get(name);
-        if (!dir) {
-          dir = { manifests: [], overlays: new Map() };
-          bundleDirs.set(name, dir);
-        }
-        const rest = parts.slice(2);
-        if (rest.length === 1 && rest[0] === 'bundle.yaml') dir.spec = path;
-        else if (rest.length === 1 && rest[0] === 'bundle.yml') {
-          repoErrors.push(fleetError(line1(path), `rename ${path} to bundles/${name}/bundle.yaml`, name));
-        } else if (rest[0] === 'overlays') {
-          if (!yaml) continue;
-          if (rest.length < 3) {
-            repoErrors.push(
-              fleetError(line1(path), 'overlay files go in a directory per overlay: overlays/<name>/', name),
-            );
-            continue;
-          }
-          const overlay = rest[1] as string;
-          const list = dir.overlays.get(overlay) ?? [];
-          list.push(path);
-          dir.overlays.set(overlay, list);
-        } else if (yaml) dir.manifests.push(path);
-      }
-    }
-
-    // Groups.
-    const groups = new Map<string, GroupSpec>();
-    const groupMatchers = new Map<string, LabelMatcher>();
-    const brokenGroups = new Set<string>();
-    for (const [name, path] of groupFiles) {
-      const reader = new SpecReader(path);
-      const problem = nameProblem(name);
-      if (problem) reader.error(line1(path), `invalid group name: ${problem}`);
-      const root = this.#singleDocument(path, files.get(path) ?? '', reader);
-      if (root !== false && reader.errors.length === 0) {
-        const group = readGroup(reader, name, root.node, root.pos);
-        if (group) {
-          groups.set(name, group);
-          groupMatchers.set(name, compileSelector(group.selector));
-        }
-      }
-      if (reader.errors.length > 0) brokenGroups.add(name);
-      repoErrors.push(...reader.errors);
-    }
-    this.groups = groups;
-
-    // Clusters declared in git.
-    const declared = new Map<string, DeclaredClusterSpec>();
-    this.#clusterFileErrors = new Map();
-    for (const [name, path] of clusterFiles) {
-      const reader = new SpecReader(path);
-      const problem = nameProblem(name);
-      if (problem) reader.error(line1(path), `invalid cluster name: ${problem}`);
-      const root = this.#singleDocument(path, files.get(path) ?? '', reader);
-      if (root !== false && reader.errors.length === 0) {
-        const spec = readDeclaredCluster(reader, name, root.node);
-        if (spec) declared.set(name, spec);
-      }
-      if (reader.errors.length > 0) this.#clusterFileErrors.set(name, reader.errors);
-      repoErrors.push(...reader.errors);
-    }
-    this.declaredClusters = declared;
-
-    // Bundles: bundle.yaml, base manifests, overlays.
-    const states: BundleState[] = [];
-    for (const [name, dir] of [...bundleDirs].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const file = `bundles/${name}/bundle.yaml`;
-      const state: BundleState = {
-        name,
-        file,
-        spec: undefined,
-        errors: [],
-        targets: undefined,
-        exclude: undefined,
-        customizations: [],
-        variants: [],
-        base: [],
-        overlays: new Map(),
-        dependsOn: [],
-        heldStamp: 0,
-        selectedStamp: 0,
-      };
-      const reader = new SpecReader(file, name);
-      if (dir.spec === undefined) {
-        const first = dir.manifests[0] ?? [...dir.overlays.values()][0]?.[0];
-        if (first === undefined) continue; // a directory without YAML (a README, say) is not a bundle
-        state.errors.push(
-          fleetError(line1(first), `bundle "${name}" has no bundle.yaml (expected ${file})`, name),
-        );
-        states.push(state);
-        continue;
-      }
-      const problem = nameProblem(name);
-      if (problem) reader.error(line1(file), `invalid bundle name (the directory name): ${problem}`);
-      const root = this.#singleDocument(file, files.get(file) ?? '', reader);
-      if (root !== false) {
-        const result = readBundleSpec(reader, name, root.node, root.pos, {
-          groupStatus: (g) => (groups.has(g) ? 'ok' : brokenGroups.has(g) ? 'broken' : 'missing'),
-          groupFile: (g) => groupFiles.get(g) ?? `groups/${g}.yaml`,
-          overlayExists: (o) => dir.overlays.has(o),
-          overlayDir: (o) => `bundles/${name}/overlays/${o}/`,
-        });
-        if (result.targeting) {
-          state.targets = result.targeting.targets.map((e) => compileEntry(e, groupMatchers));
-          state.exclude = result.targeting.exclude.map((e) => compileEntry(e, groupMatchers));
-        }
-        if (reader.errors.length === 0 && result.spec) {
-          (state as { spec: BundleSpec | undefined }).spec = result.spec;
-          state.customizations = result.spec.customizations.map((e) => compileEntry(e, groupMatchers));
-        }
-      }
-      state.errors.push(...reader.errors);
-      state.base = this.#readManifests(dir.manifests, files, name, state.errors, false);
-      for (const [overlay, paths] of dir.overlays) {
-        state.overlays.set(overlay, this.#readManifests(paths, files, name, state.errors, true));
-      }
-      if (dir.manifests.length === 0) {
-        state.errors.push(
-          fleetError(
-            line1(file),
-            `bundle "${name}" has no Kubernetes objects (add YAML files next to bundle.yaml)`,
-            name,
-          ),
-        );
-      }
-      states.push(state);
-    }
-
+    const repo = loadRepo(files);
+    const states = repo.bundles;
     const order = resolveDependencies(states);
-    const isClusterScoped = this.#scopeTable(states);
-    for (const state of states)
-      if (state.spec && state.errors.length === 0) this.#compile(state, isClusterScoped);
+    const isClusterScoped = scopeTable(states);
+    const budget = new RenderCacheBudget();
+    for (const state of states) {
+      if (state.spec && state.errors.length === 0) compileVariants(state, isClusterScoped, budget);
+    }
     markContested(states);
+    this.#planner = new Planner(order, repo.declaredClusters, repo.clusterFileErrors);
 
-    this.#bundles = order;
-    this.bundles = this.#bundles.map((s) => ({
+    this.groups = repo.groups;
+    this.declaredClusters = repo.declaredClusters;
+    this.bundles = order.map((s) => ({
       name: s.name,
       file: s.file,
       ...(s.spec && s.errors.length === 0 ? { spec: s.spec } : {}),
       errors: normalizeFleetErrors(s.errors),
     }));
-    this.errors = normalizeFleetErrors([...repoErrors, ...states.flatMap((s) => s.errors)]);
-  }
-
-  #singleDocument(file: string, content: string, reader: SpecReader): YDocument | false {
-    const parsed = parseYamlFile(file, content, reader.bundle);
-    if (parsed.errors.length > 0) {
-      reader.errors.push(...parsed.errors);
-      return false;
-    }
-    const docs = parsed.documents.filter((d) => d.node !== null);
-    if (docs.length > 1) {
-      reader.error((docs[1] as YDocument).pos, `${file} must hold one YAML document, found ${docs.length}`);
-      return false;
-    }
-    return docs[0] ?? { file, index: 0, pos: line1(file), node: null };
-  }
-
-  #readManifests(
-    paths: readonly string[],
-    files: ReadonlyMap<string, string>,
-    bundle: string,
-    errors: FleetError[],
-    patches: boolean,
-  ): ManifestDoc[] {
-    const out: ManifestDoc[] = [];
-    for (const path of paths) {
-      const parsed = parseYamlFile(path, files.get(path) ?? '', bundle);
-      errors.push(...parsed.errors);
-      for (const doc of parsed.documents) {
-        if (doc.node === null) continue;
-        if (doc.node.kind !== 'map') {
-          errors.push(
-            fleetError(
-              doc.pos,
-              `expected a Kubernetes ${patches ? 'patch' : 'object'} (a mapping), got a ${doc.node.kind === 'seq' ? 'list' : 'scalar'}`,
-              bundle,
-            ),
-          );
-          continue;
-        }
-        if (!patches) readObjectHeader(doc.node, errors, bundle);
-        out.push({ file: path, pos: doc.pos, node: doc.node });
-      }
-    }
-    return out;
-  }
-
-  #scopeTable(states: BundleState[]): (group: string, kind: string) => boolean {
-    const fromCrds = new Map<string, boolean>();
-    for (const s of states) {
-      for (const doc of s.base) {
-        const str = (m: YMap | undefined, key: string): string | undefined => {
-          const v = m ? getEntry(m, key)?.value : undefined;
-          return v?.kind === 'scalar' && typeof v.value === 'string' ? v.value : undefined;
-        };
-        if (str(doc.node, 'kind') !== 'CustomResourceDefinition') continue;
-        const specNode = getEntry(doc.node, 'spec')?.value;
-        const spec = specNode?.kind === 'map' ? specNode : undefined;
-        const namesNode = spec ? getEntry(spec, 'names')?.value : undefined;
-        const group = str(spec, 'group');
-        const kind = str(namesNode?.kind === 'map' ? namesNode : undefined, 'kind');
-        const scope = str(spec, 'scope');
-        if (group && kind && scope) fromCrds.set(groupKind(group, kind), scope === 'Cluster');
-      }
-    }
-    return (group, kind) => {
-      const gk = groupKind(group, kind);
-      return fromCrds.get(gk) ?? CLUSTER_SCOPED_KINDS.has(gk);
-    };
-  }
-
-  #compile(state: BundleState, isClusterScoped: (group: string, kind: string) => boolean): void {
-    const spec = state.spec as BundleSpec;
-    const overlaid = new Map<string, ManifestDoc[] | undefined>();
-    const variantFor = (
-      docs: readonly ManifestDoc[],
-      values: BundleSpec['values'],
-      origin: string,
-      ignoreDifferences: BundleSpec['ignoreDifferences'],
-      healthChecks: BundleSpec['healthChecks'],
-    ) => {
-      const { variant, errors } = compileVariant({
-        bundle: state.name,
-        namespace: spec.namespace,
-        docs,
-        values,
-        valuesOrigin: origin,
-        ignoreDifferences,
-        isClusterScoped,
-        budget: this.#budget,
-        healthChecks,
-      });
-      state.errors.push(...errors);
-      return variant;
-    };
-    const variants: (Variant | undefined)[] = [
-      variantFor(
-        state.base,
-        spec.values,
-        `values of ${state.file}`,
-        spec.ignoreDifferences,
-        spec.healthChecks,
-      ),
-    ];
-    for (const c of spec.customizations) {
-      let docs: ManifestDoc[] | undefined = state.base;
-      if (c.overlay !== undefined) {
-        if (!overlaid.has(c.overlay)) {
-          overlaid.set(c.overlay, applyOverlay(state, state.overlays.get(c.overlay) ?? [], spec.namespace));
-        }
-        docs = overlaid.get(c.overlay);
-      }
-      if (!docs) continue;
-      // A customization's ignoreDifferences add to the bundle's: what the bundle leaves to others stays left.
-      const ignore = [...spec.ignoreDifferences, ...(c.ignoreDifferences ?? [])];
-      // A customization's checks come first: for its clusters, they win over the bundle's for the same objects.
-      const checks = [...(c.healthChecks ?? []), ...spec.healthChecks];
-      variants.push(
-        variantFor(docs, mergeValues(spec.values, c.values), customizationOrigin(c), ignore, checks),
-      );
-    }
-    if (state.errors.length === 0) state.variants = variants as Variant[];
+    this.errors = normalizeFleetErrors([...repo.errors, ...states.flatMap((s) => s.errors)]);
   }
 
   /**
@@ -443,13 +81,7 @@ export class Fleet {
    * and the customization it gets (first match wins). This is what `flotilla targets` shows.
    */
   matchBundles(cluster: ClusterInput): BundleMatch[] {
-    const labels = this.#labelsOf(cluster);
-    const out: BundleMatch[] = [];
-    for (const b of this.#bundles) {
-      const m = matchOne(b, cluster.name, labels);
-      if (m) out.push(m);
-    }
-    return out;
+    return this.#planner.matchBundles(cluster);
   }
 
   /**
@@ -460,321 +92,7 @@ export class Fleet {
    * the rest of the cluster's bundles are planned normally.
    */
   planCluster(cluster: ClusterInput): ClusterPlan {
-    const fileErrors = this.#clusterFileErrors.get(cluster.name);
-    if (fileErrors) {
-      return {
-        cluster: cluster.name,
-        labels: cluster.labels ?? {},
-        status: 'held',
-        bundles: [],
-        held: [],
-        errors: normalizeFleetErrors(fileErrors),
-      };
-    }
-    const labels = this.#labelsOf(cluster);
-    const name = cluster.name;
-    // Stamps instead of per-call sets: this loop runs for every bundle of every cluster.
-    const stamp = ++this.#stamp;
-    const held: HeldBundle[] = [];
-    const hold = (b: BundleState, h: HeldBundle) => {
-      b.heldStamp = stamp;
-      held.push(h);
-    };
-    const ok: Candidate[] = [];
-    for (const b of this.#bundles) {
-      if (!b.targets || !b.exclude) {
-        hold(b, { bundle: b.name, reason: 'broken', targeting: 'unknown', errors: b.errors });
-        continue;
-      }
-      const target = firstEntry(b.targets, name, labels);
-      if (!target || (b.exclude.length > 0 && firstEntry(b.exclude, name, labels))) continue;
-      if (b.errors.length > 0) {
-        hold(b, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: b.errors });
-        continue;
-      }
-      const custom = firstEntry(b.customizations, name, labels);
-      const variant = b.variants[custom ? custom.ref.index + 1 : 0] as Variant;
-      const outcome = renderVariant(variant, name, labels);
-      if (!outcome.ok) {
-        hold(b, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: outcome.errors });
-        continue;
-      }
-      ok.push({ state: b, variant, target, custom, outcome });
-    }
-
-    // Objects defined by two bundles for this cluster: both bundles are held.
-    if (ok.length > 1) {
-      for (const [state, errors] of findDuplicates(ok)) {
-        hold(state, { bundle: state.name, reason: 'broken', targeting: 'matched', errors });
-      }
-    }
-
-    // Dependencies, in apply order so that holds cascade.
-    const planned: PlannedBundle[] = [];
-    for (const item of ok) {
-      const b = item.state;
-      if (b.heldStamp === stamp) continue;
-      const spec = b.spec as BundleSpec;
-      if (spec.dependsOn.length > 0) {
-        const depErrors: FleetError[] = [];
-        let reason: HeldBundle['reason'] = 'broken';
-        spec.dependsOn.forEach((dep, i) => {
-          const d = b.dependsOn[i] as BundleState;
-          if (d.heldStamp === stamp) {
-            reason = 'dependency-broken';
-            depErrors.push(
-              fleetError(
-                dep.pos,
-                `dependsOn[${dep.index}]: bundle "${dep.name}" has errors for cluster "${name}"`,
-                b.name,
-              ),
-            );
-          } else if (d.selectedStamp !== stamp) {
-            depErrors.push(
-              fleetError(
-                dep.pos,
-                `dependsOn[${dep.index}]: bundle "${dep.name}" does not target cluster "${name}"`,
-                b.name,
-              ),
-            );
-          }
-        });
-        if (depErrors.length > 0) {
-          hold(b, { bundle: b.name, reason, targeting: 'matched', errors: depErrors });
-          continue;
-        }
-      }
-      b.selectedStamp = stamp;
-      planned.push(plannedFor(spec, item));
-    }
-    if (held.length === 0) return { cluster: name, labels, status: 'ok', bundles: planned, held, errors: [] };
-    held.sort((a, b) => (a.bundle < b.bundle ? -1 : 1));
-    return {
-      cluster: name,
-      labels,
-      status: 'partial',
-      bundles: planned,
-      held,
-      errors: normalizeFleetErrors(held.flatMap((h) => h.errors)),
-    };
-  }
-
-  #labelsOf(cluster: ClusterInput): Labels {
-    const declared = this.declaredClusters.get(cluster.name);
-    return declared ? effectiveLabels(cluster.labels, declared.labels) : (cluster.labels ?? {});
-  }
-}
-
-// One reference and one planned entry per render (and target entry), shared by every cluster that gets that
-// render: plans stay small, and desired-state serialization can cache per reference.
-function plannedFor(spec: BundleSpec, item: Candidate): PlannedBundle {
-  const outcome = item.outcome;
-  outcome.ref ??= {
-    name: spec.name,
-    hash: outcome.rendered.hash,
-    namespace: spec.namespace,
-    dependsOn: spec.dependsOn.map((d) => d.name).sort(),
-    driftPolicy: spec.driftPolicy,
-    paused: spec.paused,
-  };
-  outcome.planned ??= [];
-  const byTarget = outcome.planned as PlannedBundle[];
-  const index = item.target.ref.index;
-  let planned = byTarget[index];
-  if (!planned) {
-    planned = item.custom
-      ? {
-          ref: outcome.ref,
-          target: item.target.ref,
-          customization: item.custom.ref,
-          rendered: outcome.rendered,
-        }
-      : { ref: outcome.ref, target: item.target.ref, rendered: outcome.rendered };
-    byTarget[index] = planned;
-  }
-  return planned;
-}
-
-function customizationOrigin(c: CustomizationEntry): string {
-  return `values of bundle.yaml and customizations[${c.index}]${c.name === undefined ? '' : ` "${c.name}"`}`;
-}
-
-function compileEntry(entry: MatchEntry, groups: ReadonlyMap<string, LabelMatcher>): CompiledEntry {
-  const ref: EntryRef =
-    entry.name === undefined
-      ? { index: entry.index, kind: entry.rule.kind }
-      : { index: entry.index, name: entry.name, kind: entry.rule.kind };
-  const rule = entry.rule;
-  if (rule.kind === 'clusterName') {
-    const want = rule.clusterName;
-    return { ref, test: (cluster) => cluster === want };
-  }
-  const matcher = rule.kind === 'clusterSelector' ? compileSelector(rule.selector) : groups.get(rule.group);
-  if (!matcher) return { ref, test: () => false };
-  return { ref, test: (_cluster, labels) => matcher(labels) };
-}
-
-function firstEntry(
-  entries: readonly CompiledEntry[],
-  cluster: string,
-  labels: Labels,
-): CompiledEntry | undefined {
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i] as CompiledEntry;
-    if (e.test(cluster, labels)) return e;
-  }
-  return undefined;
-}
-
-function matchOne(b: BundleState, cluster: string, labels: Labels): BundleMatch | undefined {
-  if (!b.targets || !b.exclude) return { bundle: b.name, status: 'unknown' };
-  const target = firstEntry(b.targets, cluster, labels)?.ref;
-  if (!target) return undefined;
-  const excludedBy = firstEntry(b.exclude, cluster, labels)?.ref;
-  if (excludedBy) return { bundle: b.name, status: 'excluded', target, excludedBy };
-  const customization = firstEntry(b.customizations, cluster, labels)?.ref;
-  return customization
-    ? { bundle: b.name, status: 'targeted', target, customization }
-    : { bundle: b.name, status: 'targeted', target };
-}
-
-function applyOverlay(
-  state: BundleState,
-  patches: readonly ManifestDoc[],
-  namespace: string,
-): ManifestDoc[] | undefined {
-  const docs = [...state.base];
-  const before = state.errors.length;
-  const err = (pos: SourcePos, message: string) => state.errors.push(fleetError(pos, message, state.name));
-  for (const patch of patches) {
-    const modeEntry = getEntry(patch.node, '$patch');
-    let mode = 'merge';
-    if (modeEntry) {
-      const v = modeEntry.value;
-      if (v.kind !== 'scalar' || typeof v.value !== 'string' || !PATCH_MODES.includes(v.value)) {
-        const got = v.kind === 'scalar' ? `"${String(v.value)}"` : describeNode(v);
-        err(v.pos, `$patch: unknown value ${got} (expected ${PATCH_MODES.join(', ')})`);
-        continue;
-      }
-      mode = v.value;
-    }
-    const body: YMap = { ...patch.node, entries: patch.node.entries.filter((e) => e.key !== '$patch') };
-    const headerErrors: FleetError[] = [];
-    const header = readObjectHeader(body, headerErrors, state.name);
-    if (!header) {
-      state.errors.push(...headerErrors.map((e) => ({ ...e, message: `patch ${e.message}` })));
-      continue;
-    }
-    const matches: number[] = [];
-    docs.forEach((doc, i) => {
-      const h = readObjectHeader(doc.node, [], state.name);
-      if (!h || h.group !== header.group || h.kind !== header.kind || h.name !== header.name) return;
-      if (header.namespace !== undefined && (h.namespace ?? namespace) !== header.namespace) return;
-      matches.push(i);
-    });
-    const what = describeObject(header.group, header.kind, header.namespace, header.name);
-    if (matches.length === 0) {
-      err(patch.pos, `patch target ${what} not found in bundle "${state.name}"`);
-      continue;
-    }
-    if (matches.length > 1) {
-      err(
-        patch.pos,
-        `patch target ${what} is ambiguous (several namespaces); set metadata.namespace in the patch`,
-      );
-      continue;
-    }
-    const at = matches[0] as number;
-    const target = docs[at] as ManifestDoc;
-    try {
-      if (mode === 'delete') {
-        docs.splice(at, 1);
-        continue;
-      }
-      const merged =
-        mode === 'replace'
-          ? body
-          : mode === 'json-merge'
-            ? jsonMergePatch(target.node, body)
-            : strategicMerge(target.node, body);
-      if (merged === undefined || merged.kind !== 'map') {
-        err(patch.pos, `patch removes ${what} entirely; use "$patch: delete" for that`);
-        continue;
-      }
-      docs[at] = { file: target.file, pos: target.pos, node: merged };
-    } catch (e) {
-      if (e instanceof PatchError) err(e.pos, e.message);
-      else throw e;
-    }
-  }
-  return state.errors.length === before ? docs : undefined;
-}
-
-function findDuplicates(ok: readonly Candidate[]): Map<BundleState, FleetError[]> {
-  const out = new Map<BundleState, FleetError[]>();
-  let full = false;
-  let contested = 0;
-  for (const o of ok) {
-    if (o.variant.dynamicIds) full = true;
-    if (o.variant.contested) contested++;
-  }
-  if (!full && contested < 2) return out;
-  const seen = new Map<string, { state: BundleState; ref: RenderedObjectRef }>();
-  const add = (state: BundleState, error: FleetError) => {
-    const list = out.get(state) ?? [];
-    list.push(error);
-    out.set(state, list);
-  };
-  for (const item of ok) {
-    if (!full && !item.variant.contested) continue;
-    for (const ref of item.outcome.rendered.objects) {
-      const first = seen.get(ref.id);
-      if (!first) {
-        seen.set(ref.id, { state: item.state, ref });
-        continue;
-      }
-      if (first.state === item.state) continue;
-      const what = describeRef(ref);
-      add(
-        first.state,
-        fleetError(
-          { file: first.ref.file, line: first.ref.line, column: 1 },
-          `duplicate object ${what}: also defined by bundle "${item.state.name}" at ${ref.file}:${ref.line}`,
-          first.state.name,
-        ),
-      );
-      add(
-        item.state,
-        fleetError(
-          { file: ref.file, line: ref.line, column: 1 },
-          `duplicate object ${what}: also defined by bundle "${first.state.name}" at ${first.ref.file}:${first.ref.line}`,
-          item.state.name,
-        ),
-      );
-    }
-  }
-  return out;
-}
-
-/** Marks variants whose static objects another bundle also defines, so only those are checked per cluster. */
-function markContested(states: readonly BundleState[]): void {
-  const owners = new Map<string, Set<string>>();
-  for (const s of states) {
-    for (const v of s.variants) {
-      for (const id of v.staticIds) {
-        let set = owners.get(id);
-        if (!set) {
-          set = new Set();
-          owners.set(id, set);
-        }
-        set.add(s.name);
-      }
-    }
-  }
-  for (const s of states) {
-    for (const v of s.variants) {
-      v.contested = v.dynamicIds || v.staticIds.some((id) => (owners.get(id)?.size ?? 0) > 1);
-    }
+    return this.#planner.planCluster(cluster);
   }
 }
 

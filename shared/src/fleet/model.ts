@@ -115,6 +115,16 @@ export interface BundleInfo {
   readonly errors: readonly FleetError[];
 }
 
+/** Plain Kubernetes YAML: every `.yaml`/`.yml` file of the bundle's directory but bundle.yaml and overlays/. */
+export interface PlainSource {
+  readonly kind: 'plain';
+  /** Repo paths, sorted. */
+  readonly files: readonly string[];
+}
+
+/** Where a bundle's objects come from (see `source.ts`). One kind for now; `helm` and `kustomize` join it later. */
+export type BundleSource = PlainSource;
+
 /** A manifest document as read from a file, before or after overlays. */
 export interface ManifestDoc {
   readonly file: string;
@@ -133,10 +143,6 @@ export type RenderOutcome =
   | {
       readonly ok: true;
       readonly rendered: RenderedBundle;
-      /** The bundle reference built from this render, memoized by the planner so clusters share it. */
-      ref?: BundleRef | undefined;
-      /** Planned entries built from this render, by target entry index, memoized by the planner. */
-      planned?: unknown[] | undefined;
     }
   | { readonly ok: false; readonly errors: readonly FleetError[] };
 
@@ -195,7 +201,7 @@ export interface Variant {
   readonly healthChecksJson: string;
 }
 
-/** A bundle as it moves through the pipeline: filled by load, then by the variant step. */
+/** A bundle as it moves through the pipeline: filled by load, linked by the dependency graph, compiled by the variant step. */
 export interface BundleState {
   readonly name: string;
   readonly file: string;
@@ -204,11 +210,14 @@ export interface BundleState {
   targets: CompiledEntry[] | undefined;
   exclude: CompiledEntry[] | undefined;
   customizations: CompiledEntry[];
-  variants: Variant[];
+  /** Where its objects come from. */
+  readonly source: BundleSource;
+  /** The source's objects, before customizations. */
   base: ManifestDoc[];
+  /** Each overlay's patches, by overlay name. */
   overlays: Map<string, ManifestDoc[]>;
+  /** Compiled by the variant step: index 0 for the bundle's defaults, i + 1 for customizations[i]. */
+  variants: Variant[];
   /** The states of spec.dependsOn, in the same order (filled once all bundles are known). */
   dependsOn: BundleState[];
-  heldStamp: number;
-  selectedStamp: number;
 }

@@ -2,13 +2,13 @@ import { FLOTILLA_API_VERSION } from '../api-version.ts';
 import { isTree, type ValueLeaf, type ValuesTree } from '../bundle-spec.ts';
 import { canonicalJson, sha256Hash } from '../canonical.ts';
 import { type FleetError, fleetError, type SourcePos } from '../errors.ts';
-import { apiGroup, applyRank } from '../kinds.ts';
+import { applyRank } from '../kinds.ts';
 import type { Labels } from '../labels.ts';
 import { scalar } from '../patch.ts';
 import type { HealthCheck } from '../protocol/desired-state.ts';
 import type { IgnoreDifference } from '../protocol/ignore-differences.ts';
 import { hasTemplateSyntax, parseTemplate, type VariableRef } from '../variables.ts';
-import { describeNode, getEntry, type YMap, type YNode, type YScalar } from '../yaml-source.ts';
+import { getEntry, type YMap, type YNode, type YScalar } from '../yaml-source.ts';
 import type {
   ClusterVariable,
   ManifestDoc,
@@ -19,6 +19,7 @@ import type {
   StrTemplate,
   Variant,
 } from './model.ts';
+import { describeObject, describeRef, readObjectHeader } from './objects.ts';
 
 /**
  * Bounds the memory held by render caches across one loaded fleet: when the cached
@@ -46,94 +47,6 @@ export class RenderCacheBudget implements RenderBudget {
     for (const cache of this.#caches) cache.clear();
     this.#used = 0;
   }
-}
-
-/** What a manifest document is, as needed to match patches and default namespaces. */
-export interface ObjectHeader {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly group: string;
-  readonly name: string;
-  readonly namespace: string | undefined;
-  readonly metadata: YMap;
-}
-
-/** Reads and checks apiVersion, kind and metadata.name/namespace of a manifest document. */
-export function readObjectHeader(
-  node: YNode,
-  errors: FleetError[],
-  bundle: string,
-): ObjectHeader | undefined {
-  const err = (pos: SourcePos, message: string) => errors.push(fleetError(pos, message, bundle));
-  if (node.kind !== 'map') {
-    err(node.pos, `expected a Kubernetes object (a mapping), got ${describeNode(node)}`);
-    return undefined;
-  }
-  const before = errors.length;
-  const str = (n: YNode | undefined, path: string, at: SourcePos, allowVars: boolean): string | undefined => {
-    if (n === undefined) {
-      err(at, `${path}: required`);
-      return undefined;
-    }
-    if (n.kind !== 'scalar' || typeof n.value !== 'string') {
-      err(n.pos, `${path}: expected a string, got ${describeNode(n)}`);
-      return undefined;
-    }
-    if (!allowVars && hasTemplateSyntax(n.value)) {
-      err(n.pos, `${path}: variables are not allowed in ${path}`);
-      return undefined;
-    }
-    if (n.value === '') {
-      err(n.pos, `${path}: must not be empty`);
-      return undefined;
-    }
-    return n.value;
-  };
-  const apiVersion = str(getEntry(node, 'apiVersion')?.value, 'apiVersion', node.pos, false);
-  const kind = str(getEntry(node, 'kind')?.value, 'kind', node.pos, false);
-  if (kind !== undefined && /List$/.test(kind) && getEntry(node, 'items')) {
-    err(
-      getEntry(node, 'kind')?.value.pos ?? node.pos,
-      `kind: ${kind} is not supported; write the items as separate YAML documents`,
-    );
-  }
-  const metaNode = getEntry(node, 'metadata')?.value;
-  let metadata: YMap | undefined;
-  let name: string | undefined;
-  let namespace: string | undefined;
-  if (metaNode === undefined) err(node.pos, 'metadata.name: required');
-  else if (metaNode.kind !== 'map')
-    err(metaNode.pos, `metadata: expected a mapping, got ${describeNode(metaNode)}`);
-  else {
-    metadata = metaNode;
-    const nameNode = getEntry(metaNode, 'name')?.value;
-    if (nameNode === undefined && getEntry(metaNode, 'generateName')) {
-      err(metaNode.pos, 'metadata.name: required (generateName cannot be used with server-side apply)');
-    } else name = str(nameNode, 'metadata.name', metaNode.pos, true);
-    const nsNode = getEntry(metaNode, 'namespace')?.value;
-    if (nsNode !== undefined) namespace = str(nsNode, 'metadata.namespace', metaNode.pos, true);
-  }
-  if (
-    errors.length !== before ||
-    apiVersion === undefined ||
-    kind === undefined ||
-    !metadata ||
-    name === undefined
-  ) {
-    return undefined;
-  }
-  return { apiVersion, kind, group: apiGroup(apiVersion), name, namespace, metadata };
-}
-
-/** Display form of an object identity, like kubectl: `Deployment.apps "web/frontend"`. */
-export function describeObject(
-  group: string,
-  kind: string,
-  namespace: string | undefined,
-  name: string,
-): string {
-  const gk = group === '' ? kind : `${kind}.${group}`;
-  return `${gk} "${namespace ? `${namespace}/` : ''}${name}"`;
 }
 
 export interface CompileVariantInput {
@@ -403,10 +316,6 @@ function objectRef(o: Omit<ObjectTemplate, 'ref'>, values: readonly string[]): R
   return namespace === undefined
     ? { apiVersion: o.apiVersion, kind: o.kind, name, id, file, line: o.pos.line }
     : { apiVersion: o.apiVersion, kind: o.kind, namespace, name, id, file, line: o.pos.line };
-}
-
-export function describeRef(ref: RenderedObjectRef): string {
-  return describeObject(apiGroup(ref.apiVersion), ref.kind, ref.namespace, ref.name);
 }
 
 function compareRefs(ra: RenderedObjectRef, rb: RenderedObjectRef, rankA: number, rankB: number): number {
