@@ -8,7 +8,8 @@
  * 3. variants (`variant.ts`): per customization, its overlay (`overlay.ts`) and values,
  *    compiled into templates with holes for cluster variables (`render.ts`).
  * 4. plan (`planner.ts`): per cluster, target, pick the customization, render its
- *    variant into the canonical rendered bundle, and hold what is broken for the cluster.
+ *    variant into the canonical rendered bundle (`render.ts`), which the policy step
+ *    checks (`policy.ts`, empty for now), and hold what is broken for the cluster.
  *
  * The types the steps pass along are in `model.ts`.
  */

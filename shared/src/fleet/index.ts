@@ -1,11 +1,7 @@
 /**
- * The fleet language: a fleet repo's files in, one plan per cluster out. The pipeline,
- * one module per step, read top to bottom:
- *
- * - `model.ts`: the types every step passes along (a leaf: imports no step).
- * - `fleet.ts`: {@link loadFleet} and {@link Fleet}, the public entry points.
- * - `render.ts`: a variant compiled to templates, and rendered for a cluster into the
- *   canonical `RenderedBundle` (what the hub stores, keyed by its hash).
+ * The fleet language: a fleet repo's files in, one plan per cluster out. `fleet.ts` lists
+ * the steps in order, one module each (load, source, dependency graph, variant, overlay,
+ * render, policy, planner); `model.ts` holds the types they pass along.
  */
 export { Fleet, type FleetPlan, loadFleet, planFleet } from './fleet.ts';
 export type {

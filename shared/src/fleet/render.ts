@@ -1,3 +1,10 @@
+/**
+ * The render engine: a variant's objects compiled once into canonical-JSON templates with
+ * holes for cluster variables ({@link compileVariant}), and rendered per cluster by filling
+ * the holes and hashing ({@link renderVariant}): the canonical rendered bundle the hub
+ * stores, keyed by its hash. Renders are cached per variant by the values of the cluster
+ * variables they reference.
+ */
 import { FLOTILLA_API_VERSION } from '../api-version.ts';
 import { isTree, type ValueLeaf, type ValuesTree } from '../bundle-spec.ts';
 import { canonicalJson, sha256Hash } from '../canonical.ts';
@@ -20,6 +27,7 @@ import type {
   Variant,
 } from './model.ts';
 import { describeObject, describeRef, readObjectHeader } from './objects.ts';
+import { admit } from './policy.ts';
 
 /**
  * Bounds the memory held by render caches across one loaded fleet: when the cached
@@ -330,8 +338,9 @@ function compareStatic(a: ObjectTemplate, b: ObjectTemplate): number {
 const PREFIX = `{"apiVersion":${JSON.stringify(FLOTILLA_API_VERSION)},"bundle":`;
 
 /**
- * Renders a variant for one cluster. Identical cluster-variable values give the identical
- * (cached) result; a label the manifests reference but the cluster lacks is an error.
+ * Renders a variant for one cluster into its canonical rendered bundle, checked by the
+ * policy step (`policy.ts`). Identical cluster-variable values give the identical (cached)
+ * result; a label the manifests reference but the cluster lacks is an error.
  */
 export function renderVariant(variant: Variant, clusterName: string, labels: Labels): RenderOutcome {
   const keys = variant.varKeys;
@@ -360,7 +369,8 @@ export function renderVariant(variant: Variant, clusterName: string, labels: Lab
     const hit = cache.get(key);
     if (hit) return hit;
   }
-  const outcome = renderNow(variant, values ?? (n === 1 ? [key] : []));
+  // Policy before the cache, so that a render is checked once however many clusters share it.
+  const outcome = admit(renderNow(variant, values ?? (n === 1 ? [key] : [])));
   if (cache) {
     variant.budget.charge(outcome.ok ? outcome.rendered.canonical.length + key.length : key.length);
     cache.set(key, outcome);
