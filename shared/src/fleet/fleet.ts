@@ -54,15 +54,19 @@ export class Fleet {
 
   /** `files` as {@link loadFleet} gives them: normalized paths, sorted. */
   constructor(files: ReadonlyMap<string, string>) {
+    // 1. Load: every file parsed and validated once; each bundle's source read.
     const repo = loadRepo(files);
     const states = repo.bundles;
+    // 2. Dependencies: unknown bundles, cycles and the apply order, in one pass.
     const order = resolveDependencies(states);
+    // 3. Variants of every valid bundle, with overlays and values, compiled to templates.
     const isClusterScoped = scopeTable(states);
     const budget = new RenderCacheBudget();
     for (const state of states) {
       if (state.spec && state.errors.length === 0) compileVariants(state, isClusterScoped, budget);
     }
     markContested(states);
+    // 4. Plans, per cluster on demand: render, policy, isolation.
     this.#planner = new Planner(order, repo.declaredClusters, repo.clusterFileErrors);
 
     this.groups = repo.groups;

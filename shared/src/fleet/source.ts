@@ -1,9 +1,10 @@
 /**
  * The source step: where a bundle's Kubernetes objects come from, before customizations
  * and overlays. Today every bundle is `plain` (the YAML files next to its bundle.yaml).
- * Helm charts and Kustomize directories are later kinds of {@link BundleSource}: each
- * adds a variant of the union and a case in {@link readSource} and {@link sourceProblems}, and gives the steps after
- * it the same thing: manifest documents with file and line.
+ * Helm charts and Kustomize directories are later kinds of {@link BundleSource}: each adds
+ * a member to the union (in `model.ts`) and a case here, and gives the steps after it the
+ * same thing: manifest documents with file and line. (A chart renders per values set, so
+ * its case will also take the variant's values from the variant step.)
  */
 import { type FleetError, fleetError } from '../errors.ts';
 import type { BundleSource, ManifestDoc } from './model.ts';
