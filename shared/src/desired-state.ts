@@ -13,7 +13,7 @@ import {
 } from 'node:crypto';
 import { FLOTILLA_API_VERSION } from './api-version.ts';
 import { type ContentHash, sha256Hash } from './canonical.ts';
-import type { ClusterPlan } from './fleet.ts';
+import type { ClusterPlan } from './fleet/model.ts';
 import {
   type BundleRef,
   canonicalDesiredState,

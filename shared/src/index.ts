@@ -4,6 +4,7 @@
  * desired-state contract between hub and agent. No I/O, no SDKs.
  */
 
+export { FLOTILLA_API_VERSION } from './api-version.ts';
 export {
   type BundleSpec,
   type CustomizationEntry,
@@ -47,6 +48,7 @@ export {
   RenderedBundleIntegrityError,
   type SourcePos,
 } from './errors.ts';
+export type { RenderedBundle, RenderedObjectRef } from './fleet/index.ts';
 export {
   type BundleInfo,
   type BundleMatch,
@@ -61,7 +63,7 @@ export {
   planFleet,
   type RepoFile,
   type RepoFiles,
-} from './fleet.ts';
+} from './fleet/index.ts';
 export { apiGroup, applyRank, CLUSTER_SCOPED_KINDS } from './kinds.ts';
 export {
   effectiveLabels,
@@ -71,6 +73,7 @@ export {
   labelValueProblem,
   nameProblem,
 } from './labels.ts';
+export type { KubeObject, RenderedBundleDocument } from './protocol/desired-state.ts';
 export type { ChangeNotification, StatusAnswer } from './protocol/index.ts';
 export {
   type IgnoreDifference,
@@ -79,13 +82,6 @@ export {
   parseJsonPointer,
   withoutFields,
 } from './protocol/index.ts';
-export {
-  FLOTILLA_API_VERSION,
-  type KubeObject,
-  type RenderedBundle,
-  type RenderedBundleDocument,
-  type RenderedObjectRef,
-} from './render.ts';
 export {
   compileSelector,
   type LabelMatcher,

@@ -7,10 +7,9 @@
 
 import type { FleetError } from '../errors.ts';
 import { FleetInputError } from '../errors.ts';
-import type { EntryRef } from '../fleet.ts';
-import { type ClusterPlan, loadFleet } from '../fleet.ts';
+import { type ClusterPlan, type EntryRef, loadFleet } from '../fleet/index.ts';
 import { labelsProblems, nameProblem } from '../labels.ts';
-import type { KubeObject } from '../render.ts';
+import type { KubeObject } from '../protocol/desired-state.ts';
 import type { ClusterStore, Labels } from './ports.ts';
 import { type FieldProblem, type FleetErrorView, fleetErrorView, InvalidRequestError } from './status.ts';
 import type { FleetSource, FleetSourceFile } from './sync.ts';

@@ -8,7 +8,7 @@ import {
   parseDesiredState,
 } from '../desired-state.ts';
 import { type FleetError, normalizeFleetErrors } from '../errors.ts';
-import { type Fleet, loadFleet } from '../fleet.ts';
+import { type Fleet, loadFleet } from '../fleet/index.ts';
 import {
   type BundleStore,
   type ClusterRecord,

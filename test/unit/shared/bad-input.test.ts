@@ -223,6 +223,20 @@ targets:
     ],
   ],
   [
+    'a bundle that depends on a cycle is not on it',
+    {
+      [WEB]: 'targets: []\ndependsOn: [db]\n',
+      'bundles/db/bundle.yaml': 'namespace: db\ntargets: []\ndependsOn:\n  - web\n',
+      'bundles/api/bundle.yaml': 'namespace: api\ntargets: []\ndependsOn: [web, dbb]\n',
+      'bundles/api/cm.yaml': configMap('  a: b\n'),
+    },
+    [
+      'bundles/api/bundle.yaml:3: dependsOn[1]: unknown bundle "dbb" (no bundles/dbb/bundle.yaml)',
+      'bundles/db/bundle.yaml:4: dependsOn[0]: dependency cycle db -> web -> db',
+      'bundles/web/bundle.yaml:2: dependsOn[0]: dependency cycle web -> db -> web',
+    ],
+  ],
+  [
     'customization with a missing overlay',
     { [WEB]: 'targets: []\ncustomizations:\n  - clusterName: a\n    overlay: prd\n' },
     [

@@ -1,58 +1,40 @@
-import { FLOTILLA_API_VERSION } from './api-version.ts';
-import { isTree, type ValueLeaf, type ValuesTree } from './bundle-spec.ts';
-import { type ContentHash, canonicalJson, sha256Hash } from './canonical.ts';
-import { type FleetError, fleetError, type SourcePos } from './errors.ts';
-import { apiGroup, applyRank } from './kinds.ts';
-import type { Labels } from './labels.ts';
-import { scalar } from './patch.ts';
-import type { BundleRef, HealthCheck, RenderedBundleDocument } from './protocol/desired-state.ts';
-import type { IgnoreDifference } from './protocol/ignore-differences.ts';
-import { hasTemplateSyntax, parseTemplate, type VariableRef } from './variables.ts';
-import { describeNode, getEntry, type YMap, type YNode, type YScalar } from './yaml-source.ts';
-
-export type { KubeObject, RenderedBundleDocument } from './protocol/desired-state.ts';
-export { FLOTILLA_API_VERSION };
-
-/** Identity and origin of one rendered object. `id` is `group/Kind/namespace/name` (namespace empty for cluster-scoped objects). */
-export interface RenderedObjectRef {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly namespace?: string;
-  readonly name: string;
-  readonly id: string;
-  readonly file: string;
-  readonly line: number;
-}
-
 /**
- * A bundle rendered for one cluster: the canonical JSON of its {@link RenderedBundleDocument}
- * (objects in apply order) and its `sha256:` hash. Many clusters share one instance when
- * they render identically.
+ * The render engine: a variant's objects compiled once into canonical-JSON templates with
+ * holes for cluster variables ({@link compileVariant}), and rendered per cluster by filling
+ * the holes and hashing ({@link renderVariant}): the canonical rendered bundle the hub
+ * stores, keyed by its hash. Renders are cached per variant by the values of the cluster
+ * variables they reference.
  */
-export interface RenderedBundle {
-  readonly bundle: string;
-  readonly hash: ContentHash;
-  readonly canonical: string;
-  readonly objects: readonly RenderedObjectRef[];
-}
-
-export type RenderOutcome =
-  | {
-      readonly ok: true;
-      readonly rendered: RenderedBundle;
-      /** The bundle reference built from this render, memoized by the planner so clusters share it. */
-      ref?: BundleRef | undefined;
-      /** Planned entries built from this render, by target entry index, memoized by the planner. */
-      planned?: unknown[] | undefined;
-    }
-  | { readonly ok: false; readonly errors: readonly FleetError[] };
+import { FLOTILLA_API_VERSION } from '../api-version.ts';
+import { isTree, type ValueLeaf, type ValuesTree } from '../bundle-spec.ts';
+import { canonicalJson, sha256Hash } from '../canonical.ts';
+import { type FleetError, fleetError, type SourcePos } from '../errors.ts';
+import { applyRank } from '../kinds.ts';
+import type { Labels } from '../labels.ts';
+import { scalar } from '../patch.ts';
+import type { HealthCheck } from '../protocol/desired-state.ts';
+import type { IgnoreDifference } from '../protocol/ignore-differences.ts';
+import { hasTemplateSyntax, parseTemplate, type VariableRef } from '../variables.ts';
+import { getEntry, type YMap, type YNode, type YScalar } from '../yaml-source.ts';
+import type {
+  ClusterVariable,
+  ManifestDoc,
+  ObjectTemplate,
+  RenderBudget,
+  RenderedObjectRef,
+  RenderOutcome,
+  StrTemplate,
+  Variant,
+} from './model.ts';
+import { describeObject, describeRef, readObjectHeader } from './objects.ts';
+import { admit } from './policy.ts';
 
 /**
  * Bounds the memory held by render caches across one loaded fleet: when the cached
  * canonical text passes the limit, every cache is emptied (output is unaffected; only
  * repeated renders get slower).
  */
-export class RenderCacheBudget {
+export class RenderCacheBudget implements RenderBudget {
   readonly limitChars: number;
   #used = 0;
   readonly #caches: Map<string, RenderOutcome>[] = [];
@@ -73,149 +55,6 @@ export class RenderCacheBudget {
     for (const cache of this.#caches) cache.clear();
     this.#used = 0;
   }
-}
-
-/** Literal text with holes for cluster variables: lits.length === vars.length + 1. */
-interface StrTemplate {
-  readonly lits: readonly string[];
-  readonly vars: readonly number[];
-}
-
-interface ObjectTemplate {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly group: string;
-  readonly rank: number;
-  readonly pos: SourcePos;
-  readonly namespace: StrTemplate | undefined;
-  readonly name: StrTemplate;
-  readonly json: StrTemplate;
-  readonly dynamicId: boolean;
-  /** Set when the identity has no variables. */
-  readonly ref: RenderedObjectRef | undefined;
-}
-
-interface ClusterVariable {
-  readonly ref: Exclude<VariableRef, { kind: 'values' }>;
-  readonly pos: SourcePos;
-}
-
-/**
- * A bundle compiled for one customization (or for its defaults): templates with holes for
- * cluster variables only (values are resolved at compile time), plus a cache of renders
- * keyed by the values of the cluster variables it actually references.
- */
-export interface Variant {
-  readonly bundle: string;
-  readonly vars: readonly ClusterVariable[];
-  /** Per variable: the label key, or null for the cluster name. */
-  readonly varKeys: readonly (string | null)[];
-  readonly objects: readonly ObjectTemplate[];
-  readonly dynamicIds: boolean;
-  readonly staticIds: readonly string[];
-  /** `"ignoreDifferences":[...],` ready to splice into the canonical JSON, or empty. */
-  readonly ignoreJson: string;
-  /** Whether to check this variant's objects against other bundles' objects for one cluster. Set after all bundles compile. */
-  contested: boolean;
-  readonly cache: Map<string, RenderOutcome> | undefined;
-  readonly budget: RenderCacheBudget;
-  /** `,"healthChecks":[...]` in canonical JSON, or empty when the variant has no checks (the hash stays as before). */
-  readonly healthChecksJson: string;
-}
-
-/** A manifest document as read from a file, before or after overlays. */
-export interface ManifestDoc {
-  readonly file: string;
-  readonly pos: SourcePos;
-  readonly node: YMap;
-}
-
-/** What a manifest document is, as needed to match patches and default namespaces. */
-export interface ObjectHeader {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly group: string;
-  readonly name: string;
-  readonly namespace: string | undefined;
-  readonly metadata: YMap;
-}
-
-/** Reads and checks apiVersion, kind and metadata.name/namespace of a manifest document. */
-export function readObjectHeader(
-  node: YNode,
-  errors: FleetError[],
-  bundle: string,
-): ObjectHeader | undefined {
-  const err = (pos: SourcePos, message: string) => errors.push(fleetError(pos, message, bundle));
-  if (node.kind !== 'map') {
-    err(node.pos, `expected a Kubernetes object (a mapping), got ${describeNode(node)}`);
-    return undefined;
-  }
-  const before = errors.length;
-  const str = (n: YNode | undefined, path: string, at: SourcePos, allowVars: boolean): string | undefined => {
-    if (n === undefined) {
-      err(at, `${path}: required`);
-      return undefined;
-    }
-    if (n.kind !== 'scalar' || typeof n.value !== 'string') {
-      err(n.pos, `${path}: expected a string, got ${describeNode(n)}`);
-      return undefined;
-    }
-    if (!allowVars && hasTemplateSyntax(n.value)) {
-      err(n.pos, `${path}: variables are not allowed in ${path}`);
-      return undefined;
-    }
-    if (n.value === '') {
-      err(n.pos, `${path}: must not be empty`);
-      return undefined;
-    }
-    return n.value;
-  };
-  const apiVersion = str(getEntry(node, 'apiVersion')?.value, 'apiVersion', node.pos, false);
-  const kind = str(getEntry(node, 'kind')?.value, 'kind', node.pos, false);
-  if (kind !== undefined && /List$/.test(kind) && getEntry(node, 'items')) {
-    err(
-      getEntry(node, 'kind')?.value.pos ?? node.pos,
-      `kind: ${kind} is not supported; write the items as separate YAML documents`,
-    );
-  }
-  const metaNode = getEntry(node, 'metadata')?.value;
-  let metadata: YMap | undefined;
-  let name: string | undefined;
-  let namespace: string | undefined;
-  if (metaNode === undefined) err(node.pos, 'metadata.name: required');
-  else if (metaNode.kind !== 'map')
-    err(metaNode.pos, `metadata: expected a mapping, got ${describeNode(metaNode)}`);
-  else {
-    metadata = metaNode;
-    const nameNode = getEntry(metaNode, 'name')?.value;
-    if (nameNode === undefined && getEntry(metaNode, 'generateName')) {
-      err(metaNode.pos, 'metadata.name: required (generateName cannot be used with server-side apply)');
-    } else name = str(nameNode, 'metadata.name', metaNode.pos, true);
-    const nsNode = getEntry(metaNode, 'namespace')?.value;
-    if (nsNode !== undefined) namespace = str(nsNode, 'metadata.namespace', metaNode.pos, true);
-  }
-  if (
-    errors.length !== before ||
-    apiVersion === undefined ||
-    kind === undefined ||
-    !metadata ||
-    name === undefined
-  ) {
-    return undefined;
-  }
-  return { apiVersion, kind, group: apiGroup(apiVersion), name, namespace, metadata };
-}
-
-/** Display form of an object identity, like kubectl: `Deployment.apps "web/frontend"`. */
-export function describeObject(
-  group: string,
-  kind: string,
-  namespace: string | undefined,
-  name: string,
-): string {
-  const gk = group === '' ? kind : `${kind}.${group}`;
-  return `${gk} "${namespace ? `${namespace}/` : ''}${name}"`;
 }
 
 export interface CompileVariantInput {
@@ -487,10 +326,6 @@ function objectRef(o: Omit<ObjectTemplate, 'ref'>, values: readonly string[]): R
     : { apiVersion: o.apiVersion, kind: o.kind, namespace, name, id, file, line: o.pos.line };
 }
 
-export function describeRef(ref: RenderedObjectRef): string {
-  return describeObject(apiGroup(ref.apiVersion), ref.kind, ref.namespace, ref.name);
-}
-
 function compareRefs(ra: RenderedObjectRef, rb: RenderedObjectRef, rankA: number, rankB: number): number {
   if (rankA !== rankB) return rankA - rankB;
   return ra.id < rb.id ? -1 : ra.id > rb.id ? 1 : 0;
@@ -503,8 +338,9 @@ function compareStatic(a: ObjectTemplate, b: ObjectTemplate): number {
 const PREFIX = `{"apiVersion":${JSON.stringify(FLOTILLA_API_VERSION)},"bundle":`;
 
 /**
- * Renders a variant for one cluster. Identical cluster-variable values give the identical
- * (cached) result; a label the manifests reference but the cluster lacks is an error.
+ * Renders a variant for one cluster into its canonical rendered bundle, checked by the
+ * policy step (`policy.ts`). Identical cluster-variable values give the identical (cached)
+ * result; a label the manifests reference but the cluster lacks is an error.
  */
 export function renderVariant(variant: Variant, clusterName: string, labels: Labels): RenderOutcome {
   const keys = variant.varKeys;
@@ -533,7 +369,8 @@ export function renderVariant(variant: Variant, clusterName: string, labels: Lab
     const hit = cache.get(key);
     if (hit) return hit;
   }
-  const outcome = renderNow(variant, values ?? (n === 1 ? [key] : []));
+  // Policy before the cache, so that a render is checked once however many clusters share it.
+  const outcome = admit(renderNow(variant, values ?? (n === 1 ? [key] : [])));
   if (cache) {
     variant.budget.charge(outcome.ok ? outcome.rendered.canonical.length + key.length : key.length);
     cache.set(key, outcome);

@@ -1,0 +1,19 @@
+/**
+ * The fleet language: a fleet repo's files in, one plan per cluster out. `fleet.ts` lists
+ * the steps in order, one module each (load, source, dependency graph, variant, overlay,
+ * render, policy, planner); `model.ts` holds the types they pass along.
+ */
+export { Fleet, type FleetPlan, loadFleet, planFleet } from './fleet.ts';
+export type {
+  BundleInfo,
+  BundleMatch,
+  ClusterInput,
+  ClusterPlan,
+  EntryRef,
+  HeldBundle,
+  PlannedBundle,
+  RenderedBundle,
+  RenderedObjectRef,
+  RepoFile,
+  RepoFiles,
+} from './model.ts';

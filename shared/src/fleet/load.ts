@@ -1,0 +1,250 @@
+/**
+ * The load step: the repo's files, classified by where they sit (groups/, clusters/,
+ * bundles/<name>/ with its bundle.yaml, source files and overlays/), parsed and validated
+ * once. Each bundle comes out as a {@link BundleState} with its spec, its compiled
+ * targeting, its source's objects and its overlays' patches, and every problem recorded
+ * on it with file and line; nothing here throws on bad repo content.
+ */
+import { type BundleSpec, readBundleSpec } from '../bundle-spec.ts';
+import { type FleetError, FleetInputError, fleetError, type SourcePos } from '../errors.ts';
+import { nameProblem } from '../labels.ts';
+import { compileSelector, type LabelMatcher } from '../selector.ts';
+import {
+  type DeclaredClusterSpec,
+  type GroupSpec,
+  readDeclaredCluster,
+  readGroup,
+  SpecReader,
+} from '../spec-reader.ts';
+import { parseYamlFile, type YDocument } from '../yaml-source.ts';
+import type { BundleState, RepoFile, RepoFiles } from './model.ts';
+import { readManifests } from './objects.ts';
+import { readSource, sourceProblems } from './source.ts';
+import { compileEntry } from './targeting.ts';
+
+/** The repo as loaded: bundles by name (not yet ordered or compiled), groups, clusters declared in git. */
+export interface LoadedRepo {
+  /** Problems of the repo's layout, groups and cluster files; each bundle keeps its own. */
+  readonly errors: readonly FleetError[];
+  readonly groups: ReadonlyMap<string, GroupSpec>;
+  readonly declaredClusters: ReadonlyMap<string, DeclaredClusterSpec>;
+  /** The errors of each broken `clusters/<name>.yaml`, by cluster name. */
+  readonly clusterFileErrors: ReadonlyMap<string, readonly FleetError[]>;
+  /** Sorted by name. */
+  readonly bundles: BundleState[];
+}
+
+const YAML_FILE = /\.ya?ml$/;
+
+function normalizePath(path: string): string {
+  const p = path
+    .replace(/\\/g, '/')
+    .replace(/^(\.\/)+/, '')
+    .replace(/^\/+/, '');
+  if (p.split('/').some((s) => s === '..'))
+    throw new FleetInputError(`repo file path "${path}" leaves the repo`);
+  return p;
+}
+
+/**
+ * The files as one map from normalized path to content, sorted by path.
+ *
+ * @throws {FleetInputError} when a path leaves the repo or is given twice.
+ */
+export function collectFiles(files: RepoFiles): Map<string, string> {
+  const entries: [string, string][] = [];
+  if (files instanceof Map) for (const [p, c] of files as ReadonlyMap<string, string>) entries.push([p, c]);
+  else for (const f of files as Iterable<RepoFile>) entries.push([f.path, f.content]);
+  const out = new Map<string, string>();
+  for (const [path, content] of entries) {
+    const p = normalizePath(path);
+    if (out.has(p)) throw new FleetInputError(`repo file "${p}" is given twice`);
+    out.set(p, content);
+  }
+  return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function baseName(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return path.slice(slash + 1).replace(YAML_FILE, '');
+}
+
+const line1 = (file: string): SourcePos => ({ file, line: 1, column: 1 });
+
+/** Loads the repo's files (as from {@link collectFiles}) into bundle states, groups and declared clusters. */
+export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
+  const repoErrors: FleetError[] = [];
+  const groupFiles = new Map<string, string>();
+  const clusterFiles = new Map<string, string>();
+  const bundleDirs = new Map<
+    string,
+    { spec?: string; manifests: string[]; overlays: Map<string, string[]> }
+  >();
+
+  for (const path of files.keys()) {
+    const parts = path.split('/');
+    if (parts.some((p) => p.startsWith('.'))) continue;
+    const yaml = YAML_FILE.test(path);
+    const top = parts[0];
+    if (top === 'groups' || top === 'clusters') {
+      if (!yaml) continue;
+      if (parts.length !== 2) {
+        repoErrors.push(fleetError(line1(path), `${top} files go directly in ${top}/ (${top}/<name>.yaml)`));
+        continue;
+      }
+      const name = baseName(path);
+      const target = top === 'groups' ? groupFiles : clusterFiles;
+      const other = target.get(name);
+      if (other !== undefined) {
+        repoErrors.push(
+          fleetError(
+            line1(path),
+            `${top === 'groups' ? 'group' : 'cluster'} "${name}" is also defined in ${other}`,
+          ),
+        );
+        continue;
+      }
+      target.set(name, path);
+    } else if (top === 'bundles') {
+      if (parts.length === 2) {
+        if (yaml) {
+          repoErrors.push(
+            fleetError(line1(path), 'bundle files go in a directory per bundle: bundles/<name>/bundle.yaml'),
+          );
+        }
+        continue;
+      }
+      const name = parts[1] as string;
+      let dir = bundleDirs.get(name);
+      if (!dir) {
+        dir = { manifests: [], overlays: new Map() };
+        bundleDirs.set(name, dir);
+      }
+      const rest = parts.slice(2);
+      if (rest.length === 1 && rest[0] === 'bundle.yaml') dir.spec = path;
+      else if (rest.length === 1 && rest[0] === 'bundle.yml') {
+        repoErrors.push(fleetError(line1(path), `rename ${path} to bundles/${name}/bundle.yaml`, name));
+      } else if (rest[0] === 'overlays') {
+        if (!yaml) continue;
+        if (rest.length < 3) {
+          repoErrors.push(
+            fleetError(line1(path), 'overlay files go in a directory per overlay: overlays/<name>/', name),
+          );
+          continue;
+        }
+        const overlay = rest[1] as string;
+        const list = dir.overlays.get(overlay) ?? [];
+        list.push(path);
+        dir.overlays.set(overlay, list);
+      } else if (yaml) dir.manifests.push(path);
+    }
+  }
+
+  // Groups.
+  const groups = new Map<string, GroupSpec>();
+  const groupMatchers = new Map<string, LabelMatcher>();
+  const brokenGroups = new Set<string>();
+  for (const [name, path] of groupFiles) {
+    const reader = new SpecReader(path);
+    const problem = nameProblem(name);
+    if (problem) reader.error(line1(path), `invalid group name: ${problem}`);
+    const root = singleDocument(path, files.get(path) ?? '', reader);
+    if (root !== false && reader.errors.length === 0) {
+      const group = readGroup(reader, name, root.node, root.pos);
+      if (group) {
+        groups.set(name, group);
+        groupMatchers.set(name, compileSelector(group.selector));
+      }
+    }
+    if (reader.errors.length > 0) brokenGroups.add(name);
+    repoErrors.push(...reader.errors);
+  }
+
+  // Clusters declared in git.
+  const declared = new Map<string, DeclaredClusterSpec>();
+  const clusterFileErrors = new Map<string, FleetError[]>();
+  for (const [name, path] of clusterFiles) {
+    const reader = new SpecReader(path);
+    const problem = nameProblem(name);
+    if (problem) reader.error(line1(path), `invalid cluster name: ${problem}`);
+    const root = singleDocument(path, files.get(path) ?? '', reader);
+    if (root !== false && reader.errors.length === 0) {
+      const spec = readDeclaredCluster(reader, name, root.node);
+      if (spec) declared.set(name, spec);
+    }
+    if (reader.errors.length > 0) clusterFileErrors.set(name, reader.errors);
+    repoErrors.push(...reader.errors);
+  }
+
+  // Bundles: bundle.yaml, base manifests, overlays.
+  const states: BundleState[] = [];
+  for (const [name, dir] of [...bundleDirs].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const file = `bundles/${name}/bundle.yaml`;
+    const state: BundleState = {
+      name,
+      file,
+      spec: undefined,
+      errors: [],
+      targets: undefined,
+      exclude: undefined,
+      customizations: [],
+      variants: [],
+      base: [],
+      source: { kind: 'plain', files: dir.manifests },
+      overlays: new Map(),
+      dependsOn: [],
+    };
+    const reader = new SpecReader(file, name);
+    if (dir.spec === undefined) {
+      const first = dir.manifests[0] ?? [...dir.overlays.values()][0]?.[0];
+      if (first === undefined) continue; // a directory without YAML (a README, say) is not a bundle
+      state.errors.push(
+        fleetError(line1(first), `bundle "${name}" has no bundle.yaml (expected ${file})`, name),
+      );
+      states.push(state);
+      continue;
+    }
+    const problem = nameProblem(name);
+    if (problem) reader.error(line1(file), `invalid bundle name (the directory name): ${problem}`);
+    const root = singleDocument(file, files.get(file) ?? '', reader);
+    if (root !== false) {
+      const result = readBundleSpec(reader, name, root.node, root.pos, {
+        groupStatus: (g) => (groups.has(g) ? 'ok' : brokenGroups.has(g) ? 'broken' : 'missing'),
+        groupFile: (g) => groupFiles.get(g) ?? `groups/${g}.yaml`,
+        overlayExists: (o) => dir.overlays.has(o),
+        overlayDir: (o) => `bundles/${name}/overlays/${o}/`,
+      });
+      if (result.targeting) {
+        state.targets = result.targeting.targets.map((e) => compileEntry(e, groupMatchers));
+        state.exclude = result.targeting.exclude.map((e) => compileEntry(e, groupMatchers));
+      }
+      if (reader.errors.length === 0 && result.spec) {
+        (state as { spec: BundleSpec | undefined }).spec = result.spec;
+        state.customizations = result.spec.customizations.map((e) => compileEntry(e, groupMatchers));
+      }
+    }
+    state.errors.push(...reader.errors);
+    state.base = readSource(state.source, files, name, state.errors);
+    for (const [overlay, paths] of dir.overlays) {
+      state.overlays.set(overlay, readManifests(paths, files, name, state.errors, true));
+    }
+    // After the files' own errors and the overlays', the order a held bundle lists them in.
+    state.errors.push(...sourceProblems(state.source, name, file));
+    states.push(state);
+  }
+  return { errors: repoErrors, groups, declaredClusters: declared, clusterFileErrors, bundles: states };
+}
+
+function singleDocument(file: string, content: string, reader: SpecReader): YDocument | false {
+  const parsed = parseYamlFile(file, content, reader.bundle);
+  if (parsed.errors.length > 0) {
+    reader.errors.push(...parsed.errors);
+    return false;
+  }
+  const docs = parsed.documents.filter((d) => d.node !== null);
+  if (docs.length > 1) {
+    reader.error((docs[1] as YDocument).pos, `${file} must hold one YAML document, found ${docs.length}`);
+    return false;
+  }
+  return docs[0] ?? { file, index: 0, pos: line1(file), node: null };
+}

@@ -1,0 +1,136 @@
+/**
+ * Manifest documents: reading a bundle's YAML files into objects, and an object's
+ * identity (apiVersion, kind, name, namespace) as the load, overlay and render steps see
+ * it, with its display form for messages.
+ */
+import { type FleetError, fleetError, type SourcePos } from '../errors.ts';
+import { apiGroup } from '../kinds.ts';
+import { hasTemplateSyntax } from '../variables.ts';
+import { describeNode, getEntry, parseYamlFile, type YMap, type YNode } from '../yaml-source.ts';
+import type { ManifestDoc, RenderedObjectRef } from './model.ts';
+
+/**
+ * Reads YAML files into manifest documents (a mapping each), recording parse errors and,
+ * for objects (not patches), header errors in `errors`.
+ */
+export function readManifests(
+  paths: readonly string[],
+  files: ReadonlyMap<string, string>,
+  bundle: string,
+  errors: FleetError[],
+  patches: boolean,
+): ManifestDoc[] {
+  const out: ManifestDoc[] = [];
+  for (const path of paths) {
+    const parsed = parseYamlFile(path, files.get(path) ?? '', bundle);
+    errors.push(...parsed.errors);
+    for (const doc of parsed.documents) {
+      if (doc.node === null) continue;
+      if (doc.node.kind !== 'map') {
+        errors.push(
+          fleetError(
+            doc.pos,
+            `expected a Kubernetes ${patches ? 'patch' : 'object'} (a mapping), got a ${doc.node.kind === 'seq' ? 'list' : 'scalar'}`,
+            bundle,
+          ),
+        );
+        continue;
+      }
+      if (!patches) readObjectHeader(doc.node, errors, bundle);
+      out.push({ file: path, pos: doc.pos, node: doc.node });
+    }
+  }
+  return out;
+}
+
+/** What a manifest document is, as needed to match patches and default namespaces. */
+export interface ObjectHeader {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly group: string;
+  readonly name: string;
+  readonly namespace: string | undefined;
+  readonly metadata: YMap;
+}
+
+/** Reads and checks apiVersion, kind and metadata.name/namespace of a manifest document. */
+export function readObjectHeader(
+  node: YNode,
+  errors: FleetError[],
+  bundle: string,
+): ObjectHeader | undefined {
+  const err = (pos: SourcePos, message: string) => errors.push(fleetError(pos, message, bundle));
+  if (node.kind !== 'map') {
+    err(node.pos, `expected a Kubernetes object (a mapping), got ${describeNode(node)}`);
+    return undefined;
+  }
+  const before = errors.length;
+  const str = (n: YNode | undefined, path: string, at: SourcePos, allowVars: boolean): string | undefined => {
+    if (n === undefined) {
+      err(at, `${path}: required`);
+      return undefined;
+    }
+    if (n.kind !== 'scalar' || typeof n.value !== 'string') {
+      err(n.pos, `${path}: expected a string, got ${describeNode(n)}`);
+      return undefined;
+    }
+    if (!allowVars && hasTemplateSyntax(n.value)) {
+      err(n.pos, `${path}: variables are not allowed in ${path}`);
+      return undefined;
+    }
+    if (n.value === '') {
+      err(n.pos, `${path}: must not be empty`);
+      return undefined;
+    }
+    return n.value;
+  };
+  const apiVersion = str(getEntry(node, 'apiVersion')?.value, 'apiVersion', node.pos, false);
+  const kind = str(getEntry(node, 'kind')?.value, 'kind', node.pos, false);
+  if (kind !== undefined && /List$/.test(kind) && getEntry(node, 'items')) {
+    err(
+      getEntry(node, 'kind')?.value.pos ?? node.pos,
+      `kind: ${kind} is not supported; write the items as separate YAML documents`,
+    );
+  }
+  const metaNode = getEntry(node, 'metadata')?.value;
+  let metadata: YMap | undefined;
+  let name: string | undefined;
+  let namespace: string | undefined;
+  if (metaNode === undefined) err(node.pos, 'metadata.name: required');
+  else if (metaNode.kind !== 'map')
+    err(metaNode.pos, `metadata: expected a mapping, got ${describeNode(metaNode)}`);
+  else {
+    metadata = metaNode;
+    const nameNode = getEntry(metaNode, 'name')?.value;
+    if (nameNode === undefined && getEntry(metaNode, 'generateName')) {
+      err(metaNode.pos, 'metadata.name: required (generateName cannot be used with server-side apply)');
+    } else name = str(nameNode, 'metadata.name', metaNode.pos, true);
+    const nsNode = getEntry(metaNode, 'namespace')?.value;
+    if (nsNode !== undefined) namespace = str(nsNode, 'metadata.namespace', metaNode.pos, true);
+  }
+  if (
+    errors.length !== before ||
+    apiVersion === undefined ||
+    kind === undefined ||
+    !metadata ||
+    name === undefined
+  ) {
+    return undefined;
+  }
+  return { apiVersion, kind, group: apiGroup(apiVersion), name, namespace, metadata };
+}
+
+/** Display form of an object identity, like kubectl: `Deployment.apps "web/frontend"`. */
+export function describeObject(
+  group: string,
+  kind: string,
+  namespace: string | undefined,
+  name: string,
+): string {
+  const gk = group === '' ? kind : `${kind}.${group}`;
+  return `${gk} "${namespace ? `${namespace}/` : ''}${name}"`;
+}
+
+export function describeRef(ref: RenderedObjectRef): string {
+  return describeObject(apiGroup(ref.apiVersion), ref.kind, ref.namespace, ref.name);
+}

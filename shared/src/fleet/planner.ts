@@ -1,0 +1,281 @@
+/**
+ * The planner: one cluster's plan from the compiled bundles. It targets, picks each
+ * bundle's customization, renders its variant for the cluster, and applies the isolation
+ * rule: a bundle broken for the cluster (or everywhere) is held, and so is every bundle
+ * that depends on it, while the rest are planned normally.
+ *
+ * It runs for every bundle of every cluster, so it keeps its own bookkeeping, outside the
+ * bundles and renders it reads: stamps per bundle (held or selected in the current call)
+ * instead of per-call sets, and, per render shared by many clusters, the one bundle
+ * reference and planned entry (per target entry) that all those clusters' plans share.
+ */
+import type { BundleSpec } from '../bundle-spec.ts';
+import { type FleetError, fleetError, normalizeFleetErrors } from '../errors.ts';
+import { effectiveLabels, type Labels } from '../labels.ts';
+import type { BundleRef } from '../protocol/desired-state.ts';
+import type { DeclaredClusterSpec } from '../spec-reader.ts';
+import type {
+  BundleMatch,
+  BundleState,
+  ClusterInput,
+  ClusterPlan,
+  CompiledEntry,
+  HeldBundle,
+  PlannedBundle,
+  RenderedBundle,
+  RenderedObjectRef,
+  RenderOutcome,
+  Variant,
+} from './model.ts';
+import { describeRef } from './objects.ts';
+import { renderVariant } from './render.ts';
+import { firstEntry, matchOne } from './targeting.ts';
+
+interface Candidate {
+  /** The bundle's position in apply order. */
+  readonly at: number;
+  readonly state: BundleState;
+  readonly variant: Variant;
+  readonly target: CompiledEntry;
+  readonly custom: CompiledEntry | undefined;
+  readonly outcome: Extract<RenderOutcome, { ok: true }>;
+}
+
+/** What the planner builds once per render: the reference, and the planned entries by target entry index. */
+interface RenderMemo {
+  readonly ref: BundleRef;
+  readonly byTarget: PlannedBundle[];
+}
+
+export class Planner {
+  readonly #bundles: readonly BundleState[];
+  readonly #declared: ReadonlyMap<string, DeclaredClusterSpec>;
+  readonly #clusterFileErrors: ReadonlyMap<string, readonly FleetError[]>;
+  readonly #position: ReadonlyMap<BundleState, number>;
+  /** Per bundle, the positions of the bundles in its dependsOn, in the same order. */
+  readonly #dependsOn: readonly (readonly number[])[];
+  // Stamps instead of per-call sets: a bundle is held (or selected) in this call when its stamp is the call's.
+  readonly #heldStamp: Uint32Array;
+  readonly #selectedStamp: Uint32Array;
+  #stamp = 0;
+  // Keyed by the render, so an entry goes when the render caches let the render go.
+  readonly #memo = new WeakMap<RenderedBundle, RenderMemo>();
+
+  /** `bundles` in apply order, compiled; `declared` and `clusterFileErrors` from `clusters/`. */
+  constructor(
+    bundles: readonly BundleState[],
+    declared: ReadonlyMap<string, DeclaredClusterSpec>,
+    clusterFileErrors: ReadonlyMap<string, readonly FleetError[]>,
+  ) {
+    this.#bundles = bundles;
+    this.#declared = declared;
+    this.#clusterFileErrors = clusterFileErrors;
+    this.#position = new Map(bundles.map((b, i) => [b, i]));
+    this.#dependsOn = bundles.map((b) => b.dependsOn.map((d) => this.#position.get(d) as number));
+    this.#heldStamp = new Uint32Array(bundles.length);
+    this.#selectedStamp = new Uint32Array(bundles.length);
+  }
+
+  /** See `Fleet.matchBundles`. */
+  matchBundles(cluster: ClusterInput): BundleMatch[] {
+    const labels = this.#labelsOf(cluster);
+    const out: BundleMatch[] = [];
+    for (const b of this.#bundles) {
+      const m = matchOne(b, cluster.name, labels);
+      if (m) out.push(m);
+    }
+    return out;
+  }
+
+  /** See `Fleet.planCluster`. */
+  planCluster(cluster: ClusterInput): ClusterPlan {
+    const fileErrors = this.#clusterFileErrors.get(cluster.name);
+    if (fileErrors) {
+      return {
+        cluster: cluster.name,
+        labels: cluster.labels ?? {},
+        status: 'held',
+        bundles: [],
+        held: [],
+        errors: normalizeFleetErrors(fileErrors),
+      };
+    }
+    const labels = this.#labelsOf(cluster);
+    const name = cluster.name;
+    const stamp = ++this.#stamp;
+    const heldStamp = this.#heldStamp;
+    const selectedStamp = this.#selectedStamp;
+    const held: HeldBundle[] = [];
+    const hold = (at: number, h: HeldBundle) => {
+      heldStamp[at] = stamp;
+      held.push(h);
+    };
+    const ok: Candidate[] = [];
+    const bundles = this.#bundles;
+    for (let at = 0; at < bundles.length; at++) {
+      const b = bundles[at] as BundleState;
+      if (!b.targets || !b.exclude) {
+        hold(at, { bundle: b.name, reason: 'broken', targeting: 'unknown', errors: b.errors });
+        continue;
+      }
+      const target = firstEntry(b.targets, name, labels);
+      if (!target || (b.exclude.length > 0 && firstEntry(b.exclude, name, labels))) continue;
+      if (b.errors.length > 0) {
+        hold(at, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: b.errors });
+        continue;
+      }
+      const custom = firstEntry(b.customizations, name, labels);
+      const variant = b.variants[custom ? custom.ref.index + 1 : 0] as Variant;
+      const outcome = renderVariant(variant, name, labels);
+      if (!outcome.ok) {
+        hold(at, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: outcome.errors });
+        continue;
+      }
+      ok.push({ at, state: b, variant, target, custom, outcome });
+    }
+
+    // Objects defined by two bundles for this cluster: both bundles are held.
+    if (ok.length > 1) {
+      for (const [state, errors] of findDuplicates(ok)) {
+        hold(this.#position.get(state) as number, {
+          bundle: state.name,
+          reason: 'broken',
+          targeting: 'matched',
+          errors,
+        });
+      }
+    }
+
+    // Dependencies, in apply order so that holds cascade.
+    const planned: PlannedBundle[] = [];
+    for (const item of ok) {
+      const b = item.state;
+      if (heldStamp[item.at] === stamp) continue;
+      const spec = b.spec as BundleSpec;
+      if (spec.dependsOn.length > 0) {
+        const deps = this.#dependsOn[item.at] as readonly number[];
+        const depErrors: FleetError[] = [];
+        let reason: HeldBundle['reason'] = 'broken';
+        spec.dependsOn.forEach((dep, i) => {
+          const d = deps[i] as number;
+          if (heldStamp[d] === stamp) {
+            reason = 'dependency-broken';
+            depErrors.push(
+              fleetError(
+                dep.pos,
+                `dependsOn[${dep.index}]: bundle "${dep.name}" has errors for cluster "${name}"`,
+                b.name,
+              ),
+            );
+          } else if (selectedStamp[d] !== stamp) {
+            depErrors.push(
+              fleetError(
+                dep.pos,
+                `dependsOn[${dep.index}]: bundle "${dep.name}" does not target cluster "${name}"`,
+                b.name,
+              ),
+            );
+          }
+        });
+        if (depErrors.length > 0) {
+          hold(item.at, { bundle: b.name, reason, targeting: 'matched', errors: depErrors });
+          continue;
+        }
+      }
+      selectedStamp[item.at] = stamp;
+      planned.push(this.#plannedFor(spec, item));
+    }
+    if (held.length === 0) return { cluster: name, labels, status: 'ok', bundles: planned, held, errors: [] };
+    held.sort((a, b) => (a.bundle < b.bundle ? -1 : 1));
+    return {
+      cluster: name,
+      labels,
+      status: 'partial',
+      bundles: planned,
+      held,
+      errors: normalizeFleetErrors(held.flatMap((h) => h.errors)),
+    };
+  }
+
+  #labelsOf(cluster: ClusterInput): Labels {
+    const declared = this.#declared.get(cluster.name);
+    return declared ? effectiveLabels(cluster.labels, declared.labels) : (cluster.labels ?? {});
+  }
+
+  // One reference and one planned entry per render (and target entry), shared by every cluster that gets that
+  // render: plans stay small, and desired-state serialization can cache per reference.
+  #plannedFor(spec: BundleSpec, item: Candidate): PlannedBundle {
+    const rendered = item.outcome.rendered;
+    // A variant without a render cache renders anew for every cluster (it names the cluster): nothing to share.
+    let memo = item.variant.cache ? this.#memo.get(rendered) : undefined;
+    if (!memo) {
+      memo = {
+        ref: {
+          name: spec.name,
+          hash: rendered.hash,
+          namespace: spec.namespace,
+          dependsOn: spec.dependsOn.map((d) => d.name).sort(),
+          driftPolicy: spec.driftPolicy,
+          paused: spec.paused,
+        },
+        byTarget: [],
+      };
+      if (item.variant.cache) this.#memo.set(rendered, memo);
+    }
+    const index = item.target.ref.index;
+    let planned = memo.byTarget[index];
+    if (!planned) {
+      planned = item.custom
+        ? { ref: memo.ref, target: item.target.ref, customization: item.custom.ref, rendered }
+        : { ref: memo.ref, target: item.target.ref, rendered };
+      memo.byTarget[index] = planned;
+    }
+    return planned;
+  }
+}
+
+function findDuplicates(ok: readonly Candidate[]): Map<BundleState, FleetError[]> {
+  const out = new Map<BundleState, FleetError[]>();
+  let full = false;
+  let contested = 0;
+  for (const o of ok) {
+    if (o.variant.dynamicIds) full = true;
+    if (o.variant.contested) contested++;
+  }
+  if (!full && contested < 2) return out;
+  const seen = new Map<string, { state: BundleState; ref: RenderedObjectRef }>();
+  const add = (state: BundleState, error: FleetError) => {
+    const list = out.get(state) ?? [];
+    list.push(error);
+    out.set(state, list);
+  };
+  for (const item of ok) {
+    if (!full && !item.variant.contested) continue;
+    for (const ref of item.outcome.rendered.objects) {
+      const first = seen.get(ref.id);
+      if (!first) {
+        seen.set(ref.id, { state: item.state, ref });
+        continue;
+      }
+      if (first.state === item.state) continue;
+      const what = describeRef(ref);
+      add(
+        first.state,
+        fleetError(
+          { file: first.ref.file, line: first.ref.line, column: 1 },
+          `duplicate object ${what}: also defined by bundle "${item.state.name}" at ${ref.file}:${ref.line}`,
+          first.state.name,
+        ),
+      );
+      add(
+        item.state,
+        fleetError(
+          { file: ref.file, line: ref.line, column: 1 },
+          `duplicate object ${what}: also defined by bundle "${first.state.name}" at ${first.ref.file}:${first.ref.line}`,
+          item.state.name,
+        ),
+      );
+    }
+  }
+  return out;
+}
