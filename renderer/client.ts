@@ -205,6 +205,8 @@ export class RendererClient {
   }
 
   #onAnswer(worker: Worker, line: string): void {
+    // An abandoned worker's late output answers nothing anyone waits for.
+    if (worker !== this.#worker) return;
     let answer: WireAnswer;
     try {
       answer = JSON.parse(line) as WireAnswer;
@@ -224,8 +226,11 @@ export class RendererClient {
 
   /** The worker broke the protocol: its other answers cannot be trusted, so start afresh. */
   #abandon(worker: Worker, why: string, cause?: unknown): void {
+    // Detached first, so requests from here on go to a new worker, not the dying one.
+    this.#worker = undefined;
     this.#failInFlight(worker, `renderer protocol error: ${why}`, cause);
     worker.child.kill('SIGKILL');
+    this.#pump();
   }
 
   #onExit(worker: Worker, how: string): void {
