@@ -60,7 +60,11 @@ func main() {
 	// Helm and kustomize log through slog and the standard logger; stdout is the
 	// protocol, so anything they say goes to stderr.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err := serve(os.Stdin, os.Stdout); err != nil {
+	// Only answers may reach the protocol stream: a library printing to os.Stdout
+	// (fmt.Println in a code path we did not foresee) writes to stderr instead.
+	protocol := os.Stdout
+	os.Stdout = os.Stderr
+	if err := serve(os.Stdin, protocol); err != nil {
 		fmt.Fprintf(os.Stderr, "flotilla-renderer: %v\n", err)
 		os.Exit(1)
 	}
