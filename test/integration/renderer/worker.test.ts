@@ -97,6 +97,7 @@ const chartRequest = {
   namespace: 'apps',
   values: override,
   kubeVersion: 'v1.31.0',
+  apiVersions: ['monitoring.coreos.com/v1'],
 } as const;
 
 const prodRequest = { kind: 'kustomize', files: readTree(kustomizeDir), dir: 'overlays/prod' } as const;
@@ -119,6 +120,8 @@ describe('flotilla-renderer', () => {
         ['template', 'demo', chartDir, '--namespace', 'apps', '--include-crds', '-f', overrideFile].concat([
           '--kube-version',
           'v1.31.0',
+          '--api-versions',
+          'monitoring.coreos.com/v1',
         ]),
         { env: cliEnv },
       );
@@ -132,6 +135,7 @@ describe('flotilla-renderer', () => {
         'ConfigMap/demo-web-config',
         'Service/demo-cache',
         'Deployment/demo-web',
+        'ServiceMonitor/demo-web', // only with monitoring.coreos.com/v1 among the API versions
         'Job/demo-web-migrate',
       ]);
       const labels = {
@@ -183,9 +187,9 @@ describe('flotilla-renderer', () => {
       expect(find(objs, 'CustomResourceDefinition').spec?.names?.kind).toBe('Widget');
     });
 
-    it('leaves crds/ out with skipCRDs and marks an upgrade with isUpgrade', async () => {
+    it('leaves crds/ out with skipCRDs, marks an upgrade with isUpgrade, takes API versions', async () => {
       const objs = objects(
-        manifests(await client.render({ ...chartRequest, skipCRDs: true, isUpgrade: true })),
+        manifests(await client.render({ ...chartRequest, apiVersions: [], skipCRDs: true, isUpgrade: true })),
       );
       expect(objs.map((o) => o.kind)).toEqual(['ConfigMap', 'Service', 'Deployment', 'Job']);
       expect(find(objs, 'Deployment').metadata.annotations?.['flotilla.test/install']).toBe('false');
@@ -195,8 +199,15 @@ describe('flotilla-renderer', () => {
       const result = await client.render({ ...chartRequest, values: { replicaCount: 'three' } });
       expect(result.ok).toBe(false);
       if (result.ok) return;
-      expect(result.error.message).toContain('replicaCount');
-      expect(result.error.message).toContain('schema');
+      expect(result.error.message).toContain("- at '/replicaCount': got string, want integer");
+      const cli = await run(
+        reference.helm,
+        ['template', 'demo', chartDir, '--set-string', 'replicaCount=three'],
+        {
+          env: cliEnv,
+        },
+      ).catch((err: { stderr: string }) => err);
+      expect(cli.stderr).toBe(`Error: ${result.error.message}\n`);
     });
 
     it('answers a template error with the template file and line', async () => {
@@ -214,6 +225,12 @@ describe('flotilla-renderer', () => {
           line: 6,
         },
       });
+      const cli = await run(reference.helm, ['template', 'demo', join(fixtures, 'broken-chart')], {
+        env: cliEnv,
+      }).catch((err: { stderr: string }) => err);
+      expect(cli.stderr.split('\n')[0]).toBe(
+        'Error: execution error at (broken/templates/configmap.yaml:6:26): size is required',
+      );
     });
 
     it('survives a panic in one request', async () => {
