@@ -144,18 +144,21 @@ async function ensureModuleBuild(b: ModuleBuild, opts: BuildOptions): Promise<st
       await withProgress(
         log,
         `building ${b.label} (go build in ${b.moduleDir})`,
-        run(go, ['build', '-trimpath', '-buildvcs=false', '-ldflags', '-s -w', ...b.args(tmp)], {
-          cwd: b.moduleDir,
-          env: {
-            ...process.env,
-            // Static, and no C toolchain needed.
-            CGO_ENABLED: '0',
-            // A go.work further up must not change what the module resolves to.
-            GOWORK: 'off',
-            // go.sum is committed: a build never edits go.mod behind our back.
-            GOFLAGS: '-mod=readonly',
+        // -mod=readonly: go.sum is committed, a build never edits go.mod behind our back.
+        run(
+          go,
+          ['build', '-trimpath', '-buildvcs=false', '-mod=readonly', '-ldflags', '-s -w', ...b.args(tmp)],
+          {
+            cwd: b.moduleDir,
+            env: {
+              ...process.env,
+              // Static, and no C toolchain needed.
+              CGO_ENABLED: '0',
+              // A go.work further up must not change what the module resolves to.
+              GOWORK: 'off',
+            },
           },
-        }),
+        ),
       );
       // Renaming the whole directory means readers only ever see a complete build.
       rmSync(dir, { recursive: true, force: true });

@@ -56,11 +56,14 @@ interface KubeObject {
   readonly kind: string;
   readonly metadata: { readonly name: string; readonly annotations?: Record<string, string> };
   readonly spec?: { readonly names?: { readonly kind: string } };
+  readonly data?: Record<string, string>;
 }
 
-function find(objs: Record<string, unknown>[], kind: string): KubeObject {
-  const found = objs.find((o) => o.kind === kind);
-  if (!found) throw new Error(`no ${kind} among ${objs.map((o) => o.kind).join(', ')}`);
+function find(objs: Record<string, unknown>[], kind: string, name?: string): KubeObject {
+  const found = objs.find(
+    (o) => o.kind === kind && (name === undefined || (o as unknown as KubeObject).metadata.name === name),
+  );
+  if (!found) throw new Error(`no ${kind} ${name ?? ''} among ${objs.map((o) => o.kind).join(', ')}`);
   return found as unknown as KubeObject;
 }
 
@@ -132,6 +135,7 @@ describe('flotilla-renderer', () => {
       const objs = objects(ours);
       expect(objs.map((o) => `${o.kind}/${(o.metadata as { name: string }).name}`)).toEqual([
         'CustomResourceDefinition/widgets.example.flotilla.dev',
+        'ConfigMap/demo-metrics', // from charts/metrics-0.3.0.tgz
         'ConfigMap/demo-web-config',
         'Service/demo-cache',
         'Deployment/demo-web',
@@ -144,7 +148,11 @@ describe('flotilla-renderer', () => {
         'helm.sh/chart': 'web-0.1.0',
         team: 'platform',
       };
-      expect(find(objs, 'ConfigMap')).toEqual({
+      expect(find(objs, 'ConfigMap', 'demo-metrics').data).toEqual({
+        interval: '10s',
+        'global-team': 'platform',
+      });
+      expect(find(objs, 'ConfigMap', 'demo-web-config')).toEqual({
         apiVersion: 'v1',
         kind: 'ConfigMap',
         metadata: { name: 'demo-web-config', labels },
@@ -191,7 +199,7 @@ describe('flotilla-renderer', () => {
       const objs = objects(
         manifests(await client.render({ ...chartRequest, apiVersions: [], skipCRDs: true, isUpgrade: true })),
       );
-      expect(objs.map((o) => o.kind)).toEqual(['ConfigMap', 'Service', 'Deployment', 'Job']);
+      expect(objs.map((o) => o.kind)).toEqual(['ConfigMap', 'ConfigMap', 'Service', 'Deployment', 'Job']);
       expect(find(objs, 'Deployment').metadata.annotations?.['flotilla.test/install']).toBe('false');
     });
 
