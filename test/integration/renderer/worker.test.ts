@@ -349,8 +349,9 @@ describe('flotilla-renderer', () => {
       expect(client.starts).toBe(starts);
     });
 
-    it('fails the requests in flight when the worker is killed, then restarts it', async () => {
-      const own = new RendererClient({ binary, maxInFlight: 1 });
+    it('fails the requests in flight when the worker is killed mid-batch, then restarts it', async () => {
+      // Default maxInFlight (2): the slow render and the one behind it are in the worker.
+      const own = new RendererClient({ binary });
       try {
         const slow: EncodedFiles = readTree(join(fixtures, 'slow-chart'));
         const request = (iterations: number) =>
@@ -361,25 +362,34 @@ describe('flotilla-renderer', () => {
             namespace: 'apps',
             values: { iterations },
           });
-        // Warm up so the worker is running, then send a render that takes seconds
-        // and, behind it, requests that are still queued in the client.
+        // Warm up so the worker is running, then send 50 requests: first a render that
+        // takes seconds, then 49 quick ones, most of them still queued in the client.
         expect(manifests(await request(10))).toContain('sum: "45"');
         const firstPid = own.pid;
-        const inFlight = request(5_000_000);
-        const queued = Array.from({ length: 5 }, () => request(100));
+        const batch = [request(5_000_000), ...Array.from({ length: 49 }, () => request(100))].map((p) =>
+          p.then(
+            (result) => ({ result }),
+            (error: unknown) => ({ error }),
+          ),
+        );
         await new Promise((resolve) => setTimeout(resolve, 200));
         process.kill(firstPid as number, 'SIGKILL');
+        const outcomes = await Promise.all(batch);
 
-        const error = await inFlight.then(
-          () => undefined,
-          (err: unknown) => err,
-        );
-        expect(error).toBeInstanceOf(RendererWorkerError);
-        expect((error as Error).message).toMatch(
-          new RegExp(`^request \\d+ not rendered: renderer worker \\(pid ${firstPid}\\) killed by SIGKILL`),
-        );
-        // The queued requests never reached the dead worker: a new one renders them.
-        for (const r of await Promise.all(queued)) expect(manifests(r)).toContain('sum: "4950"');
+        // The two requests the worker had fail, saying why …
+        const failed = outcomes.flatMap((o) => ('error' in o ? [o.error] : []));
+        expect(failed).toHaveLength(2);
+        expect('error' in (outcomes[0] as object)).toBe(true);
+        for (const error of failed) {
+          expect(error).toBeInstanceOf(RendererWorkerError);
+          expect((error as Error).message).toMatch(
+            new RegExp(`^request \\d+ not rendered: renderer worker \\(pid ${firstPid}\\) killed by SIGKILL`),
+          );
+        }
+        // … the 48 still queued never reached it: a new worker renders them.
+        const rendered = outcomes.flatMap((o) => ('result' in o ? [o.result] : []));
+        expect(rendered).toHaveLength(48);
+        for (const r of rendered) expect(manifests(r)).toContain('sum: "4950"');
         expect(own.starts).toBe(2);
         expect(own.pid).not.toBe(firstPid);
         expect(manifests(await request(10))).toContain('sum: "45"');
