@@ -9,24 +9,20 @@
  *
  * Run as `node renderer/build.ts [--reference]` to print the path(s).
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import {
+  formatElapsed,
+  type Log,
+  lockDirectory,
+  runCommand,
+  withProgress,
+} from '../scripts/build-support.ts';
 
-export type Log = (line: string) => void;
+export type { Log };
 
 /** The Go module of the worker: go.mod, go.sum and *.go. */
 export const rendererModuleDir = fileURLToPath(new URL('.', import.meta.url));
@@ -131,7 +127,7 @@ async function ensureModuleBuild(b: ModuleBuild, opts: BuildOptions): Promise<st
   if (complete()) return dir;
 
   mkdirSync(root, { recursive: true });
-  const unlock = await lock(`${dir}.lock`, log, b.label);
+  const unlock = await lockDirectory(`${dir}.lock`, log, b.label);
   try {
     // Another process may have finished the same build while this one waited.
     if (complete()) return dir;
@@ -174,101 +170,11 @@ async function ensureModuleBuild(b: ModuleBuild, opts: BuildOptions): Promise<st
 }
 
 function run(command: string, args: readonly string[], opts: { cwd: string; env: NodeJS.ProcessEnv }) {
-  return new Promise<string>((resolve, reject) => {
-    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    child.once('error', (err) =>
-      reject(
-        new RendererBuildError(`${command}: ${err.message} (the renderer needs Go on PATH or $GO)`, {
-          cause: err,
-        }),
-      ),
-    );
-    child.once('close', (code) => {
-      if (code === 0) resolve(output);
-      else
-        reject(
-          new RendererBuildError(
-            `${command} ${args.join(' ')} failed (exit ${code}):\n${output.slice(-4000)}`,
-          ),
-        );
-    });
-  });
-}
-
-async function withProgress<T>(log: Log, label: string, work: Promise<T>, everyMs = 15_000): Promise<T> {
-  const started = Date.now();
-  log(`${label} …`);
-  const timer = setInterval(() => log(`${label} … ${formatElapsed(Date.now() - started)}`), everyMs);
-  try {
-    return await work;
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-function formatElapsed(ms: number): string {
-  const s = Math.round(ms / 1000);
-  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
-}
-
-/**
- * A lock directory holding the owner's pid, so two test runs on one machine do not
- * both spend minutes building, and a lock left by a killed process is taken over.
- */
-async function lock(path: string, log: Log, label: string): Promise<() => void> {
-  let waiting = false;
-  for (;;) {
-    try {
-      mkdirSync(path);
-      writeFileSync(join(path, 'pid'), String(process.pid));
-      return () => rmSync(path, { recursive: true, force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const owner = Number(readFileOr(join(path, 'pid'), '0'));
-    const ageMs = Date.now() - mtimeOr0(path);
-    if ((owner > 0 && !isAlive(owner)) || (owner === 0 && ageMs > 10_000)) {
-      rmSync(path, { recursive: true, force: true });
-      continue;
-    }
-    if (!waiting) {
-      waiting = true;
-      log(`waiting for process ${owner} that is building ${label}`);
-    }
-    await sleep(1_000);
-  }
-}
-
-function readFileOr(path: string, fallback: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return fallback;
-  }
-}
-
-function mtimeOr0(path: string): number {
-  try {
-    return statSync(path).mtimeMs;
-  } catch {
-    return 0;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return runCommand(command, args, opts, (message, cause) =>
+    cause === undefined
+      ? new RendererBuildError(message)
+      : new RendererBuildError(`${message} (the renderer needs Go on PATH or $GO)`, { cause }),
+  );
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

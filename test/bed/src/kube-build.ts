@@ -8,11 +8,10 @@ import {
   readFileSync,
   renameSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { lockDirectory } from '../../../scripts/build-support.ts';
 import type { KubeBinaries } from './kube.ts';
 import { formatElapsed, type Log, run, withProgress } from './process.ts';
 
@@ -83,7 +82,7 @@ export async function ensureKubeBinaries(opts: { cacheDir: string; log: Log }): 
   if (!isStale(binDir, wanted)) return binaries(binDir, versions);
 
   mkdirSync(root, { recursive: true });
-  const unlock = await lock(join(root, 'build.lock'), opts.log);
+  const unlock = await lockDirectory(join(root, 'build.lock'), opts.log, 'the Kubernetes binaries');
   try {
     // Another process may have finished the same build while this one waited.
     if (!isStale(binDir, wanted)) return binaries(binDir, versions);
@@ -246,58 +245,5 @@ function hardlinkOrCopy(from: string, to: string): void {
     linkSync(from, to);
   } catch {
     copyFileSync(from, to);
-  }
-}
-
-/**
- * A lock directory holding the owner's pid, so two test runs on one machine do not
- * both spend minutes building, and a lock left by a killed process is taken over.
- */
-async function lock(path: string, log: Log): Promise<() => void> {
-  let waitingSince: number | undefined;
-  for (;;) {
-    try {
-      mkdirSync(path);
-      writeFileSync(join(path, 'pid'), String(process.pid));
-      return () => rmSync(path, { recursive: true, force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const owner = Number(readFileOr(join(path, 'pid'), '0'));
-    const ageMs = Date.now() - statMtime(path);
-    if ((owner > 0 && !isAlive(owner)) || (owner === 0 && ageMs > 10_000)) {
-      rmSync(path, { recursive: true, force: true });
-      continue;
-    }
-    if (waitingSince === undefined) {
-      waitingSince = Date.now();
-      log(`waiting for process ${owner} that is building the Kubernetes binaries`);
-    }
-    await sleep(1_000);
-  }
-}
-
-function readFileOr(path: string, fallback: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return fallback;
-  }
-}
-
-function statMtime(path: string): number {
-  try {
-    return statSync(path).mtimeMs;
-  } catch {
-    return 0;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

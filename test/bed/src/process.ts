@@ -2,8 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { formatElapsed, type Log, runCommand, withProgress } from '../../../scripts/build-support.ts';
 
-export type Log = (line: string) => void;
+export type { Log };
 
 /** A child process of the bed whose output goes to a log file. */
 export interface ManagedProcess {
@@ -136,48 +137,9 @@ export function run(
   args: readonly string[],
   opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
 ): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env ?? process.env });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    child.once('error', (err) => reject(new BedProcessError(`${command}: ${err.message}`, { cause: err })));
-    child.once('close', (code) => {
-      if (code === 0) resolve(output);
-      else
-        reject(
-          new BedProcessError(`${command} ${args.join(' ')} failed (exit ${code}):\n${output.slice(-4000)}`),
-        );
-    });
-    if (opts.input !== undefined) child.stdin.end(opts.input);
-    else child.stdin.end();
-  });
+  return runCommand(command, args, opts, (message, cause) =>
+    cause === undefined ? new BedProcessError(message) : new BedProcessError(message, { cause }),
+  );
 }
 
-/** Logs `label … 1m05s` every `everyMs` while `work` runs, so long steps show progress. */
-export async function withProgress<T>(
-  log: Log,
-  label: string,
-  work: Promise<T>,
-  everyMs = 15_000,
-): Promise<T> {
-  const started = Date.now();
-  log(`${label} …`);
-  const timer = setInterval(() => log(`${label} … ${formatElapsed(Date.now() - started)}`), everyMs);
-  try {
-    const result = await work;
-    log(`${label}: done in ${formatElapsed(Date.now() - started)}`);
-    return result;
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-export function formatElapsed(ms: number): string {
-  const s = Math.round(ms / 1000);
-  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
-}
+export { formatElapsed, withProgress };
