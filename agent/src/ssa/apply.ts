@@ -11,6 +11,7 @@ import {
 import { KubeApiError, type KubeResponse } from '../kube/client.ts';
 import { resourcePath } from '../kube/discovery.ts';
 import { type ManagerContext, ownerLabel, resourceOf } from './context.ts';
+import { deleteIfSame } from './delete.ts';
 import { getAll } from './read.ts';
 import {
   type ApplyOptions,
@@ -257,16 +258,7 @@ async function deleteAndWait(ctx: ManagerContext, p: PreparedObject, timeoutMs: 
   if (!live) return;
   const uid = live.metadata.uid;
   try {
-    await ctx.limit.run(() =>
-      ctx.client.request('DELETE', path, {
-        body: {
-          apiVersion: 'v1',
-          kind: 'DeleteOptions',
-          propagationPolicy: 'Foreground',
-          preconditions: { uid },
-        },
-      }),
-    );
+    await deleteIfSame(ctx, path, uid, 'Foreground');
   } catch (e) {
     if (!(e instanceof KubeApiError && (e.status === 404 || e.status === 409))) throw e;
   }

@@ -56,20 +56,28 @@ async function deleteOne(
     return skipped(`annotated ${ownerLabel(ctx, 'prune')}: disabled`);
   }
   try {
-    await ctx.limit.run(() =>
-      ctx.client.request('DELETE', path, {
-        body: {
-          apiVersion: 'v1',
-          kind: 'DeleteOptions',
-          propagationPolicy: 'Background',
-          preconditions: { uid: live.metadata.uid },
-        },
-      }),
-    );
+    await deleteIfSame(ctx, path, live.metadata.uid, 'Background');
   } catch (e) {
     if (e instanceof KubeApiError && e.status === 404) return skipped('already gone');
     if (e instanceof KubeApiError && e.status === 409) return skipped('replaced by another object meanwhile');
     throw e;
   }
   return { id, ref, action: ChangeAction.Deleted };
+}
+
+/**
+ * Deletes the object at `path` only if it is still the one with `uid` (a precondition: an
+ * object replaced meanwhile is left alone, and the API server answers 409).
+ */
+export async function deleteIfSame(
+  ctx: ManagerContext,
+  path: string,
+  uid: unknown,
+  propagationPolicy: 'Background' | 'Foreground',
+): Promise<void> {
+  await ctx.limit.run(() =>
+    ctx.client.request('DELETE', path, {
+      body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy, preconditions: { uid } },
+    }),
+  );
 }
