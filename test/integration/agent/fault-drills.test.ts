@@ -10,7 +10,14 @@ import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import type { DesiredStateFetch, HubPort } from '../../../agent/src/reconcile/ports.ts';
 import { AGENT_VERSION } from '../../../agent/src/version.ts';
 import { until } from '../../support/until.ts';
-import { AgentHarness, cleanUp, controlPlane, kubeClientOf, uniqueName } from './harness.ts';
+import {
+  AgentHarness,
+  cleanUp,
+  controlPlane,
+  kubeClientOf,
+  namespaceManifest,
+  uniqueName,
+} from './harness.ts';
 import { AgentProcess } from './process.ts';
 
 const bed = inject('bed');
@@ -33,7 +40,7 @@ afterAll(async () => {
   await h?.stop();
 });
 
-const namespace = (ns: string) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`;
+const namespace = (ns: string) => namespaceManifest(ns);
 const settings = (value: string) =>
   `---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  value: "${value}"\n`;
 const value = async (ns: string) =>

@@ -11,6 +11,7 @@ import {
   controlPlane,
   kubeClientOf,
   kubectl,
+  namespaceManifest,
   syncSettled,
   uniqueName,
 } from './harness.ts';
@@ -70,7 +71,7 @@ async function setUp(prefix: string) {
   return { cluster, ns, agent: runtime.agent, bundle };
 }
 
-const namespace = (ns: string) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`;
+const namespace = (ns: string) => namespaceManifest(ns);
 
 const deployment = (label = 'v1') => `---
 apiVersion: apps/v1

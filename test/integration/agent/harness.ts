@@ -265,6 +265,19 @@ export class AgentHarness {
 }
 
 /** A Kubernetes client of one of the bed's control planes, for the tests' own reads and writes. */
+/** Bundle manifests: a Namespace, and optionally a ConfigMap in it with `data`. */
+export function namespaceManifest(
+  ns: string,
+  configMap?: { name: string; data: Record<string, string> },
+): string {
+  const head = `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`;
+  if (!configMap) return head;
+  const data = Object.entries(configMap.data)
+    .map(([k, v]) => `  ${k}: ${JSON.stringify(v)}\n`)
+    .join('');
+  return `${head}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${configMap.name}\ndata:\n${data}`;
+}
+
 /**
  * The bed's control plane `index`, or its first when the bed has fewer (a one-cluster bed
  * runs every test file on one plane). Test files spread over the planes this way.

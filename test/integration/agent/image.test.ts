@@ -15,7 +15,15 @@ import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import { agentManifests, clusterRbacName } from '../../../cli/src/bootstrap/manifests.ts';
 import { repoRoot } from '../../bed/src/bed.ts';
 import { type ReproducedImage, reproduceImage } from './dockerfile.ts';
-import { AgentHarness, cleanUp, controlPlane, eventually, kubeClientOf, uniqueName } from './harness.ts';
+import {
+  AgentHarness,
+  cleanUp,
+  controlPlane,
+  eventually,
+  kubeClientOf,
+  namespaceManifest,
+  uniqueName,
+} from './harness.ts';
 import { AgentPod, installAgentObjects } from './pod.ts';
 
 const bed = inject('bed');
@@ -109,18 +117,10 @@ describe('the agent image (agent/Dockerfile)', () => {
       app: {
         cluster,
         namespace: appNs,
-        manifests: `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${appNs}
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: from-the-image
-data:
-  built: by agent/Dockerfile
-`,
+        manifests: namespaceManifest(appNs, {
+          name: 'from-the-image',
+          data: { built: 'by agent/Dockerfile' },
+        }),
       },
     });
     const [file, ...args] = image.entrypoint;

@@ -12,7 +12,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
 import { type LocalAgentRecord, ProcessLocalAgents } from '../../../cli/src/bootstrap/local-agent.ts';
 import { agentNames, clusterRbacName } from '../../../cli/src/bootstrap/manifests.ts';
-import { AgentHarness, cleanUp, controlPlane, eventually, kubeClientOf, uniqueName } from './harness.ts';
+import {
+  AgentHarness,
+  cleanUp,
+  controlPlane,
+  eventually,
+  kubeClientOf,
+  namespaceManifest,
+  uniqueName,
+} from './harness.ts';
 import { currentContext, installAgentObjects } from './pod.ts';
 
 const bed = inject('bed');
@@ -46,18 +54,7 @@ function bundle(value: string) {
     app: {
       cluster,
       namespace: appNs,
-      manifests: `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${appNs}
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: settings
-data:
-  value: "${value}"
-`,
+      manifests: namespaceManifest(appNs, { name: 'settings', data: { value } }),
     },
   };
 }
