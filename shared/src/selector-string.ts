@@ -101,8 +101,11 @@ export function parseLabelSelector(text: string): LabelSelector {
         const open = next();
         if (open.type !== 'op' || open.text !== '(') fail(`expected "(" after "${op.text}"`, open.pos);
         const values: string[] = [];
-        if (peek().type === 'op' && peek().text === ')') next();
-        else {
+        if (peek().type === 'op' && peek().text === ')') {
+          // As Kubernetes reads it: "()" is the set of one empty value.
+          next();
+          values.push('');
+        } else {
           for (;;) {
             const v = peek();
             if (v.type === 'ident') {
@@ -117,7 +120,6 @@ export function parseLabelSelector(text: string): LabelSelector {
               fail(`expected "," or ")", found ${describe(sep)}`, sep.pos);
           }
         }
-        if (values.length === 0) fail(`"${op.text}" needs at least one value`, op.pos);
         const unique = [...new Set(values)].sort();
         expressions.push({ key, operator: op.text === 'in' ? 'In' : 'NotIn', values: unique });
       } else if (op.type === 'op' && (op.text === '<' || op.text === '>')) {

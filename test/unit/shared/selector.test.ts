@@ -229,6 +229,19 @@ describe('string selectors (kubectl -l syntax)', () => {
     expect(matchesSelector(sel, { env: 'prod' })).toBe(false);
   });
 
+  it('reads "in ()" and "notin ()" as Kubernetes does: the set of one empty value', () => {
+    expect(parseLabelSelector('env in ()')).toEqual({
+      matchExpressions: [{ key: 'env', operator: 'In', values: [''] }],
+    });
+    expect(parseLabelSelector('env notin ()').matchExpressions).toEqual([
+      { key: 'env', operator: 'NotIn', values: [''] },
+    ]);
+    const emptyEnv = parseLabelSelector('env in ()');
+    expect(matchesSelector(emptyEnv, { env: '' })).toBe(true);
+    expect(matchesSelector(emptyEnv, { env: 'prod' })).toBe(false);
+    expect(matchesSelector(emptyEnv, {})).toBe(false);
+  });
+
   it('round-trips through formatLabelSelector', () => {
     for (const text of ['env=prod,region in (eu,us),!legacy', 'tier,zone notin (a,b),env!=dev', '']) {
       const sel = parseLabelSelector(text);
@@ -241,7 +254,6 @@ describe('string selectors (kubectl -l syntax)', () => {
       'env in (prod',
       'invalid selector "env in (prod": expected "," or ")", found end of selector (at column 13)',
     ],
-    ['env in ()', 'invalid selector "env in ()": "in" needs at least one value (at column 5)'],
     ['env in prod', 'invalid selector "env in prod": expected "(" after "in" (at column 8)'],
     [
       'env>1',
