@@ -8,6 +8,16 @@ import {
   parseJsonPointer,
 } from './protocol/ignore-differences.ts';
 import type { LabelSelector } from './selector.ts';
+import {
+  type HelmCustomization,
+  type HelmSpec,
+  type KustomizeCustomization,
+  type KustomizeSpec,
+  readHelmCustomization,
+  readHelmSpec,
+  readKustomizeCustomization,
+  readKustomizeSpec,
+} from './source-spec.ts';
 import type { SpecReader } from './spec-reader.ts';
 import type { YNode } from './yaml-source.ts';
 
@@ -54,6 +64,10 @@ export interface CustomizationEntry extends MatchEntry {
   readonly ignoreDifferences?: readonly IgnoreDifference[];
   /** Checked before the bundle's own `healthChecks` for the clusters this entry matches. */
   readonly healthChecks?: readonly HealthCheck[];
+  /** Helm values, values files and version for these clusters (a Helm bundle only). */
+  readonly helm?: HelmCustomization;
+  /** The kustomization directory for these clusters (a Kustomize bundle only). */
+  readonly kustomize?: KustomizeCustomization;
 }
 
 export interface DependsOnEntry {
@@ -80,6 +94,10 @@ export interface BundleSpec {
   readonly paused: boolean;
   /** Custom health checks in CEL, every expression compiled; first match wins. */
   readonly healthChecks: readonly HealthCheck[];
+  /** Objects rendered from a Helm chart (then through `kustomize` too, when both are set). */
+  readonly helm?: HelmSpec;
+  /** Objects built by `kustomize build` of a directory. */
+  readonly kustomize?: KustomizeSpec;
 }
 
 /** What the bundle reader needs to know about the rest of the repo. */
@@ -111,6 +129,8 @@ export const BUNDLE_FIELDS = [
   'driftPolicy',
   'paused',
   'healthChecks',
+  'helm',
+  'kustomize',
 ] as const;
 
 const ENTRY_FIELDS = ['name', ...MATCH_KINDS];
@@ -121,6 +141,8 @@ const CUSTOMIZATION_FIELDS = [
   'values',
   'ignoreDifferences',
   'healthChecks',
+  'helm',
+  'kustomize',
 ];
 // As in bundle.yaml, in the order a reader expects them (the wire form sorts them).
 // `expression` is another name for `current` (true: ready), for checks written with one expression.
@@ -168,11 +190,18 @@ export function readBundleSpec(
   const nsNode = f.get('namespace');
   if (nsNode) namespace = reader.expectName(nsNode, 'namespace', 'namespace') ?? namespace;
 
+  const bundleDir = reader.file.slice(0, reader.file.lastIndexOf('/'));
+  const helmNode = f.get('helm');
+  const helm = helmNode ? readHelmSpec(reader, helmNode, name, bundleDir) : undefined;
+  const kustomizeNode = f.get('kustomize');
+  const kustomize = kustomizeNode ? readKustomizeSpec(reader, kustomizeNode, bundleDir) : undefined;
+  const source = { helm: helmNode !== undefined, kustomize: kustomizeNode !== undefined, bundleDir };
+
   let customizations: CustomizationEntry[] = [];
   const custNode = f.get('customizations');
   if (custNode) {
     customizations = readEntries(reader, custNode, 'customizations', CUSTOMIZATION_FIELDS, ctx).map((entry) =>
-      readCustomization(reader, entry, ctx),
+      readCustomization(reader, entry, ctx, source),
     );
   }
 
@@ -236,6 +265,8 @@ export function readBundleSpec(
     driftPolicy,
     paused,
     healthChecks,
+    ...(helm === undefined ? {} : { helm }),
+    ...(kustomize === undefined ? {} : { kustomize }),
   };
   return { spec, targeting };
 }
@@ -306,14 +337,45 @@ function readEntries(
   return out;
 }
 
-function readCustomization(reader: SpecReader, entry: RawEntry, ctx: BundleContext): CustomizationEntry {
+/** Which sources the bundle uses, for what its customizations may set. */
+interface SourceKinds {
+  readonly helm: boolean;
+  readonly kustomize: boolean;
+  readonly bundleDir: string;
+}
+
+function readCustomization(
+  reader: SpecReader,
+  entry: RawEntry,
+  ctx: BundleContext,
+  source: SourceKinds,
+): CustomizationEntry {
   const p = `customizations[${entry.index}]`;
   const { fields, ...base } = entry;
   const overlayNode = fields.get('overlay');
+  const helmNode = fields.get('helm');
+  const kustomizeNode = fields.get('kustomize');
+  let helm: HelmCustomization | undefined;
+  if (helmNode) {
+    if (!source.helm) reader.error(helmNode.pos, `${p}.helm: the bundle has no helm section to customize`);
+    else helm = readHelmCustomization(reader, helmNode, `${p}.helm`, source.bundleDir);
+  }
+  let kustomize: KustomizeCustomization | undefined;
+  if (kustomizeNode) {
+    if (!source.kustomize)
+      reader.error(kustomizeNode.pos, `${p}.kustomize: the bundle has no kustomize section to customize`);
+    else kustomize = readKustomizeCustomization(reader, kustomizeNode, `${p}.kustomize`, source.bundleDir);
+  }
+  if (overlayNode && (source.helm || source.kustomize)) {
+    reader.error(
+      overlayNode.pos,
+      `${p}.overlay: overlays patch plain YAML bundles; for this ${source.helm ? 'Helm' : 'Kustomize'} bundle use ${source.helm ? 'helm.values' : 'kustomize.dir (a kustomization with patches)'}`,
+    );
+  }
   const valuesNode = fields.get('values');
   const checksNode = fields.get('healthChecks');
   let overlay: string | undefined;
-  if (overlayNode) {
+  if (overlayNode && !source.helm && !source.kustomize) {
     const v = reader.expectString(overlayNode, `${p}.overlay`);
     if (v !== undefined) {
       if (v === '' || v.includes('/') || v === '.' || v === '..') {
@@ -332,13 +394,15 @@ function readCustomization(reader: SpecReader, entry: RawEntry, ctx: BundleConte
     ? readIgnoreDifferences(reader, ignoreNode, `${p}.ignoreDifferences`)
     : undefined;
   const healthChecks = checksNode ? readHealthChecks(reader, checksNode, `${p}.healthChecks`) : undefined;
-  if (!overlayNode && !valuesNode && !ignoreNode && !checksNode)
+  if (!overlayNode && !valuesNode && !ignoreNode && !checksNode && !helmNode && !kustomizeNode)
     reader.error(
       entry.pos,
-      `${p}: nothing to customize (set overlay, values, ignoreDifferences, healthChecks or several)`,
+      `${p}: nothing to customize (set overlay, values, helm, kustomize, ignoreDifferences, healthChecks or several)`,
     );
   return {
     ...base,
+    ...(helm === undefined ? {} : { helm }),
+    ...(kustomize === undefined ? {} : { kustomize }),
     ...(overlay === undefined ? {} : { overlay, overlayPos: overlayNode?.pos as SourcePos }),
     ...(values === undefined ? {} : { values }),
     ...(ignoreDifferences === undefined ? {} : { ignoreDifferences }),

@@ -52,17 +52,28 @@ export type { RenderedBundle, RenderedObjectRef } from './fleet/index.ts';
 export {
   type BundleInfo,
   type BundleMatch,
+  type ChartFetcher,
+  type ChartFetchResult,
+  type ChartRequest,
   type ClusterInput,
   type ClusterPlan,
+  type EnginePorts,
+  type EngineRequest,
+  type EngineResult,
   type EntryRef,
+  type FetchedChart,
   Fleet,
   type FleetPlan,
+  HELM_OUTPUT_FILE,
   type HeldBundle,
   loadFleet,
   type PlannedBundle,
   planFleet,
+  type RenderEngine,
   type RepoFile,
   type RepoFiles,
+  type ResolvedChart,
+  renderFleet,
 } from './fleet/index.ts';
 export { apiGroup, applyRank, CLUSTER_SCOPED_KINDS } from './kinds.ts';
 export {
@@ -82,6 +93,7 @@ export {
   parseJsonPointer,
   withoutFields,
 } from './protocol/index.ts';
+export { contentBase64, isBinaryContent, repoFileContent } from './repo-content.ts';
 export {
   compileSelector,
   type LabelMatcher,

@@ -2,11 +2,13 @@
  * The fleet language's entry points. A fleet repo goes through these steps, top to bottom:
  *
  * 1. load (`load.ts`): classify and parse the repo's files once; per bundle, its spec, its
- *    targeting and its source's objects (`source.ts`: plain YAML today; Helm and
- *    Kustomize later).
+ *    targeting and its source's objects (`source.ts`: plain YAML; Helm charts and
+ *    kustomizations are built by the render engines, `engine-source.ts`).
  * 2. dependencies (`dependency-graph.ts`): one pass over `dependsOn` for the apply order.
  * 3. variants (`variant.ts`): per customization, its overlay (`overlay.ts`) and values,
  *    compiled into templates with holes for cluster variables (`render.ts`).
+ *    Helm and Kustomize bundles compile to their inputs per variant, rendered for the
+ *    clusters by `Fleet.prepare` (async: the engines run in another process).
  * 4. plan (`planner.ts`): per cluster, target, pick the customization, render its
  *    variant into the canonical rendered bundle (`render.ts`), which the policy step
  *    checks (`policy.ts`, empty for now), and hold what is broken for the cluster.
@@ -16,11 +18,13 @@
 import { type FleetError, FleetInputError, normalizeFleetErrors } from '../errors.ts';
 import type { DeclaredClusterSpec, GroupSpec } from '../spec-reader.ts';
 import { resolveDependencies } from './dependency-graph.ts';
+import type { EnginePorts, ResolvedChart } from './engine.ts';
+import { compileEngineVariants, prepareEngineBundles } from './engine-source.ts';
 import { collectFiles, loadRepo } from './load.ts';
-import type { BundleInfo, BundleMatch, ClusterInput, ClusterPlan, RepoFiles } from './model.ts';
+import type { BundleInfo, BundleMatch, BundleState, ClusterInput, ClusterPlan, RepoFiles } from './model.ts';
 import { Planner } from './planner.ts';
 import { RenderCacheBudget } from './render.ts';
-import { compileVariants, markContested, scopeTable } from './variant.ts';
+import { compileVariants, type IsClusterScoped, markContested, scopeTable } from './variant.ts';
 
 /**
  * Loads a fleet repo: parses and validates every file once, compiles each bundle and
@@ -51,6 +55,11 @@ export class Fleet {
   readonly declaredClusters: ReadonlyMap<string, DeclaredClusterSpec>;
 
   readonly #planner: Planner;
+  readonly #files: ReadonlyMap<string, string>;
+  readonly #states: readonly BundleState[];
+  readonly #isClusterScoped: IsClusterScoped;
+  readonly #budget: RenderCacheBudget;
+  #resolvedCharts: readonly ResolvedChart[] = [];
 
   /** `files` as {@link loadFleet} gives them: normalized paths, sorted. */
   constructor(files: ReadonlyMap<string, string>) {
@@ -59,12 +68,19 @@ export class Fleet {
     const states = repo.bundles;
     // 2. Dependencies: unknown bundles, cycles and the apply order, in one pass.
     const order = resolveDependencies(states);
-    // 3. Variants of every valid bundle, with overlays and values, compiled to templates.
+    // 3. Variants of every valid bundle, with overlays and values, compiled to templates;
+    //    for Helm and Kustomize bundles, their inputs per variant (rendered by `prepare`).
     const isClusterScoped = scopeTable(states);
     const budget = new RenderCacheBudget();
     for (const state of states) {
-      if (state.spec && state.errors.length === 0) compileVariants(state, isClusterScoped, budget);
+      if (!state.spec || state.errors.length > 0) continue;
+      if (state.source.kind === 'engine') compileEngineVariants(state, files);
+      else compileVariants(state, isClusterScoped, budget);
     }
+    this.#files = files;
+    this.#states = states;
+    this.#isClusterScoped = isClusterScoped;
+    this.#budget = budget;
     markContested(states);
     // 4. Plans, per cluster on demand: render, policy, isolation.
     this.#planner = new Planner(order, repo.declaredClusters, repo.clusterFileErrors);
@@ -78,6 +94,34 @@ export class Fleet {
       errors: normalizeFleetErrors(s.errors),
     }));
     this.errors = normalizeFleetErrors([...repo.errors, ...states.flatMap((s) => s.errors)]);
+  }
+
+  /** Whether any bundle is built by Helm or kustomize, so that planning needs {@link Fleet.prepare} first. */
+  get needsEngine(): boolean {
+    return this.#states.some((s) => s.source.kind === 'engine');
+  }
+
+  /** The chart versions the last {@link Fleet.prepare} resolved, per bundle. */
+  get resolvedCharts(): readonly ResolvedChart[] {
+    return this.#resolvedCharts;
+  }
+
+  /**
+   * Renders the Helm and Kustomize bundles for `clusters` with the render engine: one
+   * render per bundle and distinct variant, values and Kubernetes version, however many
+   * clusters share it. Call it before {@link Fleet.planCluster} for those clusters; a
+   * cluster planned without it has its engine bundles held. Without an engine in
+   * `ports`, those bundles are broken with a message saying so.
+   */
+  async prepare(clusters: Iterable<ClusterInput>, ports: EnginePorts): Promise<void> {
+    if (!this.needsEngine) return;
+    this.#resolvedCharts = await prepareEngineBundles(this.#states, [...clusters], {
+      files: this.#files,
+      isClusterScoped: this.#isClusterScoped,
+      budget: this.#budget,
+      labelsOf: (c) => this.#planner.labelsOf(c),
+      ports,
+    });
   }
 
   /**
@@ -99,6 +143,21 @@ export class Fleet {
   planCluster(cluster: ClusterInput): ClusterPlan {
     return this.#planner.planCluster(cluster);
   }
+}
+
+/**
+ * {@link planFleet} with the render engine: loads, renders the Helm and Kustomize bundles
+ * for the clusters, and plans them. What the hub and the CLI's previews use.
+ */
+export async function renderFleet(
+  files: RepoFiles | Fleet,
+  clusters: Iterable<ClusterInput>,
+  ports: EnginePorts,
+): Promise<FleetPlan> {
+  const fleet = files instanceof Fleet ? files : loadFleet(files);
+  const list = [...clusters];
+  await fleet.prepare(list, ports);
+  return planFleet(fleet, list);
 }
 
 /** The result of planning a whole fleet: every cluster's plan, and all errors (load and render) sorted. */

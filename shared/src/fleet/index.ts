@@ -3,7 +3,20 @@
  * the steps in order, one module each (load, source, dependency graph, variant, overlay,
  * render, policy, planner); `model.ts` holds the types they pass along.
  */
-export { Fleet, type FleetPlan, loadFleet, planFleet } from './fleet.ts';
+export type {
+  ChartFetcher,
+  ChartFetchResult,
+  ChartRequest,
+  EncodedFiles,
+  EnginePorts,
+  EngineRequest,
+  EngineResult,
+  FetchedChart,
+  RenderEngine,
+  ResolvedChart,
+} from './engine.ts';
+export { HELM_OUTPUT_FILE } from './engine-source.ts';
+export { Fleet, type FleetPlan, loadFleet, planFleet, renderFleet } from './fleet.ts';
 export type {
   BundleInfo,
   BundleMatch,

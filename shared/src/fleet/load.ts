@@ -16,8 +16,8 @@ import {
   readGroup,
   SpecReader,
 } from '../spec-reader.ts';
-import { parseYamlFile, type YDocument } from '../yaml-source.ts';
-import type { BundleState, RepoFile, RepoFiles } from './model.ts';
+import { parseYamlFile, type YDocument, type YNode } from '../yaml-source.ts';
+import type { BundleSource, BundleState, RepoFile, RepoFiles } from './model.ts';
 import { readManifests } from './objects.ts';
 import { readSource, sourceProblems } from './source.ts';
 import { compileEntry } from './targeting.ts';
@@ -207,6 +207,8 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     const problem = nameProblem(name);
     if (problem) reader.error(line1(file), `invalid bundle name (the directory name): ${problem}`);
     const root = singleDocument(file, files.get(file) ?? '', reader);
+    const engine = root !== false ? engineKinds(root.node) : undefined;
+    if (engine) (state as { source: BundleSource }).source = { kind: 'engine', ...engine };
     if (root !== false) {
       const result = readBundleSpec(reader, name, root.node, root.pos, {
         groupStatus: (g) => (groups.has(g) ? 'ok' : brokenGroups.has(g) ? 'broken' : 'missing'),
@@ -224,15 +226,55 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
       }
     }
     state.errors.push(...reader.errors);
+    let kustomizations: FleetError[] = [];
+    if (state.source.kind === 'plain') {
+      kustomizations = kustomizationsIn(state.source.files, file);
+      state.errors.push(...kustomizations);
+      (state as { source: BundleSource }).source = {
+        kind: 'plain',
+        files: state.source.files.filter((f) => !KUSTOMIZATION_FILE.test(f)),
+      };
+    }
     state.base = readSource(state.source, files, name, state.errors);
-    for (const [overlay, paths] of dir.overlays) {
-      state.overlays.set(overlay, readManifests(paths, files, name, state.errors, true));
+    // In a Helm or Kustomize bundle, overlays/ is the kustomizations' own business.
+    if (state.source.kind === 'plain') {
+      for (const [overlay, paths] of dir.overlays) {
+        state.overlays.set(overlay, readManifests(paths, files, name, state.errors, true));
+      }
     }
     // After the files' own errors and the overlays', the order a held bundle lists them in.
-    state.errors.push(...sourceProblems(state.source, name, file));
+    if (kustomizations.length === 0) state.errors.push(...sourceProblems(state.source, name, file));
     states.push(state);
   }
   return { errors: repoErrors, groups, declaredClusters: declared, clusterFileErrors, bundles: states };
+}
+
+const KUSTOMIZATION_FILE = /(^|\/)kustomization\.ya?ml$/;
+
+/** Which engines a bundle.yaml asks for, read from its top-level keys even when the rest has errors. */
+function engineKinds(root: YNode | null): { helm: boolean; kustomize: boolean } | undefined {
+  if (root?.kind !== 'map') return undefined;
+  const helm = root.entries.some((e) => e.key === 'helm');
+  const kustomize = root.entries.some((e) => e.key === 'kustomize');
+  return helm || kustomize ? { helm, kustomize } : undefined;
+}
+
+/** A kustomization among a plain bundle's files: never shipped as an object, and the error says what to write instead. */
+function kustomizationsIn(paths: readonly string[], bundleFile: string): FleetError[] {
+  const bundle = bundleFile.split('/')[1] as string;
+  const bundleDir = bundleFile.slice(0, bundleFile.lastIndexOf('/'));
+  return paths
+    .filter((p) => KUSTOMIZATION_FILE.test(p))
+    .map((p) => {
+      const dir = p.slice(0, p.lastIndexOf('/'));
+      const rel = dir === bundleDir ? '' : dir.slice(bundleDir.length + 1);
+      const fix = rel === '' ? 'kustomize: {}' : `kustomize: {dir: ${rel}}`;
+      return fleetError(
+        line1(p),
+        `${p} is a kustomization, not a Kubernetes object: add "${fix}" to ${bundleFile} to build it with kustomize`,
+        bundle,
+      );
+    });
 }
 
 function singleDocument(file: string, content: string, reader: SpecReader): YDocument | false {

@@ -8,7 +8,9 @@ import type { BundleSpec, MatchKind } from '../bundle-spec.ts';
 import type { ContentHash } from '../canonical.ts';
 import type { FleetError, SourcePos } from '../errors.ts';
 import type { Labels } from '../labels.ts';
-import type { BundleRef } from '../protocol/desired-state.ts';
+import type { BundleRef, HealthCheck } from '../protocol/desired-state.ts';
+import type { IgnoreDifference } from '../protocol/ignore-differences.ts';
+import type { ChartLocation, RepoPathRef } from '../source-spec.ts';
 import type { VariableRef } from '../variables.ts';
 import type { YMap } from '../yaml-source.ts';
 
@@ -25,6 +27,8 @@ export type RepoFiles = Iterable<RepoFile> | ReadonlyMap<string, string>;
 export interface ClusterInput {
   readonly name: string;
   readonly labels?: Labels;
+  /** The cluster's Kubernetes version as its agent last reported it, e.g. v1.33.2; Helm's `.Capabilities.KubeVersion`. */
+  readonly kubeVersion?: string;
 }
 
 /** Which entry of `targets`, `exclude` or `customizations` matched. */
@@ -122,8 +126,58 @@ export interface PlainSource {
   readonly files: readonly string[];
 }
 
-/** Where a bundle's objects come from (see `source.ts`). One kind for now; `helm` and `kustomize` join it later. */
-export type BundleSource = PlainSource;
+/**
+ * Objects the render engines build (`engine-source.ts`): a Helm chart, a kustomization,
+ * or a chart whose output a kustomization then changes. Rendered per variant and, for
+ * Helm, per distinct set of cluster values and Kubernetes version.
+ */
+export interface EngineSource {
+  readonly kind: 'engine';
+  readonly helm: boolean;
+  readonly kustomize: boolean;
+}
+
+/** Where a bundle's objects come from (see `source.ts`). */
+export type BundleSource = PlainSource | EngineSource;
+
+/** What a render engine made of an engine bundle for one cluster: its variant, or why there is none. */
+export type EngineOutcome =
+  | { readonly ok: true; readonly variant: Variant }
+  | { readonly ok: false; readonly errors: readonly FleetError[] };
+
+/** Helm values compiled for one variant: canonical JSON with holes for cluster variables. */
+export interface CompiledHelmValues {
+  readonly json: StrTemplate;
+  readonly vars: readonly ClusterVariable[];
+  /** Per variable: the label key, or null for the cluster name. */
+  readonly varKeys: readonly (string | null)[];
+}
+
+/**
+ * What one customization (or the bundle's defaults) makes of an engine bundle, before
+ * any cluster: the chart and its values with holes for cluster variables, and the
+ * kustomization directory.
+ */
+export interface EngineVariant {
+  /** 0 for the bundle's defaults, i + 1 for customizations[i]. */
+  readonly index: number;
+  /** For messages: `values of bundles/web/bundle.yaml` or with `customizations[1] "prod"`. */
+  readonly origin: string;
+  readonly helm?: {
+    readonly chart: ChartLocation;
+    readonly version?: string;
+    readonly values: CompiledHelmValues;
+  };
+  readonly kustomizeDir?: RepoPathRef;
+  readonly ignoreDifferences: readonly IgnoreDifference[];
+  readonly healthChecks: readonly HealthCheck[];
+}
+
+/** An engine bundle's variants, and its renders per cluster (filled by `Fleet.prepare`). */
+export interface EngineRenders {
+  readonly variants: readonly EngineVariant[];
+  readonly byCluster: Map<string, EngineOutcome>;
+}
 
 /** A manifest document as read from a file, before or after overlays. */
 export interface ManifestDoc {
@@ -220,4 +274,6 @@ export interface BundleState {
   variants: Variant[];
   /** The states of spec.dependsOn, in the same order (filled once all bundles are known). */
   dependsOn: BundleState[];
+  /** Engine bundles only: their renders per cluster, filled by `Fleet.prepare`. */
+  engine?: EngineRenders;
 }

@@ -22,7 +22,13 @@ export function readManifests(
 ): ManifestDoc[] {
   const out: ManifestDoc[] = [];
   for (const path of paths) {
-    const parsed = parseYamlFile(path, files.get(path) ?? '', bundle);
+    const content = files.get(path) ?? '';
+    const tooBig = fileSizeProblem(path, content, bundle);
+    if (tooBig) {
+      errors.push(tooBig);
+      continue;
+    }
+    const parsed = parseYamlFile(path, content, bundle);
     errors.push(...parsed.errors);
     for (const doc of parsed.documents) {
       if (doc.node === null) continue;
@@ -41,6 +47,37 @@ export function readManifests(
     }
   }
   return out;
+}
+
+/**
+ * The API server refuses a request body over 3 MiB and etcd a value over 1.5 MiB, so no
+ * file bigger than this can be applied whole; refusing it before parsing also bounds the
+ * memory one file can take in the hub.
+ */
+export const MAX_MANIFEST_FILE_BYTES = 8 * 1024 * 1024;
+/** etcd's default request limit (--max-request-bytes): an object bigger than this is never stored. */
+export const MAX_OBJECT_BYTES = 1.5 * 1024 * 1024;
+/** The API server's limit on a ConfigMap's or Secret's data. */
+export const MAX_DATA_OBJECT_BYTES = 1024 * 1024;
+
+/** A file too big to be Kubernetes objects, as an error at its first line; undefined when it is fine. */
+export function fileSizeProblem(path: string, content: string, bundle: string): FleetError | undefined {
+  // UTF-16 length is at most the UTF-8 byte count; the exact count only when it might matter.
+  if (content.length <= MAX_MANIFEST_FILE_BYTES / 3) return undefined;
+  const bytes = Buffer.byteLength(content, 'utf8');
+  if (bytes <= MAX_MANIFEST_FILE_BYTES) return undefined;
+  return fleetError(
+    { file: path, line: 1, column: 1 },
+    `${path} is ${mib(bytes)}; manifest files are limited to ${mib(MAX_MANIFEST_FILE_BYTES)} (the API server takes at most 1.5 MiB per object: split the file, or keep large data out of git)`,
+    bundle,
+  );
+}
+
+/** A byte count for messages: `20.0 MiB`, `512 KiB`. */
+export function mib(bytes: number): string {
+  return bytes >= 1024 * 1024
+    ? `${(bytes / (1024 * 1024)).toFixed(1)} MiB`
+    : `${Math.ceil(bytes / 1024)} KiB`;
 }
 
 /** What a manifest document is, as needed to match patches and default namespaces. */

@@ -125,7 +125,20 @@ export class Planner {
         continue;
       }
       const custom = firstEntry(b.customizations, name, labels);
-      const variant = b.variants[custom ? custom.ref.index + 1 : 0] as Variant;
+      let variant: Variant;
+      if (b.engine) {
+        const rendered = b.engine.byCluster.get(name);
+        if (!rendered?.ok) {
+          hold(at, {
+            bundle: b.name,
+            reason: 'broken',
+            targeting: 'matched',
+            errors: rendered ? rendered.errors : [notPrepared(b, name)],
+          });
+          continue;
+        }
+        variant = rendered.variant;
+      } else variant = b.variants[custom ? custom.ref.index + 1 : 0] as Variant;
       const outcome = renderVariant(variant, name, labels);
       if (!outcome.ok) {
         hold(at, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: outcome.errors });
@@ -197,6 +210,11 @@ export class Planner {
     };
   }
 
+  /** A cluster's labels: registered, overridden key by key by its `clusters/<name>.yaml`. */
+  labelsOf(cluster: ClusterInput): Labels {
+    return this.#labelsOf(cluster);
+  }
+
   #labelsOf(cluster: ClusterInput): Labels {
     const declared = this.#declared.get(cluster.name);
     return declared ? effectiveLabels(cluster.labels, declared.labels) : (cluster.labels ?? {});
@@ -232,6 +250,14 @@ export class Planner {
     }
     return planned;
   }
+}
+
+function notPrepared(b: BundleState, cluster: string): FleetError {
+  return fleetError(
+    { file: b.file, line: 1, column: 1 },
+    `bundle "${b.name}" was not rendered for cluster "${cluster}" (Helm and Kustomize bundles render in Fleet.prepare, before planning)`,
+    b.name,
+  );
 }
 
 function findDuplicates(ok: readonly Candidate[]): Map<BundleState, FleetError[]> {

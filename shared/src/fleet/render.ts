@@ -26,7 +26,14 @@ import type {
   StrTemplate,
   Variant,
 } from './model.ts';
-import { describeObject, describeRef, readObjectHeader } from './objects.ts';
+import {
+  describeObject,
+  describeRef,
+  MAX_DATA_OBJECT_BYTES,
+  MAX_OBJECT_BYTES,
+  mib,
+  readObjectHeader,
+} from './objects.ts';
 import { admit } from './policy.ts';
 
 /**
@@ -70,6 +77,12 @@ export interface CompileVariantInput {
   readonly budget: RenderCacheBudget;
   /** Custom health checks travelling with the rendered bundle, first match wins. */
   readonly healthChecks?: readonly HealthCheck[];
+  /**
+   * Strings are taken as they are, without `${...}` variables: the objects a render
+   * engine built (variables went into its inputs; `${` in a chart's output is the
+   * chart's own, a shell script's say).
+   */
+  readonly literal?: boolean;
 }
 
 /**
@@ -125,7 +138,7 @@ export function compileVariant(input: CompileVariantInput): {
   /** Emits a string scalar; `raw` receives unescaped text for identity templates. */
   const emitString = (node: YScalar, out: TemplateBuilder, raw?: TemplateBuilder): void => {
     const s = node.value as string;
-    if (!hasTemplateSyntax(s)) {
+    if (input.literal || !hasTemplateSyntax(s)) {
       out.lit(JSON.stringify(s));
       raw?.lit(s);
       return;
@@ -236,6 +249,12 @@ export function compileVariant(input: CompileVariantInput): {
       nsTpl = b.done();
     }
     if (errors.length !== before) continue;
+    const jsonTpl = json.done();
+    const tooBig = objectSizeProblem(header, jsonTpl);
+    if (tooBig) {
+      err(doc.pos, tooBig);
+      continue;
+    }
     const name = nameTpl.done();
     const dynamicId = name.vars.length > 0 || (nsTpl !== undefined && nsTpl.vars.length > 0);
     const template: Omit<ObjectTemplate, 'ref'> = {
@@ -246,7 +265,7 @@ export function compileVariant(input: CompileVariantInput): {
       pos: doc.pos,
       namespace: nsTpl,
       name,
-      json: json.done(),
+      json: jsonTpl,
       dynamicId,
     };
     objects.push({ ...template, ref: dynamicId ? undefined : objectRef(template, []) });
@@ -286,6 +305,28 @@ export function compileVariant(input: CompileVariantInput): {
         : '',
   };
   return { variant, errors };
+}
+
+/**
+ * An object too big for the API server, by the size of its JSON (variables not counted):
+ * etcd stores at most 1.5 MiB per object, and a ConfigMap or Secret holds at most 1 MiB.
+ */
+function objectSizeProblem(
+  header: { group: string; kind: string; name: string; namespace: string | undefined },
+  json: StrTemplate,
+): string | undefined {
+  let chars = 0;
+  for (const lit of json.lits) chars += lit.length;
+  const dataKind = header.group === '' && (header.kind === 'ConfigMap' || header.kind === 'Secret');
+  const limit = dataKind ? MAX_DATA_OBJECT_BYTES : MAX_OBJECT_BYTES;
+  if (chars <= limit / 3) return undefined;
+  let bytes = 0;
+  for (const lit of json.lits) bytes += Buffer.byteLength(lit, 'utf8');
+  if (bytes <= limit) return undefined;
+  const what = describeObject(header.group, header.kind, header.namespace, header.name);
+  return dataKind
+    ? `${what} is ${mib(bytes)}; the API server accepts at most ${mib(limit)} of data in a ${header.kind}`
+    : `${what} is ${mib(bytes)} as JSON; the API server stores objects up to ${mib(limit)}`;
 }
 
 class TemplateBuilder {

@@ -23,6 +23,9 @@ export function readSource(
   switch (source.kind) {
     case 'plain':
       return readManifests(source.files, files, bundle, errors, false);
+    case 'engine':
+      // Rendered per variant and cluster by `Fleet.prepare` (engine-source.ts).
+      return [];
   }
 }
 
@@ -32,6 +35,8 @@ export function readSource(
  */
 export function sourceProblems(source: BundleSource, bundle: string, file: string): FleetError[] {
   switch (source.kind) {
+    case 'engine':
+      return [];
     case 'plain':
       return source.files.length > 0
         ? []

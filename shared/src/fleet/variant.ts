@@ -21,26 +21,31 @@ export type IsClusterScoped = (group: string, kind: string) => boolean;
  */
 export function scopeTable(states: readonly BundleState[]): IsClusterScoped {
   const fromCrds = new Map<string, boolean>();
-  for (const s of states) {
-    for (const doc of s.base) {
-      const str = (m: YMap | undefined, key: string): string | undefined => {
-        const v = m ? getEntry(m, key)?.value : undefined;
-        return v?.kind === 'scalar' && typeof v.value === 'string' ? v.value : undefined;
-      };
-      if (str(doc.node, 'kind') !== 'CustomResourceDefinition') continue;
-      const specNode = getEntry(doc.node, 'spec')?.value;
-      const spec = specNode?.kind === 'map' ? specNode : undefined;
-      const namesNode = spec ? getEntry(spec, 'names')?.value : undefined;
-      const group = str(spec, 'group');
-      const kind = str(namesNode?.kind === 'map' ? namesNode : undefined, 'kind');
-      const scope = str(spec, 'scope');
-      if (group && kind && scope) fromCrds.set(groupKind(group, kind), scope === 'Cluster');
-    }
-  }
+  for (const s of states) for (const [gk, scoped] of crdScopes(s.base)) fromCrds.set(gk, scoped);
   return (group, kind) => {
     const gk = groupKind(group, kind);
     return fromCrds.get(gk) ?? CLUSTER_SCOPED_KINDS.has(gk);
   };
+}
+
+/** The scope of each kind the CustomResourceDefinitions among `docs` define, by group/kind. */
+export function crdScopes(docs: readonly ManifestDoc[]): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  for (const doc of docs) {
+    const str = (m: YMap | undefined, key: string): string | undefined => {
+      const v = m ? getEntry(m, key)?.value : undefined;
+      return v?.kind === 'scalar' && typeof v.value === 'string' ? v.value : undefined;
+    };
+    if (str(doc.node, 'kind') !== 'CustomResourceDefinition') continue;
+    const specNode = getEntry(doc.node, 'spec')?.value;
+    const spec = specNode?.kind === 'map' ? specNode : undefined;
+    const namesNode = spec ? getEntry(spec, 'names')?.value : undefined;
+    const group = str(spec, 'group');
+    const kind = str(namesNode?.kind === 'map' ? namesNode : undefined, 'kind');
+    const scope = str(spec, 'scope');
+    if (group && kind && scope) out.set(groupKind(group, kind), scope === 'Cluster');
+  }
+  return out;
 }
 
 /**

@@ -50,7 +50,7 @@ targets:
     'unknown top-level field',
     { [WEB]: 'namespace: web\ntargets: []\ndriftpolicy: warn\n' },
     [
-      'bundles/web/bundle.yaml:3: unknown field "driftpolicy" (expected description, namespace, targets, exclude, customizations, values, ignoreDifferences, dependsOn, driftPolicy, paused, healthChecks)',
+      'bundles/web/bundle.yaml:3: unknown field "driftpolicy" (expected description, namespace, targets, exclude, customizations, values, ignoreDifferences, dependsOn, driftPolicy, paused, healthChecks, helm, kustomize)',
     ],
   ],
   [
@@ -247,7 +247,7 @@ targets:
     'customization that customizes nothing',
     { [WEB]: 'targets: []\ncustomizations:\n  - name: prod\n    clusterGroup: prod\n' },
     [
-      'bundles/web/bundle.yaml:3: customizations[0]: nothing to customize (set overlay, values, ignoreDifferences, healthChecks or several)',
+      'bundles/web/bundle.yaml:3: customizations[0]: nothing to customize (set overlay, values, helm, kustomize, ignoreDifferences, healthChecks or several)',
     ],
   ],
   [

@@ -1,0 +1,91 @@
+/**
+ * The ports through which the pure core reaches the render engines: the render worker
+ * (Helm's and kustomize's own libraries, `renderer/`), and the chart fetcher for charts
+ * from Helm repositories and OCI registries (`shared/src/charts/`). The worker's client
+ * (`@flotilla/renderer`) implements {@link RenderEngine}; unit tests pass plain fakes.
+ */
+
+/** File contents by path relative to the chart or the repo root, base64-encoded. */
+export type EncodedFiles = Readonly<Record<string, string>>;
+
+/** `helm template`, of a chart given as files or as a packaged archive. */
+export interface EngineHelmRequest {
+  readonly kind: 'helm';
+  /** The chart's files at the root (Chart.yaml, templates/ …). */
+  readonly files?: EncodedFiles;
+  /** Base64 of a packaged chart (.tgz), instead of `files`. */
+  readonly archive?: string;
+  readonly releaseName: string;
+  readonly namespace: string;
+  readonly values?: Readonly<Record<string, unknown>>;
+  readonly kubeVersion?: string;
+  readonly apiVersions?: readonly string[];
+  readonly skipCRDs?: boolean;
+}
+
+/** `kustomize build dir`, `dir` a path inside `files`. */
+export interface EngineKustomizeRequest {
+  readonly kind: 'kustomize';
+  readonly files: EncodedFiles;
+  readonly dir: string;
+}
+
+export type EngineRequest = EngineHelmRequest | EngineKustomizeRequest;
+
+/** Where a render failed, as far as the engine says: its message, and the template or kustomization file and line. */
+export interface EngineError {
+  readonly message: string;
+  readonly file?: string;
+  readonly line?: number;
+}
+
+export type EngineResult =
+  | { readonly ok: true; readonly manifests: string }
+  | { readonly ok: false; readonly error: EngineError };
+
+/** Renders charts and kustomizations; a rejected promise means the engine itself failed (it died, or cannot start). */
+export interface RenderEngine {
+  render(request: EngineRequest): Promise<EngineResult>;
+}
+
+/** A chart in a Helm repository (`repo` + `chart`) or an OCI registry (`chart` is `oci://…`). */
+export interface ChartRequest {
+  readonly repo?: string;
+  readonly chart: string;
+  /** A version or a semver range. */
+  readonly version?: string;
+  readonly auth?: { readonly secretRef: string };
+}
+
+/** A chart fetched and checked against its repository's digest. */
+export interface FetchedChart {
+  readonly name: string;
+  /** The version the range resolved to. */
+  readonly version: string;
+  /** `sha256:…` of the archive. */
+  readonly digest: string;
+  readonly archive: Uint8Array;
+}
+
+export type ChartFetchResult =
+  | { readonly ok: true; readonly chart: FetchedChart }
+  | { readonly ok: false; readonly error: string };
+
+export interface ChartFetcher {
+  fetchChart(request: ChartRequest): Promise<ChartFetchResult>;
+}
+
+/** What `Fleet.prepare` renders with. Without an engine, Helm and Kustomize bundles are broken with a message saying so. */
+export interface EnginePorts {
+  readonly engine?: RenderEngine;
+  readonly charts?: ChartFetcher;
+}
+
+/** A chart version a sync used: which range it resolved and to what, for reports. */
+export interface ResolvedChart {
+  readonly bundle: string;
+  readonly chart: string;
+  readonly constraint: string;
+  readonly version: string;
+  readonly digest: string;
+}
