@@ -43,6 +43,12 @@ export interface HubConfig {
   /** Seconds without a heartbeat after which a cluster counts as Offline. */
   readonly offlineAfterSeconds: number;
   /**
+   * The render worker for Helm and Kustomize bundles (FLOTILLA_RENDERER; in Lambda the
+   * layer's /opt/bin/flotilla-renderer). Unset: the local hub builds it; elsewhere those
+   * bundles are broken with a message saying so.
+   */
+  readonly rendererBinary: string | undefined;
+  /**
    * How admin routes are authorised: `iam` (API Gateway's IAM authorizer already checked
    * the caller; the handler requires its identity in the request context) or `key` (a
    * bearer admin key, checked against `adminKeySha256`; for the local hub).
@@ -156,6 +162,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
     secretsManagerEndpoint: optionalUrl('FLOTILLA_SECRETSMANAGER_ENDPOINT'),
     kmsEndpoint: optionalUrl('FLOTILLA_KMS_ENDPOINT'),
     offlineAfterSeconds: offline,
+    rendererBinary: env.FLOTILLA_RENDERER?.trim() || undefined,
     adminAuth: adminAuth === 'key' ? 'key' : 'iam',
     adminKeySha256,
     webhookSecret,

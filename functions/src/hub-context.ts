@@ -3,6 +3,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { RendererClient } from '@flotilla/renderer/client.ts';
+import { CachingEngine } from '@flotilla/shared';
 import type { Signer, SyncPorts } from '@flotilla/shared/hub';
 import { DynamoDbRegistrationTokenStore } from './adapters/dynamodb-registration-tokens.ts';
 import { DynamoDbClusterStatusStore } from './adapters/dynamodb-status-store.ts';
@@ -34,6 +36,8 @@ export interface HubContext extends SyncPorts {
   readonly statuses: DynamoDbClusterStatusStore;
   /** One-time registration tokens (hub-state table). */
   readonly registrationTokens: DynamoDbRegistrationTokenStore;
+  /** The render worker's client, when the hub renders Helm and Kustomize bundles (close it on shutdown). */
+  readonly renderer?: RendererClient;
 }
 
 /** AWS client settings that do not come from the config: static credentials for local services. */
@@ -66,7 +70,12 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
   });
   const db = new HubDb(dynamodb, config.tables);
   const queues = new SqsSpokeQueues(sqs, config.prefix);
+  // One worker per runtime, started on the first render; renders cached by their inputs across syncs.
+  const renderer = config.rendererBinary
+    ? new RendererClient({ binary: config.rendererBinary, maxInFlight: 4 })
+    : undefined;
   return {
+    ...(renderer ? { renderer, engine: { engine: new CachingEngine(renderer) } } : {}),
     config,
     dynamodb,
     sqs,

@@ -52,6 +52,7 @@ export type { RenderedBundle, RenderedObjectRef } from './fleet/index.ts';
 export {
   type BundleInfo,
   type BundleMatch,
+  CachingEngine,
   type ChartFetcher,
   type ChartFetchResult,
   type ChartRequest,

@@ -11,6 +11,7 @@ import { CliError } from '../core/errors.ts';
 import { ExitCode } from '../core/exit-codes.ts';
 import { formatTable } from '../core/output.ts';
 import { readCheckout } from '../repo/checkout.ts';
+import { localEngine } from '../repo/render-engine.ts';
 import { checkSelector } from './cluster.ts';
 import { entryText, reportFleetErrors } from './fleet-errors.ts';
 
@@ -37,10 +38,12 @@ async function preview(
         labels: c.labels,
         registered: true,
       }));
+    const engine = localEngine(ctx.io.env, (line) => ctx.progress(line));
     try {
-      return previewFleet(files, clusters, {
+      return await previewFleet(files, clusters, {
         source: 'upload',
         includeObjects: opts.includeObjects,
+        engine: engine.ports,
         ...(opts.bundle ? { bundle: opts.bundle } : {}),
       });
     } catch (err) {
@@ -51,6 +54,8 @@ async function preview(
         );
       }
       throw err;
+    } finally {
+      await engine.close();
     }
   }
   const names = opts.selector ? (await ctx.hub().listClusters(opts.selector)).map((c) => c.id) : undefined;

@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { repoFileContent } from '@flotilla/shared';
 import { CliError } from '../core/errors.ts';
 import { ExitCode } from '../core/exit-codes.ts';
 
@@ -13,7 +14,8 @@ export interface RepoFile {
   readonly content: string;
 }
 
-const fleetFolders = ['bundles', 'groups', 'clusters'];
+// lib/ holds what Helm and Kustomize bundles share: charts, kustomize bases, values files.
+const fleetFolders = ['bundles', 'groups', 'clusters', 'lib'];
 
 export function readCheckout(dir: string, cwd: string): RepoFile[] {
   const root = resolve(cwd, dir);
@@ -33,7 +35,8 @@ export function readCheckout(dir: string, cwd: string): RepoFile[] {
       const childAbs = join(abs, entry.name);
       const childRel = `${rel}/${entry.name}`;
       if (entry.isDirectory()) walk(childAbs, childRel);
-      else if (entry.isFile()) files.push({ path: childRel, content: readFileSync(childAbs, 'utf8') });
+      else if (entry.isFile())
+        files.push({ path: childRel, content: repoFileContent(readFileSync(childAbs)) });
     }
   };
   for (const folder of fleetFolders) {

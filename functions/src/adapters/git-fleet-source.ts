@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { repoFileContent } from '@flotilla/shared';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 
@@ -16,7 +17,8 @@ export interface FleetSnapshot {
 }
 
 /** Only these top-level folders mean anything in a fleet repo. */
-const fleetFolders = ['bundles/', 'groups/', 'clusters/'];
+// lib/ holds what Helm and Kustomize bundles share: charts, kustomize bases, values files.
+const fleetFolders = ['bundles/', 'groups/', 'clusters/', 'lib/'];
 
 /**
  * Reads the fleet repo over smart HTTP with isomorphic-git: a shallow, single-branch
@@ -86,7 +88,7 @@ export class GitFleetSource {
           filepath: path,
           cache: this.#cache,
         });
-        return { path, content: Buffer.from(blob).toString('utf8') };
+        return { path, content: repoFileContent(blob) };
       }),
     );
   }

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ensureRenderer } from '@flotilla/renderer/build.ts';
 import type { Context } from 'aws-lambda';
 import { ensureHubTables } from '../adapters/dynamodb-tables.ts';
 import type { HubConfig } from '../config.ts';
@@ -47,7 +48,11 @@ const invocationMs = 15 * 60_000;
  */
 export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
   const log = opts.log ?? jsonLogger((line) => process.stderr.write(`${line}\n`));
-  const hub = createHubContext(opts.config, opts.credentials ? { credentials: opts.credentials } : {});
+  // Helm and Kustomize bundles need the render worker: built (once, cached) for this machine.
+  const config = opts.config.rendererBinary
+    ? opts.config
+    : { ...opts.config, rendererBinary: await ensureRenderer({ log: (line) => log.info(line) }) };
+  const hub = createHubContext(config, opts.credentials ? { credentials: opts.credentials } : {});
   if (opts.config.dynamodbEndpoint) await ensureHubTables(hub.dynamodb, opts.config.tables);
   const handler = createApiHandler({ ...hub, log });
   const server = createServer((req, res) => {
@@ -72,6 +77,7 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
       await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
       hub.dynamodb.destroy();
       hub.sqs.destroy();
+      await hub.renderer?.close();
     },
   };
 }

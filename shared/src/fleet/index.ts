@@ -15,6 +15,7 @@ export type {
   RenderEngine,
   ResolvedChart,
 } from './engine.ts';
+export { CachingEngine } from './engine-cache.ts';
 export { HELM_OUTPUT_FILE } from './engine-source.ts';
 export { Fleet, type FleetPlan, loadFleet, planFleet, renderFleet } from './fleet.ts';
 export type {

@@ -25,6 +25,8 @@ export interface ClusterRecord {
   readonly queueUrl?: string;
   readonly lastHeartbeatAt?: string;
   readonly agentVersion?: string;
+  /** The cluster's Kubernetes version as its agent last reported it (e.g. v1.33.2). */
+  readonly kubeVersion?: string;
   readonly head?: DesiredStateHead;
 }
 

@@ -7,10 +7,10 @@
 
 import type { FleetError } from '../errors.ts';
 import { FleetInputError } from '../errors.ts';
-import { type ClusterPlan, type EntryRef, loadFleet } from '../fleet/index.ts';
+import { type ClusterPlan, type EnginePorts, type EntryRef, loadFleet } from '../fleet/index.ts';
 import { labelsProblems, nameProblem } from '../labels.ts';
 import type { KubeObject } from '../protocol/desired-state.ts';
-import type { ClusterStore, Labels } from './ports.ts';
+import type { ClusterRecord, ClusterStore, Labels } from './ports.ts';
 import { type FieldProblem, type FleetErrorView, fleetErrorView, InvalidRequestError } from './status.ts';
 import type { FleetSource, FleetSourceFile } from './sync.ts';
 
@@ -19,6 +19,8 @@ export interface PreviewClusterInput {
   readonly name: string;
   readonly labels: Labels;
   readonly registered: boolean;
+  /** As its agent reported it; Helm charts see it as `.Capabilities.KubeVersion`. */
+  readonly kubeVersion?: string;
 }
 
 export interface PreviewOptions {
@@ -26,6 +28,8 @@ export interface PreviewOptions {
   readonly bundle?: string;
   /** Include each distinct render's objects (default true). */
   readonly includeObjects?: boolean;
+  /** The render engine for Helm and Kustomize bundles; without it they are reported broken. */
+  readonly engine?: EnginePorts;
 }
 
 export interface PreviewBundle {
@@ -86,11 +90,11 @@ export interface FleetPreview {
  *
  * @throws {InvalidRequestError} when the file list is inconsistent or `bundle` names no bundle.
  */
-export function previewFleet(
+export async function previewFleet(
   files: readonly FleetSourceFile[],
   clusters: readonly PreviewClusterInput[],
   opts: PreviewOptions & { source: 'repo' | 'upload'; commit?: string } = { source: 'upload' },
-): FleetPreview {
+): Promise<FleetPreview> {
   let fleet: ReturnType<typeof loadFleet>;
   try {
     fleet = loadFleet(files);
@@ -115,8 +119,14 @@ export function previewFleet(
     fleet.bundles.filter((b) => wanted(b.name)).map((b) => [b.name, { clusters: [], held: [] }]),
   );
   const sorted = [...clusters].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const inputOf = (c: PreviewClusterInput) => ({
+    name: c.name,
+    labels: c.labels,
+    ...(c.kubeVersion === undefined ? {} : { kubeVersion: c.kubeVersion }),
+  });
+  await fleet.prepare(sorted.map(inputOf), opts.engine ?? {});
   const previews = sorted.map((cluster): PreviewCluster => {
-    const input = { name: cluster.name, labels: cluster.labels };
+    const input = inputOf(cluster);
     const plan = fleet.planCluster(input);
     errors.push(...plan.errors);
     const bundles = plan.bundles
@@ -328,6 +338,16 @@ export function parsePreviewRequest(value: unknown): PreviewRequest {
 export interface PreviewPorts {
   readonly source: FleetSource;
   readonly clusters: Pick<ClusterStore, 'list'>;
+  readonly engine?: EnginePorts;
+}
+
+function registeredInput(c: ClusterRecord): PreviewClusterInput {
+  return {
+    name: c.id,
+    labels: c.labels,
+    registered: true,
+    ...(c.kubeVersion === undefined ? {} : { kubeVersion: c.kubeVersion }),
+  };
 }
 
 /**
@@ -350,7 +370,7 @@ export async function previewTargets(ports: PreviewPorts, request: PreviewReques
         return;
       }
       const found = byName.get(c);
-      if (found) clusters.push({ name: found.id, labels: found.labels, registered: true });
+      if (found) clusters.push(registeredInput(found));
       else
         problems.push({
           field: `clusters[${i}]`,
@@ -359,9 +379,10 @@ export async function previewTargets(ports: PreviewPorts, request: PreviewReques
     });
     if (problems.length > 0) throw new InvalidRequestError(problems);
   } else {
-    clusters = registered.map((c) => ({ name: c.id, labels: c.labels, registered: true }));
+    clusters = registered.map(registeredInput);
   }
   const options = {
+    ...(ports.engine ? { engine: ports.engine } : {}),
     ...(request.bundle !== undefined ? { bundle: request.bundle } : {}),
     ...(request.includeObjects !== undefined ? { includeObjects: request.includeObjects } : {}),
   };

@@ -8,7 +8,7 @@ import {
   parseDesiredState,
 } from '../desired-state.ts';
 import { type FleetError, normalizeFleetErrors } from '../errors.ts';
-import { type Fleet, loadFleet } from '../fleet/index.ts';
+import { type EnginePorts, type Fleet, loadFleet, type ResolvedChart } from '../fleet/index.ts';
 import {
   type BundleStore,
   type ClusterRecord,
@@ -69,6 +69,8 @@ export interface SyncPorts {
   readonly syncState: SyncStateStore;
   readonly signer: Signer;
   readonly now: () => Date;
+  /** The render engine and chart fetcher for Helm and Kustomize bundles; without them those bundles are broken. */
+  readonly engine?: EnginePorts;
 }
 
 /** What one sync did, as data: it is logged, returned by the API and asserted by tests. */
@@ -88,6 +90,8 @@ export interface SyncReport {
   readonly notified: number;
   readonly notifyFailures: readonly { readonly clusterId: string; readonly error: string }[];
   readonly conflictsRetried: number;
+  /** Chart versions resolved from repositories for this sync (ranges resolved to versions). */
+  readonly charts?: readonly ResolvedChart[];
 }
 
 const utf8 = new TextEncoder();
@@ -251,6 +255,13 @@ async function applyFleet(
   let notifiedCount = 0;
   const notifyFailures: { clusterId: string; error: string }[] = [];
   const storedBundles = new RecentHashes(opts.rememberedBundles ?? defaultRememberedBundles);
+  const clusterInput = (c: ClusterRecord) => ({
+    name: c.id,
+    labels: c.labels,
+    ...(c.kubeVersion === undefined ? {} : { kubeVersion: c.kubeVersion }),
+  });
+  // Helm and Kustomize bundles: one render per distinct variant, values and Kubernetes version.
+  await fleet.prepare(clusters.map(clusterInput), ports.engine ?? {});
 
   /** Stores the rendered bundles a manifest references that are not stored yet; many at a time. */
   const storeBundles = async (rendered: ReadonlyMap<string, string>) => {
@@ -268,7 +279,7 @@ async function applyFleet(
 
   /** Plans one cluster; undefined when its desired state would not change. */
   const prepare = async (cluster: ClusterRecord, collectErrors: boolean) => {
-    const plan = fleet.planCluster({ name: cluster.id, labels: cluster.labels });
+    const plan = fleet.planCluster(clusterInput(cluster));
     if (collectErrors) errors.push(...plan.errors);
     const head = cluster.head;
     // The last good state is only read when something is held, so a healthy sync of a
@@ -312,6 +323,7 @@ async function applyFleet(
         // Someone else moved this cluster (a label change, another sync): plan again from its new head.
         conflictsRetried++;
         const fresh = await ports.clusters.get(cluster.id);
+        if (fresh) await fleet.prepare([clusterInput(fresh)], ports.engine ?? {});
         current = fresh ? await prepare(fresh, false) : undefined;
         if (current) await storeBundles(current.rendered);
       }
@@ -383,6 +395,7 @@ async function applyFleet(
     notified: notifiedCount,
     notifyFailures,
     conflictsRetried,
+    ...(fleet.resolvedCharts.length > 0 ? { charts: fleet.resolvedCharts } : {}),
   };
 }
 
