@@ -153,14 +153,20 @@ export async function prepareEngineBundles(
   ctx: PrepareContext,
 ): Promise<ResolvedChart[]> {
   const resolved: ResolvedChart[] = [];
-  let repoFiles: EncodedFiles | undefined;
-  const encodedRepo = (): EncodedFiles => {
-    if (!repoFiles) {
-      const out: Record<string, string> = {};
-      for (const [path, content] of ctx.files) out[path] = contentBase64(content);
-      repoFiles = out;
+  // What a kustomization may read: its own bundle's directory and lib/ (shared bases), so
+  // that a change elsewhere in the repo leaves its render's inputs, and cache key, alone.
+  const encoded = new Map<string, EncodedFiles>();
+  const encodedFor = (bundleDir: string): EncodedFiles => {
+    let out = encoded.get(bundleDir);
+    if (!out) {
+      const files: Record<string, string> = {};
+      for (const [path, content] of ctx.files) {
+        if (path.startsWith(`${bundleDir}/`) || path.startsWith('lib/')) files[path] = contentBase64(content);
+      }
+      out = files;
+      encoded.set(bundleDir, out);
     }
-    return repoFiles;
+    return out;
   };
   const charts = new Map<string, Promise<ChartFetchResult>>();
   const work: Promise<void>[] = [];
@@ -198,7 +204,7 @@ export async function prepareEngineBundles(
       if (!render) {
         render = renderEngineVariant(state, variant, valuesJson, kubeVersion, {
           ...ctx,
-          encodedRepo,
+          encodedRepo: () => encodedFor(state.file.slice(0, state.file.lastIndexOf('/'))),
           chart: (loc, version) => fetchChartOnce(charts, ctx.ports.charts, loc, version, state, resolved),
         });
         renders.set(key, render);
