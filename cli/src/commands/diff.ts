@@ -39,10 +39,20 @@ const diffOutputs = ['text', 'markdown'] as const;
 /** Bundles fetched from the hub at once. */
 const fetchConcurrency = 8;
 
-function sidesOf(plan: FleetPlan['clusters'][number]): BundleSide[] {
-  return plan.bundles.map((b) =>
-    bundleSide(b.ref, JSON.parse(b.rendered.canonical) as RenderedBundleDocument),
-  );
+/** Rendered documents by hash, each parsed once however many clusters share it. */
+type DocCache = Map<string, RenderedBundleDocument>;
+
+function docOf(cache: DocCache, hash: string, canonical: string): RenderedBundleDocument {
+  let doc = cache.get(hash);
+  if (!doc) {
+    doc = JSON.parse(canonical) as RenderedBundleDocument;
+    cache.set(hash, doc);
+  }
+  return doc;
+}
+
+function sidesOf(plan: FleetPlan['clusters'][number], cache: DocCache): BundleSide[] {
+  return plan.bundles.map((b) => bundleSide(b.ref, docOf(cache, b.ref.hash, b.rendered.canonical)));
 }
 
 /** Problems as `file:line: message`, one per line. */
@@ -96,37 +106,23 @@ async function againstHub(
   ctx.progress(`comparing the checkout with the hub's desired state of ${registered.length} clusters`);
   const states = await mapLimit(registered, fetchConcurrency, (c) => hub.clusterDesiredState(c.id));
   // Bundles the checkout renders to the same hash need no fetch: they are these very documents.
-  const docs = new Map<string, Promise<RenderedBundleDocument>>();
-  for (const c of plan.clusters) {
-    for (const b of c.bundles) {
-      if (!docs.has(b.ref.hash)) {
-        docs.set(b.ref.hash, Promise.resolve(JSON.parse(b.rendered.canonical) as RenderedBundleDocument));
-      }
-    }
-  }
+  const docs: DocCache = new Map();
+  for (const c of plan.clusters) for (const b of c.bundles) docOf(docs, b.ref.hash, b.rendered.canonical);
   const missing = [
     ...new Set(states.flatMap((s) => s?.bundles.map((b) => b.hash) ?? []).filter((h) => !docs.has(h))),
   ];
   await mapLimit(missing, fetchConcurrency, async (hash) => {
-    const doc = hub.renderedBundle(hash as ContentHash);
-    docs.set(hash, doc);
-    await doc;
+    docs.set(hash, await hub.renderedBundle(hash as ContentHash));
   });
   const byName = new Map(plan.clusters.map((c) => [c.cluster, c]));
-  return Promise.all(
-    registered.map(async (c, i) => {
-      const state = states[i];
-      const before = state
-        ? await Promise.all(
-            state.bundles.map(async (ref) =>
-              bundleSide(ref, await (docs.get(ref.hash) as Promise<RenderedBundleDocument>)),
-            ),
-          )
-        : null;
-      const after = byName.get(c.id);
-      return { cluster: c.id, before, after: after ? sidesOf(after) : [] };
-    }),
-  );
+  return registered.map((c, i) => {
+    const state = states[i];
+    const before = state
+      ? state.bundles.map((ref) => bundleSide(ref, docs.get(ref.hash) as RenderedBundleDocument))
+      : null;
+    const after = byName.get(c.id);
+    return { cluster: c.id, before, after: after ? sidesOf(after, docs) : [] };
+  });
 }
 
 /** Base mode: clusters declared in git (either side) or given with labels, both sides rendered here. */
@@ -187,9 +183,10 @@ async function againstBase(
     `comparing the checkout with ${base} (${old.commit.slice(0, 12)}) for ${clusters.length} clusters`,
   );
   const oldByName = new Map(before.clusters.map((c) => [c.cluster, c]));
+  const docs: DocCache = new Map();
   return next.clusters.map((c) => {
     const prev = oldByName.get(c.cluster);
-    return { cluster: c.cluster, before: prev ? sidesOf(prev) : [], after: sidesOf(c) };
+    return { cluster: c.cluster, before: prev ? sidesOf(prev, docs) : [], after: sidesOf(c, docs) };
   });
 }
 

@@ -77,7 +77,15 @@ export interface DiffGroup {
   readonly clusters: readonly string[];
   /** `web Deployment image nginx 1.27.3 -> 1.27.4; 2 more objects` */
   readonly summary: string;
+  /** The changes of {@link shownFor}; the other clusters' have the same added and removed lines. */
   readonly changes: readonly ObjectChange[];
+  /** The cluster whose diffs are shown: the first by name. */
+  readonly shownFor: string;
+  /**
+   * Whether the clusters' diffs differ in their unchanged lines (a cluster's own name next to
+   * the changed image, say), so that the diffs shown are exactly {@link shownFor}'s only.
+   */
+  readonly contextVaries: boolean;
 }
 
 export interface FleetDiff {
@@ -159,6 +167,37 @@ function objectChange(
   };
 }
 
+/** A missing side, as a key. */
+const none: object = Object.freeze({});
+/**
+ * Object changes by the identity of both sides: clusters that share a rendered bundle share
+ * its objects (one parsed document per hash), so a change reaching thousands of clusters is
+ * redacted, printed and diffed once.
+ */
+const memo = new WeakMap<object, WeakMap<object, Map<string, ObjectChange | null>>>();
+
+function memoizedChange(id: string, before: Located | undefined, after: Located | undefined) {
+  const b = before?.object ?? none;
+  const a = after?.object ?? none;
+  const bundles = `${before?.bundle ?? ''}\0${after?.bundle ?? ''}`;
+  let byAfter = memo.get(b);
+  if (!byAfter) {
+    byAfter = new WeakMap();
+    memo.set(b, byAfter);
+  }
+  let byBundles = byAfter.get(a);
+  if (!byBundles) {
+    byBundles = new Map();
+    byAfter.set(a, byBundles);
+  }
+  let change = byBundles.get(bundles);
+  if (change === undefined) {
+    change = objectChange(id, before, after) ?? null;
+    byBundles.set(bundles, change);
+  }
+  return change ?? undefined;
+}
+
 function settingsChange(
   name: string,
   before: BundleSide | undefined,
@@ -203,7 +242,7 @@ export function diffCluster(sides: ClusterSides): ClusterDiff {
   const aObjects = byId(sides.after);
   const objectChanges: ObjectChange[] = [];
   for (const id of new Set([...bObjects.keys(), ...aObjects.keys()])) {
-    const change = objectChange(id, bObjects.get(id), aObjects.get(id));
+    const change = memoizedChange(id, bObjects.get(id), aObjects.get(id));
     if (change) objectChanges.push(change);
   }
   objectChanges.sort((x, y) => compareText(x.bundle, y.bundle) || compareText(x.id, y.id));
@@ -228,27 +267,47 @@ export function summarizeChanges(changes: readonly ObjectChange[], shown = 3): s
  * d.groups[0]; // { clusters: ['a', 'b'], summary: 'web Deployment image nginx 1.27.3 -> 1.27.4', changes }
  */
 export function diffFleet(clusters: Iterable<ClusterSides>): FleetDiff {
-  const groups = new Map<string, { clusters: string[]; changes: readonly ObjectChange[] }>();
+  const groups = new Map<
+    string,
+    { clusters: string[]; changes: readonly ObjectChange[]; exact: string; contextVaries: boolean }
+  >();
   const unchanged: string[] = [];
   const changed: string[] = [];
-  for (const sides of clusters) {
+  const sorted = [...clusters].sort((x, y) => compareText(x.cluster, y.cluster));
+  for (const sides of sorted) {
     const d = diffCluster(sides);
     if (d.changes.length === 0) {
       unchanged.push(d.cluster);
       continue;
     }
     changed.push(d.cluster);
-    const key = JSON.stringify(d.changes.map((c) => [c.id, c.bundle, c.action, c.diff]));
+    // Same change = same objects with the same added and removed lines; the context around
+    // them may differ (a cluster's name in a neighbouring line) without splitting the group.
+    const key = JSON.stringify(d.changes.map((c) => [c.id, c.bundle, c.action, changedLines(c.diff)]));
+    const exact = JSON.stringify(d.changes.map((c) => c.diff));
     const group = groups.get(key);
-    if (group) group.clusters.push(d.cluster);
-    else groups.set(key, { clusters: [d.cluster], changes: d.changes });
+    if (group) {
+      group.clusters.push(d.cluster);
+      if (group.exact !== exact) group.contextVaries = true;
+    } else groups.set(key, { clusters: [d.cluster], changes: d.changes, exact, contextVaries: false });
   }
-  const list = [...groups.values()].map((g) => {
-    const names = [...g.clusters].sort(compareText);
-    return { clusters: names, summary: summarizeChanges(g.changes), changes: g.changes };
-  });
+  const list: DiffGroup[] = [...groups.values()].map((g) => ({
+    clusters: g.clusters,
+    summary: summarizeChanges(g.changes),
+    changes: g.changes,
+    shownFor: g.clusters[0] as string,
+    contextVaries: g.contextVaries,
+  }));
   list.sort(
     (x, y) => y.clusters.length - x.clusters.length || compareText(x.clusters[0] ?? '', y.clusters[0] ?? ''),
   );
-  return { groups: list, unchanged: unchanged.sort(compareText), changed: changed.sort(compareText) };
+  return { groups: list, unchanged, changed };
+}
+
+/** The `+` and `-` lines of a unified diff, without its file headers. */
+function changedLines(diff: string): string {
+  return diff
+    .split('\n')
+    .filter((l) => (l.startsWith('+') || l.startsWith('-')) && !l.startsWith('+++ ') && !l.startsWith('--- '))
+    .join('\n');
 }

@@ -18,6 +18,10 @@ function groupHeader(g: DiffGroup): string {
   return `${count(g.clusters.length, 'cluster')}: ${g.summary}`;
 }
 
+function contextNote(g: DiffGroup): string {
+  return `(diffs as on ${g.shownFor}; on the others, unchanged lines around the changes differ)`;
+}
+
 /** The diff for a terminal: per group a header, its clusters, then the object diffs. */
 export function formatDiffText(d: FleetDiff, opts: { readonly clusters?: number } = {}): string {
   if (d.groups.length === 0) {
@@ -28,6 +32,7 @@ export function formatDiffText(d: FleetDiff, opts: { readonly clusters?: number 
   ];
   for (const g of d.groups) {
     out.push(`\n=== ${groupHeader(g)}\n`, `clusters: ${clusterList(g.clusters, opts.clusters)}\n`);
+    if (g.contextVaries) out.push(`${contextNote(g)}\n`);
     for (const c of g.changes) out.push(`\n# ${c.summary}\n`, c.diff);
   }
   return out.join('');
@@ -79,7 +84,7 @@ export function formatDiffMarkdown(
   const reserve = note(999_999).length;
   let left = 0;
   for (const g of d.groups) {
-    const open = `\n<details><summary>${html(groupHeader(g))}</summary>\n\nClusters: ${html(clusterList(g.clusters, 50))}\n\n`;
+    const open = `\n<details><summary>${html(groupHeader(g))}</summary>\n\nClusters: ${html(clusterList(g.clusters, 50))}\n\n${g.contextVaries ? `${html(contextNote(g))}\n\n` : ''}`;
     const close = '</details>\n';
     if (left > 0 || text.length + open.length + close.length + reserve > limit) {
       left += g.changes.length;

@@ -235,6 +235,35 @@ describe('diffFleet', () => {
     expect(text).toContain('=== 1 cluster: web Deployment image nginx 1.27.2 -> 1.27.4\nclusters: prod-2\n');
   });
 
+  it('groups clusters whose diffs differ only in unchanged lines around the change, and says whose are shown', () => {
+    const named = (cluster: string, version: string) => configMap('app', { cluster, version });
+    const clusters = ['shop-2', 'shop-1', 'shop-3'].map((c) =>
+      sides(c, [bundle([named(c, '1.27.3')])], [bundle([named(c, '1.27.4')])]),
+    );
+    const d = diffFleet(clusters);
+    expect(d.groups).toHaveLength(1);
+    expect(d.groups[0]?.clusters).toEqual(['shop-1', 'shop-2', 'shop-3']);
+    expect(d.groups[0]?.shownFor).toBe('shop-1');
+    expect(d.groups[0]?.contextVaries).toBe(true);
+    expect(d.groups[0]?.changes[0]?.diff).toContain(
+      ' cluster: shop-1\n-  version: 1.27.3\n+  version: 1.27.4\n',
+    );
+    expect(formatDiffText(d)).toContain(
+      'clusters: shop-1, shop-2, shop-3\n(diffs as on shop-1; on the others, unchanged lines around the changes differ)\n',
+    );
+    // The same change with a different value is not the same change.
+    const other = diffFleet([
+      ...clusters,
+      sides(
+        'shop-4',
+        [bundle([named('shop-4', 'nginx:1.27.2')])],
+        [bundle([named('shop-4', 'nginx:1.27.4')])],
+      ),
+    ]);
+    expect(other.groups.map((g) => g.clusters.length)).toEqual([3, 1]);
+    expect(diffFleet(clusters.slice(0, 1)).groups[0]?.contextVaries).toBe(false);
+  });
+
   it('says so when nothing changes', () => {
     const same = [bundle([configMap('a', {})])];
     const d = diffFleet([sides('a', same, same)]);
