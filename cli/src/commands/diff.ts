@@ -8,6 +8,7 @@ import {
   type ContentHash,
   compileSelector,
   type FleetError,
+  FleetInputError,
   type FleetPlan,
   parseLabelSelector,
   type RenderedBundleDocument,
@@ -238,6 +239,8 @@ export const diffCommand: Command = {
       if (repo === undefined) throw new CliError(DiffExit.Trouble, '--repo <checkout> is required');
       const format = (values.output as (typeof diffOutputs)[number] | undefined) ?? 'text';
       const given = ((values.cluster as string[] | undefined) ?? []).map(parseOfflineCluster);
+      const twice = given.find((g, i) => given.findIndex((h) => h.name === g.name) !== i);
+      if (twice) throw new CliError(DiffExit.Trouble, `--cluster ${twice.name} is given twice`);
       const selector = checkSelector(values.selector as string | undefined);
       const base = values.base as string | undefined;
       const files = readCheckout(repo, ctx.io.cwd);
@@ -272,6 +275,7 @@ export const diffCommand: Command = {
           ...(err.hint ? { hint: err.hint } : {}),
         });
       }
+      if (err instanceof FleetInputError) throw new CliError(DiffExit.Trouble, err.message, { cause: err });
       throw new CliError(DiffExit.Trouble, (err as Error)?.message ?? String(err), {
         cause: err,
         hint: 'this looks like a bug in flotilla; FLOTILLA_DEBUG=1 shows the stack',

@@ -58,8 +58,9 @@ function fence(body: string): string {
 
 /**
  * The diff as a pull-request comment: a summary table, then one collapsed `<details>` per
- * group with its diffs. Past `limit` characters, diffs are left out (the table always
- * stays) and a note says how many.
+ * group with its diffs, never longer than `limit` characters. The table takes at most half
+ * of it (the rest of the groups as one row); diffs that do not fit are left out, and a
+ * note says how many.
  */
 export function formatDiffMarkdown(
   d: FleetDiff,
@@ -75,10 +76,17 @@ export function formatDiffMarkdown(
     `${count(d.changed.length, 'cluster')} changed, ${d.unchanged.length} unchanged.\n\n`,
     '| Clusters | Change |\n| --- | --- |\n',
   ];
-  for (const g of d.groups) {
-    head.push(`| ${cell(`${g.clusters.length}: ${clusterList(g.clusters)}`)} | ${cell(g.summary)} |\n`);
-  }
   let text = head.join('');
+  for (const [i, g] of d.groups.entries()) {
+    const row = `| ${cell(`${g.clusters.length}: ${clusterList(g.clusters)}`)} | ${cell(g.summary)} |\n`;
+    if (text.length + row.length > limit / 2) {
+      const rest = d.groups.slice(i);
+      const clusters = rest.reduce((n, r) => n + r.clusters.length, 0);
+      text += `| ${count(clusters, 'more cluster')} | ${count(rest.length, 'more change set')} |\n`;
+      break;
+    }
+    text += row;
+  }
   const note = (left: number) =>
     `\n_${count(left, 'object diff')} left out to keep this comment under ${Math.round(limit / 1000)} KB; run \`flotilla diff\` to see them all._\n`;
   const reserve = note(999_999).length;

@@ -272,5 +272,14 @@ describe('diff takes its own output formats and exit codes', () => {
       ),
     ).toBe(2);
     expect(noHub.stderrText()).toContain('error: no hub URL');
+    const twice = captureIo({});
+    const fleet = new URL('../../../examples/fleet-repo', import.meta.url).pathname;
+    expect(
+      await runCli(
+        ['diff', '--repo', fleet, '--base', 'HEAD', '--cluster', 'a=env=prod', '--cluster', 'a=env=dev'],
+        twice,
+      ),
+    ).toBe(2);
+    expect(twice.stderrText()).toBe('error: --cluster a is given twice\n');
   });
 });
