@@ -271,14 +271,21 @@ export async function runCli(
       io.stdout(commandHelp(command));
       return ExitCode.Ok;
     }
-    parseOutputFormat(args.values.output as string | undefined);
+    const outputFlag = args.values.output as string | undefined;
+    if (command.outputFormats) {
+      if (outputFlag !== undefined && !command.outputFormats.includes(outputFlag)) {
+        throw new UsageError(
+          `-o/--output "${outputFlag}": expected one of ${command.outputFormats.join(', ')}`,
+        );
+      }
+    } else parseOutputFormat(outputFlag);
     const config = loadConfig({
       flags: {
         hub: args.values.hub as string | undefined,
         config: args.values.config as string | undefined,
         kubeconfig: args.values.kubeconfig as string | undefined,
         context: args.values.context as string | undefined,
-        output: args.values.output as string | undefined,
+        output: command.outputFormats ? undefined : outputFlag,
         adminKeyFile: args.values['admin-key-file'] as string | undefined,
       },
       env: io.env,

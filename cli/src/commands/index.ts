@@ -7,6 +7,7 @@ import {
   removeCommand,
   rotateTokenCommand,
 } from './cluster.ts';
+import { diffCommand } from './diff.ts';
 import { renderCommand, targetsCommand } from './fleet.ts';
 import { localAgentListCommand, localAgentStopCommand } from './local-agent.ts';
 import { statusCommand, syncCommand } from './status.ts';
@@ -19,6 +20,7 @@ export const commands: readonly Command[] = [
   labelCommand,
   targetsCommand,
   renderCommand,
+  diffCommand,
   statusCommand,
   syncCommand,
   tokenCreateCommand,

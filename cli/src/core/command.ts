@@ -71,6 +71,11 @@ export interface Command {
   readonly description?: string;
   readonly options: Readonly<Record<string, OptionSpec>>;
   readonly examples?: readonly string[];
+  /**
+   * The `-o` values this command takes instead of table, json and yaml (`diff`: text,
+   * markdown); the command reads `-o` itself, and `ctx.output` stays the default.
+   */
+  readonly outputFormats?: readonly string[];
   /** How many positionals it takes: [min, max]. */
   readonly positionals: readonly [number, number];
   run(ctx: CommandContext, args: CommandArgs): Promise<ExitCode | undefined>;

@@ -4,6 +4,13 @@
  * cluster's own route with its token. Every refusal becomes a {@link HubApiError} that
  * carries the hub's message and the exit code it maps to.
  */
+
+import {
+  type ContentHash,
+  type DesiredState,
+  parseRenderedBundle,
+  type RenderedBundleDocument,
+} from '@flotilla/shared';
 import { CliError } from '../core/errors.ts';
 import { ExitCode } from '../core/exit-codes.ts';
 
@@ -116,7 +123,7 @@ export class HubClient {
     path: string,
     auth: Auth,
     body?: unknown,
-  ): Promise<{ status: number; value: T }> {
+  ): Promise<{ status: number; value: T; raw: string }> {
     const url = new URL(`${this.baseUrl}${path}`);
     const text = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.#userAgent };
@@ -174,7 +181,7 @@ export class HubClient {
           : {}),
       });
     }
-    return { status: res.status, value: value as T };
+    return { status: res.status, value: value as T, raw };
   }
 
   // Admin routes.
@@ -184,6 +191,34 @@ export class HubClient {
     return (
       await this.#request<{ clusters: ClusterView[] }>('GET', `/v1/admin/clusters${query}`, { kind: 'admin' })
     ).value.clusters;
+  }
+
+  /**
+   * The cluster's current desired state (the signed manifest's content), or null while it
+   * has none. @throws HubApiError 404 when no such cluster is registered.
+   */
+  async clusterDesiredState(id: string): Promise<DesiredState | null> {
+    try {
+      return (
+        await this.#request<{ manifest: DesiredState }>(
+          'GET',
+          `/v1/admin/clusters/${enc(id)}/desired-state`,
+          {
+            kind: 'admin',
+          },
+        )
+      ).value.manifest;
+    } catch (err) {
+      if (err instanceof HubApiError && err.status === 404 && /no desired state/.test(err.message))
+        return null;
+      throw err;
+    }
+  }
+
+  /** A stored rendered bundle, checked against its hash. */
+  async renderedBundle(hash: ContentHash): Promise<RenderedBundleDocument> {
+    const { raw } = await this.#request<unknown>('GET', `/v1/admin/bundles/${enc(hash)}`, { kind: 'admin' });
+    return parseRenderedBundle(raw, hash);
   }
 
   /** The cluster, or undefined when the hub has none by that name. */

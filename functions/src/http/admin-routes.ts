@@ -26,9 +26,10 @@ import {
   validateClusterId,
   validateLabels,
 } from '@flotilla/shared/hub';
+import { bundleHashParam, bundleResponse } from './agent-routes.ts';
 import type { ApiDeps } from './deps.ts';
 import type { ApiRequest, ApiResult } from './request.ts';
-import { empty, json } from './responses.ts';
+import { empty, json, quoteEtag } from './responses.ts';
 
 function objectBody(req: ApiRequest, allowed: readonly string[]): Record<string, unknown> {
   const body = req.body;
@@ -132,6 +133,31 @@ export async function getClusterRoute(deps: ApiDeps, req: ApiRequest): Promise<A
   const cluster = await deps.clusters.get(id);
   if (!cluster) throw new NotFoundError(`cluster "${id}" not found`);
   return json(200, { cluster: clusterView(cluster) });
+}
+
+/**
+ * `GET /v1/admin/clusters/{id}/desired-state`: the cluster's current signed desired state,
+ * as its agent gets it, so that an admin (`flotilla diff`) can compare a change with it.
+ * 404 while the cluster has none yet.
+ */
+export async function getClusterDesiredStateRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  onlyQuery(req, []);
+  const id = pathClusterId(req);
+  const cluster = await deps.clusters.get(id);
+  if (!cluster) throw new NotFoundError(`cluster "${id}" not found`);
+  const stored = await deps.desiredStates.current(id);
+  if (!stored) throw new NotFoundError(`cluster "${id}" has no desired state yet`);
+  return json(
+    200,
+    { manifest: JSON.parse(stored.manifest), signature: stored.signature, keyId: stored.keyId },
+    { etag: quoteEtag(stored.etag), 'x-flotilla-generation': String(stored.generation) },
+  );
+}
+
+/** `GET /v1/admin/bundles/{hash}`: any stored rendered bundle, for admins (agents get only their own). */
+export async function getAnyBundleRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  onlyQuery(req, []);
+  return bundleResponse(deps, req, bundleHashParam(req.params.hash ?? ''));
 }
 
 /** `DELETE /v1/admin/clusters/{id}`: its token stops working at once. */

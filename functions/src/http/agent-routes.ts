@@ -68,6 +68,11 @@ const gzipAboveBytes = 8 * 1024;
 export async function getBundle(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
   const cluster = callerOf(req);
   const hash = await authorizedBundleHash(deps, cluster, req.params.hash ?? '');
+  return bundleResponse(deps, req, hash);
+}
+
+/** A stored bundle by hash as JSON, gzipped for clients that take gzip; cacheable for ever. */
+export async function bundleResponse(deps: ApiDeps, req: ApiRequest, hash: string): Promise<ApiResult> {
   const headers = { etag: quoteEtag(hash), 'cache-control': 'private, max-age=31536000, immutable' };
   if (ifNoneMatchHits(header(req.event, 'if-none-match'), hash)) return empty(304, headers);
   const content = await deps.bundles.get(hash);
@@ -119,13 +124,19 @@ export async function getBundlePart(deps: ApiDeps, req: ApiRequest): Promise<Api
   };
 }
 
-async function authorizedBundleHash(deps: ApiDeps, cluster: ClusterRecord, raw: string): Promise<string> {
+/** `{hash}` of a bundle route: `sha256:<hex>` or the bare hex. */
+export function bundleHashParam(raw: string): string {
   const hash = /^[0-9a-f]{64}$/.test(raw) ? `sha256:${raw}` : raw;
   if (!isContentHash(hash)) {
     throw new InvalidRequestError([
       { field: 'hash', message: `expected "sha256:" and 64 hex digits, got "${raw}"` },
     ]);
   }
+  return hash;
+}
+
+async function authorizedBundleHash(deps: ApiDeps, cluster: ClusterRecord, raw: string): Promise<string> {
+  const hash = bundleHashParam(raw);
   if (!(await referencedBy(deps, cluster, hash))) {
     // Not "forbidden": whether another cluster has this bundle is not the caller's business.
     throw new NotFoundError(`bundle ${hash} is not in the desired state of cluster "${cluster.id}"`);

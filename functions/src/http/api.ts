@@ -2,6 +2,8 @@ import middy, { type MiddyfiedHandler } from '@middy/core';
 import {
   deregisterClusterRoute,
   fleetStatusRoute,
+  getAnyBundleRoute,
+  getClusterDesiredStateRoute,
   getClusterRoute,
   listClustersRoute,
   previewRoute,
@@ -41,6 +43,8 @@ const handlers: Readonly<Record<RouteId, RouteHandler>> = {
   listClusters: listClustersRoute,
   registerCluster: registerClusterRoute,
   getCluster: getClusterRoute,
+  getClusterDesiredState: getClusterDesiredStateRoute,
+  getAnyBundle: getAnyBundleRoute,
   deregisterCluster: deregisterClusterRoute,
   relabelCluster: relabelClusterRoute,
   rotateClusterToken: rotateClusterTokenRoute,

@@ -46,6 +46,14 @@ export const hubRoutes = [
   { id: 'listClusters', method: 'GET', path: '/v1/admin/clusters', auth: 'admin', body: 'none' },
   { id: 'registerCluster', method: 'POST', path: '/v1/admin/clusters', auth: 'admin', body: 'json' },
   { id: 'getCluster', method: 'GET', path: '/v1/admin/clusters/{id}', auth: 'admin', body: 'none' },
+  {
+    id: 'getClusterDesiredState',
+    method: 'GET',
+    path: '/v1/admin/clusters/{id}/desired-state',
+    auth: 'admin',
+    body: 'none',
+  },
+  { id: 'getAnyBundle', method: 'GET', path: '/v1/admin/bundles/{hash}', auth: 'admin', body: 'none' },
   { id: 'deregisterCluster', method: 'DELETE', path: '/v1/admin/clusters/{id}', auth: 'admin', body: 'none' },
   {
     id: 'relabelCluster',

@@ -191,6 +191,39 @@ describe('hub API through the local server (DynamoDB Local, ElasticMQ, git serve
     expect(none.status).toBe(404);
   });
 
+  it("lets admins read any cluster's desired state and bundles, and refuses those routes to cluster tokens", async () => {
+    const { manifest: theirs } = await desiredState(stagingUs);
+    const res = await api.admin(`/v1/admin/clusters/${stagingUs}/desired-state`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('etag')).toBe(`"${(await api.hub.clusters.get(stagingUs))?.head?.etag}"`);
+    // Signed as agents get it: the admin reads exactly what the agent verifies.
+    expect(openSignedDesiredState(await res.json(), publicKeyPem)).toEqual(theirs);
+    for (const ref of theirs?.bundles ?? []) {
+      const bundle = await api.admin(`/v1/admin/bundles/${ref.hash}`);
+      expect(bundle.status).toBe(200);
+      expect(parseRenderedBundle(await bundle.text(), ref.hash as ContentHash).bundle).toBe(ref.name);
+    }
+    // A spoke's own token opens neither another cluster's desired state nor any bundle here.
+    const own = tokens.get(prodEu);
+    for (const path of [
+      `/v1/admin/clusters/${stagingUs}/desired-state`,
+      `/v1/admin/clusters/${prodEu}/desired-state`,
+      `/v1/admin/bundles/${theirs?.bundles[0]?.hash}`,
+    ]) {
+      const refused = await api.call(path, { token: own });
+      expect(refused.status, path).toBe(401);
+      expect(await refused.text()).not.toContain('"objects"');
+    }
+    const unknown = await api.admin('/v1/admin/clusters/no-such-cluster/desired-state');
+    expect(unknown.status).toBe(404);
+    expect((await errorOf(unknown)).message).toBe('cluster "no-such-cluster" not found');
+    const missing = await api.admin(`/v1/admin/bundles/sha256:${'0'.repeat(64)}`);
+    expect(missing.status).toBe(404);
+    const bad = await api.admin('/v1/admin/bundles/not-a-hash');
+    expect(bad.status).toBe(400);
+    expect((await errorOf(bad)).field).toBe('hash');
+  });
+
   it('records status and heartbeat, and shows them in the fleet status against the desired state', async () => {
     const { manifest } = await desiredState(prodEu);
     const bundles = (manifest?.bundles ?? []).map((b) => ({

@@ -251,3 +251,35 @@ describe('output', () => {
     expect(shown.stdoutText()).toMatch(/^flt_c1\.SECRET\n/);
   });
 });
+
+describe('diff takes its own output formats and exit codes', () => {
+  it('takes -o text|markdown, refuses table/json/yaml, and exits 2 on every kind of trouble', async () => {
+    const json = captureIo(hubEnv);
+    expect(await runCli(['diff', '--repo', '.', '-o', 'json'], json)).toBe(2);
+    expect(json.stderrText()).toContain('error: -o/--output "json": expected one of text, markdown');
+    const noRepo = captureIo(hubEnv);
+    expect(await runCli(['diff'], noRepo)).toBe(2);
+    expect(noRepo.stderrText()).toContain('error: --repo <checkout> is required');
+    const missing = captureIo(hubEnv);
+    expect(await runCli(['diff', '--repo', '/no/such/fleet', '-o', 'markdown'], missing)).toBe(2);
+    expect(missing.stderrText()).toContain('error: --repo /no/such/fleet: no such directory');
+    // Without a hub URL the usual exit is 3; diff keeps to diff(1)'s 2.
+    const noHub = captureIo({});
+    expect(
+      await runCli(
+        ['diff', '--repo', new URL('../../../examples/fleet-repo', import.meta.url).pathname],
+        noHub,
+      ),
+    ).toBe(2);
+    expect(noHub.stderrText()).toContain('error: no hub URL');
+    const twice = captureIo({});
+    const fleet = new URL('../../../examples/fleet-repo', import.meta.url).pathname;
+    expect(
+      await runCli(
+        ['diff', '--repo', fleet, '--base', 'HEAD', '--cluster', 'a=env=prod', '--cluster', 'a=env=dev'],
+        twice,
+      ),
+    ).toBe(2);
+    expect(twice.stderrText()).toBe('error: --cluster a is given twice\n');
+  });
+});
