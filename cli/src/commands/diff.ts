@@ -30,6 +30,7 @@ import type { HubClient } from '../hub/hub-client.ts';
 import { type RepoFile, readCheckout } from '../repo/checkout.ts';
 import { readCommit } from '../repo/git-commit.ts';
 import { renderCheckout } from '../repo/render.ts';
+import { localEngine } from '../repo/render-engine.ts';
 import { checkSelector } from './cluster.ts';
 
 /** `diff`'s own exit codes, as diff(1) has them. */
@@ -79,8 +80,12 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
 }
 
 /** Hub mode: registered clusters (by -l and --cluster), their desired state now, the checkout rendered for them. */
+/** Renders a version of the fleet repo for clusters (`renderCheckout` with this run's engine). */
+type Render = (files: readonly RepoFile[], clusters: readonly ClusterInput[]) => Promise<FleetPlan>;
+
 async function againstHub(
   ctx: CommandContext,
+  render: Render,
   hub: HubClient,
   files: readonly RepoFile[],
   names: readonly string[],
@@ -99,7 +104,7 @@ async function againstHub(
     }
     registered = registered.filter((c) => names.includes(c.id));
   }
-  const plan = await renderCheckout(
+  const plan = await render(
     files,
     registered.map((c) => ({ name: c.id, labels: c.labels })),
   );
@@ -129,6 +134,7 @@ async function againstHub(
 /** Base mode: clusters declared in git (either side) or given with labels, both sides rendered here. */
 async function againstBase(
   ctx: CommandContext,
+  render: Render,
   repo: string,
   files: readonly RepoFile[],
   base: string,
@@ -136,7 +142,7 @@ async function againstBase(
   selector: string | undefined,
 ): Promise<ClusterSides[]> {
   const old = await readCommit(repo, ctx.io.cwd, base);
-  const declared = async (f: readonly RepoFile[]) => (await renderCheckout(f, [])).fleet.declaredClusters;
+  const declared = async (f: readonly RepoFile[]) => (await render(f, [])).fleet.declaredClusters;
   const declaredNew = await declared(files);
   const declaredOld = await declared(old.files);
   let clusters: ClusterInput[];
@@ -169,9 +175,9 @@ async function againstBase(
       hint: 'declare clusters under clusters/, or give --cluster name=k=v,... (with --base the hub is not asked)',
     });
   }
-  const next = await renderCheckout(files, clusters);
+  const next = await render(files, clusters);
   if (next.errors.length > 0) throw problemsError(next.errors, 'the checkout');
-  const before = await renderCheckout(old.files, clusters);
+  const before = await render(old.files, clusters);
   if (before.errors.length > 0) {
     // A broken base must not stop a change that fixes it; its held bundles read as added.
     ctx.io.stderr(
@@ -191,7 +197,7 @@ async function againstBase(
   });
 }
 
-function render(d: FleetDiff, format: (typeof diffOutputs)[number]): string {
+function formatDiff(d: FleetDiff, format: (typeof diffOutputs)[number]): string {
   return format === 'markdown' ? formatDiffMarkdown(d) : formatDiffText(d);
 }
 
@@ -234,6 +240,9 @@ export const diffCommand: Command = {
     'flotilla diff --repo . --base origin/main --cluster edge-1=env=edge,site=berlin',
   ],
   async run(ctx, { values }) {
+    // Helm and Kustomize bundles render with the same worker as the hub's, started on first use.
+    const engine = localEngine(ctx.io.env, (line) => ctx.progress(line));
+    const render: Render = (files, clusters) => renderCheckout(files, clusters, engine.ports);
     try {
       const repo = values.repo as string | undefined;
       if (repo === undefined) throw new CliError(DiffExit.Trouble, '--repo <checkout> is required');
@@ -246,7 +255,7 @@ export const diffCommand: Command = {
       const files = readCheckout(repo, ctx.io.cwd);
       let sides: ClusterSides[];
       if (base !== undefined) {
-        sides = await againstBase(ctx, repo, files, base, given, selector);
+        sides = await againstBase(ctx, render, repo, files, base, given, selector);
       } else {
         const withLabels = given.find((g) => Object.keys(g.labels).length > 0);
         if (withLabels) {
@@ -258,6 +267,7 @@ export const diffCommand: Command = {
         }
         sides = await againstHub(
           ctx,
+          render,
           ctx.hub(),
           files,
           given.map((g) => g.name),
@@ -265,7 +275,7 @@ export const diffCommand: Command = {
         );
       }
       const d = diffFleet(sides);
-      ctx.io.stdout(render(d, format));
+      ctx.io.stdout(formatDiff(d, format));
       return d.groups.length > 0 ? DiffExit.Changes : DiffExit.NoChanges;
     } catch (err) {
       // diff(1)'s convention: 1 means "differs", so every failure is 2, whatever its usual code.
@@ -280,6 +290,8 @@ export const diffCommand: Command = {
         cause: err,
         hint: 'this looks like a bug in flotilla; FLOTILLA_DEBUG=1 shows the stack',
       });
+    } finally {
+      await engine.close();
     }
   },
 };

@@ -3,7 +3,7 @@
  * every offline preview (`flotilla diff`) renders as the hub's sync does. Async, as
  * rendering Helm and Kustomize sources runs an engine process.
  */
-import { type ClusterInput, type FleetPlan, planFleet, type RepoFile } from '@flotilla/shared';
+import { type ClusterInput, type EnginePorts, type FleetPlan, type RepoFile, renderFleet } from '@flotilla/shared';
 
 /**
  * Renders `files` (a checkout or a commit) for `clusters`: every cluster's plan, and
@@ -14,6 +14,7 @@ import { type ClusterInput, type FleetPlan, planFleet, type RepoFile } from '@fl
 export async function renderCheckout(
   files: readonly RepoFile[],
   clusters: readonly ClusterInput[],
+  engine: EnginePorts,
 ): Promise<FleetPlan> {
-  return planFleet(files, clusters);
+  return renderFleet(files, clusters, engine);
 }
