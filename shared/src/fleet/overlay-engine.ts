@@ -199,7 +199,15 @@ function relocate(node: YNode, candidates: readonly YNode[], fallback: SourcePos
   return { kind: 'seq', pos, items };
 }
 
-/** Whether a source list item is the same item as an output one: equal scalars, or mappings sharing a scalar field. */
+/**
+ * Fields that say which item of a list an item is, most specific first: the merge keys of
+ * the Kubernetes lists that have one (two mounts of one volume differ by `mountPath`).
+ * Only used to find where a value was written, so a guess that misses costs precision, not
+ * correctness.
+ */
+const ITEM_KEYS = ['mountPath', 'devicePath', 'containerPort', 'port', 'ip', 'topologyKey', 'name', 'key'];
+
+/** Whether a source list item is the same item as an output one. */
 function sameItem(out: YNode, src: YNode): boolean {
   if (out.kind === 'scalar') return src.kind === 'scalar' && src.value === out.value;
   if (out.kind !== 'map' || src.kind !== 'map') return false;
@@ -207,9 +215,15 @@ function sameItem(out: YNode, src: YNode): boolean {
     new Map(m.entries.flatMap((e) => (e.value.kind === 'scalar' ? [[e.key, e.value.value] as const] : [])));
   const a = scalars(out);
   const b = scalars(src);
-  if (a.size === 0 || b.size === 0) return a.size === b.size;
-  // Every scalar field the source item has must agree: a patch item's merge key and
-  // what it sets. Extra fields on the output came from other sources.
+  for (const key of ITEM_KEYS) {
+    if (!a.has(key) || !b.has(key)) continue;
+    if (a.get(key) !== b.get(key)) return false;
+    // Ports are told apart by protocol too (53/UDP and 53/TCP), TCP when unset.
+    const protocol = (m: Map<string, unknown>) => m.get('protocol') ?? 'TCP';
+    return (key !== 'containerPort' && key !== 'port') || protocol(a) === protocol(b);
+  }
+  // No identifying field: the same item if every scalar the source sets is in the output.
+  if (b.size === 0) return a.size === 0;
   for (const [k, v] of b) if (a.get(k) !== v) return false;
   return true;
 }

@@ -217,6 +217,28 @@ describe('bundle overlays with kustomize strategic merge', () => {
     expect(pos('spec', 'template', 'spec', 'containers', 0, 'env', 0, 'value')).toBe(`${patch}:14`);
   });
 
+  it('maps values inside merged list items to the base or the patch', async () => {
+    const docs = (await flotilla(corpusCase('containers'))).docs as ManifestDoc[];
+    const containers = at(docs[0]?.node as YMap, 'spec', 'template', 'spec', 'containers');
+    const named = (list: YNode, name: string): YMap => {
+      const items = list.kind === 'seq' ? list.items : [];
+      const found = items.find((i) => i.kind === 'map' && toJs(at(i, 'name')) === name);
+      if (found?.kind !== 'map') throw new Error(`no item ${name}`);
+      return found;
+    };
+    const line = (n: YNode) => `${n.pos.file}:${n.pos.line}`;
+    const web = named(containers, 'web');
+    const base = `bundles/${bundle}/base.yaml`;
+    expect(line(at(named(at(web, 'env'), 'REGION'), 'value'))).toBe(`${base}:24`);
+    expect(line(at(named(at(web, 'env'), 'LOG_LEVEL'), 'value'))).toBe(
+      `bundles/${bundle}/overlays/prod/deployment.yaml:16`,
+    );
+    expect(line(at(named(containers, 'metrics'), 'env', 0, 'value'))).toBe(
+      `bundles/${bundle}/overlays/prod/more.yaml:16`,
+    );
+    expect(line(at(named(containers, 'sidecar'), 'image'))).toBe(`${base}:29`);
+  });
+
   it("keeps Flotilla's targeting: the version does not count, the bundle namespace is the default", async () => {
     const base = [
       'apiVersion: apps/v1',
