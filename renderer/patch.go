@@ -46,13 +46,22 @@ func renderPatch(resources string, namespace string, files []patchFile) (*patche
 	if err != nil {
 		return nil, &renderError{Message: fmt.Sprintf("resources: %v", err)}
 	}
+	starts, err := documentLines(resources)
+	if err != nil || len(starts) != len(nodes) {
+		starts = nil
+	}
 	objects := make([]*resource.Resource, len(nodes))
 	for i, n := range nodes {
 		// One document at a time so that indexes stay those of the input: the
 		// factory would expand a FooList or skip an empty document.
 		res, err := rf.FromBytes([]byte(n.MustString()))
 		if err != nil {
-			return nil, &renderError{Message: fmt.Sprintf("resources: object %d: %v", i, err)}
+			// No file: the line is one of `resources`.
+			re := &renderError{Message: fmt.Sprintf("object %d of the resources: %v", i, err)}
+			if starts != nil {
+				re.Line = starts[i]
+			}
+			return nil, re
 		}
 		objects[i] = res
 	}

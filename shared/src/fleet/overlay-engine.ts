@@ -106,17 +106,29 @@ async function applyRun(
     current.line += lineCount(text) + 1;
   }
   close();
+  const texts = docs.map((d) => toYamlText(d.node));
   const result = await engine.render({
     kind: 'patch',
-    resources: docs.map((d) => toYamlText(d.node)).join('---\n'),
+    resources: texts.join('---\n'),
     patches: files,
     namespace,
   });
   if (!result.ok) {
     const { file, line, message } = result.error;
-    const inFile = starts.filter((s) => s.file === file);
-    const at = inFile.filter((s) => line !== undefined && s.line <= line).pop() ?? inFile[0] ?? starts[0];
-    errors.push(fleetError((at?.patch.pos ?? docs[0]?.pos) as SourcePos, message, bundle));
+    let pos: SourcePos | undefined;
+    if (file === undefined && line !== undefined) {
+      // A line without a file is one of the resources: the object that starts there or before.
+      let start = 1;
+      texts.forEach((text, i) => {
+        if (start <= line) pos = docs[i]?.pos;
+        start += lineCount(text) + 1;
+      });
+    } else {
+      const inFile = starts.filter((s) => s.file === file);
+      pos = (inFile.filter((s) => line !== undefined && s.line <= line).pop() ?? inFile[0] ?? starts[0])
+        ?.patch.pos;
+    }
+    errors.push(fleetError((pos ?? starts[0]?.patch.pos) as SourcePos, message, bundle));
     return undefined;
   }
   const parsed = parseYamlFile('(render engine output)', result.manifests);

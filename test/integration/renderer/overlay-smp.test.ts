@@ -343,6 +343,19 @@ describe('bundle overlays with kustomize strategic merge', () => {
       );
     });
 
+    it('the worker names the line of an object it cannot read', async () => {
+      const result = await client.render({
+        kind: 'patch',
+        resources: `${base}---\napiVersion: v1\nkind: ConfigMapList\nitems:\n  - { apiVersion: v1, kind: ConfigMap, metadata: { name: a } }\n  - { apiVersion: v1, kind: ConfigMap, metadata: { name: b } }\n`,
+        patches: [],
+      });
+      expect(result.ok).toBe(false);
+      if (result.ok) return;
+      expect(result.error.file).toBeUndefined();
+      expect(result.error.line).toBe(6);
+      expect(result.error.message).toMatch(/^object 1 of the resources: expected 1 resource, found 2/);
+    });
+
     it('what kustomize refuses to merge is reported at the patch', async () => {
       const withPod =
         `${base}  template:\n    spec:\n      containers: [{ name: web, image: web:1 }]\n`.replace(

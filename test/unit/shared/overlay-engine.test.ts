@@ -131,6 +131,25 @@ describe('applyOverlayWithEngine', () => {
     expect(errors).toEqual(['bundles/web/overlays/prod/a.yaml:7: patch of Deployment.apps "web": boom']);
   });
 
+  it('points an engine error without a file at the object on that line of the resources', async () => {
+    const engine = new FakeEngine({
+      ok: false,
+      error: { message: 'object 1 of the resources: bad', line: 7 },
+    });
+    const patch = 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\nspec: { replicas: 2 }\n';
+    const { errors } = await apply({ 'bundles/web/overlays/prod/a.yaml': patch }, engine);
+    // The resources as sent: the Deployment on lines 1-6, `---` on 7, the ConfigMap from line 8.
+    expect(engine.requests[0]?.resources.split('\n')[6]).toBe('---');
+    expect(errors).toEqual(['bundles/web/base.yaml:1: object 1 of the resources: bad']);
+    const later = new FakeEngine({
+      ok: false,
+      error: { message: 'object 1 of the resources: bad', line: 8 },
+    });
+    expect((await apply({ 'bundles/web/overlays/prod/a.yaml': patch }, later)).errors).toEqual([
+      'bundles/web/base.yaml:8: object 1 of the resources: bad',
+    ]);
+  });
+
   it('reports targets it cannot find without asking the engine', async () => {
     const engine = new FakeEngine();
     const { docs, errors } = await apply(
