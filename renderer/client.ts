@@ -34,7 +34,25 @@ export interface KustomizeRenderRequest {
   readonly dir: string;
 }
 
-export type RenderRequest = HelmRenderRequest | KustomizeRenderRequest;
+/** One file of strategic-merge patches: its repo path (for errors) and its multi-document YAML. */
+export interface PatchFile {
+  readonly file: string;
+  readonly content: string;
+}
+
+/**
+ * Strategic-merge patches applied by kustomize to `resources` (multi-document YAML), file
+ * after file, document after document. Each patch names its target by API group, kind,
+ * name and, optionally, namespace; objects without one are in `namespace`.
+ */
+export interface PatchRenderRequest {
+  readonly kind: 'patch';
+  readonly resources: string;
+  readonly patches: readonly PatchFile[];
+  readonly namespace?: string;
+}
+
+export type RenderRequest = HelmRenderRequest | KustomizeRenderRequest | PatchRenderRequest;
 
 /** Where a render failed, as far as Helm or kustomize say. */
 export interface RenderErrorDetail {
@@ -44,9 +62,13 @@ export interface RenderErrorDetail {
   readonly line?: number;
 }
 
-/** A render either yields multi-document YAML, as the CLI prints it, or says why not. */
+/**
+ * A render either yields multi-document YAML, as the CLI prints it, or says why not. A
+ * `patch` render also gives, for each object of `manifests`, its index in the request's
+ * `resources` (objects deleted by a patch are missing).
+ */
 export type RenderResult =
-  | { readonly ok: true; readonly manifests: string }
+  | { readonly ok: true; readonly manifests: string; readonly sources?: readonly number[] }
   | { readonly ok: false; readonly error: RenderErrorDetail };
 
 /** Library versions linked into the worker, by name (`helm`, `kustomize/api`, `go` …). */
@@ -80,6 +102,7 @@ interface WireAnswer {
   readonly id: string;
   readonly ok: boolean;
   readonly manifests?: string;
+  readonly sources?: number[];
   readonly versions?: Record<string, string>;
   readonly error?: RenderErrorDetail;
 }
@@ -131,7 +154,9 @@ export class RendererClient {
     if (answer.ok) {
       if (typeof answer.manifests !== 'string')
         throw new RendererWorkerError(`answer ${answer.id} has ok but no manifests`);
-      return { ok: true, manifests: answer.manifests };
+      return answer.sources === undefined
+        ? { ok: true, manifests: answer.manifests }
+        : { ok: true, manifests: answer.manifests, sources: answer.sources };
     }
     return { ok: false, error: answer.error ?? { message: 'the renderer gave no error detail' } };
   }

@@ -34,6 +34,10 @@ type request struct {
 
 	// kustomize
 	Dir string `json:"dir"`
+
+	// patch (Namespace above is the default namespace of objects without one)
+	Resources string      `json:"resources"`
+	Patches   []patchFile `json:"patches"`
 }
 
 // answer is one line on stdout, always carrying the request's id.
@@ -41,6 +45,7 @@ type answer struct {
 	ID        string            `json:"id"`
 	OK        bool              `json:"ok"`
 	Manifests *string           `json:"manifests,omitempty"`
+	Sources   *[]int            `json:"sources,omitempty"`
 	Versions  map[string]string `json:"versions,omitempty"`
 	Error     *renderError      `json:"error,omitempty"`
 }
@@ -156,6 +161,14 @@ func handle(req *request) (ans answer) {
 			return failure(req.ID, err)
 		}
 		return success(req.ID, out)
+	case "patch":
+		out, err := renderPatch(req.Resources, req.Namespace, req.Patches)
+		if err != nil {
+			return failure(req.ID, err)
+		}
+		ans := success(req.ID, out.manifests)
+		ans.Sources = &out.sources
+		return ans
 	case "panic":
 		// Lets the tests prove that a panic stays inside one request.
 		panic("panic requested")

@@ -3,7 +3,13 @@
  * every offline preview (`flotilla diff`) renders as the hub's sync does. Async, as
  * rendering Helm and Kustomize sources runs an engine process.
  */
-import { type ClusterInput, type EnginePorts, type FleetPlan, type RepoFile, renderFleet } from '@flotilla/shared';
+import {
+  type ClusterInput,
+  type EnginePorts,
+  type FleetPlan,
+  type RepoFile,
+  renderFleet,
+} from '@flotilla/shared';
 
 /**
  * Renders `files` (a checkout or a commit) for `clusters`: every cluster's plan, and

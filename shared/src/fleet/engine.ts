@@ -30,7 +30,26 @@ export interface EngineKustomizeRequest {
   readonly dir: string;
 }
 
-export type EngineRequest = EngineHelmRequest | EngineKustomizeRequest;
+/** One file of strategic-merge patches: its repo path (for errors) and its YAML. */
+export interface EnginePatchFile {
+  readonly file: string;
+  readonly content: string;
+}
+
+/**
+ * Strategic-merge patches applied by kustomize to `resources` (multi-document YAML), file
+ * after file, document after document; each patch names its target by API group, kind,
+ * name and, optionally, namespace (objects without one are in `namespace`). What bundle
+ * overlays use.
+ */
+export interface PatchEngineRequest {
+  readonly kind: 'patch';
+  readonly resources: string;
+  readonly patches: readonly EnginePatchFile[];
+  readonly namespace?: string;
+}
+
+export type EngineRequest = EngineHelmRequest | EngineKustomizeRequest | PatchEngineRequest;
 
 /** Where a render failed, as far as the engine says: its message, and the template or kustomization file and line. */
 export interface EngineError {
@@ -39,9 +58,16 @@ export interface EngineError {
   readonly line?: number;
 }
 
+/**
+ * Multi-document YAML, or why not. For a `patch` request, `sources` gives each output
+ * object's index in `resources` (objects a patch deleted are missing).
+ */
 export type EngineResult =
-  | { readonly ok: true; readonly manifests: string }
+  | { readonly ok: true; readonly manifests: string; readonly sources?: readonly number[] }
   | { readonly ok: false; readonly error: EngineError };
+
+/** Another name for {@link EngineError}. */
+export type EngineErrorDetail = EngineError;
 
 /** Renders charts and kustomizations; a rejected promise means the engine itself failed (it died, or cannot start). */
 export interface RenderEngine {

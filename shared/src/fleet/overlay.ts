@@ -8,7 +8,7 @@ import { type FleetError, fleetError, type SourcePos } from '../errors.ts';
 import { jsonMergePatch, PATCH_MODES, PatchError, strategicMerge } from '../patch.ts';
 import { describeNode, getEntry, type YMap } from '../yaml-source.ts';
 import type { ManifestDoc } from './model.ts';
-import { describeObject, readObjectHeader } from './objects.ts';
+import { describeObject, type ObjectHeader, readObjectHeader } from './objects.ts';
 
 /**
  * Applies an overlay's patches, in order, to the bundle's objects (`namespace` is the
@@ -26,44 +26,11 @@ export function applyOverlay(
   const before = errors.length;
   const err = (pos: SourcePos, message: string) => errors.push(fleetError(pos, message, bundle));
   for (const patch of patches) {
-    const modeEntry = getEntry(patch.node, '$patch');
-    let mode = 'merge';
-    if (modeEntry) {
-      const v = modeEntry.value;
-      if (v.kind !== 'scalar' || typeof v.value !== 'string' || !PATCH_MODES.includes(v.value)) {
-        const got = v.kind === 'scalar' ? `"${String(v.value)}"` : describeNode(v);
-        err(v.pos, `$patch: unknown value ${got} (expected ${PATCH_MODES.join(', ')})`);
-        continue;
-      }
-      mode = v.value;
-    }
-    const body: YMap = { ...patch.node, entries: patch.node.entries.filter((e) => e.key !== '$patch') };
-    const headerErrors: FleetError[] = [];
-    const header = readObjectHeader(body, headerErrors, bundle);
-    if (!header) {
-      errors.push(...headerErrors.map((e) => ({ ...e, message: `patch ${e.message}` })));
-      continue;
-    }
-    const matches: number[] = [];
-    docs.forEach((doc, i) => {
-      const h = readObjectHeader(doc.node, [], bundle);
-      if (!h || h.group !== header.group || h.kind !== header.kind || h.name !== header.name) return;
-      if (header.namespace !== undefined && (h.namespace ?? namespace) !== header.namespace) return;
-      matches.push(i);
-    });
-    const what = describeObject(header.group, header.kind, header.namespace, header.name);
-    if (matches.length === 0) {
-      err(patch.pos, `patch target ${what} not found in bundle "${bundle}"`);
-      continue;
-    }
-    if (matches.length > 1) {
-      err(
-        patch.pos,
-        `patch target ${what} is ambiguous (several namespaces); set metadata.namespace in the patch`,
-      );
-      continue;
-    }
-    const at = matches[0] as number;
+    const read = readPatch(patch, bundle, errors);
+    if (!read) continue;
+    const { mode, body, what } = read;
+    const at = findPatchTarget(docs, read, namespace, bundle, errors);
+    if (at === undefined) continue;
     const target = docs[at] as ManifestDoc;
     try {
       if (mode === 'delete') {
@@ -87,4 +54,77 @@ export function applyOverlay(
     }
   }
   return errors.length === before ? docs : undefined;
+}
+
+/** A patch document as read: its top-level `$patch` mode, the rest of it, and the target it names. */
+export interface ReadPatch {
+  readonly patch: ManifestDoc;
+  readonly mode: string;
+  readonly body: YMap;
+  readonly header: ObjectHeader;
+  /** The target for messages: `Deployment.apps "web/frontend"`. */
+  readonly what: string;
+}
+
+/** Reads a patch's `$patch` mode and target header, recording what is wrong in `errors`. */
+export function readPatch(patch: ManifestDoc, bundle: string, errors: FleetError[]): ReadPatch | undefined {
+  const modeEntry = getEntry(patch.node, '$patch');
+  let mode = 'merge';
+  if (modeEntry) {
+    const v = modeEntry.value;
+    if (v.kind !== 'scalar' || typeof v.value !== 'string' || !PATCH_MODES.includes(v.value)) {
+      const got = v.kind === 'scalar' ? `"${String(v.value)}"` : describeNode(v);
+      errors.push(
+        fleetError(v.pos, `$patch: unknown value ${got} (expected ${PATCH_MODES.join(', ')})`, bundle),
+      );
+      return undefined;
+    }
+    mode = v.value;
+  }
+  const body: YMap = { ...patch.node, entries: patch.node.entries.filter((e) => e.key !== '$patch') };
+  const headerErrors: FleetError[] = [];
+  const header = readObjectHeader(body, headerErrors, bundle);
+  if (!header) {
+    errors.push(...headerErrors.map((e) => ({ ...e, message: `patch ${e.message}` })));
+    return undefined;
+  }
+  const what = describeObject(header.group, header.kind, header.namespace, header.name);
+  return { patch, mode, body, header, what };
+}
+
+/**
+ * The index of the one object a patch targets: same API group, kind and name, and the
+ * patch's namespace when it sets one (`namespace` is the default of objects without one).
+ * Records "not found" or "ambiguous" in `errors` otherwise.
+ */
+export function findPatchTarget(
+  docs: readonly ManifestDoc[],
+  read: ReadPatch,
+  namespace: string,
+  bundle: string,
+  errors: FleetError[],
+): number | undefined {
+  const { header, what, patch } = read;
+  const matches: number[] = [];
+  docs.forEach((doc, i) => {
+    const h = readObjectHeader(doc.node, [], bundle);
+    if (!h || h.group !== header.group || h.kind !== header.kind || h.name !== header.name) return;
+    if (header.namespace !== undefined && (h.namespace ?? namespace) !== header.namespace) return;
+    matches.push(i);
+  });
+  if (matches.length === 0) {
+    errors.push(fleetError(patch.pos, `patch target ${what} not found in bundle "${bundle}"`, bundle));
+    return undefined;
+  }
+  if (matches.length > 1) {
+    errors.push(
+      fleetError(
+        patch.pos,
+        `patch target ${what} is ambiguous (several namespaces); set metadata.namespace in the patch`,
+        bundle,
+      ),
+    );
+    return undefined;
+  }
+  return matches[0];
 }
