@@ -24,7 +24,13 @@ import { collectFiles, loadRepo } from './load.ts';
 import type { BundleInfo, BundleMatch, BundleState, ClusterInput, ClusterPlan, RepoFiles } from './model.ts';
 import { Planner } from './planner.ts';
 import { RenderCacheBudget } from './render.ts';
-import { compileVariants, type IsClusterScoped, markContested, scopeTable } from './variant.ts';
+import {
+  compileOverlayVariants,
+  compileVariants,
+  type IsClusterScoped,
+  markContested,
+  scopeTable,
+} from './variant.ts';
 
 /**
  * Loads a fleet repo: parses and validates every file once, compiles each bundle and
@@ -98,7 +104,7 @@ export class Fleet {
 
   /** Whether any bundle is built by Helm or kustomize, so that planning needs {@link Fleet.prepare} first. */
   get needsEngine(): boolean {
-    return this.#states.some((s) => s.source.kind === 'engine');
+    return this.#states.some((s) => s.source.kind === 'engine' || s.overlayVariants !== undefined);
   }
 
   /** The chart versions the last {@link Fleet.prepare} resolved, per bundle. */
@@ -107,7 +113,8 @@ export class Fleet {
   }
 
   /**
-   * Renders the Helm and Kustomize bundles for `clusters` with the render engine: one
+   * Applies overlays (kustomize's strategic merge, once per overlay) and renders the Helm
+   * and Kustomize bundles for `clusters` with the render engine: one
    * render per bundle and distinct variant, values and Kubernetes version, however many
    * clusters share it. Call it before {@link Fleet.planCluster} for those clusters; a
    * cluster planned without it has its engine bundles held. Without an engine in
@@ -115,6 +122,9 @@ export class Fleet {
    */
   async prepare(clusters: Iterable<ClusterInput>, ports: EnginePorts): Promise<void> {
     if (!this.needsEngine) return;
+    await Promise.all(
+      this.#states.map((s) => compileOverlayVariants(s, ports.engine, this.#isClusterScoped, this.#budget)),
+    );
     this.#resolvedCharts = await prepareEngineBundles(this.#states, [...clusters], {
       files: this.#files,
       isClusterScoped: this.#isClusterScoped,

@@ -276,4 +276,9 @@ export interface BundleState {
   dependsOn: BundleState[];
   /** Engine bundles only: their renders per cluster, filled by `Fleet.prepare`. */
   engine?: EngineRenders;
+  /**
+   * Plain bundles with overlays: the indexes in `variants` of customizations that apply
+   * one, compiled by `Fleet.prepare` (kustomize's strategic merge runs in the engine).
+   */
+  overlayVariants?: { readonly pending: readonly number[]; done: Promise<void> | undefined };
 }

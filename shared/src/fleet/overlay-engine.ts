@@ -36,19 +36,8 @@ export async function applyOverlayWithEngine(
   engine: RenderEngine,
   errors: FleetError[],
 ): Promise<ManifestDoc[] | undefined> {
-  const before = errors.length;
-  const reads: ReadPatch[] = [];
-  // Step 1 on a shadow of the objects, so that a target deleted by an earlier patch is gone.
-  const shadow = [...base];
-  for (const patch of patches) {
-    const read = readPatch(patch, bundle, errors);
-    if (!read) continue;
-    const at = findPatchTarget(shadow, read, namespace, bundle, errors);
-    if (at === undefined) continue;
-    if (read.mode === 'delete') shadow.splice(at, 1);
-    reads.push(read);
-  }
-  if (errors.length !== before) return undefined;
+  const reads = checkOverlay(base, patches, namespace, bundle, errors);
+  if (!reads) return undefined;
 
   let docs: ManifestDoc[] = [...base];
   // Per object, the patch bodies merged into it so far: where its values may have come from.
@@ -64,17 +53,49 @@ export async function applyOverlayWithEngine(
     return true;
   };
   for (const read of reads) {
-    if (read.mode !== 'json-merge') {
+    if (read.mode !== 'json-merge' && read.mode !== 'replace') {
       run.push(read);
       continue;
     }
     if (!(await flush())) return undefined;
     const at = findPatchTarget(docs, read, namespace, bundle, errors) as number;
     const target = docs[at] as ManifestDoc;
-    docs[at] = { ...target, node: jsonMergePatch(target.node, read.body) as YMap };
+    // A whole-object replace is no merge at all (kustomize leaves a top-level `$patch: replace` alone).
+    docs[at] = {
+      ...target,
+      node: read.mode === 'replace' ? read.body : (jsonMergePatch(target.node, read.body) as YMap),
+    };
+    if (read.mode === 'replace') origins[at] = [read.body];
   }
   if (!(await flush())) return undefined;
   return docs;
+}
+
+/**
+ * Step 1 alone, without the engine: every patch's mode and target read and found (a
+ * target deleted by an earlier patch is gone for the later ones). Undefined when any
+ * patch is wrong, the problems recorded in `errors` with file and line. Pure, so the load
+ * step reports bad patches without the engine.
+ */
+export function checkOverlay(
+  base: readonly ManifestDoc[],
+  patches: readonly ManifestDoc[],
+  namespace: string,
+  bundle: string,
+  errors: FleetError[],
+): ReadPatch[] | undefined {
+  const before = errors.length;
+  const reads: ReadPatch[] = [];
+  const shadow = [...base];
+  for (const patch of patches) {
+    const read = readPatch(patch, bundle, errors);
+    if (!read) continue;
+    const at = findPatchTarget(shadow, read, namespace, bundle, errors);
+    if (at === undefined) continue;
+    if (read.mode === 'delete') shadow.splice(at, 1);
+    reads.push(read);
+  }
+  return errors.length === before ? reads : undefined;
 }
 
 /** One engine request for a run of strategic-merge patches. */

@@ -138,7 +138,20 @@ export class Planner {
           continue;
         }
         variant = rendered.variant;
-      } else variant = b.variants[custom ? custom.ref.index + 1 : 0] as Variant;
+      } else {
+        const compiled = b.variants[custom ? custom.ref.index + 1 : 0];
+        if (!compiled) {
+          // An overlay's variant, compiled by Fleet.prepare.
+          hold(at, {
+            bundle: b.name,
+            reason: 'broken',
+            targeting: 'matched',
+            errors: [notPrepared(b, name)],
+          });
+          continue;
+        }
+        variant = compiled;
+      }
       const outcome = renderVariant(variant, name, labels);
       if (!outcome.ok) {
         hold(at, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: outcome.errors });
@@ -255,7 +268,7 @@ export class Planner {
 function notPrepared(b: BundleState, cluster: string): FleetError {
   return fleetError(
     { file: b.file, line: 1, column: 1 },
-    `bundle "${b.name}" was not rendered for cluster "${cluster}" (Helm and Kustomize bundles render in Fleet.prepare, before planning)`,
+    `bundle "${b.name}" was not rendered for cluster "${cluster}" (Helm and Kustomize bundles and overlays render in Fleet.prepare, before planning)`,
     b.name,
   );
 }

@@ -7,10 +7,12 @@
  * cluster by `renderVariant`.
  */
 import { type BundleSpec, type CustomizationEntry, mergeValues } from '../bundle-spec.ts';
+import { type FleetError, fleetError, normalizeFleetErrors } from '../errors.ts';
 import { CLUSTER_SCOPED_KINDS, groupKind } from '../kinds.ts';
 import { getEntry, type YMap } from '../yaml-source.ts';
+import type { RenderEngine } from './engine.ts';
 import type { BundleState, ManifestDoc, Variant } from './model.ts';
-import { applyOverlay } from './overlay.ts';
+import { applyOverlayWithEngine, checkOverlay } from './overlay-engine.ts';
 import { compileVariant, type RenderCacheBudget } from './render.ts';
 
 export type IsClusterScoped = (group: string, kind: string) => boolean;
@@ -60,58 +62,164 @@ export function compileVariants(
   budget: RenderCacheBudget,
 ): void {
   const spec = state.spec as BundleSpec;
-  const overlaid = new Map<string, ManifestDoc[] | undefined>();
-  const variantFor = (
-    docs: readonly ManifestDoc[],
-    values: BundleSpec['values'],
-    origin: string,
-    ignoreDifferences: BundleSpec['ignoreDifferences'],
-    healthChecks: BundleSpec['healthChecks'],
-  ) => {
-    const { variant, errors } = compileVariant({
-      bundle: state.name,
-      namespace: spec.namespace,
-      docs,
-      values,
-      valuesOrigin: origin,
-      ignoreDifferences,
+  const variants: (Variant | undefined)[] = [
+    variantOf(
+      state,
+      state.base,
+      spec.values,
+      `values of ${state.file}`,
+      spec.ignoreDifferences,
+      spec.healthChecks,
       isClusterScoped,
       budget,
-      healthChecks,
-    });
-    state.errors.push(...errors);
-    return variant;
-  };
-  const variants: (Variant | undefined)[] = [
-    variantFor(state.base, spec.values, `values of ${state.file}`, spec.ignoreDifferences, spec.healthChecks),
+    ),
   ];
+  const deferred: number[] = [];
+  const checked = new Set<string>();
   for (const c of spec.customizations) {
-    let docs: ManifestDoc[] | undefined = state.base;
     if (c.overlay !== undefined) {
-      if (!overlaid.has(c.overlay)) {
-        overlaid.set(
-          c.overlay,
-          applyOverlay(
-            state.base,
-            state.overlays.get(c.overlay) ?? [],
-            spec.namespace,
-            state.name,
-            state.errors,
-          ),
+      // Bad patches are found now, without the engine; merging waits for it.
+      if (!checked.has(c.overlay)) {
+        checked.add(c.overlay);
+        checkOverlay(
+          state.base,
+          state.overlays.get(c.overlay) ?? [],
+          spec.namespace,
+          state.name,
+          state.errors,
         );
       }
-      docs = overlaid.get(c.overlay);
+      // Overlays apply with kustomize's strategic merge, in the render engine: compiled by `compileOverlayVariants`.
+      deferred.push(variants.length);
+      variants.push(undefined);
+      continue;
     }
-    if (!docs) continue;
-    // A customization's ignoreDifferences add to the bundle's: what the bundle leaves to others stays left.
-    const ignore = [...spec.ignoreDifferences, ...(c.ignoreDifferences ?? [])];
-    // A customization's checks come first: for its clusters, they win over the bundle's for the same objects.
-    const checks = [...(c.healthChecks ?? []), ...spec.healthChecks];
     variants.push(
-      variantFor(docs, mergeValues(spec.values, c.values), customizationOrigin(c), ignore, checks),
+      variantOf(
+        state,
+        state.base,
+        mergeValues(spec.values, c.values),
+        customizationOrigin(c),
+        ...extras(spec, c),
+        isClusterScoped,
+        budget,
+      ),
     );
   }
-  if (state.errors.length === 0) state.variants = variants as Variant[];
+  if (state.errors.length > 0) return;
+  state.variants = variants as Variant[];
+  if (deferred.length > 0) state.overlayVariants = { pending: deferred, done: undefined };
+}
+
+/** A customization's ignoreDifferences and healthChecks, with the bundle's. */
+function extras(
+  spec: BundleSpec,
+  c: CustomizationEntry,
+): [BundleSpec['ignoreDifferences'], BundleSpec['healthChecks']] {
+  // A customization's ignoreDifferences add to the bundle's: what the bundle leaves to others stays left.
+  // A customization's checks come first: for its clusters, they win over the bundle's for the same objects.
+  return [
+    [...spec.ignoreDifferences, ...(c.ignoreDifferences ?? [])],
+    [...(c.healthChecks ?? []), ...spec.healthChecks],
+  ];
+}
+
+function variantOf(
+  state: BundleState,
+  docs: readonly ManifestDoc[],
+  values: BundleSpec['values'],
+  origin: string,
+  ignoreDifferences: BundleSpec['ignoreDifferences'],
+  healthChecks: BundleSpec['healthChecks'],
+  isClusterScoped: IsClusterScoped,
+  budget: RenderCacheBudget,
+  errors: FleetError[] = state.errors,
+): Variant | undefined {
+  const spec = state.spec as BundleSpec;
+  const compiled = compileVariant({
+    bundle: state.name,
+    namespace: spec.namespace,
+    docs,
+    values,
+    valuesOrigin: origin,
+    ignoreDifferences,
+    isClusterScoped,
+    budget,
+    healthChecks,
+  });
+  errors.push(...compiled.errors);
+  return compiled.variant;
+}
+
+/**
+ * Compiles the variants of a plain bundle's customizations that apply an overlay: each
+ * overlay applied once, by the render engine, whatever the clusters. Idempotent; a
+ * failure (a patch kustomize refuses, no engine) is the bundle's, for every cluster it
+ * targets, as any error of its files.
+ */
+export async function compileOverlayVariants(
+  state: BundleState,
+  engine: RenderEngine | undefined,
+  isClusterScoped: IsClusterScoped,
+  budget: RenderCacheBudget,
+): Promise<void> {
+  const pending = state.overlayVariants;
+  if (!pending) return;
+  pending.done ??= (async () => {
+    const spec = state.spec as BundleSpec;
+    const errors: FleetError[] = [];
+    if (!engine) {
+      errors.push(
+        fleetError(
+          spec.customizations.find((c) => c.overlay !== undefined)?.overlayPos ?? {
+            file: state.file,
+            line: 1,
+            column: 1,
+          },
+          `bundle "${state.name}" applies overlays, which need the render engine (kustomize's strategic merge), and this hub runs without it`,
+          state.name,
+        ),
+      );
+    } else {
+      const overlaid = new Map<string, Promise<ManifestDoc[] | undefined>>();
+      for (const index of pending.pending) {
+        const c = spec.customizations[index - 1] as CustomizationEntry;
+        const overlay = c.overlay as string;
+        let docs = overlaid.get(overlay);
+        if (!docs) {
+          docs = applyOverlayWithEngine(
+            state.base,
+            state.overlays.get(overlay) ?? [],
+            spec.namespace,
+            state.name,
+            engine,
+            errors,
+          );
+          overlaid.set(overlay, docs);
+        }
+        const got = await docs;
+        if (!got) continue;
+        const variant = variantOf(
+          state,
+          got,
+          mergeValues(spec.values, c.values),
+          customizationOrigin(c),
+          ...extras(spec, c),
+          isClusterScoped,
+          budget,
+          errors,
+        );
+        // Checked against other bundles' objects per cluster: contested-ness was settled before overlays applied.
+        if (variant) variant.contested = true;
+        if (variant) state.variants[index] = variant;
+      }
+    }
+    if (errors.length > 0) {
+      state.errors.push(...normalizeFleetErrors(errors));
+      state.variants = [];
+    }
+  })();
+  await pending.done;
 }
 
 function customizationOrigin(c: CustomizationEntry): string {
@@ -123,6 +231,7 @@ export function markContested(states: readonly BundleState[]): void {
   const owners = new Map<string, Set<string>>();
   for (const s of states) {
     for (const v of s.variants) {
+      if (!v) continue; // an overlay's variant, compiled later (contested then)
       for (const id of v.staticIds) {
         let set = owners.get(id);
         if (!set) {
@@ -135,6 +244,7 @@ export function markContested(states: readonly BundleState[]): void {
   }
   for (const s of states) {
     for (const v of s.variants) {
+      if (!v) continue; // an overlay's variant, compiled later (contested then)
       v.contested = v.dynamicIds || v.staticIds.some((id) => (owners.get(id)?.size ?? 0) > 1);
     }
   }

@@ -277,18 +277,21 @@ describe('bad input in Helm and Kustomize bundles', () => {
     expect(errors[0]).toContain('kubeVersion');
   });
 
-  it('without the render engine, the Helm and Kustomize bundles are broken and say why', async () => {
+  it('without the render engine, the Helm and Kustomize bundles and overlays are broken and say why', async () => {
     const { clusters: plans, errors } = await renderFleet(files, clusters.slice(0, 1), {});
     expect(errors.map((e) => e.message)).toEqual([
+      'dependsOn[1]: bundle "web" has errors for cluster "prod-eu-1"',
       'bundle "ingress" needs the render engine (Helm and Kustomize bundles), which this hub runs without',
       'bundle "shop" needs the render engine (Helm and Kustomize bundles), which this hub runs without',
+      'bundle "web" applies overlays, which need the render engine (kustomize\'s strategic merge), and this hub runs without it',
     ]);
-    expect(plans[0]?.bundles.map((b) => b.ref.name)).toContain('web');
+    expect(plans[0]?.bundles.map((b) => b.ref.name)).toContain('baseline');
   });
 
   it('planning without prepare holds the engine bundles rather than shipping nothing', () => {
     const p = loadFleet(files).planCluster(clusters[0] as (typeof clusters)[number]);
-    expect(p.held.map((h) => h.bundle).sort()).toEqual(['ingress', 'shop']);
+    // web applies an overlay for this cluster, and backups depends on web.
+    expect(p.held.map((h) => h.bundle).sort()).toEqual(['backups', 'ingress', 'shop', 'web']);
   });
 });
 

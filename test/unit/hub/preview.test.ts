@@ -10,6 +10,7 @@ import {
   previewTargets,
 } from '@flotilla/shared/hub';
 import { describe, expect, it } from 'vitest';
+import { passThroughEngine } from '../shared/helpers.ts';
 import { addCluster, MemoryClusterStore, MemoryFleetSource } from './fakes.ts';
 
 const exampleDir = new URL('../../../examples/fleet-repo/', import.meta.url).pathname;
@@ -47,9 +48,14 @@ async function fieldsOf(fn: () => Promise<unknown>): Promise<string[]> {
 describe('preview (pure)', () => {
   it('shows which bundles each cluster gets, through which target and customization, with the hashes sync stores', async () => {
     const files = exampleFiles();
-    const preview = await previewFleet(files, clusters, { source: 'upload' });
+    // Overlays run in the render engine: a fake of its port will do for what preview adds.
+    const preview = await previewFleet(files, clusters, {
+      source: 'upload',
+      engine: { engine: passThroughEngine },
+    });
     expect(preview.errors).toEqual([]);
     const fleet = loadFleet(files);
+    await fleet.prepare(clusters, { engine: passThroughEngine });
     for (const c of preview.clusters) {
       const plan = fleet.planCluster({
         name: c.name,

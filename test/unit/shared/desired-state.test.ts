@@ -22,9 +22,11 @@ import {
   verifyDesiredState,
 } from '@flotilla/shared';
 import { describe, expect, it } from 'vitest';
-import { readRepoDir } from './helpers.ts';
+import { examplePlainFiles, passThroughEngine } from './helpers.ts';
 
-const fleet = loadFleet(readRepoDir('examples/fleet-repo'));
+const fleet = loadFleet(examplePlainFiles());
+// Overlays need the engine; what they do to the objects does not matter here.
+await fleet.prepare([{ name: 'prod-eu-1' }], { engine: passThroughEngine });
 const plan = fleet.planCluster({ name: 'prod-eu-1' });
 const manifest = buildDesiredState({ plan, commit: '5f2c1e0', generation: 7 });
 

@@ -1,7 +1,14 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type FleetError, formatFleetError, type RepoFile } from '@flotilla/shared';
+import {
+  type EngineRequest,
+  type EngineResult,
+  type FleetError,
+  formatFleetError,
+  type RenderEngine,
+  type RepoFile,
+} from '@flotilla/shared';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -53,3 +60,23 @@ spec:
         - name: web
           image: nginx:1.27
 `;
+
+/**
+ * A plain fake of the render engine port for tests of what surrounds rendering: overlays
+ * come back unapplied (the resources as sent), Helm and kustomize requests fail. What the
+ * real engine does is tested against helm and kustomize in test/integration/renderer/.
+ */
+export const passThroughEngine: RenderEngine = {
+  async render(request: EngineRequest): Promise<EngineResult> {
+    if (request.kind !== 'patch') return { ok: false, error: { message: `no ${request.kind} in this fake` } };
+    const count = request.resources.split(/^---$/m).filter((d) => d.trim() !== '').length;
+    return { ok: true, manifests: request.resources, sources: [...Array(count).keys()] };
+  },
+};
+
+/** The example fleet repo without its Helm and Kustomize bundles (rendered by the real engines in integration tests). */
+export function examplePlainFiles(): RepoFile[] {
+  return readRepoDir('examples/fleet-repo').filter(
+    (f) => !f.path.startsWith('bundles/ingress/') && !f.path.startsWith('bundles/shop/'),
+  );
+}

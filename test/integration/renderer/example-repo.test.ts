@@ -1,12 +1,36 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${...} is the fleet repo's variable syntax, not a mistake
-import { type ClusterPlan, type KubeObject, loadFleet, planFleet } from '@flotilla/shared';
-import { describe, expect, it } from 'vitest';
-import { readRepoDir } from './helpers.ts';
+/**
+ * The example fleet repo as the hub renders it: overlays (kustomize's strategic merge),
+ * Helm and Kustomize bundles through the real render worker.
+ */
+import { ensureRenderer } from '@flotilla/renderer/build.ts';
+import { RendererClient } from '@flotilla/renderer/client.ts';
+import {
+  type ClusterInput,
+  type ClusterPlan,
+  type KubeObject,
+  loadFleet,
+  renderFleet,
+} from '@flotilla/shared';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readRepoDir } from '../../unit/shared/helpers.ts';
 
 const files = readRepoDir('examples/fleet-repo');
-/** The bundles Helm and kustomize build are rendered with the real engines in test/integration/renderer/example-fleet.test.ts. */
-const engineBundles = ['bundles/ingress/', 'bundles/shop/'];
-const plainFiles = files.filter((f) => !engineBundles.some((dir) => f.path.startsWith(dir)));
+let client: RendererClient;
+
+beforeAll(async () => {
+  client = new RendererClient({ binary: await ensureRenderer() });
+}, 900_000);
+afterAll(async () => {
+  await client?.close();
+});
+
+/** The repo loaded and prepared for these clusters, ready for planCluster. */
+async function fleetFor(clusters: readonly ClusterInput[]) {
+  const fleet = loadFleet(files);
+  await fleet.prepare(clusters, { engine: client });
+  return fleet;
+}
 
 function objectsOf(plan: ClusterPlan, bundle: string): KubeObject[] {
   const b = plan.bundles.find((x) => x.ref.name === bundle);
@@ -18,26 +42,38 @@ describe('examples/fleet-repo', () => {
     expect(loadFleet(files).errors).toEqual([]);
   });
 
-  it('renders its plain bundles cleanly for prod/eu, prod/us and staging/eu clusters', () => {
-    const { clusters, errors } = planFleet(plainFiles, [
-      { name: 'fra-prod-2', labels: { env: 'prod', region: 'eu' } },
-      { name: 'iad-prod-2', labels: { env: 'prod', region: 'us' } },
-      { name: 'fra-staging-2', labels: { env: 'staging', region: 'eu' } },
-    ]);
+  it('renders cleanly for prod/eu, prod/us and staging/eu clusters', async () => {
+    const { clusters, errors } = await renderFleet(
+      files,
+      [
+        { name: 'fra-prod-2', labels: { env: 'prod', region: 'eu' } },
+        { name: 'iad-prod-2', labels: { env: 'prod', region: 'us' } },
+        { name: 'fra-staging-2', labels: { env: 'staging', region: 'eu' } },
+      ],
+      { engine: client },
+    );
     expect(errors).toEqual([]);
     expect(clusters.map((c) => [c.cluster, c.status, c.bundles.map((b) => b.ref.name)])).toEqual([
-      ['fra-prod-2', 'ok', ['backup-crds', 'baseline', 'log-shipper', 'monitoring-agent', 'web', 'backups']],
+      [
+        'fra-prod-2',
+        'ok',
+        ['backup-crds', 'baseline', 'ingress', 'log-shipper', 'monitoring-agent', 'shop', 'web', 'backups'],
+      ],
       [
         'fra-staging-2',
         'ok',
-        ['backup-crds', 'baseline', 'log-shipper', 'monitoring-agent', 'web', 'backups'],
+        ['backup-crds', 'baseline', 'ingress', 'log-shipper', 'monitoring-agent', 'shop', 'web', 'backups'],
       ],
-      ['iad-prod-2', 'ok', ['backup-crds', 'baseline', 'log-shipper', 'monitoring-agent', 'web', 'backups']],
+      [
+        'iad-prod-2',
+        'ok',
+        ['backup-crds', 'baseline', 'ingress', 'log-shipper', 'monitoring-agent', 'shop', 'web', 'backups'],
+      ],
     ]);
   });
 
-  it('uses the labels declared in clusters/ and the exclude of log-shipper', () => {
-    const fleet = loadFleet(files);
+  it('uses the labels declared in clusters/ and the exclude of log-shipper', async () => {
+    const fleet = await fleetFor([{ name: 'prod-us-1' }]);
     const us = fleet.planCluster({ name: 'prod-us-1' });
     expect(us.labels).toEqual({ env: 'prod', region: 'us', tier: 'gold' });
     expect(us.bundles.map((b) => b.ref.name)).not.toContain('log-shipper');
@@ -49,8 +85,8 @@ describe('examples/fleet-repo', () => {
     });
   });
 
-  it('sizes and configures the storefront per environment', () => {
-    const fleet = loadFleet(files);
+  it('sizes and configures the storefront per environment', async () => {
+    const fleet = await fleetFor([{ name: 'prod-eu-1' }, { name: 'prod-us-1' }, { name: 'staging-eu-1' }]);
     const web = (name: string) => {
       const plan = fleet.planCluster({ name });
       const objs = objectsOf(plan, 'web');
@@ -91,8 +127,8 @@ describe('examples/fleet-repo', () => {
     });
   });
 
-  it('learns the scope of custom resources from the CRDs in the repo', () => {
-    const plan = loadFleet(files).planCluster({ name: 'staging-eu-1' });
+  it('learns the scope of custom resources from the CRDs in the repo', async () => {
+    const plan = (await fleetFor([{ name: 'staging-eu-1' }])).planCluster({ name: 'staging-eu-1' });
     expect(objectsOf(plan, 'backups').map((o) => [o.kind, o.metadata.namespace ?? null, o.spec])).toEqual([
       ['BackupLocation', null, { bucket: 'backups-eu-staging' }],
       ['BackupSchedule', 'web', { schedule: '0 2 * * *', location: 'default', retentionDays: 3 }],
