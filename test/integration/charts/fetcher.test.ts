@@ -307,6 +307,67 @@ describe('charts from an OCI registry', () => {
     expect(wrong.ok ? '' : wrong.error).not.toContain('not-the-password');
   });
 
+  it('answers a bearer-token challenge (the Docker token flow) with the credentials', async () => {
+    // The bed's registry behind a gate that speaks the token flow as public registries do:
+    // 401 with WWW-Authenticate Bearer, a token service taking basic credentials, then
+    // requests carrying the token pass through to the real registry.
+    const token = `t-${Date.now()}`;
+    const scopes: string[] = [];
+    const gate = createServer(async (req, res) => {
+      const url = new URL(req.url ?? '/', 'http://gate');
+      if (url.pathname === '/token') {
+        const basic = `Basic ${Buffer.from(`${repos.http.username}:${repos.http.password}`).toString('base64')}`;
+        scopes.push(`${url.searchParams.get('service')} ${url.searchParams.get('scope')}`);
+        if (req.headers.authorization !== basic) return void res.writeHead(401).end();
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token }));
+      }
+      if (req.headers.authorization !== `Bearer ${token}`) {
+        const realm = `http://127.0.0.1:${(gate.address() as { port: number }).port}/token`;
+        res.writeHead(401, {
+          'www-authenticate': `Bearer realm="${realm}",service="bed-gate",scope="repository:charts/web:pull"`,
+        });
+        return void res.end();
+      }
+      const upstream = await fetch(`http://${repos.oci.host}${url.pathname}${url.search}`, {
+        headers: { accept: req.headers.accept ?? '*/*' },
+      });
+      res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? '' });
+      res.end(Buffer.from(await upstream.arrayBuffer()));
+    });
+    await new Promise<void>((resolve) => gate.listen(0, '127.0.0.1', () => resolve()));
+    const host = `127.0.0.1:${(gate.address() as { port: number }).port}`;
+    const gated = createChartFetcher({
+      resolve: (q) => renderer.resolve(q),
+      cache: new MemoryChartCache(),
+      credentials,
+      plainHttpRegistries: [host],
+    });
+    try {
+      const ok = fetched(
+        await gated.fetchChart({
+          chart: `oci://${host}/charts/web`,
+          version: '~1.1',
+          auth: { secretRef: 'bed-charts' },
+        }),
+      );
+      expect(ok).toMatchObject({ version: '1.1.0', digest: sha256(archiveOf('1.1.0')) });
+      // One token for the whole pull: the challenge is answered once, not per request.
+      expect(scopes).toEqual(['bed-gate repository:charts/web:pull']);
+
+      const refused = await gated.fetchChart({
+        chart: `oci://${host}/charts/web`,
+        version: '1.1.0',
+        auth: { secretRef: 'wrong' },
+      });
+      expect(refused).toMatchObject({ ok: false, reason: 'auth-refused' });
+      expect(refused.ok ? '' : refused.error).toContain(`http://${host}/token refused access (401`);
+      expect(refused.ok ? '' : refused.error).not.toContain('not-the-password');
+    } finally {
+      gate.closeAllConnections();
+      gate.close();
+    }
+  });
+
   it('says clearly when the registry is down', async () => {
     const closed = await new Promise<number>((resolve) => {
       const s = createServer().listen(0, '127.0.0.1', () => {
