@@ -52,6 +52,8 @@ export interface ChartFetcherOptions {
   readonly fetch?: typeof fetch;
   /** Per request (index, tags, manifest, archive). Default 30 s. */
   readonly timeoutMs?: number;
+  /** Largest archive accepted, in bytes. Default 20 MiB (Helm charts are kilobytes to a few MB). */
+  readonly maxArchiveBytes?: number;
   /**
    * Registries (`host:port`) spoken to over plain HTTP instead of HTTPS, as
    * `helm pull --plain-http`: a test registry on loopback. Empty by default.
@@ -62,6 +64,8 @@ export interface ChartFetcherOptions {
 export interface ChartFetcher {
   fetchChart(ref: ChartRef): Promise<FetchResult>;
 }
+
+const defaultMaxArchiveBytes = 20 * 1024 * 1024;
 
 /** OCI media types of a Helm chart (Helm's pkg/registry constants). */
 export const ociManifestMediaType = 'application/vnd.oci.image.manifest.v1+json';
@@ -141,6 +145,25 @@ async function cached(
   return { archive, fromCache: false };
 }
 
+async function readArchive(
+  http: HttpGetOptions,
+  url: URL,
+  res: Response,
+  maxBytes: number,
+  what: string,
+): Promise<Uint8Array> {
+  const tooBig = () =>
+    new ChartFetchError('invalid', `${what} is larger than the ${maxBytes} bytes an archive may have`);
+  const declared = Number(res.headers.get('content-length') ?? '0');
+  if (declared > maxBytes) {
+    await res.body?.cancel();
+    throw tooBig();
+  }
+  const body = await readBody(http, url, res);
+  if (body.byteLength > maxBytes) throw tooBig();
+  return body;
+}
+
 function checkDigest(archive: Uint8Array, expected: string, what: string): void {
   const actual = sha256(archive);
   if (actual !== expected)
@@ -193,8 +216,15 @@ async function fetchFromRepository(
   const { archive, fromCache } = await cached(opts.cache, expected, async () => {
     const res = await httpGet(http, archiveUrl, headersFor(archiveUrl));
     if (!res.ok) throw statusError(archiveUrl, res, authHint(ref, credentials));
-    const body = await readBody(http, archiveUrl, res);
-    checkDigest(body, expected, `version ${version} (${redactUrl(archiveUrl)})`);
+    const what = `version ${version} (${redactUrl(archiveUrl)})`;
+    const body = await readArchive(
+      http,
+      archiveUrl,
+      res,
+      opts.maxArchiveBytes ?? defaultMaxArchiveBytes,
+      what,
+    );
+    checkDigest(body, expected, what);
     return body;
   });
   return {
@@ -287,8 +317,9 @@ async function fetchFromRegistry(
     const blobUrl = new URL(`blobs/${digest}`, api);
     const res = await session.get(blobUrl, helmChartLayerMediaType);
     if (!res.ok) throw statusError(blobUrl, res, session.hint);
-    const body = await readBody(http, blobUrl, res);
-    checkDigest(body, digest, `version ${version} (tag ${tag})`);
+    const what = `version ${version} (tag ${tag})`;
+    const body = await readArchive(http, blobUrl, res, opts.maxArchiveBytes ?? defaultMaxArchiveBytes, what);
+    checkDigest(body, digest, what);
     return body;
   });
   return {

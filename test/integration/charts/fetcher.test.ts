@@ -229,6 +229,20 @@ describe('charts from a Helm HTTP repository', () => {
     expect(missing).toMatchObject({ ok: false, reason: 'not-found' });
   });
 
+  it('refuses an archive larger than the bound', async () => {
+    const result = await createChartFetcher({
+      resolve: (q) => renderer.resolve(q),
+      cache: new MemoryChartCache(),
+      credentials,
+      maxArchiveBytes: 100,
+    }).fetchChart({ repo: repos.http.url, chart: 'web', version: '1.0.0' });
+    expect(result).toEqual({
+      ok: false,
+      reason: 'invalid',
+      error: `chart "web" (version "1.0.0") from ${repos.http.url}: version 1.0.0 (${repos.http.url}/web-1.0.0.tgz) is larger than the 100 bytes an archive may have`,
+    });
+  });
+
   it('refuses credentials in the repository URL without echoing them', async () => {
     const result = await fetcher().fetchChart({ repo: 'https://ci:hunter2@charts.example/', chart: 'web' });
     expect(result).toEqual({
