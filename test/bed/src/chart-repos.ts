@@ -4,6 +4,7 @@
  * and two OCI registries (the CNCF distribution registry, one anonymous, one
  * behind htpasswd basic auth) holding the same charts, pushed by `helm push`.
  */
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, createReadStream, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join, normalize } from 'node:path';
@@ -24,6 +25,8 @@ const chartFixture = new URL('../../fixtures/charts/web/', import.meta.url).path
 
 /** Versions of the `web` chart every repository holds (a prerelease and build metadata among them). */
 export const bedChartVersions = ['1.0.0', '1.1.0', '1.2.0', '1.2.1+build.7', '2.0.0', '2.1.0-rc.1'] as const;
+/** The versions pushed to the private registry. */
+export const privateVersions = ['1.0.0', '2.0.0'] as const;
 
 export interface ChartReposState {
   /** The one chart, `web`, under every version of `versions`. */
@@ -81,49 +84,57 @@ export async function startChartRepos(opts: {
   const helm = (...args: string[]) => run(tools.helm, args, { env: helmEnv });
   const started = Date.now();
 
-  const archivesDir = join(opts.dir, 'archives');
-  mkdirSync(archivesDir, { recursive: true });
-  // helm starts in some 100 ms; on two busy cores, running them side by side is what keeps this short.
-  await Promise.all(
-    bedChartVersions.map((v) => helm('package', chartFixture, '--version', v, '-d', archivesDir)),
-  );
-
   const username = 'flotilla';
   const password = 'bed-chart-secret';
-  const httpRoot = join(opts.dir, 'http');
-  await Promise.all(
-    ['stable', 'private', 'tampered'].map((repo) => {
+  mkdirSync(opts.dir, { recursive: true });
+  const htpasswd = join(opts.dir, 'htpasswd');
+  writeFileSync(htpasswd, `${username}:${hashSync(password, 10)}\n`);
+  const running: { stop(): Promise<void> }[] = [];
+  // The registries start while the charts are packaged.
+  const registries = Promise.all([
+    startRegistry({ name: 'registry', dir: join(opts.dir, 'registry'), binary: registryBin.path }),
+    startRegistry({
+      name: 'registry-private',
+      dir: join(opts.dir, 'registry-private'),
+      binary: registryBin.path,
+      htpasswd,
+    }),
+  ]).then((started) => {
+    for (const r of started) running.push(r.process);
+    return started;
+  });
+  // Awaited below; this only keeps a failure during packaging from being reported as unhandled.
+  registries.catch(() => {});
+  try {
+    const archivesDir = join(opts.dir, 'archives');
+    mkdirSync(archivesDir, { recursive: true });
+    // helm starts in some 100 ms; on two busy cores, running them side by side is what keeps this short.
+    await Promise.all(
+      bedChartVersions.map((v) => helm('package', chartFixture, '--version', v, '-d', archivesDir)),
+    );
+    await helm('repo', 'index', archivesDir);
+
+    // The index has relative URLs, so one index serves all three repositories.
+    const httpRoot = join(opts.dir, 'http');
+    for (const repo of ['stable', 'private', 'tampered']) {
       const dir = join(httpRoot, repo);
       mkdirSync(dir, { recursive: true });
       for (const f of readdirSync(archivesDir)) copyFileSync(join(archivesDir, f), join(dir, f));
-      return helm('repo', 'index', dir);
-    }),
-  );
-  // Indexed first, swapped after: the index names 1.0.0's digest, the file is 1.1.0.
-  copyFileSync(join(archivesDir, 'web-1.1.0.tgz'), join(httpRoot, 'tampered', 'web-1.0.0.tgz'));
-  const http = await serveDirectory(httpRoot, { prefix: '/private/', username, password });
+    }
+    // The index names 1.0.0's digest; the file served under that name is 1.1.0.
+    copyFileSync(join(archivesDir, 'web-1.1.0.tgz'), join(httpRoot, 'tampered', 'web-1.0.0.tgz'));
+    const http = await serveDirectory(httpRoot, { prefix: '/private/', username, password });
+    running.push(http);
 
-  const running: { stop(): Promise<void> }[] = [http];
-  try {
-    const htpasswd = join(opts.dir, 'htpasswd');
-    writeFileSync(htpasswd, `${username}:${hashSync(password, 10)}\n`);
-    const [pub, priv] = await Promise.all([
-      startRegistry({ name: 'registry', dir: join(opts.dir, 'registry'), binary: registryBin.path }),
-      startRegistry({
-        name: 'registry-private',
-        dir: join(opts.dir, 'registry-private'),
-        binary: registryBin.path,
-        htpasswd,
-      }),
-    ]);
-    running.push(pub.process, priv.process);
-    const archives = bedChartVersions.map((v) => join(archivesDir, `web-${v}.tgz`));
-    await Promise.all(
-      archives.flatMap((a) => [
-        helm('push', a, `oci://${pub.host}/charts`, '--plain-http'),
+    const [pub, priv] = await registries;
+    const archive = (v: string) => join(archivesDir, `web-${v}.tgz`);
+    await Promise.all([
+      ...bedChartVersions.map((v) => helm('push', archive(v), `oci://${pub.host}/charts`, '--plain-http')),
+      // The private registry needs fewer versions: its tests are about access, not choice.
+      ...privateVersions.map((v) =>
         helm(
           'push',
-          a,
+          archive(v),
           `oci://${priv.host}/charts`,
           '--plain-http',
           '--username',
@@ -131,8 +142,8 @@ export async function startChartRepos(opts: {
           '--password',
           password,
         ),
-      ]),
-    );
+      ),
+    ]);
     opts.log(
       `chart repositories ready in ${formatElapsed(Date.now() - started)} (helm package, repo index, push)`,
     );
@@ -164,6 +175,7 @@ export async function startChartRepos(opts: {
       },
     };
   } catch (err) {
+    await registries.catch(() => {});
     await Promise.allSettled(running.map((r) => r.stop()));
     throw err;
   }
@@ -232,6 +244,8 @@ async function startRegistry(opts: {
       `    rootdirectory: ${join(opts.dir, 'data')}`,
       'http:',
       `  addr: ${host}`,
+      // One instance, so any secret will do; set so the registry does not warn about it.
+      `  secret: ${randomBytes(16).toString('hex')}`,
       ...(opts.htpasswd
         ? ['auth:', '  htpasswd:', '    realm: flotilla-bed', `    path: ${opts.htpasswd}`]
         : []),
