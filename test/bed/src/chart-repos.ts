@@ -48,7 +48,7 @@ export interface ChartReposState {
     /** `oci://127.0.0.1:<port>/charts/web`: anonymous pulls, plain HTTP. */
     readonly chartUrl: string;
     readonly host: string;
-    /** `oci://127.0.0.1:<port>/charts/web` on a registry behind htpasswd basic auth. */
+    /** `oci://127.0.0.1:<port>/charts/web` on a registry behind htpasswd basic auth (`privateVersions` only). */
     readonly privateChartUrl: string;
     readonly privateHost: string;
     readonly username: string;
