@@ -198,7 +198,7 @@ async function fetchFromRepository(
 
   const indexUrl = new URL('index.yaml', base);
   const indexRes = await httpGet(http, indexUrl, headersFor(indexUrl));
-  if (!indexRes.ok) throw statusError(indexUrl, indexRes, authHint(ref, credentials));
+  if (!indexRes.ok) throw await statusError(indexUrl, indexRes, authHint(ref, credentials));
   const index = new TextDecoder().decode(await readBody(http, indexUrl, indexRes));
 
   const picked = await opts.resolve({ index, chart: ref.chart, version: ref.version ?? '' });
@@ -215,7 +215,7 @@ async function fetchFromRepository(
   const expected = `sha256:${digest}`;
   const { archive, fromCache } = await cached(opts.cache, expected, async () => {
     const res = await httpGet(http, archiveUrl, headersFor(archiveUrl));
-    if (!res.ok) throw statusError(archiveUrl, res, authHint(ref, credentials));
+    if (!res.ok) throw await statusError(archiveUrl, res, authHint(ref, credentials));
     const what = `version ${version} (${redactUrl(archiveUrl)})`;
     const body = await readArchive(
       http,
@@ -290,12 +290,14 @@ async function fetchFromRegistry(
 
   const manifestUrl = new URL(`manifests/${encodeURIComponent(tag)}`, api);
   const manifestRes = await session.get(manifestUrl, ociManifestMediaType);
-  if (manifestRes.status === 404)
+  if (manifestRes.status === 404) {
+    await manifestRes.body?.cancel();
     throw new ChartFetchError(
       'no-matching-version',
       `no tag ${tag} in the repository (tags: ${tags.join(', ') || 'none'})`,
     );
-  if (!manifestRes.ok) throw statusError(manifestUrl, manifestRes, session.hint);
+  }
+  if (!manifestRes.ok) throw await statusError(manifestUrl, manifestRes, session.hint);
   let manifest: { layers?: { mediaType?: string; digest?: string }[] };
   try {
     manifest = JSON.parse(new TextDecoder().decode(await readBody(http, manifestUrl, manifestRes)));
@@ -316,7 +318,7 @@ async function fetchFromRegistry(
   const { archive, fromCache } = await cached(opts.cache, digest, async () => {
     const blobUrl = new URL(`blobs/${digest}`, api);
     const res = await session.get(blobUrl, helmChartLayerMediaType);
-    if (!res.ok) throw statusError(blobUrl, res, session.hint);
+    if (!res.ok) throw await statusError(blobUrl, res, session.hint);
     const what = `version ${version} (tag ${tag})`;
     const body = await readArchive(http, blobUrl, res, opts.maxArchiveBytes ?? defaultMaxArchiveBytes, what);
     checkDigest(body, digest, what);
@@ -338,9 +340,11 @@ async function listTags(session: RegistrySession, first: URL): Promise<string[]>
   // Registries page long tag lists with a Link header; a bound keeps a loop finite.
   for (let page = 0; url && page < 100; page++) {
     const res = await session.get(url, 'application/json');
-    if (res.status === 404)
+    if (res.status === 404) {
+      await res.body?.cancel();
       throw new ChartFetchError('not-found', `the registry has no repository ${session.oci.repository}`);
-    if (!res.ok) throw statusError(url, res, session.hint);
+    }
+    if (!res.ok) throw await statusError(url, res, session.hint);
     let body: { tags?: unknown };
     try {
       body = JSON.parse(new TextDecoder().decode(await readBody(session.http, url, res)));
@@ -413,7 +417,7 @@ class RegistrySession {
     if (params.service) tokenUrl.searchParams.set('service', params.service);
     tokenUrl.searchParams.set('scope', params.scope ?? `repository:${this.oci.repository}:pull`);
     const res = await httpGet(this.http, tokenUrl, creds ? { authorization: authorizationOf(creds) } : {});
-    if (!res.ok) throw statusError(tokenUrl, res, this.hint);
+    if (!res.ok) throw await statusError(tokenUrl, res, this.hint);
     let body: { token?: unknown; access_token?: unknown };
     try {
       body = JSON.parse(new TextDecoder().decode(await readBody(this.http, tokenUrl, res)));

@@ -37,8 +37,9 @@ export async function readBody(opts: HttpGetOptions, url: URL, res: Response): P
   }
 }
 
-/** Turns a non-2xx answer into the matching failure. */
-export function statusError(url: URL, res: Response, authHint: string): ChartFetchError {
+/** Turns a non-2xx answer into the matching failure, releasing its connection. */
+export async function statusError(url: URL, res: Response, authHint: string): Promise<ChartFetchError> {
+  await res.body?.cancel().catch(() => {});
   const status = `${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
   if (res.status === 401 || res.status === 403)
     return new ChartFetchError('auth-refused', `${redactUrl(url)} refused access (${status}); ${authHint}`);
