@@ -11,10 +11,19 @@ import { createInterface } from 'node:readline';
 /** File contents by path relative to the chart or kustomization tree, base64-encoded. */
 export type EncodedFiles = Readonly<Record<string, string>>;
 
-/** `helm template`: the chart's files at the root of `files` (Chart.yaml, templates/, charts/ …). */
-export interface HelmRenderRequest {
+/**
+ * `helm template`: the chart either as its files at the root of `files` (Chart.yaml,
+ * templates/, charts/ …) or as a packaged chart (`archive`, the .tgz base64-encoded,
+ * loaded as `helm template NAME chart.tgz` loads it).
+ */
+export type HelmRenderRequest = HelmRenderOptions &
+  (
+    | { readonly files: EncodedFiles; readonly archive?: undefined }
+    | { readonly archive: string; readonly files?: undefined }
+  );
+
+export interface HelmRenderOptions {
   readonly kind: 'helm';
-  readonly files: EncodedFiles;
   readonly releaseName: string;
   readonly namespace: string;
   readonly values?: Readonly<Record<string, unknown>>;
@@ -53,6 +62,32 @@ export interface PatchRenderRequest {
 }
 
 export type RenderRequest = HelmRenderRequest | KustomizeRenderRequest | PatchRenderRequest;
+
+/**
+ * Picks a chart version as Helm does. With `index` (a Helm repository's index.yaml)
+ * and `chart`: `helm pull --repo URL CHART --version VERSION`. With `tags` (an OCI
+ * repository's tags): `helm pull oci://… --version VERSION`. An absent or empty
+ * `version` means the newest stable version.
+ */
+export type ResolveRequest =
+  | { readonly index: string; readonly chart: string; readonly version?: string }
+  | { readonly tags: readonly string[]; readonly version?: string };
+
+/** The chart version picked by a resolve request. */
+export interface ResolvedChart {
+  readonly version: string;
+  /** From an index: the chart's name and its download URLs (maybe relative to the repository). */
+  readonly name?: string;
+  readonly urls?: readonly string[];
+  /** From an index: the archive's `sha256` digest as the index records it (hex, no prefix). */
+  readonly digest?: string;
+  /** From tags: the tag to pull, `version` with `+` written as `_`. */
+  readonly tag?: string;
+}
+
+export type ResolveResult =
+  | { readonly ok: true; readonly chart: ResolvedChart }
+  | { readonly ok: false; readonly error: RenderErrorDetail };
 
 /** Where a render failed, as far as Helm or kustomize say. */
 export interface RenderErrorDetail {
@@ -104,6 +139,7 @@ interface WireAnswer {
   readonly manifests?: string;
   readonly sources?: number[];
   readonly versions?: Record<string, string>;
+  readonly chart?: ResolvedChart;
   readonly error?: RenderErrorDetail;
 }
 
@@ -157,6 +193,16 @@ export class RendererClient {
       return answer.sources === undefined
         ? { ok: true, manifests: answer.manifests }
         : { ok: true, manifests: answer.manifests, sources: answer.sources };
+    }
+    return { ok: false, error: answer.error ?? { message: 'the renderer gave no error detail' } };
+  }
+
+  /** Picks a chart version from a repository index or an OCI repository's tags. */
+  async resolve(request: ResolveRequest): Promise<ResolveResult> {
+    const answer = await this.#send({ ...request, kind: 'resolve' });
+    if (answer.ok) {
+      if (!answer.chart) throw new RendererWorkerError(`answer ${answer.id} has ok but no chart`);
+      return { ok: true, chart: answer.chart };
     }
     return { ok: false, error: answer.error ?? { message: 'the renderer gave no error detail' } };
   }

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -29,11 +31,7 @@ var utf8bom = []byte{0xEF, 0xBB, 0xBF}
 // does (pkg/cmd/template.go and install.go's runInstall in Helm v4), minus the
 // registry client, dependency downloads and the output directory: the chart comes
 // from memory, dependencies must already sit in charts/.
-func renderHelm(req *request, files map[string][]byte) (string, error) {
-	chrt, err := loadChart(files)
-	if err != nil {
-		return "", err
-	}
+func renderHelm(req *request, chrt chart.Charter) (string, error) {
 	ac, err := chart.NewAccessor(chrt)
 	if err != nil {
 		return "", err
@@ -89,6 +87,30 @@ func renderHelm(req *request, files map[string][]byte) (string, error) {
 		fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", h.Path, h.Manifest)
 	}
 	return out.String(), nil
+}
+
+// requestChart loads the request's chart: a packaged chart (archive) as
+// `helm template NAME chart.tgz` loads it, or the files of a chart directory.
+func requestChart(req *request) (chart.Charter, error) {
+	if req.Archive != "" {
+		if len(req.Files) > 0 {
+			return nil, errors.New("a helm request takes either files or archive, not both")
+		}
+		data, err := base64.StdEncoding.DecodeString(req.Archive)
+		if err != nil {
+			return nil, fmt.Errorf("archive: invalid base64: %w", err)
+		}
+		chrt, err := loader.LoadArchive(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		return chrt, nil
+	}
+	files, err := decodeFiles(req.Files)
+	if err != nil {
+		return nil, err
+	}
+	return loadChart(files)
 }
 
 // loadChart mirrors Helm's directory loader over in-memory files: .helmignore

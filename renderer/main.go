@@ -32,12 +32,21 @@ type request struct {
 	SkipCRDs    bool           `json:"skipCRDs"`
 	IsUpgrade   bool           `json:"isUpgrade"`
 
+	// Archive is a packaged chart (.tgz), base64, instead of Files.
+	Archive string `json:"archive"`
+
 	// kustomize
 	Dir string `json:"dir"`
 
 	// patch (Namespace above is the default namespace of objects without one)
 	Resources string      `json:"resources"`
 	Patches   []patchFile `json:"patches"`
+
+	// resolve
+	Index   string    `json:"index"`
+	Tags    *[]string `json:"tags"`
+	Chart   string    `json:"chart"`
+	Version string    `json:"version"`
 }
 
 // answer is one line on stdout, always carrying the request's id.
@@ -47,6 +56,7 @@ type answer struct {
 	Manifests *string           `json:"manifests,omitempty"`
 	Sources   *[]int            `json:"sources,omitempty"`
 	Versions  map[string]string `json:"versions,omitempty"`
+	Chart     *resolved         `json:"chart,omitempty"`
 	Error     *renderError      `json:"error,omitempty"`
 }
 
@@ -142,15 +152,21 @@ func handle(req *request) (ans answer) {
 	case "version":
 		return answer{ID: req.ID, OK: true, Versions: versions()}
 	case "helm":
-		files, err := decodeFiles(req.Files)
+		chrt, err := requestChart(req)
 		if err != nil {
 			return failure(req.ID, err)
 		}
-		out, err := renderHelm(req, files)
+		out, err := renderHelm(req, chrt)
 		if err != nil {
 			return failure(req.ID, err)
 		}
 		return success(req.ID, out)
+	case "resolve":
+		picked, err := resolveChart(req)
+		if err != nil {
+			return failure(req.ID, err)
+		}
+		return answer{ID: req.ID, OK: true, Chart: picked}
 	case "kustomize":
 		files, err := decodeFiles(req.Files)
 		if err != nil {

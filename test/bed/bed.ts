@@ -84,7 +84,7 @@ async function up(): Promise<void> {
     }
     return;
   }
-  const bed = await startBed({ dir, clusters, log });
+  const bed = await startBed({ dir, clusters, log, charts: true });
   process.stdout.write(`${JSON.stringify(bed.state, null, 2)}\n`);
   let stopping = false;
   const stop = async () => {

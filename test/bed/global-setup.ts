@@ -30,7 +30,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     return async () => {};
   }
   const dir = join(repoRoot, '.flotilla', `bed-test-${process.pid}`);
-  const bed = await startBed({ dir, clusters: bedClusters });
+  const bed = await startBed({ dir, clusters: bedClusters, charts: true });
   project.provide('bed', bed.state);
   return async () => {
     await bed.stop();

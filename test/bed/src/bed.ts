@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { ChartRepos, ChartReposState } from './chart-repos.ts';
 import { createBareRepo, type GitServer, startGitServer } from './git-server.ts';
 import {
   ensureJavaService,
@@ -28,6 +29,8 @@ export interface BedState {
     readonly server: string;
     readonly kubeconfigPath: string;
   }[];
+  /** Helm HTTP repositories and OCI registries holding test charts; absent when not started. */
+  readonly charts?: ChartReposState;
   /** Every service process, so a bed whose owner died can still be cleaned up. */
   readonly pids: readonly number[];
 }
@@ -48,6 +51,8 @@ export interface BedOptions {
   readonly log?: Log;
   /** Heap of each Java service; benchmarks with 100,000 queues need more than tests do. */
   readonly javaHeapMb?: number;
+  /** Start the chart repositories (needs Go for the registry, cached after one build). Default false. */
+  readonly charts?: boolean;
 }
 
 export const repoRoot = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
@@ -66,7 +71,8 @@ export function stateFilePath(dir: string): string {
 /**
  * Installs what is missing (jars from Maven Central, Kubernetes binaries built from
  * the Go module proxy), then starts DynamoDB Local, ElasticMQ, a git smart-HTTP
- * server and one Kubernetes control plane per cluster, all on loopback ports.
+ * server, one Kubernetes control plane per cluster and the chart repositories (a
+ * Helm HTTP repository and OCI registries), all on loopback ports.
  */
 export async function startBed(opts: BedOptions): Promise<Bed> {
   const started = Date.now();
@@ -126,13 +132,22 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
         });
       }),
     );
-    const results = await Promise.allSettled([gitTask, dynamoTask, sqsTask, planesTask]);
+    const chartsTask = !opts.charts
+      ? Promise.resolve(undefined)
+      : import('./chart-repos.ts')
+          .then((m) => m.startChartRepos({ dir: join(opts.dir, 'charts'), cacheDir, log }))
+          .then((c) => {
+            running.push(c);
+            return c;
+          });
+    const results = await Promise.allSettled([gitTask, dynamoTask, sqsTask, planesTask, chartsTask]);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const git = (await gitTask) as GitServer;
     const dynamo = (await dynamoTask) as RunningService;
     const sqs = (await sqsTask) as RunningService;
     const planes = (await planesTask) as ControlPlane[];
+    const charts = (await chartsTask) as ChartRepos | undefined;
 
     const state: BedState = {
       version: 1,
@@ -147,7 +162,8 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
         ? { ...kubeBins.versions, kubectl: kubeBins.kubectl }
         : { kubernetes: 'none', etcd: 'none', kwok: 'none', kubectl: '' },
       clusters: planes.map((p) => ({ name: p.name, server: p.server, kubeconfigPath: p.kubeconfigPath })),
-      pids: [dynamo.process.pid, sqs.process.pid, ...planes.flatMap((p) => p.pids)],
+      ...(charts ? { charts: charts.state } : {}),
+      pids: [dynamo.process.pid, sqs.process.pid, ...planes.flatMap((p) => p.pids), ...(charts?.pids ?? [])],
     };
     const stateFile = stateFilePath(opts.dir);
     writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);

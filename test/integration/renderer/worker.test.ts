@@ -6,6 +6,7 @@
  * to build the binaries once into the cache.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -248,6 +249,135 @@ describe('flotilla-renderer', () => {
       expect(result).toEqual({ ok: false, error: { message: 'renderer panic: panic requested' } });
       expect(client.pid).toBe(pid);
       expect((await client.render(chartRequest)).ok).toBe(true);
+    });
+  });
+
+  describe('helm archive', () => {
+    it('renders a packaged chart (helm package) exactly as helm template does with the .tgz', async () => {
+      const out = join(helmHome, 'packaged');
+      await run(reference.helm, ['package', chartDir, '-d', out], { env: cliEnv });
+      const tgz = join(out, readdirSync(out)[0] as string);
+      const { files: _files, ...options } = chartRequest;
+      const ours = manifests(
+        await client.render({ ...options, archive: readFileSync(tgz).toString('base64') }),
+      );
+      const cli = await run(
+        reference.helm,
+        ['template', 'demo', tgz, '--namespace', 'apps', '--include-crds', '-f', overrideFile].concat([
+          '--kube-version',
+          'v1.31.0',
+          '--api-versions',
+          'monitoring.coreos.com/v1',
+        ]),
+        { env: cliEnv },
+      );
+      expect(ours).toBe(cli.stdout);
+      // The same chart as files renders the same, so the archive path loses nothing.
+      expect(ours).toBe(manifests(await client.render(chartRequest)));
+    });
+
+    it('refuses an archive that is not a chart, and files with an archive', async () => {
+      const notGzip = await client.render({
+        kind: 'helm',
+        archive: Buffer.from('not a tgz').toString('base64'),
+        releaseName: 'x',
+        namespace: 'y',
+      });
+      expect(notGzip.ok).toBe(false);
+      expect(notGzip.ok ? '' : notGzip.error.message).toMatch(/^archive: /);
+      const both = await client.render({
+        kind: 'helm',
+        archive: 'AA==',
+        files: chartRequest.files,
+        releaseName: 'x',
+        namespace: 'y',
+      } as never);
+      expect(both).toEqual({
+        ok: false,
+        error: { message: 'a helm request takes either files or archive, not both' },
+      });
+    });
+  });
+
+  describe('resolve', () => {
+    /** An index as `helm repo index` writes it, over `web` packaged at each version. */
+    let index: string;
+    const versions = ['0.9.0', '1.0.0', '1.1.0', '1.2.0-rc.1', '1.10.0', '2.0.0+build.1', '3.0.0-alpha.1'];
+
+    beforeAll(async () => {
+      const dir = join(helmHome, 'repo');
+      for (const v of versions) {
+        await run(reference.helm, ['package', chartDir, '--version', v, '-d', dir], { env: cliEnv });
+      }
+      await run(reference.helm, ['repo', 'index', dir], { env: cliEnv });
+      index = readFileSync(join(dir, 'index.yaml'), 'utf8');
+    });
+
+    async function pick(version: string) {
+      const result = await client.resolve({ index, chart: 'web', version });
+      if (!result.ok) throw new Error(result.error.message);
+      return result.chart;
+    }
+
+    it('picks from an index as helm pull --version does', async () => {
+      // Helm's choices: exact wins, ranges take the newest match, empty is the newest stable.
+      expect((await pick('1.0.0')).version).toBe('1.0.0');
+      expect((await pick('^1.0.0')).version).toBe('1.10.0');
+      expect((await pick('~1.1')).version).toBe('1.1.0');
+      expect((await pick('')).version).toBe('2.0.0+build.1');
+      expect((await pick('>=1.2.0-0 <1.3.0')).version).toBe('1.2.0-rc.1');
+      const exact = await pick('1.10.0');
+      expect(exact).toMatchObject({ name: 'web', version: '1.10.0', urls: ['web-1.10.0.tgz'] });
+      expect(exact.digest).toMatch(/^[0-9a-f]{64}$/);
+      // The digest is the one helm repo index recorded for that archive.
+      const sha = createHash('sha256')
+        .update(readFileSync(join(helmHome, 'repo', 'web-1.10.0.tgz')))
+        .digest('hex');
+      expect(exact.digest).toBe(sha);
+    });
+
+    it('says why no version is picked', async () => {
+      expect(await client.resolve({ index, chart: 'web', version: '^4.0.0' })).toEqual({
+        ok: false,
+        error: {
+          message:
+            'no version of chart "web" matches the constraint "^4.0.0" (available: 3.0.0-alpha.1, 2.0.0+build.1, 1.10.0, 1.2.0-rc.1, 1.1.0, 1.0.0, 0.9.0)',
+        },
+      });
+      expect(await client.resolve({ index, chart: 'db', version: '' })).toEqual({
+        ok: false,
+        error: { message: 'chart "db" is not in the repository index' },
+      });
+      const invalid = await client.resolve({ index, chart: 'web', version: 'one' });
+      expect(invalid.ok ? '' : invalid.error.message).toMatch(/^invalid version constraint "one"/);
+      const broken = await client.resolve({ index: 'entries: [', chart: 'web' });
+      expect(broken.ok ? '' : broken.error.message).toMatch(/^invalid repository index: /);
+    });
+
+    it('picks an OCI tag as the registry client does', async () => {
+      const tags = ['0.9.0', '1.0.0', '1.10.0', '1.2.0-rc.1', '2.0.0_build.1', 'latest', 'sha256-abc.sig'];
+      const tag = async (version: string) => {
+        const result = await client.resolve({ tags, version });
+        if (!result.ok) throw new Error(result.error.message);
+        return result.chart;
+      };
+      expect(await tag('')).toEqual({ version: '2.0.0+build.1', tag: '2.0.0_build.1' });
+      expect(await tag('^1')).toEqual({ version: '1.10.0', tag: '1.10.0' });
+      expect(await tag('~1.0')).toEqual({ version: '1.0.0', tag: '1.0.0' });
+      // A version Helm parses as semver is pulled as that tag, without listing.
+      expect(await tag('2.0.0+build.1')).toEqual({ version: '2.0.0+build.1', tag: '2.0.0_build.1' });
+      expect(await tag('7.0.0')).toEqual({ version: '7.0.0', tag: '7.0.0' });
+      expect(await client.resolve({ tags, version: '>=5' })).toEqual({
+        ok: false,
+        error: {
+          message:
+            'no version matches the constraint ">=5" (available: 2.0.0+build.1, 1.10.0, 1.2.0-rc.1, 1.0.0, 0.9.0)',
+        },
+      });
+      expect(await client.resolve({ tags: ['latest'], version: '' })).toEqual({
+        ok: false,
+        error: { message: 'the repository has no tags that are chart versions' },
+      });
     });
   });
 
