@@ -7,10 +7,23 @@
  * Also builds the reference `helm` and `kustomize` CLIs from the same module
  * versions (renderer/reference/), which the differential tests compare against.
  *
- * Run as `node renderer/build.ts [--reference]` to print the path(s).
+ * Also cross-builds the worker for another platform, such as the hub's arm64 Lambda
+ * functions (`lambdaRendererTarget`), cached apart from the host's build.
+ *
+ * Run as `node renderer/build.ts [--reference] [--target linux/arm64]` to print the path(s).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +53,23 @@ export interface BuildOptions {
   readonly log?: Log;
   /** The go command; defaults to $GO, else `go` on PATH. */
   readonly go?: string;
+}
+
+/** A platform to cross-build the worker for, in Go's terms (`GOOS`/`GOARCH`). */
+export interface RendererTarget {
+  readonly goos: 'linux';
+  readonly goarch: 'arm64' | 'amd64';
+}
+
+/** The hub's Lambda functions run on Graviton: the worker they spawn must be linux/arm64. */
+export const lambdaRendererTarget: RendererTarget = { goos: 'linux', goarch: 'arm64' };
+
+export interface RendererBuildOptions extends BuildOptions {
+  /**
+   * Cross-build for this platform instead of the host's, into a cache directory of its
+   * own (`renderer/<goos>-<goarch>-<key>/`). Unset: the host build, as the tests use.
+   */
+  readonly target?: RendererTarget;
 }
 
 export class RendererBuildError extends Error {
@@ -78,18 +108,46 @@ export function moduleHash(moduleDir: string): string {
  * const path = await ensureRenderer({ log: console.error });
  * const client = new RendererClient({ binary: path });
  */
-export async function ensureRenderer(opts: BuildOptions = {}): Promise<string> {
+export async function ensureRenderer(opts: RendererBuildOptions = {}): Promise<string> {
+  const { target } = opts;
   const dir = await ensureModuleBuild(
     {
-      label: 'flotilla-renderer',
+      label: target ? `flotilla-renderer for ${target.goos}/${target.goarch}` : 'flotilla-renderer',
       moduleDir: rendererModuleDir,
-      cacheName: '',
+      cacheName: target ? `${target.goos}-${target.goarch}-` : '',
       binaries: ['flotilla-renderer'],
       args: (out) => ['-o', join(out, 'flotilla-renderer'), '.'],
+      ...(target ? { env: { GOOS: target.goos, GOARCH: target.goarch } } : {}),
     },
     opts,
   );
   return join(dir, 'flotilla-renderer');
+}
+
+/** ELF `e_machine` values of the architectures the worker is built for. */
+const elfMachines: Readonly<Record<number, RendererTarget['goarch']>> = { 62: 'amd64', 183: 'arm64' };
+
+/**
+ * The platform an executable was built for, read from its ELF header, or `undefined`
+ * when the file is no 64-bit little-endian ELF executable of a known architecture.
+ * Lets a deployment refuse a worker built for the wrong machine before Lambda finds out
+ * with "exec format error".
+ */
+export function executableTarget(path: string): RendererTarget | undefined {
+  const header = Buffer.alloc(20);
+  const fd = openSync(path, 'r');
+  try {
+    if (readSync(fd, header, 0, header.length, 0) < header.length) return undefined;
+  } finally {
+    closeSync(fd);
+  }
+  // \x7fELF, ELFCLASS64, ELFDATA2LSB; e_type at 16: 2 executable, 3 position-independent
+  // executable (or shared object); e_machine at 18.
+  const elf = header.readUInt32BE(0) === 0x7f454c46 && header[4] === 2 && header[5] === 1;
+  const type = header.readUInt16LE(16);
+  if (!elf || (type !== 2 && type !== 3)) return undefined;
+  const goarch = elfMachines[header.readUInt16LE(18)];
+  return goarch ? { goos: 'linux', goarch } : undefined;
 }
 
 /** The reference CLIs, built from the module versions the worker links. */
@@ -117,6 +175,8 @@ interface ModuleBuild {
   readonly cacheName: string;
   readonly binaries: readonly string[];
   args(outDir: string): string[];
+  /** Added to the build's environment (GOOS and GOARCH of a cross build). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 async function ensureModuleBuild(b: ModuleBuild, opts: BuildOptions): Promise<string> {
@@ -152,6 +212,7 @@ async function ensureModuleBuild(b: ModuleBuild, opts: BuildOptions): Promise<st
               CGO_ENABLED: '0',
               // A go.work further up must not change what the module resolves to.
               GOWORK: 'off',
+              ...b.env,
             },
           },
         ),
@@ -177,8 +238,24 @@ function run(command: string, args: readonly string[], opts: { cwd: string; env:
   );
 }
 
+/** Parses `linux/arm64` (the form `go tool dist list` prints). */
+export function parseRendererTarget(text: string): RendererTarget {
+  const [goos, goarch, ...rest] = text.split('/');
+  if (goos !== 'linux' || (goarch !== 'arm64' && goarch !== 'amd64') || rest.length > 0) {
+    throw new RendererBuildError(
+      `unsupported renderer target "${text}": expected linux/arm64 or linux/amd64`,
+    );
+  }
+  return { goos, goarch };
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const path = await ensureRenderer();
+  const at = process.argv.indexOf('--target');
+  const targetText = at >= 0 ? process.argv[at + 1] : undefined;
+  if (at >= 0 && targetText === undefined)
+    throw new RendererBuildError('--target needs a value: linux/arm64');
+  const target = targetText === undefined ? undefined : parseRendererTarget(targetText);
+  const path = await ensureRenderer(target ? { target } : {});
   process.stdout.write(`${path}\n`);
   if (process.argv.includes('--reference')) {
     const ref = await ensureReferenceTools();

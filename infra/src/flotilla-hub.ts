@@ -34,7 +34,7 @@ import {
   ServicePrincipal,
 } from 'aws-cdk-lib/aws-iam';
 import { Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Architecture, type LayerVersion, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { type BundlingOptions, LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { FilterPattern, LogGroup, MetricFilter, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -50,9 +50,22 @@ import {
   resolveFlotillaHubConfig,
 } from './config.ts';
 import { apiAccess, type FunctionAccess, syncAccess } from './permissions.ts';
+import { RendererLayer, rendererLayerBinary } from './renderer-layer.ts';
 
-/** Props of {@link FlotillaHub}: the hub's configuration, validated when the construct is created. */
-export type FlotillaHubProps = FlotillaHubConfig;
+/**
+ * Props of {@link FlotillaHub}: the hub's configuration, validated when the construct is
+ * created, and the render worker its functions run.
+ */
+export type FlotillaHubProps = FlotillaHubConfig & {
+  readonly renderer: {
+    /**
+     * Path of `flotilla-renderer` built for linux/arm64:
+     * `await ensureRenderer({ target: lambdaRendererTarget })` from `@flotilla/renderer/build.ts`.
+     * Shipped as a layer; a binary for another machine fails the synth.
+     */
+    readonly binary: string;
+  };
+};
 
 /** Metrics the hub's log lines are turned into, in namespace `Flotilla/<prefix>`. */
 export const hubMetricNames = {
@@ -65,7 +78,8 @@ const handlerEntry = (file: string) => fileURLToPath(new URL(`../../functions/sr
 
 /**
  * The Flotilla hub on AWS: the DynamoDB tables, the spoke dead-letter queue, the API and
- * sync functions (Node 24, arm64, bundled locally with esbuild), the HTTP API with IAM on
+ * sync functions (Node 24, arm64, bundled locally with esbuild) with the render worker as
+ * a layer, the HTTP API with IAM on
  * admin routes, the sync schedule, the signing key, logs, alarms, and least-privilege
  * roles. Put it in any stack; it applies its own cdk-nag suppressions, each with a reason.
  *
@@ -73,6 +87,7 @@ const handlerEntry = (file: string) => fileURLToPath(new URL(`../../functions/sr
  * const hub = new FlotillaHub(stack, 'Hub', {
  *   fleetRepo: { url: 'https://github.com/acme/fleet.git', ref: 'main' },
  *   alarms: { email: 'oncall@acme.example' },
+ *   renderer: { binary: await ensureRenderer({ target: lambdaRendererTarget }) },
  * });
  * hub.grantAdminAccess(adminRole);
  * new CfnOutput(stack, 'HubUrl', { value: hub.url });
@@ -84,6 +99,8 @@ export class FlotillaHub extends Construct {
   readonly spokeDeadLetterQueue: Queue;
   readonly apiFunction: NodejsFunction;
   readonly syncFunction: NodejsFunction;
+  /** `bin/flotilla-renderer` (linux/arm64), attached to both functions: each renders (sync, preview). */
+  readonly rendererLayer: LayerVersion;
   readonly httpApi: HttpApi;
   readonly stage: HttpStage;
   /** The hub's base URL, ending in `/`. */
@@ -99,7 +116,8 @@ export class FlotillaHub extends Construct {
 
   constructor(scope: Construct, id: string, props: FlotillaHubProps) {
     super(scope, id);
-    const config = resolveFlotillaHubConfig(props);
+    const { renderer, ...hubConfig } = props;
+    const config = resolveFlotillaHubConfig(hubConfig);
     this.config = config;
     const { prefix } = config;
     const removalPolicy = config.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
@@ -196,6 +214,13 @@ export class FlotillaHub extends Construct {
       ? Secret.fromSecretCompleteArn(this, 'FleetRepoCredentials', config.fleetRepo.credentialsSecretArn)
       : undefined;
 
+    // The Helm and kustomize render worker, which both functions spawn: the sync renders
+    // the fleet, the API renders previews. See docs/renderer.md.
+    this.rendererLayer = new RendererLayer(this, 'Renderer', {
+      binary: renderer.binary,
+      description: `Flotilla hub ${prefix}: flotilla-renderer, the Helm and kustomize render worker (linux/arm64)`,
+    }).layer;
+
     // Functions. Secrets reach them as ids, read at cold start; only `loadConfig` reads this.
     const commonEnv: Record<string, string> = {
       FLOTILLA_PREFIX: prefix,
@@ -204,6 +229,7 @@ export class FlotillaHub extends Construct {
       FLOTILLA_ADMIN_AUTH: 'iam',
       FLOTILLA_OFFLINE_AFTER_SECONDS: String(config.offlineAfterSeconds),
       FLOTILLA_GIT_CACHE_DIR: '/tmp/flotilla-git',
+      FLOTILLA_RENDERER: rendererLayerBinary,
       ...('kmsKey' in this.signingKey
         ? { FLOTILLA_SIGNING_KMS_KEY_ID: this.signingKey.kmsKey.keyArn }
         : { FLOTILLA_SIGNING_KEY_SECRET_ID: this.signingKey.secret.secretArn }),
@@ -237,12 +263,16 @@ export class FlotillaHub extends Construct {
       depsLockFilePath: `${repoRoot}package-lock.json`,
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
+      // Previews spawn the render worker too (35 MB idle, some 60 MB after hundreds of
+      // renders, measured), which fits. More memory would buy CPU for the rare preview and
+      // bill it on every agent poll, which waits on DynamoDB, not on CPU.
       memorySize: 1024,
       // API Gateway gives up after 30 s.
       timeout: Duration.seconds(29),
       ephemeralStorageSize: Size.mebibytes(2048),
       role: apiRole,
       logGroup: apiLogs,
+      layers: [this.rendererLayer],
       environment: {
         ...commonEnv,
         ...(this.webhookSecret ? { FLOTILLA_WEBHOOK_SECRET_ID: this.webhookSecret.secretArn } : {}),
@@ -260,13 +290,18 @@ export class FlotillaHub extends Construct {
       depsLockFilePath: `${repoRoot}package-lock.json`,
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
-      memorySize: 2048,
+      // Lambda gives CPU in proportion to memory (one vCPU at 1,769 MB). The sync runs two
+      // busy processes, Node (620 MB RSS at 100,000 clusters in bench/hub.ts) and the render
+      // worker (tens of MB), so it gets ~1.7 vCPUs at 3,008 MB. Not more: new AWS accounts
+      // start with a reduced Lambda memory quota, and a hub must deploy there too.
+      memorySize: 3008,
       timeout: Duration.minutes(15),
       ephemeralStorageSize: Size.mebibytes(2048),
       // The next scheduled run is the retry; a failed sync changes nothing it would not redo.
       retryAttempts: 0,
       role: syncRole,
       logGroup: syncLogs,
+      layers: [this.rendererLayer],
       environment: commonEnv,
       bundling,
     });

@@ -2,10 +2,12 @@ import { type HubTableKey, hubTables } from '@flotilla/shared/hub/tables';
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { FlotillaHubConfig } from './config.ts';
-import { FlotillaHub } from './flotilla-hub.ts';
+import { FlotillaHub, type FlotillaHubProps } from './flotilla-hub.ts';
 
 export interface FlotillaHubStackProps extends StackProps {
   readonly hub: FlotillaHubConfig;
+  /** The render worker the functions run: {@link FlotillaHubProps.renderer}. */
+  readonly renderer: FlotillaHubProps['renderer'];
 }
 
 /** A stack holding one {@link FlotillaHub} and the outputs operators need. */
@@ -14,7 +16,7 @@ export class FlotillaHubStack extends Stack {
 
   constructor(scope: Construct, id: string, props: FlotillaHubStackProps) {
     super(scope, id, props);
-    const hub = new FlotillaHub(this, 'Hub', props.hub);
+    const hub = new FlotillaHub(this, 'Hub', { ...props.hub, renderer: props.renderer });
     this.hub = hub;
     const output = (id: string, value: string, description: string) =>
       new CfnOutput(this, id, { value, description });

@@ -4,18 +4,22 @@
  */
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resourcesOfType, synthHub } from './synth.ts';
+import { fakeRenderer, resourcesOfType, synthHub } from './synth.ts';
 
 const outdir = mkdtempSync(join(tmpdir(), 'flotilla-cdk-'));
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
 // Any fallback to Docker bundling fails loudly instead of pulling an image.
 process.env.CDK_DOCKER = join(outdir, 'no-docker-here');
-const hub = synthHub({ fleetRepo: { url: 'https://git.acme.test/fleet.git' } }, { bundle: true, outdir });
+const rendererBinary = fakeRenderer();
+const hub = synthHub(
+  { fleetRepo: { url: 'https://git.acme.test/fleet.git' } },
+  { bundle: true, outdir, rendererBinary },
+);
 hub.app.synth();
 
 describe('function bundles', () => {
@@ -60,5 +64,17 @@ describe('function bundles', () => {
       );
       expect(out.trim()).toBe('function');
     }
+  });
+
+  it('put the render worker at bin/flotilla-renderer of the layer, executable, copied locally', () => {
+    const [layer] = resourcesOfType(hub, 'AWS::Lambda::LayerVersion');
+    const key = JSON.stringify(layer?.props.Content).match(/([0-9a-f]{64})\.zip/)?.[1];
+    const dir = join(outdir, `asset.${key}`);
+    expect(readdirSync(dir)).toEqual(['bin']);
+    expect(readdirSync(join(dir, 'bin'))).toEqual(['flotilla-renderer']);
+    const worker = join(dir, 'bin', 'flotilla-renderer');
+    expect(readFileSync(worker)).toEqual(readFileSync(rendererBinary));
+    // The zip that CDK uploads keeps each file's mode, and Lambda extracts it with it.
+    expect(statSync(worker).mode & 0o777).toBe(0o755);
   });
 });

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../functions/src/config.ts';
 import { hubRoutes } from '../../../functions/src/http/routes.ts';
 import { apiAccess, syncAccess } from '../../../infra/src/permissions.ts';
+import { rendererLayerBinary } from '../../../infra/src/renderer-layer.ts';
 import {
   acknowledgements,
   actionsOf,
@@ -83,6 +84,38 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
     }
     template.resourceCountIs('AWS::Logs::LogGroup', 3);
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it('ships the render worker as an arm64 layer that both functions (sync, previews) have, with FLOTILLA_RENDERER', () => {
+    const layers = resourcesOfType(hub, 'AWS::Lambda::LayerVersion');
+    expect(layers).toHaveLength(1);
+    const [layer] = layers;
+    expect(layer?.props).toMatchObject({
+      CompatibleArchitectures: ['arm64'],
+      CompatibleRuntimes: ['nodejs24.x'],
+    });
+    expect(rendererLayerBinary).toBe('/opt/bin/flotilla-renderer');
+    const fns = resourcesOfType(hub, 'AWS::Lambda::Function');
+    expect(fns.map(({ id }) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'HubApiFunction',
+      'HubSyncFunction',
+    ]);
+    for (const { props } of fns) {
+      expect(props.Architectures).toEqual(['arm64']);
+      expect(props.Layers).toEqual([{ Ref: layer?.id }]);
+      const vars = (props.Environment as { Variables: Record<string, CfnValue> }).Variables;
+      expect(vars.FLOTILLA_RENDERER).toBe(rendererLayerBinary);
+    }
+  });
+
+  it('sizes the sync for two busy processes (Node and the worker) and keeps the API at 1 GB', () => {
+    const memory = Object.fromEntries(
+      resourcesOfType(hub, 'AWS::Lambda::Function').map(({ id, props }) => [
+        id.replace(/[0-9A-F]{8}$/, ''),
+        [props.MemorySize, props.Timeout],
+      ]),
+    );
+    expect(memory).toEqual({ HubApiFunction: [1024, 29], HubSyncFunction: [3008, 900] });
   });
 
   it('gives the functions the configuration their own loadConfig accepts, with secrets as ids only', () => {
@@ -231,6 +264,8 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
       'arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<HubHttpApi6072509C>/$default/*/v1/admin/*',
       'arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:flotilla-spoke-*',
     ]);
+    // The layer lives in the same stack: deploying it is the deployer's right, not the functions'.
+    expect(statements.filter((s) => JSON.stringify(s).includes('lambda:'))).toEqual([]);
     // No role gets an AWS managed policy.
     for (const { props } of resourcesOfType(hub, 'AWS::IAM::Role'))
       expect(props.ManagedPolicyArns).toBeUndefined();

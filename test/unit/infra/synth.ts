@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
@@ -17,6 +20,33 @@ export interface SynthesizedHub {
   >;
 }
 
+const fakes = mkdtempSync(join(tmpdir(), 'flotilla-fake-renderer-'));
+process.once('exit', () => rmSync(fakes, { recursive: true, force: true }));
+
+/** ELF `e_machine` of the two architectures the tests name. */
+export const elfMachine = { aarch64: 183, x86_64: 62 } as const;
+
+/**
+ * A stand-in for `flotilla-renderer` that is only the 64-byte header of a 64-bit
+ * little-endian ELF executable for `machine`: the template does not depend on the rest,
+ * and the real linux/arm64 build is tested in test/integration/infra/renderer-layer.test.ts.
+ * `body` varies the content (and so the layer's asset hash).
+ */
+export function fakeRenderer(machine: number = elfMachine.aarch64, body = ''): string {
+  const header = Buffer.alloc(64);
+  header.write('\x7fELF', 0, 'latin1');
+  header[4] = 2; // ELFCLASS64
+  header[5] = 1; // ELFDATA2LSB
+  header[6] = 1; // EV_CURRENT
+  header.writeUInt16LE(2, 16); // ET_EXEC
+  header.writeUInt16LE(machine, 18);
+  const dir = join(fakes, `${machine}-${Buffer.from(body).toString('hex')}`);
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'flotilla-renderer');
+  writeFileSync(path, Buffer.concat([header, Buffer.from(body)]), { mode: 0o755 });
+  return path;
+}
+
 /**
  * Synthesizes one hub stack. Bundling is skipped unless asked for (it is tested once, on
  * its own): the template is the same either way but for the code asset. CDK's built-in
@@ -25,7 +55,7 @@ export interface SynthesizedHub {
  */
 export function synthHub(
   hub: FlotillaHubConfig,
-  opts: { bundle?: boolean; outdir?: string; cfnValidation?: boolean } = {},
+  opts: { bundle?: boolean; outdir?: string; cfnValidation?: boolean; rendererBinary?: string } = {},
 ): SynthesizedHub {
   const app = new App({
     ...(opts.outdir ? { outdir: opts.outdir } : {}),
@@ -35,7 +65,10 @@ export function synthHub(
       '@aws-cdk/core:validateAgainstDefaultRules': true,
     },
   });
-  const stack = new FlotillaHubStack(app, 'hub', { hub });
+  const stack = new FlotillaHubStack(app, 'hub', {
+    hub,
+    renderer: { binary: opts.rendererBinary ?? fakeRenderer() },
+  });
   const template = Template.fromStack(stack);
   const json = template.toJSON() as { Resources: SynthesizedHub['resources'] };
   return { app, stack, template, resources: json.Resources };
