@@ -37,6 +37,7 @@ export interface HubConfig {
   readonly secretIds: {
     readonly webhookSecret: string | undefined;
     readonly fleetRepoCredentials: string | undefined;
+    readonly chartCredentials: string | undefined;
   };
   readonly secretsManagerEndpoint: string | undefined;
   readonly kmsEndpoint: string | undefined;
@@ -48,6 +49,17 @@ export interface HubConfig {
    * bundles are broken with a message saying so.
    */
   readonly rendererBinary: string | undefined;
+  /** Charts from repositories, by digest (FLOTILLA_CHART_CACHE_DIR; default /tmp/flotilla-charts, Lambda's /tmp). */
+  readonly chartCacheDir: string;
+  /**
+   * Credentials of private chart repositories, by the name bundles give in
+   * `helm.auth.secretRef`: a JSON file (FLOTILLA_CHART_CREDENTIALS_FILE), or the text of a
+   * Secrets Manager secret (FLOTILLA_CHART_CREDENTIALS_SECRET_ID) once `openHubContext` has read it.
+   */
+  readonly chartCredentialsFile: string | undefined;
+  readonly chartCredentialsJson: string | undefined;
+  /** Registries (`host:port`) spoken to over plain HTTP (FLOTILLA_PLAIN_HTTP_REGISTRIES, comma-separated): local test registries only. */
+  readonly plainHttpRegistries: readonly string[];
   /**
    * How admin routes are authorised: `iam` (API Gateway's IAM authorizer already checked
    * the caller; the handler requires its identity in the request context) or `key` (a
@@ -158,11 +170,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
       : signingKeySecretId
         ? { kind: 'secret', secretId: signingKeySecretId }
         : { kind: 'pem' },
-    secretIds: { webhookSecret: webhookSecretId, fleetRepoCredentials: credentialsSecretId },
+    secretIds: {
+      webhookSecret: webhookSecretId,
+      fleetRepoCredentials: credentialsSecretId,
+      chartCredentials: env.FLOTILLA_CHART_CREDENTIALS_SECRET_ID?.trim() || undefined,
+    },
     secretsManagerEndpoint: optionalUrl('FLOTILLA_SECRETSMANAGER_ENDPOINT'),
     kmsEndpoint: optionalUrl('FLOTILLA_KMS_ENDPOINT'),
     offlineAfterSeconds: offline,
     rendererBinary: env.FLOTILLA_RENDERER?.trim() || undefined,
+    chartCacheDir: env.FLOTILLA_CHART_CACHE_DIR?.trim() || '/tmp/flotilla-charts',
+    chartCredentialsFile: env.FLOTILLA_CHART_CREDENTIALS_FILE?.trim() || undefined,
+    chartCredentialsJson: undefined,
+    plainHttpRegistries: (env.FLOTILLA_PLAIN_HTTP_REGISTRIES ?? '')
+      .split(',')
+      .map((r) => r.trim())
+      .filter((r) => r !== ''),
     adminAuth: adminAuth === 'key' ? 'key' : 'iam',
     adminKeySha256,
     webhookSecret,

@@ -5,7 +5,14 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { RendererClient } from '@flotilla/renderer/client.ts';
 import { CachingEngine } from '@flotilla/shared';
+import {
+  type CredentialResolver,
+  createChartFetcher,
+  parseChartCredentials,
+  staticCredentialResolver,
+} from '@flotilla/shared/charts';
 import type { Signer, SyncPorts } from '@flotilla/shared/hub';
+import { DirectoryChartCache } from './adapters/directory-chart-cache.ts';
 import { DynamoDbRegistrationTokenStore } from './adapters/dynamodb-registration-tokens.ts';
 import { DynamoDbClusterStatusStore } from './adapters/dynamodb-status-store.ts';
 import {
@@ -15,11 +22,13 @@ import {
   DynamoDbSyncStateStore,
   HubDb,
 } from './adapters/dynamodb-stores.ts';
+import { fileCredentialResolver } from './adapters/file-chart-credentials.ts';
 import { GitFleetSource } from './adapters/git-fleet-source.ts';
 import { KmsSigner } from './adapters/kms-signer.ts';
 import { Ed25519Signer } from './adapters/local-signer.ts';
 import { SqsSpokeQueues } from './adapters/sqs-spoke-queues.ts';
 import type { HubConfig } from './config.ts';
+import { rendererBinary } from './renderer.ts';
 
 /** The hub's adapters, built once per runtime (cold start) and shared by every request. */
 export interface HubContext extends SyncPorts {
@@ -74,8 +83,16 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
   const renderer = config.rendererBinary
     ? new RendererClient({ binary: config.rendererBinary, maxInFlight: 4 })
     : undefined;
+  const charts = renderer
+    ? createChartFetcher({
+        resolve: (query) => renderer.resolve(query),
+        cache: new DirectoryChartCache(config.chartCacheDir),
+        credentials: chartCredentials(config),
+        plainHttpRegistries: config.plainHttpRegistries,
+      })
+    : undefined;
   return {
-    ...(renderer ? { renderer, engine: { engine: new CachingEngine(renderer) } } : {}),
+    ...(renderer && charts ? { renderer, engine: { engine: new CachingEngine(renderer), charts } } : {}),
     config,
     dynamodb,
     sqs,
@@ -98,6 +115,17 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
   };
 }
 
+/** Where private chart repositories' credentials come from: a secret read at cold start, a file, or nowhere. */
+function chartCredentials(config: HubConfig): CredentialResolver {
+  if (config.chartCredentialsJson !== undefined) {
+    return staticCredentialResolver(
+      parseChartCredentials(config.chartCredentialsJson, `secret ${config.secretIds.chartCredentials}`),
+    );
+  }
+  if (config.chartCredentialsFile) return fileCredentialResolver(config.chartCredentialsFile);
+  return staticCredentialResolver(new Map());
+}
+
 /** Reads one secret's value; Secrets Manager in AWS, a fake in tests. */
 export type SecretReader = (secretId: string) => Promise<string>;
 
@@ -118,6 +146,8 @@ export async function openHubContext(
   } = {},
 ): Promise<HubContext> {
   const readSecret = overrides.readSecret ?? secretsManagerReader(config, overrides);
+  // A worker that is not where FLOTILLA_RENDERER says is a deployment error, found at cold start.
+  if (config.rendererBinary) await rendererBinary({ FLOTILLA_RENDERER: config.rendererBinary });
   const resolved = await resolveHubSecrets(config, readSecret);
   const source = config.signingKeySource;
   const signer =
@@ -153,10 +183,11 @@ function secretsManagerReader(config: HubConfig, overrides: ClientOverrides): Se
 /** The config with the values of the secrets it names filled in; a config naming none comes back as is. */
 export async function resolveHubSecrets(config: HubConfig, readSecret: SecretReader): Promise<HubConfig> {
   const { signingKeySource: source, secretIds } = config;
-  const [signing, webhook, credentials] = await Promise.all([
+  const [signing, webhook, credentials, chartCredentialsJson] = await Promise.all([
     source.kind === 'secret' ? readSecret(source.secretId) : undefined,
     secretIds.webhookSecret ? readSecret(secretIds.webhookSecret) : undefined,
     secretIds.fleetRepoCredentials ? readSecret(secretIds.fleetRepoCredentials) : undefined,
+    secretIds.chartCredentials ? readSecret(secretIds.chartCredentials) : undefined,
   ]);
   const problems: string[] = [];
   let signingKeyPem = config.signingKeyPem;
@@ -181,9 +212,17 @@ export async function resolveHubSecrets(config: HubConfig, readSecret: SecretRea
       );
     }
   }
+  if (chartCredentialsJson !== undefined) {
+    try {
+      parseChartCredentials(chartCredentialsJson, `secret ${secretIds.chartCredentials}`);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
   if (problems.length > 0) throw new Error(`invalid hub secrets:\n  - ${problems.join('\n  - ')}`);
   return {
     ...config,
+    ...(chartCredentialsJson === undefined ? {} : { chartCredentialsJson }),
     signingKeyPem,
     webhookSecret: webhook ?? config.webhookSecret,
     fleetRepo: { ...config.fleetRepo, auth },

@@ -24,6 +24,8 @@ export interface FlotillaHubConfig {
     /** ARN of a Secrets Manager secret `{"username": ..., "password": ...}`, when the repo needs credentials. */
     readonly credentialsSecretArn?: string;
   };
+  /** Helm charts from private repositories: ARN of a Secrets Manager secret mapping each `helm.auth.secretRef` name to `{"username", "password"}` or `{"token"}`. */
+  readonly charts?: { readonly credentialsSecretArn?: string };
   /** Minutes between scheduled syncs (1-1440). Default 5. */
   readonly syncIntervalMinutes?: number;
   /** Days the functions' and the API's logs are kept (a CloudWatch Logs retention value). Default 30. */
@@ -46,6 +48,7 @@ export interface FlotillaHubConfig {
 export interface ResolvedFlotillaHubConfig {
   readonly prefix: string;
   readonly fleetRepo: { readonly url: string; readonly ref: string; readonly credentialsSecretArn?: string };
+  readonly charts: { readonly credentialsSecretArn?: string };
   readonly syncIntervalMinutes: number;
   readonly logRetentionDays: number;
   readonly removalPolicy: 'retain' | 'destroy';
@@ -132,6 +135,15 @@ export function resolveFlotillaHubConfig(input: unknown): ResolvedFlotillaHubCon
     );
   }
 
+  const chartsIn = objectAt(root.charts, 'charts', problems) ?? {};
+  unknownFields(chartsIn, ['credentialsSecretArn'], 'charts.', problems);
+  const chartCredentialsSecretArn = read.string(chartsIn, 'credentialsSecretArn', 'charts.');
+  if (chartCredentialsSecretArn !== undefined && !secretArnPattern.test(chartCredentialsSecretArn)) {
+    problems.push(
+      `charts.credentialsSecretArn: not a complete Secrets Manager secret ARN (with its 6-character suffix): "${chartCredentialsSecretArn}"`,
+    );
+  }
+
   const syncIntervalMinutes = read.integer(root, 'syncIntervalMinutes', 1, 1440) ?? 5;
   const logRetentionDays = read.integer(root, 'logRetentionDays', 1, 3653) ?? 30;
   if (!logRetentionValues.includes(logRetentionDays)) {
@@ -167,6 +179,7 @@ export function resolveFlotillaHubConfig(input: unknown): ResolvedFlotillaHubCon
   return {
     prefix,
     fleetRepo: { url, ref, ...(credentialsSecretArn ? { credentialsSecretArn } : {}) },
+    charts: chartCredentialsSecretArn ? { credentialsSecretArn: chartCredentialsSecretArn } : {},
     syncIntervalMinutes,
     logRetentionDays,
     removalPolicy: removalPolicy as 'retain' | 'destroy',

@@ -213,6 +213,9 @@ export class FlotillaHub extends Construct {
     const credentials = config.fleetRepo.credentialsSecretArn
       ? Secret.fromSecretCompleteArn(this, 'FleetRepoCredentials', config.fleetRepo.credentialsSecretArn)
       : undefined;
+    const chartCredentials = config.charts.credentialsSecretArn
+      ? Secret.fromSecretCompleteArn(this, 'ChartCredentials', config.charts.credentialsSecretArn)
+      : undefined;
 
     // The Helm and kustomize render worker, which both functions spawn: the sync renders
     // the fleet, the API renders previews. See docs/renderer.md.
@@ -234,6 +237,8 @@ export class FlotillaHub extends Construct {
         ? { FLOTILLA_SIGNING_KMS_KEY_ID: this.signingKey.kmsKey.keyArn }
         : { FLOTILLA_SIGNING_KEY_SECRET_ID: this.signingKey.secret.secretArn }),
       ...(credentials ? { FLOTILLA_FLEET_REPO_CREDENTIALS_SECRET_ID: credentials.secretArn } : {}),
+      ...(chartCredentials ? { FLOTILLA_CHART_CREDENTIALS_SECRET_ID: chartCredentials.secretArn } : {}),
+      FLOTILLA_CHART_CACHE_DIR: '/tmp/flotilla-charts',
     };
     const retention = config.logRetentionDays as RetentionDays;
     const bundling: BundlingOptions = {
@@ -312,6 +317,7 @@ export class FlotillaHub extends Construct {
       if ('kmsKey' in this.signingKey) this.signingKey.kmsKey.grant(role, 'kms:GetPublicKey', 'kms:Sign');
       else role.addToPrincipalPolicy(secretRead(this.signingKey.secret));
       if (credentials) role.addToPrincipalPolicy(secretRead(credentials));
+      if (chartCredentials) role.addToPrincipalPolicy(secretRead(chartCredentials));
     }
     if (this.webhookSecret) apiRole.addToPrincipalPolicy(secretRead(this.webhookSecret));
 

@@ -6,7 +6,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ensureRenderer } from '@flotilla/renderer/build.ts';
 import type { Context } from 'aws-lambda';
 import { ensureHubTables } from '../adapters/dynamodb-tables.ts';
 import type { HubConfig } from '../config.ts';
@@ -14,6 +13,7 @@ import { type ApiHandler, createApiHandler } from '../http/api.ts';
 import { jsonLogger, type Logger } from '../http/log.ts';
 import type { ApiContext } from '../http/request.ts';
 import { type ClientOverrides, createHubContext, type HubContext } from '../hub-context.ts';
+import { rendererBinary } from '../renderer.ts';
 import { fromApiGatewayResult, toApiGatewayEvent } from './event.ts';
 
 export interface LocalHubOptions {
@@ -49,9 +49,10 @@ const invocationMs = 15 * 60_000;
 export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
   const log = opts.log ?? jsonLogger((line) => process.stderr.write(`${line}\n`));
   // Helm and Kustomize bundles need the render worker: built (once, cached) for this machine.
-  const config = opts.config.rendererBinary
-    ? opts.config
-    : { ...opts.config, rendererBinary: await ensureRenderer({ log: (line) => log.info(line) }) };
+  const config = {
+    ...opts.config,
+    rendererBinary: await rendererBinary({ FLOTILLA_RENDERER: opts.config.rendererBinary }),
+  };
   const hub = createHubContext(config, opts.credentials ? { credentials: opts.credentials } : {});
   if (opts.config.dynamodbEndpoint) await ensureHubTables(hub.dynamodb, opts.config.tables);
   const handler = createApiHandler({ ...hub, log });
