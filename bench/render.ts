@@ -1,0 +1,504 @@
+/**
+ * `npm run bench:render`: Flotilla's render worker (renderer/, Helm and kustomize linked
+ * into one long-lived Go process, driven through `RendererClient`) against one CLI
+ * process per variant, the way Argo CD's repo server renders: write the values file or
+ * the overlay to disk, spawn `helm template` / `kustomize build`, read stdout. Both
+ * sides render the same variants of the same corpus (test/fixtures/renderer/bench/):
+ *
+ *   helm:      a chart with helpers, a Deployment, Service, ConfigMap, Ingress, HPA and
+ *              ServiceAccount, a `keystore` subchart and a values.schema.json; a variant
+ *              is one region's values (replicas, image tag, region label, hosts, ...).
+ *   kustomize: a base with generators, two components (strategic-merge and JSON 6902
+ *              patches); a variant is one region's overlay (namespace, namePrefix, labels,
+ *              images, replicas, a merged configMapGenerator, both kinds of patch and a
+ *              replacement), generated here.
+ *
+ * Every variant's output is compared, object by object, between the two sides; the run
+ * fails on the first difference, so both sides are known to do the same work. Both are
+ * warmed up first. The worker's side renders every variant round after round until
+ * `--seconds` have passed (its rounds must give the same bytes as its first); the CLI
+ * side renders every variant once, `--cli-concurrency` processes at a time.
+ *
+ * Prints one JSON line per tool on stdout, then the headline line. Linux only: CPU
+ * times come from /proc.
+ *
+ * Options: --variants N (per tool, default 48), --seconds S (worker's timed rounds,
+ * default 5), --in-flight N (requests written to the worker ahead of their answers,
+ * default 4), --workers N (RendererClients, one worker process each, default 1),
+ * --cli-concurrency N (CLI processes at a time, default: the machine's cores).
+ */
+import { spawn } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { ensureReferenceTools, ensureRenderer } from '@flotilla/renderer/build.ts';
+import {
+  type EncodedFiles,
+  encodeFiles,
+  RendererClient,
+  type RenderRequest,
+} from '@flotilla/renderer/client.ts';
+import { parseAllDocuments } from 'yaml';
+
+const { values: opts } = parseArgs({
+  options: {
+    variants: { type: 'string', default: '48' },
+    seconds: { type: 'string', default: '5' },
+    'in-flight': { type: 'string', default: '4' },
+    workers: { type: 'string', default: '1' },
+    'cli-concurrency': { type: 'string', default: String(availableParallelism()) },
+  },
+});
+const variantCount = positive('variants', opts.variants);
+const workerSeconds = Number(opts.seconds);
+const inFlight = positive('in-flight', opts['in-flight']);
+const workerCount = positive('workers', opts.workers);
+const cliConcurrency = positive('cli-concurrency', opts['cli-concurrency']);
+
+const log = (line: string) => process.stderr.write(`[bench:render] ${line}\n`);
+const print = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+const load = () => round(loadavg()[0] ?? 0);
+
+function positive(name: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, not ${JSON.stringify(text)}`);
+  return n;
+}
+
+const corpus = fileURLToPath(new URL('../test/fixtures/renderer/bench/', import.meta.url));
+const chartDir = join(corpus, 'chart');
+const kustomizeDir = join(corpus, 'kustomize');
+
+// ---------------------------------------------------------------------------------------
+// Variants
+
+const areas = ['eu-west', 'eu-central', 'eu-north', 'us-east', 'us-west', 'ap-south', 'ap-northeast', 'sa-east'];
+/** Distinct, realistic region names: eu-west-1, eu-central-1, ..., eu-west-2, ... */
+const regionOf = (i: number) => `${areas[i % areas.length]}-${1 + Math.floor(i / areas.length)}`;
+
+interface HelmVariant {
+  readonly region: string;
+  readonly releaseName: string;
+  readonly namespace: string;
+  readonly values: Record<string, unknown>;
+}
+
+/** One region's values: what a fleet admin sets per cluster group. */
+function helmVariant(i: number): HelmVariant {
+  const region = regionOf(i);
+  const host = `shop.${region}.example.com`;
+  return {
+    region,
+    releaseName: `shop-${region}`,
+    namespace: `shop-${region}`,
+    values: {
+      replicaCount: 2 + (i % 4),
+      region,
+      environment: i % 5 === 4 ? 'staging' : 'production',
+      image: { tag: `2.7.${i}` },
+      podAnnotations: { 'shop.example.com/rollout': `r${i}` },
+      ingress: {
+        hosts: [{ host, paths: [{ path: '/', pathType: 'Prefix' }] }],
+        tls: i % 2 === 0 ? [{ secretName: `shop-${region}-tls`, hosts: [host] }] : [],
+      },
+      autoscaling: { enabled: i % 3 === 0, maxReplicas: 6 + (i % 5) },
+      config: { currency: i % areas.length < 3 ? 'EUR' : 'USD', features: { giftCards: i % 2 === 0 } },
+      env: [{ name: 'REGION_CELL', value: `cell-${i}` }],
+      nodeSelector: { 'topology.kubernetes.io/region': region },
+      keystore: { enabled: i % 4 !== 3, persistence: { size: `${1 + (i % 3)}Gi` } },
+    },
+  };
+}
+
+interface KustomizeVariant {
+  readonly region: string;
+  /** The overlay directory, relative to the kustomization tree. */
+  readonly dir: string;
+  /** The overlay's files, relative to the tree. */
+  readonly files: Readonly<Record<string, string>>;
+}
+
+/** One region's overlay of the catalog base, as a fleet repo would hold it. */
+function kustomizeVariant(i: number): KustomizeVariant {
+  const region = regionOf(i);
+  const dir = `overlays/${region}`;
+  const kustomization = `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: catalog-${region}
+namePrefix: ${region}-
+resources:
+  - ../../base
+components:
+  - ../../components/monitoring
+${i % 2 === 0 ? '  - ../../components/hardening\n' : ''}labels:
+  - pairs:
+      topology.example.com/region: ${region}
+images:
+  - name: catalog
+    newName: registry.example.com/shop/catalog
+    newTag: "3.1.${i}"
+  - name: envoy
+    newName: registry.example.com/mirror/envoy
+    newTag: v1.31.${i % 4}
+replicas:
+  - name: catalog
+    count: ${2 + (i % 4)}
+configMapGenerator:
+  - name: catalog-config
+    behavior: merge
+    literals:
+      - REGION=${region}
+      - LOG_LEVEL=${i % 3 === 0 ? 'debug' : 'warn'}
+patches:
+  - path: resources.yaml
+  - target:
+      version: v1
+      kind: Service
+      name: catalog
+    patch: |-
+      - op: add
+        path: /metadata/annotations
+        value:
+          service.beta.kubernetes.io/aws-load-balancer-internal: "${i % 2 === 0}"
+replacements:
+  - source:
+      kind: Service
+      name: catalog
+      fieldPath: metadata.name
+    targets:
+      - select:
+          kind: Deployment
+          name: catalog
+        fieldPaths:
+          - spec.template.spec.containers.[name=catalog].env.[name=PUBLIC_SERVICE].value
+`;
+  const resources = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: catalog
+spec:
+  template:
+    spec:
+      containers:
+        - name: catalog
+          resources:
+            limits:
+              memory: ${256 + 64 * (i % 4)}Mi
+`;
+  return {
+    region,
+    dir,
+    files: { [`${dir}/kustomization.yaml`]: kustomization, [`${dir}/resources.yaml`]: resources },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+/** Every file under `dir`, by slash-separated relative path. */
+function readTree(dir: string, prefix = ''): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    const rel = prefix ? `${prefix}/${name}` : name;
+    if (statSync(path).isDirectory()) Object.assign(out, readTree(path, rel));
+    else out[rel] = readFileSync(path);
+  }
+  return out;
+}
+
+/** CPU seconds from /proc: a process's own, and that of its children it has waited for. */
+function cpuSeconds(pid: number | 'self'): { own: number; children: number } {
+  // Fields after the command (which may hold spaces), counted from field 3: utime is 14,
+  // stime 15, cutime 16, cstime 17. USER_HZ is 100 on Linux.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const at = (n: number) => f[n - 3] ?? 0;
+  return { own: (at(14) + at(15)) / 100, children: (at(16) + at(17)) / 100 };
+}
+
+/** Runs `command`, resolving with its stdout; a non-zero exit is an error carrying its stderr. */
+function capture(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
+      else
+        reject(
+          new Error(
+            `${command} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${Buffer.concat(err).toString('utf8').trim()}`,
+          ),
+        );
+    });
+  });
+}
+
+/** Runs `task` over 0..count-1 with at most `concurrency` at a time; results in index order. */
+async function pool<T>(count: number, concurrency: number, task: (i: number) => Promise<T>): Promise<T[]> {
+  const results = new Array<T>(count);
+  let next = 0;
+  const lane = async () => {
+    while (next < count) {
+      const i = next++;
+      results[i] = await task(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
+  return results;
+}
+
+/** The objects of a multi-document YAML stream, empty documents dropped. */
+function objects(yaml: string): unknown[] {
+  return parseAllDocuments(yaml)
+    .map((d) => {
+      if (d.errors.length > 0) throw new Error(`unparsable output: ${d.errors[0]?.message}`);
+      return d.toJS() as unknown;
+    })
+    .filter((o) => o !== null);
+}
+
+/**
+ * Throws unless both sides rendered the same objects, in the same order, for every variant.
+ * Returns how many of them were also the same bytes.
+ */
+function compare(tool: string, names: readonly string[], worker: readonly string[], cli: readonly string[]): number {
+  let sameBytes = 0;
+  names.forEach((name, i) => {
+    const w = objects(worker[i] ?? '');
+    const c = objects(cli[i] ?? '');
+    if (w.length === 0) throw new Error(`${tool} ${name}: the worker rendered no objects`);
+    if (w.length !== c.length)
+      throw new Error(`${tool} ${name}: the worker rendered ${w.length} objects, the CLI ${c.length}`);
+    w.forEach((o, k) => {
+      if (!isDeepStrictEqual(o, c[k]))
+        throw new Error(
+          `${tool} ${name}: object ${k + 1} differs\nworker: ${JSON.stringify(o)}\ncli:    ${JSON.stringify(c[k])}`,
+        );
+    });
+    if (worker[i] === cli[i]) sameBytes++;
+  });
+  return sameBytes;
+}
+
+// ---------------------------------------------------------------------------------------
+// The two sides
+
+interface Side {
+  readonly rendered: number;
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+}
+
+/**
+ * The worker's side: every variant as one request, all handed to the clients at once
+ * (the client queues and keeps `inFlight` written ahead), round after round until
+ * `seconds` have passed. Returns the first round's output per variant.
+ */
+async function workerSide(
+  tool: string,
+  clients: readonly RendererClient[],
+  requests: () => RenderRequest[],
+  seconds: number,
+): Promise<{ side: Side; outputs: string[] }> {
+  const renderRound = async () => {
+    const reqs = requests();
+    return Promise.all(
+      reqs.map(async (req, i) => {
+        const result = await (clients[i % clients.length] as RendererClient).render(req);
+        if (!result.ok) throw new Error(`${tool} variant ${i}: the worker failed: ${result.error.message}`);
+        return result.manifests;
+      }),
+    );
+  };
+  const outputs = await renderRound(); // warm-up, and the outputs to compare
+  const cpuBefore = clients.reduce((s, c) => s + cpuSeconds(c.pid as number).own, 0) + cpuSeconds('self').own;
+  const started = performance.now();
+  let rendered = 0;
+  do {
+    const again = await renderRound();
+    again.forEach((m, i) => {
+      if (m !== outputs[i]) throw new Error(`${tool} variant ${i}: the worker rendered different bytes on a later round`);
+    });
+    rendered += again.length;
+  } while (performance.now() - started < seconds * 1000);
+  const elapsed = (performance.now() - started) / 1000;
+  const cpu = clients.reduce((s, c) => s + cpuSeconds(c.pid as number).own, 0) + cpuSeconds('self').own - cpuBefore;
+  return { side: { rendered, seconds: elapsed, cpuSeconds: cpu }, outputs };
+}
+
+/** The CLI's side: every variant once, `cliConcurrency` processes at a time, after two warm-up runs. */
+async function cliSide(count: number, renderOne: (i: number) => Promise<string>): Promise<{ side: Side; outputs: string[] }> {
+  await renderOne(0);
+  await renderOne(Math.min(1, count - 1));
+  // Our own CPU (spawning, reading pipes, writing files) plus the CLIs', which are our
+  // waited-for children.
+  const before = cpuSeconds('self');
+  const started = performance.now();
+  const outputs = await pool(count, cliConcurrency, renderOne);
+  const elapsed = (performance.now() - started) / 1000;
+  const after = cpuSeconds('self');
+  return {
+    side: { rendered: count, seconds: elapsed, cpuSeconds: after.own + after.children - before.own - before.children },
+    outputs,
+  };
+}
+
+function summary(tool: string, worker: Side, cli: Side, sameBytes: number) {
+  const perSecond = worker.rendered / worker.seconds;
+  const cliPerSecond = cli.rendered / cli.seconds;
+  const line = {
+    bench: `render-${tool}`,
+    variants: variantCount,
+    worker: {
+      rendered: worker.rendered,
+      seconds: round(worker.seconds, 2),
+      perSecond: round(perSecond),
+      cpuMsPerVariant: round((worker.cpuSeconds * 1000) / worker.rendered, 2),
+      workers: workerCount,
+      inFlight,
+    },
+    cli: {
+      rendered: cli.rendered,
+      seconds: round(cli.seconds, 2),
+      perSecond: round(cliPerSecond),
+      cpuMsPerVariant: round((cli.cpuSeconds * 1000) / cli.rendered, 2),
+      concurrency: cliConcurrency,
+    },
+    ratio: round(perSecond / cliPerSecond),
+    sameObjects: variantCount,
+    sameBytes,
+    load: load(),
+  };
+  print(line);
+  log(
+    `${tool}: worker ${line.worker.perSecond}/s (${line.worker.cpuMsPerVariant} ms CPU each), CLI ${line.cli.perSecond}/s (${line.cli.cpuMsPerVariant} ms CPU each): ${line.ratio}x; ${variantCount} variants the same objects, ${sameBytes} the same bytes`,
+  );
+  return { perSecond, cliPerSecond };
+}
+
+// ---------------------------------------------------------------------------------------
+// Main
+
+const binary = await ensureRenderer({ log });
+const reference = await ensureReferenceTools({ log });
+const work = mkdtempSync(join(tmpdir(), 'flotilla-bench-render-'));
+// The CLIs get a private home, so they read no user configuration.
+const cliEnv: NodeJS.ProcessEnv = {
+  ...process.env,
+  HOME: work,
+  HELM_CACHE_HOME: join(work, 'helm/cache'),
+  HELM_CONFIG_HOME: join(work, 'helm/config'),
+  HELM_DATA_HOME: join(work, 'helm/data'),
+};
+const clients = Array.from({ length: workerCount }, () => new RendererClient({ binary, maxInFlight: inFlight }));
+log(
+  `${variantCount} variants per tool; worker: ${workerCount} process(es), ${inFlight} in flight, ${workerSeconds} s of rounds; CLI: ${cliConcurrency} at a time; load ${load()}`,
+);
+
+try {
+  const versions = await (clients[0] as RendererClient).versions();
+  await Promise.all(clients.map((c) => c.versions())); // every worker started before timing
+
+  // Helm. The hub holds a chart's files once and sends them with each variant's values.
+  const chartFiles: EncodedFiles = encodeFiles(readTree(chartDir));
+  const helmVariants = Array.from({ length: variantCount }, (_, i) => helmVariant(i));
+  const helmWorker = await workerSide(
+    'helm',
+    clients,
+    () =>
+      helmVariants.map((v) => ({
+        kind: 'helm',
+        files: chartFiles,
+        releaseName: v.releaseName,
+        namespace: v.namespace,
+        values: v.values,
+      })),
+    workerSeconds,
+  );
+  log(`helm: worker ${helmWorker.side.rendered} renders in ${helmWorker.side.seconds.toFixed(2)} s`);
+  const valuesDir = join(work, 'values');
+  mkdirSync(valuesDir);
+  const helmCli = await cliSide(variantCount, (i) => {
+    const v = helmVariants[i] as HelmVariant;
+    const valuesFile = join(valuesDir, `${v.region}.json`);
+    writeFileSync(valuesFile, JSON.stringify(v.values));
+    return capture(
+      reference.helm,
+      ['template', v.releaseName, chartDir, '--namespace', v.namespace, '--include-crds', '-f', valuesFile],
+      work,
+      cliEnv,
+    );
+  });
+  log(`helm: CLI ${helmCli.side.rendered} renders in ${helmCli.side.seconds.toFixed(2)} s`);
+  const helmSame = compare(
+    'helm',
+    helmVariants.map((v) => v.region),
+    helmWorker.outputs,
+    helmCli.outputs,
+  );
+  const helm = summary('helm', helmWorker.side, helmCli.side, helmSame);
+
+  // Kustomize. The base and components are shared; each request carries them and one overlay.
+  const baseFiles = readTree(kustomizeDir);
+  const encodedBase = encodeFiles(baseFiles);
+  const kustomizeVariants = Array.from({ length: variantCount }, (_, i) => kustomizeVariant(i));
+  const kustomizeWorker = await workerSide(
+    'kustomize',
+    clients,
+    () =>
+      kustomizeVariants.map((v) => ({
+        kind: 'kustomize',
+        files: { ...encodedBase, ...encodeFiles(v.files) },
+        dir: v.dir,
+      })),
+    workerSeconds,
+  );
+  log(`kustomize: worker ${kustomizeWorker.side.rendered} renders in ${kustomizeWorker.side.seconds.toFixed(2)} s`);
+  // The CLI's checkout: the base and components on disk once, each overlay written before its build.
+  const tree = join(work, 'kustomize');
+  cpSync(kustomizeDir, tree, { recursive: true });
+  const kustomizeCli = await cliSide(variantCount, (i) => {
+    const v = kustomizeVariants[i] as KustomizeVariant;
+    for (const [path, content] of Object.entries(v.files)) {
+      mkdirSync(dirname(join(tree, path)), { recursive: true });
+      writeFileSync(join(tree, path), content);
+    }
+    return capture(reference.kustomize, ['build', v.dir], tree, cliEnv);
+  });
+  log(`kustomize: CLI ${kustomizeCli.side.rendered} renders in ${kustomizeCli.side.seconds.toFixed(2)} s`);
+  const kustomizeSame = compare(
+    'kustomize',
+    kustomizeVariants.map((v) => v.region),
+    kustomizeWorker.outputs,
+    kustomizeCli.outputs,
+  );
+  const kustomize = summary('kustomize', kustomizeWorker.side, kustomizeCli.side, kustomizeSame);
+
+  print({
+    bench: 'render',
+    helm: {
+      variants: variantCount,
+      perSecond: round(helm.perSecond),
+      helmTemplatePerSecond: round(helm.cliPerSecond),
+      ratio: round(helm.perSecond / helm.cliPerSecond),
+    },
+    kustomize: {
+      variants: variantCount,
+      perSecond: round(kustomize.perSecond),
+      kustomizeBuildPerSecond: round(kustomize.cliPerSecond),
+      ratio: round(kustomize.perSecond / kustomize.cliPerSecond),
+    },
+    versions: { helm: versions.helm, kustomize: versions['kustomize/api'] },
+  });
+} finally {
+  await Promise.all(clients.map((c) => c.close()));
+  rmSync(work, { recursive: true, force: true });
+}
