@@ -294,7 +294,10 @@ function compare(tool: string, names: readonly string[], worker: readonly string
 interface Side {
   readonly rendered: number;
   readonly seconds: number;
+  /** Both processes' CPU: this one's (client, spawning, pipes) and the renderers'. */
   readonly cpuSeconds: number;
+  /** The renderers' share of it: the worker processes', or the CLIs'. */
+  readonly rendererCpuSeconds: number;
 }
 
 /**
@@ -319,7 +322,9 @@ async function workerSide(
     );
   };
   const outputs = await renderRound(); // warm-up, and the outputs to compare
-  const cpuBefore = clients.reduce((s, c) => s + cpuSeconds(c.pid as number).own, 0) + cpuSeconds('self').own;
+  const workersCpu = () => clients.reduce((s, c) => s + cpuSeconds(c.pid as number).own, 0);
+  const workersBefore = workersCpu();
+  const selfBefore = cpuSeconds('self').own;
   const started = performance.now();
   let rendered = 0;
   do {
@@ -330,8 +335,12 @@ async function workerSide(
     rendered += again.length;
   } while (performance.now() - started < seconds * 1000);
   const elapsed = (performance.now() - started) / 1000;
-  const cpu = clients.reduce((s, c) => s + cpuSeconds(c.pid as number).own, 0) + cpuSeconds('self').own - cpuBefore;
-  return { side: { rendered, seconds: elapsed, cpuSeconds: cpu }, outputs };
+  const workers = workersCpu() - workersBefore;
+  const self = cpuSeconds('self').own - selfBefore;
+  return {
+    side: { rendered, seconds: elapsed, cpuSeconds: workers + self, rendererCpuSeconds: workers },
+    outputs,
+  };
 }
 
 /** The CLI's side: every variant once, `cliConcurrency` processes at a time, after two warm-up runs. */
@@ -346,7 +355,12 @@ async function cliSide(count: number, renderOne: (i: number) => Promise<string>)
   const elapsed = (performance.now() - started) / 1000;
   const after = cpuSeconds('self');
   return {
-    side: { rendered: count, seconds: elapsed, cpuSeconds: after.own + after.children - before.own - before.children },
+    side: {
+      rendered: count,
+      seconds: elapsed,
+      cpuSeconds: after.own + after.children - before.own - before.children,
+      rendererCpuSeconds: after.children - before.children,
+    },
     outputs,
   };
 }
@@ -362,6 +376,7 @@ function summary(tool: string, worker: Side, cli: Side, sameBytes: number) {
       seconds: round(worker.seconds, 2),
       perSecond: round(perSecond),
       cpuMsPerVariant: round((worker.cpuSeconds * 1000) / worker.rendered, 2),
+      workerCpuMsPerVariant: round((worker.rendererCpuSeconds * 1000) / worker.rendered, 2),
       workers: workerCount,
       inFlight,
     },
@@ -370,6 +385,7 @@ function summary(tool: string, worker: Side, cli: Side, sameBytes: number) {
       seconds: round(cli.seconds, 2),
       perSecond: round(cliPerSecond),
       cpuMsPerVariant: round((cli.cpuSeconds * 1000) / cli.rendered, 2),
+      cliCpuMsPerVariant: round((cli.rendererCpuSeconds * 1000) / cli.rendered, 2),
       concurrency: cliConcurrency,
     },
     ratio: round(perSecond / cliPerSecond),

@@ -30,7 +30,7 @@ var utf8bom = []byte{0xEF, 0xBB, 0xBF}
 // registry client, dependency downloads and the output directory: the chart comes
 // from memory, dependencies must already sit in charts/.
 func renderHelm(req *request, files map[string][]byte) (string, error) {
-	chrt, err := loadChart(files)
+	chrt, err := charts.load(files)
 	if err != nil {
 		return "", err
 	}
