@@ -24,8 +24,9 @@
  *
  * Options: --variants N (per tool, default 48), --seconds S (worker's timed rounds,
  * default 5), --in-flight N (requests written to the worker ahead of their answers,
- * default 4), --workers N (RendererClients, one worker process each, default 1),
- * --cli-concurrency N (CLI processes at a time, default: the machine's cores).
+ * default 4), --workers N (RendererClients, one worker process each), --cli-concurrency N
+ * (CLI processes at a time); both default to the machine's cores, so that each side may
+ * use the whole machine (a worker renders one request at a time).
  */
 import { spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -47,7 +48,7 @@ const { values: opts } = parseArgs({
     variants: { type: 'string', default: '48' },
     seconds: { type: 'string', default: '5' },
     'in-flight': { type: 'string', default: '4' },
-    workers: { type: 'string', default: '1' },
+    workers: { type: 'string', default: String(availableParallelism()) },
     'cli-concurrency': { type: 'string', default: String(availableParallelism()) },
   },
 });
@@ -220,6 +221,12 @@ function cpuSeconds(pid: number | 'self'): { own: number; children: number } {
   return { own: (at(14) + at(15)) / 100, children: (at(16) + at(17)) / 100 };
 }
 
+/** VmHWM of a process, in MB. */
+function peakRssMb(pid: number): number {
+  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return round(Number(kb ?? 0) / 1024);
+}
+
 /** Runs `command`, resolving with its stdout; a non-zero exit is an error carrying its stderr. */
 function capture(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -298,6 +305,8 @@ interface Side {
   readonly cpuSeconds: number;
   /** The renderers' share of it: the worker processes', or the CLIs'. */
   readonly rendererCpuSeconds: number;
+  /** The largest worker's peak resident size so far (MB); the CLI side has none. */
+  readonly peakRssMb?: number;
 }
 
 /**
@@ -338,7 +347,13 @@ async function workerSide(
   const workers = workersCpu() - workersBefore;
   const self = cpuSeconds('self').own - selfBefore;
   return {
-    side: { rendered, seconds: elapsed, cpuSeconds: workers + self, rendererCpuSeconds: workers },
+    side: {
+      rendered,
+      seconds: elapsed,
+      cpuSeconds: workers + self,
+      rendererCpuSeconds: workers,
+      peakRssMb: Math.max(...clients.map((c) => peakRssMb(c.pid as number))),
+    },
     outputs,
   };
 }
@@ -377,6 +392,7 @@ function summary(tool: string, worker: Side, cli: Side, sameBytes: number) {
       perSecond: round(perSecond),
       cpuMsPerVariant: round((worker.cpuSeconds * 1000) / worker.rendered, 2),
       workerCpuMsPerVariant: round((worker.rendererCpuSeconds * 1000) / worker.rendered, 2),
+      peakRssMb: worker.peakRssMb,
       workers: workerCount,
       inFlight,
     },
