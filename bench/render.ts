@@ -26,10 +26,20 @@
  * default 5), --in-flight N (requests written to the worker ahead of their answers,
  * default 4), --workers N (RendererClients, one worker process each), --cli-concurrency N
  * (CLI processes at a time); both default to the machine's cores, so that each side may
- * use the whole machine (a worker renders one request at a time).
+ * use the whole machine (a worker renders one request at a time). --binary PATH runs
+ * another build of the worker, to compare before and after a change.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +56,8 @@ import { parseAllDocuments } from 'yaml';
 const { values: opts } = parseArgs({
   options: {
     variants: { type: 'string', default: '48' },
+    // Another build of the worker (to compare before and after a change); ours by default.
+    binary: { type: 'string' },
     seconds: { type: 'string', default: '5' },
     'in-flight': { type: 'string', default: '4' },
     workers: { type: 'string', default: String(availableParallelism()) },
@@ -65,7 +77,8 @@ const load = () => round(loadavg()[0] ?? 0);
 
 function positive(name: string, text: string): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, not ${JSON.stringify(text)}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`--${name} must be a positive integer, not ${JSON.stringify(text)}`);
   return n;
 }
 
@@ -76,7 +89,16 @@ const kustomizeDir = join(corpus, 'kustomize');
 // ---------------------------------------------------------------------------------------
 // Variants
 
-const areas = ['eu-west', 'eu-central', 'eu-north', 'us-east', 'us-west', 'ap-south', 'ap-northeast', 'sa-east'];
+const areas = [
+  'eu-west',
+  'eu-central',
+  'eu-north',
+  'us-east',
+  'us-west',
+  'ap-south',
+  'ap-northeast',
+  'sa-east',
+];
 /** Distinct, realistic region names: eu-west-1, eu-central-1, ..., eu-west-2, ... */
 const regionOf = (i: number) => `${areas[i % areas.length]}-${1 + Math.floor(i / areas.length)}`;
 
@@ -216,7 +238,10 @@ function cpuSeconds(pid: number | 'self'): { own: number; children: number } {
   // Fields after the command (which may hold spaces), counted from field 3: utime is 14,
   // stime 15, cutime 16, cstime 17. USER_HZ is 100 on Linux.
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
   const at = (n: number) => f[n - 3] ?? 0;
   return { own: (at(14) + at(15)) / 100, children: (at(16) + at(17)) / 100 };
 }
@@ -228,7 +253,12 @@ function peakRssMb(pid: number): number {
 }
 
 /** Runs `command`, resolving with its stdout; a non-zero exit is an error carrying its stderr. */
-function capture(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<string> {
+function capture(
+  command: string,
+  args: readonly string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -276,7 +306,12 @@ function objects(yaml: string): unknown[] {
  * Throws unless both sides rendered the same objects, in the same order, for every variant.
  * Returns how many of them were also the same bytes.
  */
-function compare(tool: string, names: readonly string[], worker: readonly string[], cli: readonly string[]): number {
+function compare(
+  tool: string,
+  names: readonly string[],
+  worker: readonly string[],
+  cli: readonly string[],
+): number {
   let sameBytes = 0;
   names.forEach((name, i) => {
     const w = objects(worker[i] ?? '');
@@ -339,7 +374,8 @@ async function workerSide(
   do {
     const again = await renderRound();
     again.forEach((m, i) => {
-      if (m !== outputs[i]) throw new Error(`${tool} variant ${i}: the worker rendered different bytes on a later round`);
+      if (m !== outputs[i])
+        throw new Error(`${tool} variant ${i}: the worker rendered different bytes on a later round`);
     });
     rendered += again.length;
   } while (performance.now() - started < seconds * 1000);
@@ -359,7 +395,10 @@ async function workerSide(
 }
 
 /** The CLI's side: every variant once, `cliConcurrency` processes at a time, after two warm-up runs. */
-async function cliSide(count: number, renderOne: (i: number) => Promise<string>): Promise<{ side: Side; outputs: string[] }> {
+async function cliSide(
+  count: number,
+  renderOne: (i: number) => Promise<string>,
+): Promise<{ side: Side; outputs: string[] }> {
   await renderOne(0);
   await renderOne(Math.min(1, count - 1));
   // Our own CPU (spawning, reading pipes, writing files) plus the CLIs', which are our
@@ -419,7 +458,7 @@ function summary(tool: string, worker: Side, cli: Side, sameBytes: number) {
 // ---------------------------------------------------------------------------------------
 // Main
 
-const binary = await ensureRenderer({ log });
+const binary = opts.binary ?? (await ensureRenderer({ log }));
 const reference = await ensureReferenceTools({ log });
 const work = mkdtempSync(join(tmpdir(), 'flotilla-bench-render-'));
 // The CLIs get a private home, so they read no user configuration.
@@ -430,7 +469,10 @@ const cliEnv: NodeJS.ProcessEnv = {
   HELM_CONFIG_HOME: join(work, 'helm/config'),
   HELM_DATA_HOME: join(work, 'helm/data'),
 };
-const clients = Array.from({ length: workerCount }, () => new RendererClient({ binary, maxInFlight: inFlight }));
+const clients = Array.from(
+  { length: workerCount },
+  () => new RendererClient({ binary, maxInFlight: inFlight }),
+);
 log(
   `${variantCount} variants per tool; worker: ${workerCount} process(es), ${inFlight} in flight, ${workerSeconds} s of rounds; CLI: ${cliConcurrency} at a time; load ${load()}`,
 );
@@ -493,7 +535,9 @@ try {
       })),
     workerSeconds,
   );
-  log(`kustomize: worker ${kustomizeWorker.side.rendered} renders in ${kustomizeWorker.side.seconds.toFixed(2)} s`);
+  log(
+    `kustomize: worker ${kustomizeWorker.side.rendered} renders in ${kustomizeWorker.side.seconds.toFixed(2)} s`,
+  );
   // The CLI's checkout: the base and components on disk once, each overlay written before its build.
   const tree = join(work, 'kustomize');
   cpSync(kustomizeDir, tree, { recursive: true });
