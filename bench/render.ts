@@ -334,6 +334,7 @@ function compare(
 // The two sides
 
 interface Side {
+  /** Variants rendered in the timed part. */
   readonly rendered: number;
   readonly seconds: number;
   /** Both processes' CPU: this one's (client, spawning, pipes) and the renderers'. */
@@ -344,78 +345,94 @@ interface Side {
   readonly peakRssMb?: number;
 }
 
+/** A cumulative measurement: add slices of work to it. */
+class Meter {
+  rendered = 0;
+  seconds = 0;
+  cpuSeconds = 0;
+  rendererCpuSeconds = 0;
+
+  /** Times `work`, which renders `count` variants; `rendererCpu` reads the renderers' CPU so far. */
+  async time<T>(count: number, rendererCpu: () => number, work: () => Promise<T>): Promise<T> {
+    const self = cpuSeconds('self').own;
+    const renderer = rendererCpu();
+    const started = performance.now();
+    const result = await work();
+    this.seconds += (performance.now() - started) / 1000;
+    const rendererUsed = rendererCpu() - renderer;
+    this.rendererCpuSeconds += rendererUsed;
+    this.cpuSeconds += cpuSeconds('self').own - self + rendererUsed;
+    this.rendered += count;
+    return result;
+  }
+
+  side(peakRssMb?: number): Side {
+    return { ...this, ...(peakRssMb === undefined ? {} : { peakRssMb }) };
+  }
+}
+
+/** Timed slices of each side, taken in turn, so that a change of load on a shared machine weighs on both. */
+const slices = 3;
+
 /**
- * The worker's side: every variant as one request, all handed to the clients at once
- * (the client queues and keeps `inFlight` written ahead), round after round until
- * `seconds` have passed. Returns the first round's output per variant.
+ * Both sides of one tool, after a warm-up of each (the worker's first round gives the
+ * outputs to compare; the CLI renders two variants untimed). Then, `slices` times in
+ * turn: the worker renders every variant, round after round, for a `slices`th of
+ * `workerSeconds` (all of a round's requests handed to the clients at once: each keeps
+ * `inFlight` written ahead and queues the rest); the CLI renders the next `slices`th of
+ * the variants, `cliConcurrency` processes at a time. Every later round of the worker
+ * must give the same bytes as its first.
  */
-async function workerSide(
+async function measure(
   tool: string,
   clients: readonly RendererClient[],
   requests: () => RenderRequest[],
-  seconds: number,
-): Promise<{ side: Side; outputs: string[] }> {
-  const renderRound = async () => {
-    const reqs = requests();
-    return Promise.all(
-      reqs.map(async (req, i) => {
+  renderCli: (i: number) => Promise<string>,
+): Promise<{ worker: Side; cli: Side; workerOutputs: string[]; cliOutputs: string[] }> {
+  const renderRound = async () =>
+    Promise.all(
+      requests().map(async (req, i) => {
         const result = await (clients[i % clients.length] as RendererClient).render(req);
         if (!result.ok) throw new Error(`${tool} variant ${i}: the worker failed: ${result.error.message}`);
         return result.manifests;
       }),
     );
-  };
-  const outputs = await renderRound(); // warm-up, and the outputs to compare
-  const workersCpu = () => clients.reduce((s, c) => s + cpuSeconds(c.pid as number).own, 0);
-  const workersBefore = workersCpu();
-  const selfBefore = cpuSeconds('self').own;
-  const started = performance.now();
-  let rendered = 0;
-  do {
-    const again = await renderRound();
-    again.forEach((m, i) => {
-      if (m !== outputs[i])
-        throw new Error(`${tool} variant ${i}: the worker rendered different bytes on a later round`);
-    });
-    rendered += again.length;
-  } while (performance.now() - started < seconds * 1000);
-  const elapsed = (performance.now() - started) / 1000;
-  const workers = workersCpu() - workersBefore;
-  const self = cpuSeconds('self').own - selfBefore;
-  return {
-    side: {
-      rendered,
-      seconds: elapsed,
-      cpuSeconds: workers + self,
-      rendererCpuSeconds: workers,
-      peakRssMb: Math.max(...clients.map((c) => peakRssMb(c.pid as number))),
-    },
-    outputs,
-  };
-}
+  const workerOutputs = await renderRound();
+  await renderCli(0);
+  await renderCli(Math.min(1, variantCount - 1));
 
-/** The CLI's side: every variant once, `cliConcurrency` processes at a time, after two warm-up runs. */
-async function cliSide(
-  count: number,
-  renderOne: (i: number) => Promise<string>,
-): Promise<{ side: Side; outputs: string[] }> {
-  await renderOne(0);
-  await renderOne(Math.min(1, count - 1));
-  // Our own CPU (spawning, reading pipes, writing files) plus the CLIs', which are our
-  // waited-for children.
-  const before = cpuSeconds('self');
-  const started = performance.now();
-  const outputs = await pool(count, cliConcurrency, renderOne);
-  const elapsed = (performance.now() - started) / 1000;
-  const after = cpuSeconds('self');
+  const workersCpu = () => clients.reduce((s, c) => s + cpuSeconds(c.pid as number).own, 0);
+  // The CLIs are children this process has waited for.
+  const clisCpu = () => cpuSeconds('self').children;
+  const worker = new Meter();
+  const cli = new Meter();
+  const cliOutputs = new Array<string>(variantCount);
+  for (let slice = 0; slice < slices; slice++) {
+    const until = ((slice + 1) * workerSeconds) / slices;
+    do {
+      const again = await worker.time(variantCount, workersCpu, renderRound);
+      again.forEach((m, i) => {
+        if (m !== workerOutputs[i])
+          throw new Error(`${tool} variant ${i}: the worker rendered different bytes on a later round`);
+      });
+    } while (worker.seconds < until);
+    const from = Math.floor((slice * variantCount) / slices);
+    const to = Math.floor(((slice + 1) * variantCount) / slices);
+    const outputs = await cli.time(to - from, clisCpu, () =>
+      pool(to - from, cliConcurrency, (k) => renderCli(from + k)),
+    );
+    outputs.forEach((o, k) => {
+      cliOutputs[from + k] = o;
+    });
+    log(
+      `${tool}: slice ${slice + 1}/${slices}: worker ${worker.rendered} renders in ${worker.seconds.toFixed(2)} s, CLI ${cli.rendered} in ${cli.seconds.toFixed(2)} s (load ${load()})`,
+    );
+  }
   return {
-    side: {
-      rendered: count,
-      seconds: elapsed,
-      cpuSeconds: after.own + after.children - before.own - before.children,
-      rendererCpuSeconds: after.children - before.children,
-    },
-    outputs,
+    worker: worker.side(Math.max(...clients.map((c) => peakRssMb(c.pid as number)))),
+    cli: cli.side(),
+    workerOutputs,
+    cliOutputs,
   };
 }
 
@@ -484,7 +501,9 @@ try {
   // Helm. The hub holds a chart's files once and sends them with each variant's values.
   const chartFiles: EncodedFiles = encodeFiles(readTree(chartDir));
   const helmVariants = Array.from({ length: variantCount }, (_, i) => helmVariant(i));
-  const helmWorker = await workerSide(
+  const valuesDir = join(work, 'values');
+  mkdirSync(valuesDir);
+  const helmRun = await measure(
     'helm',
     clients,
     () =>
@@ -495,36 +514,34 @@ try {
         namespace: v.namespace,
         values: v.values,
       })),
-    workerSeconds,
+    (i) => {
+      const v = helmVariants[i] as HelmVariant;
+      const valuesFile = join(valuesDir, `${v.region}.json`);
+      writeFileSync(valuesFile, JSON.stringify(v.values));
+      return capture(
+        reference.helm,
+        ['template', v.releaseName, chartDir, '--namespace', v.namespace, '--include-crds', '-f', valuesFile],
+        work,
+        cliEnv,
+      );
+    },
   );
-  log(`helm: worker ${helmWorker.side.rendered} renders in ${helmWorker.side.seconds.toFixed(2)} s`);
-  const valuesDir = join(work, 'values');
-  mkdirSync(valuesDir);
-  const helmCli = await cliSide(variantCount, (i) => {
-    const v = helmVariants[i] as HelmVariant;
-    const valuesFile = join(valuesDir, `${v.region}.json`);
-    writeFileSync(valuesFile, JSON.stringify(v.values));
-    return capture(
-      reference.helm,
-      ['template', v.releaseName, chartDir, '--namespace', v.namespace, '--include-crds', '-f', valuesFile],
-      work,
-      cliEnv,
-    );
-  });
-  log(`helm: CLI ${helmCli.side.rendered} renders in ${helmCli.side.seconds.toFixed(2)} s`);
   const helmSame = compare(
     'helm',
     helmVariants.map((v) => v.region),
-    helmWorker.outputs,
-    helmCli.outputs,
+    helmRun.workerOutputs,
+    helmRun.cliOutputs,
   );
-  const helm = summary('helm', helmWorker.side, helmCli.side, helmSame);
+  const helm = summary('helm', helmRun.worker, helmRun.cli, helmSame);
 
-  // Kustomize. The base and components are shared; each request carries them and one overlay.
-  const baseFiles = readTree(kustomizeDir);
-  const encodedBase = encodeFiles(baseFiles);
+  // Kustomize. The base and components are shared; each request carries them and one
+  // overlay. The CLI's checkout holds the base and components on disk once, and each
+  // overlay is written before its build.
+  const encodedBase = encodeFiles(readTree(kustomizeDir));
   const kustomizeVariants = Array.from({ length: variantCount }, (_, i) => kustomizeVariant(i));
-  const kustomizeWorker = await workerSide(
+  const tree = join(work, 'kustomize');
+  cpSync(kustomizeDir, tree, { recursive: true });
+  const kustomizeRun = await measure(
     'kustomize',
     clients,
     () =>
@@ -533,30 +550,22 @@ try {
         files: { ...encodedBase, ...encodeFiles(v.files) },
         dir: v.dir,
       })),
-    workerSeconds,
+    (i) => {
+      const v = kustomizeVariants[i] as KustomizeVariant;
+      for (const [path, content] of Object.entries(v.files)) {
+        mkdirSync(dirname(join(tree, path)), { recursive: true });
+        writeFileSync(join(tree, path), content);
+      }
+      return capture(reference.kustomize, ['build', v.dir], tree, cliEnv);
+    },
   );
-  log(
-    `kustomize: worker ${kustomizeWorker.side.rendered} renders in ${kustomizeWorker.side.seconds.toFixed(2)} s`,
-  );
-  // The CLI's checkout: the base and components on disk once, each overlay written before its build.
-  const tree = join(work, 'kustomize');
-  cpSync(kustomizeDir, tree, { recursive: true });
-  const kustomizeCli = await cliSide(variantCount, (i) => {
-    const v = kustomizeVariants[i] as KustomizeVariant;
-    for (const [path, content] of Object.entries(v.files)) {
-      mkdirSync(dirname(join(tree, path)), { recursive: true });
-      writeFileSync(join(tree, path), content);
-    }
-    return capture(reference.kustomize, ['build', v.dir], tree, cliEnv);
-  });
-  log(`kustomize: CLI ${kustomizeCli.side.rendered} renders in ${kustomizeCli.side.seconds.toFixed(2)} s`);
   const kustomizeSame = compare(
     'kustomize',
     kustomizeVariants.map((v) => v.region),
-    kustomizeWorker.outputs,
-    kustomizeCli.outputs,
+    kustomizeRun.workerOutputs,
+    kustomizeRun.cliOutputs,
   );
-  const kustomize = summary('kustomize', kustomizeWorker.side, kustomizeCli.side, kustomizeSame);
+  const kustomize = summary('kustomize', kustomizeRun.worker, kustomizeRun.cli, kustomizeSame);
 
   print({
     bench: 'render',
