@@ -17,15 +17,25 @@ import (
 // the parts Helm changes while it renders (ProcessDependencies sets Dependency.Enabled,
 // drops disabled subcharts and replaces Values with the imported ones); templates,
 // files and the schema are only read and stay shared.
-const chartCacheEntries = 16
+// At most this many charts, of at most this many bytes of files in all, oldest out first.
+const (
+	chartCacheEntries = 16
+	chartCacheBytes   = 64 << 20
+)
 
 type chartCache struct {
 	mu      sync.Mutex
-	entries map[[sha256.Size]byte]*v2.Chart
+	entries map[[sha256.Size]byte]cachedChart
 	order   [][sha256.Size]byte // oldest first
+	bytes   int
 }
 
-var charts = &chartCache{entries: map[[sha256.Size]byte]*v2.Chart{}}
+type cachedChart struct {
+	chart *v2.Chart
+	bytes int
+}
+
+var charts = &chartCache{entries: map[[sha256.Size]byte]cachedChart{}}
 
 // load returns a chart for one render: a copy of the cached one when the same files
 // were loaded before, otherwise a freshly loaded chart (a copy of which is cached).
@@ -35,7 +45,7 @@ func (c *chartCache) load(files map[string][]byte) (chart.Charter, error) {
 	cached, ok := c.entries[key]
 	c.mu.Unlock()
 	if ok {
-		return cloneChart(cached), nil
+		return cloneChart(cached.chart), nil
 	}
 	loaded, err := loadChart(files)
 	if err != nil {
@@ -43,23 +53,33 @@ func (c *chartCache) load(files map[string][]byte) (chart.Charter, error) {
 	}
 	// Only Helm's v2 chart type is copied field by field; other kinds load every time.
 	if v2c, ok := loaded.(*v2.Chart); ok {
-		c.put(key, cloneChart(v2c))
+		c.put(key, cachedChart{chart: cloneChart(v2c), bytes: filesSize(files)})
 	}
 	return loaded, nil
 }
 
-func (c *chartCache) put(key [sha256.Size]byte, ch *v2.Chart) {
+func (c *chartCache) put(key [sha256.Size]byte, entry cachedChart) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[key]; ok {
+	if _, ok := c.entries[key]; ok || entry.bytes > chartCacheBytes {
 		return
 	}
-	if len(c.order) >= chartCacheEntries {
+	for len(c.order) > 0 && (len(c.order) >= chartCacheEntries || c.bytes+entry.bytes > chartCacheBytes) {
+		c.bytes -= c.entries[c.order[0]].bytes
 		delete(c.entries, c.order[0])
 		c.order = c.order[1:]
 	}
-	c.entries[key] = ch
+	c.entries[key] = entry
 	c.order = append(c.order, key)
+	c.bytes += entry.bytes
+}
+
+func filesSize(files map[string][]byte) int {
+	n := 0
+	for name, data := range files {
+		n += len(name) + len(data)
+	}
+	return n
 }
 
 // filesHash covers every path and content, each with its length, so that no two
