@@ -22,8 +22,8 @@
  * Prints one JSON line per tool on stdout, then the headline line. Linux only: CPU
  * times come from /proc.
  *
- * Options: --variants N (per tool, default 48), --seconds S (worker's timed rounds,
- * default 5), --in-flight N (requests written to the worker ahead of their answers,
+ * Options: --variants N (per tool, default 96), --seconds S (worker's timed rounds,
+ * default 6), --in-flight N (requests written to the worker ahead of their answers,
  * default 4), --workers N (RendererClients, one worker process each), --cli-concurrency N
  * (CLI processes at a time); both default to the machine's cores, so that each side may
  * use the whole machine (a worker renders one request at a time). --binary PATH runs
@@ -55,10 +55,10 @@ import { parseAllDocuments } from 'yaml';
 
 const { values: opts } = parseArgs({
   options: {
-    variants: { type: 'string', default: '48' },
+    variants: { type: 'string', default: '96' },
     // Another build of the worker (to compare before and after a change); ours by default.
     binary: { type: 'string' },
-    seconds: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '6' },
     'in-flight': { type: 'string', default: '4' },
     workers: { type: 'string', default: String(availableParallelism()) },
     'cli-concurrency': { type: 'string', default: String(availableParallelism()) },
