@@ -15,9 +15,10 @@
  *
  * Every variant's output is compared, object by object, between the two sides; the run
  * fails on the first difference, so both sides are known to do the same work. Both are
- * warmed up first. The worker's side renders every variant round after round until
- * `--seconds` have passed (its rounds must give the same bytes as its first); the CLI
- * side renders every variant once, `--cli-concurrency` processes at a time.
+ * warmed up first, then take turns in three slices: the worker's side renders every
+ * variant round after round for a third of `--seconds` (every round must give the same
+ * bytes as its first); the CLI side renders the next third of the variants,
+ * `--cli-concurrency` processes at a time, so each variant once in all.
  *
  * Prints one JSON line per tool on stdout, then the headline line. Linux only: CPU
  * times come from /proc.
