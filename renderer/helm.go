@@ -110,7 +110,8 @@ func requestChart(req *request) (chart.Charter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadChart(files)
+	// Loaded once per distinct set of files; each render gets its own copy (chartcache.go).
+	return charts.load(files)
 }
 
 // loadChart mirrors Helm's directory loader over in-memory files: .helmignore
