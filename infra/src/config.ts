@@ -101,6 +101,7 @@ export function resolveFlotillaHubConfig(input: unknown): ResolvedFlotillaHubCon
       'signingKey',
       'webhook',
       'offlineAfterSeconds',
+      'charts',
       'alarms',
       'api',
     ],

@@ -23,6 +23,7 @@ describe('hub deployment configuration', () => {
     expect(resolveFlotillaHubConfig({ fleetRepo: { url } })).toEqual({
       prefix: 'flotilla',
       fleetRepo: { url, ref: 'main' },
+      charts: {},
       syncIntervalMinutes: 5,
       logRetentionDays: 30,
       removalPolicy: 'retain',

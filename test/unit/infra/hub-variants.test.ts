@@ -6,12 +6,14 @@ import { actionsOf, type CfnValue, flat, resourcesOfType, roleStatements, synthH
 
 const credentialsArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:fleet-repo-creds-AbC123';
 const topicArn = 'arn:aws:sns:eu-west-1:123456789012:platform-oncall';
+const chartsArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:chart-repo-creds-XyZ789';
 
-// Everything off the default path at once: KMS signing, no webhook, repo credentials,
+// Everything off the default path at once: KMS signing, no webhook, repo and chart credentials,
 // alarms to a new e-mail topic and an existing one, destroy on delete, another prefix.
 const hub = synthHub({
   prefix: 'edge',
   fleetRepo: { url: 'https://git.acme.test/edge/fleet.git', credentialsSecretArn: credentialsArn },
+  charts: { credentialsSecretArn: chartsArn },
   signingKey: { mode: 'kms' },
   webhook: false,
   removalPolicy: 'destroy',
@@ -44,6 +46,7 @@ describe('FlotillaHub (KMS signing, alarms by e-mail, destroy)', () => {
       const vars = (props.Environment as { Variables: Record<string, CfnValue> }).Variables;
       expect(vars.FLOTILLA_WEBHOOK_SECRET_ID).toBeUndefined();
       expect(vars.FLOTILLA_FLEET_REPO_CREDENTIALS_SECRET_ID).toBe(credentialsArn);
+      expect(vars.FLOTILLA_CHART_CREDENTIALS_SECRET_ID).toBe(chartsArn);
       const env = Object.fromEntries(
         Object.entries(vars).map(([k, v]) => [
           k,
@@ -52,14 +55,18 @@ describe('FlotillaHub (KMS signing, alarms by e-mail, destroy)', () => {
       );
       const config = loadConfig({ ...env, AWS_REGION: 'eu-west-1' });
       expect(config.signingKeySource.kind).toBe('kms');
-      expect(config.secretIds).toEqual({ webhookSecret: undefined, fleetRepoCredentials: credentialsArn });
+      expect(config.secretIds).toEqual({
+        webhookSecret: undefined,
+        fleetRepoCredentials: credentialsArn,
+        chartCredentials: chartsArn,
+      });
       expect(config.prefix).toBe('edge');
     }
     for (const role of ['HubApiRole', 'HubSyncRole']) {
       const reads = roleStatements(hub, role).filter((s) =>
         actionsOf(s).includes('secretsmanager:GetSecretValue'),
       );
-      expect(reads.map((s) => s.Resource)).toEqual([credentialsArn]);
+      expect(reads.map((s) => s.Resource)).toEqual([credentialsArn, chartsArn]);
     }
   });
 
