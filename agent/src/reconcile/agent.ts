@@ -115,6 +115,8 @@ export class Agent {
   #kubeVersion: string | undefined;
   /** False once the hub refused `kubeVersion` (a hub older than the field), until the next read of the version. */
   #hubTakesKubeVersion = true;
+  /** Whether the agent said (in the log) that the hub does not take kubeVersion. */
+  #toldOlderHub = false;
   /** The last version read that the hub would refuse, so it is logged once, not at every read. */
   #unfitVersion: string | undefined;
 
@@ -588,12 +590,14 @@ export class Agent {
   /** A report the hub refused for its kubeVersion (a hub older than the field): the same report without it. */
   #withoutKubeVersion(report: ClusterStatusReport, err: HubError): ClusterStatusReport | undefined {
     if (report.kubeVersion === undefined || !err.fields.includes('kubeVersion')) return undefined;
-    if (this.#hubTakesKubeVersion)
+    // Logged once: with an older hub this recurs at every read of the version.
+    if (!this.#toldOlderHub)
       this.#ports.log.warn(
         'the hub does not take the Kubernetes version in status reports (a hub older than the field?); leaving it out until the next read',
         errorFields(err),
       );
     this.#hubTakesKubeVersion = false;
+    this.#toldOlderHub = true;
     const { kubeVersion: _left, ...rest } = report;
     return rest;
   }

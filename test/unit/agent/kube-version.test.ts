@@ -153,6 +153,7 @@ describe('a hub older than kubeVersion', () => {
     await agent.checkKubeVersion();
     expect(hub.refused).toBe(2);
     expect(hub.reports).toHaveLength(4);
+    expect(log.lines.filter((l) => l.message.startsWith('the hub does not take'))).toHaveLength(1);
   });
 
   it('is told of a report it refuses for another field as before: dropped, with the reason logged', async () => {
