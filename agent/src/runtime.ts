@@ -2,6 +2,7 @@ import type { AgentConfig } from './config.ts';
 import { HubClient } from './hub/hub-client.ts';
 import { KubeApiError, KubeClient } from './kube/client.ts';
 import { type KubeConnection, loadKubeConnection } from './kube/connection.ts';
+import { readServerVersion } from './kube/server-version.ts';
 import { errorFields, type Logger } from './log.ts';
 import { releaseMemoryAfterWork } from './memory.ts';
 import { AgentMetrics } from './metrics.ts';
@@ -93,6 +94,7 @@ export async function createAgentRuntime(
       cache,
       generations,
       cluster: reconciler,
+      kubeVersion: (signal) => readServerVersion(client, signal),
       clock,
       log,
       metrics,

@@ -13,16 +13,25 @@ export class HubError extends Error {
   readonly status: number | undefined;
   readonly code: string | undefined;
   readonly retryable: boolean;
+  /** The request fields the hub named as wrong (`invalid_request` answers), e.g. `kubeVersion`. */
+  readonly fields: readonly string[];
 
   constructor(
     message: string,
-    opts: { status?: number; code?: string; retryable: boolean; cause?: unknown },
+    opts: {
+      status?: number;
+      code?: string;
+      retryable: boolean;
+      fields?: readonly string[];
+      cause?: unknown;
+    },
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'HubError';
     this.status = opts.status;
     this.code = opts.code;
     this.retryable = opts.retryable;
+    this.fields = opts.fields ?? [];
   }
 }
 
@@ -75,11 +84,17 @@ export class HubClient implements HubPort {
 
   #error(what: string, status: number, body: Buffer): HubError {
     let code: string | undefined;
-    let message = body.toString('utf8').slice(0, 500);
+    const text = body.toString('utf8');
+    let message = text.slice(0, 500);
+    const fields = new Set<string>();
     try {
-      const parsed = JSON.parse(message) as { error?: { code?: string; message?: string } };
+      const parsed = JSON.parse(text) as {
+        error?: { code?: string; message?: string; field?: unknown; problems?: { field?: unknown }[] };
+      };
       code = parsed.error?.code;
       message = parsed.error?.message ?? message;
+      for (const f of [parsed.error?.field, ...(parsed.error?.problems ?? []).map((p) => p?.field)])
+        if (typeof f === 'string') fields.add(f);
     } catch {
       // not JSON: keep the text
     }
@@ -88,6 +103,7 @@ export class HubClient implements HubPort {
       status,
       ...(code ? { code } : {}),
       retryable,
+      fields: [...fields],
     });
   }
 

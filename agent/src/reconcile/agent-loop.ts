@@ -27,6 +27,8 @@ export interface AgentIntervals {
   readonly recheckMs?: number;
   readonly backoffMinMs: number;
   readonly backoffMaxMs: number;
+  /** How often to read the API server's version, so a control-plane upgrade reaches the hub. Default 10 min. */
+  readonly kubeVersionMs?: number;
 }
 
 /** The agent's steps, as the loop drives them (see `Agent`). */

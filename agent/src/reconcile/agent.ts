@@ -5,6 +5,7 @@ import {
   buildStatusReport,
   type ClusterStatusReport,
   type DesiredState,
+  kubeVersionProblem,
   manifestEtag,
   parseDesiredState,
 } from '@flotilla/shared/agent';
@@ -38,6 +39,11 @@ export interface AgentPorts {
   /** Where the highest verified generation is kept across restarts; without it, only in memory. */
   readonly generations?: GenerationPort | undefined;
   readonly cluster: ClusterPort;
+  /**
+   * Reads the API server's version (`GET /version`, `gitVersion`), reported to the hub as
+   * `kubeVersion`; without it the agent reports none.
+   */
+  readonly kubeVersion?: ((signal?: AbortSignal) => Promise<string>) | undefined;
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics?: AgentMetrics | undefined;
@@ -68,6 +74,8 @@ export type SyncResult =
   | { readonly kind: 'refused'; readonly reason: string };
 
 const bundleName = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** How often the API server's version is read when the intervals do not say: a control-plane upgrade reaches the hub within it. */
+export const defaultKubeVersionMs = 10 * 60_000;
 
 /**
  * The agent: gets its cluster's desired state from the hub (told over SQS, or by polling
@@ -103,6 +111,14 @@ export class Agent {
   #ready = false;
   /** Whether the public steps wait for their status report (true) or leave it to the background (in {@link run}). */
   #awaitStatus = true;
+  /** The API server's version as last read, if it is one the hub takes. */
+  #kubeVersion: string | undefined;
+  /** False once the hub refused `kubeVersion` (a hub older than the field), until the next read of the version. */
+  #hubTakesKubeVersion = true;
+  /** Whether the agent said (in the log) that the hub does not take kubeVersion. */
+  #toldOlderHub = false;
+  /** The last version read that the hub would refuse, so it is logged once, not at every read. */
+  #unfitVersion: string | undefined;
 
   constructor(ports: AgentPorts, opts: AgentOptions) {
     this.#ports = ports;
@@ -122,6 +138,7 @@ export class Agent {
       metrics: ports.metrics,
       backoff: (failures) => this.#backoff(failures),
       onAnswer: (receipt) => this.#heard(receipt),
+      onRefused: (report, err) => this.#withoutKubeVersion(report, err),
     });
     ports.metrics?.info.set(1, { version: opts.agentVersion, cluster: opts.clusterId });
   }
@@ -142,6 +159,11 @@ export class Agent {
   /** The highest desired-state generation verified so far; lower ones are refused. */
   get highestGeneration(): number | undefined {
     return this.#floor.highest?.generation;
+  }
+
+  /** The cluster's Kubernetes version as last read from its API server, if it was one the hub takes. */
+  get kubeVersion(): string | undefined {
+    return this.#kubeVersion;
   }
 
   /** A status report waiting for the hub, if any. */
@@ -501,6 +523,7 @@ export class Agent {
   #build(bundles: readonly BundleStatusInput[] | undefined): ClusterStatusReport {
     return buildStatusReport({
       agentVersion: this.#opts.agentVersion,
+      kubeVersion: this.#hubTakesKubeVersion ? this.#kubeVersion : undefined,
       observedAt: new Date(this.#ports.clock.now()),
       appliedGeneration: this.#appliedGeneration,
       bundles,
@@ -511,6 +534,81 @@ export class Agent {
   async #publish(signal?: AbortSignal): Promise<boolean> {
     const sent = this.#outbox.post(this.#build(this.#bundleStatuses()), signal);
     return this.#awaitStatus ? sent : true;
+  }
+
+  /**
+   * Reads the API server's version; when it changed (or is the first read), reports it at
+   * once. A failed read keeps the last version read; one the hub would refuse is left out
+   * of reports. Returns the version that reports carry.
+   */
+  async checkKubeVersion(signal?: AbortSignal): Promise<string | undefined> {
+    const { kubeVersion: read, log } = this.#ports;
+    if (!read) return undefined;
+    let version: string;
+    try {
+      version = await read(signal);
+    } catch (e) {
+      if (signal?.aborted) return this.#kubeVersion;
+      log.warn('cannot read the Kubernetes version of the cluster; reporting the last one read', {
+        ...(this.#kubeVersion ? { kubeVersion: this.#kubeVersion } : {}),
+        ...errorFields(e),
+      });
+      return this.#kubeVersion;
+    }
+    const problem = kubeVersionProblem(version);
+    const previous = this.#kubeVersion;
+    const hubRefusedIt = !this.#hubTakesKubeVersion;
+    // A hub that refused the field may have been upgraded since: offer it again once per read.
+    this.#hubTakesKubeVersion = true;
+    if (problem) {
+      if (this.#unfitVersion !== version)
+        log.warn('the API server reports a version the hub would refuse; status reports leave it out', {
+          gitVersion: version.slice(0, 100),
+          problem,
+        });
+      this.#unfitVersion = version;
+      this.#kubeVersion = undefined;
+      return undefined;
+    }
+    this.#kubeVersion = version;
+    if (version !== previous || hubRefusedIt) {
+      if (version !== previous)
+        log.info(
+          previous
+            ? 'the Kubernetes version of the cluster changed'
+            : 'read the Kubernetes version of the cluster',
+          {
+            kubeVersion: version,
+            ...(previous ? { previous } : {}),
+          },
+        );
+      await this.#publish(signal);
+    }
+    return version;
+  }
+
+  /** A report the hub refused for its kubeVersion (a hub older than the field): the same report without it. */
+  #withoutKubeVersion(report: ClusterStatusReport, err: HubError): ClusterStatusReport | undefined {
+    if (report.kubeVersion === undefined || !err.fields.includes('kubeVersion')) return undefined;
+    // Logged once: with an older hub this recurs at every read of the version.
+    if (!this.#toldOlderHub)
+      this.#ports.log.warn(
+        'the hub does not take the Kubernetes version in status reports (a hub older than the field?); leaving it out until the next read',
+        errorFields(err),
+      );
+    this.#hubTakesKubeVersion = false;
+    this.#toldOlderHub = true;
+    const { kubeVersion: _left, ...rest } = report;
+    return rest;
+  }
+
+  /** In the background until `signal` aborts: reads the API server's version now and then every `kubeVersionMs`. */
+  async #watchKubeVersion(signal: AbortSignal): Promise<void> {
+    const every = this.#opts.intervals.kubeVersionMs ?? defaultKubeVersionMs;
+    while (!signal.aborted) {
+      await this.checkKubeVersion(signal);
+      await this.#ports.clock.sleep(every, signal);
+    }
   }
 
   /** A status answer: the hub's generation tells whether a notification was missed. */
@@ -556,11 +654,13 @@ export class Agent {
       heartbeatMs: iv.heartbeatMs,
       heartbeat: () => this.#build(this.#bundleStatuses()),
     });
+    const versions = this.#watchKubeVersion(signal);
     try {
       await loop.run(signal);
     } finally {
       this.#loop = undefined;
       await reporting;
+      await versions;
     }
   }
 }

@@ -16,6 +16,14 @@ export interface StatusOutboxDeps {
   readonly backoff: (failures: number) => number;
   /** Told of every answer the hub gives, so the agent learns when it is behind. */
   readonly onAnswer: (receipt: StatusReceipt) => void;
+  /**
+   * Asked about a report the hub refused (a 4xx other than 401 and 403): a report to send
+   * instead (the same one without an optional field a hub older than it does not know),
+   * or undefined to drop it.
+   */
+  readonly onRefused?:
+    | ((report: ClusterStatusReport, error: HubError) => ClusterStatusReport | undefined)
+    | undefined;
 }
 
 /**
@@ -85,6 +93,12 @@ export class StatusOutbox {
       return true;
     } catch (e) {
       if (e instanceof HubError && !e.retryable && e.status !== 401 && e.status !== 403) {
+        const instead = this.#deps.onRefused?.(report, e);
+        if (instead) {
+          // Sent next by the drain loop, unless a newer report took its place meanwhile.
+          if (this.#pending === report) this.#pending = instead;
+          return true;
+        }
         // The hub will refuse this report however often it is sent: drop it, say why.
         log.error('the hub refused the status report; dropping it', errorFields(e));
         return true;

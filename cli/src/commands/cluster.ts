@@ -23,11 +23,12 @@ export function checkSelector(text: string | undefined): string | undefined {
 
 export function clustersTable(clusters: readonly ClusterView[], now: Date): string {
   return formatTable(
-    ['name', 'labels', 'agent', 'heartbeat', 'generation', 'registered'],
+    ['name', 'labels', 'agent', 'kubernetes', 'heartbeat', 'generation', 'registered'],
     clusters.map((c) => [
       c.id,
       formatLabels(c.labels),
       c.agentVersion,
+      c.kubeVersion, // absent from hubs older than the field: shown as <none>
       c.lastHeartbeatAt ? `${age(c.lastHeartbeatAt, now)} ago` : '<never>',
       c.desiredState?.generation,
       `${age(c.registeredAt, now)} ago`,

@@ -22,6 +22,7 @@ import {
   type ClusterStore,
   ConflictError,
   type DesiredStateStore,
+  type Heartbeat,
   type Labels,
   NotFoundError,
   type StoredDesiredState,
@@ -131,7 +132,7 @@ export class DynamoDbClusterStore implements ClusterStore {
       TableName: this.#db.tables.clusters,
       ConsistentRead: true,
       ProjectionExpression:
-        'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, head',
+        'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head',
     });
     return items.map(toCluster).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
@@ -207,17 +208,25 @@ export class DynamoDbClusterStore implements ClusterStore {
     }
   }
 
-  async recordHeartbeat(id: string, at: string, agentVersion: string): Promise<void> {
+  async recordHeartbeat(id: string, heartbeat: Heartbeat): Promise<{ kubeVersionChanged: boolean }> {
+    const { at, agentVersion, kubeVersion } = heartbeat;
     try {
-      await this.#db.doc.send(
+      // One write either way; its old value of kubeVersion tells whether the version changed.
+      const res = await this.#db.doc.send(
         new UpdateCommand({
           TableName: this.#db.tables.clusters,
           Key: { clusterId: id },
-          UpdateExpression: 'SET lastHeartbeatAt = :at, agentVersion = :v',
+          UpdateExpression: `SET lastHeartbeatAt = :at, agentVersion = :v${kubeVersion === undefined ? '' : ', kubeVersion = :k'}`,
           ConditionExpression: 'attribute_exists(clusterId)',
-          ExpressionAttributeValues: { ':at': at, ':v': agentVersion },
+          ExpressionAttributeValues: {
+            ':at': at,
+            ':v': agentVersion,
+            ...(kubeVersion === undefined ? {} : { ':k': kubeVersion }),
+          },
+          ...(kubeVersion === undefined ? {} : { ReturnValues: 'UPDATED_OLD' as const }),
         }),
       );
+      return { kubeVersionChanged: kubeVersion !== undefined && res.Attributes?.kubeVersion !== kubeVersion };
     } catch (err) {
       if (isConditionFailure(err)) throw new NotFoundError(`cluster "${id}" not found`, { cause: err });
       throw err;

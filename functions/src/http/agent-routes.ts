@@ -13,6 +13,7 @@ import {
   recordClusterStatus,
 } from '@flotilla/shared/hub';
 import type { ApiDeps } from './deps.ts';
+import { errorFields } from './log.ts';
 import { type ApiRequest, type ApiResult, header } from './request.ts';
 import { empty, ifNoneMatchHits, json, quoteEtag } from './responses.ts';
 
@@ -166,7 +167,23 @@ export async function postStatus(deps: ApiDeps, req: ApiRequest): Promise<ApiRes
     throw new InvalidRequestError([{ field: 'body', message: 'expected a ClusterStatus JSON object' }]);
   }
   const report = parseStatusReport(req.body);
-  const receipt = await recordClusterStatus(deps, cluster.id, report);
+  const { replan, ...receipt } = await recordClusterStatus(deps, cluster.id, report);
+  if (replan) {
+    // The re-plan is the hub's business, not the agent's: logged here, left out of the answer.
+    const fields = { clusterId: cluster.id, kubeVersion: replan.kubeVersion };
+    if ('error' in replan) {
+      deps.log?.warn('re-planning a cluster for its new Kubernetes version failed; the next sync will', {
+        ...fields,
+        ...errorFields(replan.error),
+      });
+    } else {
+      deps.log?.info('re-planned a cluster for its new Kubernetes version', {
+        ...fields,
+        changed: replan.sync.changed.length > 0,
+        errors: replan.sync.errors.length,
+      });
+    }
+  }
   return json(200, {
     ...receipt,
     desired: cluster.head ? { generation: cluster.head.generation, etag: cluster.head.etag } : null,

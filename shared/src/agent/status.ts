@@ -1,6 +1,7 @@
 import {
   type BundleStatusReport,
   type ClusterStatusReport,
+  isKubeVersion,
   statusLimits as reportLimits,
   STATUS_API_VERSION,
   STATUS_KIND,
@@ -26,6 +27,8 @@ function clip(text: string, max: number): string {
  */
 export function buildStatusReport(input: {
   readonly agentVersion: string;
+  /** The API server's `gitVersion`; left out when it is not one the hub takes. */
+  readonly kubeVersion?: string | undefined;
   readonly observedAt: Date;
   readonly appliedGeneration?: number | undefined;
   /** Leave out for a heartbeat alone. */
@@ -60,6 +63,7 @@ export function buildStatusReport(input: {
     apiVersion: STATUS_API_VERSION,
     kind: STATUS_KIND,
     agentVersion: clip(input.agentVersion, reportLimits.agentVersionChars),
+    ...(isKubeVersion(input.kubeVersion) ? { kubeVersion: input.kubeVersion } : {}),
     observedAt: isoTime(input.observedAt.getTime()),
     ...(input.appliedGeneration !== undefined ? { appliedGeneration: input.appliedGeneration } : {}),
     ...(bundles !== undefined ? { bundles } : {}),

@@ -153,6 +153,8 @@ export interface ClusterView {
   readonly queueUrl: string | null;
   readonly lastHeartbeatAt: string | null;
   readonly agentVersion: string | null;
+  /** The cluster's Kubernetes version as its agent last reported it, e.g. `v1.33.2`. */
+  readonly kubeVersion: string | null;
   readonly desiredState: {
     readonly generation: number;
     readonly etag: string;
@@ -168,6 +170,7 @@ export function clusterView(c: ClusterRecord): ClusterView {
     queueUrl: c.queueUrl ?? null,
     lastHeartbeatAt: c.lastHeartbeatAt ?? null,
     agentVersion: c.agentVersion ?? null,
+    kubeVersion: c.kubeVersion ?? null,
     desiredState: c.head ? { generation: c.head.generation, etag: c.head.etag, commit: c.head.commit } : null,
   };
 }

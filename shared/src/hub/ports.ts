@@ -30,6 +30,15 @@ export interface ClusterRecord {
   readonly head?: DesiredStateHead;
 }
 
+/** What an agent's report tells about the agent and its cluster, kept on the cluster record. */
+export interface Heartbeat {
+  /** When the hub received the report (the hub's clock). */
+  readonly at: string;
+  readonly agentVersion: string;
+  /** Absent from older agents: the stored one then stays as it is. */
+  readonly kubeVersion?: string | undefined;
+}
+
 /** One generation of a cluster's desired state, as served to its agent. */
 export interface StoredDesiredState {
   readonly clusterId: string;
@@ -72,7 +81,12 @@ export interface ClusterStore {
     id: string,
     change: { labels?: Labels; tokenHash?: string; queueUrl?: string },
   ): Promise<ClusterRecord>;
-  recordHeartbeat(id: string, at: string, agentVersion: string): Promise<void>;
+  /**
+   * Records a heartbeat in one write, and tells whether it changed the stored Kubernetes
+   * version (a first one counts as a change).
+   * @throws NotFoundError when the cluster does not exist.
+   */
+  recordHeartbeat(id: string, heartbeat: Heartbeat): Promise<{ readonly kubeVersionChanged: boolean }>;
 }
 
 export interface DesiredStateStore {

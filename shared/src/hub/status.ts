@@ -12,6 +12,7 @@ import {
   BundleState,
   type ClusterStatusReport,
   type DriftedObject,
+  kubeVersionProblem,
   STATUS_API_VERSION,
   STATUS_KIND,
   statusLimits,
@@ -19,13 +20,15 @@ import {
 import type { LabelMatcher } from '../selector.ts';
 import { ValidationError } from './clusters.ts';
 import type { ClusterRecord, ClusterStore, DesiredStateStore, Labels } from './ports.ts';
-import type { SyncReport, SyncStateStore } from './sync.ts';
+import { recomputeCluster, type SyncPorts, type SyncReport, type SyncStateStore } from './sync.ts';
 
 export {
   BundleState,
   type BundleStatusReport,
   type ClusterStatusReport,
   type DriftedObject,
+  isKubeVersion,
+  kubeVersionProblem,
   STATUS_API_VERSION,
   STATUS_KIND,
   type StatusAnswer,
@@ -61,7 +64,15 @@ export class InvalidRequestError extends ValidationError {
   }
 }
 
-const reportFields = ['apiVersion', 'kind', 'agentVersion', 'observedAt', 'appliedGeneration', 'bundles'];
+const reportFields = [
+  'apiVersion',
+  'kind',
+  'agentVersion',
+  'kubeVersion',
+  'observedAt',
+  'appliedGeneration',
+  'bundles',
+];
 const bundleFields = ['name', 'state', 'hash', 'generation', 'message', 'failedObject', 'drift'];
 const isoTime = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -87,6 +98,10 @@ export function parseStatusReport(value: unknown): ClusterStatusReport {
   }
   if (value.kind !== STATUS_KIND) fail('kind', `expected "${STATUS_KIND}", got ${show(value.kind)}`);
   checkString(value.agentVersion, 'agentVersion', statusLimits.agentVersionChars, fail, true);
+  if (value.kubeVersion !== undefined) {
+    const problem = kubeVersionProblem(value.kubeVersion);
+    if (problem) fail('kubeVersion', `${problem}, got ${show(value.kubeVersion)}`);
+  }
   if (value.observedAt !== undefined) checkTime(value.observedAt, 'observedAt', fail);
   if (value.appliedGeneration !== undefined)
     checkGeneration(value.appliedGeneration, 'appliedGeneration', fail);
@@ -247,10 +262,9 @@ export interface ClusterStatusStore {
   apply(change: ClusterStatusChange): Promise<void>;
 }
 
-export interface StatusPorts {
-  readonly clusters: ClusterStore;
+/** What recording a report needs: the status store, and the sync's ports to re-plan a cluster whose Kubernetes version changed. */
+export interface StatusPorts extends Omit<SyncPorts, 'source'> {
   readonly statuses: ClusterStatusStore;
-  readonly now: () => Date;
 }
 
 /** What recording one report did, as data. */
@@ -260,7 +274,17 @@ export interface StatusReceipt {
   readonly bundles: number;
   readonly changed: number;
   readonly removed: number;
+  /**
+   * Set when the report changed the cluster's Kubernetes version, so the cluster was
+   * planned again at the last synced commit (a chart may render differently for it).
+   */
+  readonly replan?: KubeVersionReplan;
 }
+
+/** The re-plan a new Kubernetes version caused: its sync report, or why it failed. */
+export type KubeVersionReplan =
+  | { readonly kubeVersion: string; readonly sync: SyncReport }
+  | { readonly kubeVersion: string; readonly error: Error };
 
 /**
  * Computes the writes a report needs against what is stored: a bundle keeps `since` while
@@ -317,8 +341,12 @@ function sameStatus(a: StoredBundleStatus, b: StoredBundleStatus): boolean {
 /**
  * Records an agent's report.
  *
- * 1. Record the heartbeat and agent version on the cluster (NotFoundError if it is gone).
- * 2. Compare the report with the stored status, and write only what changed.
+ * 1. Record the heartbeat, agent version and Kubernetes version on the cluster
+ *    (NotFoundError if it is gone).
+ * 2. When that changed the Kubernetes version, re-plan the cluster at the last synced
+ *    commit, as a label change does. A failed re-plan does not fail the report: the
+ *    heartbeat is recorded, and the next sync plans every cluster with what is stored.
+ * 3. Compare the report with the stored status, and write only what changed.
  */
 export async function recordClusterStatus(
   ports: StatusPorts,
@@ -327,7 +355,22 @@ export async function recordClusterStatus(
 ): Promise<StatusReceipt> {
   const receivedAt = ports.now().toISOString();
   // The hub's clock, not the agent's, decides Offline: edge clocks drift.
-  await ports.clusters.recordHeartbeat(clusterId, receivedAt, report.agentVersion);
+  const { kubeVersionChanged } = await ports.clusters.recordHeartbeat(clusterId, {
+    at: receivedAt,
+    agentVersion: report.agentVersion,
+    kubeVersion: report.kubeVersion,
+  });
+  let replan: KubeVersionReplan | undefined;
+  if (kubeVersionChanged && report.kubeVersion !== undefined) {
+    try {
+      replan = { kubeVersion: report.kubeVersion, sync: await recomputeCluster(ports, clusterId) };
+    } catch (err) {
+      replan = {
+        kubeVersion: report.kubeVersion,
+        error: err instanceof Error ? err : new Error(String(err)),
+      };
+    }
+  }
   const previous = await ports.statuses.get(clusterId);
   const change = statusChange(previous, report, clusterId, receivedAt);
   if (change.summary || change.put.length > 0 || change.remove.length > 0) await ports.statuses.apply(change);
@@ -337,6 +380,7 @@ export async function recordClusterStatus(
     bundles: report.bundles?.length ?? 0,
     changed: change.put.length,
     removed: change.remove.length,
+    ...(replan ? { replan } : {}),
   };
 }
 
@@ -366,6 +410,8 @@ export interface ClusterStatusView {
   readonly connection: Connection;
   readonly lastHeartbeatAt: string | null;
   readonly agentVersion: string | null;
+  /** The cluster's Kubernetes version as its agent last reported it, e.g. `v1.33.2`. */
+  readonly kubeVersion: string | null;
   /** The worst state of its bundles (Failed, Drifted, NotReady, Applying, Pending, Ready); Ready when it has none. */
   readonly state: BundleState;
   readonly desired: { readonly generation: number; readonly commit: string; readonly etag: string } | null;
@@ -526,6 +572,7 @@ async function clusterView(
     connection,
     lastHeartbeatAt: cluster.lastHeartbeatAt ?? null,
     agentVersion: cluster.agentVersion ?? null,
+    kubeVersion: cluster.kubeVersion ?? null,
     state,
     desired,
     appliedGeneration,

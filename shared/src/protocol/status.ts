@@ -52,6 +52,12 @@ export interface ClusterStatusReport {
   readonly apiVersion: typeof STATUS_API_VERSION;
   readonly kind: typeof STATUS_KIND;
   readonly agentVersion: string;
+  /**
+   * The spoke's Kubernetes version, as its API server reports it (`GET /version`,
+   * `gitVersion`), e.g. `v1.33.2`. Optional: older agents do not send it, and the hub keeps
+   * the last one it was told. See {@link isKubeVersion}.
+   */
+  readonly kubeVersion?: string;
   /** When the agent took this status, by its clock. */
   readonly observedAt?: string;
   /** Generation of the last desired state the agent applied completely. */
@@ -65,6 +71,7 @@ export const statusLimits = {
   bundles: 500,
   messageChars: 4096,
   agentVersionChars: 64,
+  kubeVersionChars: 64,
   driftObjects: 100,
   driftFields: 100,
   fieldChars: 512,
@@ -73,4 +80,29 @@ export const statusLimits = {
 /** What the hub answers to a status report: its current desired generation, so an agent that missed a notification knows it is behind. */
 export interface StatusAnswer {
   readonly desired: { readonly generation: number; readonly etag: string } | null;
+}
+
+/**
+ * A Kubernetes version as API servers report it in `gitVersion`: `v` and three numbers,
+ * then an optional semver pre-release and build metadata (`v1.33.2`, `v1.29.3-eks-adc7111`,
+ * `v1.28.5+k3s1`). Helm reads the same string as `.Capabilities.KubeVersion`.
+ */
+const kubeVersionPattern =
+  /^v(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,8})(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
+
+/** Why `value` is not a Kubernetes version the hub takes, or undefined when it is one. */
+export function kubeVersionProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return 'expected a string such as "v1.33.2"';
+  if (value.length > statusLimits.kubeVersionChars) {
+    return `at most ${statusLimits.kubeVersionChars} characters (got ${value.length})`;
+  }
+  if (!kubeVersionPattern.test(value)) {
+    return 'expected a Kubernetes version "v<major>.<minor>.<patch>[-pre][+build]" such as "v1.33.2"';
+  }
+  return undefined;
+}
+
+/** Whether `value` is a Kubernetes version the hub takes ({@link kubeVersionProblem} finds nothing wrong). */
+export function isKubeVersion(value: unknown): value is string {
+  return kubeVersionProblem(value) === undefined;
 }

@@ -31,6 +31,7 @@ export interface ClusterView {
   readonly connection: string;
   readonly lastHeartbeatAt: string | null;
   readonly agentVersion: string | null;
+  readonly kubeVersion: string | null;
   readonly appliedGeneration: number | null;
   readonly desired: { readonly generation: number } | null;
   readonly bundles: readonly {

@@ -165,6 +165,9 @@ spec:
     const result = await syncSettled(agent);
     const bundle = agent.lastOutcome?.bundles[0];
     expect(bundle?.state, bundle?.message).toBe('Ready');
+    // It may read the API server's version (GET /version) that it reports to the hub.
+    const version = await kube.request<{ gitVersion: string }>('GET', '/version');
+    expect(await agent.checkKubeVersion()).toBe(version.body.gitVersion);
     expect(result.kind === 'applied' && result.outcome?.bundles[0]?.changes.created).toBe(6);
     // Its bookkeeping is in its own namespace.
     expect(

@@ -57,6 +57,36 @@ describe('DynamoDB stores (DynamoDB Local)', () => {
     await expect(bundles.get(hash)).rejects.toThrow(/hashes to sha256:/);
   });
 
+  it('keeps the Kubernetes version of the last heartbeat that had one, and tells when it changed', async () => {
+    await clusters.create({ id: 'kv-1', labels: {}, tokenHash: 'h', registeredAt: '2024-05-01T00:00:00Z' });
+    const beat = (at: string, kubeVersion?: string) =>
+      clusters.recordHeartbeat('kv-1', { at, agentVersion: '0.1.0', kubeVersion });
+    expect(await beat('2024-05-01T00:01:00Z')).toEqual({ kubeVersionChanged: false });
+    expect((await clusters.get('kv-1'))?.kubeVersion).toBeUndefined();
+    expect(await beat('2024-05-01T00:02:00Z', 'v1.33.2')).toEqual({ kubeVersionChanged: true });
+    expect(await beat('2024-05-01T00:03:00Z', 'v1.33.2')).toEqual({ kubeVersionChanged: false });
+    // An older agent sends none: the stored version stays.
+    expect(await beat('2024-05-01T00:04:00Z')).toEqual({ kubeVersionChanged: false });
+    expect(await beat('2024-05-01T00:05:00Z', 'v1.34.0+k3s1')).toEqual({ kubeVersionChanged: true });
+    const stored = await db.doc.send(
+      new GetCommand({ TableName: tables.clusters, Key: { clusterId: 'kv-1' }, ConsistentRead: true }),
+    );
+    expect(stored.Item).toMatchObject({
+      kubeVersion: 'v1.34.0+k3s1',
+      lastHeartbeatAt: '2024-05-01T00:05:00Z',
+    });
+    const listed = (await clusters.list()).find((c) => c.id === 'kv-1');
+    expect(listed?.kubeVersion).toBe('v1.34.0+k3s1');
+    await expect(beat('2024-05-01T00:06:00Z', 'v1.34.0')).resolves.toEqual({ kubeVersionChanged: true });
+    await expect(
+      clusters.recordHeartbeat('kv-gone', {
+        at: '2024-05-01T00:06:00Z',
+        agentVersion: '0.1.0',
+        kubeVersion: 'v1.34.0',
+      }),
+    ).rejects.toBeInstanceOf(NotFoundError);
+  });
+
   it('registers a cluster once and refuses a second registration of the same name', async () => {
     const record = {
       id: 'edge-1',

@@ -51,6 +51,7 @@ describe('agent configuration', () => {
       resyncMs: 300_000,
       driftMs: 60_000,
       heartbeatMs: 60_000,
+      kubeVersionMs: 600_000,
       requeueMs: 10_000,
       recheckMs: 1_000,
       backoffMinMs: 1_000,

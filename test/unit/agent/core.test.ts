@@ -375,6 +375,20 @@ describe('status reports', () => {
     });
     expect(parseStatusReport(report)).toEqual(report);
   });
+
+  it('carries the Kubernetes version only when the hub would take it', () => {
+    const at = new Date(0);
+    const withVersion = buildStatusReport({
+      agentVersion: '0.1.0',
+      kubeVersion: 'v1.33.2+k3s1',
+      observedAt: at,
+    });
+    expect(parseStatusReport(withVersion).kubeVersion).toBe('v1.33.2+k3s1');
+    for (const bad of ['1.33.2', `v1.33.2-${'x'.repeat(60)}`, ''])
+      expect(
+        buildStatusReport({ agentVersion: '0.1.0', kubeVersion: bad, observedAt: at }),
+      ).not.toHaveProperty('kubeVersion');
+  });
 });
 
 describe('retry timing', () => {

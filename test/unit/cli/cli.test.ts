@@ -14,6 +14,7 @@ const cluster = (id: string, labels: Record<string, string>): ClusterView => ({
   queueUrl: null,
   lastHeartbeatAt: '2024-05-01T11:59:30.000Z',
   agentVersion: '0.1.0',
+  kubeVersion: 'v1.33.2',
   desiredState: { generation: 3, etag: 'sha256:e', commit: 'abc' },
 });
 
@@ -198,7 +199,7 @@ describe('output', () => {
     const table = captureIo(hubEnv);
     expect(await runCli(['clusters', '-l', 'env=prod'], table, { fetch, now })).toBe(0);
     expect(table.stdoutText()).toBe(
-      'NAME        LABELS               AGENT   HEARTBEAT   GENERATION   REGISTERED\nprod-eu-1   env=prod,region=eu   0.1.0   30s ago     3            1h ago\n',
+      'NAME        LABELS               AGENT   KUBERNETES   HEARTBEAT   GENERATION   REGISTERED\nprod-eu-1   env=prod,region=eu   0.1.0   v1.33.2      30s ago     3            1h ago\n',
     );
     const json = captureIo(hubEnv);
     expect(await runCli(['clusters', '-o', 'json'], json, { fetch, now })).toBe(0);

@@ -57,6 +57,7 @@ export class FakeHub implements BootstrapHub {
       queueUrl: `http://127.0.0.1:9324/000000000000/flotilla-spoke-${name}`,
       lastHeartbeatAt: null,
       agentVersion: null,
+      kubeVersion: null,
       desiredState: null,
     };
     const token = this.#newToken(name);

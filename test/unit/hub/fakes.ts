@@ -12,6 +12,7 @@ import {
   type DesiredStateStore,
   type FleetSource,
   type FleetSourceFile,
+  type Heartbeat,
   hashToken,
   type Labels,
   NotFoundError,
@@ -51,10 +52,16 @@ export class MemoryClusterStore implements ClusterStore {
     this.records.set(id, next);
     return next;
   }
-  async recordHeartbeat(id: string, at: string, agentVersion: string) {
+  async recordHeartbeat(id: string, { at, agentVersion, kubeVersion }: Heartbeat) {
     const current = this.records.get(id);
     if (!current) throw new NotFoundError(`cluster "${id}" not found`);
-    this.records.set(id, { ...current, lastHeartbeatAt: at, agentVersion });
+    this.records.set(id, {
+      ...current,
+      lastHeartbeatAt: at,
+      agentVersion,
+      ...(kubeVersion === undefined ? {} : { kubeVersion }),
+    });
+    return { kubeVersionChanged: kubeVersion !== undefined && kubeVersion !== current.kubeVersion };
   }
 }
 

@@ -12,6 +12,7 @@ import {
 import { describe, expect, it } from 'vitest';
 import {
   addCluster,
+  fakeApiDeps,
   MemoryClusterStore,
   MemoryDesiredStateStore,
   MemoryStatusStore,
@@ -256,10 +257,10 @@ describe('recording status', () => {
   });
 
   it('records the heartbeat with the hub clock and refuses a cluster that is gone', async () => {
-    const clusters = new MemoryClusterStore();
-    await addCluster(clusters, 'edge');
     const statuses = new MemoryStatusStore();
-    const ports = { clusters, statuses, now: () => new Date(at(5)) };
+    const ports = fakeApiDeps({ statuses, now: () => new Date(at(5)) });
+    const { clusters } = ports;
+    await addCluster(clusters, 'edge');
     const receipt = await recordClusterStatus(
       ports,
       'edge',
@@ -337,8 +338,8 @@ describe('fleet status', () => {
       undefined,
     );
     const seen = (s: number) => new Date(now.getTime() - s * 1000).toISOString();
-    await clusters.recordHeartbeat('eu-1', seen(30), '0.1.0');
-    await clusters.recordHeartbeat('us-1', seen(600), '0.1.0');
+    await clusters.recordHeartbeat('eu-1', { at: seen(30), agentVersion: '0.1.0', kubeVersion: 'v1.33.2' });
+    await clusters.recordHeartbeat('us-1', { at: seen(600), agentVersion: '0.1.0' });
     const state = (bundle: string, hash: string, st: string) =>
       ({ bundle, state: st, hash, generation: 1, since: seen(60), updatedAt: seen(60) }) as never;
     await statuses.apply({
