@@ -107,6 +107,11 @@ export class Fleet {
     return this.#states.some((s) => s.source.kind === 'engine' || s.overlayVariants !== undefined);
   }
 
+  /** Whether a Helm bundle renders with each cluster's own Kubernetes version (no `helm.kubeVersion` override). */
+  get usesClusterKubeVersion(): boolean {
+    return this.#states.some((s) => s.spec?.helm !== undefined && s.spec.helm.kubeVersion === undefined);
+  }
+
   /** The chart versions the last {@link Fleet.prepare} resolved, per bundle. */
   get resolvedCharts(): readonly ResolvedChart[] {
     return this.#resolvedCharts;

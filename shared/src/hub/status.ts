@@ -363,7 +363,10 @@ export async function recordClusterStatus(
   let replan: KubeVersionReplan | undefined;
   if (kubeVersionChanged && report.kubeVersion !== undefined) {
     try {
-      replan = { kubeVersion: report.kubeVersion, sync: await recomputeCluster(ports, clusterId) };
+      replan = {
+        kubeVersion: report.kubeVersion,
+        sync: await recomputeCluster(ports, clusterId, { onlyIfKubeVersionMatters: true }),
+      };
     } catch (err) {
       replan = {
         kubeVersion: report.kubeVersion,

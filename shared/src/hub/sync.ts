@@ -46,6 +46,8 @@ export interface SyncState {
   readonly errors: readonly FleetError[];
   readonly clusters: number;
   readonly changedClusters: number;
+  /** Whether a Helm bundle renders with each cluster's own Kubernetes version, so that a new version reported by an agent needs a re-plan. */
+  readonly kubeVersionMatters?: boolean;
 }
 
 export interface SyncStateStore {
@@ -164,6 +166,7 @@ async function syncOnce(ports: SyncPorts, opts: SyncOptions): Promise<SyncReport
     errors: result.errors,
     clusters: clusters.length,
     changedClusters: result.changed.length,
+    ...(fleet.usesClusterKubeVersion ? { kubeVersionMatters: true } : {}),
   };
   await ports.syncState.save(state);
   return { ...result, status: 'synced', commit, itemsWritten: itemsWritten + result.itemsWritten };
@@ -176,9 +179,12 @@ async function syncOnce(ports: SyncPorts, opts: SyncOptions): Promise<SyncReport
 export async function recomputeCluster(
   ports: Omit<SyncPorts, 'source'>,
   clusterId: string,
+  opts: { readonly onlyIfKubeVersionMatters?: boolean } = {},
 ): Promise<SyncReport> {
   const state = await ports.syncState.get();
   if (!state) return emptyReport();
+  // A new Kubernetes version changes nothing unless a chart renders with it: no snapshot load, no plan.
+  if (opts.onlyIfKubeVersionMatters && !state.kubeVersionMatters) return emptyReport();
   const cluster = await ports.clusters.get(clusterId);
   if (!cluster) return emptyReport();
   const snapshot = await ports.bundles.get(state.snapshotHash);

@@ -2,6 +2,8 @@
  * The cluster's Kubernetes version as its agent reports it: how the hub validates it, keeps
  * it on the cluster record, shows it, and re-plans a cluster whose version changed.
  */
+
+import type { EngineRequest, EngineResult, RenderEngine } from '@flotilla/shared';
 import {
   clusterView,
   type FleetSourceFile,
@@ -113,25 +115,48 @@ describe('the cluster store keeps the last kubeVersion reported', () => {
   });
 });
 
-const files: FleetSourceFile[] = [
+const plainFiles: FleetSourceFile[] = [
   { path: 'bundles/base/bundle.yaml', content: 'namespace: base\ntargets:\n  - clusterSelector: {}\n' },
   {
     path: 'bundles/base/config.yaml',
     content: 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: base\ndata:\n  cluster: ${cluster.name}\n',
   },
 ];
+/** With a Helm bundle that renders with each cluster's Kubernetes version. */
+const files: FleetSourceFile[] = [
+  ...plainFiles,
+  {
+    path: 'bundles/chart/bundle.yaml',
+    content: 'namespace: base\ntargets: [{clusterSelector: {}}]\nhelm: {chart: chart}\n',
+  },
+  { path: 'bundles/chart/chart/Chart.yaml', content: 'apiVersion: v2\nname: chart\nversion: 0.1.0\n' },
+];
 
-/** API deps on fakes, synced once, with a count of the re-plans (each starts by reading the sync state). */
-async function synced() {
-  const deps = fakeApiDeps({ source: new MemoryFleetSource('a'.repeat(40), files) });
+/** A plain fake of the render engine: a chart renders to one ConfigMap naming the Kubernetes version it was given. */
+const echoEngine: RenderEngine = {
+  async render(request: EngineRequest): Promise<EngineResult> {
+    if (request.kind !== 'helm') return { ok: false, error: { message: 'only helm in this fake' } };
+    return {
+      ok: true,
+      manifests: `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube\ndata:\n  version: "${request.kubeVersion ?? 'default'}"\n`,
+    };
+  },
+};
+
+/** API deps on fakes, synced once, with a count of the re-plans (each loads the fleet snapshot). */
+async function synced(repo: FleetSourceFile[] = files) {
+  const deps = {
+    ...fakeApiDeps({ source: new MemoryFleetSource('a'.repeat(40), repo) }),
+    engine: { engine: echoEngine },
+  };
   const token = await addCluster(deps.clusters, 'edge');
   await syncFleet(deps, { holder: 'test' });
-  const syncState = deps.syncState;
+  const bundles = deps.bundles;
   const replans = { count: 0 };
-  const get = syncState.get.bind(syncState);
-  syncState.get = async () => {
+  const get = bundles.get.bind(bundles);
+  bundles.get = async (hash) => {
     replans.count++;
-    return get();
+    return get(hash);
   };
   return { deps, token, replans };
 }
@@ -145,9 +170,12 @@ describe('a changed kubeVersion re-plans the cluster', () => {
 
     const first = await post({ kubeVersion: 'v1.33.2' });
     expect(replans.count).toBe(1);
-    expect(first.replan).toMatchObject({ kubeVersion: 'v1.33.2', sync: { status: 'synced', changed: [] } });
-    // Nothing in the fleet reads the version yet: the plan is the same, nothing is written.
-    expect((await deps.clusters.get('edge'))?.head?.generation).toBe(generation);
+    // The chart renders with the reported version now: a new generation.
+    expect(first.replan).toMatchObject({
+      kubeVersion: 'v1.33.2',
+      sync: { status: 'synced', changed: [{ clusterId: 'edge' }] },
+    });
+    expect((await deps.clusters.get('edge'))?.head?.generation).toBe((generation ?? 0) + 1);
 
     expect((await post({ kubeVersion: 'v1.33.2' })).replan).toBeUndefined();
     expect((await post({})).replan).toBeUndefined();
@@ -157,6 +185,17 @@ describe('a changed kubeVersion re-plans the cluster', () => {
     expect(replans.count).toBe(2);
     expect(upgraded.replan).toMatchObject({ kubeVersion: 'v1.34.1' });
     expect((await deps.clusters.get('edge'))?.kubeVersion).toBe('v1.34.1');
+  });
+
+  it('does not re-plan when no chart renders with the cluster version', async () => {
+    const { deps, replans } = await synced(plainFiles);
+    const receipt = await recordClusterStatus(
+      deps,
+      'edge',
+      parseStatusReport(report({ kubeVersion: 'v1.33.2' })),
+    );
+    expect(replans.count).toBe(0);
+    expect(receipt.replan).toMatchObject({ kubeVersion: 'v1.33.2', sync: { changed: [] } });
   });
 
   it('records the report even when the re-plan fails, and says why', async () => {
@@ -205,7 +244,7 @@ describe('a changed kubeVersion re-plans the cluster', () => {
     expect(deps.log.lines).toContainEqual({
       level: 'info',
       message: 're-planned a cluster for its new Kubernetes version',
-      fields: { clusterId: 'edge', kubeVersion: 'v1.33.2', changed: false, errors: 0 },
+      fields: { clusterId: 'edge', kubeVersion: 'v1.33.2', changed: true, errors: 0 },
     });
 
     const bad = await post(report({ kubeVersion: 'v1.33' }));
