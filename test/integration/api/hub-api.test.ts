@@ -638,15 +638,19 @@ describe('hub API through the local server (DynamoDB Local, ElasticMQ, git serve
   });
 
   it('serves a bundle larger than one response in parts that reassemble to its hash', async () => {
-    // Incompressible content: 12 MB of random hex, far over Lambda's 6 MB response limit once gzipped.
+    // Incompressible content: 14 ConfigMaps of 900 KB of random hex (each under the API
+    // server's 1 MiB), 12.6 MB in all, far over Lambda's 6 MB response limit once gzipped.
     const { randomBytes } = await import('node:crypto');
     const { gunzipSync } = await import('node:zlib');
-    const blob = randomBytes(6 * 1024 * 1024).toString('hex');
+    const blobs = Array.from({ length: 14 }, () => randomBytes(450 * 1024).toString('hex'));
     repo.write('bundles/huge/bundle.yaml', `namespace: huge\ntargets:\n  - clusterName: ${prodEu}\n`);
-    repo.write(
-      'bundles/huge/blob.yaml',
-      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: huge\ndata:\n  blob: "${blob}"\n`,
-    );
+    blobs.forEach((blob, i) => {
+      const name = `huge-${String(i).padStart(2, '0')}`;
+      repo.write(
+        `bundles/huge/${name}.yaml`,
+        `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  blob: "${blob}"\n`,
+      );
+    });
     repo.commit('A bundle no single response can carry');
     expect((await api.admin('/v1/admin/sync', { method: 'POST' })).status).toBe(200);
     const ref = (await desiredState(prodEu)).manifest?.bundles.find((b) => b.name === 'huge');
@@ -667,7 +671,7 @@ describe('hub API through the local server (DynamoDB Local, ElasticMQ, git serve
     const text = gunzipSync(Buffer.concat(buffers)).toString('utf8');
     expect(text.length).toBe(Number(first.headers.get('x-flotilla-size')));
     const doc = parseRenderedBundle(text, ref?.hash as ContentHash);
-    expect((doc.objects[0] as unknown as { data: { blob: string } }).data.blob).toBe(blob);
+    expect(doc.objects.map((o) => (o as unknown as { data: { blob: string } }).data.blob)).toEqual(blobs);
     // Parts are authorized like the whole bundle.
     const other = await api.call(`/v1/bundles/${ref?.hash}/parts/0`, { token: tokens.get(stagingUs) });
     expect(other.status).toBe(404);
