@@ -9,14 +9,22 @@
  *   store  = a full sync (which renders again) less the render time: bundle and
  *            desired-state writes to DynamoDB Local plus one SQS message per cluster.
  *
- * Options: --sizes 1000,10000,100000, --render-only. BENCH_PHASES=1 logs each phase's
- * peak memory by kind (rss, heap, external, arrayBuffers) and time per store call.
+ * Two fleets (--fleet): `plain`, every bundle plain YAML with variables, and `mixed`,
+ * where 10 of the 50 bundles are a Helm chart with per-region values and 5 a Kustomize
+ * base with an overlay per environment, rendered by the real render worker (one render per
+ * distinct variant, values and Kubernetes version, however many clusters share it).
+ *
+ * Options: --sizes 1000,10000,100000, --fleet plain,mixed (render-only: both by default;
+ * the full run: mixed), --render-only. BENCH_PHASES=1 logs each phase's peak memory by
+ * kind (rss, heap, external, arrayBuffers) and time per store call.
  */
 
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateQueueCommand } from '@aws-sdk/client-sqs';
+import { ensureRenderer } from '@flotilla/renderer/build.ts';
+import { RendererClient } from '@flotilla/renderer/client.ts';
 import { buildDesiredState, desiredContentHash, generateSigningKeyPair, loadFleet } from '@flotilla/shared';
 import { type ClusterRecord, type FleetSourceFile, syncFleet } from '@flotilla/shared/hub';
 import { DynamoDbSyncStateStore, HubDb } from '../functions/src/adapters/dynamodb-stores.ts';
@@ -30,11 +38,20 @@ const { values } = parseArgs({
     sizes: { type: 'string', default: '1000,10000,100000' },
     // The pure core alone, without the bed: for profiling the render path.
     'render-only': { type: 'boolean', default: false },
+    fleet: { type: 'string' },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
-const bundleCount = 50;
 const log = (line: string) => process.stderr.write(`[bench:hub] ${line}\n`);
+
+type FleetKind = 'plain' | 'mixed';
+const fleets = (values.fleet ?? (values['render-only'] ? 'plain,mixed' : 'mixed')).split(',') as FleetKind[];
+for (const f of fleets)
+  if (f !== 'plain' && f !== 'mixed') throw new Error(`--fleet: unknown fleet "${f}" (plain, mixed)`);
+let renderer: RendererClient | undefined;
+if (fleets.includes('mixed'))
+  renderer = new RendererClient({ binary: await ensureRenderer({ log }), maxInFlight: 4 });
+const bundleCount = 50;
 
 const envs = ['prod', 'prod', 'prod', 'staging', 'staging', 'dev', 'dev', 'dev', 'dev', 'dev'] as const;
 const regions = ['eu', 'us', 'ap'] as const;
@@ -51,8 +68,95 @@ function clusterLabels(i: number): Record<string, string> {
   };
 }
 
+/** In the mixed fleet: which bundles are a Helm chart (10) and which a kustomization (5). */
+const helmBundle = (b: number) => b % 5 === 1;
+const kustomizeBundle = (b: number) => b % 10 === 3;
+
+/** A small chart: a Deployment, a Service and a ConfigMap, sized and labelled by its values. */
+function chartFiles(dir: string, name: string): FleetSourceFile[] {
+  return [
+    {
+      path: `${dir}/Chart.yaml`,
+      content: `apiVersion: v2\nname: ${name}\nversion: 1.0.0\nappVersion: "1.0.0"\n`,
+    },
+    {
+      path: `${dir}/values.yaml`,
+      content: 'replicas: 1\nregion: unknown\nimage: registry.example.com/app:1.0.0\n',
+    },
+    {
+      path: `${dir}/templates/_helpers.tpl`,
+      content:
+        '{{- define "app.labels" -}}\napp.kubernetes.io/name: {{ .Chart.Name }}\napp.kubernetes.io/instance: {{ .Release.Name }}\nregion: {{ .Values.region }}\n{{- end -}}\n',
+    },
+    {
+      path: `${dir}/templates/app.yaml`,
+      content: [
+        'apiVersion: apps/v1',
+        'kind: Deployment',
+        'metadata:',
+        '  name: {{ .Release.Name }}',
+        '  labels: {{- include "app.labels" . | nindent 4 }}',
+        'spec:',
+        '  replicas: {{ .Values.replicas }}',
+        '  selector:',
+        '    matchLabels: { app: {{ .Release.Name }} }',
+        '  template:',
+        '    metadata:',
+        '      labels: { app: {{ .Release.Name }} }',
+        '    spec:',
+        '      containers:',
+        '        - name: app',
+        '          image: {{ .Values.image }}',
+        '          env:',
+        '            - { name: REGION, value: {{ .Values.region | quote }} }',
+        '---',
+        'apiVersion: v1',
+        'kind: Service',
+        'metadata:',
+        '  name: {{ .Release.Name }}',
+        'spec:',
+        '  selector: { app: {{ .Release.Name }} }',
+        '  ports: [{ port: 80, targetPort: 8080 }]',
+        '---',
+        'apiVersion: v1',
+        'kind: ConfigMap',
+        'metadata:',
+        '  name: {{ .Release.Name }}-config',
+        'data:',
+        '  region: {{ .Values.region | quote }}',
+        '',
+      ].join('\n'),
+    },
+  ];
+}
+
+/** A kustomize base and one overlay per environment. */
+function kustomizeFiles(dir: string, name: string): FleetSourceFile[] {
+  const files: FleetSourceFile[] = [
+    {
+      path: `${dir}/base/kustomization.yaml`,
+      content: `resources: [app.yaml]\nlabels:\n  - pairs: { app.kubernetes.io/part-of: ${name} }\nconfigMapGenerator:\n  - name: ${name}-settings\n    literals: [LOG_LEVEL=info]\nimages:\n  - name: app\n    newName: registry.example.com/${name}\n    newTag: 1.0.0\n`,
+    },
+    {
+      path: `${dir}/base/app.yaml`,
+      content: `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: { app: ${name} }\n  template:\n    metadata:\n      labels: { app: ${name} }\n    spec:\n      containers:\n        - name: app\n          image: app\n          envFrom: [{ configMapRef: { name: ${name}-settings } }]\n`,
+    },
+  ];
+  for (const [env, replicas] of [
+    ['prod', 4],
+    ['staging', 2],
+    ['dev', 1],
+  ] as const) {
+    files.push({
+      path: `${dir}/overlays/${env}/kustomization.yaml`,
+      content: `resources: [../../base]\nreplicas:\n  - { name: ${name}, count: ${replicas} }\nconfigMapGenerator:\n  - name: ${name}-settings\n    behavior: merge\n    literals: [ENVIRONMENT=${env}]\n`,
+    });
+  }
+  return files;
+}
+
 /** 50 bundles: mostly selector-targeted shared renders; a few with per-cluster variables. */
-function fleetFiles(revision: number): FleetSourceFile[] {
+function fleetFiles(revision: number, kind: FleetKind = 'plain'): FleetSourceFile[] {
   const files: FleetSourceFile[] = [
     { path: 'groups/production.yaml', content: 'selector:\n  matchLabels:\n    env: prod\n' },
     { path: 'groups/eu.yaml', content: 'selector: region=eu\n' },
@@ -68,6 +172,22 @@ function fleetFiles(revision: number): FleetSourceFile[] {
         : b % 3 === 1
           ? '  - clusterGroup: production\n  - clusterSelector:\n      matchExpressions:\n        - { key: env, operator: In, values: [staging] }\n'
           : '  - clusterSelector:\n      matchExpressions:\n        - { key: tier, operator: NotIn, values: [bronze] }\n';
+    if (kind === 'mixed' && helmBundle(b)) {
+      files.push({
+        path: `bundles/${name}/bundle.yaml`,
+        content: `namespace: ${name}\ntargets:\n${targets}helm:\n  chart: chart\n  values:\n    replicas: 2\n    region: \${cluster.labels.region}\ncustomizations:\n  - clusterGroup: eu\n    helm: { values: { replicas: 3 } }\n`,
+      });
+      files.push(...chartFiles(`bundles/${name}/chart`, name));
+      continue;
+    }
+    if (kind === 'mixed' && kustomizeBundle(b)) {
+      files.push({
+        path: `bundles/${name}/bundle.yaml`,
+        content: `namespace: ${name}\ntargets:\n${targets}kustomize: { dir: overlays/dev }\ncustomizations:\n  - clusterSelector: env=prod\n    kustomize: { dir: overlays/prod }\n  - clusterSelector: env=staging\n    kustomize: { dir: overlays/staging }\n`,
+      });
+      files.push(...kustomizeFiles(`bundles/${name}`, name));
+      continue;
+    }
     files.push({
       path: `bundles/${name}/bundle.yaml`,
       content: `namespace: ${name}\ntargets:\n${targets}customizations:\n  - clusterGroup: eu\n    values:\n      replicas: 3\nvalues:\n  replicas: 2\n  image: registry.example.com/${name}:1.${canaryOnly ? revision : 0}.0\n`,
@@ -134,20 +254,37 @@ function phaseMemory(phase: string): typeof peaks {
   return seen;
 }
 
-/** The pure core over every cluster: what the hub computes before it writes anything. */
-function renderAll(
+/** The pure core over every cluster (and the render worker for Helm and Kustomize): what the hub computes before it writes anything. */
+async function renderAll(
   files: FleetSourceFile[],
   clusters: readonly ClusterRecord[],
-): { seconds: number; cpuSeconds: number; bundlesRendered: number } {
+): Promise<{ seconds: number; cpuSeconds: number; bundlesRendered: number; engineRenders: number }> {
   const started = performance.now();
   const cpu = process.cpuUsage();
   const fleet = loadFleet(files);
+  let engineRenders = 0;
+  if (fleet.needsEngine) {
+    const engine = renderer as RendererClient;
+    await fleet.prepare(
+      clusters.map((c) => ({ name: c.id, labels: c.labels })),
+      {
+        engine: {
+          render: (request) => {
+            engineRenders++;
+            return engine.render(request as Parameters<RendererClient['render']>[0]);
+          },
+        },
+      },
+    );
+  }
   const hashes = new Set<string>();
   for (const c of clusters) {
     const plan = fleet.planCluster({ name: c.id, labels: c.labels });
     const next = buildDesiredState({ plan, commit: 'bench', generation: 1 });
     desiredContentHash(next);
     for (const b of plan.bundles) hashes.add(b.rendered.hash);
+    if (plan.errors.length > 0)
+      throw new Error(`${c.id}: ${plan.errors[0]?.file}:${plan.errors[0]?.line}: ${plan.errors[0]?.message}`);
   }
   const used = process.cpuUsage(cpu);
   return {
@@ -155,6 +292,7 @@ function renderAll(
     // CPU time too: on a shared machine wall time says as much about the neighbours as about the code.
     cpuSeconds: (used.user + used.system) / 1e6,
     bundlesRendered: hashes.size,
+    engineRenders,
   };
 }
 
@@ -187,19 +325,21 @@ async function seedClusters(hub: HubContext, count: number): Promise<ClusterReco
 }
 
 if (values['render-only']) {
-  for (const size of sizes) {
-    const clusters = Array.from({ length: size }, (_, i) => ({
-      id: `c${String(i).padStart(6, '0')}`,
-      labels: clusterLabels(i),
-      tokenHash: '',
-      registeredAt: '',
-    }));
-    peakRss = rssMb();
-    const render = renderAll(fleetFiles(1), clusters);
-    process.stdout.write(
-      `${JSON.stringify({ bench: 'hub-render', clusters: size, bundles: bundleCount, renderSeconds: round(render.seconds), renderCpuSeconds: round(render.cpuSeconds), clustersPerSecond: Math.round(size / render.seconds), peakRssMb: Math.max(peakRss, rssMb()), distinctBundles: render.bundlesRendered })}\n`,
-    );
-  }
+  for (const size of sizes)
+    for (const kind of fleets) {
+      const clusters = Array.from({ length: size }, (_, i) => ({
+        id: `c${String(i).padStart(6, '0')}`,
+        labels: clusterLabels(i),
+        tokenHash: '',
+        registeredAt: '',
+      }));
+      peakRss = rssMb();
+      const render = await renderAll(fleetFiles(1, kind), clusters);
+      process.stdout.write(
+        `${JSON.stringify({ bench: 'hub-render', fleet: kind, clusters: size, bundles: bundleCount, ...(kind === 'mixed' ? { helmBundles: 10, kustomizeBundles: 5, engineRenders: render.engineRenders } : {}), renderSeconds: round(render.seconds), renderCpuSeconds: round(render.cpuSeconds), clustersPerSecond: Math.round(size / render.seconds), peakRssMb: Math.max(peakRss, rssMb()), distinctBundles: render.bundlesRendered })}\n`,
+      );
+    }
+  await renderer?.close();
   process.exit(0);
 }
 
@@ -213,109 +353,113 @@ const bed = await startBed({
 const results: unknown[] = [];
 const phaseTotals: Record<string, number> = {};
 try {
-  for (const size of sizes) {
-    const { privateKeyPem } = generateSigningKeyPair();
-    let files = fleetFiles(1);
-    let commit = 'c1';
-    const config = loadConfig({
-      FLOTILLA_PREFIX: `b${size}`,
-      AWS_REGION: bed.state.region,
-      FLOTILLA_DYNAMODB_ENDPOINT: bed.state.dynamodb.endpoint,
-      FLOTILLA_SQS_ENDPOINT: bed.state.sqs.endpoint,
-      FLOTILLA_FLEET_REPO_URL: 'http://unused.invalid/fleet.git',
-      FLOTILLA_SIGNING_KEY: privateKeyPem,
-    });
-    const base = createHubContext(config, {
-      credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
-    });
-    const hub: HubContext = { ...base, source: { fetch: async () => ({ commit, files }) } } as HubContext;
-    if (process.env.BENCH_PHASES) {
-      const timed = <T extends object>(obj: T, method: keyof T & string) => {
-        const original = (obj[method] as (...a: unknown[]) => Promise<unknown>).bind(obj);
-        (obj as Record<string, unknown>)[method] = async (...args: unknown[]) => {
-          const t = performance.now();
-          try {
-            return await original(...args);
-          } finally {
-            phaseTotals[method] = Math.round((phaseTotals[method] ?? 0) + performance.now() - t);
-          }
+  for (const size of sizes)
+    for (const kind of fleets) {
+      const { privateKeyPem } = generateSigningKeyPair();
+      let files = fleetFiles(1, kind);
+      let commit = 'c1';
+      const config = loadConfig({
+        FLOTILLA_PREFIX: `b${size}${kind === 'mixed' ? 'm' : ''}`,
+        ...(kind === 'mixed' ? { FLOTILLA_RENDERER: await ensureRenderer({ log }) } : {}),
+        AWS_REGION: bed.state.region,
+        FLOTILLA_DYNAMODB_ENDPOINT: bed.state.dynamodb.endpoint,
+        FLOTILLA_SQS_ENDPOINT: bed.state.sqs.endpoint,
+        FLOTILLA_FLEET_REPO_URL: 'http://unused.invalid/fleet.git',
+        FLOTILLA_SIGNING_KEY: privateKeyPem,
+      });
+      const base = createHubContext(config, {
+        credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
+      });
+      const hub: HubContext = { ...base, source: { fetch: async () => ({ commit, files }) } } as HubContext;
+      if (process.env.BENCH_PHASES) {
+        const timed = <T extends object>(obj: T, method: keyof T & string) => {
+          const original = (obj[method] as (...a: unknown[]) => Promise<unknown>).bind(obj);
+          (obj as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+            const t = performance.now();
+            try {
+              return await original(...args);
+            } finally {
+              phaseTotals[method] = Math.round((phaseTotals[method] ?? 0) + performance.now() - t);
+            }
+          };
         };
-      };
-      timed(hub.desiredStates, 'commit');
-      timed(hub.bundles, 'putMany');
-      timed(hub.bundles, 'existing');
-      timed(hub.notifier, 'notify');
-      timed(hub.clusters, 'list');
-    }
-    await ensureHubTables(hub.dynamodb, config.tables);
-    log(`${size} clusters: creating queues and cluster records (not measured)`);
-    const clusters = await seedClusters(hub, size);
+        timed(hub.desiredStates, 'commit');
+        timed(hub.bundles, 'putMany');
+        timed(hub.bundles, 'existing');
+        timed(hub.notifier, 'notify');
+        timed(hub.clusters, 'list');
+      }
+      await ensureHubTables(hub.dynamodb, config.tables);
+      log(`${size} clusters: creating queues and cluster records (not measured)`);
+      const clusters = await seedClusters(hub, size);
 
-    peakRss = rssMb();
-    phaseMemory(`${size} clusters: seeding`);
-    const render = renderAll(files, clusters);
-    phaseMemory(`${size} clusters: render`);
-    log(
-      `${size} clusters: rendered in ${render.seconds.toFixed(2)} s, ${render.cpuSeconds.toFixed(2)} s CPU (${render.bundlesRendered} distinct bundles, load ${loadavg()[0]?.toFixed(1)})`,
-    );
-    const syncStarted = performance.now();
-    const full = await syncFleet(hub, { holder: 'bench' });
-    const syncSeconds = (performance.now() - syncStarted) / 1000;
-    if (full.changed.length !== size || full.notified !== size) {
-      throw new Error(
-        `full sync changed ${full.changed.length} and notified ${full.notified} of ${size} clusters`,
+      peakRss = rssMb();
+      phaseMemory(`${size} clusters: seeding`);
+      const render = await renderAll(files, clusters);
+      phaseMemory(`${size} clusters: render`);
+      log(
+        `${size} clusters: rendered in ${render.seconds.toFixed(2)} s, ${render.cpuSeconds.toFixed(2)} s CPU (${render.bundlesRendered} distinct bundles, load ${loadavg()[0]?.toFixed(1)})`,
       );
+      const syncStarted = performance.now();
+      const full = await syncFleet(hub, { holder: 'bench' });
+      const syncSeconds = (performance.now() - syncStarted) / 1000;
+      if (full.changed.length !== size || full.notified !== size) {
+        throw new Error(
+          `full sync changed ${full.changed.length} and notified ${full.notified} of ${size} clusters`,
+        );
+      }
+      log(`${size} clusters: full sync ${syncSeconds.toFixed(1)} s, ${full.itemsWritten} items written`);
+      const fullMemory = phaseMemory(`${size} clusters: full sync`);
+      if (process.env.BENCH_PHASES) log(`phases (ms, summed over workers): ${JSON.stringify(phaseTotals)}`);
+      for (const key of Object.keys(phaseTotals)) delete phaseTotals[key];
+
+      // Incremental: one bundle (targeting the 10% canary clusters) gets a new image.
+      files = fleetFiles(2, kind);
+      commit = 'c2';
+      const incStarted = performance.now();
+      const inc = await syncFleet(hub, { holder: 'bench' });
+      const incSeconds = (performance.now() - incStarted) / 1000;
+      log(
+        `${size} clusters: one-bundle change: ${inc.changed.length} clusters, ${inc.itemsWritten} items, ${incSeconds.toFixed(1)} s`,
+      );
+      if (process.env.BENCH_PHASES) log(`phases (ms, summed over workers): ${JSON.stringify(phaseTotals)}`);
+      const incMemory = phaseMemory(`${size} clusters: one-bundle change`);
+
+      // No-op: a new commit with the same content writes nothing.
+      commit = 'c3';
+      const noop = await syncFleet(hub, { holder: 'bench' });
+      if (noop.itemsWritten !== 0 || noop.changed.length !== 0) {
+        throw new Error(`no-op sync wrote ${noop.itemsWritten} items for ${noop.changed.length} clusters`);
+      }
+      await new DynamoDbSyncStateStore(new HubDb(hub.dynamodb, config.tables)).get();
+
+      await hub.renderer?.close();
+      const result = {
+        bench: 'hub',
+        fleet: kind,
+        clusters: size,
+        bundles: bundleCount,
+        renderSeconds: round(render.seconds),
+        renderCpuSeconds: round(render.cpuSeconds),
+        storeSeconds: round(Math.max(0, syncSeconds - render.seconds)),
+        clustersPerSecond: Math.round(size / render.seconds),
+        peakRssMb: peakRss,
+        // Peaks (MB) during the full sync and the one-bundle change: resident, JS heap, off-heap.
+        syncMemoryMb: fullMemory,
+        incrementalMemoryMb: incMemory,
+        itemsWritten: full.itemsWritten,
+        incremental: {
+          changedClusters: inc.changed.length,
+          itemsWritten: inc.itemsWritten,
+          seconds: round(incSeconds),
+        },
+        noop: { itemsWritten: noop.itemsWritten, changedClusters: noop.changed.length },
+        distinctBundles: render.bundlesRendered,
+        syncSeconds: round(syncSeconds),
+      };
+      results.push(result);
+      process.stdout.write(`${JSON.stringify(result)}\n`);
     }
-    log(`${size} clusters: full sync ${syncSeconds.toFixed(1)} s, ${full.itemsWritten} items written`);
-    const fullMemory = phaseMemory(`${size} clusters: full sync`);
-    if (process.env.BENCH_PHASES) log(`phases (ms, summed over workers): ${JSON.stringify(phaseTotals)}`);
-    for (const key of Object.keys(phaseTotals)) delete phaseTotals[key];
-
-    // Incremental: one bundle (targeting the 10% canary clusters) gets a new image.
-    files = fleetFiles(2);
-    commit = 'c2';
-    const incStarted = performance.now();
-    const inc = await syncFleet(hub, { holder: 'bench' });
-    const incSeconds = (performance.now() - incStarted) / 1000;
-    log(
-      `${size} clusters: one-bundle change: ${inc.changed.length} clusters, ${inc.itemsWritten} items, ${incSeconds.toFixed(1)} s`,
-    );
-    if (process.env.BENCH_PHASES) log(`phases (ms, summed over workers): ${JSON.stringify(phaseTotals)}`);
-    const incMemory = phaseMemory(`${size} clusters: one-bundle change`);
-
-    // No-op: a new commit with the same content writes nothing.
-    commit = 'c3';
-    const noop = await syncFleet(hub, { holder: 'bench' });
-    if (noop.itemsWritten !== 0 || noop.changed.length !== 0) {
-      throw new Error(`no-op sync wrote ${noop.itemsWritten} items for ${noop.changed.length} clusters`);
-    }
-    await new DynamoDbSyncStateStore(new HubDb(hub.dynamodb, config.tables)).get();
-
-    const result = {
-      bench: 'hub',
-      clusters: size,
-      bundles: bundleCount,
-      renderSeconds: round(render.seconds),
-      renderCpuSeconds: round(render.cpuSeconds),
-      storeSeconds: round(Math.max(0, syncSeconds - render.seconds)),
-      clustersPerSecond: Math.round(size / render.seconds),
-      peakRssMb: peakRss,
-      // Peaks (MB) during the full sync and the one-bundle change: resident, JS heap, off-heap.
-      syncMemoryMb: fullMemory,
-      incrementalMemoryMb: incMemory,
-      itemsWritten: full.itemsWritten,
-      incremental: {
-        changedClusters: inc.changed.length,
-        itemsWritten: inc.itemsWritten,
-        seconds: round(incSeconds),
-      },
-      noop: { itemsWritten: noop.itemsWritten, changedClusters: noop.changed.length },
-      distinctBundles: render.bundlesRendered,
-      syncSeconds: round(syncSeconds),
-    };
-    results.push(result);
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-  }
 } finally {
   await bed.stop();
 }
