@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { ensureRenderer } from '@flotilla/renderer/build.ts';
 import { generateSigningKeyPair } from '@flotilla/shared';
 import { ensureHubTables } from '../../functions/src/adapters/dynamodb-tables.ts';
 import { loadConfig } from '../../functions/src/config.ts';
@@ -50,14 +51,16 @@ export async function createTestHub(
 ): Promise<HubContext & { publicKeyPem: string }> {
   const { privateKeyPem, publicKeyPem } = generateSigningKeyPair();
   const prefix = `t${process.pid}-${Date.now().toString(36)}-${counter++}`;
-  const config = loadConfig(
-    bedHubEnv(bed, {
+  const config = loadConfig({
+    ...bedHubEnv(bed, {
       prefix,
       fleetRepoUrl,
       signingKeyPem: privateKeyPem,
       gitCacheDir: mkdtempSync(join(tmpdir(), 'flotilla-git-cache-')),
     }),
-  );
+    // Overlays, Helm and Kustomize render in the worker, as in the hub's Lambda.
+    FLOTILLA_RENDERER: await ensureRenderer(),
+  });
   const hub = createHubContext(config, { credentials: { accessKeyId: 'bed', secretAccessKey: 'bed' } });
   await ensureHubTables(hub.dynamodb, config.tables);
   return Object.assign(hub, { publicKeyPem });

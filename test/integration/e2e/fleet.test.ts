@@ -99,7 +99,16 @@ afterAll(async () => {
 describe('the main job end to end: hub, three spokes, pushes that converge', () => {
   it('gives every cluster exactly the bundles that target it, applied on the spoke', async () => {
     const s = await fleet.status();
-    const all = ['backup-crds', 'backups', 'baseline', 'log-shipper', 'monitoring-agent', 'web'];
+    const all = [
+      'backup-crds',
+      'backups',
+      'baseline',
+      'ingress',
+      'log-shipper',
+      'monitoring-agent',
+      'shop',
+      'web',
+    ];
     expect(bundlesOf(s, 'prod-eu-1')).toEqual(all);
     // log-shipper excludes prod-us-1 by name.
     expect(bundlesOf(s, 'prod-us-1')).toEqual(all.filter((b) => b !== 'log-shipper'));
@@ -125,6 +134,45 @@ describe('the main job end to end: hub, three spokes, pushes that converge', () 
     expect(await exists(fluentBit('prod-eu-1'))).toBe(true);
     expect(await exists(fluentBit('staging-eu-1'))).toBe(true);
     expect(await exists(fluentBit('prod-us-1'))).toBe(false);
+    // The Helm chart, with per-environment replicas and the cluster's region in its values.
+    for (const name of names) {
+      const deployment = await kube(name).apps.readNamespacedDeployment({
+        name: 'ingress-edge-proxy',
+        namespace: 'ingress',
+      });
+      expect(deployment.spec?.replicas).toBe(labels[name]?.env === 'prod' ? 4 : 2);
+      expect(deployment.metadata?.labels?.['helm.sh/chart']).toBe('edge-proxy-0.3.1');
+      const config = await kube(name).core.readNamespacedConfigMap({
+        name: 'ingress-edge-proxy',
+        namespace: 'ingress',
+      });
+      expect(config.data?.region).toBe(labels[name]?.region);
+      // The Kustomize overlay of the cluster's environment.
+      const orders = await kube(name).apps.readNamespacedDeployment({ name: 'orders', namespace: 'shop' });
+      expect(orders.spec?.replicas).toBe(labels[name]?.env === 'prod' ? 3 : 1);
+      expect(orders.spec?.template.spec?.containers[0]?.volumeMounts).toHaveLength(2);
+    }
+  });
+
+  it('takes a Helm values change to exactly the clusters it targets', async () => {
+    const before = await fleet.status();
+    const push = await fleet.push('ingress: more replicas in production', (repo) => {
+      const path = 'bundles/ingress/bundle.yaml';
+      const text = readFile(repo.dir, path);
+      const next = text.replace('replicaCount: 4', 'replicaCount: 5');
+      expect(next).not.toBe(text);
+      repo.write(path, next);
+    });
+    const after = await fleet.waitInSync({ commit: push.commit, timeoutMs: 90_000 });
+    expect(generation(after, 'prod-eu-1')).toBe(generation(before, 'prod-eu-1') + 1);
+    expect(generation(after, 'prod-us-1')).toBe(generation(before, 'prod-us-1') + 1);
+    expect(generation(after, 'staging-eu-1')).toBe(generation(before, 'staging-eu-1'));
+    const replicas = async (name: string) =>
+      (await kube(name).apps.readNamespacedDeployment({ name: 'ingress-edge-proxy', namespace: 'ingress' }))
+        .spec?.replicas;
+    expect(await replicas('prod-eu-1')).toBe(5);
+    expect(await replicas('prod-us-1')).toBe(5);
+    expect(await replicas('staging-eu-1')).toBe(2);
   });
 
   it('takes a commit to exactly the clusters it targets', async () => {

@@ -49,7 +49,10 @@ beforeAll(async () => {
   }
 });
 
-afterAll(() => repo?.dispose());
+afterAll(async () => {
+  repo?.dispose();
+  await hub?.renderer?.close();
+});
 
 describe('hub sync (git server, DynamoDB Local, ElasticMQ)', () => {
   it('stores every cluster its targeted bundles and tells each cluster once', async () => {
