@@ -173,7 +173,7 @@ export async function prepareEngineBundles(
   for (const state of states) {
     const engine = state.engine;
     if (!engine || !state.spec || state.errors.length > 0 || !state.targets || !state.exclude) continue;
-    const renders = new Map<string, Promise<EngineOutcome>>();
+    const renders = new Map<string, { readonly members: string[] }>();
     for (const cluster of clusters) {
       const labels = ctx.labelsOf(cluster);
       if (!firstEntry(state.targets, cluster.name, labels)) continue;
@@ -202,15 +202,22 @@ export async function prepareEngineBundles(
       const key = `${variant.index}\u0000${variant.helm ? kubeVersion : ''}\u0000${valuesJson}`;
       let render = renders.get(key);
       if (!render) {
-        render = renderEngineVariant(state, variant, valuesJson, kubeVersion, {
+        const members: string[] = [];
+        const pending = renderEngineVariant(state, variant, valuesJson, kubeVersion, {
           ...ctx,
           encodedRepo: () => encodedFor(state.file.slice(0, state.file.lastIndexOf('/'))),
           chart: (loc, version) => fetchChartOnce(charts, ctx.ports.charts, loc, version, state, resolved),
         });
+        render = { members };
         renders.set(key, render);
+        // One continuation per render, not per cluster: 100,000 clusters share a handful.
+        work.push(
+          pending.then((outcome) => {
+            for (const member of members) engine.byCluster.set(member, outcome);
+          }),
+        );
       }
-      const name = cluster.name;
-      work.push(render.then((outcome) => void engine.byCluster.set(name, outcome)));
+      render.members.push(cluster.name);
     }
   }
   await Promise.all(work);
