@@ -11,7 +11,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FleetStatus } from '@flotilla/shared/hub';
-import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { runCli } from '../cli/src/cli.ts';
 import { formatTable } from '../cli/src/core/output.ts';
 import { repoRoot, startBed } from '../test/bed/src/bed.ts';
@@ -106,6 +106,23 @@ try {
   say(`${elapsed()}  every cluster applied its desired state and reports Ready`);
   say();
   say(await cli(fleet, ['status']));
+  say();
+  say('What the Helm chart (bundle ingress) and the kustomizations (bundle shop) became on each spoke:');
+  const rendered: string[][] = [];
+  for (const spoke of spokes) rendered.push([spoke.name, ...(await engineBundlesOn(spoke.kubeconfigPath))]);
+  say(
+    formatTable(
+      [
+        'cluster',
+        'ingress: chart',
+        'replicas (values)',
+        'region (from the cluster label)',
+        'shop: orders replicas (overlay)',
+      ],
+      rendered,
+    ).trimEnd(),
+  );
+  say();
 
   // 2. A change for env=prod only: a new image tag in the web bundle's prod customizations.
   const before = generations(converged);
@@ -242,6 +259,34 @@ async function webImage(kubeconfigPath: string): Promise<string> {
   } catch {
     return '(none)';
   }
+}
+
+/** The ingress chart's Deployment and ConfigMap, and the shop kustomization's Deployment, as a spoke holds them. */
+async function engineBundlesOn(kubeconfigPath: string): Promise<string[]> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const or = async <T>(read: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await read();
+    } catch {
+      return undefined;
+    }
+  };
+  const proxy = await or(() =>
+    apps.readNamespacedDeployment({ name: 'ingress-edge-proxy', namespace: 'ingress' }),
+  );
+  const config = await or(() =>
+    core.readNamespacedConfigMap({ name: 'ingress-edge-proxy', namespace: 'ingress' }),
+  );
+  const orders = await or(() => apps.readNamespacedDeployment({ name: 'orders', namespace: 'shop' }));
+  return [
+    proxy?.metadata?.labels?.['helm.sh/chart'] ?? '(none)',
+    String(proxy?.spec?.replicas ?? '-'),
+    config?.data?.region ?? '-',
+    String(orders?.spec?.replicas ?? '-'),
+  ];
 }
 
 function readRepoFile(dir: string, path: string): string {
