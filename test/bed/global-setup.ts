@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureRenderer, lambdaRendererTarget } from '@flotilla/renderer/build.ts';
 import type { TestProject } from 'vitest/node';
 import { type BedState, readBedState, repoRoot, startBed } from './src/bed.ts';
 
@@ -30,7 +31,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
     return async () => {};
   }
   const dir = join(repoRoot, '.flotilla', `bed-test-${process.pid}`);
-  const bed = await startBed({ dir, clusters: bedClusters, charts: true });
+  // The render worker, for this machine and for the hub's Lambda (arm64), is built before
+  // any test runs: a cold build inside a test would take the CPU from timing-bound tests.
+  const log = (line: string) => process.stderr.write(`[renderer] ${line}\n`);
+  const [bed] = await Promise.all([
+    startBed({ dir, clusters: bedClusters, charts: true }),
+    ensureRenderer({ log }).then(() => ensureRenderer({ target: lambdaRendererTarget, log })),
+  ]);
   project.provide('bed', bed.state);
   return async () => {
     await bed.stop();
