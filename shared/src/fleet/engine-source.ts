@@ -247,8 +247,9 @@ function fetchChartOnce(
     if (!fetcher) {
       got = Promise.resolve({
         ok: false,
+        reason: 'invalid',
         error: 'this hub has no chart fetcher configured, so charts from repositories cannot be used',
-      });
+      } as const);
     } else {
       const request =
         loc.kind === 'repo'

@@ -74,32 +74,18 @@ export interface RenderEngine {
   render(request: EngineRequest): Promise<EngineResult>;
 }
 
-/** A chart in a Helm repository (`repo` + `chart`) or an OCI registry (`chart` is `oci://…`). */
-export interface ChartRequest {
-  readonly repo?: string;
-  readonly chart: string;
-  /** A version or a semver range. */
-  readonly version?: string;
-  readonly auth?: { readonly secretRef: string };
-}
+/**
+ * Charts from repositories: the fetcher (`shared/src/charts/`) is the port, as it is; a
+ * chart request, a fetched chart (checked against its repository's digest) and the result.
+ */
+export type {
+  ChartFetcher,
+  ChartRef as ChartRequest,
+  FetchedChart,
+  FetchResult as ChartFetchResult,
+} from '../charts/fetcher.ts';
 
-/** A chart fetched and checked against its repository's digest. */
-export interface FetchedChart {
-  readonly name: string;
-  /** The version the range resolved to. */
-  readonly version: string;
-  /** `sha256:…` of the archive. */
-  readonly digest: string;
-  readonly archive: Uint8Array;
-}
-
-export type ChartFetchResult =
-  | { readonly ok: true; readonly chart: FetchedChart }
-  | { readonly ok: false; readonly error: string };
-
-export interface ChartFetcher {
-  fetchChart(request: ChartRequest): Promise<ChartFetchResult>;
-}
+import type { ChartFetcher } from '../charts/fetcher.ts';
 
 /** What `Fleet.prepare` renders with. Without an engine, Helm and Kustomize bundles are broken with a message saying so. */
 export interface EnginePorts {
