@@ -243,6 +243,64 @@ describe('bad input in Helm and Kustomize bundles', () => {
     expect(errors[0]).toContain("at '/replicaCount': maximum: got 40, want 20");
   });
 
+  it('values files take variables too, and a broken one is reported at its line', async () => {
+    const bundleFile = (files.find((f) => f.path === 'bundles/ingress/bundle.yaml') as RepoFile).content;
+    const withValuesFile = bundleFile.replace(
+      'helm:\n  chart: chart\n',
+      'helm:\n  chart: chart\n  valuesFiles: [values/site.yaml]\n',
+    );
+    expect(withValuesFile).not.toBe(bundleFile);
+    const good = await plan(
+      withFiles({
+        'bundles/ingress/bundle.yaml': withValuesFile,
+        'bundles/ingress/values/site.yaml': 'upstream: shop-${cluster.labels.region}.internal\n',
+      }),
+    );
+    expect(good.errors).toEqual([]);
+    const config = objectsOf(good.plan, 'ingress').find((o) => o.kind === 'ConfigMap') as KubeObject & {
+      data: Record<string, string>;
+    };
+    // bundle.yaml's values come after the file's: its upstream wins; the file's would be shop-eu.internal.
+    expect(config.data['default.conf']).toContain('proxy_pass http://storefront.web.svc.cluster.local:80;');
+    const fileOnly = await plan(
+      withFiles({
+        'bundles/ingress/bundle.yaml': withValuesFile.replace(
+          '    upstream: storefront.web.svc.cluster.local\n',
+          '',
+        ),
+        'bundles/ingress/values/site.yaml': 'upstream: shop-${cluster.labels.region}.internal\n',
+      }),
+    );
+    const fromFile = objectsOf(fileOnly.plan, 'ingress').find((o) => o.kind === 'ConfigMap') as KubeObject & {
+      data: Record<string, string>;
+    };
+    expect(fromFile.data['default.conf']).toContain('proxy_pass http://shop-eu.internal:80;');
+    const broken = await plan(
+      withFiles({
+        'bundles/ingress/bundle.yaml': withValuesFile,
+        'bundles/ingress/values/site.yaml': 'upstream: [unclosed\n',
+      }),
+    );
+    expect(broken.errors).toHaveLength(1);
+    expect(broken.errors[0]).toMatch(/^bundles\/ingress\/values\/site\.yaml:\d+: /);
+    const missing = await plan(withFiles({ 'bundles/ingress/bundle.yaml': withValuesFile }));
+    expect(missing.errors).toEqual([
+      'bundles/ingress/bundle.yaml:7: helm.valuesFiles[0]: no file bundles/ingress/values/site.yaml in the fleet repo',
+    ]);
+  });
+
+  it('a chart path without a chart is reported at bundle.yaml', async () => {
+    const bundleFile = (files.find((f) => f.path === 'bundles/ingress/bundle.yaml') as RepoFile).content;
+    const { errors } = await plan(
+      withFiles({
+        'bundles/ingress/bundle.yaml': bundleFile.replace('  chart: chart\n', '  chart: charts/nope\n'),
+      }),
+    );
+    expect(errors).toEqual([
+      'bundles/ingress/bundle.yaml:6: helm.chart: no chart at bundles/ingress/charts/nope (bundles/ingress/charts/nope/Chart.yaml is missing)',
+    ]);
+  });
+
   it('a kustomization that reaches outside the fleet repo is refused', async () => {
     const { errors } = await plan(
       withFiles({
