@@ -200,6 +200,49 @@ describe('examples/fleet-repo with the render engines', () => {
   });
 });
 
+describe('the minimal forms, as the fleet-repo docs write them', () => {
+  it('a chart in the bundle and a kustomization with an overlay for prod render as written', async () => {
+    const ingress = `targets: [{clusterSelector: {}}]
+helm:
+  chart: chart
+  values: {replicaCount: 2}
+customizations:
+  - clusterSelector: env=prod
+    helm: {values: {replicaCount: 4}}
+`;
+    const shop = `targets: [{clusterSelector: {}}]
+kustomize: {dir: base}
+customizations:
+  - clusterSelector: env=prod
+    kustomize: {dir: overlays/prod}
+`;
+    const repo = files
+      .filter((f) => f.path.startsWith('bundles/ingress/chart/') || f.path.startsWith('bundles/shop/'))
+      .filter((f) => f.path !== 'bundles/shop/bundle.yaml')
+      .concat([
+        { path: 'bundles/ingress/bundle.yaml', content: ingress },
+        { path: 'bundles/shop/bundle.yaml', content: shop },
+      ]);
+    const { errors, clusters: plans } = await renderFleet(repo, clusters, { engine: client });
+    expect(errors).toEqual([]);
+    const replicas = (plan: ClusterPlan, bundle: string) =>
+      (
+        objectsOf(plan, bundle).find((o) => o.kind === 'Deployment') as unknown as {
+          spec: { replicas: number };
+        }
+      ).spec.replicas;
+    expect(plans.map((p) => [p.cluster, replicas(p, 'ingress'), replicas(p, 'shop')])).toEqual([
+      ['prod-eu-1', 4, 3],
+      ['prod-us-1', 4, 3],
+      ['staging-eu-1', 2, 1],
+    ]);
+    // No namespace in bundle.yaml: the objects land in "default", as for plain bundles.
+    expect(objectsOf(plans[0] as ClusterPlan, 'shop').every((o) => o.metadata.namespace === 'default')).toBe(
+      true,
+    );
+  });
+});
+
 describe('bad input in Helm and Kustomize bundles', () => {
   const withFiles = (extra: Record<string, string | undefined>): RepoFile[] => {
     const out = new Map(files.map((f) => [f.path, f.content]));

@@ -56,3 +56,21 @@ describe('size limits', () => {
     ]);
   });
 });
+
+describe('a kustomization in a plain bundle', () => {
+  it('is an error that says what to add to bundle.yaml, never an object shipped to clusters', () => {
+    const { errors, clusters } = planFleet(
+      repo({
+        'bundles/shop/bundle.yaml': 'namespace: shop\ntargets: [{clusterSelector: {}}]\n',
+        'bundles/shop/kustomization.yaml': 'resources: [deployment.yaml]\n',
+        'bundles/shop/deployment.yaml': configMap('orders', 10),
+        'bundles/shop/overlays/prod/kustomization.yaml': 'resources: [../../]\n',
+      }),
+      [{ name: 'edge' }],
+    );
+    expect(formatted(errors)).toEqual([
+      'bundles/shop/kustomization.yaml:1: bundles/shop/kustomization.yaml is a kustomization, not a Kubernetes object: add "kustomize: {}" to bundles/shop/bundle.yaml to build it with kustomize',
+    ]);
+    expect(clusters[0]?.held.map((h) => h.bundle)).toEqual(['shop']);
+  });
+});
