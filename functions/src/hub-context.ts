@@ -14,6 +14,7 @@ import {
 import type { Signer, SyncPorts } from '@flotilla/shared/hub';
 import { DirectoryChartCache } from './adapters/directory-chart-cache.ts';
 import { DynamoDbRegistrationTokenStore } from './adapters/dynamodb-registration-tokens.ts';
+import { DynamoDbRolloutStore } from './adapters/dynamodb-rollout-store.ts';
 import { DynamoDbClusterStatusStore } from './adapters/dynamodb-status-store.ts';
 import {
   DynamoDbBundleStore,
@@ -45,6 +46,8 @@ export interface HubContext extends SyncPorts {
   readonly statuses: DynamoDbClusterStatusStore;
   /** One-time registration tokens (hub-state table). */
   readonly registrationTokens: DynamoDbRegistrationTokenStore;
+  /** Progressive rollouts, per bundle (hub-state table, documents in the bundles table). */
+  readonly rollouts: DynamoDbRolloutStore;
   /** The render worker's client, when the hub renders Helm and Kustomize bundles (close it on shutdown). */
   readonly renderer?: RendererClient;
 }
@@ -79,6 +82,7 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
   });
   const db = new HubDb(dynamodb, config.tables);
   const queues = new SqsSpokeQueues(sqs, config.prefix);
+  const bundles = new DynamoDbBundleStore(db);
   // One worker per runtime, started on the first render; renders cached by their inputs across syncs.
   const renderer = config.rendererBinary
     ? new RendererClient({ binary: config.rendererBinary, maxInFlight: 4 })
@@ -99,7 +103,8 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
     queues,
     clusters: new DynamoDbClusterStore(db),
     desiredStates: new DynamoDbDesiredStateStore(db),
-    bundles: new DynamoDbBundleStore(db),
+    bundles,
+    rollouts: new DynamoDbRolloutStore(db, bundles),
     syncState: new DynamoDbSyncStateStore(db),
     statuses: new DynamoDbClusterStatusStore(db),
     registrationTokens: new DynamoDbRegistrationTokenStore(db),

@@ -519,7 +519,7 @@ export function gzipExact(content: Uint8Array): Uint8Array {
   return new Uint8Array(gzipSync(content));
 }
 
-function isConditionFailure(err: unknown): boolean {
+export function isConditionFailure(err: unknown): boolean {
   return err instanceof Error && err.name === 'ConditionalCheckFailedException';
 }
 

@@ -118,6 +118,41 @@ export interface BundleStore {
   getPart(hash: string, index: number): Promise<BundlePart | undefined>;
 }
 
+/**
+ * Where a progressive rollout of one bundle stands: a small head item that concurrent
+ * writers (syncs, status reports, the schedule, operators) condition on, and the rollout's
+ * document (the state machine's state and its recent events), stored content-addressed
+ * like a bundle, so it may be as large as the fleet is.
+ */
+export interface RolloutHead {
+  readonly bundle: string;
+  /** The commit being rolled out. */
+  readonly revision: string;
+  /** `running`, `paused`, `completed`, `reverted`, `superseded`: the state machine's word for it. */
+  readonly status: string;
+  /** Increments on every save; a save names the version it read. */
+  readonly version: number;
+  readonly documentHash: string;
+  readonly updatedAt: string;
+  /** When a timer (bake, deadline, grace, window) needs a step even without status reports. */
+  readonly nextWakeAt?: string;
+}
+
+export interface RolloutStore {
+  get(bundle: string): Promise<{ readonly head: RolloutHead; readonly document: string } | undefined>;
+  /** Every rollout's head, by bundle name. */
+  list(): Promise<RolloutHead[]>;
+  /**
+   * Stores a new document and moves the head to it, only if the head is still at
+   * `expectedVersion` (undefined: no rollout of the bundle yet).
+   * @throws ConflictError when another writer moved it first: read again and redo the step.
+   */
+  save(
+    input: Omit<RolloutHead, 'version' | 'documentHash'> & { readonly document: string },
+    expectedVersion: number | undefined,
+  ): Promise<RolloutHead>;
+}
+
 export interface BundlePart {
   readonly data: Uint8Array;
   /** Set on part 0: how many parts, and the size of the uncompressed bundle. */

@@ -1,7 +1,7 @@
 /** Hand-written in-memory fakes of the hub's ports, for unit tests of the API and use cases. */
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { generateSigningKeyPair, publicKeyFingerprint } from '@flotilla/shared';
+import { generateSigningKeyPair, publicKeyFingerprint, sha256Hash } from '@flotilla/shared';
 import {
   type BundleStore,
   type ClusterRecord,
@@ -17,6 +17,8 @@ import {
   type Labels,
   NotFoundError,
   type Notifier,
+  type RolloutHead,
+  type RolloutStore,
   type SpokeQueues,
   type StoredClusterStatus,
   type StoredDesiredState,
@@ -230,4 +232,32 @@ export async function addCluster(clusters: ClusterStore, id: string, labels: Lab
   const token = `flt_${id}.secret-of-${id}`;
   await clusters.create({ id, labels, tokenHash: hashToken(token), registeredAt: '2024-05-01T00:00:00Z' });
   return token;
+}
+
+/** Rollouts in memory, with the store's version condition. */
+export class MemoryRolloutStore implements RolloutStore {
+  readonly items = new Map<string, { head: RolloutHead; document: string }>();
+  async get(bundle: string) {
+    return this.items.get(bundle);
+  }
+  async list() {
+    return [...this.items.values()].map((i) => i.head).sort((a, b) => (a.bundle < b.bundle ? -1 : 1));
+  }
+  async save(
+    input: Omit<RolloutHead, 'version' | 'documentHash'> & { readonly document: string },
+    expectedVersion: number | undefined,
+  ): Promise<RolloutHead> {
+    const current = this.items.get(input.bundle);
+    if ((current?.head.version ?? undefined) !== expectedVersion) {
+      throw new ConflictError(`rollout of "${input.bundle}" moved past version ${expectedVersion ?? 'none'}`);
+    }
+    const { document, ...rest } = input;
+    const head: RolloutHead = {
+      ...rest,
+      version: (expectedVersion ?? 0) + 1,
+      documentHash: sha256Hash(document),
+    };
+    this.items.set(input.bundle, { head, document });
+    return head;
+  }
 }
