@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { AuthenticationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { runCli } from '../../../cli/src/cli.ts';
 import { ExitCode } from '../../../cli/src/core/exit-codes.ts';
+import { type CliRun, runFlotilla } from '../../support/cli-run.ts';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
 import { until } from '../../support/until.ts';
 import { type ApiHub, startApiHub } from '../api/local-hub.ts';
@@ -67,34 +67,11 @@ function writeFleet(dir: string, webSize = 'small') {
   }
 }
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json<T = Record<string, unknown>>(): T;
-}
+type Run = CliRun;
 
 /** `flotilla ...` in-process, as an admin unless `env` says otherwise. */
-async function flotilla(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, {
-    stdout: (t) => out.push(t),
-    stderr: (t) => err.push(t),
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      XDG_CONFIG_HOME: join(stateDir, 'config'),
-      FLOTILLA_STATE_DIR: stateDir,
-      FLOTILLA_HUB_URL: api.url,
-      FLOTILLA_ADMIN_KEY: api.adminKey,
-      ...env,
-    },
-    cwd: process.cwd(),
-    homeDir: stateDir,
-  });
-  const stdout = out.join('');
-  return { code, stdout, stderr: err.join(''), json: <T>() => JSON.parse(stdout) as T };
+function flotilla(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  return runFlotilla({ hubUrl: api.url, adminKey: api.adminKey, stateDir }, args, env);
 }
 
 const spoke = (i: number) => {

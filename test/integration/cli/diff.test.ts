@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { runCli } from '../../../cli/src/cli.ts';
+import { type CliRun, runFlotilla } from '../../support/cli-run.ts';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
 import { type ApiHub, startApiHub } from '../api/local-hub.ts';
 
@@ -49,31 +49,10 @@ function writeAll(files: Record<string, string>) {
   for (const [path, content] of Object.entries(files)) repo.write(path, content);
 }
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-async function flotilla(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, {
-    stdout: (t) => out.push(t),
-    stderr: (t) => err.push(t),
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      XDG_CONFIG_HOME: join(stateDir, 'config'),
-      FLOTILLA_STATE_DIR: stateDir,
-      FLOTILLA_HUB_URL: api.url,
-      FLOTILLA_ADMIN_KEY: api.adminKey,
-      ...env,
-    },
-    cwd: repo.dir,
-    homeDir: stateDir,
-  });
-  return { code, stdout: out.join(''), stderr: err.join('') };
+function flotilla(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  return runFlotilla({ hubUrl: api.url, adminKey: api.adminKey, stateDir, cwd: repo.dir }, args, env);
 }
 
 beforeAll(async () => {
