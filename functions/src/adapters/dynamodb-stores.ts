@@ -127,14 +127,30 @@ export class DynamoDbClusterStore implements ClusterStore {
   }
 
   async list(): Promise<ClusterRecord[]> {
-    // The current manifest lives on the item too; a fleet-wide listing leaves it behind.
-    const items = await this.#db.scanAll({
+    const items = await this.#db.scanAll(this.#listing());
+    return items.map(toCluster).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async *pages(size: number): AsyncIterable<readonly ClusterRecord[]> {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#db.doc.send(
+        new ScanCommand({ ...this.#listing(), Limit: Math.max(1, size), ExclusiveStartKey: start }),
+      );
+      const items = (res.Items as Record<string, unknown>[] | undefined) ?? [];
+      if (items.length > 0) yield items.map(toCluster);
+      start = res.LastEvaluatedKey as Record<string, unknown> | undefined;
+    } while (start);
+  }
+
+  // The current manifest lives on the item too; a fleet-wide listing leaves it behind.
+  #listing(): ScanCommandInput {
+    return {
       TableName: this.#db.tables.clusters,
       ConsistentRead: true,
       ProjectionExpression:
         'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head',
-    });
-    return items.map(toCluster).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    };
   }
 
   async create(record: ClusterRecord): Promise<void> {

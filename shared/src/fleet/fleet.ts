@@ -112,7 +112,7 @@ export class Fleet {
     return this.#states.some((s) => s.spec?.helm !== undefined && s.spec.helm.kubeVersion === undefined);
   }
 
-  /** The chart versions the last {@link Fleet.prepare} resolved, per bundle. */
+  /** The chart versions {@link Fleet.prepare} resolved so far, per bundle. */
   get resolvedCharts(): readonly ResolvedChart[] {
     return this.#resolvedCharts;
   }
@@ -122,7 +122,8 @@ export class Fleet {
    * and Kustomize bundles for `clusters` with the render engine: one
    * render per bundle and distinct variant, values and Kubernetes version, however many
    * clusters share it. Call it before {@link Fleet.planCluster} for those clusters; a
-   * cluster planned without it has its engine bundles held. Without an engine in
+   * cluster planned without it has its engine bundles held. Renders stay
+   * attached to their clusters until {@link Fleet.forget}. Without an engine in
    * `ports`, those bundles are broken with a message saying so.
    */
   async prepare(clusters: Iterable<ClusterInput>, ports: EnginePorts): Promise<void> {
@@ -130,13 +131,25 @@ export class Fleet {
     await Promise.all(
       this.#states.map((s) => compileOverlayVariants(s, ports.engine, this.#isClusterScoped, this.#budget)),
     );
-    this.#resolvedCharts = await prepareEngineBundles(this.#states, [...clusters], {
+    const resolved = await prepareEngineBundles(this.#states, [...clusters], {
       files: this.#files,
       isClusterScoped: this.#isClusterScoped,
       budget: this.#budget,
       labelsOf: (c) => this.#planner.labelsOf(c),
       ports,
     });
+    const known = new Set(this.#resolvedCharts.map((r) => `${r.bundle}\u0000${r.digest}`));
+    const added = resolved.filter((r) => !known.has(`${r.bundle}\u0000${r.digest}`));
+    if (added.length > 0) this.#resolvedCharts = [...this.#resolvedCharts, ...added];
+  }
+
+  /** Drops what {@link Fleet.prepare} kept for these clusters: a sync forgets each window once planned. */
+  forget(clusters: Iterable<string>): void {
+    const names = [...clusters];
+    for (const s of this.#states) {
+      if (!s.engine) continue;
+      for (const name of names) s.engine.byCluster.delete(name);
+    }
   }
 
   /**

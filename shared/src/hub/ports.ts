@@ -72,6 +72,11 @@ export interface ClusterStore {
   get(id: string): Promise<ClusterRecord | undefined>;
   /** Every cluster; the hub filters by selector in memory (selectors cannot be indexed). */
   list(): Promise<ClusterRecord[]>;
+  /**
+   * Every cluster, a page of at most `size` at a time, in no particular order: what a sync
+   * walks, so that its memory does not grow with the fleet.
+   */
+  pages(size: number): AsyncIterable<readonly ClusterRecord[]>;
   /** @throws ConflictError when the id is taken. */
   create(record: ClusterRecord): Promise<void>;
   /** Removes the cluster, its desired-state history and its status; access ends at once. */

@@ -157,14 +157,15 @@ async function syncOnce(ports: SyncPorts, opts: SyncOptions): Promise<SyncReport
   if (!(await ports.bundles.existing([snapshotHash])).has(snapshotHash)) {
     itemsWritten += await ports.bundles.putMany([{ hash: snapshotHash, content: snapshot }]);
   }
-  const clusters = await ports.clusters.list();
-  const result = await applyFleet(ports, fleet, commit, clusters, opts);
+  // A page of clusters at a time, one window each: memory does not grow with the fleet.
+  const windowClusters = Math.max(1, opts.windowClusters ?? defaultWindowClusters);
+  const result = await applyFleet(ports, fleet, commit, ports.clusters.pages(windowClusters), opts);
   const state: SyncState = {
     commit,
     snapshotHash,
     syncedAt: ports.now().toISOString(),
     errors: result.errors,
-    clusters: clusters.length,
+    clusters: result.clusters,
     changedClusters: result.changed.length,
     ...(fleet.usesClusterKubeVersion ? { kubeVersionMatters: true } : {}),
   };
@@ -191,7 +192,7 @@ export async function recomputeCluster(
   if (!snapshot) throw new Error(`fleet snapshot ${state.snapshotHash} of commit ${state.commit} is missing`);
   const entries = JSON.parse(new TextDecoder().decode(snapshot)) as [string, string][];
   const fleet = loadFleet(entries.map(([path, content]) => ({ path, content })));
-  const result = await applyFleet(ports, fleet, state.commit, [cluster]);
+  const result = await applyFleet(ports, fleet, state.commit, [[cluster]]);
   return { ...result, status: 'synced', commit: state.commit };
 }
 
@@ -245,14 +246,18 @@ class RecentHashes {
   }
 }
 
+/**
+ * Plans, stores, commits and notifies the clusters of `windows`, one window at a time
+ * (a page of the cluster listing, or the one cluster a re-plan is for).
+ */
 async function applyFleet(
   ports: Omit<SyncPorts, 'source' | 'syncState'>,
   fleet: Fleet,
   commit: string,
-  clusters: readonly ClusterRecord[],
+  windows: AsyncIterable<readonly ClusterRecord[]> | Iterable<readonly ClusterRecord[]>,
   opts: SyncOptions = {},
 ): Promise<Omit<SyncReport, 'status' | 'commit'>> {
-  const windowClusters = Math.max(1, opts.windowClusters ?? defaultWindowClusters);
+  let clusterCount = 0;
   let errors: FleetError[] = [...fleet.errors];
   const changed: { clusterId: string; generation: number; etag: string }[] = [];
   let unchanged = 0;
@@ -266,8 +271,6 @@ async function applyFleet(
     labels: c.labels,
     ...(c.kubeVersion === undefined ? {} : { kubeVersion: c.kubeVersion }),
   });
-  // Helm and Kustomize bundles: one render per distinct variant, values and Kubernetes version.
-  await fleet.prepare(clusters.map(clusterInput), ports.engine ?? {});
 
   /** Stores the rendered bundles a manifest references that are not stored yet; many at a time. */
   const storeBundles = async (rendered: ReadonlyMap<string, string>) => {
@@ -351,12 +354,16 @@ async function applyFleet(
       },
     );
 
-  for (let start = 0; start < clusters.length; start += windowClusters) {
+  for await (const window of windows) {
+    clusterCount += window.length;
+    // 0. Overlays, Helm and Kustomize for the window's clusters: one render per distinct
+    //    variant, values and Kubernetes version (repeats across windows come from the cache).
+    await fleet.prepare(window.map(clusterInput), ports.engine ?? {});
     // 1. Plan the window's clusters (pure, apart from reading last good states of held
     //    bundles), keeping only what the next steps need.
     const pending: NonNullable<Awaited<ReturnType<typeof prepare>>>[] = [];
     const windowRendered = new Map<string, string>();
-    for (const cluster of clusters.slice(start, start + windowClusters)) {
+    for (const cluster of window) {
       const prepared = await prepare(cluster, true);
       if (!prepared) {
         unchanged++;
@@ -366,6 +373,8 @@ async function applyFleet(
         if (!windowRendered.has(hash)) windowRendered.set(hash, canonical);
       pending.push({ ...prepared, rendered: emptyRendered });
     }
+    // Planned: what prepare kept for these clusters can go (memory follows the window).
+    fleet.forget(window.map((c) => c.id));
     // A broken bundle reports the same error for every cluster it targets: keep one of each.
     errors = normalizeFleetErrors(errors);
     if (pending.length === 0) continue;
@@ -393,7 +402,7 @@ async function applyFleet(
   if (notifyError !== undefined) throw notifyError;
 
   return {
-    clusters: clusters.length,
+    clusters: clusterCount,
     changed: changed.sort((a, b) => (a.clusterId < b.clusterId ? -1 : 1)),
     unchanged,
     errors: normalizeFleetErrors(errors),

@@ -87,6 +87,19 @@ describe('DynamoDB stores (DynamoDB Local)', () => {
     ).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('lists clusters a page at a time, every one exactly once', async () => {
+    const pageTables = hubTableNames(`pages-${Date.now()}`);
+    await ensureHubTables(client, pageTables);
+    const store = new DynamoDbClusterStore(new HubDb(client, pageTables));
+    const ids = Array.from({ length: 7 }, (_, i) => `page-${i}`);
+    for (const id of ids)
+      await store.create({ id, labels: {}, tokenHash: 'h', registeredAt: '2024-05-01T00:00:00Z' });
+    const pages: string[][] = [];
+    for await (const page of store.pages(3)) pages.push(page.map((c) => c.id));
+    expect(pages.every((p) => p.length >= 1 && p.length <= 3)).toBe(true);
+    expect(pages.flat().sort()).toEqual(ids);
+  });
+
   it('registers a cluster once and refuses a second registration of the same name', async () => {
     const record = {
       id: 'edge-1',

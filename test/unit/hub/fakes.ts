@@ -37,6 +37,10 @@ export class MemoryClusterStore implements ClusterStore {
   async list() {
     return [...this.records.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
   }
+  async *pages(size: number) {
+    const all = [...this.records.values()];
+    for (let i = 0; i < all.length; i += size) yield all.slice(i, i + size);
+  }
   async create(record: ClusterRecord) {
     if (this.records.has(record.id)) throw new ConflictError(`cluster "${record.id}" already exists`);
     this.records.set(record.id, record);

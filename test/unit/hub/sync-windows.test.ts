@@ -64,6 +64,26 @@ describe('sync of a big fleet', () => {
     expect(r.events.indexOf('notify')).toBeLessThan(r.events.lastIndexOf('put'));
   });
 
+  it('walks the cluster listing a page at a time, never the whole listing at once', async () => {
+    const r = recordingDeps(fleetFiles('v1'));
+    for (let i = 0; i < 23; i++) await addCluster(r.deps.clusters, `c${String(i).padStart(3, '0')}`);
+    r.deps.clusters.list = async () => {
+      throw new Error('the sync must page through the clusters');
+    };
+    const pages: number[] = [];
+    const original = r.deps.clusters.pages.bind(r.deps.clusters);
+    r.deps.clusters.pages = async function* (size: number) {
+      for await (const page of original(size)) {
+        pages.push(page.length);
+        yield page;
+      }
+    };
+    const report = await syncFleet(r.deps, { holder: 'test', windowClusters: 10 });
+    expect(pages).toEqual([10, 10, 3]);
+    expect(report.clusters).toBe(23);
+    expect(report.changed).toHaveLength(23);
+  });
+
   it('stores each bundle once and writes nothing on a no-op, even when it forgets which it stored', async () => {
     const r = recordingDeps(fleetFiles('v1'));
     for (let i = 0; i < 25; i++) await addCluster(r.deps.clusters, `c${String(i).padStart(3, '0')}`);
