@@ -74,6 +74,8 @@ describe('history and pins tables', () => {
       ],
       now,
     );
-    expect(text).toContain('edge-1    web      <absent>    3                 777777777777   admin-key   5m ago');
+    expect(text).toContain(
+      'edge-1    web      <absent>    3                 777777777777   admin-key   5m ago',
+    );
   });
 });
