@@ -9,6 +9,7 @@ import {
 } from './cluster.ts';
 import { diffCommand } from './diff.ts';
 import { renderCommand, targetsCommand } from './fleet.ts';
+import { historyCommand, rollbackCommand } from './history.ts';
 import { localAgentListCommand, localAgentStopCommand } from './local-agent.ts';
 import { statusCommand, syncCommand } from './status.ts';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './token.ts';
@@ -23,6 +24,8 @@ export const commands: readonly Command[] = [
   diffCommand,
   statusCommand,
   syncCommand,
+  historyCommand,
+  rollbackCommand,
   tokenCreateCommand,
   tokenListCommand,
   tokenRevokeCommand,

@@ -5,6 +5,7 @@ import { formatTable } from '../core/output.ts';
 import type { SyncReportView } from '../hub/hub-client.ts';
 import { checkSelector } from './cluster.ts';
 import { reportFleetErrors } from './fleet-errors.ts';
+import { pinsTable } from './history.ts';
 
 /** With at most this many distinct bundles the table has a column per bundle: clusters x bundles. */
 const matrixColumns = 8;
@@ -69,6 +70,9 @@ export function statusTable(s: FleetStatus, now: Date, opts: { bundles?: boolean
   );
   if (detail.length > 0)
     lines.push('\n', formatTable(['cluster', 'bundle', 'state', 'up-to-date', 'drift', 'message'], detail));
+  // Pins from `flotilla rollback`: these bundles do not follow the fleet repo until they change or are cleared.
+  const pins = s.clusters.flatMap((c) => (c.pins ?? []).map((pin) => ({ cluster: c.id, pin })));
+  if (pins.length > 0) lines.push('\npinned by rollback:\n', pinsTable(pins, now));
   return lines.join('');
 }
 

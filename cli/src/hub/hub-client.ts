@@ -18,13 +18,22 @@ export type Labels = Readonly<Record<string, string>>;
 
 // The hub's own wire types: one definition for the hub that writes them and the CLI that reads them.
 import type {
+  ClusterHistory,
   ClusterView,
   FleetErrorView,
   RegistrationTokenView,
+  RollbackResult,
   SyncReportView,
 } from '@flotilla/shared/hub';
 
-export type { ClusterView, FleetErrorView, RegistrationTokenView, SyncReportView };
+export type {
+  ClusterHistory,
+  ClusterView,
+  FleetErrorView,
+  RegistrationTokenView,
+  RollbackResult,
+  SyncReportView,
+};
 
 export interface HubPublicKey {
   readonly algorithm: string;
@@ -255,6 +264,33 @@ export class HubClient {
         `/v1/admin/clusters/${enc(id)}/labels`,
         { kind: 'admin' },
         change,
+      )
+    ).value;
+  }
+
+  /** One page of the cluster's generations, newest first. */
+  async clusterHistory(id: string, page: { limit?: number; before?: number } = {}): Promise<ClusterHistory> {
+    const query = new URLSearchParams();
+    if (page.limit !== undefined) query.set('limit', String(page.limit));
+    if (page.before !== undefined) query.set('before', String(page.before));
+    const qs = query.size > 0 ? `?${query}` : '';
+    return (
+      await this.#request<ClusterHistory>('GET', `/v1/admin/clusters/${enc(id)}/history${qs}`, {
+        kind: 'admin',
+      })
+    ).value;
+  }
+
+  async rollbackCluster(
+    id: string,
+    request: { toGeneration: number; bundle?: string } | { clear: true },
+  ): Promise<RollbackResult> {
+    return (
+      await this.#request<RollbackResult>(
+        'POST',
+        `/v1/admin/clusters/${enc(id)}/rollback`,
+        { kind: 'admin' },
+        request,
       )
     ).value;
   }

@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import {
   type BundlePart,
+  type BundlePin,
   type BundleStore,
   type ClusterRecord,
   type ClusterStore,
@@ -149,7 +150,7 @@ export class DynamoDbClusterStore implements ClusterStore {
       TableName: this.#db.tables.clusters,
       ConsistentRead: true,
       ProjectionExpression:
-        'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head',
+        'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head, pins',
     };
   }
 
@@ -269,7 +270,11 @@ export class DynamoDbDesiredStateStore implements DesiredStateStore {
   }
 
   /** Writes three items: the head (cluster record), the current manifest, its history entry. */
-  async commit(state: StoredDesiredState, expectedGeneration: number | undefined): Promise<number> {
+  async commit(
+    state: StoredDesiredState,
+    expectedGeneration: number | undefined,
+    change: { readonly pins?: readonly BundlePin[] } = {},
+  ): Promise<number> {
     const head = {
       generation: state.generation,
       etag: state.etag,
@@ -285,13 +290,20 @@ export class DynamoDbDesiredStateStore implements DesiredStateStore {
                 TableName: this.#db.tables.clusters,
                 Key: { clusterId: state.clusterId },
                 // `desired` is where an earlier layout kept the manifest: gone once the cluster moves.
-                UpdateExpression: 'SET head = :head REMOVE desired',
+                // Pins move with the head, so a pin and the generation it shaped never disagree.
+                UpdateExpression:
+                  change.pins === undefined
+                    ? 'SET head = :head REMOVE desired'
+                    : change.pins.length > 0
+                      ? 'SET head = :head, pins = :pins REMOVE desired'
+                      : 'SET head = :head REMOVE desired, pins',
                 ConditionExpression:
                   expectedGeneration === undefined
                     ? 'attribute_exists(clusterId) AND attribute_not_exists(head)'
                     : 'attribute_exists(clusterId) AND head.generation = :expected',
                 ExpressionAttributeValues: {
                   ':head': head,
+                  ...(change.pins !== undefined && change.pins.length > 0 ? { ':pins': change.pins } : {}),
                   ...(expectedGeneration === undefined ? {} : { ':expected': expectedGeneration }),
                 },
               },

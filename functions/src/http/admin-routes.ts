@@ -10,22 +10,26 @@ import {
   parseLabelSelector,
 } from '@flotilla/shared';
 import {
+  clusterHistory,
   clusterView,
   deregisterCluster,
   type FieldProblem,
   fleetStatus,
+  historyPageMax,
   InvalidRequestError,
   NotFoundError,
   parsePreviewRequest,
   previewTargets,
   registerCluster,
   relabelCluster,
+  rollbackCluster,
   rotateClusterToken,
   syncFleet,
   syncReportView,
   validateClusterId,
   validateLabels,
 } from '@flotilla/shared/hub';
+import { desiredStateHistoryDepth } from '@flotilla/shared/hub/tables';
 import { bundleHashParam, bundleResponse } from './agent-routes.ts';
 import type { ApiDeps } from './deps.ts';
 import type { ApiRequest, ApiResult } from './request.ts';
@@ -209,6 +213,68 @@ export async function rotateClusterTokenRoute(deps: ApiDeps, req: ApiRequest): P
   const id = pathClusterId(req);
   const token = await rotateClusterToken(deps, id);
   return json(200, { clusterId: id, token });
+}
+
+/** A positive whole number from the query, or undefined when absent. */
+function positiveIntQuery(req: ApiRequest, name: string, max?: number): number | undefined {
+  const text = req.query.get(name);
+  if (text === null) return undefined;
+  const n = /^[0-9]{1,15}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || (max !== undefined && n > max)) {
+    throw new InvalidRequestError([
+      { field: name, message: `expected a whole number from 1${max === undefined ? '' : ` to ${max}`}` },
+    ]);
+  }
+  return n;
+}
+
+/**
+ * `GET /v1/admin/clusters/{id}/history[?limit=&before=]`: the cluster's generations, newest
+ * first, a page at a time (`before` is the previous page's `nextBefore`).
+ */
+export async function clusterHistoryRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  onlyQuery(req, ['limit', 'before']);
+  const id = pathClusterId(req);
+  const limit = positiveIntQuery(req, 'limit', historyPageMax);
+  const before = positiveIntQuery(req, 'before');
+  const history = await clusterHistory(deps, id, {
+    historyDepth: desiredStateHistoryDepth,
+    ...(limit === undefined ? {} : { limit }),
+    ...(before === undefined ? {} : { before }),
+  });
+  return json(200, history);
+}
+
+/**
+ * `POST /v1/admin/clusters/{id}/rollback` `{ toGeneration, bundle? }` or `{ clear: true }`:
+ * a new generation with the references of an earlier one, pinned until the bundle's next
+ * change; `clear` ends every pin with a generation of the current plan.
+ */
+export async function rollbackClusterRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  const id = pathClusterId(req);
+  const body = objectBody(req, ['toGeneration', 'bundle', 'clear']);
+  const by = req.admin ?? 'admin';
+  const problems: FieldProblem[] = [];
+  if (body.clear !== undefined) {
+    if (body.clear !== true) problems.push({ field: 'clear', message: 'expected true' });
+    for (const field of ['toGeneration', 'bundle'] as const)
+      if (body[field] !== undefined) problems.push({ field, message: 'not allowed with clear' });
+    if (problems.length > 0) throw new InvalidRequestError(problems);
+    return json(200, await rollbackCluster(deps, id, { clear: true, by }));
+  }
+  const to = body.toGeneration;
+  if (to === undefined) problems.push({ field: 'toGeneration', message: 'required (or give clear: true)' });
+  else if (typeof to !== 'number' || !Number.isSafeInteger(to) || to < 1)
+    problems.push({ field: 'toGeneration', message: 'expected a generation number (1 or more)' });
+  if (body.bundle !== undefined && (typeof body.bundle !== 'string' || body.bundle === ''))
+    problems.push({ field: 'bundle', message: 'expected a bundle name' });
+  if (problems.length > 0) throw new InvalidRequestError(problems);
+  const result = await rollbackCluster(deps, id, {
+    toGeneration: to as number,
+    bundle: body.bundle as string | undefined,
+    by,
+  });
+  return json(200, result);
 }
 
 /** `POST /v1/admin/preview`: what the repo tip, or uploaded files, would do to each cluster. */

@@ -1,5 +1,6 @@
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import {
+  clusterHistoryRoute,
   deregisterClusterRoute,
   fleetStatusRoute,
   getAnyBundleRoute,
@@ -10,6 +11,7 @@ import {
   publicKeyRoute,
   registerClusterRoute,
   relabelClusterRoute,
+  rollbackClusterRoute,
   rotateClusterTokenRoute,
   syncRoute,
 } from './admin-routes.ts';
@@ -48,6 +50,8 @@ const handlers: Readonly<Record<RouteId, RouteHandler>> = {
   deregisterCluster: deregisterClusterRoute,
   relabelCluster: relabelClusterRoute,
   rotateClusterToken: rotateClusterTokenRoute,
+  clusterHistory: clusterHistoryRoute,
+  rollbackCluster: rollbackClusterRoute,
   preview: previewRoute,
   sync: syncRoute,
   fleetStatus: fleetStatusRoute,

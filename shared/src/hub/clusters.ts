@@ -1,6 +1,14 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { labelsProblems, nameProblem } from '../labels.ts';
-import { type ClusterRecord, type ClusterStore, ConflictError, type Labels, NotFoundError } from './ports.ts';
+import {
+  type BundlePin,
+  type ClusterRecord,
+  type ClusterStore,
+  ConflictError,
+  GenerationReason,
+  type Labels,
+  NotFoundError,
+} from './ports.ts';
 import { recomputeCluster, type SyncPorts, type SyncReport } from './sync.ts';
 
 /** Creates and removes a cluster's notification queue. */
@@ -106,7 +114,7 @@ export async function registerCluster(
     queueUrl,
   };
   await ports.clusters.create(cluster);
-  const sync = await recomputeCluster(ports, id);
+  const sync = await recomputeCluster(ports, id, { reason: GenerationReason.Register });
   return { cluster, token, sync };
 }
 
@@ -141,7 +149,7 @@ export async function relabelCluster(
   for (const key of change.remove ?? []) delete labels[key];
   validateLabels(labels);
   const cluster = await ports.clusters.update(id, { labels });
-  const sync = await recomputeCluster(ports, id);
+  const sync = await recomputeCluster(ports, id, { reason: GenerationReason.Labels });
   return { cluster, sync };
 }
 
@@ -160,6 +168,33 @@ export interface ClusterView {
     readonly etag: string;
     readonly commit: string;
   } | null;
+  /** Bundles a rollback holds at an earlier revision (empty when none); absent from hubs older than rollback. */
+  readonly pins?: readonly PinView[];
+}
+
+/** A rollback pin as admins see it. */
+export interface PinView {
+  readonly bundle: string;
+  /** The content hash the bundle is held at, or null when it is held off the cluster. */
+  readonly hash: string | null;
+  /** What the hub planned for it when the pin was made; the pin ends when the plan moves from it. */
+  readonly plannedHash: string | null;
+  readonly fromGeneration: number;
+  readonly generation: number;
+  readonly pinnedBy: string;
+  readonly pinnedAt: string;
+}
+
+export function pinView(p: BundlePin): PinView {
+  return {
+    bundle: p.bundle,
+    hash: p.ref?.hash ?? null,
+    plannedHash: p.planned?.hash ?? null,
+    fromGeneration: p.fromGeneration,
+    generation: p.generation,
+    pinnedBy: p.pinnedBy,
+    pinnedAt: p.pinnedAt,
+  };
 }
 
 export function clusterView(c: ClusterRecord): ClusterView {
@@ -172,5 +207,6 @@ export function clusterView(c: ClusterRecord): ClusterView {
     agentVersion: c.agentVersion ?? null,
     kubeVersion: c.kubeVersion ?? null,
     desiredState: c.head ? { generation: c.head.generation, etag: c.head.etag, commit: c.head.commit } : null,
+    pins: (c.pins ?? []).map(pinView),
   };
 }

@@ -4,7 +4,46 @@
  * unit tests pass plain in-memory fakes.
  */
 
+import type { BundleRef } from '../protocol/desired-state.ts';
+
 export type Labels = Readonly<Record<string, string>>;
+
+/**
+ * Why a generation of a cluster's desired state was written: a sync of a commit, a
+ * re-plan after a registration, a label change or a new Kubernetes version, a rollback
+ * (or the end of one), or a rollout's wave or revert.
+ */
+export const GenerationReason = {
+  Sync: 'sync',
+  Register: 'register',
+  Labels: 'labels',
+  KubeVersion: 'kube-version',
+  Rollback: 'rollback',
+  RollbackClear: 'rollback-clear',
+  Rollout: 'rollout',
+  Revert: 'revert',
+} as const;
+export type GenerationReason = (typeof GenerationReason)[keyof typeof GenerationReason];
+
+/**
+ * A bundle held at an earlier reference by `flotilla rollback`. Syncs and re-plans keep
+ * it there while the hub plans for the bundle what it planned when the pin was made;
+ * the first plan that differs (the bundle's next change) ends the pin.
+ */
+export interface BundlePin {
+  readonly bundle: string;
+  /** The reference the cluster is held at; null keeps the bundle off the cluster (the generation rolled back to did not have it). */
+  readonly ref: BundleRef | null;
+  /** What the hub planned for the bundle when the pin was made (null: nothing). */
+  readonly planned: BundleRef | null;
+  /** The generation whose reference this is. */
+  readonly fromGeneration: number;
+  /** The generation the rollback wrote. */
+  readonly generation: number;
+  /** Who asked for it: an IAM ARN, or `admin-key`. */
+  readonly pinnedBy: string;
+  readonly pinnedAt: string;
+}
 
 /** Where a cluster's desired state stands; kept on the cluster record so one read gives both. */
 export interface DesiredStateHead {
@@ -28,6 +67,8 @@ export interface ClusterRecord {
   /** The cluster's Kubernetes version as its agent last reported it (e.g. v1.33.2). */
   readonly kubeVersion?: string;
   readonly head?: DesiredStateHead;
+  /** Bundles held back by a rollback; absent or empty when none is. Written only with the head. */
+  readonly pins?: readonly BundlePin[];
 }
 
 /** What an agent's report tells about the agent and its cluster, kept on the cluster record. */
@@ -52,6 +93,22 @@ export interface StoredDesiredState {
   readonly signature: string;
   readonly keyId: string;
   readonly createdAt: string;
+  /** Why it was written; absent from generations stored before reasons were recorded, which were all syncs. */
+  readonly reason?: GenerationReason;
+  /** Set on a `rollback` generation: what it rolled back to, and who asked. */
+  readonly rollback?: {
+    readonly toGeneration: number;
+    /** The bundle rolled back, or null for all of them. */
+    readonly bundle: string | null;
+    readonly by: string;
+  };
+  /** Bundles whose pin this generation ended (their next change, or a `rollback --clear`). */
+  readonly pinsEnded?: readonly string[];
+}
+
+/** A generation's reason; generations stored before reasons were recorded were all written by syncs. */
+export function generationReason(state: Pick<StoredDesiredState, 'reason'>): GenerationReason {
+  return state.reason ?? GenerationReason.Sync;
 }
 
 export class ConflictError extends Error {
@@ -98,11 +155,17 @@ export interface DesiredStateStore {
   /**
    * Makes `state` the cluster's current desired state, atomically with moving the
    * head on the cluster record, and prunes generations beyond the history depth.
+   * `change.pins` replaces the cluster's rollback pins in the same write (empty: none
+   * left); without it they stay as they are.
    * @returns how many items it wrote (the bench and sync reports count them)
    * @throws ConflictError when the head is no longer at `expectedGeneration`
    *   (another writer got there first) or the cluster is gone.
    */
-  commit(state: StoredDesiredState, expectedGeneration: number | undefined): Promise<number>;
+  commit(
+    state: StoredDesiredState,
+    expectedGeneration: number | undefined,
+    change?: { readonly pins?: readonly BundlePin[] },
+  ): Promise<number>;
   current(clusterId: string): Promise<StoredDesiredState | undefined>;
   generation(clusterId: string, generation: number): Promise<StoredDesiredState | undefined>;
   /** Newest first. */

@@ -18,8 +18,14 @@ import {
   statusLimits,
 } from '../protocol/status.ts';
 import type { LabelMatcher } from '../selector.ts';
-import { ValidationError } from './clusters.ts';
-import type { ClusterRecord, ClusterStore, DesiredStateStore, Labels } from './ports.ts';
+import { type PinView, pinView, ValidationError } from './clusters.ts';
+import {
+  type ClusterRecord,
+  type ClusterStore,
+  type DesiredStateStore,
+  GenerationReason,
+  type Labels,
+} from './ports.ts';
 import { recomputeCluster, type SyncPorts, type SyncReport, type SyncStateStore } from './sync.ts';
 
 export {
@@ -365,7 +371,10 @@ export async function recordClusterStatus(
     try {
       replan = {
         kubeVersion: report.kubeVersion,
-        sync: await recomputeCluster(ports, clusterId, { onlyIfKubeVersionMatters: true }),
+        sync: await recomputeCluster(ports, clusterId, {
+          onlyIfKubeVersionMatters: true,
+          reason: GenerationReason.KubeVersion,
+        }),
       };
     } catch (err) {
       replan = {
@@ -422,6 +431,8 @@ export interface ClusterStatusView {
   /** Online, applied the desired generation, and every bundle up to date and Ready. */
   readonly inSync: boolean;
   readonly bundles: readonly BundleStatusView[];
+  /** Bundles a rollback holds at an earlier revision (empty when none). */
+  readonly pins: readonly PinView[];
 }
 
 export interface FleetErrorView extends FleetError {
@@ -585,6 +596,7 @@ async function clusterView(
       appliedGeneration === desired.generation &&
       bundles.every((b) => b.upToDate && b.state === 'Ready'),
     bundles,
+    pins: (cluster.pins ?? []).map(pinView),
   };
 }
 

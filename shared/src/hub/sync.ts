@@ -9,12 +9,15 @@ import {
 } from '../desired-state.ts';
 import { type FleetError, normalizeFleetErrors } from '../errors.ts';
 import { type EnginePorts, type Fleet, loadFleet, type ResolvedChart } from '../fleet/index.ts';
+import { applyPins } from './pins.ts';
 import {
+  type BundlePin,
   type BundleStore,
   type ClusterRecord,
   type ClusterStore,
   ConflictError,
   type DesiredStateStore,
+  GenerationReason,
   type Notifier,
   type StoredDesiredState,
 } from './ports.ts';
@@ -159,7 +162,10 @@ async function syncOnce(ports: SyncPorts, opts: SyncOptions): Promise<SyncReport
   }
   // A page of clusters at a time, one window each: memory does not grow with the fleet.
   const windowClusters = Math.max(1, opts.windowClusters ?? defaultWindowClusters);
-  const result = await applyFleet(ports, fleet, commit, ports.clusters.pages(windowClusters), opts);
+  const result = await applyFleet(ports, fleet, commit, ports.clusters.pages(windowClusters), {
+    ...opts,
+    reason: GenerationReason.Sync,
+  });
   const state: SyncState = {
     commit,
     snapshotHash,
@@ -180,7 +186,13 @@ async function syncOnce(ports: SyncPorts, opts: SyncOptions): Promise<SyncReport
 export async function recomputeCluster(
   ports: Omit<SyncPorts, 'source'>,
   clusterId: string,
-  opts: { readonly onlyIfKubeVersionMatters?: boolean } = {},
+  opts: {
+    readonly onlyIfKubeVersionMatters?: boolean;
+    /** Recorded on the generation it writes; `labels` unless told. */
+    readonly reason?: GenerationReason;
+    /** Drops the cluster's rollback pins: the new generation is the plan as it is. */
+    readonly clearPins?: boolean;
+  } = {},
 ): Promise<SyncReport> {
   const state = await ports.syncState.get();
   if (!state) return emptyReport();
@@ -192,7 +204,10 @@ export async function recomputeCluster(
   if (!snapshot) throw new Error(`fleet snapshot ${state.snapshotHash} of commit ${state.commit} is missing`);
   const entries = JSON.parse(new TextDecoder().decode(snapshot)) as [string, string][];
   const fleet = loadFleet(entries.map(([path, content]) => ({ path, content })));
-  const result = await applyFleet(ports, fleet, state.commit, [[cluster]]);
+  const result = await applyFleet(ports, fleet, state.commit, [[cluster]], {
+    reason: opts.reason ?? GenerationReason.Labels,
+    ...(opts.clearPins ? { clearPins: true } : {}),
+  });
   return { ...result, status: 'synced', commit: state.commit };
 }
 
@@ -255,7 +270,7 @@ async function applyFleet(
   fleet: Fleet,
   commit: string,
   windows: AsyncIterable<readonly ClusterRecord[]> | Iterable<readonly ClusterRecord[]>,
-  opts: SyncOptions = {},
+  opts: SyncOptions & { readonly reason: GenerationReason; readonly clearPins?: boolean },
 ): Promise<Omit<SyncReport, 'status' | 'commit'>> {
   let clusterCount = 0;
   let errors: FleetError[] = [...fleet.errors];
@@ -295,12 +310,18 @@ async function applyFleet(
     // big fleet reads no manifests at all.
     const needsLastGood = head !== undefined && (plan.status === 'held' || plan.held.length > 0);
     const lastGood = needsLastGood ? await currentManifest(ports.desiredStates, cluster.id) : undefined;
-    const next = buildDesiredState({ plan, commit, generation: (head?.generation ?? 0) + 1, lastGood });
+    const planned = buildDesiredState({ plan, commit, generation: (head?.generation ?? 0) + 1, lastGood });
+    const pinned = opts.clearPins
+      ? { state: planned, pins: [], ended: (cluster.pins ?? []).map((p) => p.bundle).sort() }
+      : applyPins(planned, plan, cluster.pins);
+    const next = pinned.state;
     const refsHash = desiredContentHash(next);
-    if (head && head.refsHash === refsHash) return undefined;
+    // A pin that ends is recorded with a generation of its own even when the references stay.
+    if (head && head.refsHash === refsHash && pinned.ended.length === 0) return undefined;
     const rendered = new Map<string, string>();
     for (const b of plan.bundles) rendered.set(b.rendered.hash, b.rendered.canonical);
-    return { cluster, next, refsHash, rendered };
+    const pins: readonly BundlePin[] | undefined = pinned.ended.length > 0 ? pinned.pins : undefined;
+    return { cluster, next, refsHash, rendered, pins, pinsEnded: pinned.ended };
   };
 
   /** Commits one cluster's manifest, re-planning on conflict; undefined when there is nothing left to commit. */
@@ -309,7 +330,7 @@ async function applyFleet(
   ): Promise<PendingChange | undefined> => {
     let current: typeof prepared | undefined = prepared;
     for (let attempt = 1; current; attempt++) {
-      const { cluster, next, refsHash } = current;
+      const { cluster, next, refsHash, pins, pinsEnded } = current;
       const canonical = canonicalDesiredState(next);
       const stored: StoredDesiredState = {
         clusterId: cluster.id,
@@ -321,10 +342,16 @@ async function applyFleet(
         signature: await ports.signer.sign(canonical),
         keyId: ports.signer.keyId,
         createdAt: ports.now().toISOString(),
+        reason: opts.reason,
+        ...(pinsEnded.length > 0 ? { pinsEnded } : {}),
       };
       try {
         // Awaited first: `itemsWritten += await ...` would add to a value read before the wait.
-        const written = await ports.desiredStates.commit(stored, cluster.head?.generation);
+        const written = await ports.desiredStates.commit(
+          stored,
+          cluster.head?.generation,
+          pins ? { pins } : undefined,
+        );
         itemsWritten += written;
         return { cluster, generation: stored.generation, etag: stored.etag };
       } catch (err) {

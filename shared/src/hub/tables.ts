@@ -59,5 +59,9 @@ export function spokeQueueName(prefix: string, clusterId: string): string {
 /** DynamoDB's item limit is 400 KB; chunks stay well under it with room for keys and attributes. */
 export const bundleChunkBytes = 350 * 1024;
 
-/** Generations of desired state kept per cluster for rollback and audit. */
-export const desiredStateHistoryDepth = 10;
+/**
+ * Generations of desired state kept per cluster for rollback and audit. Label changes,
+ * Kubernetes version re-plans and rollbacks write generations too, so 10 could lose the
+ * last known good revision within a busy day; 25 items of a few KB each cost little.
+ */
+export const desiredStateHistoryDepth = 25;

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { generateSigningKeyPair, publicKeyFingerprint, sha256Hash } from '@flotilla/shared';
 import {
+  type BundlePin,
   type BundleStore,
   type ClusterRecord,
   type ClusterStatusChange,
@@ -78,14 +79,21 @@ export class MemoryDesiredStateStore implements DesiredStateStore {
     this.clusters = clusters;
   }
 
-  async commit(state: StoredDesiredState, expected: number | undefined) {
+  async commit(
+    state: StoredDesiredState,
+    expected: number | undefined,
+    change: { readonly pins?: readonly BundlePin[] } = {},
+  ) {
     const cluster = this.clusters.records.get(state.clusterId);
     if (!cluster || cluster.head?.generation !== expected) throw new ConflictError('moved');
     const list = this.states.get(state.clusterId) ?? [];
     list.unshift(state);
     this.states.set(state.clusterId, list);
+    const { pins: _pins, ...rest } = cluster;
+    const pins = change.pins === undefined ? cluster.pins : change.pins;
     this.clusters.records.set(state.clusterId, {
-      ...cluster,
+      ...rest,
+      ...(pins && pins.length > 0 ? { pins } : {}),
       head: {
         generation: state.generation,
         etag: state.etag,
