@@ -298,11 +298,7 @@ class Step {
       const open = (s.waves[c.wave] as RolloutWaveState).openedAt !== null;
       if (!online && c.offlineSince === null) {
         c.offlineSince = this.now;
-        if (open && (c.phase === 'waiting' || c.phase === 'released'))
-          this.emit('cluster-offline', `${c.name} is offline (offline.action: ${s.spec.offline.action})`, {
-            wave: c.wave,
-            cluster: c.name,
-          });
+        if (open && (c.phase === 'waiting' || c.phase === 'released')) this.offlineEvent(c);
       } else if (online && c.offlineSince !== null) {
         c.offlineSince = null;
         // Back online: it gets the whole progress deadline from now.
@@ -485,6 +481,16 @@ class Step {
       `wave ${w.name} opened${reason === 'promote' ? ' by promote' : ''} (${n} clusters)`,
       reason === null ? { wave: i } : { wave: i, reason },
     );
+    for (const c of s.clusters) {
+      if (c.wave === i && c.phase === 'waiting' && c.offlineSince !== null) this.offlineEvent(c);
+    }
+  }
+
+  offlineEvent(c: RolloutClusterState): void {
+    this.emit('cluster-offline', `${c.name} is offline (offline.action: ${this.s.spec.offline.action})`, {
+      wave: c.wave,
+      cluster: c.name,
+    });
   }
 
   /** Releases waiting clusters of open waves into free slots; offline clusters are not released. */
