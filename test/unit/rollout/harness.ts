@@ -79,7 +79,12 @@ export class Sim {
 
   offline(name: string): void {
     const o = this.observations.get(name);
-    this.observations.set(name, { hash: o?.hash ?? null, ready: o?.ready ?? false, online: false, reportedAt: this.now });
+    this.observations.set(name, {
+      hash: o?.hash ?? null,
+      ready: o?.ready ?? false,
+      online: false,
+      reportedAt: this.now,
+    });
   }
 
   phases(): Record<string, string> {

@@ -39,7 +39,11 @@ function setup(): Sim {
   if (!spec) throw new Error('no rollout');
   const assigned = assignWaves(spec, CLUSTERS, fleet.groups);
   expect(assigned).toEqual({
-    waves: [['canary-1', 'canary-2'], ['eu-1', 'eu-2', 'eu-3', 'eu-4', 'eu-5', 'eu-6', 'eu-7', 'eu-8'], ['us-1', 'us-2', 'ap-1']],
+    waves: [
+      ['canary-1', 'canary-2'],
+      ['eu-1', 'eu-2', 'eu-3', 'eu-4', 'eu-5', 'eu-6', 'eu-7', 'eu-8'],
+      ['us-1', 'us-2', 'ap-1'],
+    ],
     unmatched: [],
   });
   const clusters: RolloutCluster[] = assigned.waves.flatMap((names, wave) =>
@@ -86,7 +90,9 @@ describe("issue 14's example rollout", () => {
       t += MIN;
       r = sim.at(t);
       released.push(...r.release);
-      expect(sim.state.clusters.filter((c) => c.wave === 1 && c.phase === 'released').length).toBeLessThanOrEqual(2);
+      expect(
+        sim.state.clusters.filter((c) => c.wave === 1 && c.phase === 'released').length,
+      ).toBeLessThanOrEqual(2);
       expect(r.release.length).toBe(1);
     }
     expect(released).toEqual(EU);
@@ -155,7 +161,12 @@ describe("issue 14's example rollout", () => {
     sim.offline('eu-1');
     let r = sim.at(12 * MIN);
     expect(r.release).toEqual(['eu-2', 'eu-3']); // eu-1 is offline: not released
-    expect(sim.log(-4)).toEqual(['wave-opened eu', 'cluster-offline eu/eu-1', 'cluster-released eu/eu-2', 'cluster-released eu/eu-3']);
+    expect(sim.log(-4)).toEqual([
+      'wave-opened eu',
+      'cluster-offline eu/eu-1',
+      'cluster-released eu/eu-2',
+      'cluster-released eu/eu-3',
+    ]);
     expect(r.nextWakeAt).toBe(T0 + 22 * MIN); // the grace of eu-1 ends
     r = sim.at(22 * MIN);
     expect(r.events.map((e) => `${e.type} ${e.cluster}`)).toEqual(['cluster-skipped eu-1']);

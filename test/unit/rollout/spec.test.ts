@@ -45,7 +45,13 @@ describe('rollout: in bundle.yaml', () => {
           bakeMs: 600_000,
           line: 5,
         },
-        { name: 'eu', match: { kind: 'clusterGroup', group: 'eu' }, maxParallel: { percent: 25 }, bakeMs: 1_800_000, line: 6 },
+        {
+          name: 'eu',
+          match: { kind: 'clusterGroup', group: 'eu' },
+          maxParallel: { percent: 25 },
+          bakeMs: 1_800_000,
+          line: 6,
+        },
         { name: 'rest', bakeMs: 0, line: 7 },
       ],
       unmatched: 'final-wave',
@@ -106,20 +112,31 @@ describe('rollout: in bundle.yaml', () => {
         endMinute: 1050,
         timeZone: 'Europe/Berlin',
       },
-      { days: ['sun', 'mon', 'wed', 'fri', 'sat'], start: '22:00', end: '04:00', startMinute: 1320, endMinute: 240, timeZone: 'UTC' },
+      {
+        days: ['sun', 'mon', 'wed', 'fri', 'sat'],
+        start: '22:00',
+        end: '04:00',
+        startMinute: 1320,
+        endMinute: 240,
+        timeZone: 'UTC',
+      },
     ]);
   });
 
   it('a bundle references rollouts/<name>.yaml with strategy', () => {
     const { rollout, errors, fleet } = load({
       [WEB]: 'targets:\n  - clusterSelector: {}\nrollout: {strategy: canary-first}\n',
-      'rollouts/canary-first.yaml': 'waves:\n  - {name: canary, clusterSelector: ring=canary}\n  - {name: rest}\nfailure: {action: revert}\n',
+      'rollouts/canary-first.yaml':
+        'waves:\n  - {name: canary, clusterSelector: ring=canary}\n  - {name: rest}\nfailure: {action: revert}\n',
     });
     expect(errors).toEqual([]);
     expect(rollout).toMatchObject({
       file: 'rollouts/canary-first.yaml',
       strategy: 'canary-first',
-      waves: [{ name: 'canary', line: 2 }, { name: 'rest', line: 3 }],
+      waves: [
+        { name: 'canary', line: 2 },
+        { name: 'rest', line: 3 },
+      ],
       failure: { maxFailures: { count: 0 }, action: 'revert' },
     });
     expect([...fleet.rollouts.keys()]).toEqual(['canary-first']);
@@ -137,7 +154,9 @@ describe('rollout: in bundle.yaml', () => {
     ],
     [
       'bad durations',
-      withRollout('  waves:\n    - {name: a, bake: 10 minutes}\n    - {name: b, bake: 600}\n  progressDeadline: 0\n  offline: {grace: -1m}\n'),
+      withRollout(
+        '  waves:\n    - {name: a, bake: 10 minutes}\n    - {name: b, bake: 600}\n  progressDeadline: 0\n  offline: {grace: -1m}\n',
+      ),
       [
         'bundles/web/bundle.yaml:5: rollout.waves[0].bake: "10 minutes" is not a duration (write it as 30s, 10m, 1h or 1h30m)',
         'bundles/web/bundle.yaml:6: rollout.waves[1].bake: 600 has no unit (write a duration such as 30s, 10m or 1h)',
@@ -160,7 +179,9 @@ describe('rollout: in bundle.yaml', () => {
     ],
     [
       'a catch-all wave that is not last, and two waves with one name',
-      withRollout('  waves:\n    - {name: a, clusterName: x}\n    - {name: all}\n    - {name: a, clusterName: y}\n'),
+      withRollout(
+        '  waves:\n    - {name: a, clusterName: x}\n    - {name: all}\n    - {name: a, clusterName: y}\n',
+      ),
       [
         'bundles/web/bundle.yaml:7: rollout.waves[2].name: "a" is also the name of the wave on line 5',
         'bundles/web/bundle.yaml:7: rollout.waves[2]: wave "all" (line 6) takes every cluster left, so it must be the last wave',
@@ -223,7 +244,10 @@ describe('rollout: in bundle.yaml', () => {
     ],
     [
       'strategy combined with inline fields',
-      { [WEB]: 'targets: []\nrollout:\n  strategy: slow\n  progressDeadline: 5m\n', 'rollouts/slow.yaml': 'waves: [{name: a}]\n' },
+      {
+        [WEB]: 'targets: []\nrollout:\n  strategy: slow\n  progressDeadline: 5m\n',
+        'rollouts/slow.yaml': 'waves: [{name: a}]\n',
+      },
       [
         'bundles/web/bundle.yaml:4: rollout: strategy cannot be combined with progressDeadline (change rollouts/slow.yaml or write the strategy inline)',
       ],
