@@ -277,7 +277,17 @@ describe('windows', () => {
     expect(r.release).toEqual(['a']);
   });
 
-  it('a wave that bakes after the window closes opens the next working day; an open wave keeps releasing', () => {
+  it('an open wave keeps releasing after its window closed', () => {
+    const monday1659 = Date.UTC(2026, 0, 12, 15, 59); // 16:59 in Berlin
+    const spec = rolloutSpec(`  waves: [{name: w, maxParallel: 1}]\n${WINDOWS}`);
+    const sim = new Sim(spec, wave(0, 'a', 'b'), monday1659);
+    expect(sim.step().release).toEqual(['a']);
+    sim.ready('a');
+    sim.now = monday1659 + 5 * MIN;
+    expect(sim.step().release).toEqual(['b']);
+  });
+
+  it('a wave that bakes after the window closes lets the next one open the next working day', () => {
     const monday1650 = Date.UTC(2026, 0, 12, 15, 50); // 16:50 in Berlin
     const sim = new Sim(rolloutSpec(TWO_WAVES + WINDOWS), [...wave(0, 'a'), ...wave(1, 'c')], monday1650);
     sim.step();

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { loadFleet } from '@flotilla/shared';
 import type { RolloutSpec } from '@flotilla/shared/rollout';
 import { describe, expect, it } from 'vitest';
@@ -140,6 +141,28 @@ describe('rollout: in bundle.yaml', () => {
       failure: { maxFailures: { count: 0 }, action: 'revert' },
     });
     expect([...fleet.rollouts.keys()]).toEqual(['canary-first']);
+  });
+
+  it('the examples of docs/fleet-repo.md read as written', () => {
+    const doc = readFileSync(new URL('../../../docs/fleet-repo.md', import.meta.url), 'utf8');
+    const blocks = [...doc.matchAll(/```yaml\n(rollout:\n[\s\S]*?)```/g)].map((m) => m[1] as string);
+    expect(blocks.length).toBe(2);
+    // The formatter spaces flow mappings; the first example is still the issue's.
+    expect(load({ [WEB]: `targets: []\n${blocks[0]}` }).rollout).toEqual(
+      load({ [WEB]: `targets: []\n${ISSUE_EXAMPLE}` }).rollout,
+    );
+    const strategy = /# rollouts\/canary-first.yaml\n([\s\S]*?)```/.exec(doc)?.[1];
+    for (const block of blocks) {
+      const { rollout, errors } = load({
+        [WEB]: `targets:\n  - clusterSelector: {}\n${block}`,
+        'rollouts/canary-first.yaml': strategy ?? '',
+      });
+      expect(errors).toEqual([]);
+      expect(rollout?.waves.length).toBe(blocks.indexOf(block) === 0 ? 3 : 4);
+    }
+    expect(
+      load({ 'rollouts/canary-first.yaml': strategy ?? '' }).fleet.rollouts.get('canary-first')?.waves.length,
+    ).toBe(2);
   });
 
   const cases: [string, Record<string, string>, string[]][] = [
