@@ -54,6 +54,8 @@ export type UnmatchedPolicy = (typeof UnmatchedPolicy)[keyof typeof UnmatchedPol
 export interface RolloutSpec {
   /** The file it was written in: the bundle's bundle.yaml or `rollouts/<name>.yaml`. */
   readonly file: string;
+  /** The line in `file` where the rollout's fields start (for plan-time errors such as unmatched clusters). */
+  readonly line: number;
   /** The name of the strategy when the bundle referenced `rollouts/<name>.yaml`. */
   readonly strategy?: string;
   readonly waves: readonly RolloutWaveSpec[];
@@ -296,7 +298,16 @@ function readRolloutBody(
   }
 
   if (reader.errors.length !== before) return undefined;
-  return { file: reader.file, waves, unmatched, progressDeadlineMs, failure, offline, windows };
+  return {
+    file: reader.file,
+    line: map.pos.line,
+    waves,
+    unmatched,
+    progressDeadlineMs,
+    failure,
+    offline,
+    windows,
+  };
 }
 
 function readWave(

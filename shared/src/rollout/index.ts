@@ -36,5 +36,11 @@ export {
   type StartInput,
   type StepResult,
 } from './types.ts';
-export { assignWaves, UNMATCHED_WAVE, unmatchedProblem, type WaveAssignment } from './waves.ts';
+export {
+  assignWaves,
+  UNMATCHED_WAVE,
+  unmatchedError,
+  unmatchedProblem,
+  type WaveAssignment,
+} from './waves.ts';
 export { inAnyWindow, inWindow, nextWindowOpen } from './windows.ts';

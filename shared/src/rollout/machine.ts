@@ -149,8 +149,9 @@ function build(input: StartInput, supersedes: string | null): RolloutState {
 /**
  * Advances a rollout to `now`. Pure: the input state is not changed.
  *
- * @param observations what each cluster last reported about this bundle; a cluster without
- *   one counts as online and not yet reporting the new hash.
+ * @param observations what each cluster last reported about this bundle. A cluster missing
+ *   from the map keeps its state (no news): a step on one cluster's report may pass only that
+ *   one. Timers (deadlines, grace, bake) run for every cluster regardless.
  * @throws {RolloutCommandError} when a command is given to a finished rollout.
  */
 export function stepRollout(
@@ -294,7 +295,9 @@ class Step {
     for (const c of s.clusters) {
       if (c.unchanged || c.phase === 'reverted') continue;
       const o = observations.get(c.name);
-      const online = o?.online ?? true;
+      // No observation is no news: the cluster stays as it was (its timers still run).
+      if (o === undefined) continue;
+      const online = o.online;
       const open = (s.waves[c.wave] as RolloutWaveState).openedAt !== null;
       if (!online && c.offlineSince === null) {
         c.offlineSince = this.now;
@@ -305,7 +308,7 @@ class Step {
         if (c.phase === 'released') c.deadlineFrom = this.now;
       }
       if (!open) continue;
-      const readyOnNew = o !== undefined && o.hash === c.toHash && o.ready;
+      const readyOnNew = o.hash === c.toHash && o.ready;
       if (c.phase === 'released' && readyOnNew) {
         c.phase = 'done';
         c.doneAt = this.now;
@@ -396,6 +399,10 @@ class Step {
       return true;
     }
     if (s.phase === 'paused') {
+      if (s.pauseReason !== 'failures')
+        this.emit('rollout-paused', `${over}: stays paused until an operator resumes or aborts`, {
+          reason: 'failures',
+        });
       s.pauseReason = 'failures';
       return false;
     }

@@ -2,6 +2,7 @@
  * Wave membership: which wave each cluster of a rollout belongs to, first matching wave
  * wins, in the order the waves are written.
  */
+import { type FleetError, fleetError } from '../errors.ts';
 import type { Labels } from '../labels.ts';
 import type { RolloutSpec, WaveMatch } from '../rollout-spec.ts';
 import { compileSelector, type LabelSelector } from '../selector.ts';
@@ -50,6 +51,21 @@ export function unmatchedProblem(spec: RolloutSpec, unmatched: readonly string[]
   const shown = unmatched.slice(0, 20).join(', ');
   const more = unmatched.length > 20 ? ` and ${unmatched.length - 20} more` : '';
   return `rollout: no wave matches ${unmatched.length === 1 ? 'cluster' : `${unmatched.length} clusters`} ${shown}${more} (add a wave for them, a last wave without a matcher, or unmatched: final-wave)`;
+}
+
+/**
+ * The same problem as a fleet-repo error at the rollout's file and line, for the plan of
+ * each unmatched cluster (call it with one cluster) or for the bundle (with all of them).
+ */
+export function unmatchedError(
+  spec: RolloutSpec,
+  unmatched: readonly string[],
+  bundle?: string,
+): FleetError | undefined {
+  const message = unmatchedProblem(spec, unmatched);
+  return message === undefined
+    ? undefined
+    : fleetError({ file: spec.file, line: spec.line, column: 1 }, message, bundle);
 }
 
 function compileMatch(

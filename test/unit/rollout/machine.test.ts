@@ -7,6 +7,7 @@ import {
   startRollout,
   stepRollout,
   supersede,
+  unmatchedError,
   unmatchedProblem,
 } from '@flotilla/shared/rollout';
 import { describe, expect, it } from 'vitest';
@@ -96,6 +97,20 @@ describe('done means exactly the new hash, Ready', () => {
       'rollout-paused  failures',
       'wave-baked  ', // every cluster of the wave is finished (failed), but the rollout is paused
     ]);
+  });
+
+  it("a step with only one cluster's report leaves the others as they were", () => {
+    const sim = twoWaves();
+    sim.at(0);
+    sim.ready('a', 'b');
+    sim.at(MIN);
+    expect(sim.phases()).toMatchObject({ a: 'done', b: 'done' });
+    const onlyA = new Map([
+      ['a', { hash: 'sha256:new', ready: true, online: true, reportedAt: T0 + 2 * MIN }],
+    ]);
+    const r = stepRollout(sim.state, onlyA, T0 + 2 * MIN);
+    expect(r.events).toEqual([]);
+    expect(r.state.clusters.map((c) => c.phase)).toEqual(['done', 'done', 'waiting', 'waiting']);
   });
 
   it('a cluster without any report is in flight until its deadline', () => {
@@ -368,6 +383,21 @@ describe('commands', () => {
     expect(sim.phases()).toEqual({ a: 'reverted', b: 'reverted', c: 'waiting', d: 'waiting' });
   });
 
+  it('failures over the budget while paused by an operator are reported; the rollout stays paused', () => {
+    const sim = twoWaves();
+    sim.at(0);
+    sim.at(MIN, 'pause');
+    const r = sim.at(5 * MIN);
+    expect(r.events.map((e) => `${e.type} ${e.reason ?? ''}`)).toEqual([
+      'cluster-failed deadline',
+      'cluster-failed deadline',
+      'rollout-paused failures',
+      'wave-baked ',
+    ]);
+    expect(sim.state.pauseReason).toBe('failures');
+    expect(sim.at(6 * MIN).events).toEqual([]);
+  });
+
   it('a command to a finished rollout is an error', () => {
     const sim = twoWaves();
     sim.at(0, 'abort');
@@ -475,6 +505,15 @@ describe('unchanged clusters and wave membership', () => {
     expect(unmatchedProblem(spec, assigned.unmatched)).toBe(
       'rollout: no wave matches cluster y (add a wave for them, a last wave without a matcher, or unmatched: final-wave)',
     );
+    expect(unmatchedError(spec, ['y'], 'web')).toEqual({
+      file: 'bundles/web/bundle.yaml',
+      line: 4,
+      column: 1,
+      bundle: 'web',
+      message:
+        'rollout: no wave matches cluster y (add a wave for them, a last wave without a matcher, or unmatched: final-wave)',
+    });
+    expect(unmatchedError(spec, [])).toBeUndefined();
     expect(() =>
       startRollout({ bundle: 'web', revision: 'c2', spec, clusters: wave(2, 'y'), now: T0 }),
     ).toThrowError(RolloutInputError);

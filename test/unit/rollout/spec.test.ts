@@ -35,6 +35,7 @@ describe('rollout: in bundle.yaml', () => {
     expect(errors).toEqual([]);
     expect(rollout).toEqual({
       file: WEB,
+      line: 4,
       waves: [
         {
           name: 'canary',
@@ -133,6 +134,7 @@ describe('rollout: in bundle.yaml', () => {
     expect(errors).toEqual([]);
     expect(rollout).toMatchObject({
       file: 'rollouts/canary-first.yaml',
+      line: 1,
       strategy: 'canary-first',
       waves: [
         { name: 'canary', line: 2 },
