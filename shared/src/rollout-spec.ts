@@ -501,7 +501,7 @@ function readWindow(reader: SpecReader, node: YNode, path: string): RolloutWindo
   };
   const start = time('start');
   const end = time('end');
-  if (start && end && start.minute === end.minute % 1440)
+  if (start && end && start.minute === end.minute)
     reader.error((f.get('end') as YNode).pos, `${path}.end: the window is empty (end equals start)`);
   let timeZone = 'UTC';
   const tzNode = f.get('timeZone');

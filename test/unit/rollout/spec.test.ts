@@ -90,6 +90,7 @@ describe('rollout: in bundle.yaml', () => {
   windows:
     - {days: [mon-fri], start: "09:00", end: "17:30", timeZone: Europe/Berlin}
     - {days: [fri-mon, wed], start: "22:00", end: "04:00"}
+    - {days: [sun], start: "00:00", end: "24:00"}
 `),
     );
     expect(errors).toEqual([]);
@@ -122,6 +123,7 @@ describe('rollout: in bundle.yaml', () => {
         endMinute: 240,
         timeZone: 'UTC',
       },
+      { days: ['sun'], start: '00:00', end: '24:00', startMinute: 0, endMinute: 1440, timeZone: 'UTC' },
     ]);
   });
 
