@@ -7,6 +7,7 @@ import {
   parseFieldPath,
   parseJsonPointer,
 } from './protocol/ignore-differences.ts';
+import { type RolloutContext, type RolloutSpec, readBundleRollout } from './rollout-spec.ts';
 import type { LabelSelector } from './selector.ts';
 import {
   type HelmCustomization,
@@ -98,12 +99,12 @@ export interface BundleSpec {
   readonly helm?: HelmSpec;
   /** Objects built by `kustomize build` of a directory. */
   readonly kustomize?: KustomizeSpec;
+  /** How a new revision reaches the bundle's clusters: in waves (absent: everywhere at once). */
+  readonly rollout?: RolloutSpec;
 }
 
 /** What the bundle reader needs to know about the rest of the repo. */
-export interface BundleContext {
-  groupStatus(name: string): 'ok' | 'broken' | 'missing';
-  groupFile(name: string): string;
+export interface BundleContext extends RolloutContext {
   overlayExists(overlay: string): boolean;
   overlayDir(overlay: string): string;
 }
@@ -131,6 +132,7 @@ export const BUNDLE_FIELDS = [
   'healthChecks',
   'helm',
   'kustomize',
+  'rollout',
 ] as const;
 
 const ENTRY_FIELDS = ['name', ...MATCH_KINDS];
@@ -248,6 +250,9 @@ export function readBundleSpec(
   const checksNode = f.get('healthChecks');
   const healthChecks = checksNode ? readHealthChecks(reader, checksNode, 'healthChecks') : [];
 
+  const rolloutNode = f.get('rollout');
+  const rollout = rolloutNode ? readBundleRollout(reader, rolloutNode, ctx) : undefined;
+
   const targeting = targetingOk ? { targets, exclude } : undefined;
   if (reader.errors.length > 0) return { spec: undefined, targeting };
   const spec: BundleSpec = {
@@ -267,6 +272,7 @@ export function readBundleSpec(
     healthChecks,
     ...(helm === undefined ? {} : { helm }),
     ...(kustomize === undefined ? {} : { kustomize }),
+    ...(rollout === undefined ? {} : { rollout }),
   };
   return { spec, targeting };
 }

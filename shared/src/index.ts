@@ -95,6 +95,7 @@ export {
   withoutFields,
 } from './protocol/index.ts';
 export { contentBase64, isBinaryContent, repoFileContent } from './repo-content.ts';
+export type { RolloutSpec } from './rollout-spec.ts';
 export {
   compileSelector,
   type LabelMatcher,

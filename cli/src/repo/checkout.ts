@@ -1,6 +1,6 @@
 /**
  * A local checkout of the fleet repo, read as the hub reads a commit: the files under
- * bundles/, groups/ and clusters/, hidden entries skipped. Working-tree files, so a
+ * bundles/, groups/, clusters/, rollouts/ and lib/, hidden entries skipped. Working-tree files, so a
  * change can be previewed before it is committed and pushed.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -15,7 +15,7 @@ export interface RepoFile {
 }
 
 // lib/ holds what Helm and Kustomize bundles share: charts, kustomize bases, values files.
-const fleetFolders = ['bundles', 'groups', 'clusters', 'lib'];
+const fleetFolders = ['bundles', 'groups', 'clusters', 'rollouts', 'lib'];
 
 export function readCheckout(dir: string, cwd: string): RepoFile[] {
   const root = resolve(cwd, dir);

@@ -10,7 +10,8 @@ import { CliError } from '../core/errors.ts';
 import { ExitCode } from '../core/exit-codes.ts';
 import type { RepoFile } from './checkout.ts';
 
-const fleetFolders = ['bundles/', 'groups/', 'clusters/'];
+// lib/ holds what Helm and Kustomize bundles share; rollouts/ the named rollout strategies.
+const fleetFolders = ['bundles/', 'groups/', 'clusters/', 'rollouts/', 'lib/'];
 
 export interface CommitFiles {
   readonly commit: string;
@@ -111,7 +112,7 @@ async function resolveCommit(dirs: GitDirs, ref: string): Promise<string> {
 }
 
 /**
- * The fleet files (bundles/, groups/, clusters/) of `ref` in the git repository holding
+ * The fleet files (bundles/, groups/, clusters/, rollouts/, lib/) of `ref` in the git repository holding
  * `dir`, with paths relative to `dir` (the fleet repo may be a folder of a larger repo).
  */
 export async function readCommit(dir: string, cwd: string, ref: string): Promise<CommitFiles> {

@@ -18,7 +18,7 @@ export interface FleetSnapshot {
 
 /** Only these top-level folders mean anything in a fleet repo. */
 // lib/ holds what Helm and Kustomize bundles share: charts, kustomize bases, values files.
-const fleetFolders = ['bundles/', 'groups/', 'clusters/', 'lib/'];
+const fleetFolders = ['bundles/', 'groups/', 'clusters/', 'rollouts/', 'lib/'];
 
 /**
  * Reads the fleet repo over smart HTTP with isomorphic-git: a shallow, single-branch

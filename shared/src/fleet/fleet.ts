@@ -16,6 +16,7 @@
  * The types the steps pass along are in `model.ts`.
  */
 import { type FleetError, FleetInputError, normalizeFleetErrors } from '../errors.ts';
+import type { RolloutSpec } from '../rollout-spec.ts';
 import type { DeclaredClusterSpec, GroupSpec } from '../spec-reader.ts';
 import { resolveDependencies } from './dependency-graph.ts';
 import type { EnginePorts, ResolvedChart } from './engine.ts';
@@ -57,6 +58,8 @@ export class Fleet {
   /** Bundles in apply order (dependencies first, then by name). */
   readonly bundles: readonly BundleInfo[];
   readonly groups: ReadonlyMap<string, GroupSpec>;
+  /** The valid rollout strategies of `rollouts/<name>.yaml`; each bundle's own is `spec.rollout`. */
+  readonly rollouts: ReadonlyMap<string, RolloutSpec>;
   /** Labels declared in git under `clusters/`; they override registered labels key by key. */
   readonly declaredClusters: ReadonlyMap<string, DeclaredClusterSpec>;
 
@@ -92,6 +95,7 @@ export class Fleet {
     this.#planner = new Planner(order, repo.declaredClusters, repo.clusterFileErrors);
 
     this.groups = repo.groups;
+    this.rollouts = repo.rollouts;
     this.declaredClusters = repo.declaredClusters;
     this.bundles = order.map((s) => ({
       name: s.name,

@@ -8,6 +8,7 @@
 import { type BundleSpec, readBundleSpec } from '../bundle-spec.ts';
 import { type FleetError, FleetInputError, fleetError, type SourcePos } from '../errors.ts';
 import { nameProblem } from '../labels.ts';
+import { type RolloutContext, type RolloutSpec, readRolloutStrategy } from '../rollout-spec.ts';
 import { compileSelector, type LabelMatcher } from '../selector.ts';
 import {
   type DeclaredClusterSpec,
@@ -27,6 +28,8 @@ export interface LoadedRepo {
   /** Problems of the repo's layout, groups and cluster files; each bundle keeps its own. */
   readonly errors: readonly FleetError[];
   readonly groups: ReadonlyMap<string, GroupSpec>;
+  /** The valid strategies of `rollouts/<name>.yaml`, by name. */
+  readonly rollouts: ReadonlyMap<string, RolloutSpec>;
   readonly declaredClusters: ReadonlyMap<string, DeclaredClusterSpec>;
   /** The errors of each broken `clusters/<name>.yaml`, by cluster name. */
   readonly clusterFileErrors: ReadonlyMap<string, readonly FleetError[]>;
@@ -76,6 +79,7 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
   const repoErrors: FleetError[] = [];
   const groupFiles = new Map<string, string>();
   const clusterFiles = new Map<string, string>();
+  const rolloutFiles = new Map<string, string>();
   const bundleDirs = new Map<
     string,
     { spec?: string; manifests: string[]; overlays: Map<string, string[]> }
@@ -86,22 +90,18 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     if (parts.some((p) => p.startsWith('.'))) continue;
     const yaml = YAML_FILE.test(path);
     const top = parts[0];
-    if (top === 'groups' || top === 'clusters') {
+    if (top === 'groups' || top === 'clusters' || top === 'rollouts') {
       if (!yaml) continue;
       if (parts.length !== 2) {
         repoErrors.push(fleetError(line1(path), `${top} files go directly in ${top}/ (${top}/<name>.yaml)`));
         continue;
       }
       const name = baseName(path);
-      const target = top === 'groups' ? groupFiles : clusterFiles;
+      const target = top === 'groups' ? groupFiles : top === 'clusters' ? clusterFiles : rolloutFiles;
       const other = target.get(name);
       if (other !== undefined) {
-        repoErrors.push(
-          fleetError(
-            line1(path),
-            `${top === 'groups' ? 'group' : 'cluster'} "${name}" is also defined in ${other}`,
-          ),
-        );
+        const what = top === 'groups' ? 'group' : top === 'clusters' ? 'cluster' : 'rollout strategy';
+        repoErrors.push(fleetError(line1(path), `${what} "${name}" is also defined in ${other}`));
         continue;
       }
       target.set(name, path);
@@ -160,6 +160,28 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     repoErrors.push(...reader.errors);
   }
 
+  // Rollout strategies: read after groups, since waves may name them.
+  const rollouts = new Map<string, RolloutSpec>();
+  const brokenRollouts = new Set<string>();
+  const rolloutContext: RolloutContext = {
+    groupStatus: (g) => (groups.has(g) ? 'ok' : brokenGroups.has(g) ? 'broken' : 'missing'),
+    groupFile: (g) => groupFiles.get(g) ?? `groups/${g}.yaml`,
+    strategy: (r) => rollouts.get(r) ?? (brokenRollouts.has(r) ? 'broken' : 'missing'),
+    strategyFile: (r) => rolloutFiles.get(r) ?? `rollouts/${r}.yaml`,
+  };
+  for (const [name, path] of rolloutFiles) {
+    const reader = new SpecReader(path);
+    const problem = nameProblem(name);
+    if (problem) reader.error(line1(path), `invalid rollout strategy name: ${problem}`);
+    const root = singleDocument(path, files.get(path) ?? '', reader);
+    if (root !== false && reader.errors.length === 0) {
+      const spec = readRolloutStrategy(reader, name, root.node, root.pos, rolloutContext);
+      if (spec && reader.errors.length === 0) rollouts.set(name, spec);
+    }
+    if (reader.errors.length > 0) brokenRollouts.add(name);
+    repoErrors.push(...reader.errors);
+  }
+
   // Clusters declared in git.
   const declared = new Map<string, DeclaredClusterSpec>();
   const clusterFileErrors = new Map<string, FleetError[]>();
@@ -211,8 +233,7 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     if (engine) (state as { source: BundleSource }).source = { kind: 'engine', ...engine };
     if (root !== false) {
       const result = readBundleSpec(reader, name, root.node, root.pos, {
-        groupStatus: (g) => (groups.has(g) ? 'ok' : brokenGroups.has(g) ? 'broken' : 'missing'),
-        groupFile: (g) => groupFiles.get(g) ?? `groups/${g}.yaml`,
+        ...rolloutContext,
         overlayExists: (o) => dir.overlays.has(o),
         overlayDir: (o) => `bundles/${name}/overlays/${o}/`,
       });
@@ -246,7 +267,14 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     if (kustomizations.length === 0) state.errors.push(...sourceProblems(state.source, name, file));
     states.push(state);
   }
-  return { errors: repoErrors, groups, declaredClusters: declared, clusterFileErrors, bundles: states };
+  return {
+    errors: repoErrors,
+    groups,
+    rollouts,
+    declaredClusters: declared,
+    clusterFileErrors,
+    bundles: states,
+  };
 }
 
 const KUSTOMIZATION_FILE = /(^|\/)kustomization\.ya?ml$/;

@@ -50,7 +50,7 @@ targets:
     'unknown top-level field',
     { [WEB]: 'namespace: web\ntargets: []\ndriftpolicy: warn\n' },
     [
-      'bundles/web/bundle.yaml:3: unknown field "driftpolicy" (expected description, namespace, targets, exclude, customizations, values, ignoreDifferences, dependsOn, driftPolicy, paused, healthChecks, helm, kustomize)',
+      'bundles/web/bundle.yaml:3: unknown field "driftpolicy" (expected description, namespace, targets, exclude, customizations, values, ignoreDifferences, dependsOn, driftPolicy, paused, healthChecks, helm, kustomize, rollout)',
     ],
   ],
   [
