@@ -1,4 +1,10 @@
-import { type SyncPorts, syncFleet, syncReportView } from '@flotilla/shared/hub';
+import {
+  applyRolloutSteps,
+  type SyncPorts,
+  stepDueRollouts,
+  syncFleet,
+  syncReportView,
+} from '@flotilla/shared/hub';
 import { jsonLogger, type Logger } from './log.ts';
 
 /**
@@ -8,6 +14,24 @@ import { jsonLogger, type Logger } from './log.ts';
  */
 export async function scheduledSync(ports: SyncPorts, invocationId: string, log: Logger = jsonLogger()) {
   const report = syncReportView(await syncFleet(ports, { holder: `schedule:${invocationId}` }));
+  // Rollouts whose bake, deadline, grace or window ran out advance even without reports.
+  if (ports.rollouts) {
+    const steps = await stepDueRollouts({ rollouts: ports.rollouts, now: ports.now });
+    const applied = await applyRolloutSteps(ports, steps);
+    if (steps.length > 0) {
+      log.info('rollouts stepped on schedule', {
+        invocationId,
+        rollouts: steps.map((s) => ({
+          bundle: s.bundle,
+          phase: s.state.phase,
+          released: s.release,
+          reverted: s.revert,
+        })),
+        changed: applied.changed,
+        errors: applied.errors.map((e) => e.message),
+      });
+    }
+  }
   log.info('scheduled sync', {
     invocationId,
     status: report.status,

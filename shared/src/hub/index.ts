@@ -4,6 +4,7 @@ export * from './ports.ts';
 export * from './preview.ts';
 export * from './registration-tokens.ts';
 export * from './rollback.ts';
+export * from './rollouts.ts';
 export * from './status.ts';
 export * from './sync.ts';
 export * from './tables.ts';

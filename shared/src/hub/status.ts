@@ -26,7 +26,14 @@ import {
   GenerationReason,
   type Labels,
 } from './ports.ts';
-import { recomputeCluster, type SyncPorts, type SyncReport, type SyncStateStore } from './sync.ts';
+import { type RolloutStepOutcome, stepRolloutsOnReport } from './rollouts.ts';
+import {
+  applyRolloutSteps,
+  recomputeCluster,
+  type SyncPorts,
+  type SyncReport,
+  type SyncStateStore,
+} from './sync.ts';
 
 export {
   BundleState,
@@ -285,6 +292,12 @@ export interface StatusReceipt {
    * planned again at the last synced commit (a chart may render differently for it).
    */
   readonly replan?: KubeVersionReplan;
+  /** The rollouts this report stepped, and whom they released or reverted. */
+  readonly rollouts?: readonly {
+    readonly bundle: string;
+    readonly released: readonly string[];
+    readonly reverted: readonly string[];
+  }[];
 }
 
 /** The re-plan a new Kubernetes version caused: its sync report, or why it failed. */
@@ -386,6 +399,18 @@ export async function recordClusterStatus(
   const previous = await ports.statuses.get(clusterId);
   const change = statusChange(previous, report, clusterId, receivedAt);
   if (change.summary || change.put.length > 0 || change.remove.length > 0) await ports.statuses.apply(change);
+  // 4. Rollouts advance as reports arrive: this cluster's news may finish its wave's bake,
+  //    fail it, or free a slot; whoever the step releases or reverts gets a generation now.
+  let rollouts: RolloutStepOutcome[] = [];
+  if (ports.rollouts && report.bundles) {
+    rollouts = await stepRolloutsOnReport(
+      { rollouts: ports.rollouts, now: ports.now },
+      clusterId,
+      report.bundles,
+    );
+    if (rollouts.some((r) => r.release.length > 0 || r.revert.length > 0))
+      await applyRolloutSteps(ports, rollouts);
+  }
   return {
     clusterId,
     receivedAt,
@@ -393,6 +418,9 @@ export async function recordClusterStatus(
     changed: change.put.length,
     removed: change.remove.length,
     ...(replan ? { replan } : {}),
+    ...(rollouts.length > 0
+      ? { rollouts: rollouts.map((r) => ({ bundle: r.bundle, released: r.release, reverted: r.revert })) }
+      : {}),
   };
 }
 

@@ -19,8 +19,16 @@ import {
   type DesiredStateStore,
   GenerationReason,
   type Notifier,
+  type RolloutStore,
   type StoredDesiredState,
 } from './ports.ts';
+import {
+  applyRolloutGate,
+  loadRolloutGate,
+  type RolloutGate,
+  type RolloutStepOutcome,
+  startRollouts,
+} from './rollouts.ts';
 
 /** A file of the fleet repo at one commit. */
 export interface FleetSourceFile {
@@ -76,6 +84,8 @@ export interface SyncPorts {
   readonly now: () => Date;
   /** The render engine and chart fetcher for Helm and Kustomize bundles; without them those bundles are broken. */
   readonly engine?: EnginePorts;
+  /** Progressive rollouts (bundles with `rollout:`); without a store, such bundles reach every cluster at once. */
+  readonly rollouts?: RolloutStore;
 }
 
 /** What one sync did, as data: it is logged, returned by the API and asserted by tests. */
@@ -162,9 +172,22 @@ async function syncOnce(ports: SyncPorts, opts: SyncOptions): Promise<SyncReport
   }
   // A page of clusters at a time, one window each: memory does not grow with the fleet.
   const windowClusters = Math.max(1, opts.windowClusters ?? defaultWindowClusters);
+  // Bundles with `rollout:`: start, keep or supersede their rollouts before anything is written.
+  const gate = ports.rollouts
+    ? (
+        await startRollouts(
+          { ...ports, rollouts: ports.rollouts },
+          fleet,
+          commit,
+          ports.clusters.pages(windowClusters),
+          (window) => fleet.prepare(window.map(clusterInputOf), ports.engine ?? {}),
+        )
+      ).gate
+    : undefined;
   const result = await applyFleet(ports, fleet, commit, ports.clusters.pages(windowClusters), {
     ...opts,
     reason: GenerationReason.Sync,
+    ...(gate ? { gate } : {}),
   });
   const state: SyncState = {
     commit,
@@ -204,7 +227,11 @@ export async function recomputeCluster(
   if (!snapshot) throw new Error(`fleet snapshot ${state.snapshotHash} of commit ${state.commit} is missing`);
   const entries = JSON.parse(new TextDecoder().decode(snapshot)) as [string, string][];
   const fleet = loadFleet(entries.map(([path, content]) => ({ path, content })));
+  const gate = ports.rollouts
+    ? await loadRolloutGate({ ...ports, rollouts: ports.rollouts }, fleet)
+    : undefined;
   const result = await applyFleet(ports, fleet, state.commit, [[cluster]], {
+    ...(gate ? { gate } : {}),
     reason: opts.reason ?? GenerationReason.Labels,
     ...(opts.clearPins ? { clearPins: true } : {}),
   });
@@ -270,7 +297,12 @@ async function applyFleet(
   fleet: Fleet,
   commit: string,
   windows: AsyncIterable<readonly ClusterRecord[]> | Iterable<readonly ClusterRecord[]>,
-  opts: SyncOptions & { readonly reason: GenerationReason; readonly clearPins?: boolean },
+  opts: SyncOptions & {
+    readonly reason: GenerationReason;
+    readonly clearPins?: boolean;
+    /** What rollouts hold back from which clusters. */
+    readonly gate?: RolloutGate;
+  },
 ): Promise<Omit<SyncReport, 'status' | 'commit'>> {
   let clusterCount = 0;
   let errors: FleetError[] = [...fleet.errors];
@@ -281,11 +313,7 @@ async function applyFleet(
   let notifiedCount = 0;
   const notifyFailures: { clusterId: string; error: string }[] = [];
   const storedBundles = new RecentHashes(opts.rememberedBundles ?? defaultRememberedBundles);
-  const clusterInput = (c: ClusterRecord) => ({
-    name: c.id,
-    labels: c.labels,
-    ...(c.kubeVersion === undefined ? {} : { kubeVersion: c.kubeVersion }),
-  });
+  const clusterInput = clusterInputOf;
 
   /** Stores the rendered bundles a manifest references that are not stored yet; many at a time. */
   const storeBundles = async (rendered: ReadonlyMap<string, string>) => {
@@ -308,13 +336,16 @@ async function applyFleet(
     const head = cluster.head;
     // The last good state is only read when something is held, so a healthy sync of a
     // big fleet reads no manifests at all.
-    const needsLastGood = head !== undefined && (plan.status === 'held' || plan.held.length > 0);
+    const kept = opts.gate?.keptFor(cluster.id);
+    const needsLastGood =
+      head !== undefined && (plan.status === 'held' || plan.held.length > 0 || kept !== undefined);
     const lastGood = needsLastGood ? await currentManifest(ports.desiredStates, cluster.id) : undefined;
     const planned = buildDesiredState({ plan, commit, generation: (head?.generation ?? 0) + 1, lastGood });
     const pinned = opts.clearPins
       ? { state: planned, pins: [], ended: (cluster.pins ?? []).map((p) => p.bundle).sort() }
       : applyPins(planned, plan, cluster.pins);
-    const next = pinned.state;
+    // A rollout that has not released this cluster (or reverted it) keeps its bundle where it is.
+    const next = applyRolloutGate(pinned.state, kept);
     const refsHash = desiredContentHash(next);
     // A pin that ends is recorded with a generation of its own even when the references stay.
     if (head && head.refsHash === refsHash && pinned.ended.length === 0) return undefined;
@@ -438,6 +469,40 @@ async function applyFleet(
     notifyFailures,
     conflictsRetried,
     ...(fleet.resolvedCharts.length > 0 ? { charts: fleet.resolvedCharts } : {}),
+  };
+}
+
+/**
+ * Gives the clusters a rollout step released the new revision, and the clusters it
+ * reverted their old one: a new generation each (re-planned through the stored rollout),
+ * notified as a sync's changes are.
+ */
+export async function applyRolloutSteps(
+  ports: Omit<SyncPorts, 'source'>,
+  steps: readonly RolloutStepOutcome[],
+): Promise<{ readonly changed: number; readonly errors: readonly Error[] }> {
+  let changed = 0;
+  const errors: Error[] = [];
+  const jobs = steps.flatMap((s) => [
+    ...s.release.map((id) => ({ id, reason: GenerationReason.Rollout })),
+    ...s.revert.map((id) => ({ id, reason: GenerationReason.Revert })),
+  ]);
+  for (const job of jobs) {
+    try {
+      changed += (await recomputeCluster(ports, job.id, { reason: job.reason })).changed.length;
+    } catch (err) {
+      errors.push(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+  return { changed, errors };
+}
+
+/** What the fleet plans a cluster from: its name, registered labels and Kubernetes version. */
+function clusterInputOf(c: ClusterRecord) {
+  return {
+    name: c.id,
+    labels: c.labels,
+    ...(c.kubeVersion === undefined ? {} : { kubeVersion: c.kubeVersion }),
   };
 }
 

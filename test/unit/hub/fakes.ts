@@ -217,6 +217,7 @@ export function fakeApiDeps(overrides: Partial<Omit<ApiDeps, 'log'>> = {}) {
     bundles: new MemoryBundleStore(),
     syncState: new MemorySyncStateStore(),
     statuses: new MemoryStatusStore(),
+    rollouts: new MemoryRolloutStore(),
     notifier: noQueues,
     queues: noQueues,
     source: new MemoryFleetSource('0'.repeat(40), []),

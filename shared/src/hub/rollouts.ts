@@ -1,0 +1,328 @@
+/**
+ * Progressive rollouts run by the hub. A bundle with `rollout:` in bundle.yaml does not
+ * reach every cluster at once: a sync starts (or continues, or supersedes) a rollout of
+ * the commit, and only the clusters the rollout has released get the new revision; the
+ * others keep the revision they have. Status reports, the schedule and operators step the
+ * rollout (the pure state machine in `shared/src/rollout/`) through the rollout store,
+ * whose version condition makes every step happen once; each step's releases and
+ * reverts become new generations of those clusters' desired states.
+ */
+import { type BundleRef, type DesiredState, orderBundleRefs } from '../desired-state.ts';
+import type { Fleet } from '../fleet/index.ts';
+import type { BundleStatusReport } from '../protocol/status.ts';
+import {
+  assignWaves,
+  type ClusterObservation,
+  isFinished,
+  type RolloutCluster,
+  type RolloutCommand,
+  type RolloutEvent,
+  type RolloutState,
+  type StepResult,
+  startRollout,
+  stepRollout,
+  supersede,
+} from '../rollout/index.ts';
+import { type ClusterRecord, ConflictError, type DesiredStateStore, type RolloutStore } from './ports.ts';
+
+/** What the hub keeps of a rollout: the machine's state, its latest events, and the bundle references its hashes stand for. */
+export interface RolloutDocument {
+  readonly state: RolloutState;
+  readonly events: readonly RolloutEvent[];
+  /** The reference each `fromHash` and `toHash` of the rollout stands for (namespace, dependsOn, drift policy...). */
+  readonly refs: Readonly<Record<string, BundleRef>>;
+}
+
+/** Events kept per rollout document (the newest). */
+const keptEvents = 500;
+const maxStepAttempts = 5;
+
+export interface RolloutPorts {
+  readonly rollouts: RolloutStore;
+  readonly now: () => Date;
+}
+
+/** The clusters a step released or reverted: each needs a new generation. */
+export interface RolloutStepOutcome {
+  readonly bundle: string;
+  readonly release: readonly string[];
+  readonly revert: readonly string[];
+  readonly events: readonly RolloutEvent[];
+  readonly state: RolloutState;
+}
+
+function phaseStatus(state: RolloutState): string {
+  return state.phase === 'pending' ? 'progressing' : state.phase;
+}
+
+/**
+ * Reads a rollout, applies `step` to its state, and saves it, conditional on the version
+ * read; on a conflict (another report or sync stepped it meanwhile) reads and steps again.
+ */
+export async function stepStoredRollout(
+  ports: RolloutPorts,
+  bundle: string,
+  step: (state: RolloutState | undefined, now: number) => StepResult | undefined,
+  refs?: Readonly<Record<string, BundleRef>>,
+): Promise<RolloutStepOutcome | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    const stored = await ports.rollouts.get(bundle);
+    const doc = stored ? (JSON.parse(stored.document) as RolloutDocument) : undefined;
+    const now = ports.now().getTime();
+    const result = step(doc?.state, now);
+    if (!result) return undefined;
+    const events = [...(doc?.events ?? []), ...result.events].slice(-keptEvents);
+    const document: RolloutDocument = { state: result.state, events, refs: refs ?? doc?.refs ?? {} };
+    try {
+      await ports.rollouts.save(
+        {
+          bundle,
+          revision: result.state.revision,
+          status: phaseStatus(result.state),
+          updatedAt: new Date(now).toISOString(),
+          ...(result.nextWakeAt === null ? {} : { nextWakeAt: new Date(result.nextWakeAt).toISOString() }),
+          document: JSON.stringify(document),
+        },
+        stored?.head.version,
+      );
+      return {
+        bundle,
+        release: result.release,
+        revert: result.revert,
+        events: result.events,
+        state: result.state,
+      };
+    } catch (err) {
+      if (!(err instanceof ConflictError) || attempt >= maxStepAttempts) throw err;
+    }
+  }
+}
+
+/**
+ * Per sync (or re-plan), which bundles each cluster keeps at the revision it has because a
+ * rollout has not released it the new one (yet, or any more).
+ */
+export class RolloutGate {
+  readonly #kept = new Map<string, Map<string, BundleRef | null>>();
+
+  /** True when no rollout holds anything back. */
+  get empty(): boolean {
+    return this.#kept.size === 0;
+  }
+
+  /** Per bundle `cluster` keeps back: the reference it keeps (null: the bundle stays off it). */
+  keptFor(cluster: string): ReadonlyMap<string, BundleRef | null> | undefined {
+    return this.#kept.get(cluster);
+  }
+
+  /** Adds what a rollout holds back: clusters it has not released keep what they have; reverted ones go back. */
+  add(doc: RolloutDocument): void {
+    const state = doc.state;
+    if (state.phase === 'superseded') return;
+    for (const c of state.clusters) {
+      if (c.unchanged) continue;
+      const keeps =
+        c.phase === 'waiting' || c.phase === 'reverted' || (c.phase === 'skipped' && c.releasedAt === null);
+      if (!keeps) continue;
+      let map = this.#kept.get(c.name);
+      if (!map) {
+        map = new Map();
+        this.#kept.set(c.name, map);
+      }
+      map.set(state.bundle, c.fromHash === null ? null : (doc.refs[c.fromHash] ?? null));
+    }
+  }
+}
+
+/**
+ * The gate of the rollouts as stored (the last sync started or kept them), for a re-plan
+ * of some clusters (a label change, a new Kubernetes version, a rollout step): nothing
+ * is started here.
+ */
+export async function loadRolloutGate(ports: RolloutPorts, fleet: Fleet): Promise<RolloutGate> {
+  const gate = new RolloutGate();
+  for (const b of fleet.bundles.filter((x) => x.spec?.rollout)) {
+    const stored = await ports.rollouts.get(b.name);
+    if (stored) gate.add(JSON.parse(stored.document) as RolloutDocument);
+  }
+  return gate;
+}
+
+/** Keeps the gated bundles of a cluster at the references the rollout says (or off the cluster). */
+export function applyRolloutGate(
+  next: DesiredState,
+  kept: ReadonlyMap<string, BundleRef | null> | undefined,
+): DesiredState {
+  if (!kept || kept.size === 0) return next;
+  const bundles = next.bundles.filter((b) => !kept.has(b.name));
+  for (const ref of kept.values()) if (ref) bundles.push(ref);
+  return { ...next, bundles: orderBundleRefs(bundles) };
+}
+
+/**
+ * Before a sync writes anything: for each bundle with `rollout:`, the clusters it
+ * reaches, their wave, the revision they have and the one planned; then starts a rollout
+ * of this commit (superseding a running one whose planned revisions changed), or keeps
+ * the one running, and returns the gate the sync plans through.
+ *
+ * @param windows the clusters, a page at a time; `prepare` readies the fleet for a page.
+ */
+export async function startRollouts(
+  ports: RolloutPorts & { readonly desiredStates: DesiredStateStore },
+  fleet: Fleet,
+  commit: string,
+  windows: AsyncIterable<readonly ClusterRecord[]>,
+  prepare: (window: readonly ClusterRecord[]) => Promise<void>,
+): Promise<{ gate: RolloutGate; started: RolloutStepOutcome[] }> {
+  const gate = new RolloutGate();
+  const bundles = fleet.bundles.filter((b) => b.spec?.rollout);
+  if (bundles.length === 0) return { gate, started: [] };
+  const members = new Map<
+    string,
+    { name: string; labels: Record<string, string>; from: string | null; to: string }[]
+  >(bundles.map((b) => [b.name, []]));
+  const refs = new Map<string, Record<string, BundleRef>>(bundles.map((b) => [b.name, {}]));
+  for await (const window of windows) {
+    await prepare(window);
+    for (const cluster of window) {
+      const plan = fleet.planCluster({
+        name: cluster.id,
+        labels: cluster.labels,
+        ...(cluster.kubeVersion === undefined ? {} : { kubeVersion: cluster.kubeVersion }),
+      });
+      const planned = plan.bundles.filter((p) => members.has(p.ref.name));
+      if (planned.length === 0) continue;
+      const current = cluster.head ? await currentDesiredState(ports.desiredStates, cluster.id) : undefined;
+      for (const p of planned) {
+        const fromRef = current?.bundles.find((b) => b.name === p.ref.name);
+        const known = refs.get(p.ref.name) as Record<string, BundleRef>;
+        known[p.ref.hash] ??= p.ref;
+        if (fromRef) known[fromRef.hash] ??= fromRef;
+        members
+          .get(p.ref.name)
+          ?.push({ name: cluster.id, labels: plan.labels, from: fromRef?.hash ?? null, to: p.ref.hash });
+      }
+    }
+    fleet.forget(window.map((c) => c.id));
+  }
+  const started: RolloutStepOutcome[] = [];
+  for (const b of bundles) {
+    const spec = b.spec?.rollout;
+    if (!spec) continue;
+    const list = members.get(b.name) ?? [];
+    const assignment = assignWaves(spec, list, fleet.groups);
+    const waveOf = new Map<string, number>();
+    assignment.waves.forEach((names, i) => {
+      for (const n of names) waveOf.set(n, i);
+    });
+    const clusters: RolloutCluster[] = list
+      .filter((c) => waveOf.has(c.name))
+      .map((c) => ({ name: c.name, wave: waveOf.get(c.name) as number, fromHash: c.from, toHash: c.to }));
+    const stored0 = await ports.rollouts.get(b.name);
+    const knownRefs = {
+      ...(stored0 ? (JSON.parse(stored0.document) as RolloutDocument).refs : {}),
+      ...(refs.get(b.name) ?? {}),
+    };
+    const outcome = await stepStoredRollout(
+      ports,
+      b.name,
+      (state, now) => {
+        // The same revisions planned as the stored rollout's: it carries on (running), or
+        // stays as it ended (completed; reverted: its later waves never receive it).
+        if (state && sameTargets(state, clusters)) return undefined;
+        if (clusters.every((c) => c.fromHash === c.toHash)) return undefined; // nothing to roll out
+        const input = { bundle: b.name, revision: commit, spec, clusters, now };
+        // A new revision during a rollout supersedes it, from the first wave again.
+        const fresh = state && !isFinished(state) ? supersede(state, input) : startRollout(input);
+        return stepRollout(fresh, new Map(), now);
+      },
+      knownRefs,
+    );
+    if (outcome) started.push(outcome);
+    const stored = await ports.rollouts.get(b.name);
+    if (stored) gate.add(JSON.parse(stored.document) as RolloutDocument);
+  }
+  return { gate, started };
+}
+
+/** Whether a rollout's clusters go to exactly the revisions planned now. */
+function sameTargets(state: RolloutState, clusters: readonly RolloutCluster[]): boolean {
+  if (state.clusters.length !== clusters.length) return false;
+  const to = new Map(state.clusters.map((c) => [c.name, c.toHash]));
+  return clusters.every((c) => to.get(c.name) === c.toHash);
+}
+
+async function currentDesiredState(
+  store: DesiredStateStore,
+  clusterId: string,
+): Promise<DesiredState | undefined> {
+  const current = await store.current(clusterId);
+  return current ? (JSON.parse(current.manifest) as DesiredState) : undefined;
+}
+
+/**
+ * Steps every running rollout that `cluster` takes part in with what it just reported,
+ * and returns the steps that released or reverted clusters.
+ */
+export async function stepRolloutsOnReport(
+  ports: RolloutPorts,
+  cluster: string,
+  bundles: readonly BundleStatusReport[],
+): Promise<RolloutStepOutcome[]> {
+  const heads = (await ports.rollouts.list()).filter(
+    (h) => h.status === 'progressing' || h.status === 'paused',
+  );
+  const out: RolloutStepOutcome[] = [];
+  for (const head of heads) {
+    const report = bundles.find((b) => b.name === head.bundle);
+    const outcome = await stepStoredRollout(ports, head.bundle, (state, now) => {
+      if (!state || isFinished(state) || !state.clusters.some((c) => c.name === cluster)) return undefined;
+      const observation: ClusterObservation = {
+        hash: report?.hash ?? null,
+        ready: report?.state === 'Ready',
+        online: true,
+        reportedAt: now,
+      };
+      return stepRollout(state, new Map([[cluster, observation]]), now);
+    });
+    if (outcome && (outcome.release.length > 0 || outcome.revert.length > 0 || outcome.events.length > 0))
+      out.push(outcome);
+  }
+  return out;
+}
+
+/** Steps the rollouts whose timer (bake, deadline, grace, window) is due. */
+export async function stepDueRollouts(ports: RolloutPorts): Promise<RolloutStepOutcome[]> {
+  const now = ports.now().toISOString();
+  const due = (await ports.rollouts.list()).filter(
+    (h) =>
+      (h.status === 'progressing' || h.status === 'paused') &&
+      h.nextWakeAt !== undefined &&
+      h.nextWakeAt <= now,
+  );
+  const out: RolloutStepOutcome[] = [];
+  for (const head of due) {
+    const outcome = await stepStoredRollout(ports, head.bundle, (state, t) =>
+      state && !isFinished(state) ? stepRollout(state, new Map(), t) : undefined,
+    );
+    if (outcome) out.push(outcome);
+  }
+  return out;
+}
+
+/** An operator's command (pause, resume, promote, abort) applied to a bundle's rollout. */
+export async function commandRollout(
+  ports: RolloutPorts,
+  bundle: string,
+  command: RolloutCommand,
+): Promise<RolloutStepOutcome | undefined> {
+  return stepStoredRollout(ports, bundle, (state, now) =>
+    state ? stepRollout(state, new Map(), now, command) : undefined,
+  );
+}
+
+/** A bundle's rollout as stored, or undefined. */
+export async function readRollout(ports: RolloutPorts, bundle: string): Promise<RolloutDocument | undefined> {
+  const stored = await ports.rollouts.get(bundle);
+  return stored ? (JSON.parse(stored.document) as RolloutDocument) : undefined;
+}
