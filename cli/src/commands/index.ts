@@ -11,6 +11,14 @@ import { diffCommand } from './diff.ts';
 import { renderCommand, targetsCommand } from './fleet.ts';
 import { historyCommand, rollbackCommand } from './history.ts';
 import { localAgentListCommand, localAgentStopCommand } from './local-agent.ts';
+import {
+  rolloutAbortCommand,
+  rolloutListCommand,
+  rolloutPauseCommand,
+  rolloutPromoteCommand,
+  rolloutResumeCommand,
+  rolloutStatusCommand,
+} from './rollout.ts';
 import { statusCommand, syncCommand } from './status.ts';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './token.ts';
 
@@ -26,6 +34,12 @@ export const commands: readonly Command[] = [
   syncCommand,
   historyCommand,
   rollbackCommand,
+  rolloutListCommand,
+  rolloutStatusCommand,
+  rolloutPauseCommand,
+  rolloutResumeCommand,
+  rolloutPromoteCommand,
+  rolloutAbortCommand,
   tokenCreateCommand,
   tokenListCommand,
   tokenRevokeCommand,
@@ -39,6 +53,7 @@ export const commands: readonly Command[] = [
 /** Command groups: `flotilla <group> <command>`. */
 export const groups = [
   { name: 'token', summary: 'one-time registration tokens' },
+  { name: 'rollout', summary: 'progressive rollouts: list, status, pause, resume, promote, abort' },
   { name: 'cluster', summary: 'one registered cluster: show, rotate its token, remove it' },
   { name: 'local-agent', summary: 'agents run on this machine by bootstrap --run-agent local' },
 ] as const;

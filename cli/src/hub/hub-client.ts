@@ -23,6 +23,8 @@ import type {
   FleetErrorView,
   RegistrationTokenView,
   RollbackResult,
+  RolloutCommandResult,
+  RolloutView,
   SyncReportView,
 } from '@flotilla/shared/hub';
 
@@ -292,6 +294,26 @@ export class HubClient {
         { kind: 'admin' },
         request,
       )
+    ).value;
+  }
+
+  /** Every bundle's rollout. */
+  async listRollouts(): Promise<{ rollouts: RolloutView[] }> {
+    return (await this.#request<{ rollouts: RolloutView[] }>('GET', '/v1/admin/rollouts', { kind: 'admin' }))
+      .value;
+  }
+
+  async getRollout(bundle: string): Promise<RolloutView> {
+    return (await this.#request<RolloutView>('GET', `/v1/admin/rollouts/${enc(bundle)}`, { kind: 'admin' }))
+      .value;
+  }
+
+  /** pause, resume, promote (open the next wave now) or abort (revert now). */
+  async rolloutCommand(bundle: string, command: string): Promise<RolloutCommandResult> {
+    return (
+      await this.#request<RolloutCommandResult>('POST', `/v1/admin/rollouts/${enc(bundle)}/${enc(command)}`, {
+        kind: 'admin',
+      })
     ).value;
   }
 

@@ -29,6 +29,7 @@ import {
   revokeRegistrationTokenRoute,
 } from './registration-routes.ts';
 import { type ApiContext, type ApiEvent, type ApiRequest, type ApiResult, requestIdOf } from './request.ts';
+import { getRolloutRoute, listRolloutsRoute, rolloutCommandRoute } from './rollout-routes.ts';
 import type { RouteId } from './routes.ts';
 import { gitWebhookRoute } from './webhook-route.ts';
 
@@ -52,6 +53,9 @@ const handlers: Readonly<Record<RouteId, RouteHandler>> = {
   rotateClusterToken: rotateClusterTokenRoute,
   clusterHistory: clusterHistoryRoute,
   rollbackCluster: rollbackClusterRoute,
+  listRollouts: listRolloutsRoute,
+  getRollout: getRolloutRoute,
+  rolloutCommand: rolloutCommandRoute,
   preview: previewRoute,
   sync: syncRoute,
   fleetStatus: fleetStatusRoute,

@@ -326,3 +326,76 @@ export async function readRollout(ports: RolloutPorts, bundle: string): Promise<
   const stored = await ports.rollouts.get(bundle);
   return stored ? (JSON.parse(stored.document) as RolloutDocument) : undefined;
 }
+
+/** A rollout as the API and the CLI show it: where it stands, wave by wave, and what it did last. */
+export interface RolloutView {
+  readonly bundle: string;
+  readonly revision: string;
+  readonly phase: string;
+  readonly pauseReason: string | null;
+  readonly revertReason: string | null;
+  readonly currentWave: string | null;
+  readonly waitingForWindow: boolean;
+  readonly startedAt: string;
+  readonly updatedAt: string;
+  readonly finishedAt: string | null;
+  readonly nextWakeAt: string | null;
+  readonly waves: readonly {
+    readonly name: string;
+    readonly clusters: number;
+    readonly done: number;
+    readonly inFlight: number;
+    readonly waiting: number;
+    readonly failed: number;
+    readonly skipped: number;
+    readonly reverted: number;
+    readonly openedAt: string | null;
+    readonly bakedAt: string | null;
+  }[];
+  /** The newest events, oldest first. */
+  readonly events: readonly (Omit<RolloutEvent, 'at'> & { readonly at: string })[];
+}
+
+const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+
+export function rolloutView(doc: RolloutDocument, nextWakeAt?: string, events = 50): RolloutView {
+  const s = doc.state;
+  return {
+    bundle: s.bundle,
+    revision: s.revision,
+    phase: phaseStatus(s),
+    pauseReason: s.pauseReason,
+    revertReason: s.revertReason,
+    currentWave: s.currentWave >= 0 ? (s.waves[s.currentWave]?.name ?? null) : null,
+    waitingForWindow: s.waitingForWindow,
+    startedAt: new Date(s.createdAt).toISOString(),
+    updatedAt: new Date(s.updatedAt).toISOString(),
+    finishedAt: iso(s.finishedAt),
+    nextWakeAt: nextWakeAt ?? null,
+    waves: s.waves.map((w, i) => {
+      const of = s.clusters.filter((c) => c.wave === i);
+      const count = (phase: string) => of.filter((c) => c.phase === phase).length;
+      return {
+        name: w.name,
+        clusters: of.length,
+        done: count('done'),
+        inFlight: count('released'),
+        waiting: count('waiting'),
+        failed: count('failed'),
+        skipped: count('skipped'),
+        reverted: count('reverted'),
+        openedAt: iso(w.openedAt),
+        bakedAt: iso(w.bakedAt),
+      };
+    }),
+    events: doc.events.slice(-events).map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+  };
+}
+
+/** The answer to an operator's rollout command: the rollout after it, and whom it released or reverted. */
+export interface RolloutCommandResult {
+  readonly rollout: RolloutView;
+  readonly released: readonly string[];
+  readonly reverted: readonly string[];
+  readonly generationsWritten: number;
+}
