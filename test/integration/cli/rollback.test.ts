@@ -12,8 +12,8 @@ import { type DesiredState, openSignedDesiredState } from '@flotilla/shared';
 import type { ClusterHistory, RollbackResult } from '@flotilla/shared/hub';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { runCli } from '../../../cli/src/cli.ts';
 import { ExitCode } from '../../../cli/src/core/exit-codes.ts';
+import { type CliRun, runFlotilla } from '../../support/cli-run.ts';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
 import { drainQueue } from '../../support/hub.ts';
 import { until } from '../../support/until.ts';
@@ -53,25 +53,8 @@ async function push(versions: { app: string; web: string }): Promise<void> {
   expect(sync.status).toBe(200);
 }
 
-async function flotilla(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, {
-    stdout: (t) => out.push(t),
-    stderr: (t) => err.push(t),
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      XDG_CONFIG_HOME: join(stateDir, 'config'),
-      FLOTILLA_STATE_DIR: stateDir,
-      FLOTILLA_HUB_URL: api.url,
-      FLOTILLA_ADMIN_KEY: api.adminKey,
-    },
-    cwd: process.cwd(),
-    homeDir: stateDir,
-  });
-  const stdout = out.join('');
-  return { code, stdout, stderr: err.join(''), json: <T>() => JSON.parse(stdout) as T };
+function flotilla(args: string[]): Promise<CliRun> {
+  return runFlotilla({ hubUrl: api.url, adminKey: api.adminKey, stateDir }, args);
 }
 
 const rollback = (cluster: string, json: unknown) =>
