@@ -133,17 +133,23 @@ describe('two agent replicas with leader election', () => {
     const leaderRecord = records[leader] as LocalAgentRecord;
     // Both answer their probes; the standby says it stands by.
     const probe = async (r: LocalAgentRecord, path: string) => {
-      const started = readFileSync(r.logFile, 'utf8')
-        .split('\n')
-        .flatMap((l) => {
-          try {
-            return [JSON.parse(l) as { message?: string; http?: string }];
-          } catch {
-            return [];
-          }
-        })
-        .find((l) => l.message === 'flotilla agent started');
-      const res = await fetch(`${started?.http}${path}`);
+      // A replica that came up second may not have logged its address yet on a loaded machine.
+      const started = await eventually(
+        async () =>
+          readFileSync(r.logFile, 'utf8')
+            .split('\n')
+            .flatMap((l) => {
+              try {
+                return [JSON.parse(l) as { message?: string; http?: string }];
+              } catch {
+                return [];
+              }
+            })
+            .find((l) => l.message === 'flotilla agent started' && l.http),
+        30_000,
+        `the "flotilla agent started" line of ${r.logFile}`,
+      );
+      const res = await fetch(`${started.http}${path}`);
       return { status: res.status, body: (await res.json()) as { role?: string } };
     };
     expect(await probe(records[standby] as LocalAgentRecord, '/readyz')).toMatchObject({
