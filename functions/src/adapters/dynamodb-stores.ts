@@ -237,22 +237,26 @@ export class DynamoDbClusterStore implements ClusterStore {
       names[`#r${i}`] = key;
       return `labels.#r${i}`;
     });
-    try {
-      const res = await this.#db.doc.send(
-        new UpdateCommand({
-          TableName: this.#db.tables.clusters,
-          Key: { clusterId: id },
-          UpdateExpression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}`,
-          ConditionExpression: 'attribute_exists(clusterId)',
-          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return toCluster(res.Attributes ?? {});
-    } catch (err) {
-      if (isConditionFailure(err)) throw new NotFoundError(`cluster "${id}" not found`, { cause: err });
-      throw err;
+    const input = {
+      TableName: this.#db.tables.clusters,
+      Key: { clusterId: id },
+      UpdateExpression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}`,
+      ConditionExpression: 'attribute_exists(clusterId)',
+      ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+      ExpressionAttributeValues: values,
+      ReturnValues: 'ALL_NEW' as const,
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await this.#db.doc.send(new UpdateCommand(input));
+        return toCluster(res.Attributes ?? {});
+      } catch (err) {
+        if (isConditionFailure(err)) throw new NotFoundError(`cluster "${id}" not found`, { cause: err });
+        // DynamoDB rejects a write to an item that a transaction (a re-plan committing this
+        // cluster's head) holds at that moment, and the SDK does not retry it; nothing was written.
+        if (!isItemInTransaction(err) || attempt >= itemInTransactionAttempts) throw err;
+        await new Promise((r) => setTimeout(r, 20 * 2 ** attempt * (0.5 + Math.random())));
+      }
     }
   }
 
@@ -581,6 +585,13 @@ export function gzipExact(content: Uint8Array): Uint8Array {
 export function isConditionFailure(err: unknown): boolean {
   return err instanceof Error && err.name === 'ConditionalCheckFailedException';
 }
+
+/** A single-item write refused because a transaction held the item at that moment. */
+function isItemInTransaction(err: unknown): boolean {
+  return err instanceof Error && err.name === 'TransactionConflictException';
+}
+
+const itemInTransactionAttempts = 5;
 
 /** A transaction cancelled because its condition failed or another write to the same item raced it. */
 function isTransactionConflict(err: unknown): boolean {
