@@ -133,20 +133,15 @@ export async function rotateClusterToken(ports: AdminPorts, id: string): Promise
   return token;
 }
 
-/** Re-plans after a label change that saw the labels change again meanwhile, at most this many times. */
-const maxRelabelReplans = 30;
-
 /**
  * Sets and removes labels, then re-plans just this cluster at the last synced commit,
  * so a bundle moves onto or off it without waiting for the next sync.
  *
- * 1. Write the change key by key in one atomic write (concurrent changes to other keys
- *    survive), which moves the record's `labelsRevision` on.
- * 2. Re-plan the cluster, then read its `labelsRevision` again. When another label change
- *    landed meanwhile, the plan may have been made, and committed, from labels that are no
- *    longer current (and that change's own re-plan may have found nothing to do): re-plan
- *    again, until a re-plan ran from start to end with the labels unchanged.
+ * The change is written key by key in one atomic write, so concurrent changes to other
+ * keys survive; the re-plan runs until it planned from labels that stayed current
+ * ({@link recomputeCluster}), so the desired state ends up following the final labels.
  *
+ * @returns the cluster as it is after the re-plan, and the re-plan's report.
  * @throws ValidationError for a bad label, or a key both set and removed.
  * @throws NotFoundError when the cluster does not exist.
  * @throws ConflictError when the labels kept changing through every re-plan.
@@ -162,35 +157,11 @@ export async function relabelCluster(
     if (Object.hasOwn(set, key))
       throw new ValidationError(`remove[${i}]`, `label "${key}" is both set and removed`);
   });
-  let cluster = await ports.clusters.relabel(id, { set, remove });
-  let sync: SyncReport | undefined;
-  for (let replan = 1; ; replan++) {
-    const report = await recomputeCluster(ports, id, { reason: GenerationReason.Labels });
-    sync = sync ? mergeReports(sync, report) : report;
-    const after = await ports.clusters.get(id);
-    if (!after) throw new NotFoundError(`cluster "${id}" not found`);
-    if (after.labelsRevision === cluster.labelsRevision) return { cluster: after, sync };
-    if (replan >= maxRelabelReplans) {
-      throw new ConflictError(
-        `the labels of cluster "${id}" kept changing while it was re-planned; try again`,
-      );
-    }
-    cluster = after;
-  }
-}
-
-/** One report for successive re-plans of one cluster: what each wrote and changed, the last one's errors. */
-function mergeReports(first: SyncReport, then: SyncReport): SyncReport {
-  const changed = new Map([...first.changed, ...then.changed].map((c) => [c.clusterId, c]));
-  return {
-    ...then,
-    changed: [...changed.values()],
-    unchanged: changed.size > 0 ? 0 : then.unchanged,
-    itemsWritten: first.itemsWritten + then.itemsWritten,
-    notified: first.notified + then.notified,
-    notifyFailures: [...first.notifyFailures, ...then.notifyFailures],
-    conflictsRetried: first.conflictsRetried + then.conflictsRetried,
-  };
+  await ports.clusters.relabel(id, { set, remove });
+  const sync = await recomputeCluster(ports, id, { reason: GenerationReason.Labels });
+  const cluster = await ports.clusters.get(id);
+  if (!cluster) throw new NotFoundError(`cluster "${id}" not found`);
+  return { cluster, sync };
 }
 
 /** A cluster as the hub shows it to admins: never its token or token hash. The wire form the CLI reads. */

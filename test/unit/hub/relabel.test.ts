@@ -117,12 +117,49 @@ describe('relabelling a cluster', () => {
 
   it('gives up with a conflict when the labels never stop changing', async () => {
     const deps = await synced();
-    const get = deps.bundles.get.bind(deps.bundles);
+    // Every read of the record finds another label change landed since the last one.
+    const get = deps.clusters.get.bind(deps.clusters);
     let n = 0;
-    deps.bundles.get = async (hash) => {
-      await deps.clusters.relabel('edge', { set: { [`k${n++ % 30}`]: 'busy' }, remove: [] });
-      return get(hash);
+    deps.clusters.get = async (id) => {
+      await deps.clusters.relabel(id, { set: { [`k${n++ % 30}`]: 'busy' }, remove: [] });
+      return get(id);
     };
     await expect(relabelCluster(deps, 'edge', { set: { k0: 'x' } })).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it('plans again, instead of failing, when other re-plans win every commit attempt', async () => {
+    const deps = await synced();
+    const commit = deps.desiredStates.commit.bind(deps.desiredStates);
+    let lost = 0;
+    deps.desiredStates.commit = async (state, expected) => {
+      // As if another re-plan of the cluster committed first, five times in a row.
+      if (lost++ < 5) throw new ConflictError('moved');
+      return commit(state, expected);
+    };
+    const { sync } = await relabelCluster(deps, 'edge', { set: { k2: 'x' } });
+    expect(lost).toBe(6);
+    expect(sync.changed).toHaveLength(1);
+    expect((await desiredAgainstLabels(deps)).desired).toEqual(['b2']);
+  });
+
+  it('re-plans when the Kubernetes version changed while it planned', async () => {
+    const deps = await synced();
+    const get = deps.clusters.get.bind(deps.clusters);
+    let reads = 0;
+    deps.clusters.get = async (id) => {
+      if (++reads === 2) {
+        await deps.clusters.recordHeartbeat(id, {
+          at: '2024-05-01T12:00:00Z',
+          agentVersion: '0.1.0',
+          kubeVersion: 'v1.33.2',
+        });
+      }
+      return get(id);
+    };
+    const { sync } = await relabelCluster(deps, 'edge', { set: { k1: 'x' } });
+    // The version moved between the plan and the check: planned once more, with nothing new to commit.
+    expect(reads).toBe(4);
+    expect(sync.changed).toHaveLength(1);
+    expect((await desiredAgainstLabels(deps)).desired).toEqual(['b1']);
   });
 });
