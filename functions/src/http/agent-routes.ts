@@ -167,7 +167,7 @@ export async function postStatus(deps: ApiDeps, req: ApiRequest): Promise<ApiRes
     throw new InvalidRequestError([{ field: 'body', message: 'expected a ClusterStatus JSON object' }]);
   }
   const report = parseStatusReport(req.body);
-  const { replan, ...receipt } = await recordClusterStatus(deps, cluster.id, report);
+  const { replan, ...receipt } = await recordClusterStatus(deps, cluster, report);
   if (replan) {
     // The re-plan is the hub's business, not the agent's: logged here, left out of the answer.
     const fields = { clusterId: cluster.id, kubeVersion: replan.kubeVersion };

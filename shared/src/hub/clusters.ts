@@ -136,20 +136,31 @@ export async function rotateClusterToken(ports: AdminPorts, id: string): Promise
 /**
  * Sets and removes labels, then re-plans just this cluster at the last synced commit,
  * so a bundle moves onto or off it without waiting for the next sync.
+ *
+ * The change is written key by key in one atomic write, so concurrent changes to other
+ * keys survive; the re-plan runs until it planned from labels that stayed current
+ * ({@link recomputeCluster}), so the desired state ends up following the final labels.
+ *
+ * @returns the cluster as it is after the re-plan, and the re-plan's report.
+ * @throws ValidationError for a bad label, or a key both set and removed.
+ * @throws NotFoundError when the cluster does not exist.
+ * @throws ConflictError when the labels kept changing through every re-plan.
  */
 export async function relabelCluster(
   ports: AdminPorts,
   id: string,
   change: { set?: Labels; remove?: readonly string[] },
 ): Promise<{ cluster: ClusterRecord; sync: SyncReport }> {
-  const current = await ports.clusters.get(id);
-  if (!current) throw new NotFoundError(`cluster "${id}" not found`);
   const set = validateLabels(change.set ?? {}, 'set');
-  const labels: Record<string, string> = { ...current.labels, ...set };
-  for (const key of change.remove ?? []) delete labels[key];
-  validateLabels(labels);
-  const cluster = await ports.clusters.update(id, { labels });
+  const remove = change.remove ?? [];
+  remove.forEach((key, i) => {
+    if (Object.hasOwn(set, key))
+      throw new ValidationError(`remove[${i}]`, `label "${key}" is both set and removed`);
+  });
+  await ports.clusters.relabel(id, { set, remove });
   const sync = await recomputeCluster(ports, id, { reason: GenerationReason.Labels });
+  const cluster = await ports.clusters.get(id);
+  if (!cluster) throw new NotFoundError(`cluster "${id}" not found`);
   return { cluster, sync };
 }
 

@@ -69,6 +69,17 @@ export interface ClusterRecord {
   readonly head?: DesiredStateHead;
   /** Bundles held back by a rollback; absent or empty when none is. Written only with the head. */
   readonly pins?: readonly BundlePin[];
+  /**
+   * Counts the label changes the record has seen (absent before the first). A re-plan reads
+   * it before and after, so it knows whether the labels it planned with are still current.
+   */
+  readonly labelsRevision?: number;
+}
+
+/** A change to a cluster's labels, key by key: keys to set to a value and keys to remove. */
+export interface LabelChange {
+  readonly set: Labels;
+  readonly remove: readonly string[];
 }
 
 /** What an agent's report tells about the agent and its cluster, kept on the cluster record. */
@@ -139,10 +150,15 @@ export interface ClusterStore {
   /** Removes the cluster, its desired-state history and its status; access ends at once. */
   delete(id: string): Promise<void>;
   /** @throws NotFoundError when the cluster does not exist. */
-  update(
-    id: string,
-    change: { labels?: Labels; tokenHash?: string; queueUrl?: string },
-  ): Promise<ClusterRecord>;
+  update(id: string, change: { tokenHash?: string; queueUrl?: string }): Promise<ClusterRecord>;
+  /**
+   * Sets and removes the given label keys in one atomic write that leaves every other key
+   * as it is, so concurrent changes to different keys all survive, and adds one to
+   * `labelsRevision`. A key must not be both set and removed.
+   * @returns the record as the write left it.
+   * @throws NotFoundError when the cluster does not exist.
+   */
+  relabel(id: string, change: LabelChange): Promise<ClusterRecord>;
   /**
    * Records a heartbeat in one write, and tells whether it changed the stored Kubernetes
    * version (a first one counts as a change).

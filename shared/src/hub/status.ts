@@ -358,20 +358,52 @@ function sameStatus(a: StoredBundleStatus, b: StoredBundleStatus): boolean {
 }
 
 /**
+ * Refuses generations a report cannot honestly claim: the hub numbers desired states, so an
+ * agent can only have applied, or be reporting on, a generation up to the cluster's
+ * current one. Each problem names its field (`appliedGeneration`, `bundles[i].generation`).
+ *
+ * @param desiredGeneration the cluster's current desired generation (0 before its first).
+ * @throws {InvalidRequestError} listing every generation above it.
+ */
+export function checkReportedGenerations(report: ClusterStatusReport, desiredGeneration: number): void {
+  const problems: FieldProblem[] = [];
+  const check = (value: number | undefined, field: string) => {
+    if (value !== undefined && value > desiredGeneration) {
+      problems.push({
+        field,
+        message: `generation ${value} is above the cluster's desired generation ${desiredGeneration}; the hub has not issued it`,
+      });
+    }
+  };
+  check(report.appliedGeneration, 'appliedGeneration');
+  report.bundles?.forEach((b, i) => {
+    check(b.generation, `bundles[${i}].generation`);
+  });
+  if (problems.length > 0) throw new InvalidRequestError(problems);
+}
+
+/**
  * Records an agent's report.
  *
- * 1. Record the heartbeat, agent version and Kubernetes version on the cluster
+ * 1. Refuse generations above the cluster's desired one ({@link checkReportedGenerations}),
+ *    before anything is written.
+ * 2. Record the heartbeat, agent version and Kubernetes version on the cluster
  *    (NotFoundError if it is gone).
- * 2. When that changed the Kubernetes version, re-plan the cluster at the last synced
+ * 3. When that changed the Kubernetes version, re-plan the cluster at the last synced
  *    commit, as a label change does. A failed re-plan does not fail the report: the
  *    heartbeat is recorded, and the next sync plans every cluster with what is stored.
- * 3. Compare the report with the stored status, and write only what changed.
+ * 4. Compare the report with the stored status, and write only what changed.
+ *
+ * @param cluster the reporting cluster's record as the hub read it to authenticate the
+ *   report; generations only grow, so its head bounds what the agent can have been given.
  */
 export async function recordClusterStatus(
   ports: StatusPorts,
-  clusterId: string,
+  cluster: Pick<ClusterRecord, 'id' | 'head'>,
   report: ClusterStatusReport,
 ): Promise<StatusReceipt> {
+  checkReportedGenerations(report, cluster.head?.generation ?? 0);
+  const clusterId = cluster.id;
   const receivedAt = ports.now().toISOString();
   // The hub's clock, not the agent's, decides Offline: edge clocks drift.
   const { kubeVersionChanged } = await ports.clusters.recordHeartbeat(clusterId, {

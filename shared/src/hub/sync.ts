@@ -202,9 +202,21 @@ async function syncOnce(ports: SyncPorts, opts: SyncOptions): Promise<SyncReport
   return { ...result, status: 'synced', commit, itemsWritten: itemsWritten + result.itemsWritten };
 }
 
+/** Re-plans of one cluster whose inputs or head changed while it planned, at most this many. */
+const maxReplans = 30;
+
 /**
  * Re-plans one cluster at the last synced commit, as after a label change. Does
  * nothing before the first sync, and nothing when the plan is unchanged.
+ *
+ * A plan reads the cluster's labels and Kubernetes version from its record. When another
+ * change to them lands while this one plans, this plan may be committed from inputs no
+ * longer current, after that change's own re-plan found nothing to do: so the record is
+ * read again after committing, and the cluster planned again until one plan ran with its
+ * inputs unchanged (the label revision and Kubernetes version as before). Likewise when
+ * other re-plans of the cluster won every commit attempt of this one.
+ *
+ * @throws ConflictError when the inputs kept changing through every re-plan.
  */
 export async function recomputeCluster(
   ports: Omit<SyncPorts, 'source'>,
@@ -221,7 +233,7 @@ export async function recomputeCluster(
   if (!state) return emptyReport();
   // A new Kubernetes version changes nothing unless a chart renders with it: no snapshot load, no plan.
   if (opts.onlyIfKubeVersionMatters && !state.kubeVersionMatters) return emptyReport();
-  const cluster = await ports.clusters.get(clusterId);
+  let cluster = await ports.clusters.get(clusterId);
   if (!cluster) return emptyReport();
   const snapshot = await ports.bundles.get(state.snapshotHash);
   if (!snapshot) throw new Error(`fleet snapshot ${state.snapshotHash} of commit ${state.commit} is missing`);
@@ -230,12 +242,53 @@ export async function recomputeCluster(
   const gate = ports.rollouts
     ? await loadRolloutGate({ ...ports, rollouts: ports.rollouts }, fleet)
     : undefined;
-  const result = await applyFleet(ports, fleet, state.commit, [[cluster]], {
+  const applyOptions = {
     ...(gate ? { gate } : {}),
     reason: opts.reason ?? GenerationReason.Labels,
     ...(opts.clearPins ? { clearPins: true } : {}),
-  });
-  return { ...result, status: 'synced', commit: state.commit };
+  };
+  let report: SyncReport | undefined;
+  for (let replan = 1; ; replan++) {
+    let moved = false;
+    try {
+      const result = await applyFleet(ports, fleet, state.commit, [[cluster]], applyOptions);
+      const planned: SyncReport = { ...result, status: 'synced', commit: state.commit };
+      report = report ? mergeReplans(report, planned) : planned;
+    } catch (err) {
+      // Other re-plans of this cluster kept moving its head through every commit attempt:
+      // plan again from the record as it is now, as when its inputs changed.
+      if (!(err instanceof ConflictError)) throw err;
+      moved = true;
+    }
+    const after: ClusterRecord | undefined = await ports.clusters.get(clusterId);
+    if (!after) return report ?? emptyReport();
+    if (!moved && samePlanInputs(cluster, after)) return report ?? emptyReport();
+    if (replan >= maxReplans) {
+      throw new ConflictError(
+        `cluster "${clusterId}" kept changing (its labels, Kubernetes version or desired state) while it was re-planned`,
+      );
+    }
+    cluster = after;
+  }
+}
+
+/** Whether a plan made from `before` still holds for `after`: no label change and the same Kubernetes version. */
+function samePlanInputs(before: ClusterRecord, after: ClusterRecord): boolean {
+  return before.labelsRevision === after.labelsRevision && before.kubeVersion === after.kubeVersion;
+}
+
+/** One report for successive re-plans of one cluster: what each wrote and changed, the last one's errors. */
+function mergeReplans(first: SyncReport, then: SyncReport): SyncReport {
+  const changed = new Map([...first.changed, ...then.changed].map((c) => [c.clusterId, c]));
+  return {
+    ...then,
+    changed: [...changed.values()],
+    unchanged: changed.size > 0 ? 0 : then.unchanged,
+    itemsWritten: first.itemsWritten + then.itemsWritten,
+    notified: first.notified + then.notified,
+    notifyFailures: [...first.notifyFailures, ...then.notifyFailures],
+    conflictsRetried: first.conflictsRetried + then.conflictsRetried,
+  };
 }
 
 interface PendingChange {

@@ -110,9 +110,16 @@ describe('DynamoDB stores (DynamoDB Local)', () => {
     await clusters.create(record);
     await expect(clusters.create({ ...record, tokenHash: 'h2' })).rejects.toBeInstanceOf(ConflictError);
     expect((await clusters.get('edge-1'))?.tokenHash).toBe('h1');
-    const updated = await clusters.update('edge-1', { labels: { env: 'staging', region: 'eu' } });
+    const updated = await clusters.relabel('edge-1', { set: { env: 'staging', region: 'eu' }, remove: [] });
     expect(updated.labels).toEqual({ env: 'staging', region: 'eu' });
-    await expect(clusters.update('nope', { labels: {} })).rejects.toBeInstanceOf(NotFoundError);
+    expect(updated.labelsRevision).toBe(1);
+    const removed = await clusters.relabel('edge-1', { set: {}, remove: ['env', 'absent'] });
+    expect(removed.labels).toEqual({ region: 'eu' });
+    expect(removed.labelsRevision).toBe(2);
+    await expect(clusters.relabel('nope', { set: { a: 'b' }, remove: [] })).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+    await expect(clusters.update('nope', { tokenHash: 'x' })).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it('moves the head one generation at a time and keeps only the newest generations', async () => {

@@ -15,6 +15,7 @@ import {
   type FleetSourceFile,
   type Heartbeat,
   hashToken,
+  type LabelChange,
   type Labels,
   NotFoundError,
   type Notifier,
@@ -49,13 +50,23 @@ export class MemoryClusterStore implements ClusterStore {
   async delete(id: string) {
     this.records.delete(id);
   }
-  async update(id: string, change: { labels?: Labels; tokenHash?: string; queueUrl?: string }) {
+  async update(id: string, change: { tokenHash?: string; queueUrl?: string }) {
     const current = this.records.get(id);
     if (!current) throw new NotFoundError(`cluster "${id}" not found`);
     const next = {
       ...current,
       ...Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined)),
     };
+    this.records.set(id, next);
+    return next;
+  }
+  /** Like DynamoDB's `SET labels.#k` / `REMOVE labels.#k`: key by key, in one step, with no await between read and write. */
+  async relabel(id: string, change: LabelChange) {
+    const current = this.records.get(id);
+    if (!current) throw new NotFoundError(`cluster "${id}" not found`);
+    const labels: Record<string, string> = { ...current.labels, ...change.set };
+    for (const key of change.remove) delete labels[key];
+    const next = { ...current, labels, labelsRevision: (current.labelsRevision ?? 0) + 1 };
     this.records.set(id, next);
     return next;
   }

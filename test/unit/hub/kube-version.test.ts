@@ -166,7 +166,7 @@ describe('a changed kubeVersion re-plans the cluster', () => {
     const { deps, replans } = await synced();
     const generation = (await deps.clusters.get('edge'))?.head?.generation;
     const post = (extra: Record<string, unknown>) =>
-      recordClusterStatus(deps, 'edge', parseStatusReport(report(extra)));
+      recordClusterStatus(deps, { id: 'edge' }, parseStatusReport(report(extra)));
 
     const first = await post({ kubeVersion: 'v1.33.2' });
     expect(replans.count).toBe(1);
@@ -191,7 +191,7 @@ describe('a changed kubeVersion re-plans the cluster', () => {
     const { deps, replans } = await synced(plainFiles);
     const receipt = await recordClusterStatus(
       deps,
-      'edge',
+      { id: 'edge' },
       parseStatusReport(report({ kubeVersion: 'v1.33.2' })),
     );
     expect(replans.count).toBe(0);
@@ -205,7 +205,7 @@ describe('a changed kubeVersion re-plans the cluster', () => {
     };
     const receipt = await recordClusterStatus(
       deps,
-      'edge',
+      { id: 'edge' },
       parseStatusReport(report({ kubeVersion: 'v1.33.2' })),
     );
     expect(receipt.replan).toMatchObject({

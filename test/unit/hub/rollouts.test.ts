@@ -47,10 +47,11 @@ async function setup() {
     if (!current) return undefined;
     return (JSON.parse(current.manifest) as DesiredState).bundles.find((b) => b.name === 'web')?.hash;
   };
-  const report = (id: string, hash: string, state: 'Ready' | 'NotReady') =>
+  const report = async (id: string, hash: string, state: 'Ready' | 'NotReady') =>
     recordClusterStatus(
       deps,
-      id,
+      // The record as the hub reads it to authenticate the report.
+      (await deps.clusters.get(id)) ?? { id },
       parseStatusReport({
         apiVersion: STATUS_API_VERSION,
         kind: 'ClusterStatus',

@@ -114,6 +114,24 @@ describe('status report validation', () => {
       /non-negative integer/,
     ],
     [
+      'appliedGeneration as text',
+      report({ appliedGeneration: '1' }),
+      'appliedGeneration',
+      /non-negative integer/,
+    ],
+    [
+      'unsafe appliedGeneration',
+      report({ appliedGeneration: 2 ** 53 }),
+      'appliedGeneration',
+      /non-negative integer/,
+    ],
+    [
+      'fractional bundle generation',
+      report({ bundles: [{ name: 'web', state: 'Ready', hash: h('a'), generation: 0.5 }] }),
+      'bundles[0].generation',
+      /non-negative integer/,
+    ],
+    [
       'Failed without message',
       report({ bundles: [{ name: 'web', state: 'Failed', hash: h('a'), generation: 1 }] }),
       'bundles[0].message',
@@ -263,16 +281,81 @@ describe('recording status', () => {
     await addCluster(clusters, 'edge');
     const receipt = await recordClusterStatus(
       ports,
-      'edge',
+      { id: 'edge' },
       parseStatusReport(report({ observedAt: '1999-01-01T00:00:00Z' })),
     );
     expect(receipt).toEqual({ clusterId: 'edge', receivedAt: at(5), bundles: 0, changed: 0, removed: 0 });
     expect((await clusters.get('edge'))?.lastHeartbeatAt).toBe(at(5));
     expect((await clusters.get('edge'))?.agentVersion).toBe('0.1.0');
     expect(statuses.applied).toEqual([]); // a heartbeat alone writes no status
-    await expect(recordClusterStatus(ports, 'gone', parseStatusReport(report()))).rejects.toBeInstanceOf(
-      NotFoundError,
+    await expect(
+      recordClusterStatus(ports, { id: 'gone' }, parseStatusReport(report())),
+    ).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('reported generations against the desired one', () => {
+  async function edgeAt(generation: number | undefined) {
+    const statuses = new MemoryStatusStore();
+    const ports = fakeApiDeps({ statuses });
+    await addCluster(ports.clusters, 'edge');
+    const head =
+      generation === undefined
+        ? undefined
+        : { generation, etag: h('e'), refsHash: h('r'), commit: 'c'.repeat(40) };
+    return { ports, statuses, cluster: { id: 'edge', head } };
+  }
+
+  it('refuses an applied generation above the desired one, naming the field, and records nothing', async () => {
+    const { ports, statuses, cluster } = await edgeAt(1);
+    const claim = parseStatusReport(report({ appliedGeneration: 10 ** 15 }));
+    const refused = await recordClusterStatus(ports, cluster, claim).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(InvalidRequestError);
+    expect(refused).toMatchObject({ field: 'appliedGeneration' });
+    expect((refused as Error).message).toMatch(
+      /1000000000000000 is above the cluster's desired generation 1/,
     );
+    // Not even the heartbeat: a report the hub refuses leaves no trace.
+    expect((await ports.clusters.get('edge'))?.lastHeartbeatAt).toBeUndefined();
+    expect(statuses.applied).toEqual([]);
+  });
+
+  it('names every bundle generation above the desired one', async () => {
+    const { ports, cluster } = await edgeAt(3);
+    const claim = parseStatusReport(
+      report({
+        appliedGeneration: 3,
+        bundles: [
+          { name: 'a', state: 'Ready', hash: h('a'), generation: 3 },
+          { name: 'b', state: 'Ready', hash: h('b'), generation: 4 },
+          { name: 'c', state: 'Ready', hash: h('c'), generation: 9 },
+        ],
+      }),
+    );
+    const refused = await recordClusterStatus(ports, cluster, claim).catch((err: unknown) => err);
+    expect((refused as InvalidRequestError).problems.map((p) => p.field)).toEqual([
+      'bundles[1].generation',
+      'bundles[2].generation',
+    ]);
+  });
+
+  it('accepts the desired generation and older ones, and only 0 before the first desired state', async () => {
+    const { ports, statuses, cluster } = await edgeAt(3);
+    const fine = parseStatusReport(
+      report({
+        appliedGeneration: 2,
+        bundles: [{ name: 'a', state: 'Applying', hash: h('a'), generation: 3 }],
+      }),
+    );
+    expect((await recordClusterStatus(ports, cluster, fine)).changed).toBe(1);
+    expect(statuses.applied).toHaveLength(1);
+
+    const fresh = await edgeAt(undefined);
+    const zero = parseStatusReport(report({ appliedGeneration: 0 }));
+    expect((await recordClusterStatus(fresh.ports, fresh.cluster, zero)).clusterId).toBe('edge');
+    await expect(
+      recordClusterStatus(fresh.ports, fresh.cluster, parseStatusReport(report({ appliedGeneration: 1 }))),
+    ).rejects.toMatchObject({ field: 'appliedGeneration' });
   });
 });
 
