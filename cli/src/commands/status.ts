@@ -6,6 +6,7 @@ import type { SyncReportView } from '../hub/hub-client.ts';
 import { checkSelector } from './cluster.ts';
 import { reportFleetErrors } from './fleet-errors.ts';
 import { pinsTable } from './history.ts';
+import { rolloutsTable } from './rollout.ts';
 
 /** With at most this many distinct bundles the table has a column per bundle: clusters x bundles. */
 const matrixColumns = 8;
@@ -73,6 +74,7 @@ export function statusTable(s: FleetStatus, now: Date, opts: { bundles?: boolean
   // Pins from `flotilla rollback`: these bundles do not follow the fleet repo until they change or are cleared.
   const pins = s.clusters.flatMap((c) => (c.pins ?? []).map((pin) => ({ cluster: c.id, pin })));
   if (pins.length > 0) lines.push('\npinned by rollback:\n', pinsTable(pins, now));
+  if (s.rollouts?.length) lines.push('\nrollouts in progress:\n', rolloutsTable(s.rollouts, now));
   return lines.join('');
 }
 

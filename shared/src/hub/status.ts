@@ -25,8 +25,15 @@ import {
   type DesiredStateStore,
   GenerationReason,
   type Labels,
+  type RolloutStore,
 } from './ports.ts';
-import { type RolloutStepOutcome, stepRolloutsOnReport } from './rollouts.ts';
+import {
+  type RolloutDocument,
+  type RolloutStepOutcome,
+  type RolloutView,
+  rolloutView,
+  stepRolloutsOnReport,
+} from './rollouts.ts';
 import {
   applyRolloutSteps,
   recomputeCluster,
@@ -521,6 +528,8 @@ export interface FleetStatus {
     readonly bundleStates: Readonly<Record<BundleState, number>>;
   };
   readonly clusters: readonly ClusterStatusView[];
+  /** Rollouts not finished (progressing or paused), without their events. */
+  readonly rollouts: readonly RolloutView[];
 }
 
 export interface FleetStatusPorts {
@@ -528,6 +537,7 @@ export interface FleetStatusPorts {
   readonly desiredStates: DesiredStateStore;
   readonly statuses: ClusterStatusStore;
   readonly syncState: Pick<SyncStateStore, 'get'>;
+  readonly rollouts?: RolloutStore;
   readonly now: () => Date;
 }
 
@@ -589,7 +599,19 @@ export async function fleetStatus(
       bundleStates,
     },
     clusters: views,
+    rollouts: await activeRollouts(ports.rollouts),
   };
+}
+
+async function activeRollouts(store: RolloutStore | undefined): Promise<RolloutView[]> {
+  if (!store) return [];
+  const out: RolloutView[] = [];
+  for (const head of await store.list()) {
+    if (head.status !== 'progressing' && head.status !== 'paused') continue;
+    const stored = await store.get(head.bundle);
+    if (stored) out.push(rolloutView(JSON.parse(stored.document) as RolloutDocument, head.nextWakeAt, 0));
+  }
+  return out;
 }
 
 /** A fleet error with its `file:line: message` text, as the API shows it. */

@@ -116,6 +116,10 @@ describe('a progressive rollout through the hub (DynamoDB Local, HTTP, the CLI)'
       ],
     });
 
+    const fleet = await flotilla(['status']);
+    expect(fleet.stdout).toContain('rollouts in progress:');
+    expect(fleet.stdout).toMatch(/web\s+\S+\s+progressing\s+canary/);
+
     await report(canary, v1, 'Ready');
     expect(await webHash(names[1] as string)).toBe(v1);
     expect(await webHash(names[2] as string)).toBe(v1);
