@@ -1,7 +1,9 @@
 import {
   applyRolloutSteps,
+  type RolloutSchedulePorts,
   type SyncPorts,
   stepDueRollouts,
+  stepRolloutsOnSchedule,
   syncFleet,
   syncReportView,
 } from '@flotilla/shared/hub';
@@ -12,11 +14,27 @@ import { jsonLogger, type Logger } from './log.ts';
  * fleet repo's errors by file and line. A sync that throws fails the invocation, so
  * EventBridge's retry and the function's error metric see it.
  */
-export async function scheduledSync(ports: SyncPorts, invocationId: string, log: Logger = jsonLogger()) {
+export async function scheduledSync(
+  ports: SyncPorts &
+    Partial<Pick<RolloutSchedulePorts, 'statuses'>> & {
+      readonly config?: { readonly offlineAfterSeconds: number };
+    },
+  invocationId: string,
+  log: Logger = jsonLogger(),
+) {
   const report = syncReportView(await syncFleet(ports, { holder: `schedule:${invocationId}` }));
   // Rollouts whose bake, deadline, grace or window ran out advance even without reports.
   if (ports.rollouts) {
-    const steps = await stepDueRollouts({ rollouts: ports.rollouts, now: ports.now });
+    // Offline clusters are told to their rollouts too (skip, wait or fail, as `offline:` says).
+    const steps = ports.statuses
+      ? await stepRolloutsOnSchedule({
+          rollouts: ports.rollouts,
+          clusters: ports.clusters,
+          statuses: ports.statuses,
+          now: ports.now,
+          offlineAfterMs: (ports.config?.offlineAfterSeconds ?? 180) * 1000,
+        })
+      : await stepDueRollouts({ rollouts: ports.rollouts, now: ports.now });
     const applied = await applyRolloutSteps(ports, steps);
     if (steps.length > 0) {
       log.info('rollouts stepped on schedule', {

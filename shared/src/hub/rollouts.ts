@@ -291,6 +291,71 @@ export async function stepRolloutsOnReport(
   return out;
 }
 
+/** What the schedule reads to tell which clusters of a rollout are offline. */
+export interface RolloutSchedulePorts extends RolloutPorts {
+  readonly clusters: { list(): Promise<readonly ClusterRecord[]> };
+  /** The last status each cluster reported, for the revision an offline cluster was last seen on. */
+  readonly statuses: {
+    get(
+      clusterId: string,
+    ): Promise<
+      | {
+          readonly bundles: readonly {
+            readonly bundle: string;
+            readonly state: string;
+            readonly hash: string;
+          }[];
+        }
+      | undefined
+    >;
+  };
+  /** A cluster without a heartbeat for this long is offline (the fleet status's rule). */
+  readonly offlineAfterMs: number;
+}
+
+/**
+ * The schedule's step of every running rollout: timers that ran out (bake, deadline, grace,
+ * window), and clusters that went offline or came back since the last step, so that an
+ * offline cluster is skipped, waited for or failed as `offline:` says instead of failing
+ * its deadline (one dead edge box cannot stall, or revert, a fleet's rollout).
+ */
+export async function stepRolloutsOnSchedule(ports: RolloutSchedulePorts): Promise<RolloutStepOutcome[]> {
+  const heads = (await ports.rollouts.list()).filter(
+    (h) => h.status === 'progressing' || h.status === 'paused',
+  );
+  if (heads.length === 0) return [];
+  const records = new Map((await ports.clusters.list()).map((c) => [c.id, c]));
+  const out: RolloutStepOutcome[] = [];
+  for (const head of heads) {
+    // Read outside the step: the step may run again on a conflict, and must not do I/O.
+    const stored = await ports.rollouts.get(head.bundle);
+    if (!stored) continue;
+    const doc = JSON.parse(stored.document) as RolloutDocument;
+    const now = ports.now().getTime();
+    const observations = new Map<string, ClusterObservation>();
+    for (const c of doc.state.clusters) {
+      if (c.phase !== 'waiting' && c.phase !== 'released') continue;
+      const beat = records.get(c.name)?.lastHeartbeatAt;
+      const online = beat !== undefined && now - Date.parse(beat) <= ports.offlineAfterMs;
+      if (online === (c.offlineSince === null)) continue; // no change
+      const reported = (await ports.statuses.get(c.name))?.bundles.find((b) => b.bundle === head.bundle);
+      observations.set(c.name, {
+        hash: reported?.hash ?? null,
+        ready: reported?.state === 'Ready',
+        online,
+        reportedAt: beat === undefined ? now : Date.parse(beat),
+      });
+    }
+    const due = head.nextWakeAt !== undefined && Date.parse(head.nextWakeAt) <= now;
+    if (observations.size === 0 && !due) continue;
+    const outcome = await stepStoredRollout(ports, head.bundle, (state, t) =>
+      state && !isFinished(state) ? stepRollout(state, observations, t) : undefined,
+    );
+    if (outcome) out.push(outcome);
+  }
+  return out;
+}
+
 /** Steps the rollouts whose timer (bake, deadline, grace, window) is due. */
 export async function stepDueRollouts(ports: RolloutPorts): Promise<RolloutStepOutcome[]> {
   const now = ports.now().toISOString();

@@ -13,6 +13,7 @@ import {
   recordClusterStatus,
   STATUS_API_VERSION,
   stepDueRollouts,
+  stepRolloutsOnSchedule,
   syncFleet,
 } from '@flotilla/shared/hub';
 import { describe, expect, it } from 'vitest';
@@ -120,6 +121,34 @@ describe('rollouts run by the hub', () => {
     await syncFleet(deps, { holder: 'test' });
     expect(await webHash('c2')).toBe(v1);
     expect((await readRollout(deps, 'web'))?.state.phase).toBe('reverted');
+  });
+
+  it('skips a cluster that went offline after its grace instead of failing it, so the rollout completes', async () => {
+    const offlineYaml = bundleYaml.replace('  failure:', '  offline: {action: skip, grace: 1m}\n  failure:');
+    const { deps, source, clock, webHash, report } = await setup();
+    source.files = [{ path: 'bundles/web/bundle.yaml', content: offlineYaml }, ...files('v1').slice(1)];
+    await syncFleet(deps, { holder: 'test' });
+    const v1 = (await webHash('c1')) as string;
+    await report('c1', v1, 'Ready');
+    // c2 never reports (no heartbeat: offline); c3 does.
+    await report('c3', v1, 'Ready');
+    const schedule = () =>
+      stepRolloutsOnSchedule({
+        rollouts: deps.rollouts,
+        clusters: deps.clusters,
+        statuses: deps.statuses,
+        now: deps.now,
+        offlineAfterMs: 180_000,
+      });
+    expect((await schedule()).flatMap((s) => s.events.map((e) => e.type))).toContain('cluster-offline');
+    clock.now += 2 * 60_000;
+    const steps = await schedule();
+    expect(steps.flatMap((s) => s.events.map((e) => [e.type, e.cluster]))).toContainEqual([
+      'cluster-skipped',
+      'c2',
+    ]);
+    expect(steps.flatMap((s) => s.revert)).toEqual([]);
+    expect((await readRollout(deps, 'web'))?.state.phase).toBe('completed');
   });
 
   it('pauses, resumes and promotes on command', async () => {
