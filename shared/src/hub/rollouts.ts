@@ -296,9 +296,7 @@ export interface RolloutSchedulePorts extends RolloutPorts {
   readonly clusters: { list(): Promise<readonly ClusterRecord[]> };
   /** The last status each cluster reported, for the revision an offline cluster was last seen on. */
   readonly statuses: {
-    get(
-      clusterId: string,
-    ): Promise<
+    get(clusterId: string): Promise<
       | {
           readonly bundles: readonly {
             readonly bundle: string;
