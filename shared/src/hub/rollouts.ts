@@ -23,7 +23,13 @@ import {
   stepRollout,
   supersede,
 } from '../rollout/index.ts';
-import { type ClusterRecord, ConflictError, type DesiredStateStore, type RolloutStore } from './ports.ts';
+import {
+  type ClusterRecord,
+  ConflictError,
+  type DesiredStateStore,
+  type RolloutHead,
+  type RolloutStore,
+} from './ports.ts';
 
 /** What the hub keeps of a rollout: the machine's state, its latest events, and the bundle references its hashes stand for. */
 export interface RolloutDocument {
@@ -85,6 +91,8 @@ export async function stepStoredRollout(
         },
         stored?.head.version,
       );
+      // This process's next report sees the change at once (others within the cache's time).
+      headsCache.delete(ports.rollouts);
       return {
         bundle,
         release: result.release,
@@ -260,6 +268,31 @@ async function currentDesiredState(
   return current ? (JSON.parse(current.manifest) as DesiredState) : undefined;
 }
 
+/** How long a hub process reuses the list of running rollouts before reading it again. */
+const headsTtlMs = 2_000;
+const headsCache = new WeakMap<
+  RolloutStore,
+  { readonly at: number; readonly heads: Promise<RolloutHead[]> }
+>();
+
+/**
+ * The running rollouts' heads, read at most every {@link headsTtlMs} per store: every
+ * status report asks, and a fleet without rollouts must not pay a scan per report. A
+ * rollout started elsewhere is seen within that time; its steps are exact regardless,
+ * since each reads and conditions on the stored version.
+ */
+function runningHeads(ports: RolloutPorts): Promise<RolloutHead[]> {
+  const now = Date.now();
+  const cached = headsCache.get(ports.rollouts);
+  if (cached && now - cached.at < headsTtlMs) return cached.heads;
+  const heads = ports.rollouts
+    .list()
+    .then((all) => all.filter((h) => h.status === 'progressing' || h.status === 'paused'));
+  headsCache.set(ports.rollouts, { at: now, heads });
+  heads.catch(() => headsCache.delete(ports.rollouts));
+  return heads;
+}
+
 /**
  * Steps every running rollout that `cluster` takes part in with what it just reported,
  * and returns the steps that released or reverted clusters.
@@ -269,9 +302,7 @@ export async function stepRolloutsOnReport(
   cluster: string,
   bundles: readonly BundleStatusReport[],
 ): Promise<RolloutStepOutcome[]> {
-  const heads = (await ports.rollouts.list()).filter(
-    (h) => h.status === 'progressing' || h.status === 'paused',
-  );
+  const heads = (await runningHeads(ports)).filter((h) => bundles.some((b) => b.name === h.bundle));
   const out: RolloutStepOutcome[] = [];
   for (const head of heads) {
     const report = bundles.find((b) => b.name === head.bundle);
