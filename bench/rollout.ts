@@ -201,7 +201,10 @@ try {
     for (let i = 1; i < waveNames.length; i++) {
       const lastDone = Math.max(
         ...view.events
-          .filter((e) => e.type === 'cluster-done' && e.waveName === waveNames[i - 1])
+          .filter(
+            (e) =>
+              e.type === 'cluster-done' && e.revision === view.revision && e.waveName === waveNames[i - 1],
+          )
           .map((e) => at(e.at)),
       );
       for (const s of spokes.filter((x) => waveOf.get(x.name) === i)) {
@@ -226,11 +229,15 @@ try {
   const revertedAt = w.history(badCanary).findLast((h) => h.value === good)?.at ?? Number.NaN;
   const view = await status();
   if (view.phase !== 'reverted') throw new Error(`the bad revision's rollout is ${view.phase}, not reverted`);
-  const released = view.events.find((e) => e.type === 'cluster-released' && e.cluster === badCanary);
+  const released = view.events.find(
+    (e) => e.type === 'cluster-released' && e.revision === view.revision && e.cluster === badCanary,
+  );
   const failureToRevertMs = Math.round(revertedAt - (at(released?.at) + deadlineMs));
   const others = spokes.filter((s) => s.name !== badCanary && w.everHeld(s.name, 'bad')).map((s) => s.name);
   if (others.length > 0) throw new Error(`the bad revision reached ${others.join(', ')}`);
-  const failed = view.events.find((e) => e.type === 'cluster-failed' && e.cluster === badCanary);
+  const failed = view.events.find(
+    (e) => e.type === 'cluster-failed' && e.revision === view.revision && e.cluster === badCanary,
+  );
   log(
     `bad canary: released ${released?.at}, failed ${failed?.at} (${failed?.reason}), back on ${good} on its API server ${new Date(revertedAt).toISOString()}: ${failureToRevertMs} ms after its deadline; no other spoke received it`,
   );

@@ -240,7 +240,9 @@ describe('a four-wave rollout over ten spokes with real agents', () => {
       const wave = waves[i] as (typeof waves)[number];
       const lastDone = Math.max(
         ...view.events
-          .filter((e) => e.type === 'cluster-done' && e.waveName === before.name)
+          .filter(
+            (e) => e.type === 'cluster-done' && e.revision === view.revision && e.waveName === before.name,
+          )
           .map((e) => ms(e.at)),
       );
       const baked = ms(view.waves[i - 1]?.bakedAt);
@@ -286,10 +288,17 @@ describe('a four-wave rollout over ten spokes with real agents', () => {
     const view = await rollout();
     expect(view.phase).toBe('reverted');
     expect(view.revertReason).toBe('failures');
-    const failed = view.events.find((e) => e.type === 'cluster-failed' && e.cluster === badCanary);
+    const failed = view.events.find(
+      (e) => e.type === 'cluster-failed' && e.revision === view.revision && e.cluster === badCanary,
+    );
     expect(failed?.reason).toBe('deadline');
+    const released = view.events.find(
+      (e) => e.type === 'cluster-released' && e.revision === view.revision && e.cluster === badCanary,
+    );
+    // Failed no earlier than its deadline: the hub never fails a cluster early.
+    expect(ms(failed?.at) - ms(released?.at)).toBeGreaterThanOrEqual(12_000);
     process.stderr.write(
-      `[rollout drill] deadline miss to revert applied: ${revertedAt - ms(failed?.at)} ms\n`,
+      `[rollout drill] deadline miss to revert applied: ${revertedAt - (ms(released?.at) + 12_000)} ms\n`,
     );
     // Nobody but the bad canary ever held v3, and the Deployment was pruned with the revert.
     for (const m of members(0).filter((x) => x !== 'c1'))
