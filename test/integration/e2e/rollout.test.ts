@@ -32,6 +32,10 @@ const spokeName = (member: string) => `ro${id}-${member}`;
 const badCanary = spokeName('c1');
 /** The spoke whose agent talks to the hub through a proxy that can replay old answers. */
 const replayed = spokeName('d2');
+/**
+ * 1 s heartbeats: the local hub has no schedule, so once a bake or deadline runs out it is the
+ * next status report of a cluster in the rollout that steps it (as the scheduled sync would).
+ */
 const agentEnv = {
   FLOTILLA_HEARTBEAT_INTERVAL: '1s',
   FLOTILLA_BACKOFF_MIN: '200ms',
