@@ -199,6 +199,8 @@ export class LocalFleet {
       readonly namespace?: string;
       readonly notify?: 'auto' | 'sqs' | 'poll';
       readonly agentEnv?: Readonly<Record<string, string>>;
+      /** The hub URL the agents use, when it is not the hub's own (a proxy in between). */
+      readonly agentHubUrl?: string;
       /** Bootstrap's progress lines, each with the cluster it is about; quiet without. */
       readonly progress?: (cluster: string, line: string) => void;
     } = {},
@@ -225,6 +227,7 @@ export class LocalFleet {
             '--run-agent',
             'local',
             ...Object.entries(opts.agentEnv ?? {}).flatMap(([k, v]) => ['--agent-env', `${k}=${v}`]),
+            ...(opts.agentHubUrl ? ['--agent-hub-url', opts.agentHubUrl] : []),
             '--timeout',
             '120s',
             ...(opts.progress ? [] : ['--quiet']),

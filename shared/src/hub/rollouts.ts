@@ -41,7 +41,7 @@ export interface RolloutDocument {
 
 /** Events kept per rollout document (the newest). */
 const keptEvents = 500;
-const maxStepAttempts = 5;
+const maxStepAttempts = 8;
 
 export interface RolloutPorts {
   readonly rollouts: RolloutStore;
@@ -77,6 +77,18 @@ export async function stepStoredRollout(
     const now = ports.now().getTime();
     const result = step(doc?.state, now);
     if (!result) return undefined;
+    const outcome: RolloutStepOutcome = {
+      bundle,
+      release: result.release,
+      revert: result.revert,
+      events: result.events,
+      state: result.state,
+    };
+    // A report or heartbeat that moves nothing writes nothing: with every agent of a busy
+    // fleet reporting every few seconds, saving each one bumped the version so often that an
+    // operator's command lost every retry to them (measured with ten agents on 1 s heartbeats).
+    if (stored && doc && refs === undefined && idle(doc.state, result, stored.head.nextWakeAt))
+      return outcome;
     const events = [...(doc?.events ?? []), ...result.events].slice(-keptEvents);
     const document: RolloutDocument = { state: result.state, events, refs: refs ?? doc?.refs ?? {} };
     try {
@@ -93,17 +105,21 @@ export async function stepStoredRollout(
       );
       // This process's next report sees the change at once (others within the cache's time).
       headsCache.delete(ports.rollouts);
-      return {
-        bundle,
-        release: result.release,
-        revert: result.revert,
-        events: result.events,
-        state: result.state,
-      };
+      return outcome;
     } catch (err) {
       if (!(err instanceof ConflictError) || attempt >= maxStepAttempts) throw err;
+      // Spread the retries of writers that lost the same race.
+      await new Promise((r) => setTimeout(r, Math.random() * 25 * attempt));
     }
   }
+}
+
+/** True when a step changed nothing but its own timestamp: no event, release or revert, and the same wake-up. */
+function idle(before: RolloutState, result: StepResult, storedWakeAt: string | undefined): boolean {
+  if (result.events.length > 0 || result.release.length > 0 || result.revert.length > 0) return false;
+  const wakeAt = result.nextWakeAt === null ? undefined : new Date(result.nextWakeAt).toISOString();
+  if (wakeAt !== storedWakeAt) return false;
+  return JSON.stringify({ ...result.state, updatedAt: 0 }) === JSON.stringify({ ...before, updatedAt: 0 });
 }
 
 /**

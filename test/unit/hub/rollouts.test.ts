@@ -161,4 +161,21 @@ describe('rollouts run by the hub', () => {
     await applyRolloutSteps(deps, promoted ? [promoted] : []);
     expect(await webHash('c2')).toBe(await webHash('c1'));
   });
+
+  it('writes nothing for a report that moves nothing, so heartbeats do not crowd out commands', async () => {
+    const { deps, clock, webHash, report } = await setup();
+    await syncFleet(deps, { holder: 'test' });
+    const v1 = (await webHash('c1')) as string;
+    await report('c1', v1, 'NotReady');
+    const version = (await deps.rollouts.get('web'))?.head.version;
+    for (let i = 0; i < 3; i++) {
+      clock.now += 1_000;
+      await report('c1', v1, 'NotReady');
+    }
+    expect((await deps.rollouts.get('web'))?.head.version).toBe(version);
+    // A report that does move it is saved, as before.
+    await report('c1', v1, 'Ready');
+    expect((await deps.rollouts.get('web'))?.head.version).toBe((version as number) + 1);
+    expect((await readRollout(deps, 'web'))?.state.clusters.find((c) => c.name === 'c1')?.phase).toBe('done');
+  });
 });
