@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { applyRolloutSteps, stepRolloutsOnSchedule } from '@flotilla/shared/hub';
 import type { Context } from 'aws-lambda';
 import { ensureHubTables } from '../adapters/dynamodb-tables.ts';
 import type { HubConfig } from '../config.ts';
@@ -56,6 +57,10 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
   const hub = createHubContext(config, opts.credentials ? { credentials: opts.credentials } : {});
   if (opts.config.dynamodbEndpoint) await ensureHubTables(hub.dynamodb, opts.config.tables);
   const handler = createApiHandler({ ...hub, log });
+  // Rollout timers (bake ends, deadlines, offline graces, windows) step every second here,
+  // as the sync's schedule does in AWS, so a wave opens when its bake ends even if no
+  // agent happens to report then.
+  const rolloutTicker = startRolloutTicker(hub, log);
   const server = createServer((req, res) => {
     void serve(handler, req, res, log);
   });
@@ -72,6 +77,7 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
     url: `http://${host}:${address.port}`,
     hub,
     stop: async () => {
+      await rolloutTicker.stop();
       server.closeIdleConnections();
       // A client holding a keep-alive connection (an agent's long poll) must not keep the hub up.
       server.closeAllConnections();
@@ -79,6 +85,38 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
       hub.dynamodb.destroy();
       hub.sqs.destroy();
       await hub.renderer?.close();
+    },
+  };
+}
+
+/** Steps rollouts whose timer ran out, once a second, one pass at a time. */
+function startRolloutTicker(hub: HubContext, log: Logger): { stop(): Promise<void> } {
+  let running: Promise<void> = Promise.resolve();
+  let busy = false;
+  const tick = async () => {
+    const steps = await stepRolloutsOnSchedule({
+      rollouts: hub.rollouts,
+      clusters: hub.clusters,
+      statuses: hub.statuses,
+      now: hub.now,
+      offlineAfterMs: hub.config.offlineAfterSeconds * 1000,
+    });
+    if (steps.length > 0) await applyRolloutSteps(hub, steps);
+  };
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    running = tick()
+      .catch((err: unknown) => log.warn('rollout timer step failed', { error: (err as Error).message }))
+      .finally(() => {
+        busy = false;
+      });
+  }, 1000);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
     },
   };
 }

@@ -325,20 +325,26 @@ describe('a four-wave rollout over ten spokes with real agents', () => {
     expect((await rollout()).phase).toBe('paused');
     for (const m of members(1)) expect(watch.everHeld(spokeName(m), 'v4'), m).toBe(false);
     await cli(['rollout', 'resume', 'web']);
-    await holding('v4', ['c1', 'c2']);
-    // Open ring 1 now, without waiting for the canary's bake; then hold it there.
-    await cli(['rollout', 'promote', 'web']);
-    await holding('v4', waves[1].members);
-    await cli(['rollout', 'pause', 'web']);
+    await holding('v4', waves[0].members);
     await cli(['rollout', 'abort', 'web']);
-    const view = await rollout();
-    expect(view.phase).toBe('reverted');
-    expect(view.revertReason).toBe('abort');
-    // Every spoke released so far goes back; later waves never saw v4.
+    const aborted = await rollout();
+    expect(aborted.phase).toBe('reverted');
+    expect(aborted.revertReason).toBe('abort');
+    // Every spoke released so far goes back; the last waves never saw v4.
     await holding('v2', members(0), 60_000);
     for (const m of members(2)) expect(watch.firstAt(spokeName(m), 'v4', pushedAt), m).toBeUndefined();
-    const again = await fleet.flotilla(['rollout', 'resume', 'web']);
-    expect(again.code).toBe(5);
+    expect((await fleet.flotilla(['rollout', 'resume', 'web'])).code).toBe(5);
+
+    // Promote, on a fresh revision: ring 1 opens at once, without waiting for the canaries or
+    // their bake; paused right after, ring 2 never opens (a promoted wave does not bake).
+    const promotedAt = await push('v5');
+    await cli(['rollout', 'promote', 'web']);
+    await cli(['rollout', 'pause', 'web']);
+    await holding('v5', waves[1].members);
+    for (const m of members(2)) expect(watch.firstAt(spokeName(m), 'v5', promotedAt), m).toBeUndefined();
+    await cli(['rollout', 'abort', 'web']);
+    await holding('v2', members(0, 2), 60_000);
+    for (const m of members(2)) expect(watch.firstAt(spokeName(m), 'v5', promotedAt), m).toBeUndefined();
   }, 150_000);
 
   it('has its agent refuse a replayed older desired state, and apply the hub’s own answer after', async () => {
