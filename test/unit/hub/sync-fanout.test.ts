@@ -1,0 +1,147 @@
+import {
+  applySyncWindow,
+  type FleetSourceFile,
+  type SyncFanout,
+  type SyncJob,
+  type SyncJobStore,
+  type SyncWindowMessage,
+  syncFleet,
+} from '@flotilla/shared/hub';
+import { describe, expect, it } from 'vitest';
+import { addCluster, fakeApiDeps, MemoryFleetSource } from './fakes.ts';
+
+function fleetFiles(image: string): FleetSourceFile[] {
+  return [
+    { path: 'bundles/app/bundle.yaml', content: 'namespace: app\ntargets:\n  - clusterSelector: {}\n' },
+    {
+      path: 'bundles/app/config.yaml',
+      content: `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  image: ${image}\n  cluster: \${cluster.name}\n`,
+    },
+  ];
+}
+
+/** Job records with the store's once-per-window condition. */
+class MemorySyncJobStore implements SyncJobStore {
+  readonly jobs = new Map<string, { job: SyncJob; done: Set<number> }>();
+  async create(job: Omit<SyncJob, 'windowsDone' | 'clusters' | 'changedClusters'>) {
+    this.jobs.set(job.jobId, {
+      job: { ...job, windowsDone: 0, clusters: 0, changedClusters: 0 },
+      done: new Set(),
+    });
+  }
+  async completeWindow(
+    jobId: string,
+    window: number,
+    r: { clusters: number; changedClusters: number; errors: readonly SyncJob['errors'][number][] },
+  ) {
+    const entry = this.jobs.get(jobId);
+    if (!entry) throw new Error(`sync job ${jobId} does not exist`);
+    if (entry.done.has(window)) return { recorded: false, job: entry.job };
+    entry.done.add(window);
+    const j = entry.job;
+    entry.job = {
+      ...j,
+      windowsDone: entry.done.size,
+      clusters: j.clusters + r.clusters,
+      changedClusters: j.changedClusters + r.changedClusters,
+      errors: [...j.errors, ...r.errors],
+    };
+    return { recorded: true, job: entry.job };
+  }
+}
+
+function fanoutDeps(thresholdWindows: number) {
+  const sent: SyncWindowMessage[] = [];
+  const jobs = new MemorySyncJobStore();
+  let n = 0;
+  const fanout: SyncFanout = {
+    queue: { send: async (m) => void sent.push(...m) },
+    jobs,
+    thresholdWindows,
+    newJobId: () => `job-${++n}`,
+  };
+  const deps = fakeApiDeps({ source: new MemoryFleetSource('a'.repeat(40), fleetFiles('v1')), fanout });
+  return { deps: { ...deps, fanout }, sent, jobs };
+}
+
+async function addClusters(deps: ReturnType<typeof fanoutDeps>['deps'], count: number) {
+  for (let i = 0; i < count; i++) await addCluster(deps.clusters, `c${String(i).padStart(3, '0')}`);
+}
+
+describe('a sync that fans out', () => {
+  it('runs in one process when the fleet has no more windows than the threshold', async () => {
+    const { deps, sent } = fanoutDeps(3);
+    await addClusters(deps, 15);
+    const report = await syncFleet(deps, { holder: 'h', windowClusters: 5 });
+    expect(report.status).toBe('synced');
+    expect(report.changed).toHaveLength(15);
+    expect(sent).toEqual([]);
+    expect(deps.syncState.holder).toBeUndefined();
+  });
+
+  it('dispatches one message per window past the threshold, holding the lease until the last window', async () => {
+    const { deps, sent, jobs } = fanoutDeps(1);
+    await addClusters(deps, 12);
+    const report = await syncFleet(deps, { holder: 'h', windowClusters: 5 });
+    expect(report).toMatchObject({ status: 'dispatched', clusters: 12, job: { id: 'job-1', windows: 3 } });
+    expect(sent.map((m) => [m.window, m.clusterIds.length])).toEqual([
+      [0, 5],
+      [1, 5],
+      [2, 2],
+    ]);
+    expect(new Set(sent.flatMap((m) => m.clusterIds)).size).toBe(12);
+    expect(jobs.jobs.get('job-1')?.job.windows).toBe(3);
+    // Nothing was written for any cluster yet, and no sync state: the workers do that.
+    expect(await deps.desiredStates.current('c000')).toBeUndefined();
+    expect(deps.syncState.state).toBeUndefined();
+    expect(deps.syncState.holder).toBe('h');
+
+    const [w0, w1, w2] = sent as [SyncWindowMessage, SyncWindowMessage, SyncWindowMessage];
+    const first = await applySyncWindow(deps, w0);
+    expect(first).toMatchObject({ recorded: true, completed: false });
+    expect(first.result.changed).toHaveLength(5);
+    expect(deps.syncState.state).toBeUndefined();
+    // A redelivered window writes nothing and is not counted twice.
+    const again = await applySyncWindow(deps, w0);
+    expect(again).toMatchObject({ recorded: false, completed: false });
+    expect(again.result.changed).toEqual([]);
+    expect(again.result.itemsWritten).toBe(0);
+    await applySyncWindow(deps, w2);
+    expect(deps.syncState.state).toBeUndefined();
+    const last = await applySyncWindow(deps, w1);
+    expect(last.completed).toBe(true);
+    expect(deps.syncState.state).toMatchObject({ commit: 'a'.repeat(40), clusters: 12, changedClusters: 12 });
+    expect(deps.syncState.holder).toBeUndefined();
+    for (let i = 0; i < 12; i++) {
+      const current = await deps.desiredStates.current(`c${String(i).padStart(3, '0')}`);
+      expect(current?.generation).toBe(1);
+    }
+  });
+
+  it('finishes, on redelivery, a window whose worker failed after its first commit', async () => {
+    const { deps, sent } = fanoutDeps(0);
+    await addClusters(deps, 4);
+    await syncFleet(deps, { holder: 'h', windowClusters: 5 });
+    const [only] = sent as [SyncWindowMessage];
+    const commit = deps.desiredStates.commit.bind(deps.desiredStates);
+    let commits = 0;
+    let committed = 0;
+    deps.desiredStates.commit = async (...args) => {
+      if (++commits === 2) throw new Error('worker killed');
+      const written = await commit(...args);
+      committed++;
+      return written;
+    };
+    await expect(applySyncWindow(deps, only)).rejects.toThrow('worker killed');
+    expect(deps.syncState.state).toBeUndefined();
+    deps.desiredStates.commit = commit;
+    const redelivered = await applySyncWindow(deps, only);
+    expect(redelivered).toMatchObject({ recorded: true, completed: true });
+    // What was committed before the failure keeps its generation; the others get theirs.
+    expect(committed).toBeGreaterThan(0);
+    expect(committed).toBeLessThan(4);
+    expect(redelivered.result.changed).toHaveLength(4 - committed);
+    for (let i = 0; i < 4; i++) expect((await deps.desiredStates.current(`c00${i}`))?.generation).toBe(1);
+    expect(deps.syncState.state?.clusters).toBe(4);
+  });
+});
