@@ -12,6 +12,7 @@ import type { HubConfig } from '../config.ts';
 import { type ApiHandler, createApiHandler } from '../http/api.ts';
 import { jsonLogger, type Logger } from '../http/log.ts';
 import type { ApiContext } from '../http/request.ts';
+import { syncWindow } from '../http/sync-window.ts';
 import { type ClientOverrides, createHubContext, type HubContext } from '../hub-context.ts';
 import { rendererBinary } from '../renderer.ts';
 import { fromApiGatewayResult, toApiGatewayEvent } from './event.ts';
@@ -56,6 +57,16 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
   const hub = createHubContext(config, opts.credentials ? { credentials: opts.credentials } : {});
   if (opts.config.dynamodbEndpoint) await ensureHubTables(hub.dynamodb, opts.config.tables);
   const handler = createApiHandler({ ...hub, log });
+  // The windows of a sync that fans out: worked here, as the sync function's SQS event source does in AWS.
+  const stopWorker = new AbortController();
+  const { fanout } = hub;
+  const worker = fanout
+    ? fanout.queue.poll(
+        async (message) => void (await syncWindow({ ...hub, fanout }, message, log)),
+        stopWorker.signal,
+        (err) => log.error('sync window failed', { error: err instanceof Error ? err.message : String(err) }),
+      )
+    : Promise.resolve();
   const server = createServer((req, res) => {
     void serve(handler, req, res, log);
   });
@@ -76,6 +87,8 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
       // A client holding a keep-alive connection (an agent's long poll) must not keep the hub up.
       server.closeAllConnections();
       await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+      stopWorker.abort();
+      await worker;
       hub.dynamodb.destroy();
       hub.sqs.destroy();
       await hub.renderer?.close();

@@ -8,7 +8,7 @@ import {
   syncFleet,
 } from '@flotilla/shared/hub';
 import { describe, expect, it } from 'vitest';
-import { addCluster, fakeApiDeps, MemoryFleetSource } from './fakes.ts';
+import { addCluster, fakeApiDeps, MemoryFleetSource, MemorySyncStateStore } from './fakes.ts';
 
 function fleetFiles(image: string): FleetSourceFile[] {
   return [
@@ -60,8 +60,13 @@ function fanoutDeps(thresholdWindows: number) {
     thresholdWindows,
     newJobId: () => `job-${++n}`,
   };
-  const deps = fakeApiDeps({ source: new MemoryFleetSource('a'.repeat(40), fleetFiles('v1')), fanout });
-  return { deps: { ...deps, fanout }, sent, jobs };
+  const syncState = new MemorySyncStateStore();
+  const deps = fakeApiDeps({
+    source: new MemoryFleetSource('a'.repeat(40), fleetFiles('v1')),
+    fanout,
+    syncState,
+  });
+  return { deps: { ...deps, fanout, syncState }, sent, jobs };
 }
 
 async function addClusters(deps: ReturnType<typeof fanoutDeps>['deps'], count: number) {
