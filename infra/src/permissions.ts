@@ -51,7 +51,8 @@ export const syncAccess: FunctionAccess = {
     desiredStates: ['PutItem', 'BatchWriteItem'],
     // no part reads: those serve agents
     bundles: ['BatchGetItem', 'BatchWriteItem', 'PutItem', 'Query'],
-    hubState: ['GetItem', 'UpdateItem'],
+    // sync state and lease; the jobs of syncs that fan out (created, then a window at a time)
+    hubState: ['GetItem', 'PutItem', 'UpdateItem'],
   },
   spokeQueues: ['sqs:SendMessage'],
 };
