@@ -8,6 +8,8 @@ import {
   syncFleet,
 } from '@flotilla/shared/hub';
 import { describe, expect, it } from 'vitest';
+import { parseSyncWindowMessage } from '../../../functions/src/adapters/sqs-sync-work-queue.ts';
+import { loadConfig } from '../../../functions/src/config.ts';
 import { addCluster, fakeApiDeps, MemoryFleetSource, MemorySyncStateStore } from './fakes.ts';
 
 function fleetFiles(image: string): FleetSourceFile[] {
@@ -148,5 +150,42 @@ describe('a sync that fans out', () => {
     expect(redelivered.result.changed).toHaveLength(4 - committed);
     for (let i = 0; i < 4; i++) expect((await deps.desiredStates.current(`c00${i}`))?.generation).toBe(1);
     expect(deps.syncState.state?.clusters).toBe(4);
+  });
+});
+
+describe('fan-out configuration and messages', () => {
+  const env = {
+    AWS_REGION: 'eu-west-1',
+    FLOTILLA_FLEET_REPO_URL: 'https://git.example.test/fleet.git',
+    FLOTILLA_SIGNING_KEY: '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----',
+    FLOTILLA_ADMIN_AUTH: 'iam',
+  };
+
+  it('fans out past 20 windows by default, and only with a work queue', () => {
+    const config = loadConfig(env);
+    expect(config).toMatchObject({ syncQueueUrl: undefined, syncFanoutWindows: 20 });
+    expect(
+      loadConfig({
+        ...env,
+        FLOTILLA_SYNC_QUEUE_URL: 'http://127.0.0.1:9324/q',
+        FLOTILLA_SYNC_FANOUT_WINDOWS: '0',
+      }),
+    ).toMatchObject({ syncQueueUrl: 'http://127.0.0.1:9324/q', syncFanoutWindows: 0 });
+  });
+
+  it('names a bad threshold and a bad queue URL at once', () => {
+    const load = () =>
+      loadConfig({ ...env, FLOTILLA_SYNC_FANOUT_WINDOWS: '-1', FLOTILLA_SYNC_QUEUE_URL: 'nope' });
+    expect(load).toThrow('FLOTILLA_SYNC_FANOUT_WINDOWS must be a non-negative integer, got "-1"');
+    expect(load).toThrow('FLOTILLA_SYNC_QUEUE_URL is not a URL: "nope"');
+  });
+
+  it('reads a window message, and refuses one without its fields', () => {
+    const message = { jobId: 'j', window: 3, commit: 'c', snapshotHash: 'h', clusterIds: ['a', 'b'] };
+    expect(parseSyncWindowMessage(JSON.stringify(message))).toEqual(message);
+    expect(() => parseSyncWindowMessage('{"jobId":"j","window":"3"}')).toThrow(
+      'a sync window message needs jobId, window, commit, snapshotHash and clusterIds',
+    );
+    expect(() => parseSyncWindowMessage('not json')).toThrow('a sync window message is not JSON');
   });
 });
