@@ -8,6 +8,7 @@ import {
   syncFleet,
 } from '@flotilla/shared/hub';
 import { describe, expect, it } from 'vitest';
+import { syncText } from '../../../cli/src/commands/status.ts';
 import { parseSyncWindowMessage } from '../../../functions/src/adapters/sqs-sync-work-queue.ts';
 import { loadConfig } from '../../../functions/src/config.ts';
 import { addCluster, fakeApiDeps, MemoryFleetSource, MemorySyncStateStore } from './fakes.ts';
@@ -187,5 +188,26 @@ describe('fan-out configuration and messages', () => {
       'a sync window message needs jobId, window, commit, snapshotHash and clusterIds',
     );
     expect(() => parseSyncWindowMessage('not json')).toThrow('a sync window message is not JSON');
+  });
+});
+
+describe('flotilla sync on a dispatched sync', () => {
+  it('says where the windows went and when the status shows the commit', () => {
+    const text = syncText({
+      status: 'dispatched',
+      commit: 'a'.repeat(40),
+      job: { id: 'job-1', windows: 200 },
+      clusters: 100_000,
+      changed: [],
+      unchanged: 0,
+      errors: [],
+      itemsWritten: 1,
+      notified: 0,
+      notifyFailures: [],
+      conflictsRetried: 0,
+    });
+    expect(text).toBe(
+      'dispatched aaaaaaaaaaaa: 100000 cluster(s) in 200 windows to sync workers; `flotilla status` shows the commit once every window is done\n',
+    );
   });
 });
