@@ -53,7 +53,7 @@ class MemorySyncJobStore implements SyncJobStore {
   }
 }
 
-function fanoutDeps(thresholdWindows: number) {
+function fanoutDeps(thresholdWindows: number, files: FleetSourceFile[] = fleetFiles('v1')) {
   const sent: SyncWindowMessage[] = [];
   const jobs = new MemorySyncJobStore();
   let n = 0;
@@ -65,7 +65,7 @@ function fanoutDeps(thresholdWindows: number) {
   };
   const syncState = new MemorySyncStateStore();
   const deps = fakeApiDeps({
-    source: new MemoryFleetSource('a'.repeat(40), fleetFiles('v1')),
+    source: new MemoryFleetSource('a'.repeat(40), files),
     fanout,
     syncState,
   });
@@ -151,6 +151,37 @@ describe('a sync that fans out', () => {
     expect(redelivered.result.changed).toHaveLength(4 - committed);
     for (let i = 0; i < 4; i++) expect((await deps.desiredStates.current(`c00${i}`))?.generation).toBe(1);
     expect(deps.syncState.state?.clusters).toBe(4);
+  });
+});
+
+describe('a dispatched sync and rollouts', () => {
+  it('holds a rolling bundle back from the clusters its first wave does not release, in every window', async () => {
+    const rolling: FleetSourceFile[] = [
+      {
+        path: 'bundles/web/bundle.yaml',
+        content:
+          'namespace: web\ntargets: [{clusterSelector: {}}]\nrollout:\n  waves:\n    - {name: canary, clusterName: [c000], maxParallel: 1}\n    - {name: rest}\n  progressDeadline: 5m\n',
+      },
+      {
+        path: 'bundles/web/config.yaml',
+        content: 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n',
+      },
+    ];
+    const { deps, sent } = fanoutDeps(0, rolling);
+    await addClusters(deps, 3);
+    const report = await syncFleet(deps, { holder: 'h', windowClusters: 1 });
+    expect(report).toMatchObject({ status: 'dispatched', job: { windows: 3 } });
+    for (const m of sent) await applySyncWindow(deps, m);
+    const bundlesOf = async (id: string) =>
+      (
+        JSON.parse((await deps.desiredStates.current(id))?.manifest ?? '{"bundles":[]}') as {
+          bundles: { name: string }[];
+        }
+      ).bundles.map((b) => b.name);
+    expect(await bundlesOf('c000')).toEqual(['web']);
+    expect(await bundlesOf('c001')).toEqual([]);
+    expect(await bundlesOf('c002')).toEqual([]);
+    expect(deps.syncState.state?.clusters).toBe(3);
   });
 });
 
