@@ -11,9 +11,11 @@ import { HubDb } from '../../../functions/src/adapters/dynamodb-stores.ts';
 import { DynamoDbSyncJobStore } from '../../../functions/src/adapters/dynamodb-sync-jobs.ts';
 import { SqsSyncWorkQueue } from '../../../functions/src/adapters/sqs-sync-work-queue.ts';
 import { syncWindow } from '../../../functions/src/http/sync-window.ts';
+import { bedSqs } from '../../support/aws-clients.ts';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
 import { createTestHub, drainQueue } from '../../support/hub.ts';
 import { until } from '../../support/until.ts';
+import { startApiHub } from '../api/local-hub.ts';
 
 const bed = inject('bed');
 const clusterCount = 12;
@@ -176,5 +178,45 @@ describe('a sync that fans out (git server, DynamoDB Local, ElasticMQ)', () => {
     expect(await Promise.all(ids.map((id) => hub.desiredStates.history(id)))).toEqual(before);
     expect((await hub.syncState.get())?.clusters).toBe(clusterCount);
     for (const id of ids) expect(await drainQueue(hub, spokeQueues.get(id) ?? '')).toEqual([]);
+  });
+});
+
+describe('the local hub as a sync worker', () => {
+  it('answers 202 dispatched and works the windows in its own process', async () => {
+    const sqs = bedSqs(bed);
+    const created = await sqs.send(
+      new CreateQueueCommand({
+        QueueName: `local-${Date.now().toString(36)}-sync-work`,
+        Attributes: { VisibilityTimeout: '5' },
+      }),
+    );
+    sqs.destroy();
+    const api = await startApiHub(bed, repo.url, {
+      FLOTILLA_SYNC_QUEUE_URL: created.QueueUrl ?? '',
+      FLOTILLA_SYNC_FANOUT_WINDOWS: '0',
+    });
+    try {
+      for (const name of ['local-a', 'local-b']) await registerCluster(api.hub, { name, labels: {} });
+      const res = await api.admin('/v1/admin/sync', { method: 'POST' });
+      expect(res.status).toBe(202);
+      const body = (await res.json()) as { status: string; clusters: number; job: { windows: number } };
+      expect(body).toMatchObject({ status: 'dispatched', clusters: 2, job: { windows: 1 } });
+      const state = await until(
+        'the local hub to finish the dispatched sync',
+        () => api.hub.syncState.get(),
+        {
+          timeoutMs: 30_000,
+          intervalMs: 200,
+        },
+      );
+      expect(state).toMatchObject({ commit: repo.git('rev-parse', 'HEAD'), clusters: 2, changedClusters: 2 });
+      for (const id of ['local-a', 'local-b'])
+        expect((await api.hub.desiredStates.current(id))?.generation).toBe(1);
+      expect(
+        api.logLines.some((l) => l.includes('"message":"sync window"') && l.includes('"completed":true')),
+      ).toBe(true);
+    } finally {
+      await api.stop();
+    }
   });
 });
