@@ -184,9 +184,19 @@ export async function applySyncWindow(
     errors: result.errors,
   });
   const completed = job.windowsDone >= job.windows;
-  // A redelivery of the last window finishes again what a crash may have left: both steps are idempotent.
-  if (completed) await finishJob(ports, job, opts);
+  if (completed && (recorded || !(await finishedSince(ports, job)))) await finishJob(ports, job, opts);
   return { jobId: message.jobId, window: message.window, recorded, completed, result };
+}
+
+/**
+ * Whether the sync state was saved since the job started (by the job's last window, or by a
+ * later sync): then a redelivered last window must not save it again, which could put an
+ * older commit over a newer one. Otherwise the last window's worker died before finishing,
+ * and its redelivery finishes the job.
+ */
+async function finishedSince(ports: Pick<SyncPorts, 'syncState'>, job: SyncJob): Promise<boolean> {
+  const state = await ports.syncState.get();
+  return state !== undefined && state.syncedAt >= job.startedAt;
 }
 
 async function finishJob(ports: SyncPorts, job: SyncJob, opts: SyncOptions): Promise<void> {

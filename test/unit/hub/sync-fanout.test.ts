@@ -154,6 +154,41 @@ describe('a sync that fans out', () => {
   });
 });
 
+describe('the last window of a dispatched sync', () => {
+  it('finishes the job on redelivery when its worker died after recording the window', async () => {
+    const { deps, sent } = fanoutDeps(0);
+    await addClusters(deps, 3);
+    await syncFleet(deps, { holder: 'h', windowClusters: 5 });
+    const [only] = sent as [SyncWindowMessage];
+    const save = deps.syncState.save.bind(deps.syncState);
+    deps.syncState.save = async () => {
+      throw new Error('worker killed before saving the sync state');
+    };
+    await expect(applySyncWindow(deps, only)).rejects.toThrow('worker killed');
+    expect(deps.syncState.holder).toBe('h');
+    deps.syncState.save = save;
+    const again = await applySyncWindow(deps, only);
+    expect(again).toMatchObject({ recorded: false, completed: true });
+    expect(deps.syncState.state).toMatchObject({ clusters: 3, changedClusters: 3 });
+    expect(deps.syncState.holder).toBeUndefined();
+  });
+
+  it('leaves a newer sync state alone when it is delivered again after finishing', async () => {
+    const { deps, sent } = fanoutDeps(0);
+    await addClusters(deps, 3);
+    await syncFleet(deps, { holder: 'h', windowClusters: 5 });
+    const [only] = sent as [SyncWindowMessage];
+    await applySyncWindow(deps, only);
+    const newer = {
+      ...(deps.syncState.state as NonNullable<typeof deps.syncState.state>),
+      commit: 'b'.repeat(40),
+    };
+    await deps.syncState.save(newer);
+    await applySyncWindow(deps, only);
+    expect(deps.syncState.state).toEqual(newer);
+  });
+});
+
 describe('a dispatched sync and rollouts', () => {
   it('holds a rolling bundle back from the clusters its first wave does not release, in every window', async () => {
     const rolling: FleetSourceFile[] = [
