@@ -171,8 +171,12 @@ export async function applySyncWindow(
   const gate = ports.rollouts
     ? await loadRolloutGate({ ...ports, rollouts: ports.rollouts }, fleet)
     : undefined;
-  const records = await Promise.all(message.clusterIds.map((id) => ports.clusters.get(id)));
-  const window = records.filter((c): c is ClusterRecord => c !== undefined);
+  // A cluster deregistered since the job was dispatched is simply not there.
+  const window = ports.clusters.getMany
+    ? await ports.clusters.getMany(message.clusterIds)
+    : (await Promise.all(message.clusterIds.map((id) => ports.clusters.get(id)))).filter(
+        (c): c is ClusterRecord => c !== undefined,
+      );
   const result = await applyFleet(ports, fleet, message.commit, [window], {
     ...opts,
     reason: GenerationReason.Sync,
