@@ -188,31 +188,33 @@ export async function applySyncWindow(
     errors: result.errors,
   });
   const completed = job.windowsDone >= job.windows;
-  if (completed && (recorded || !(await finishedSince(ports, job)))) await finishJob(ports, job, opts);
+  if (completed) await finishJob(ports, job, opts);
   return { jobId: message.jobId, window: message.window, recorded, completed, result };
 }
 
 /**
- * Whether the sync state was saved since the job started (by the job's last window, or by a
- * later sync): then a redelivered last window must not save it again, which could put an
- * older commit over a newer one. Otherwise the last window's worker died before finishing,
- * and its redelivery finishes the job.
+ * Whether the sync state was saved since the job started: by this job already (its last
+ * window delivered again), or by a sync that started after this job's lease ran out. Either
+ * way, saving the job's state now could put an older commit over a newer one. Nothing else
+ * saves it while the job holds the lease.
  */
 async function finishedSince(ports: Pick<SyncPorts, 'syncState'>, job: SyncJob): Promise<boolean> {
   const state = await ports.syncState.get();
   return state !== undefined && state.syncedAt >= job.startedAt;
 }
 
+/** Records the job's sync state (unless a newer one is there), gives the lease up, and runs a sync asked for meanwhile. */
 async function finishJob(ports: SyncPorts, job: SyncJob, opts: SyncOptions): Promise<void> {
-  await ports.syncState.save({
-    commit: job.commit,
-    snapshotHash: job.snapshotHash,
-    syncedAt: ports.now().toISOString(),
-    errors: normalizeFleetErrors([...job.errors]),
-    clusters: job.clusters,
-    changedClusters: job.changedClusters,
-    ...(job.kubeVersionMatters ? { kubeVersionMatters: true } : {}),
-  });
+  if (!(await finishedSince(ports, job)))
+    await ports.syncState.save({
+      commit: job.commit,
+      snapshotHash: job.snapshotHash,
+      syncedAt: ports.now().toISOString(),
+      errors: normalizeFleetErrors([...job.errors]),
+      clusters: job.clusters,
+      changedClusters: job.changedClusters,
+      ...(job.kubeVersionMatters ? { kubeVersionMatters: true } : {}),
+    });
   const { rerun } = await ports.syncState.releaseLease(job.holder);
   // The repo moved while the job ran: sync again, as the in-process path goes round once more.
   if (rerun) await syncFleet(ports, { ...opts, holder: `${job.holder}+rerun:${job.jobId}` });
