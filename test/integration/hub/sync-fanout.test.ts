@@ -181,6 +181,15 @@ describe('a sync that fans out (git server, DynamoDB Local, ElasticMQ)', () => {
   });
 });
 
+describe('reading a window of clusters', () => {
+  it('reads many clusters by id in batches and leaves out the ones that are gone', async () => {
+    const wanted = [...ids, ...Array.from({ length: 150 }, (_, i) => `gone-${i}`)];
+    const found = await hub.clusters.getMany(wanted);
+    expect(found.map((c) => c.id).sort()).toEqual(ids);
+    expect(found.every((c) => c.head?.generation === 2)).toBe(true);
+  });
+});
+
 describe('the local hub as a sync worker', () => {
   it('answers 202 dispatched and works the windows in its own process', async () => {
     const sqs = bedSqs(bed);
