@@ -491,6 +491,8 @@ try {
       process.stdout.write(`${JSON.stringify(result)}\n`);
     }
 } finally {
+  // The render worker of the render phase is a child process: left open, the run never exits.
+  await renderer?.close();
   await bed.stop();
 }
 
