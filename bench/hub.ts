@@ -15,7 +15,12 @@
  * distinct variant, values and Kubernetes version, however many clusters share it).
  *
  * Options: --sizes 1000,10000,100000, --fleet plain,mixed (render-only: both by default;
- * the full run: mixed), --render-only. BENCH_PHASES=1 logs each phase's peak memory by
+ * the full run: mixed), --render-only, --fanout-windows N (a fleet of more windows of 500
+ * clusters than N is synced by worker invocations, as the hub does past
+ * FLOTILLA_SYNC_FANOUT_WINDOWS; default 20, 0 forces fan-out). A dispatched sync's windows
+ * are worked here one at a time from the bed's ElasticMQ, each timed as the Lambda
+ * invocation it is in AWS: `maxInvocationSeconds` is the longest single invocation
+ * (coordinator or window) of the full sync. BENCH_PHASES=1 logs each phase's peak memory by
  * kind (rss, heap, external, arrayBuffers) and time per store call.
  */
 
@@ -26,9 +31,17 @@ import { CreateQueueCommand } from '@aws-sdk/client-sqs';
 import { ensureRenderer } from '@flotilla/renderer/build.ts';
 import { RendererClient } from '@flotilla/renderer/client.ts';
 import { buildDesiredState, desiredContentHash, generateSigningKeyPair, loadFleet } from '@flotilla/shared';
-import { type ClusterRecord, type FleetSourceFile, syncFleet } from '@flotilla/shared/hub';
+import {
+  applySyncWindow,
+  type ClusterRecord,
+  type FleetSourceFile,
+  type SyncReport,
+  syncFleet,
+} from '@flotilla/shared/hub';
 import { DynamoDbSyncStateStore, HubDb } from '../functions/src/adapters/dynamodb-stores.ts';
+import { DynamoDbSyncJobStore } from '../functions/src/adapters/dynamodb-sync-jobs.ts';
 import { ensureHubTables } from '../functions/src/adapters/dynamodb-tables.ts';
+import { SqsSyncWorkQueue } from '../functions/src/adapters/sqs-sync-work-queue.ts';
 import { loadConfig } from '../functions/src/config.ts';
 import { createHubContext, type HubContext } from '../functions/src/hub-context.ts';
 import { repoRoot, startBed } from '../test/bed/src/bed.ts';
@@ -39,8 +52,12 @@ const { values } = parseArgs({
     // The pure core alone, without the bed: for profiling the render path.
     'render-only': { type: 'boolean', default: false },
     fleet: { type: 'string' },
+    'fanout-windows': { type: 'string', default: '20' },
   },
 });
+const fanoutWindows = Number(values['fanout-windows']);
+if (!Number.isInteger(fanoutWindows) || fanoutWindows < 0)
+  throw new Error(`--fanout-windows: expected a non-negative integer, got "${values['fanout-windows']}"`);
 const sizes = values.sizes.split(',').map(Number);
 const log = (line: string) => process.stderr.write(`[bench:hub] ${line}\n`);
 
@@ -370,7 +387,17 @@ try {
       const base = createHubContext(config, {
         credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
       });
-      const hub: HubContext = { ...base, source: { fetch: async () => ({ commit, files }) } } as HubContext;
+      const workQueue = await hub0WorkQueue(base);
+      const hub: HubContext = {
+        ...base,
+        source: { fetch: async () => ({ commit, files }) },
+        fanout: {
+          queue: workQueue,
+          jobs: new DynamoDbSyncJobStore(new HubDb(base.dynamodb, config.tables)),
+          thresholdWindows: fanoutWindows,
+          newJobId: () => `bench-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+        },
+      } as HubContext;
       if (process.env.BENCH_PHASES) {
         const timed = <T extends object>(obj: T, method: keyof T & string) => {
           const original = (obj[method] as (...a: unknown[]) => Promise<unknown>).bind(obj);
@@ -401,7 +428,7 @@ try {
         `${size} clusters: rendered in ${render.seconds.toFixed(2)} s, ${render.cpuSeconds.toFixed(2)} s CPU (${render.bundlesRendered} distinct bundles, load ${loadavg()[0]?.toFixed(1)})`,
       );
       const syncStarted = performance.now();
-      const full = await syncFleet(hub, { holder: 'bench' });
+      const full = await timedSync(hub, 'bench');
       const syncSeconds = (performance.now() - syncStarted) / 1000;
       if (full.changed.length !== size || full.notified !== size) {
         throw new Error(
@@ -417,7 +444,7 @@ try {
       files = fleetFiles(2, kind);
       commit = 'c2';
       const incStarted = performance.now();
-      const inc = await syncFleet(hub, { holder: 'bench' });
+      const inc = await timedSync(hub, 'bench');
       const incSeconds = (performance.now() - incStarted) / 1000;
       log(
         `${size} clusters: one-bundle change: ${inc.changed.length} clusters, ${inc.itemsWritten} items, ${incSeconds.toFixed(1)} s`,
@@ -427,7 +454,7 @@ try {
 
       // No-op: a new commit with the same content writes nothing.
       commit = 'c3';
-      const noop = await syncFleet(hub, { holder: 'bench' });
+      const noop = await timedSync(hub, 'bench');
       if (noop.itemsWritten !== 0 || noop.changed.length !== 0) {
         throw new Error(`no-op sync wrote ${noop.itemsWritten} items for ${noop.changed.length} clusters`);
       }
@@ -456,12 +483,79 @@ try {
         noop: { itemsWritten: noop.itemsWritten, changedClusters: noop.changed.length },
         distinctBundles: render.bundlesRendered,
         syncSeconds: round(syncSeconds),
+        // The full sync: dispatched to workers (and in how many windows), or in one invocation.
+        fanout: full.windows > 0 ? { windows: full.windows, threshold: fanoutWindows } : false,
+        maxInvocationSeconds: round(full.maxInvocationSeconds),
       };
       results.push(result);
       process.stdout.write(`${JSON.stringify(result)}\n`);
     }
 } finally {
+  // The render worker of the render phase is a child process: left open, the run never exits.
+  await renderer?.close();
   await bed.stop();
+}
+
+/** The sync work queue on the bed's ElasticMQ (the CDK app creates it in AWS). */
+async function hub0WorkQueue(hub: HubContext): Promise<SqsSyncWorkQueue> {
+  const res = await hub.sqs.send(
+    new CreateQueueCommand({
+      QueueName: `${hub.config.prefix}-sync-work`,
+      Attributes: { VisibilityTimeout: '900' },
+    }),
+  );
+  if (!res.QueueUrl) throw new Error('ElasticMQ returned no URL for the sync work queue');
+  return new SqsSyncWorkQueue(hub.sqs, res.QueueUrl);
+}
+
+/**
+ * A sync as the hub runs it: in one invocation, or dispatched and then worked a window at
+ * a time (as the sync function's SQS event source does), each window timed as its own
+ * invocation. Returns the report with the windows' results summed.
+ */
+async function timedSync(
+  hub: HubContext,
+  holder: string,
+): Promise<SyncReport & { readonly maxInvocationSeconds: number; readonly windows: number }> {
+  const started = performance.now();
+  const report = await syncFleet(hub, { holder });
+  let maxInvocationSeconds = (performance.now() - started) / 1000;
+  const { fanout } = hub;
+  if (report.status !== 'dispatched' || !fanout) return { ...report, maxInvocationSeconds, windows: 0 };
+  const changed: SyncReport['changed'][number][] = [];
+  let itemsWritten = report.itemsWritten;
+  let notified = 0;
+  let unchanged = 0;
+  const stop = new AbortController();
+  let failure: unknown;
+  await fanout.queue.poll(
+    async (message) => {
+      const t = performance.now();
+      const window = await applySyncWindow({ ...hub, fanout }, message);
+      maxInvocationSeconds = Math.max(maxInvocationSeconds, (performance.now() - t) / 1000);
+      changed.push(...window.result.changed);
+      itemsWritten += window.result.itemsWritten;
+      notified += window.result.notified;
+      unchanged += window.result.unchanged;
+      if (window.completed) stop.abort();
+    },
+    stop.signal,
+    (err) => {
+      failure = err;
+      stop.abort();
+    },
+  );
+  if (failure !== undefined) throw failure;
+  return {
+    ...report,
+    status: 'synced',
+    changed,
+    itemsWritten,
+    notified,
+    unchanged,
+    maxInvocationSeconds,
+    windows: report.job?.windows ?? 0,
+  };
 }
 
 function round(n: number): number {

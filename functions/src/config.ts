@@ -70,6 +70,16 @@ export interface HubConfig {
   readonly adminKeySha256: string | undefined;
   /** Shared secret of the git push webhook (HMAC-SHA256 of the body); webhooks are off when unset. */
   readonly webhookSecret: string | undefined;
+  /**
+   * The work queue a big sync hands its windows to (FLOTILLA_SYNC_QUEUE_URL); unset, every
+   * sync runs in one invocation.
+   */
+  readonly syncQueueUrl: string | undefined;
+  /**
+   * A fleet of more windows (of 500 clusters) than this is synced by worker invocations
+   * (FLOTILLA_SYNC_FANOUT_WINDOWS, default 20: fan-out past 10,000 clusters).
+   */
+  readonly syncFanoutWindows: number;
 }
 
 export class ConfigError extends Error {
@@ -150,6 +160,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
   if (webhookSecret !== undefined && webhookSecret.length < 16) {
     problems.push('FLOTILLA_WEBHOOK_SECRET must be at least 16 characters');
   }
+  const fanoutWindows = Number(env.FLOTILLA_SYNC_FANOUT_WINDOWS ?? '20');
+  if (!Number.isInteger(fanoutWindows) || fanoutWindows < 0) {
+    problems.push(
+      `FLOTILLA_SYNC_FANOUT_WINDOWS must be a non-negative integer, got "${env.FLOTILLA_SYNC_FANOUT_WINDOWS}"`,
+    );
+  }
   const user = env.FLOTILLA_FLEET_REPO_USERNAME;
   const password = env.FLOTILLA_FLEET_REPO_PASSWORD;
   const config: HubConfig = {
@@ -189,6 +205,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
     adminAuth: adminAuth === 'key' ? 'key' : 'iam',
     adminKeySha256,
     webhookSecret,
+    syncQueueUrl: optionalUrl('FLOTILLA_SYNC_QUEUE_URL'),
+    syncFanoutWindows: fanoutWindows,
   };
   if (problems.length > 0)
     throw new ConfigError(`invalid hub configuration:\n  - ${problems.join('\n  - ')}`);

@@ -1,4 +1,4 @@
-import { createPrivateKey, hkdfSync } from 'node:crypto';
+import { createPrivateKey, hkdfSync, randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -11,7 +11,7 @@ import {
   parseChartCredentials,
   staticCredentialResolver,
 } from '@flotilla/shared/charts';
-import type { Signer, SyncPorts } from '@flotilla/shared/hub';
+import type { Signer, SyncFanout, SyncPorts } from '@flotilla/shared/hub';
 import { DirectoryChartCache } from './adapters/directory-chart-cache.ts';
 import { DynamoDbRegistrationTokenStore } from './adapters/dynamodb-registration-tokens.ts';
 import { DynamoDbRolloutStore } from './adapters/dynamodb-rollout-store.ts';
@@ -23,11 +23,13 @@ import {
   DynamoDbSyncStateStore,
   HubDb,
 } from './adapters/dynamodb-stores.ts';
+import { DynamoDbSyncJobStore } from './adapters/dynamodb-sync-jobs.ts';
 import { fileCredentialResolver } from './adapters/file-chart-credentials.ts';
 import { GitFleetSource } from './adapters/git-fleet-source.ts';
 import { KmsSigner } from './adapters/kms-signer.ts';
 import { Ed25519Signer } from './adapters/local-signer.ts';
 import { SqsSpokeQueues } from './adapters/sqs-spoke-queues.ts';
+import { SqsSyncWorkQueue } from './adapters/sqs-sync-work-queue.ts';
 import type { HubConfig } from './config.ts';
 import { rendererBinary } from './renderer.ts';
 
@@ -48,6 +50,8 @@ export interface HubContext extends SyncPorts {
   readonly registrationTokens: DynamoDbRegistrationTokenStore;
   /** Progressive rollouts, per bundle (hub-state table, documents in the bundles table). */
   readonly rollouts: DynamoDbRolloutStore;
+  /** The work queue and job records of syncs that fan out, when `config.syncQueueUrl` is set. */
+  readonly fanout?: SyncFanout & { readonly queue: SqsSyncWorkQueue };
   /** The render worker's client, when the hub renders Helm and Kustomize bundles (close it on shutdown). */
   readonly renderer?: RendererClient;
 }
@@ -95,7 +99,16 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
         plainHttpRegistries: config.plainHttpRegistries,
       })
     : undefined;
+  const fanout = config.syncQueueUrl
+    ? {
+        queue: new SqsSyncWorkQueue(sqs, config.syncQueueUrl),
+        jobs: new DynamoDbSyncJobStore(db),
+        thresholdWindows: config.syncFanoutWindows,
+        newJobId: () => randomUUID(),
+      }
+    : undefined;
   return {
+    ...(fanout ? { fanout } : {}),
     ...(renderer && charts ? { renderer, engine: { engine: new CachingEngine(renderer), charts } } : {}),
     config,
     dynamodb,

@@ -35,6 +35,7 @@ import {
 } from 'aws-cdk-lib/aws-iam';
 import { Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
 import { Architecture, type LayerVersion, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { type BundlingOptions, LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { FilterPattern, LogGroup, MetricFilter, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -97,6 +98,8 @@ export class FlotillaHub extends Construct {
   readonly tables: { readonly [K in HubTableKey]: Table };
   /** The DLQ the per-cluster queues (created at registration) redrive to. */
   readonly spokeDeadLetterQueue: Queue;
+  /** The windows of a sync that fans out, one message each, worked by the sync function. */
+  readonly syncWorkQueue: Queue;
   readonly apiFunction: NodejsFunction;
   readonly syncFunction: NodejsFunction;
   /** `bin/flotilla-renderer` (linux/arm64), attached to both functions: each renders (sync, preview). */
@@ -166,6 +169,27 @@ export class FlotillaHub extends Construct {
         'This is the dead-letter queue: the per-cluster queues that redrive to it are created by the API function at registration, outside CloudFormation.',
     });
 
+    // A sync of a big fleet hands each window of clusters to a worker invocation of the sync
+    // function through this queue (docs/deploy.md, "How the sync scales"). Lambda requires a
+    // visibility timeout of at least the function's timeout; a window failing five times
+    // (a bug, not a blip) is parked in the DLQ and its job never completes: the next sync redoes it.
+    const syncWorkDeadLetterQueue = new Queue(this, 'SyncWorkDeadLetterQueue', {
+      queueName: `${prefix}-sync-work-dlq`,
+      retentionPeriod: Duration.days(14),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      removalPolicy,
+    });
+    this.syncWorkQueue = new Queue(this, 'SyncWorkQueue', {
+      queueName: `${prefix}-sync-work`,
+      visibilityTimeout: Duration.minutes(15),
+      retentionPeriod: Duration.days(1),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      removalPolicy,
+      deadLetterQueue: { queue: syncWorkDeadLetterQueue, maxReceiveCount: 5 },
+    });
+
     // Signing key: see docs/deploy.md for why a Secrets Manager-held key is the default.
     const signing = config.signingKey;
     if (signing.mode === 'kms') {
@@ -227,6 +251,7 @@ export class FlotillaHub extends Construct {
     // Functions. Secrets reach them as ids, read at cold start; only `loadConfig` reads this.
     const commonEnv: Record<string, string> = {
       FLOTILLA_PREFIX: prefix,
+      FLOTILLA_SYNC_QUEUE_URL: this.syncWorkQueue.queueUrl,
       FLOTILLA_FLEET_REPO_URL: config.fleetRepo.url,
       FLOTILLA_FLEET_REPO_REF: config.fleetRepo.ref,
       FLOTILLA_ADMIN_AUTH: 'iam',
@@ -310,6 +335,12 @@ export class FlotillaHub extends Construct {
       environment: commonEnv,
       bundling,
     });
+    // One window per invocation, so each is bounded by one window's work; a window that
+    // throws goes back to the queue alone. At most 10 at once, so the windows' writes stay
+    // within what DynamoDB on-demand absorbs without throttling.
+    this.syncFunction.addEventSource(
+      new SqsEventSource(this.syncWorkQueue, { batchSize: 1, maxConcurrency: 10 }),
+    );
 
     this.#grant(apiRole, apiAccess);
     this.#grant(syncRole, syncAccess);
@@ -320,6 +351,9 @@ export class FlotillaHub extends Construct {
       if (chartCredentials) role.addToPrincipalPolicy(secretRead(chartCredentials));
     }
     if (this.webhookSecret) apiRole.addToPrincipalPolicy(secretRead(this.webhookSecret));
+    // Either function may coordinate a sync (the API for a webhook) and so dispatch windows;
+    // the event source gave the sync role what consuming them takes.
+    for (const role of [apiRole, syncRole]) this.syncWorkQueue.grantSendMessages(role);
 
     // HTTP API: the route table is the one the handler dispatches on.
     const accessLogs = new LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy });

@@ -28,7 +28,8 @@ export interface FunctionAccess {
 export const apiAccess: FunctionAccess = {
   tables: {
     // get, create (conditional put), delete, update and heartbeat, list, desired-state head (update, in a transaction)
-    clusters: ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'Scan'],
+    // (and a sync window's clusters by id, batched)
+    clusters: ['GetItem', 'BatchGetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'Scan'],
     // the current copy (put in the head's transaction), a generation, the history, history
     // writes and pruning, cleanup on deregistration
     desiredStates: ['GetItem', 'PutItem', 'Query', 'BatchWriteItem'],
@@ -46,12 +47,14 @@ export const apiAccess: FunctionAccess = {
 /** The scheduled sync: plan, store what changed, notify. No registration, status or deletes. */
 export const syncAccess: FunctionAccess = {
   tables: {
-    clusters: ['GetItem', 'UpdateItem', 'Scan'],
+    // a window's clusters by id, batched, when the sync fans out
+    clusters: ['GetItem', 'BatchGetItem', 'UpdateItem', 'Scan'],
     // the current copy, put in the same transaction as the head; then the history
     desiredStates: ['PutItem', 'BatchWriteItem'],
     // no part reads: those serve agents
     bundles: ['BatchGetItem', 'BatchWriteItem', 'PutItem', 'Query'],
-    hubState: ['GetItem', 'UpdateItem'],
+    // sync state and lease; the jobs of syncs that fan out (created, then a window at a time)
+    hubState: ['GetItem', 'PutItem', 'UpdateItem'],
   },
   spokeQueues: ['sqs:SendMessage'],
 };

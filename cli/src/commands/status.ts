@@ -109,6 +109,9 @@ export const statusCommand: Command = {
 
 export function syncText(r: SyncReportView): string {
   if (r.status === 'queued') return 'another sync is running; it will run once more when it is done\n';
+  if (r.status === 'dispatched') {
+    return `dispatched ${r.commit?.slice(0, 12) ?? ''}: ${r.clusters} cluster(s) in ${r.job?.windows ?? 0} windows to sync workers; \`flotilla status\` shows the commit once every window is done\n`;
+  }
   const changed = r.changed.map((c) => `${c.clusterId} (generation ${c.generation})`).join(', ');
   return `synced ${r.commit?.slice(0, 12) ?? ''}: ${r.clusters} cluster(s), ${r.changed.length} changed${
     changed ? `: ${changed}` : ''

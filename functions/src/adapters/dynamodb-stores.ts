@@ -127,6 +127,28 @@ export class DynamoDbClusterStore implements ClusterStore {
     return res.Item ? toCluster(res.Item) : undefined;
   }
 
+  /** Many clusters by id, 100 per BatchGetItem (a sync window's worth in five calls, not 500 reads). */
+  async getMany(ids: readonly string[]): Promise<ClusterRecord[]> {
+    const { ProjectionExpression } = this.#listing();
+    const found: ClusterRecord[] = [];
+    const unique = [...new Set(ids)];
+    for (let i = 0; i < unique.length; i += batchGetMax) {
+      let keys: Item[] = unique.slice(i, i + batchGetMax).map((clusterId) => ({ clusterId }));
+      while (keys.length > 0) {
+        const res = await this.#db.doc.send(
+          new BatchGetCommand({
+            RequestItems: {
+              [this.#db.tables.clusters]: { Keys: keys, ProjectionExpression, ConsistentRead: true },
+            },
+          }),
+        );
+        for (const item of res.Responses?.[this.#db.tables.clusters] ?? []) found.push(toCluster(item));
+        keys = (res.UnprocessedKeys?.[this.#db.tables.clusters]?.Keys as Item[] | undefined) ?? [];
+      }
+    }
+    return found;
+  }
+
   async list(): Promise<ClusterRecord[]> {
     const items = await this.#db.scanAll(this.#listing());
     return items.map(toCluster).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -283,11 +283,14 @@ export async function previewRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiR
   return json(200, await previewTargets(deps, request));
 }
 
-/** `POST /v1/admin/sync`: syncs now; 202 when another sync holds the lease (it will run again for us). */
+/**
+ * `POST /v1/admin/sync`: syncs now; 202 when another sync holds the lease (it will run again
+ * for us) or when the sync was dispatched to worker invocations.
+ */
 export async function syncRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
   onlyQuery(req, []);
   const report = await syncFleet(deps, { holder: `api:${req.requestId}` });
-  return json(report.status === 'queued' ? 202 : 200, syncReportView(report));
+  return json(report.status === 'synced' ? 200 : 202, syncReportView(report));
 }
 
 /** `GET /v1/admin/status[?selector=]`: clusters x bundles, desired against applied, Offline clusters, last sync. */

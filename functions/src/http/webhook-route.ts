@@ -18,11 +18,13 @@ export async function gitWebhookRoute(deps: ApiDeps, req: ApiRequest): Promise<A
     return json(202, { status: 'ignored', reason: `push to ${ref}, the fleet branch is ${branch}` });
   }
   const report = await syncFleet(deps, { holder: `webhook:${req.requestId}` });
-  return json(report.status === 'queued' ? 202 : 200, {
+  // `queued` (another sync holds the lease) and `dispatched` (worker invocations finish it) are not done yet.
+  return json(report.status === 'synced' ? 200 : 202, {
     status: report.status,
     commit: report.commit ?? null,
     changedClusters: report.changed.length,
     errors: report.errors.length,
+    ...(report.job ? { job: report.job } : {}),
   });
 }
 

@@ -13,6 +13,7 @@ import type { HubConfig } from '../config.ts';
 import { type ApiHandler, createApiHandler } from '../http/api.ts';
 import { jsonLogger, type Logger } from '../http/log.ts';
 import type { ApiContext } from '../http/request.ts';
+import { syncWindow } from '../http/sync-window.ts';
 import { type ClientOverrides, createHubContext, type HubContext } from '../hub-context.ts';
 import { rendererBinary } from '../renderer.ts';
 import { fromApiGatewayResult, toApiGatewayEvent } from './event.ts';
@@ -61,6 +62,16 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
   // as the sync's schedule does in AWS, so a wave opens when its bake ends even if no
   // agent happens to report then.
   const rolloutTicker = startRolloutTicker(hub, log);
+  // The windows of a sync that fans out: worked here, as the sync function's SQS event source does in AWS.
+  const stopWorker = new AbortController();
+  const { fanout } = hub;
+  const worker = fanout
+    ? fanout.queue.poll(
+        async (message) => void (await syncWindow({ ...hub, fanout }, message, log)),
+        stopWorker.signal,
+        (err) => log.error('sync window failed', { error: err instanceof Error ? err.message : String(err) }),
+      )
+    : Promise.resolve();
   const server = createServer((req, res) => {
     void serve(handler, req, res, log);
   });
@@ -82,6 +93,8 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
       // A client holding a keep-alive connection (an agent's long poll) must not keep the hub up.
       server.closeAllConnections();
       await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+      stopWorker.abort();
+      await worker;
       hub.dynamodb.destroy();
       hub.sqs.destroy();
       await hub.renderer?.close();

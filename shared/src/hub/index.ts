@@ -7,4 +7,5 @@ export * from './rollback.ts';
 export * from './rollouts.ts';
 export * from './status.ts';
 export * from './sync.ts';
+export * from './sync-fanout.ts';
 export * from './tables.ts';

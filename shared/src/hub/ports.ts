@@ -138,6 +138,11 @@ export class NotFoundError extends Error {
 
 export interface ClusterStore {
   get(id: string): Promise<ClusterRecord | undefined>;
+  /**
+   * The clusters of these ids that exist, in no particular order, as a sync's listing holds
+   * them (without the current manifest). Optional: without it, each is read with `get`.
+   */
+  getMany?(ids: readonly string[]): Promise<ClusterRecord[]>;
   /** Every cluster; the hub filters by selector in memory (selectors cannot be indexed). */
   list(): Promise<ClusterRecord[]>;
   /**

@@ -29,6 +29,7 @@ import {
   type RolloutStepOutcome,
   startRollouts,
 } from './rollouts.ts';
+import { dispatchSync, type SyncFanout } from './sync-fanout.ts';
 
 /** A file of the fleet repo at one commit. */
 export interface FleetSourceFile {
@@ -86,12 +87,21 @@ export interface SyncPorts {
   readonly engine?: EnginePorts;
   /** Progressive rollouts (bundles with `rollout:`); without a store, such bundles reach every cluster at once. */
   readonly rollouts?: RolloutStore;
+  /** Hands the windows of a big fleet to worker invocations; without it every sync runs in one process. */
+  readonly fanout?: SyncFanout;
 }
 
 /** What one sync did, as data: it is logged, returned by the API and asserted by tests. */
 export interface SyncReport {
-  readonly status: 'synced' | 'queued';
+  /**
+   * `synced`: done in this process; `queued`: another sync holds the lease and runs again
+   * after it; `dispatched`: the fleet's windows were handed to worker invocations, and
+   * the sync state is recorded when the last of them is done.
+   */
+  readonly status: 'synced' | 'queued' | 'dispatched';
   readonly commit?: string;
+  /** The fan-out job, when `dispatched`: its id and how many windows it was split into. */
+  readonly job?: { readonly id: string; readonly windows: number };
   readonly clusters: number;
   readonly changed: readonly {
     readonly clusterId: string;
@@ -113,7 +123,7 @@ const utf8 = new TextEncoder();
 const emptyRendered = new Map<string, string>();
 const maxCommitAttempts = 5;
 const commitConcurrency = 16;
-const leaseMs = 15 * 60_000;
+export const leaseMs = 15 * 60_000;
 
 /**
  * Syncs every registered cluster to the tip of the fleet repo.
@@ -144,6 +154,8 @@ export async function syncFleet(
   try {
     for (;;) {
       report = await syncOnce(ports, opts);
+      // The last window of a dispatched sync records its state and gives the lease up.
+      if (report.status === 'dispatched') return report;
       const { rerun } = await ports.syncState.releaseLease(opts.holder);
       if (!rerun) return report;
       const again = ports.now();
@@ -160,7 +172,7 @@ export async function syncFleet(
   }
 }
 
-async function syncOnce(ports: SyncPorts, opts: SyncOptions): Promise<SyncReport> {
+async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions): Promise<SyncReport> {
   const { commit, files } = await ports.source.fetch();
   const fleet = loadFleet(files.map((f) => ({ path: f.path, content: f.content })));
   const snapshotJson = JSON.stringify(files.map((f) => [f.path, f.content]));
@@ -184,6 +196,18 @@ async function syncOnce(ports: SyncPorts, opts: SyncOptions): Promise<SyncReport
         )
       ).gate
     : undefined;
+  if (ports.fanout) {
+    const dispatched = await dispatchSync(ports.fanout, ports.clusters, {
+      holder: opts.holder,
+      commit,
+      snapshotHash,
+      windowClusters,
+      startedAt: isoNow(ports),
+      kubeVersionMatters: fleet.usesClusterKubeVersion,
+      fleetErrors: fleet.errors,
+    });
+    if (dispatched) return { ...emptyReport(), ...dispatched, commit, itemsWritten };
+  }
   const result = await applyFleet(ports, fleet, commit, ports.clusters.pages(windowClusters), {
     ...opts,
     reason: GenerationReason.Sync,
@@ -313,7 +337,7 @@ export interface SyncOptions {
   readonly rememberedBundles?: number;
 }
 
-const defaultWindowClusters = 500;
+export const defaultWindowClusters = 500;
 const defaultRememberedBundles = 20_000;
 
 /** Hashes known to be stored, least recently seen first, at most `limit` of them. */
@@ -343,9 +367,10 @@ class RecentHashes {
 
 /**
  * Plans, stores, commits and notifies the clusters of `windows`, one window at a time
- * (a page of the cluster listing, or the one cluster a re-plan is for).
+ * (a page of the cluster listing, the one cluster a re-plan is for, or the window a
+ * fan-out worker was handed).
  */
-async function applyFleet(
+export async function applyFleet(
   ports: Omit<SyncPorts, 'source' | 'syncState'>,
   fleet: Fleet,
   commit: string,
@@ -551,7 +576,7 @@ export async function applyRolloutSteps(
 }
 
 /** What the fleet plans a cluster from: its name, registered labels and Kubernetes version. */
-function clusterInputOf(c: ClusterRecord) {
+export function clusterInputOf(c: ClusterRecord) {
   return {
     name: c.id,
     labels: c.labels,
@@ -567,7 +592,11 @@ async function currentManifest(
   return current ? parseDesiredState(JSON.parse(current.manifest)) : undefined;
 }
 
-function emptyReport(): SyncReport {
+function isoNow(ports: Pick<SyncPorts, 'now'>): string {
+  return ports.now().toISOString();
+}
+
+export function emptyReport(): SyncReport {
   return {
     status: 'synced',
     clusters: 0,

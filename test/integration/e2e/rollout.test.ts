@@ -343,7 +343,7 @@ describe('a four-wave rollout over ten spokes with real agents', () => {
     await holding('v5', waves[1].members);
     for (const m of members(2)) expect(watch.firstAt(spokeName(m), 'v5', promotedAt), m).toBeUndefined();
     await cli(['rollout', 'abort', 'web']);
-    await holding('v2', members(0, 2), 60_000);
+    await holding('v2', [...waves[0].members, ...waves[1].members], 60_000);
     for (const m of members(2)) expect(watch.firstAt(spokeName(m), 'v5', promotedAt), m).toBeUndefined();
   }, 150_000);
 

@@ -56,7 +56,8 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
   });
 
   it('creates the spoke DLQ under the fixed prefix, encrypted, TLS-only, with the retention the adapter asks for', () => {
-    template.resourceCountIs('AWS::SQS::Queue', 1);
+    // The spoke DLQ, and the sync work queue with its own DLQ.
+    template.resourceCountIs('AWS::SQS::Queue', 3);
     template.hasResourceProperties('AWS::SQS::Queue', {
       QueueName: 'flotilla-spoke-dlq',
       MessageRetentionPeriod: 14 * 24 * 3600,
@@ -213,11 +214,64 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
     }
   });
 
+  it('hands sync windows to the sync function through an encrypted queue, one window per invocation', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: 'flotilla-sync-work',
+      // Lambda requires at least the function's timeout.
+      VisibilityTimeout: 15 * 60,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 5 },
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: 'flotilla-sync-work-dlq',
+      SqsManagedSseEnabled: true,
+    });
+    const mappings = resourcesOfType(hub, 'AWS::Lambda::EventSourceMapping');
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0]?.props).toMatchObject({ BatchSize: 1, ScalingConfig: { MaximumConcurrency: 10 } });
+    expect(flat(mappings[0]?.props.FunctionName ?? '')).toMatch(/^<HubSyncFunction/);
+    expect(flat(mappings[0]?.props.EventSourceArn ?? '')).toMatch(/^<HubSyncWorkQueue[0-9A-F]{8}\.Arn>$/);
+    for (const { props } of resourcesOfType(hub, 'AWS::Lambda::Function')) {
+      const env = (props.Environment as { Variables: Record<string, CfnValue> }).Variables;
+      expect(flat(env.FLOTILLA_SYNC_QUEUE_URL ?? '')).toMatch(/^<HubSyncWorkQueue[0-9A-F]{8}>$/);
+    }
+  });
+
+  it('lets both functions send sync windows and only the sync function consume them', () => {
+    const onWorkQueue = (role: string) =>
+      roleStatements(hub, role)
+        .filter((s) => /^<HubSyncWorkQueue[0-9A-F]{8}\.Arn>$/.test(flat(s.Resource)))
+        .flatMap(actionsOf)
+        .sort();
+    expect(onWorkQueue('HubApiRole')).toEqual([
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+    ]);
+    expect(onWorkQueue('HubSyncRole')).toEqual(
+      [
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueUrl',
+        'sqs:GetQueueUrl',
+        'sqs:ReceiveMessage',
+        'sqs:SendMessage',
+      ].sort(),
+    );
+  });
+
   it('scopes queue rights to the spoke prefix and leaves registration rights out of the sync role', () => {
     const prefixArn = 'arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:flotilla-spoke-*';
     const api = roleStatements(hub, 'HubApiRole');
     const sync = roleStatements(hub, 'HubSyncRole');
-    const sqsOf = (ss: typeof api) => ss.filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')));
+    // The sync work queue's statements are the test above's.
+    const sqsOf = (ss: typeof api) =>
+      ss.filter(
+        (s) =>
+          actionsOf(s).some((a) => a.startsWith('sqs:')) && !flat(s.Resource).startsWith('<HubSyncWorkQueue'),
+      );
     expect(sqsOf(api).filter((s) => s.Effect === 'Allow')).toEqual([
       expect.objectContaining({ Resource: expect.anything() }),
     ]);
