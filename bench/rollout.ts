@@ -27,6 +27,7 @@ import type { RolloutView } from '@flotilla/shared/hub';
 import { repoRoot, startBed } from '../test/bed/src/bed.ts';
 import { LocalFleet, type LocalSpoke } from '../test/support/local-fleet.ts';
 import { MarkerWatch } from '../test/support/marker-watch.ts';
+import { rolloutDrillFiles } from '../test/support/rollout-fleet.ts';
 
 const { values } = parseArgs({
   options: {
@@ -62,50 +63,15 @@ const spokeName = (i: number) => `${tag}-${String(i + 1).padStart(2, '0')}`;
 const badCanary = spokeName(0);
 
 function fleetFiles(version: string, bad: boolean): Record<string, string> {
-  const deployment = bad
-    ? `---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: "ro-\${cluster.name}"}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      nodeSelector: {type: "\${values.nodeType}"}
-      containers: [{name: web, image: "nginx:1.27"}]
-`
-    : '';
-  return {
-    'bundles/web/bundle.yaml': `targets: [{clusterSelector: bench=rollout}]
-values: {version: ${version}, nodeType: kwok}
-customizations:
-  - {clusterName: ${badCanary}, values: {nodeType: gpu}}
-rollout:
-  waves:
-    - {name: canary, clusterSelector: ring=canary, maxParallel: 1, bake: ${values.bake}}
-    - {name: ring1, clusterSelector: ring=1, bake: ${values.bake}}
-    - {name: ring2, clusterSelector: ring=2, bake: ${values.bake}}
-    - {name: ring3, clusterSelector: ring=3}
-  progressDeadline: ${values.deadline}
-  failure: {maxFailures: 0, action: revert}
-`,
-    'bundles/web/web.yaml': `apiVersion: v1
-kind: Namespace
-metadata: {name: "ro-\${cluster.name}"}
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: web
-  namespace: ro-\${cluster.name}
-  labels: {${marker}: "true"}
-data:
-  cluster: \${cluster.name}
-  version: \${values.version}
-${deployment}`,
-  };
+  return rolloutDrillFiles({
+    version,
+    selector: 'bench=rollout',
+    badCanary,
+    deployment: bad,
+    bake: values.bake,
+    deadline: values.deadline,
+    marker,
+  });
 }
 
 function percentile(sorted: readonly number[], p: number): number {

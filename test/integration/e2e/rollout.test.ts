@@ -15,6 +15,7 @@ import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { describeStatus, LocalFleet, type LocalSpoke } from '../../support/local-fleet.ts';
 import { MarkerWatch } from '../../support/marker-watch.ts';
+import { rolloutDrillFiles } from '../../support/rollout-fleet.ts';
 import { until } from '../../support/until.ts';
 
 const bed = inject('bed');
@@ -43,54 +44,15 @@ const agentEnv = {
 };
 
 function fleetFiles(version: string, opts: { deployment?: boolean } = {}): Record<string, string> {
-  const deployment = opts.deployment
-    ? `---
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: ro-\${cluster.name}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      nodeSelector: {type: "\${values.nodeType}"}
-      containers: [{name: web, image: "nginx:1.27"}]
-`
-    : '';
-  return {
-    'bundles/web/bundle.yaml': `targets: [{clusterSelector: suite=${id}}]
-values: {version: ${version}, nodeType: kwok}
-customizations:
-  # The bed's nodes are labelled type=kwok: this canary's pods can never be scheduled.
-  - {clusterName: ${badCanary}, values: {nodeType: gpu}}
-rollout:
-  waves:
-    - {name: canary, clusterSelector: ring=canary, maxParallel: 1, bake: ${bakeMs / 1000}s}
-    - {name: ring1, clusterSelector: ring=1, bake: ${bakeMs / 1000}s}
-    - {name: ring2, clusterSelector: ring=2, bake: ${bakeMs / 1000}s}
-    - {name: ring3, clusterSelector: ring=3}
-  progressDeadline: 12s
-  failure: {maxFailures: 0, action: revert}
-`,
-    'bundles/web/web.yaml': `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ro-\${cluster.name}
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: web
-  namespace: ro-\${cluster.name}
-  labels: {${marker}: "true"}
-data:
-  cluster: \${cluster.name}
-  version: \${values.version}
-${deployment}`,
-  };
+  return rolloutDrillFiles({
+    version,
+    selector: `suite=${id}`,
+    badCanary,
+    deployment: opts.deployment ?? false,
+    bake: `${bakeMs / 1000}s`,
+    deadline: '12s',
+    marker,
+  });
 }
 
 let fleet: LocalFleet;
