@@ -22,9 +22,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { type Bed, repoRoot, startBed } from '../test/bed/src/bed.ts';
 import { LocalFleet, type LocalSpoke } from '../test/support/local-fleet.ts';
+import { MarkerWatch } from '../test/support/marker-watch.ts';
 
 const { values } = parseArgs({
   options: {
@@ -82,54 +82,6 @@ function writeFleet(dir: string): void {
   for (const [path, content] of Object.entries(files)) writeFileSync(join(dir, path), content);
 }
 
-/** Watches every plane's marker ConfigMaps: who has which round, since when. */
-class MarkerWatch {
-  readonly #seen = new Map<string, { round: string; at: number }>();
-  readonly #aborts: AbortController[] = [];
-  #active = true;
-
-  constructor(kubeconfigs: readonly string[]) {
-    for (const path of kubeconfigs) void this.#watch(path);
-  }
-
-  async #watch(path: string): Promise<void> {
-    const kc = new KubeConfig();
-    kc.loadFromFile(path);
-    const watch = new Watch(kc);
-    while (this.#active) {
-      const ended = new Promise<void>((resolve) => {
-        watch
-          .watch(
-            '/api/v1/configmaps',
-            { labelSelector: `${markerLabel}=true` },
-            (_phase, obj: { data?: Record<string, string> }) => {
-              const cluster = obj.data?.cluster;
-              const round = obj.data?.round;
-              if (cluster && round && this.#seen.get(cluster)?.round !== round)
-                this.#seen.set(cluster, { round, at: Date.now() });
-            },
-            () => resolve(),
-          )
-          .then((abort) => this.#aborts.push(abort))
-          .catch(() => resolve());
-      });
-      await ended;
-      if (this.#active) await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
-  /** When `cluster` got `round`, if it has. */
-  at(cluster: string, round: string): number | undefined {
-    const s = this.#seen.get(cluster);
-    return s?.round === round ? s.at : undefined;
-  }
-
-  stop(): void {
-    this.#active = false;
-    for (const a of this.#aborts) a.abort();
-  }
-}
-
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
@@ -160,7 +112,10 @@ async function run(bed: Bed, spokeCount: number, notify: 'sqs' | 'poll', tag: st
   }));
   writeFleet(source);
   const fleet = await LocalFleet.start({ bed: bed.state, repoName: tag, fleetFrom: source, prefix: tag });
-  const watch = new MarkerWatch(clusters.map((c) => c.kubeconfigPath));
+  const watch = new MarkerWatch(
+    clusters.map((c) => c.kubeconfigPath),
+    { label: markerLabel, key: 'round' },
+  );
   try {
     log(
       `${tag}: bootstrapping ${spokeCount} spoke(s), notifications ${notify === 'sqs' ? 'SQS' : `HTTPS polling every ${pollInterval}`}`,
@@ -190,7 +145,7 @@ async function run(bed: Bed, spokeCount: number, notify: 'sqs' | 'poll', tag: st
       );
       const deadline = push.pushedAt + 120_000;
       for (;;) {
-        const times = spokes.map((s) => watch.at(s.name, value));
+        const times = spokes.map((s) => watch.firstAt(s.name, value, push.pushedAt));
         if (times.every((t) => t !== undefined)) {
           const latencies = times.map((t) => (t as number) - push.pushedAt);
           samples.push(...latencies);
@@ -202,7 +157,9 @@ async function run(bed: Bed, spokeCount: number, notify: 'sqs' | 'poll', tag: st
           break;
         }
         if (Date.now() > deadline) {
-          const missing = spokes.filter((s) => watch.at(s.name, value) === undefined).map((s) => s.name);
+          const missing = spokes
+            .filter((s) => watch.firstAt(s.name, value, push.pushedAt) === undefined)
+            .map((s) => s.name);
           throw new Error(`${tag}: commit ${round} not applied within 120 s on ${missing.join(', ')}`);
         }
         await new Promise((r) => setTimeout(r, 20));

@@ -1,8 +1,8 @@
 /**
  * Watches ConfigMaps carrying a marker label on several control planes and keeps, per
  * cluster (the ConfigMap's `data.cluster`), every value of one data key it has seen and
- * when: what each spoke held, in order. The rollout drill and `bench:rollout` read it to
- * prove which spoke got which revision when, straight from the spokes' API servers.
+ * when: what each spoke held, in order. The rollout drill, `bench:rollout` and `bench:e2e`
+ * read it to prove which spoke got which revision when, straight from the spokes' API servers.
  */
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 
