@@ -15,13 +15,16 @@ import {
   type FleetSourceFile,
   type Heartbeat,
   hashToken,
+  InvalidRequestError,
   type LabelChange,
   type Labels,
   NotFoundError,
   type Notifier,
+  parseStatusReport,
   type RolloutHead,
   type RolloutStore,
   type SpokeQueues,
+  STATUS_API_VERSION,
   type StoredClusterStatus,
   type StoredDesiredState,
   type SyncState,
@@ -284,4 +287,23 @@ export class MemoryRolloutStore implements RolloutStore {
     this.items.set(input.bundle, { head, document });
     return head;
   }
+}
+
+/** A status report body as an agent sends it, with `extra` fields. */
+export const statusReport = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  apiVersion: STATUS_API_VERSION,
+  kind: 'ClusterStatus',
+  agentVersion: '0.1.0',
+  ...extra,
+});
+
+/** The field problems `parseStatusReport` finds in `value` (none: it parsed). */
+export function statusReportProblems(value: unknown): { field: string; message: string }[] {
+  try {
+    parseStatusReport(value);
+  } catch (err) {
+    if (err instanceof InvalidRequestError) return [...err.problems];
+    throw err;
+  }
+  return [];
 }

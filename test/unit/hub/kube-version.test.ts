@@ -7,12 +7,10 @@ import type { EngineRequest, EngineResult, RenderEngine } from '@flotilla/shared
 import {
   clusterView,
   type FleetSourceFile,
-  InvalidRequestError,
   isKubeVersion,
   kubeVersionProblem,
   parseStatusReport,
   recordClusterStatus,
-  STATUS_API_VERSION,
   statusLimits,
   syncFleet,
 } from '@flotilla/shared/hub';
@@ -20,24 +18,17 @@ import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { createApiHandler } from '../../../functions/src/http/api.ts';
 import { toApiGatewayEvent } from '../../../functions/src/local/event.ts';
-import { addCluster, fakeApiDeps, MemoryClusterStore, MemoryFleetSource } from './fakes.ts';
+import {
+  addCluster,
+  fakeApiDeps,
+  MemoryClusterStore,
+  MemoryFleetSource,
+  statusReport,
+  statusReportProblems,
+} from './fakes.ts';
 
-const report = (extra: Record<string, unknown> = {}) => ({
-  apiVersion: STATUS_API_VERSION,
-  kind: 'ClusterStatus',
-  agentVersion: '0.1.0',
-  ...extra,
-});
-
-function problemsOf(value: unknown): { field: string; message: string }[] {
-  try {
-    parseStatusReport(value);
-  } catch (err) {
-    if (err instanceof InvalidRequestError) return [...err.problems];
-    throw err;
-  }
-  return [];
-}
+const report = statusReport;
+const problemsOf = statusReportProblems;
 
 describe('kubeVersion in a status report', () => {
   it.each([

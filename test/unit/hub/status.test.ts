@@ -5,7 +5,6 @@ import {
   NotFoundError,
   parseStatusReport,
   recordClusterStatus,
-  STATUS_API_VERSION,
   type StoredDesiredState,
   statusChange,
 } from '@flotilla/shared/hub';
@@ -17,25 +16,13 @@ import {
   MemoryDesiredStateStore,
   MemoryStatusStore,
   MemorySyncStateStore,
+  statusReport,
+  statusReportProblems,
 } from './fakes.ts';
 
 const h = (c: string) => `sha256:${c.repeat(64)}`;
-const report = (extra: Record<string, unknown> = {}): unknown => ({
-  apiVersion: STATUS_API_VERSION,
-  kind: 'ClusterStatus',
-  agentVersion: '0.1.0',
-  ...extra,
-});
-
-function problemsOf(value: unknown): { field: string; message: string }[] {
-  try {
-    parseStatusReport(value);
-  } catch (err) {
-    if (err instanceof InvalidRequestError) return [...err.problems];
-    throw err;
-  }
-  return [];
-}
+const report = statusReport;
+const problemsOf = statusReportProblems;
 
 describe('status report validation', () => {
   it('accepts a heartbeat alone and a full report', () => {
