@@ -12,6 +12,7 @@ import { type RolloutView, STATUS_API_VERSION } from '@flotilla/shared/hub';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type CliRun, runFlotilla } from '../../support/cli-run.ts';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
+import { until } from '../../support/until.ts';
 import { type ApiHub, startApiHub } from '../api/local-hub.ts';
 
 const bed = inject('bed');
@@ -135,9 +136,16 @@ describe('a progressive rollout through the hub (DynamoDB Local, HTTP, the CLI)'
     expect(v2).not.toBe(v1);
     expect(await webHash(names[1] as string)).toBe(v1);
     await report(canary, v2, 'NotReady');
-    // Past the 2 s deadline, the next report (or the schedule) fails it and reverts it.
+    // Past the 2 s deadline, the hub's timer (or the next report) fails it and reverts it.
     await new Promise((r) => setTimeout(r, 2_500));
     await report(canary, v2, 'NotReady');
+    await until(
+      'the canary reverted to v1',
+      async () => ((await webHash(canary)) === v1 ? true : undefined),
+      {
+        timeoutMs: 20_000,
+      },
+    );
     expect(await webHash(canary)).toBe(v1);
     expect(await webHash(names[1] as string)).toBe(v1);
     const status = await flotilla(['rollout', 'status', 'web']);
