@@ -14,6 +14,7 @@ import type {
   ClusterPort,
   ReconcileOptions,
   ReconcileOutcome,
+  SecretKeysPort,
   VerifiedDesiredState,
 } from './ports.ts';
 import { planReconcile, type ReconcilePlan, recordPending } from './reconcile-plan.ts';
@@ -24,6 +25,8 @@ export interface ClusterReconcilerOptions {
   readonly log: Logger;
   readonly crdTimeoutMs?: number;
   readonly now?: () => number;
+  /** Decrypts the bundles' SOPS files; without it a bundle that has one fails with that reason. */
+  readonly secretKeys?: SecretKeysPort | undefined;
 }
 
 /**

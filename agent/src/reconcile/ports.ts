@@ -131,6 +131,15 @@ export interface ReconcileOptions {
   readonly onBundle?: ((outcome: BundleOutcome) => void) | undefined;
 }
 
+/**
+ * The cluster's age identities for SOPS files: its own key (made in the cluster at first
+ * start), the keys it had before a rotation, and group keys an operator installed.
+ */
+export interface SecretKeysPort {
+  /** Private identities (`AGE-SECRET-KEY-1…`), newest first. Held in memory only for a decrypt; never logged. */
+  identities(signal?: AbortSignal): Promise<readonly string[]>;
+}
+
 export interface ClusterPort {
   reconcile(state: VerifiedDesiredState, opts: ReconcileOptions): Promise<ReconcileOutcome>;
 }
