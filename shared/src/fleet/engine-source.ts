@@ -10,6 +10,7 @@
  * variant like a plain bundle's (`compileVariant`, strings taken literally), so
  * everything after this step is the same for every kind of bundle.
  */
+
 import { type BundleSpec, type CustomizationEntry, mergeValues } from '../bundle-spec.ts';
 import { type FleetError, fleetError, type SourcePos } from '../errors.ts';
 import { groupKind } from '../kinds.ts';
@@ -36,6 +37,7 @@ import {
 import type { BundleState, ClusterInput, EngineOutcome, EngineVariant, ManifestDoc } from './model.ts';
 import { fileSizeProblem } from './objects.ts';
 import { compileVariant, type RenderCacheBudget } from './render.ts';
+import { isSopsDocument } from './sealed.ts';
 import { firstEntry } from './targeting.ts';
 import { crdScopes, type IsClusterScoped } from './variant.ts';
 
@@ -75,6 +77,16 @@ export function compileEngineVariants(state: BundleState, files: ReadonlyMap<str
     }
     const node = docs[0]?.node;
     if (!node) return new Map();
+    if (isSopsDocument(node)) {
+      errors.push(
+        fleetError(
+          node.pos,
+          `${path} is SOPS-encrypted: Helm values are rendered at the hub, which never decrypts. Put the secret in a SOPS-encrypted Secret next to bundle.yaml and have the chart read it (an existingSecret value)`,
+          state.name,
+        ),
+      );
+      return new Map();
+    }
     if (node.kind !== 'map') {
       errors.push(fleetError(node.pos, `${path}: a values file is a mapping of values`, state.name));
       return new Map();
@@ -382,7 +394,8 @@ async function renderEngineVariant(
     );
   }
   const errors: FleetError[] = [];
-  const docs = manifestDocs(manifests, sourceFile, state.name, errors);
+  // The bundle's SOPS files travel beside the engine's output, as committed.
+  const docs = [...manifestDocs(manifests, sourceFile, state.name, errors), ...state.base];
   if (errors.length > 0) return { ok: false, errors };
   const compiled = compileVariant({
     bundle: state.name,
@@ -424,6 +437,16 @@ function manifestDocs(
       if (doc.node === null) continue;
       if (doc.node.kind !== 'map') {
         errors.push(fleetError(doc.pos, 'the render produced a document that is not an object', bundle));
+        continue;
+      }
+      if (isSopsDocument(doc.node)) {
+        errors.push(
+          fleetError(
+            { file, line: 1, column: 1 },
+            'the render produced a SOPS-encrypted object, which the engine would change under its MAC: put SOPS files next to bundle.yaml, outside the chart and the kustomization, and they travel with the bundle as committed',
+            bundle,
+          ),
+        );
         continue;
       }
       // Lines of rendered output are not lines of the file: point at the file.

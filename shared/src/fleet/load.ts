@@ -18,7 +18,7 @@ import {
   SpecReader,
 } from '../spec-reader.ts';
 import { parseYamlFile, type YDocument, type YNode } from '../yaml-source.ts';
-import type { BundleSource, BundleState, RepoFile, RepoFiles } from './model.ts';
+import type { BundleSource, BundleState, ManifestDoc, RepoFile, RepoFiles } from './model.ts';
 import { readManifests } from './objects.ts';
 import { readSource, sourceProblems } from './source.ts';
 import { compileEntry } from './targeting.ts';
@@ -38,6 +38,7 @@ export interface LoadedRepo {
 }
 
 const YAML_FILE = /\.ya?ml$/;
+const JSON_FILE = /\.json$/;
 
 function normalizePath(path: string): string {
   const p = path
@@ -136,7 +137,8 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
         const list = dir.overlays.get(overlay) ?? [];
         list.push(path);
         dir.overlays.set(overlay, list);
-      } else if (yaml) dir.manifests.push(path);
+      } else if (yaml || (JSON_FILE.test(path) && looksLikeSops(path, files.get(path) ?? '')))
+        dir.manifests.push(path);
     }
   }
 
@@ -256,7 +258,10 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
         files: state.source.files.filter((f) => !KUSTOMIZATION_FILE.test(f)),
       };
     }
-    state.base = readSource(state.source, files, name, state.errors);
+    state.base =
+      state.source.kind === 'engine'
+        ? engineSealedFiles(dir.manifests, files, state.spec, name, state.errors)
+        : readSource(state.source, files, name, state.errors);
     // In a Helm or Kustomize bundle, overlays/ is the kustomizations' own business.
     if (state.source.kind === 'plain') {
       for (const [overlay, paths] of dir.overlays) {
@@ -278,6 +283,30 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
 }
 
 const KUSTOMIZATION_FILE = /(^|\/)kustomization\.ya?ml$/;
+
+/** A cheap look before parsing: a SOPS file has `sops` at the top level. */
+function looksLikeSops(path: string, content: string): boolean {
+  return JSON_FILE.test(path) ? /"sops"\s*:/.test(content) : /^sops:/m.test(content);
+}
+
+/**
+ * A Helm or Kustomize bundle's SOPS files: the encrypted files next to its bundle.yaml (a
+ * Secret the chart reads, say) travel with the engine's output as committed. Values files
+ * are the chart's inputs, not objects (an encrypted one is an error of its own).
+ */
+function engineSealedFiles(
+  paths: readonly string[],
+  files: ReadonlyMap<string, string>,
+  spec: BundleSpec | undefined,
+  bundle: string,
+  errors: FleetError[],
+): ManifestDoc[] {
+  const values = new Set<string>();
+  for (const f of spec?.helm?.valuesFiles ?? []) values.add(f.path);
+  for (const c of spec?.customizations ?? []) for (const f of c.helm?.valuesFiles ?? []) values.add(f.path);
+  const sops = paths.filter((p) => !values.has(p) && looksLikeSops(p, files.get(p) ?? ''));
+  return sops.length === 0 ? [] : readManifests(sops, files, bundle, errors, false).filter((d) => d.sealed);
+}
 
 /** Which engines a bundle.yaml asks for, read from its top-level keys even when the rest has errors. */
 function engineKinds(root: YNode | null): { helm: boolean; kustomize: boolean } | undefined {

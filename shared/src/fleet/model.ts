@@ -184,6 +184,15 @@ export interface ManifestDoc {
   readonly file: string;
   readonly pos: SourcePos;
   readonly node: YMap;
+  /** Set for a document of a SOPS-encrypted file, which travels as committed (`sealed.ts`). */
+  readonly sealed?: SealedSource;
+}
+
+/** A SOPS-encrypted file as committed; the documents read from it share one. */
+export interface SealedSource {
+  readonly file: string;
+  readonly format: 'yaml' | 'json';
+  readonly content: string;
 }
 
 /** An entry of `targets`, `exclude` or `customizations`, compiled to a test on a cluster. */
@@ -253,6 +262,10 @@ export interface Variant {
   readonly budget: RenderBudget;
   /** `,"healthChecks":[...]` in canonical JSON, or empty when the variant has no checks (the hash stays as before). */
   readonly healthChecksJson: string;
+  /** The identities of its SOPS-encrypted objects, which are not in `objects`. */
+  readonly sealedRefs: readonly RenderedObjectRef[];
+  /** `,"sealed":[...]` in canonical JSON, or empty when the variant has no SOPS files (the hash stays as before). */
+  readonly sealedJson: string;
 }
 
 /** A bundle as it moves through the pipeline: filled by load, linked by the dependency graph, compiled by the variant step. */

@@ -8,6 +8,7 @@ import { apiGroup } from '../kinds.ts';
 import { hasTemplateSyntax } from '../variables.ts';
 import { describeNode, getEntry, parseYamlFile, type YMap, type YNode } from '../yaml-source.ts';
 import type { ManifestDoc, RenderedObjectRef } from './model.ts';
+import { checkSealedDocs, isSopsDocument, sealedFormat } from './sealed.ts';
 
 /**
  * Reads YAML files into manifest documents (a mapping each), recording parse errors and,
@@ -22,6 +23,7 @@ export function readManifests(
 ): ManifestDoc[] {
   const out: ManifestDoc[] = [];
   for (const path of paths) {
+    const start = out.length;
     const content = files.get(path) ?? '';
     const tooBig = fileSizeProblem(path, content, bundle);
     if (tooBig) {
@@ -30,6 +32,10 @@ export function readManifests(
     }
     const parsed = parseYamlFile(path, content, bundle);
     errors.push(...parsed.errors);
+    const sealed =
+      !patches && parsed.documents.some((d) => isSopsDocument(d.node))
+        ? { file: path, format: sealedFormat(path), content }
+        : undefined;
     for (const doc of parsed.documents) {
       if (doc.node === null) continue;
       if (doc.node.kind !== 'map') {
@@ -42,9 +48,25 @@ export function readManifests(
         );
         continue;
       }
-      if (!patches) readObjectHeader(doc.node, errors, bundle);
-      out.push({ file: path, pos: doc.pos, node: doc.node });
+      if (patches && isSopsDocument(doc.node)) {
+        errors.push(
+          fleetError(
+            doc.pos,
+            'an overlay patch cannot be SOPS-encrypted (overlays cannot change encrypted values); put the encrypted object in the bundle as its own file',
+            bundle,
+          ),
+        );
+        continue;
+      }
+      if (sealed) out.push({ file: path, pos: doc.pos, node: doc.node, sealed });
+      else {
+        if (!patches) readObjectHeader(doc.node, errors, bundle);
+        out.push({ file: path, pos: doc.pos, node: doc.node });
+      }
     }
+    // A SOPS file is checked as a whole: its identities in clear, nothing to fill in.
+    if (sealed && checkSealedDocs(out.slice(start), bundle, errors))
+      for (const doc of out.slice(start)) readObjectHeader(doc.node, errors, bundle);
   }
   return out;
 }

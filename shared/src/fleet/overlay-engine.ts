@@ -39,7 +39,9 @@ export async function applyOverlayWithEngine(
   const reads = checkOverlay(base, patches, namespace, bundle, errors);
   if (!reads) return undefined;
 
-  let docs: ManifestDoc[] = [...base];
+  // SOPS files pass by untouched (checkOverlay refused any patch of one).
+  const sealed = base.filter((d) => d.sealed);
+  let docs: ManifestDoc[] = base.filter((d) => !d.sealed);
   // Per object, the patch bodies merged into it so far: where its values may have come from.
   let origins: YNode[][] = docs.map(() => []);
   let run: ReadPatch[] = [];
@@ -68,7 +70,7 @@ export async function applyOverlayWithEngine(
     if (read.mode === 'replace') origins[at] = [read.body];
   }
   if (!(await flush())) return undefined;
-  return docs;
+  return [...docs, ...sealed];
 }
 
 /**
@@ -92,6 +94,17 @@ export function checkOverlay(
     if (!read) continue;
     const at = findPatchTarget(shadow, read, namespace, bundle, errors);
     if (at === undefined) continue;
+    const target = shadow[at] as ManifestDoc;
+    if (target.sealed) {
+      errors.push(
+        fleetError(
+          patch.pos,
+          `this patch targets an object of ${target.sealed.file}, which is SOPS-encrypted: overlays cannot change an encrypted file (its MAC covers it as committed); keep secrets that differ per target in bundles of their own`,
+          bundle,
+        ),
+      );
+      continue;
+    }
     if (read.mode === 'delete') shadow.splice(at, 1);
     reads.push(read);
   }

@@ -35,6 +35,7 @@ import {
   readObjectHeader,
 } from './objects.ts';
 import { admit } from './policy.ts';
+import { compileSealed } from './sealed.ts';
 
 /**
  * Bounds the memory held by render caches across one loaded fleet: when the cached
@@ -203,7 +204,9 @@ export function compileVariant(input: CompileVariantInput): {
     out.lit('}');
   };
 
+  const sealed = compileSealed(input.docs, input.namespace, input.isClusterScoped, input.bundle, errors);
   for (const doc of input.docs) {
+    if (doc.sealed) continue;
     const headerErrors: FleetError[] = [];
     const header = readObjectHeader(doc.node, headerErrors, input.bundle);
     errors.push(...headerErrors);
@@ -282,8 +285,13 @@ export function compileVariant(input: CompileVariantInput): {
         err(objects[i]?.pos as SourcePos, `duplicate object ${describeRef(b)} (also at ${a.file}:${a.line})`);
       }
     }
-    if (errors.length > 0) return { variant: undefined, errors };
   }
+  const duplicate = sealedDuplicate(
+    sealed.refs,
+    objects.flatMap((o) => (o.ref ? [o.ref] : [])),
+  );
+  if (duplicate) err({ file: duplicate.file, line: duplicate.line, column: 1 }, duplicate.message);
+  if (errors.length > 0) return { variant: undefined, errors };
   // A render keyed by the cluster's own name is never reused, so it is not worth caching.
   const cacheable = !vars.some((v) => v.ref.kind === 'cluster.name');
   const variant: Variant = {
@@ -292,7 +300,7 @@ export function compileVariant(input: CompileVariantInput): {
     varKeys: vars.map((v) => (v.ref.kind === 'cluster.name' ? null : v.ref.key)),
     objects,
     dynamicIds,
-    staticIds: objects.flatMap((o) => (o.ref ? [o.ref.id] : [])),
+    staticIds: [...objects.flatMap((o) => (o.ref ? [o.ref.id] : [])), ...sealed.refs.map((r) => r.id)],
     ignoreJson: input.ignoreDifferences?.length
       ? `"ignoreDifferences":${canonicalJson(input.ignoreDifferences)},`
       : '',
@@ -303,6 +311,8 @@ export function compileVariant(input: CompileVariantInput): {
       input.healthChecks && input.healthChecks.length > 0
         ? `,"healthChecks":${canonicalJson(input.healthChecks)}`
         : '',
+    sealedRefs: sealed.refs,
+    sealedJson: sealed.json,
   };
   return { variant, errors };
 }
@@ -365,6 +375,26 @@ function objectRef(o: Omit<ObjectTemplate, 'ref'>, values: readonly string[]): R
   return namespace === undefined
     ? { apiVersion: o.apiVersion, kind: o.kind, name, id, file, line: o.pos.line }
     : { apiVersion: o.apiVersion, kind: o.kind, namespace, name, id, file, line: o.pos.line };
+}
+
+/** The first SOPS object that has the identity of another object of the variant (sealed or not). */
+function sealedDuplicate(
+  sealed: readonly RenderedObjectRef[],
+  others: readonly RenderedObjectRef[],
+): { file: string; line: number; message: string } | undefined {
+  if (sealed.length === 0) return undefined;
+  const seen = new Map(others.map((r) => [r.id, r]));
+  for (const r of sealed) {
+    const other = seen.get(r.id);
+    if (other)
+      return {
+        file: r.file,
+        line: r.line,
+        message: `duplicate object ${describeRef(r)} (also at ${other.file}:${other.line})`,
+      };
+    seen.set(r.id, r);
+  }
+  return undefined;
 }
 
 function compareRefs(ra: RenderedObjectRef, rb: RenderedObjectRef, rankA: number, rankB: number): number {
@@ -459,14 +489,27 @@ function renderNow(variant: Variant, values: readonly string[]): RenderOutcome {
     if (errors.length > 0) return { ok: false, errors };
     objects = withRefs.map((w) => w.o);
     refs = withRefs.map((w) => w.ref);
+    const duplicate = sealedDuplicate(variant.sealedRefs, refs);
+    if (duplicate)
+      return {
+        ok: false,
+        errors: [
+          fleetError(
+            { file: duplicate.file, line: duplicate.line, column: 1 },
+            duplicate.message,
+            variant.bundle,
+          ),
+        ],
+      };
   } else refs = objects.map((o) => o.ref as RenderedObjectRef);
+  if (variant.sealedRefs.length > 0) refs = [...refs, ...variant.sealedRefs];
   let body = '';
   for (let i = 0; i < objects.length; i++) {
     if (i > 0) body += ',';
     body += fill((objects[i] as ObjectTemplate).json, escaped);
   }
-  // Keys in canonical (sorted) order: apiVersion, bundle, healthChecks, ignoreDifferences, kind, objects.
-  const canonical = `${PREFIX}${JSON.stringify(variant.bundle)}${variant.healthChecksJson},${variant.ignoreJson}"kind":"RenderedBundle","objects":[${body}]}`;
+  // Keys in canonical (sorted) order: apiVersion, bundle, healthChecks, ignoreDifferences, kind, objects, sealed.
+  const canonical = `${PREFIX}${JSON.stringify(variant.bundle)}${variant.healthChecksJson},${variant.ignoreJson}"kind":"RenderedBundle","objects":[${body}]${variant.sealedJson}}`;
   return {
     ok: true,
     rendered: { bundle: variant.bundle, hash: sha256Hash(canonical), canonical, objects: refs },

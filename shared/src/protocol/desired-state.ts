@@ -75,6 +75,29 @@ export interface RenderedBundleDocument {
    */
   readonly healthChecks?: readonly HealthCheck[];
   readonly objects: readonly KubeObject[];
+  /**
+   * SOPS-encrypted files, as committed, for the agent to decrypt just before apply. Absent
+   * when the bundle has none (the hash of such a bundle is what it was before the field).
+   */
+  readonly sealed?: readonly SealedFile[];
+}
+
+/** A SOPS-encrypted file of a bundle, carried as ciphertext; only the cluster it is encrypted for can read it. */
+export interface SealedFile {
+  /** Where it is in the fleet repo, for messages. */
+  readonly file: string;
+  readonly format: 'yaml' | 'json';
+  /** The file exactly as committed: its MAC covers the values as written. */
+  readonly content: string;
+  /** Each document's identity, in file order; `namespace` is defaulted for namespaced kinds, as the agent applies it. */
+  readonly objects: readonly SealedObject[];
+}
+
+export interface SealedObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
 }
 
 /** One bundle in a cluster's desired state. `hash` addresses the stored {@link RenderedBundleDocument}. */
@@ -282,13 +305,44 @@ export function parseRenderedBundle(canonical: string, expectedHash: ContentHash
   const fail = (message: string): never => {
     throw new RenderedBundleIntegrityError(`rendered bundle ${doc.bundle}: ${message}`);
   };
-  onlyFields(doc, ['apiVersion', 'kind', 'bundle', 'healthChecks', 'ignoreDifferences', 'objects'], '', fail);
+  onlyFields(
+    doc,
+    ['apiVersion', 'kind', 'bundle', 'healthChecks', 'ignoreDifferences', 'objects', 'sealed'],
+    '',
+    fail,
+  );
+  if (doc.sealed !== undefined) parseSealedFiles(doc.sealed, fail);
   if (doc.healthChecks !== undefined) parseHealthChecks(doc.healthChecks, fail);
   if (doc.ignoreDifferences !== undefined) {
     const problem = ignoreDifferencesProblem(doc.ignoreDifferences);
     if (problem) fail(problem);
   }
   return doc as unknown as RenderedBundleDocument;
+}
+
+function parseSealedFiles(value: unknown, fail: (message: string) => never): void {
+  if (!Array.isArray(value) || value.length === 0) fail('sealed: expected a non-empty list');
+  for (const [i, f] of (value as unknown[]).entries()) {
+    const p = `sealed[${i}]`;
+    if (!isRecord(f)) fail(`${p}: expected an object`);
+    const file = f as Record<string, unknown>;
+    onlyFields(file, ['file', 'format', 'content', 'objects'], `${p}.`, fail);
+    if (typeof file.file !== 'string') fail(`${p}.file: expected a string`);
+    if (file.format !== 'yaml' && file.format !== 'json') fail(`${p}.format: expected yaml or json`);
+    if (typeof file.content !== 'string') fail(`${p}.content: expected a string`);
+    if (!Array.isArray(file.objects) || file.objects.length === 0)
+      fail(`${p}.objects: expected a non-empty list`);
+    for (const [j, o] of (file.objects as unknown[]).entries()) {
+      const q = `${p}.objects[${j}]`;
+      if (!isRecord(o)) fail(`${q}: expected an object`);
+      const obj = o as Record<string, unknown>;
+      onlyFields(obj, ['apiVersion', 'kind', 'name', 'namespace'], `${q}.`, fail);
+      for (const k of ['apiVersion', 'kind', 'name'] as const)
+        if (typeof obj[k] !== 'string' || obj[k] === '') fail(`${q}.${k}: expected a string`);
+      if (obj.namespace !== undefined && typeof obj.namespace !== 'string')
+        fail(`${q}.namespace: expected a string`);
+    }
+  }
 }
 
 function parseHealthChecks(value: unknown, fail: (message: string) => never): void {
