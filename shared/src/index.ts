@@ -85,7 +85,12 @@ export {
   labelValueProblem,
   nameProblem,
 } from './labels.ts';
-export type { KubeObject, RenderedBundleDocument } from './protocol/desired-state.ts';
+export type {
+  KubeObject,
+  RenderedBundleDocument,
+  SealedFile,
+  SealedObject,
+} from './protocol/desired-state.ts';
 export type { ChangeNotification, StatusAnswer } from './protocol/index.ts';
 export {
   type IgnoreDifference,

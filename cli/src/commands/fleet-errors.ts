@@ -16,6 +16,14 @@ export function reportFleetErrors(
   return ExitCode.FleetErrors;
 }
 
+/** Prints fleet-repo warnings (`warning: file:line: message`) on stderr; they change no exit code. */
+export function reportFleetWarnings(
+  ctx: CommandContext,
+  warnings: readonly Pick<FleetErrorView, 'text'>[],
+): void {
+  for (const w of warnings) ctx.io.stderr(`warning: ${w.text}\n`);
+}
+
 /** How a target or customization entry is shown: its name, else its position, and its kind. */
 export function entryText(
   entry: { index: number; name?: string; kind: string } | null | undefined,

@@ -1,3 +1,4 @@
+import type { SealedFile } from '@flotilla/shared';
 import {
   type FleetPreview,
   InvalidRequestError,
@@ -13,7 +14,7 @@ import { formatTable } from '../core/output.ts';
 import { readCheckout } from '../repo/checkout.ts';
 import { localEngine } from '../repo/render-engine.ts';
 import { checkSelector } from './cluster.ts';
-import { entryText, reportFleetErrors } from './fleet-errors.ts';
+import { entryText, reportFleetErrors, reportFleetWarnings } from './fleet-errors.ts';
 
 /**
  * A preview computed here from a checkout with the pure core (the same code the hub
@@ -60,7 +61,7 @@ async function preview(
   }
   const names = opts.selector ? (await ctx.hub().listClusters(opts.selector)).map((c) => c.id) : undefined;
   if (names && names.length === 0) {
-    return { source: 'repo', commit: null, clusters: [], bundles: [], renders: {}, errors: [] };
+    return { source: 'repo', commit: null, clusters: [], bundles: [], renders: {}, errors: [], warnings: [] };
   }
   return ctx.hub().preview<FleetPreview>({
     commit: 'HEAD',
@@ -146,6 +147,7 @@ export const targetsCommand: Command = {
     });
     ctx.print(p, () => targetsTable(p));
     const bundle = values.bundle as string | undefined;
+    reportFleetWarnings(ctx, p.warnings ?? []);
     return reportFleetErrors(
       ctx,
       bundle ? p.errors.filter((e) => e.bundle === undefined || e.bundle === bundle) : p.errors,
@@ -165,6 +167,8 @@ export interface RenderedCluster {
     readonly target: string | undefined;
     readonly customization: string | undefined;
     readonly objects: readonly unknown[];
+    /** SOPS-encrypted files, as committed: only the cluster decrypts them. */
+    readonly sealed: readonly SealedFile[];
   }[];
   readonly held: readonly { readonly bundle: string; readonly reason: string }[];
 }
@@ -182,6 +186,14 @@ export function manifestsYaml(r: RenderedCluster): string {
     for (const [i, object] of b.objects.entries()) {
       const comment = i === 0 ? `# bundle ${b.name} (${b.hash})${via ? `: ${via}` : ''}\n` : '';
       out.push(`---\n${comment}${stringify(object, { lineWidth: 0, aliasDuplicateObjects: false })}`);
+    }
+    for (const [i, file] of b.sealed.entries()) {
+      const first =
+        i === 0 && b.objects.length === 0 ? `# bundle ${b.name} (${b.hash})${via ? `: ${via}` : ''}\n` : '';
+      const content = file.content.endsWith('\n') ? file.content : `${file.content}\n`;
+      out.push(
+        `---\n${first}# ${file.file}: SOPS-encrypted, as committed (decrypted only in the cluster)\n${content.replace(/^---[ \t]*\n/, '')}`,
+      );
     }
   }
   return out.join('');
@@ -245,6 +257,7 @@ export const renderCommand: Command = {
         target: entryText(b.target, 'targets'),
         customization: entryText(b.customization, 'customizations'),
         objects: p.renders[b.hash]?.objects ?? [],
+        sealed: p.renders[b.hash]?.sealed ?? [],
       })),
       held: (c?.held ?? []).map((h) => ({ bundle: h.bundle, reason: h.reason })),
     };
@@ -255,6 +268,7 @@ export const renderCommand: Command = {
       return yaml;
     });
     const clusterErrors = (c?.held ?? []).flatMap((h) => h.errors);
+    reportFleetWarnings(ctx, p.warnings ?? []);
     return reportFleetErrors(ctx, clusterErrors.length ? clusterErrors : []);
   },
 };

@@ -58,6 +58,7 @@ export async function scheduledSync(
     changed: report.changed.length,
     notifyFailures: report.notifyFailures,
     errors: report.errors.map((e) => e.text),
+    warnings: (report.warnings ?? []).map((e) => e.text),
   });
   return report;
 }

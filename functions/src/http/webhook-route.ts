@@ -24,6 +24,7 @@ export async function gitWebhookRoute(deps: ApiDeps, req: ApiRequest): Promise<A
     commit: report.commit ?? null,
     changedClusters: report.changed.length,
     errors: report.errors.length,
+    warnings: report.warnings?.length ?? 0,
     ...(report.job ? { job: report.job } : {}),
   });
 }

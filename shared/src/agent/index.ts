@@ -30,6 +30,7 @@ export {
   parseDesiredState,
   parseRenderedBundle,
   type RenderedBundleDocument,
+  type SealedFile,
   type SignedDesiredState,
   type StatusAnswer,
   selects,

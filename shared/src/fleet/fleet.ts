@@ -55,6 +55,8 @@ export function loadFleet(files: RepoFiles): Fleet {
 export class Fleet {
   /** Every problem found while loading, sorted by file and line. */
   readonly errors: readonly FleetError[];
+  /** Problems that hold nothing, sorted by file and line: plain Secrets in the repo (unless `fleet.yaml` refuses them). */
+  readonly warnings: readonly FleetError[];
   /** Bundles in apply order (dependencies first, then by name). */
   readonly bundles: readonly BundleInfo[];
   readonly groups: ReadonlyMap<string, GroupSpec>;
@@ -104,6 +106,7 @@ export class Fleet {
       errors: normalizeFleetErrors(s.errors),
     }));
     this.errors = normalizeFleetErrors([...repo.errors, ...states.flatMap((s) => s.errors)]);
+    this.warnings = repo.warnings;
   }
 
   /** Whether any bundle is built by Helm or kustomize, so that planning needs {@link Fleet.prepare} first. */

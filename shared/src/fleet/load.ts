@@ -6,7 +6,13 @@
  * on it with file and line; nothing here throws on bad repo content.
  */
 import { type BundleSpec, readBundleSpec } from '../bundle-spec.ts';
-import { type FleetError, FleetInputError, fleetError, type SourcePos } from '../errors.ts';
+import {
+  type FleetError,
+  FleetInputError,
+  fleetError,
+  normalizeFleetErrors,
+  type SourcePos,
+} from '../errors.ts';
 import { nameProblem } from '../labels.ts';
 import { type RolloutContext, type RolloutSpec, readRolloutStrategy } from '../rollout-spec.ts';
 import { compileSelector, type LabelMatcher } from '../selector.ts';
@@ -20,6 +26,13 @@ import {
 import { parseYamlFile, type YDocument, type YNode } from '../yaml-source.ts';
 import type { BundleSource, BundleState, ManifestDoc, RepoFile, RepoFiles } from './model.ts';
 import { readManifests } from './objects.ts';
+import {
+  DEFAULT_FLEET_SETTINGS,
+  FLEET_SETTINGS_FILE,
+  type FleetSettings,
+  plaintextSecrets,
+  readFleetSettings,
+} from './settings.ts';
 import { readSource, sourceProblems } from './source.ts';
 import { compileEntry } from './targeting.ts';
 
@@ -35,6 +48,10 @@ export interface LoadedRepo {
   readonly clusterFileErrors: ReadonlyMap<string, readonly FleetError[]>;
   /** Sorted by name. */
   readonly bundles: BundleState[];
+  /** `fleet.yaml`, defaults where unset. */
+  readonly settings: FleetSettings;
+  /** Problems that hold nothing (a plain Secret, unless `fleet.yaml` refuses them). */
+  readonly warnings: readonly FleetError[];
 }
 
 const YAML_FILE = /\.ya?ml$/;
@@ -141,6 +158,16 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
         dir.manifests.push(path);
     }
   }
+
+  // Fleet-wide settings.
+  let settings = DEFAULT_FLEET_SETTINGS;
+  if (files.has(FLEET_SETTINGS_FILE)) {
+    const reader = new SpecReader(FLEET_SETTINGS_FILE);
+    const root = singleDocument(FLEET_SETTINGS_FILE, files.get(FLEET_SETTINGS_FILE) ?? '', reader);
+    if (root !== false) settings = readFleetSettings(reader, root.node);
+    repoErrors.push(...reader.errors);
+  }
+  const warnings: FleetError[] = [];
 
   // Groups.
   const groups = new Map<string, GroupSpec>();
@@ -268,6 +295,15 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
         state.overlays.set(overlay, readManifests(paths, files, name, state.errors, true));
       }
     }
+    const plainSecrets = plaintextSecrets([...state.base, ...[...state.overlays.values()].flat()], name);
+    if (settings.secrets.plaintext === 'refuse')
+      state.errors.push(
+        ...plainSecrets.map((e) => ({
+          ...e,
+          message: `${e.message}; fleet.yaml refuses plain Secrets (secrets.plaintext: refuse)`,
+        })),
+      );
+    else warnings.push(...plainSecrets);
     // After the files' own errors and the overlays', the order a held bundle lists them in.
     if (kustomizations.length === 0) state.errors.push(...sourceProblems(state.source, name, file));
     states.push(state);
@@ -279,6 +315,8 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     declaredClusters: declared,
     clusterFileErrors,
     bundles: states,
+    settings,
+    warnings: normalizeFleetErrors(warnings),
   };
 }
 

@@ -9,7 +9,7 @@ import type { FleetError } from '../errors.ts';
 import { FleetInputError } from '../errors.ts';
 import { type ClusterPlan, type EnginePorts, type EntryRef, loadFleet } from '../fleet/index.ts';
 import { labelsProblems, nameProblem } from '../labels.ts';
-import type { KubeObject } from '../protocol/desired-state.ts';
+import type { KubeObject, SealedFile } from '../protocol/desired-state.ts';
 import type { ClusterRecord, ClusterStore, Labels } from './ports.ts';
 import { type FieldProblem, type FleetErrorView, fleetErrorView, InvalidRequestError } from './status.ts';
 import type { FleetSource, FleetSourceFile } from './sync.ts';
@@ -79,10 +79,19 @@ export interface FleetPreview {
   }[];
   /** Each distinct render once, by hash (empty when objects were not asked for). */
   readonly renders: Readonly<
-    Record<string, { readonly bundle: string; readonly objects: readonly KubeObject[] }>
+    Record<
+      string,
+      {
+        readonly bundle: string;
+        readonly objects: readonly KubeObject[];
+        readonly sealed?: readonly SealedFile[];
+      }
+    >
   >;
   /** Every problem, sorted by file and line. */
   readonly errors: readonly FleetErrorView[];
+  /** Problems that hold nothing (plain Secrets in the repo), sorted by file and line. */
+  readonly warnings: readonly FleetErrorView[];
 }
 
 /**
@@ -113,7 +122,10 @@ export async function previewFleet(
   }
   const wanted = (bundle: string) => opts.bundle === undefined || opts.bundle === bundle;
   const includeObjects = opts.includeObjects ?? true;
-  const renders: Record<string, { bundle: string; objects: readonly KubeObject[] }> = {};
+  const renders: Record<
+    string,
+    { bundle: string; objects: readonly KubeObject[]; sealed?: readonly SealedFile[] }
+  > = {};
   const errors: FleetError[] = [...fleet.errors];
   const byBundle = new Map<string, { clusters: string[]; held: string[] }>(
     fleet.bundles.filter((b) => wanted(b.name)).map((b) => [b.name, { clusters: [], held: [] }]),
@@ -134,8 +146,12 @@ export async function previewFleet(
       .map((b): PreviewBundle => {
         byBundle.get(b.ref.name)?.clusters.push(cluster.name);
         if (includeObjects && renders[b.rendered.hash] === undefined) {
-          const doc = JSON.parse(b.rendered.canonical) as { objects: KubeObject[] };
-          renders[b.rendered.hash] = { bundle: b.ref.name, objects: doc.objects };
+          const doc = JSON.parse(b.rendered.canonical) as { objects: KubeObject[]; sealed?: SealedFile[] };
+          renders[b.rendered.hash] = {
+            bundle: b.ref.name,
+            objects: doc.objects,
+            ...(doc.sealed ? { sealed: doc.sealed } : {}),
+          };
         }
         return {
           name: b.ref.name,
@@ -191,6 +207,7 @@ export async function previewFleet(
       })),
     renders,
     errors: allErrors.map(fleetErrorView),
+    warnings: fleet.warnings.filter((w) => w.bundle === undefined || wanted(w.bundle)).map(fleetErrorView),
   };
 }
 

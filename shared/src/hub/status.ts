@@ -683,8 +683,16 @@ async function clusterView(
 }
 
 /** A sync report as the API sends it: errors carry their `file:line: message` text. */
-export type SyncReportView = Omit<SyncReport, 'errors'> & { readonly errors: readonly FleetErrorView[] };
+export type SyncReportView = Omit<SyncReport, 'errors' | 'warnings'> & {
+  readonly errors: readonly FleetErrorView[];
+  readonly warnings?: readonly FleetErrorView[];
+};
 
 export function syncReportView(report: SyncReport): SyncReportView {
-  return { ...report, errors: report.errors.map(fleetErrorView) };
+  const { warnings, ...rest } = report;
+  return {
+    ...rest,
+    errors: report.errors.map(fleetErrorView),
+    ...(warnings ? { warnings: warnings.map(fleetErrorView) } : {}),
+  };
 }

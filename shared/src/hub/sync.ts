@@ -110,6 +110,8 @@ export interface SyncReport {
   }[];
   readonly unchanged: number;
   readonly errors: readonly FleetError[];
+  /** Problems that hold nothing: plain Secrets in the repo (absent when none). */
+  readonly warnings?: readonly FleetError[];
   /** Items written to storage (bundle chunks and desired-state transactions' items). */
   readonly itemsWritten: number;
   readonly notified: number;
@@ -206,7 +208,7 @@ async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions
       kubeVersionMatters: fleet.usesClusterKubeVersion,
       fleetErrors: fleet.errors,
     });
-    if (dispatched) return { ...emptyReport(), ...dispatched, commit, itemsWritten };
+    if (dispatched) return { ...emptyReport(), ...dispatched, commit, itemsWritten, ...warningsOf(fleet) };
   }
   const result = await applyFleet(ports, fleet, commit, ports.clusters.pages(windowClusters), {
     ...opts,
@@ -223,7 +225,17 @@ async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions
     ...(fleet.usesClusterKubeVersion ? { kubeVersionMatters: true } : {}),
   };
   await ports.syncState.save(state);
-  return { ...result, status: 'synced', commit, itemsWritten: itemsWritten + result.itemsWritten };
+  return {
+    ...result,
+    status: 'synced',
+    commit,
+    itemsWritten: itemsWritten + result.itemsWritten,
+    ...warningsOf(fleet),
+  };
+}
+
+function warningsOf(fleet: Fleet): Pick<SyncReport, 'warnings'> {
+  return fleet.warnings.length > 0 ? { warnings: fleet.warnings } : {};
 }
 
 /** Re-plans of one cluster whose inputs or head changed while it planned, at most this many. */

@@ -166,3 +166,44 @@ describe('SOPS files in a bundle', () => {
     ]);
   });
 });
+
+describe('plain Secrets in the fleet repo', () => {
+  const PLAIN = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: api-token\nstringData:\n  token: hunter2\n';
+
+  it('draw a warning at their file and line, and still render', () => {
+    const { fleet, plan } = render({
+      'bundles/db/bundle.yaml': BUNDLE,
+      'bundles/db/token.yaml': PLAIN,
+      'bundles/db/secret.enc.yaml': SECRET,
+      'bundles/db/empty.yaml': 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: filled-later\n',
+    });
+    expect(formatted(fleet.errors)).toEqual([]);
+    expect(formatted(fleet.warnings)).toEqual([
+      'bundles/db/token.yaml:1: Secret "api-token" holds plain data in the fleet repo: encrypt it for the clusters it goes to (flotilla secrets encrypt bundles/db/token.yaml --for db; docs/secrets.md)',
+    ]);
+    expect(plan.bundles.map((b) => b.ref.name)).toEqual(['db']);
+  });
+
+  it('hold their bundle when fleet.yaml refuses them', () => {
+    const { fleet, plan } = render({
+      'fleet.yaml': 'secrets:\n  plaintext: refuse\n',
+      'bundles/db/bundle.yaml': BUNDLE,
+      'bundles/db/token.yaml': PLAIN,
+    });
+    expect(fleet.warnings).toEqual([]);
+    expect(formatted(plan.held.flatMap((h) => h.errors))).toEqual([
+      'bundles/db/token.yaml:1: Secret "api-token" holds plain data in the fleet repo: encrypt it for the clusters it goes to (flotilla secrets encrypt bundles/db/token.yaml --for db; docs/secrets.md); fleet.yaml refuses plain Secrets (secrets.plaintext: refuse)',
+    ]);
+  });
+
+  it('name a wrong setting in fleet.yaml', () => {
+    const { fleet } = render({
+      'fleet.yaml': 'secrets:\n  plaintext: deny\n',
+      'bundles/db/bundle.yaml': BUNDLE,
+      'bundles/db/d.yaml': DEPLOYMENT,
+    });
+    expect(formatted(fleet.errors)).toEqual([
+      'fleet.yaml:2: secrets.plaintext: expected warn or refuse, got "deny"',
+    ]);
+  });
+});
