@@ -4,7 +4,8 @@
  * one identical change set. Pure: the caller reads both sides (the hub, a commit, a
  * checkout) and hands them in.
  */
-import type { BundleRef, KubeObject, RenderedBundleDocument } from '../protocol/desired-state.ts';
+import { sha256Hash } from '../canonical.ts';
+import type { BundleRef, KubeObject, RenderedBundleDocument, SealedFile } from '../protocol/desired-state.ts';
 import {
   fieldChanges,
   isSecret,
@@ -32,7 +33,7 @@ export interface ClusterSides {
 /** The side of a bundle from its reference in a desired state and its rendered document. */
 export function bundleSide(
   ref: Pick<BundleRef, 'name' | 'namespace' | 'dependsOn' | 'driftPolicy' | 'paused'>,
-  doc: Pick<RenderedBundleDocument, 'objects' | 'ignoreDifferences' | 'healthChecks'>,
+  doc: Pick<RenderedBundleDocument, 'objects' | 'ignoreDifferences' | 'healthChecks' | 'sealed'>,
 ): BundleSide {
   return {
     name: ref.name,
@@ -44,8 +45,26 @@ export function bundleSide(
       ...(doc.ignoreDifferences ? { ignoreDifferences: doc.ignoreDifferences } : {}),
       ...(doc.healthChecks ? { healthChecks: doc.healthChecks } : {}),
     },
-    objects: doc.objects,
+    objects: doc.sealed ? [...doc.objects, ...sealedStandIns(doc.sealed)] : doc.objects,
   };
+}
+
+/**
+ * SOPS-encrypted objects as the diff shows them: their identity and a digest of their file,
+ * so that a re-encrypted or changed secret shows as changed without a value, even encrypted.
+ */
+function sealedStandIns(files: readonly SealedFile[]): KubeObject[] {
+  return files.flatMap((f) => {
+    const digest = sha256Hash(f.content);
+    return f.objects.map(
+      (o): KubeObject => ({
+        apiVersion: o.apiVersion,
+        kind: o.kind,
+        metadata: { name: o.name, ...(o.namespace === undefined ? {} : { namespace: o.namespace }) },
+        sopsFile: { path: f.file, digest },
+      }),
+    );
+  });
 }
 
 export type ChangeAction = 'added' | 'removed' | 'changed';
