@@ -89,7 +89,30 @@ export async function decryptSopsFile(
   identities: readonly string[],
   opts: DecryptOptions,
 ): Promise<Record<string, unknown>[]> {
-  const { file } = opts;
+  const docs = await decryptTrees(content, format, identities, opts.file);
+  return docs.map((d) => toPlain(d) as Record<string, unknown>);
+}
+
+/**
+ * {@link decryptSopsFile} with every mapping as a `Map`, so that key order is the
+ * file's even for integer-like keys (which plain objects move to the front).
+ */
+export async function decryptSopsFileToMaps(
+  content: string,
+  format: SopsFormat,
+  identities: readonly string[],
+  opts: DecryptOptions,
+): Promise<Map<string, unknown>[]> {
+  const docs = await decryptTrees(content, format, identities, opts.file);
+  return docs.map((d) => toPlain(d, { maps: true }) as Map<string, unknown>);
+}
+
+async function decryptTrees(
+  content: string,
+  format: SopsFormat,
+  identities: readonly string[],
+  file: string,
+): Promise<TreeMap[]> {
   const { docs, metadata } = load(content, format, file);
 
   const unwrapped = await unwrapDataKey(metadata.age, identities);
@@ -126,7 +149,7 @@ export async function decryptSopsFile(
   ) as TreeMap[];
 
   verifyMac(metadata, dataKey, hash.digest('hex').toUpperCase(), file);
-  return plain.map((d) => toPlain(d) as Record<string, unknown>);
+  return plain;
 }
 
 export interface EncryptOptions {

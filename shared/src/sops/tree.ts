@@ -114,7 +114,11 @@ function yamlNode(node: unknown, ctx: YamlContext, depth: number): TreeNode {
     const entries: TreeMap['entries'] = [];
     for (const pair of node.items) {
       const key = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
-      const keyValue = isScalar(key) ? key.value : key;
+      let keyValue = isScalar(key) ? key.value : key;
+      if (isScalar(key) && key.type === 'PLAIN' && !key.tag && typeof key.source === 'string') {
+        const resolved = resolvePlainScalar(key.source);
+        keyValue = resolved?.kind === 'scalar' && resolved.type === 'str' ? resolved.text : undefined;
+      }
       if (typeof keyValue !== 'string') {
         throw new TreeSyntaxError(
           `map key at ${nodePos(key, ctx)} is not a string; SOPS supports string keys only`,
@@ -126,7 +130,16 @@ function yamlNode(node: unknown, ctx: YamlContext, depth: number): TreeNode {
   }
   if (isSeq(node)) return { kind: 'list', items: node.items.map((item) => yamlNode(item, ctx, depth + 1)) };
   if (node === null || node === undefined) return { kind: 'null' };
-  if (isScalar(node)) return scalarFromValue(node.value, () => nodePos(node, ctx));
+  if (isScalar(node)) {
+    // Untagged plain scalars are typed the way SOPS's YAML reader types them; it
+    // differs from YAML 1.2 (dates, 0644 octals, underscores in numbers).
+    if (node.type === 'PLAIN' && !node.tag && typeof node.source === 'string') {
+      const resolved = resolvePlainScalar(node.source);
+      if (resolved) return resolved;
+      throw new TreeSyntaxError(`integer at ${nodePos(node, ctx)} is out of the 64-bit range`);
+    }
+    return scalarFromValue(node.value, () => nodePos(node, ctx));
+  }
   throw new TreeSyntaxError('unsupported YAML node');
 }
 
@@ -260,6 +273,89 @@ function parseJsonDocument(src: string): TreeMap {
 }
 
 // ---------------------------------------------------------------------------
+// Plain YAML scalars as SOPS's Go YAML reader (yaml.v3) types them
+
+const plainWords: Record<string, TreeScalar | TreeNull> = {
+  true: { kind: 'scalar', type: 'bool', text: 'True' },
+  True: { kind: 'scalar', type: 'bool', text: 'True' },
+  TRUE: { kind: 'scalar', type: 'bool', text: 'True' },
+  false: { kind: 'scalar', type: 'bool', text: 'False' },
+  False: { kind: 'scalar', type: 'bool', text: 'False' },
+  FALSE: { kind: 'scalar', type: 'bool', text: 'False' },
+  '': { kind: 'null' },
+  '~': { kind: 'null' },
+  null: { kind: 'null' },
+  Null: { kind: 'null' },
+  NULL: { kind: 'null' },
+};
+for (const w of ['.nan', '.NaN', '.NAN']) plainWords[w] = { kind: 'scalar', type: 'float', text: 'NaN' };
+for (const w of ['.inf', '.Inf', '.INF', '+.inf', '+.Inf', '+.INF'])
+  plainWords[w] = { kind: 'scalar', type: 'float', text: '+Inf' };
+for (const w of ['-.inf', '-.Inf', '-.INF']) plainWords[w] = { kind: 'scalar', type: 'float', text: '-Inf' };
+
+const yamlStyleFloat = /^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$/;
+
+/**
+ * The SOPS type of an unquoted, untagged YAML scalar, from its source text; undefined
+ * for an integer beyond 64 bits (which SOPS cannot hold either).
+ */
+export function resolvePlainScalar(source: string): TreeScalar | TreeNull | undefined {
+  const word = Object.hasOwn(plainWords, source) ? plainWords[source] : undefined;
+  if (word) return word;
+  const c = source[0] ?? '';
+  if (c === '.') {
+    const f = parseGoFloat(source);
+    return f === undefined ? str(source) : { kind: 'scalar', type: 'float', text: formatGoFloat(f) };
+  }
+  if (!/[-+0-9]/.test(c)) return str(source);
+  const time = parseYamlTimestamp(source);
+  if (time) return { kind: 'scalar', type: 'time', text: time };
+  const plain = source.replaceAll('_', '');
+  const n = parseGoIntBase0(plain);
+  if (n !== undefined) {
+    if (n >= int64Min && n <= int64Max) return { kind: 'scalar', type: 'int', text: n.toString() };
+    if (n >= 0n && n < 2n ** 64n) return undefined;
+  }
+  if (yamlStyleFloat.test(plain)) {
+    const f = Number(plain);
+    if (Number.isFinite(f)) return { kind: 'scalar', type: 'float', text: formatGoFloat(f) };
+  }
+  return str(source);
+}
+
+/** Go's strconv.ParseInt(s, 0, …) without the range check: sign, then 0x/0o/0b/0 prefixes. */
+function parseGoIntBase0(s: string): bigint | undefined {
+  const m = /^([+-]?)(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$/.exec(s);
+  if (!m) return undefined;
+  const [, sign, body = ''] = m;
+  let n: bigint;
+  if (/^0[oO]/.test(body)) n = BigInt(`0o${body.slice(2)}`);
+  else if (/^0[0-7]+$/.test(body)) n = BigInt(`0o${body.slice(1)}`);
+  else n = BigInt(body.toLowerCase());
+  return sign === '-' ? -n : n;
+}
+
+/** A timestamp as yaml.v3 reads one, in Go's RFC 3339 text form; undefined when it is none. */
+function parseYamlTimestamp(s: string): string | undefined {
+  const m =
+    /^(\d{4})-(\d{1,2})-(\d{1,2})(?:(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2}))|(?: (\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d+))?))?$/.exec(
+      s,
+    );
+  if (!m) return undefined;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const hour = Number(m[4] ?? m[9] ?? 0);
+  const minute = Number(m[5] ?? m[10] ?? 0);
+  const second = Number(m[6] ?? m[11] ?? 0);
+  const fraction = (m[7] ?? m[12] ?? '').slice(0, 9).replace(/0+$/, '');
+  const zone = m[8] === undefined || m[8] === '+00:00' || m[8] === '-00:00' ? 'Z' : m[8];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  if (date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return undefined;
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${m[1]}-${pad(month)}-${pad(day)}T${pad(hour)}:${pad(minute)}:${pad(second)}${fraction ? `.${fraction}` : ''}${zone}`;
+}
+
+// ---------------------------------------------------------------------------
 // Numbers as Go formats and parses them
 
 /** Go's strconv.FormatFloat(x, 'f', -1, 64): the shortest round-tripping digits, never an exponent. */
@@ -323,13 +419,15 @@ export function scalarValue(node: TreeScalar): unknown {
   }
 }
 
-/** Plain JS values (objects for maps, created in the tree's order). */
-export function toPlain(node: TreeNode): unknown {
+/** Plain JS values: objects for maps (created in the tree's order), or `Map`s when asked. */
+export function toPlain(node: TreeNode, opts: { maps?: boolean } = {}): unknown {
   switch (node.kind) {
-    case 'map':
-      return Object.fromEntries(node.entries.map((e) => [e.key, toPlain(e.value)]));
+    case 'map': {
+      const entries = node.entries.map((e): [string, unknown] => [e.key, toPlain(e.value, opts)]);
+      return opts.maps ? new Map(entries) : Object.fromEntries(entries);
+    }
     case 'list':
-      return node.items.map(toPlain);
+      return node.items.map((item) => toPlain(item, opts));
     case 'null':
       return null;
     default:
@@ -359,7 +457,11 @@ function yamlFrom(node: TreeNode, doc: Document): Node {
   switch (node.kind) {
     case 'map': {
       const map = new YAMLMap();
-      for (const e of node.entries) map.items.push(new Pair(new Scalar(e.key), yamlFrom(e.value, doc)));
+      for (const e of node.entries) {
+        const key = new Scalar(e.key);
+        quoteIfNotString(key, e.key);
+        map.items.push(new Pair(key, yamlFrom(e.value, doc)));
+      }
       return map;
     }
     case 'list': {
@@ -376,11 +478,16 @@ function yamlFrom(node: TreeNode, doc: Document): Node {
         return block;
       }
       const scalar = new Scalar(node.type === 'int' ? BigInt(node.text) : scalarValue(node));
-      // Go's YAML reads a plain timestamp-like scalar as a time in some places: quote it.
-      if (node.type === 'str' && /^\d{4}-\d\d-\d\d[Tt ]/.test(node.text)) scalar.type = 'QUOTE_DOUBLE';
+      if (node.type === 'str' || node.type === 'time') quoteIfNotString(scalar, node.text);
       return scalar;
     }
   }
+}
+
+/** Quotes a string SOPS's YAML reader would take for something else (a date, `0644`, `1_000`). */
+function quoteIfNotString(scalar: Scalar, text: string): void {
+  const resolved = resolvePlainScalar(text);
+  if (resolved?.kind !== 'scalar' || resolved.type !== 'str') scalar.type = 'QUOTE_DOUBLE';
 }
 
 function emitJson(node: TreeNode, indent: string): string {
