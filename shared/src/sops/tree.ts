@@ -80,17 +80,16 @@ function parseYamlDocuments(content: string): TreeMap[] {
   if (!Array.isArray(docs)) return [];
   return docs.map((doc) => {
     const error = doc.errors[0];
-    if (error) throw new TreeSyntaxError(`invalid YAML at ${yamlPos(error.linePos)} (${error.code})`);
+    if (error) {
+      // Position and code only: the parser's own message may quote the source.
+      const { line, col } = lines.linePos(error.pos[0]);
+      throw new TreeSyntaxError(`invalid YAML at line ${line}, column ${col} (${error.code})`);
+    }
     const root = doc.contents;
     if (root === null || (isScalar(root) && root.value === null)) return { kind: 'map', entries: [] };
     if (!isMap(root)) throw new TreeSyntaxError('a YAML document must be a mapping at the top');
     return yamlNode(root, { doc, lines }, 0) as TreeMap;
   });
-}
-
-function yamlPos(linePos: readonly { line: number; col: number }[] | undefined): string {
-  const p = linePos?.[0];
-  return p ? `line ${p.line}, column ${p.col}` : 'an unknown position';
 }
 
 interface YamlContext {

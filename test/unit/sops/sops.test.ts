@@ -1,6 +1,7 @@
 import {
   ageRecipientOf,
   decryptSopsFile,
+  decryptSopsFileToMaps,
   encryptSopsFile,
   generateAgeIdentity,
   isSopsFile,
@@ -8,8 +9,8 @@ import {
   type SopsDecryptReason,
   sopsFileRecipients,
 } from '@flotilla/shared/sops';
-import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 
 const file = 'bundles/db/secret.yaml';
 const password = 'hunter2-very-secret';
@@ -86,7 +87,10 @@ describe('encryptSopsFile / decryptSopsFile', () => {
   });
 
   it('round-trips JSON, keeping ints and floats apart', async () => {
-    const plain = JSON.stringify({ data: { password, n: 42, f: 2.5, big: 12345678901234, t: true }, z: [1, 'two'] });
+    const plain = JSON.stringify({
+      data: { password, n: 42, f: 2.5, big: 12345678901234, t: true },
+      z: [1, 'two'],
+    });
     const encrypted = await encryptSopsFile(plain, 'json', [us.recipient]);
     expect(encrypted).not.toContain(password);
     expect(encrypted).toContain('type:int');
@@ -130,10 +134,47 @@ describe('encryptSopsFile / decryptSopsFile', () => {
   });
 });
 
+describe('semantics', () => {
+  it('keeps JSON key order, integer-like keys included, with decryptSopsFileToMaps', async () => {
+    const encrypted = await encryptSopsFile('{"b": 1, "2": "x", "1": {"z": 1, "10": 2, "a": 3}}', 'json', [
+      us.recipient,
+    ]);
+    const [doc] = (await decryptSopsFileToMaps(encrypted, 'json', [us.identity], { file })) as [
+      Map<string, unknown>,
+    ];
+    expect([...doc.keys()]).toEqual(['b', '2', '1']);
+    expect([...(doc.get('1') as Map<string, unknown>).keys()]).toEqual(['z', '10', 'a']);
+  });
+
+  it('opens the file with whichever of several identities it is encrypted for', async () => {
+    const encrypted = await encryptSopsFile(secretYaml, 'yaml', [us.recipient]);
+    const [doc] = await decryptSopsFile(encrypted, 'yaml', [them.identity, us.identity], { file });
+    expect((doc as { stringData: { password: string } }).stringData.password).toBe(password);
+  });
+
+  it('with macOnlyEncrypted, plaintext values may change but encrypted ones may not', async () => {
+    const encrypted = await encryptSopsFile(secretYaml, 'yaml', [us.recipient], {
+      encryptedRegex: '^(data|stringData)$',
+      macOnlyEncrypted: true,
+    });
+    expect(encrypted).toContain('mac_only_encrypted: true');
+    const relabelled = encrypted.replace('namespace: prod', 'namespace: staging');
+    const [doc] = await decryptSopsFile(relabelled, 'yaml', [us.identity], { file });
+    expect((doc as { metadata: { namespace: string } }).metadata.namespace).toBe('staging');
+
+    // Dropping an encrypted value is caught by the MAC.
+    const token = parse(encrypted).data.token as string;
+    const dropped = encrypted.replace(token, '""');
+    await refusal(() => decryptSopsFile(dropped, 'yaml', [us.identity], { file }), 'mac-mismatch');
+  });
+});
+
 describe('refusals', () => {
   let encrypted: string;
   beforeAll(async () => {
-    encrypted = await encryptSopsFile(secretYaml, 'yaml', [us.recipient], { encryptedRegex: '^(data|stringData)$' });
+    encrypted = await encryptSopsFile(secretYaml, 'yaml', [us.recipient], {
+      encryptedRegex: '^(data|stringData)$',
+    });
   });
 
   it('a flipped ciphertext byte is tampered, naming the value', async () => {
@@ -180,17 +221,24 @@ describe('refusals', () => {
   });
 
   it('a truncated file is malformed', async () => {
-    for (const cut of [encrypted.slice(0, encrypted.indexOf('sops:')), encrypted.slice(0, encrypted.length - 40)]) {
+    for (const cut of [
+      encrypted.slice(0, encrypted.indexOf('sops:')),
+      encrypted.slice(0, encrypted.length - 40),
+    ]) {
       await refusal(() => decryptSopsFile(cut, 'yaml', [us.identity], { file }), 'malformed');
     }
-    await refusal(() => decryptSopsFile('{"data": {"a": "ENC[', 'json', [us.identity], { file }), 'malformed');
+    await refusal(
+      () => decryptSopsFile('{"data": {"a": "ENC[', 'json', [us.identity], { file }),
+      'malformed',
+    );
   });
 
   it('bad ENC[] syntax and plaintext where ciphertext belongs are malformed', async () => {
     const doc = parse(encrypted);
     const enc: string = doc.stringData.password;
     const e = await refusal(
-      () => decryptSopsFile(encrypted.replace(enc, 'ENC[AES256_GCM,data:!!]'), 'yaml', [us.identity], { file }),
+      () =>
+        decryptSopsFile(encrypted.replace(enc, 'ENC[AES256_GCM,data:!!]'), 'yaml', [us.identity], { file }),
       'malformed',
     );
     expect(e.message).toContain('stringData.password');
@@ -198,6 +246,25 @@ describe('refusals', () => {
       () => decryptSopsFile(encrypted.replace(enc, password), 'yaml', [us.identity], { file }),
       'malformed',
     );
+  });
+
+  it("a damaged data-key stanza is not mistaken for another cluster's file", async () => {
+    const enc: string = parse(encrypted).sops.age[0].enc;
+    const lines = enc.split('\n');
+    lines[2] = `${lines[2]?.slice(0, -4)}AAAA`;
+    const damaged = encrypted.replace(enc.split('\n')[2] ?? '', lines[2] ?? '');
+    expect(damaged).not.toBe(encrypted);
+    const e = await refusal(() => decryptSopsFile(damaged, 'yaml', [us.identity], { file }), 'tampered');
+    expect(e.message).toContain(us.recipient);
+  });
+
+  it('syntax errors name the position, not the text around it', async () => {
+    const broken = `stringData:\n  password: ${password}\n  other: [unclosed\nsops: {}\n`;
+    const e = await refusal(() => decryptSopsFile(broken, 'yaml', [us.identity], { file }), 'malformed');
+    expect(e.message).toMatch(/line \d+/);
+    const json = `{"password": "${password}", "x": tru}`;
+    const j = await refusal(() => decryptSopsFile(json, 'json', [us.identity], { file }), 'malformed');
+    expect(j.message).toMatch(/line 1, column \d+/);
   });
 
   it('a file without sops metadata is malformed', async () => {
