@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ensureRenderer, lambdaRendererTarget } from '@flotilla/renderer/build.ts';
 import type { TestProject } from 'vitest/node';
 import { type BedState, readBedState, repoRoot, startBed } from './src/bed.ts';
+import { ensureSops } from './src/sops-build.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -34,9 +35,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // The render worker, for this machine and for the hub's Lambda (arm64), is built before
   // any test runs: a cold build inside a test would take the CPU from timing-bound tests.
   const log = (line: string) => process.stderr.write(`[renderer] ${line}\n`);
+  // So is the reference sops CLI the SOPS differential tests run (after the renderer:
+  // two Go builds at once on two cores would only slow both).
   const [bed] = await Promise.all([
     startBed({ dir, clusters: bedClusters, charts: true }),
-    ensureRenderer({ log }).then(() => ensureRenderer({ target: lambdaRendererTarget, log })),
+    ensureRenderer({ log })
+      .then(() => ensureRenderer({ target: lambdaRendererTarget, log }))
+      .then(() => ensureSops()),
   ]);
   project.provide('bed', bed.state);
   return async () => {
