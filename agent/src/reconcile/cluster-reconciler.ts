@@ -60,7 +60,13 @@ export class ClusterReconciler implements ClusterPort {
   async reconcile(state: VerifiedDesiredState, opts: ReconcileOptions): Promise<ReconcileOutcome> {
     const { manager, inventory, log } = this.#opts;
     const started = this.#now();
-    const plan = await planReconcile(state, { manager, inventory, log });
+    const plan = await planReconcile(state, {
+      manager,
+      inventory,
+      log,
+      secretKeys: this.#opts.secretKeys,
+      signal: opts.signal,
+    });
     await recordPending(plan, inventory);
     const foundation = await this.#applyFoundation(plan);
     let appliedAt = this.#now();

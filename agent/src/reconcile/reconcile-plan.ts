@@ -10,7 +10,8 @@ import {
 import type { Logger } from '../log.ts';
 import { InvalidObjectError, type PreparedObject, type ResourceManager } from '../ssa/resource-manager.ts';
 import type { InventoryPort } from '../stores/inventory-store.ts';
-import type { VerifiedDesiredState } from './ports.ts';
+import type { SecretKeysPort, VerifiedDesiredState } from './ports.ts';
+import { openSealedFiles, SealedFileError } from './sealed-files.ts';
 
 /** What a reconcile works from, settled before anything is applied. */
 export interface ReconcilePlan {
@@ -41,7 +42,13 @@ export interface ReconcilePlan {
  */
 export async function planReconcile(
   state: VerifiedDesiredState,
-  deps: { readonly manager: ResourceManager; readonly inventory: InventoryPort; readonly log: Logger },
+  deps: {
+    readonly manager: ResourceManager;
+    readonly inventory: InventoryPort;
+    readonly log: Logger;
+    readonly secretKeys?: SecretKeysPort | undefined;
+    readonly signal?: AbortSignal | undefined;
+  },
 ): Promise<ReconcilePlan> {
   const { manager, inventory, log } = deps;
   const { manifest } = state;
@@ -72,7 +79,11 @@ export async function planReconcile(
         return;
       }
       try {
-        const objects = await manager.prepare(doc.objects as unknown as KubeJson[], {
+        let plain = doc.objects as unknown as KubeJson[];
+        // Decrypted here, just before apply; only the prepared objects hold the plaintext.
+        if (doc.sealed)
+          plain = [...plain, ...(await openSealedFiles(doc.sealed, deps.secretKeys, deps.signal))];
+        const objects = await manager.prepare(plain, {
           namespace: ref.namespace,
           labels: { [bundleLabel]: ref.name },
           definitions,
@@ -80,7 +91,7 @@ export async function planReconcile(
         });
         prepared.set(ref.name, objects);
       } catch (e) {
-        if (!(e instanceof InvalidObjectError)) throw e;
+        if (!(e instanceof InvalidObjectError) && !(e instanceof SealedFileError)) throw e;
         invalid.set(ref.name, e.message);
       }
     }),
