@@ -35,6 +35,7 @@ import {
   applySyncWindow,
   type ClusterRecord,
   type FleetSourceFile,
+  isRolloutWakeMessage,
   type SyncReport,
   syncFleet,
 } from '@flotilla/shared/hub';
@@ -530,6 +531,8 @@ async function timedSync(
   let failure: unknown;
   await fanout.queue.poll(
     async (message) => {
+      // This hub arms no rollout timer (its work queue is its own, made above).
+      if (isRolloutWakeMessage(message)) throw new Error(`unexpected rollout wake of ${message.bundle}`);
       const t = performance.now();
       const window = await applySyncWindow({ ...hub, fanout }, message);
       maxInvocationSeconds = Math.max(maxInvocationSeconds, (performance.now() - t) / 1000);

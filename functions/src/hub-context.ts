@@ -28,9 +28,11 @@ import { fileCredentialResolver } from './adapters/file-chart-credentials.ts';
 import { GitFleetSource } from './adapters/git-fleet-source.ts';
 import { KmsSigner } from './adapters/kms-signer.ts';
 import { Ed25519Signer } from './adapters/local-signer.ts';
+import { SqsRolloutTimer } from './adapters/sqs-rollout-timer.ts';
 import { SqsSpokeQueues } from './adapters/sqs-spoke-queues.ts';
 import { SqsSyncWorkQueue } from './adapters/sqs-sync-work-queue.ts';
 import type { HubConfig } from './config.ts';
+import { jsonLogger } from './http/log.ts';
 import { rendererBinary } from './renderer.ts';
 
 /** The hub's adapters, built once per runtime (cold start) and shared by every request. */
@@ -52,6 +54,8 @@ export interface HubContext extends SyncPorts {
   readonly rollouts: DynamoDbRolloutStore;
   /** The work queue and job records of syncs that fan out, when `config.syncQueueUrl` is set. */
   readonly fanout?: SyncFanout & { readonly queue: SqsSyncWorkQueue };
+  /** Rollout wakes as delayed messages on the same work queue, when `config.syncQueueUrl` is set. */
+  readonly rolloutTimer?: SqsRolloutTimer;
   /** The render worker's client, when the hub renders Helm and Kustomize bundles (close it on shutdown). */
   readonly renderer?: RendererClient;
 }
@@ -107,8 +111,15 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
         newJobId: () => randomUUID(),
       }
     : undefined;
+  const now = () => new Date();
+  // Without a work queue (a hub too small to fan out, or the local hub's default) rollout
+  // timers step on reports and the schedule (the local hub's one-second ticker).
+  const rolloutTimer = config.syncQueueUrl
+    ? new SqsRolloutTimer(sqs, config.syncQueueUrl, { now, log: jsonLogger() })
+    : undefined;
   return {
     ...(fanout ? { fanout } : {}),
+    ...(rolloutTimer ? { rolloutTimer } : {}),
     ...(renderer && charts ? { renderer, engine: { engine: new CachingEngine(renderer), charts } } : {}),
     config,
     dynamodb,
@@ -129,7 +140,7 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
       cacheDir: config.fleetRepo.cacheDir,
       ...(config.fleetRepo.auth ? { auth: config.fleetRepo.auth } : {}),
     }),
-    now: () => new Date(),
+    now,
   };
 }
 

@@ -351,8 +351,9 @@ export class FlotillaHub extends Construct {
       if (chartCredentials) role.addToPrincipalPolicy(secretRead(chartCredentials));
     }
     if (this.webhookSecret) apiRole.addToPrincipalPolicy(secretRead(this.webhookSecret));
-    // Either function may coordinate a sync (the API for a webhook) and so dispatch windows;
-    // the event source gave the sync role what consuming them takes.
+    // Either function may coordinate a sync (the API for a webhook) and so dispatch windows,
+    // and either may step a rollout (a status report, a command, a sync, a wake) and so arm a
+    // delayed rollout wake; the event source gave the sync role what consuming them takes.
     for (const role of [apiRole, syncRole]) this.syncWorkQueue.grantSendMessages(role);
 
     // HTTP API: the route table is the one the handler dispatches on.

@@ -5,7 +5,12 @@ import {
   SendMessageBatchCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { SyncWindowMessage, SyncWorkQueue } from '@flotilla/shared/hub';
+import type {
+  RolloutWakeMessage,
+  SyncWindowMessage,
+  SyncWorkMessage,
+  SyncWorkQueue,
+} from '@flotilla/shared/hub';
 
 /** The queue a dispatched sync's windows go through (SQS; ElasticMQ locally). */
 export class SqsSyncWorkQueue implements SyncWorkQueue {
@@ -36,12 +41,12 @@ export class SqsSyncWorkQueue implements SyncWorkQueue {
   }
 
   /**
-   * Receives and handles windows until `signal` aborts: what the SQS event source does in
-   * AWS, for the local hub. A window whose handler throws is left on the queue and comes
-   * back after the visibility timeout.
+   * Receives and handles messages (windows and rollout wakes) until `signal` aborts: what
+   * the SQS event source does in AWS, for the local hub. A message whose handler throws is
+   * left on the queue and comes back after the visibility timeout.
    */
   async poll(
-    handle: (message: SyncWindowMessage) => Promise<void>,
+    handle: (message: SyncWorkMessage) => Promise<void>,
     signal: AbortSignal,
     onError: (err: unknown) => void,
   ): Promise<void> {
@@ -60,7 +65,7 @@ export class SqsSyncWorkQueue implements SyncWorkQueue {
       }
       for (const m of received.Messages ?? []) {
         try {
-          await handle(parseSyncWindowMessage(m.Body ?? ''));
+          await handle(parseSyncWorkMessage(m.Body ?? ''));
           await this.#sqs.send(
             new DeleteMessageCommand({ QueueUrl: this.url, ReceiptHandle: m.ReceiptHandle }),
           );
@@ -73,16 +78,28 @@ export class SqsSyncWorkQueue implements SyncWorkQueue {
 }
 
 /**
- * Reads a window message's body.
+ * Reads a work-queue message's body: a rollout wake (`kind: "rollout-wake"`) or a window.
  * @throws Error naming what is wrong with it.
  */
-export function parseSyncWindowMessage(body: string): SyncWindowMessage {
+export function parseSyncWorkMessage(body: string): SyncWorkMessage {
   let value: unknown;
   try {
     value = JSON.parse(body);
   } catch (err) {
-    throw new Error('a sync window message is not JSON', { cause: err });
+    throw new Error('a sync work message is not JSON', { cause: err });
   }
+  if (value !== null && typeof value === 'object' && 'kind' in value) {
+    const m = value as Partial<RolloutWakeMessage>;
+    if (m.kind !== 'rollout-wake')
+      throw new Error(`unknown sync work message kind ${JSON.stringify(m.kind)}`);
+    if (typeof m.bundle !== 'string' || typeof m.at !== 'string' || Number.isNaN(Date.parse(m.at)))
+      throw new Error('a rollout wake message needs bundle and at (an ISO 8601 time)');
+    return { kind: m.kind, bundle: m.bundle, at: m.at };
+  }
+  return windowMessage(value);
+}
+
+function windowMessage(value: unknown): SyncWindowMessage {
   const m = value as Partial<SyncWindowMessage> | null;
   if (
     m === null ||

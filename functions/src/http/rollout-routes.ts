@@ -57,7 +57,11 @@ export async function rolloutCommandRoute(deps: ApiDeps, req: ApiRequest): Promi
   const store = storeOf(deps);
   let outcome: Awaited<ReturnType<typeof commandRollout>>;
   try {
-    outcome = await commandRollout({ rollouts: store, now: deps.now }, bundle, command as RolloutCommand);
+    outcome = await commandRollout(
+      { rollouts: store, now: deps.now, rolloutTimer: deps.rolloutTimer },
+      bundle,
+      command as RolloutCommand,
+    );
   } catch (err) {
     if (err instanceof RolloutCommandError) throw new ConflictError(err.message, { cause: err });
     throw err;

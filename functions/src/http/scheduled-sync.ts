@@ -29,12 +29,13 @@ export async function scheduledSync(
     const steps = ports.statuses
       ? await stepRolloutsOnSchedule({
           rollouts: ports.rollouts,
+          rolloutTimer: ports.rolloutTimer,
           clusters: ports.clusters,
           statuses: ports.statuses,
           now: ports.now,
           offlineAfterMs: (ports.config?.offlineAfterSeconds ?? 180) * 1000,
         })
-      : await stepDueRollouts({ rollouts: ports.rollouts, now: ports.now });
+      : await stepDueRollouts({ rollouts: ports.rollouts, now: ports.now, rolloutTimer: ports.rolloutTimer });
     const applied = await applyRolloutSteps(ports, steps);
     if (steps.length > 0) {
       log.info('rollouts stepped on schedule', {

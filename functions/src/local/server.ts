@@ -13,7 +13,7 @@ import type { HubConfig } from '../config.ts';
 import { type ApiHandler, createApiHandler } from '../http/api.ts';
 import { jsonLogger, type Logger } from '../http/log.ts';
 import type { ApiContext } from '../http/request.ts';
-import { syncWindow } from '../http/sync-window.ts';
+import { syncWork } from '../http/sync-work.ts';
 import { type ClientOverrides, createHubContext, type HubContext } from '../hub-context.ts';
 import { rendererBinary } from '../renderer.ts';
 import { fromApiGatewayResult, toApiGatewayEvent } from './event.ts';
@@ -62,14 +62,14 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
   // as the sync's schedule does in AWS, so a wave opens when its bake ends even if no
   // agent happens to report then.
   const rolloutTicker = startRolloutTicker(hub, log);
-  // The windows of a sync that fans out: worked here, as the sync function's SQS event source does in AWS.
+  // The windows of a sync that fans out, and rollout wakes: worked here, as the sync
+  // function's SQS event source does in AWS (wakes are redundant with the ticker here).
   const stopWorker = new AbortController();
-  const { fanout } = hub;
-  const worker = fanout
-    ? fanout.queue.poll(
-        async (message) => void (await syncWindow({ ...hub, fanout }, message, log)),
+  const worker = hub.fanout
+    ? hub.fanout.queue.poll(
+        async (message) => void (await syncWork(hub, message, log)),
         stopWorker.signal,
-        (err) => log.error('sync window failed', { error: err instanceof Error ? err.message : String(err) }),
+        (err) => log.error('sync work failed', { error: err instanceof Error ? err.message : String(err) }),
       )
     : Promise.resolve();
   const server = createServer((req, res) => {
@@ -109,6 +109,7 @@ function startRolloutTicker(hub: HubContext, log: Logger): { stop(): Promise<voi
   const tick = async () => {
     const steps = await stepRolloutsOnSchedule({
       rollouts: hub.rollouts,
+      rolloutTimer: hub.rolloutTimer,
       clusters: hub.clusters,
       statuses: hub.statuses,
       now: hub.now,

@@ -242,6 +242,30 @@ export interface RolloutStore {
   ): Promise<RolloutHead>;
 }
 
+/**
+ * Wakes the hub at a rollout's `nextWakeAt` (a bake, deadline, grace or window ending), so
+ * a wave advances on time even when no status report arrives then. In AWS a delayed
+ * message on the sync work queue (SQS delays at most 15 minutes: a wake that fires early
+ * re-arms itself); the local hub's one-second ticker needs none. Without a timer, rollouts
+ * still step on reports and on the schedule's pass.
+ */
+export interface RolloutTimer {
+  /**
+   * Arms one wake of `bundle`'s rollout at `at` (at once when `at` is past). Never rejects:
+   * a wake that could not be armed is the adapter's to report, and the rollout then steps
+   * on the next status report or the schedule's pass instead.
+   */
+  wakeAt(bundle: string, at: Date): Promise<void>;
+}
+
+/** The work-queue message a {@link RolloutTimer} sends: step `bundle`'s rollout if its wake at `at` is due. */
+export interface RolloutWakeMessage {
+  readonly kind: 'rollout-wake';
+  readonly bundle: string;
+  /** The `nextWakeAt` (ISO 8601) the wake was armed for. */
+  readonly at: string;
+}
+
 export interface BundlePart {
   readonly data: Uint8Array;
   /** Set on part 0: how many parts, and the size of the uncompressed bundle. */

@@ -29,6 +29,8 @@ import {
   type DesiredStateStore,
   type RolloutHead,
   type RolloutStore,
+  type RolloutTimer,
+  type RolloutWakeMessage,
 } from './ports.ts';
 
 /** What the hub keeps of a rollout: the machine's state, its latest events, and the bundle references its hashes stand for. */
@@ -46,6 +48,8 @@ const maxStepAttempts = 8;
 export interface RolloutPorts {
   readonly rollouts: RolloutStore;
   readonly now: () => Date;
+  /** Armed whenever a save moves a rollout's `nextWakeAt`; without it, timers wait for a report or the schedule. */
+  readonly rolloutTimer?: RolloutTimer;
 }
 
 /** The clusters a step released or reverted: each needs a new generation. */
@@ -91,6 +95,7 @@ export async function stepStoredRollout(
       return outcome;
     const events = [...(doc?.events ?? []), ...result.events].slice(-keptEvents);
     const document: RolloutDocument = { state: result.state, events, refs: refs ?? doc?.refs ?? {} };
+    const nextWakeAt = result.nextWakeAt === null ? undefined : new Date(result.nextWakeAt).toISOString();
     try {
       await ports.rollouts.save(
         {
@@ -98,19 +103,25 @@ export async function stepStoredRollout(
           revision: result.state.revision,
           status: phaseStatus(result.state),
           updatedAt: new Date(now).toISOString(),
-          ...(result.nextWakeAt === null ? {} : { nextWakeAt: new Date(result.nextWakeAt).toISOString() }),
+          ...(nextWakeAt === undefined ? {} : { nextWakeAt }),
           document: JSON.stringify(document),
         },
         stored?.head.version,
       );
-      // This process's next report sees the change at once (others within the cache's time).
-      headsCache.delete(ports.rollouts);
-      return outcome;
     } catch (err) {
       if (!(err instanceof ConflictError) || attempt >= maxStepAttempts) throw err;
       // Spread the retries of writers that lost the same race.
       await new Promise((r) => setTimeout(r, Math.random() * 25 * attempt));
+      continue;
     }
+    // This process's next report sees the change at once (others within the cache's time).
+    headsCache.delete(ports.rollouts);
+    // One wake per saved wake time, not per report: the save that moved `nextWakeAt` arms it
+    // (after the save, so only a time that was stored is armed; a wake lost to a crash right
+    // here is covered by the next report or the schedule's pass).
+    if (ports.rolloutTimer && nextWakeAt !== undefined && nextWakeAt !== stored?.head.nextWakeAt)
+      await ports.rolloutTimer.wakeAt(bundle, new Date(nextWakeAt));
+    return outcome;
   }
 }
 
@@ -401,15 +412,14 @@ export async function stepRolloutsOnSchedule(ports: RolloutSchedulePorts): Promi
   return out;
 }
 
-/** Steps the rollouts whose timer (bake, deadline, grace, window) is due. */
-export async function stepDueRollouts(ports: RolloutPorts): Promise<RolloutStepOutcome[]> {
+/** Steps the rollouts (or `bundle`'s rollout alone) whose timer (bake, deadline, grace, window) is due. */
+export async function stepDueRollouts(ports: RolloutPorts, bundle?: string): Promise<RolloutStepOutcome[]> {
   const now = ports.now().toISOString();
-  const due = (await ports.rollouts.list()).filter(
-    (h) =>
-      (h.status === 'progressing' || h.status === 'paused') &&
-      h.nextWakeAt !== undefined &&
-      h.nextWakeAt <= now,
-  );
+  const heads =
+    bundle === undefined
+      ? await ports.rollouts.list()
+      : [(await ports.rollouts.get(bundle))?.head].filter((h) => h !== undefined);
+  const due = heads.filter((h) => isRunning(h) && h.nextWakeAt !== undefined && h.nextWakeAt <= now);
   const out: RolloutStepOutcome[] = [];
   for (const head of due) {
     const outcome = await stepStoredRollout(ports, head.bundle, (state, t) =>
@@ -418,6 +428,45 @@ export async function stepDueRollouts(ports: RolloutPorts): Promise<RolloutStepO
     if (outcome) out.push(outcome);
   }
   return out;
+}
+
+function isRunning(head: RolloutHead): boolean {
+  return head.status === 'progressing' || head.status === 'paused';
+}
+
+/** What a rollout wake did: stepped the rollout, re-armed a wake that fired early, or nothing (a stale or duplicate wake). */
+export interface RolloutWakeReport {
+  readonly bundle: string;
+  readonly at: string;
+  readonly outcome: 'stepped' | 'rearmed' | 'stale';
+  readonly step?: RolloutStepOutcome;
+}
+
+/**
+ * A wake armed by a {@link RolloutTimer}, when it fires.
+ * 1. The rollout's timer is due: step it as the schedule would (the version condition makes a
+ *    duplicate wake, or a report that got there first, step nothing twice); the save arms
+ *    the next wake.
+ * 2. Not due yet, and still waiting for this very wake time: the wake fired early (SQS delays
+ *    at most 15 minutes), so it is armed again.
+ * 3. Otherwise the rollout moved on (finished, or a later save armed another wake): nothing.
+ */
+export async function wakeRollout(
+  ports: RolloutPorts,
+  message: RolloutWakeMessage,
+): Promise<RolloutWakeReport> {
+  const { bundle, at } = message;
+  const head = (await ports.rollouts.get(bundle))?.head;
+  if (!head || !isRunning(head) || head.nextWakeAt === undefined) return { bundle, at, outcome: 'stale' };
+  if (head.nextWakeAt <= ports.now().toISOString()) {
+    const [step] = await stepDueRollouts(ports, bundle);
+    return step ? { bundle, at, outcome: 'stepped', step } : { bundle, at, outcome: 'stale' };
+  }
+  if (head.nextWakeAt === at && ports.rolloutTimer) {
+    await ports.rolloutTimer.wakeAt(bundle, new Date(head.nextWakeAt));
+    return { bundle, at, outcome: 'rearmed' };
+  }
+  return { bundle, at, outcome: 'stale' };
 }
 
 /** An operator's command (pause, resume, promote, abort) applied to a bundle's rollout. */

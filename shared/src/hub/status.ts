@@ -443,7 +443,7 @@ export async function recordClusterStatus(
   let rollouts: RolloutStepOutcome[] = [];
   if (ports.rollouts && report.bundles) {
     rollouts = await stepRolloutsOnReport(
-      { rollouts: ports.rollouts, now: ports.now },
+      { rollouts: ports.rollouts, now: ports.now, rolloutTimer: ports.rolloutTimer },
       clusterId,
       report.bundles,
     );

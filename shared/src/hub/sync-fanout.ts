@@ -1,6 +1,6 @@
 import { type FleetError, normalizeFleetErrors } from '../errors.ts';
 import { type Fleet, loadFleet } from '../fleet/index.ts';
-import { type ClusterRecord, type ClusterStore, GenerationReason } from './ports.ts';
+import { type ClusterRecord, type ClusterStore, GenerationReason, type RolloutWakeMessage } from './ports.ts';
 import { loadRolloutGate } from './rollouts.ts';
 import { applyFleet, type SyncOptions, type SyncPorts, type SyncReport, syncFleet } from './sync.ts';
 
@@ -13,6 +13,17 @@ export interface SyncWindowMessage {
   /** The fleet files at `commit`, in the bundle store (as {@link SyncState.snapshotHash}). */
   readonly snapshotHash: string;
   readonly clusterIds: readonly string[];
+}
+
+/**
+ * What the sync work queue carries: the windows of dispatched syncs, and rollout wakes
+ * (delayed messages a {@link RolloutWakeMessage}'s timer sent). Windows carry no `kind`,
+ * as they did before wakes shared the queue.
+ */
+export type SyncWorkMessage = SyncWindowMessage | RolloutWakeMessage;
+
+export function isRolloutWakeMessage(message: SyncWorkMessage): message is RolloutWakeMessage {
+  return 'kind' in message && message.kind === 'rollout-wake';
 }
 
 /** The work queue of dispatched windows (SQS): at-least-once, redelivered until a worker succeeds. */

@@ -20,6 +20,7 @@ import {
   GenerationReason,
   type Notifier,
   type RolloutStore,
+  type RolloutTimer,
   type StoredDesiredState,
 } from './ports.ts';
 import {
@@ -87,6 +88,8 @@ export interface SyncPorts {
   readonly engine?: EnginePorts;
   /** Progressive rollouts (bundles with `rollout:`); without a store, such bundles reach every cluster at once. */
   readonly rollouts?: RolloutStore;
+  /** Wakes the hub when a rollout's bake, deadline, grace or window ends; without it, only reports and the schedule step rollouts. */
+  readonly rolloutTimer?: RolloutTimer;
   /** Hands the windows of a big fleet to worker invocations; without it every sync runs in one process. */
   readonly fanout?: SyncFanout;
 }

@@ -11,6 +11,7 @@ import { HubDb } from '../../../functions/src/adapters/dynamodb-stores.ts';
 import { DynamoDbSyncJobStore } from '../../../functions/src/adapters/dynamodb-sync-jobs.ts';
 import { SqsSyncWorkQueue } from '../../../functions/src/adapters/sqs-sync-work-queue.ts';
 import { syncWindow } from '../../../functions/src/http/sync-window.ts';
+import { syncWork } from '../../../functions/src/http/sync-work.ts';
 import { bedSqs } from '../../support/aws-clients.ts';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
 import { createTestHub, drainQueue } from '../../support/hub.ts';
@@ -62,7 +63,7 @@ async function work(ports: SyncPorts & { fanout: SyncFanout }, done: () => Promi
   const stop = new AbortController();
   const failures: string[] = [];
   const polling = queue.poll(
-    async (m) => void (await syncWindow(ports, m, silentLog)),
+    async (m) => void (await syncWork(ports, m, silentLog)),
     stop.signal,
     (err) => failures.push(err instanceof Error ? err.message : String(err)),
   );

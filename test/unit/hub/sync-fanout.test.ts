@@ -9,7 +9,7 @@ import {
 } from '@flotilla/shared/hub';
 import { describe, expect, it } from 'vitest';
 import { syncText } from '../../../cli/src/commands/status.ts';
-import { parseSyncWindowMessage } from '../../../functions/src/adapters/sqs-sync-work-queue.ts';
+import { parseSyncWorkMessage } from '../../../functions/src/adapters/sqs-sync-work-queue.ts';
 import { loadConfig } from '../../../functions/src/config.ts';
 import { addCluster, fakeApiDeps, MemoryFleetSource, MemorySyncStateStore } from './fakes.ts';
 
@@ -249,11 +249,22 @@ describe('fan-out configuration and messages', () => {
 
   it('reads a window message, and refuses one without its fields', () => {
     const message = { jobId: 'j', window: 3, commit: 'c', snapshotHash: 'h', clusterIds: ['a', 'b'] };
-    expect(parseSyncWindowMessage(JSON.stringify(message))).toEqual(message);
-    expect(() => parseSyncWindowMessage('{"jobId":"j","window":"3"}')).toThrow(
+    expect(parseSyncWorkMessage(JSON.stringify(message))).toEqual(message);
+    expect(() => parseSyncWorkMessage('{"jobId":"j","window":"3"}')).toThrow(
       'a sync window message needs jobId, window, commit, snapshotHash and clusterIds',
     );
-    expect(() => parseSyncWindowMessage('not json')).toThrow('a sync window message is not JSON');
+    expect(() => parseSyncWorkMessage('not json')).toThrow('a sync work message is not JSON');
+  });
+
+  it('reads a rollout wake, and refuses one without a bundle and a time, or of another kind', () => {
+    const wake = { kind: 'rollout-wake', bundle: 'web', at: '2026-12-06T12:10:00.000Z' };
+    expect(parseSyncWorkMessage(JSON.stringify(wake))).toEqual(wake);
+    expect(() => parseSyncWorkMessage('{"kind":"rollout-wake","bundle":"web","at":"soon"}')).toThrow(
+      'a rollout wake message needs bundle and at (an ISO 8601 time)',
+    );
+    expect(() => parseSyncWorkMessage('{"kind":"rollout-sleep"}')).toThrow(
+      'unknown sync work message kind "rollout-sleep"',
+    );
   });
 });
 

@@ -237,7 +237,7 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
     }
   });
 
-  it('lets both functions send sync windows and only the sync function consume them', () => {
+  it('lets both functions send sync windows and rollout wakes, and only the sync function consume them', () => {
     const onWorkQueue = (role: string) =>
       roleStatements(hub, role)
         .filter((s) => /^<HubSyncWorkQueue[0-9A-F]{8}\.Arn>$/.test(flat(s.Resource)))
