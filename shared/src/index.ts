@@ -86,7 +86,7 @@ export {
   nameProblem,
 } from './labels.ts';
 export type { KubeObject, RenderedBundleDocument } from './protocol/desired-state.ts';
-export type { ChangeNotification, StatusAnswer } from './protocol/index.ts';
+export type { AgeRecipient, ChangeNotification, StatusAnswer } from './protocol/index.ts';
 export {
   type IgnoreDifference,
   type PathSegment,
