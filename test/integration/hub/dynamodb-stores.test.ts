@@ -90,7 +90,11 @@ describe('DynamoDB stores (DynamoDB Local)', () => {
   it('keeps age recipients from the heartbeat that had them, and closes only the open key-rotation request', async () => {
     await clusters.create({ id: 'age-1', labels: {}, tokenHash: 'h', registeredAt: '2024-05-01T00:00:00Z' });
     const recipients = [{ name: 'cluster', recipient: 'age1example' }];
-    await clusters.recordHeartbeat('age-1', { at: '2024-05-01T00:01:00Z', agentVersion: '0.1.0', recipients });
+    await clusters.recordHeartbeat('age-1', {
+      at: '2024-05-01T00:01:00Z',
+      agentVersion: '0.1.0',
+      recipients,
+    });
     await clusters.recordHeartbeat('age-1', { at: '2024-05-01T00:02:00Z', agentVersion: '0.1.0' });
     expect((await clusters.get('age-1'))?.recipients).toEqual(recipients);
     expect((await clusters.list()).find((c) => c.id === 'age-1')?.recipients).toEqual(recipients);
