@@ -1,5 +1,5 @@
-import type { AgeRecipient } from '@flotilla/shared/agent';
-import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { createHash } from 'node:crypto';
+import { type AgeRecipient, ageRecipientProblem, recipientLimits } from '@flotilla/shared/agent';
 import { KubeApiError, type KubeClient } from '../kube/client.ts';
 import type { AgeKeysPort } from '../reconcile/ports.ts';
 
@@ -13,6 +13,28 @@ export const CLUSTER_KEY_DATA = 'identities';
 /** Annotation of the cluster-key Secret: the id of the last rotation the hub asked for that was done. */
 export const ROTATION_ANNOTATION = 'flotilla.dev/key-rotation';
 const ROTATED_AT_ANNOTATION = 'flotilla.dev/key-rotated-at';
+/** Annotation of the cluster-key Secret: the current identity's recipient, `<fingerprint> <age1…>`. */
+export const RECIPIENT_ANNOTATION = 'flotilla.dev/recipient';
+
+/**
+ * age-encryption, loaded on first use: its curve, post-quantum and hash modules cost about
+ * 22 MB of resident memory once imported (measured on Node 24), which an agent whose
+ * cluster has no SOPS file and whose key's recipient is known never needs to pay.
+ */
+let ageModule: Promise<typeof import('age-encryption')> | undefined;
+function age(): Promise<typeof import('age-encryption')> {
+  ageModule ??= import('age-encryption');
+  return ageModule;
+}
+
+/**
+ * A fingerprint that ties a recorded recipient to the identity it was made from, so an
+ * identity replaced by hand is never reported with its predecessor's recipient. A hash of
+ * a 256-bit random key, with a purpose of its own, gives nothing of the key away.
+ */
+export function identityFingerprint(identity: string): string {
+  return createHash('sha256').update('flotilla age recipient\n').update(identity).digest('hex').slice(0, 32);
+}
 
 /** A Secret as the store reads it. */
 interface SecretObject {
@@ -93,6 +115,7 @@ export function rotatedIdentities(current: readonly string[], fresh: string, kee
 
 /** The recipient of an identity; the error never holds the identity. */
 async function recipientOf(identity: string): Promise<string> {
+  const { identityToRecipient } = await age();
   try {
     return await identityToRecipient(identity);
   } catch {
@@ -132,7 +155,7 @@ export class AgeKeyStore implements AgeKeysPort {
     this.#name = opts.secretName ?? 'flotilla-age-key';
     this.#managedBy = opts.managedBy;
     this.#keep = Math.max(1, opts.keep ?? 3);
-    this.#generate = opts.generate ?? generateIdentity;
+    this.#generate = opts.generate ?? (async () => (await age()).generateIdentity());
     this.#now = opts.now ?? (() => new Date());
     this.#collection = `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/secrets`;
   }
@@ -152,7 +175,9 @@ export class AgeKeyStore implements AgeKeysPort {
     const existing = await this.#read(signal);
     if (existing) return { ...existing, created: false };
     const identity = await this.#generate();
-    const body = this.#secret([identity], {});
+    const body = this.#secret([identity], {
+      [RECIPIENT_ANNOTATION]: await this.#recipientRecord(identity),
+    });
     try {
       const res = await this.#client.request<SecretObject>('POST', this.#collection, { body, signal });
       return { identities: [identity], secret: res.body, created: true };
@@ -213,6 +238,19 @@ export class AgeKeyStore implements AgeKeysPort {
     };
   }
 
+  /** The annotation that records an identity's recipient, with the identity's fingerprint. */
+  async #recipientRecord(identity: string): Promise<string> {
+    return `${identityFingerprint(identity)} ${await this.#recipient(identity, this.#name)}`;
+  }
+
+  /** The current identity's recipient: as the Secret records it when it is that identity's, derived otherwise. */
+  async #clusterRecipient(identity: string, secret: SecretObject): Promise<string> {
+    const [fingerprint, recorded] = (secret.metadata.annotations?.[RECIPIENT_ANNOTATION] ?? '').split(' ');
+    if (recorded && fingerprint === identityFingerprint(identity) && !ageRecipientProblem(recorded))
+      return recorded;
+    return this.#recipient(identity, this.#name);
+  }
+
   /** The group keys an operator installed, by Secret name; unusable ones land in {@link problems}. */
   async #groups(signal?: AbortSignal): Promise<{ name: string; identities: string[] }[]> {
     const q = new URLSearchParams({ labelSelector: `${GROUP_KEY_LABEL}=${GROUP_KEY_LABEL_VALUE}` });
@@ -259,8 +297,15 @@ export class AgeKeyStore implements AgeKeysPort {
     const groups = await this.#groups(signal);
     const out: AgeRecipient[] = [];
     const current = own.identities[0] as string;
-    out.push({ name: 'cluster', recipient: await this.#recipient(current, this.#name) });
-    for (const g of groups) {
+    out.push({ name: 'cluster', recipient: await this.#clusterRecipient(current, own.secret) });
+    // The hub takes eight recipients: the cluster's and seven group keys, by Secret name.
+    const reported = groups.slice(0, recipientLimits.recipients - 1);
+    for (const g of groups.slice(reported.length))
+      this.problems.push({
+        secret: g.name,
+        message: `not reported: at most ${recipientLimits.recipients - 1} group keys are (it still decrypts)`,
+      });
+    for (const g of reported) {
       try {
         out.push({
           name: `group/${g.name}`,
@@ -303,7 +348,7 @@ export class AgeKeyStore implements AgeKeysPort {
       const annotations = { ...(secret.metadata.annotations ?? {}) };
       if (requestId !== undefined && annotations[ROTATION_ANNOTATION] === requestId) {
         return {
-          recipient: await this.#recipient(identities[0] as string, this.#name),
+          recipient: await this.#clusterRecipient(identities[0] as string, secret),
           rotated: false,
           kept: identities.length,
         };
@@ -312,6 +357,7 @@ export class AgeKeyStore implements AgeKeysPort {
       if (requestId !== undefined) annotations[ROTATION_ANNOTATION] = requestId;
       else delete annotations[ROTATION_ANNOTATION];
       annotations[ROTATED_AT_ANNOTATION] = this.#now().toISOString();
+      annotations[RECIPIENT_ANNOTATION] = await this.#recipientRecord(next[0] as string);
       try {
         await this.#client.request('PUT', `${this.#collection}/${encodeURIComponent(this.#name)}`, {
           body: this.#secret(next, annotations, secret.metadata),

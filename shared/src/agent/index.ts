@@ -32,6 +32,7 @@ export {
   parseDesiredState,
   parseRenderedBundle,
   type RenderedBundleDocument,
+  recipientLimits,
   recipientsProblems,
   type SignedDesiredState,
   type StatusAnswer,

@@ -15,7 +15,11 @@ import { KubeApiError, KubeClient } from '../../../agent/src/kube/client.ts';
 import { loadKubeConnection } from '../../../agent/src/kube/connection.ts';
 import type { Logger } from '../../../agent/src/log.ts';
 import type { Agent } from '../../../agent/src/reconcile/agent.ts';
-import { AgeKeyStore, parseIdentities } from '../../../agent/src/secrets/age-key-store.ts';
+import {
+  AgeKeyStore,
+  identityFingerprint,
+  parseIdentities,
+} from '../../../agent/src/secrets/age-key-store.ts';
 import { repoRoot } from '../../bed/src/bed.ts';
 import { runFlotilla } from '../../support/cli-run.ts';
 import { AgentHarness, cleanUp, controlPlane, eventually, kubeClientOf, uniqueName } from './harness.ts';
@@ -113,6 +117,10 @@ describe("a cluster's age key, from the spoke to the hub", () => {
     firstIdentity = identities[0] as string;
     firstRecipient = await identityToRecipient(firstIdentity);
     expect(reported).toEqual([{ name: 'cluster', recipient: firstRecipient }]);
+    // The recipient is recorded beside the key, so a restart need not load age to derive it.
+    expect(secret.metadata.annotations?.['flotilla.dev/recipient']).toBe(
+      `${identityFingerprint(firstIdentity)} ${firstRecipient}`,
+    );
     expect((await hubCluster(cluster)).recipients).toEqual([{ name: 'cluster', recipient: firstRecipient }]);
 
     // A restarted agent (a new runtime on the same namespace) finds the key, and writes nothing.
@@ -153,6 +161,24 @@ describe("a cluster's age key, from the spoke to the hub", () => {
     } finally {
       for (const c of clients) c.close();
     }
+  });
+
+  it('reports an identity replaced by hand with its own recipient, not the one recorded before', async () => {
+    const byHand = agentNamespace('age-hand');
+    await kube.request('POST', '/api/v1/namespaces', {
+      body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: byHand } },
+    });
+    const store = new AgeKeyStore(kube, { namespace: byHand, managedBy: 'flotilla-agent' });
+    await store.ensure();
+    const restored = await generateIdentity();
+    const secret = await keySecret(byHand);
+    // An operator restores a backed-up key into the Secret and leaves the annotation as it was.
+    await kube.request('PUT', `/api/v1/namespaces/${byHand}/secrets/flotilla-age-key`, {
+      body: { ...secret, data: { identities: Buffer.from(`${restored}\n`).toString('base64') } },
+    });
+    expect(await store.recipients()).toEqual([
+      { name: 'cluster', recipient: await identityToRecipient(restored) },
+    ]);
   });
 
   describe('with the agent running', () => {
