@@ -133,6 +133,8 @@ export class Agent {
   #keyRotation: string | undefined;
   /** False once the hub refused the recipient fields (a hub older than them), until the next read. */
   #hubTakesRecipients = true;
+  /** Whether the agent said (in the log) that the hub does not take the recipients. */
+  #toldOlderHubKeys = false;
   /** The rotation under way, by request id. */
   #rotating: { readonly id: string; readonly done: Promise<void> } | undefined;
   /** Key problems as last logged, so each is logged once. */
@@ -621,10 +623,13 @@ export class Agent {
       (f) => f === 'keyRotation' || f === 'recipients' || f.startsWith('recipients['),
     );
     if (aboutKeys && (report.recipients !== undefined || report.keyRotation !== undefined)) {
-      this.#ports.log.warn(
-        'the hub does not take the age recipients in status reports (a hub older than the field?); leaving them out until the next read',
-        errorFields(err),
-      );
+      // Logged once: with an older hub this recurs at every read of the keys.
+      if (!this.#toldOlderHubKeys)
+        this.#ports.log.warn(
+          'the hub does not take the age recipients in status reports (a hub older than the field?); leaving them out until the next read',
+          errorFields(err),
+        );
+      this.#toldOlderHubKeys = true;
       this.#hubTakesRecipients = false;
       const { recipients: _r, keyRotation: _k, ...rest } = report;
       return rest;

@@ -188,5 +188,6 @@ describe('a hub older than the recipients', () => {
     expect(hub.refused).toBe(1);
     await agent.checkRecipients();
     expect(hub.refused).toBe(2);
+    expect(log.lines.filter((l) => l.message.includes('does not take the age recipients'))).toHaveLength(1);
   });
 });
