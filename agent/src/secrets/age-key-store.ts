@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type AgeRecipient, ageRecipientProblem, recipientLimits } from '@flotilla/shared/agent';
+import { type AgeRecipient, ageRecipientProblem, isoTime, recipientLimits } from '@flotilla/shared/agent';
 import { KubeApiError, type KubeClient } from '../kube/client.ts';
 import type { AgeKeysPort } from '../reconcile/ports.ts';
 
@@ -61,7 +61,8 @@ export interface AgeKeyStoreOptions {
   readonly keep?: number;
   /** Makes a new identity; age's X25519 `generateIdentity` unless a test says otherwise. */
   readonly generate?: () => Promise<string>;
-  readonly now?: () => Date;
+  /** Milliseconds since the epoch. */
+  readonly now?: () => number;
 }
 
 /** A key that could not be used, and why, without the key itself: what the agent logs. */
@@ -143,7 +144,7 @@ export class AgeKeyStore implements AgeKeysPort {
   readonly #managedBy: string;
   readonly #keep: number;
   readonly #generate: () => Promise<string>;
-  readonly #now: () => Date;
+  readonly #now: () => number;
   readonly #collection: string;
   /** Recipients of identities seen before, so a heartbeat does not redo the curve arithmetic. */
   readonly #recipientCache = new Map<string, string>();
@@ -157,7 +158,7 @@ export class AgeKeyStore implements AgeKeysPort {
     this.#managedBy = opts.managedBy;
     this.#keep = Math.max(1, opts.keep ?? 3);
     this.#generate = opts.generate ?? (async () => (await age()).generateIdentity());
-    this.#now = opts.now ?? (() => new Date());
+    this.#now = opts.now ?? Date.now;
     this.#collection = `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/secrets`;
   }
 
@@ -357,7 +358,8 @@ export class AgeKeyStore implements AgeKeysPort {
       const next = rotatedIdentities(identities, await this.#generate(), this.#keep);
       if (requestId !== undefined) annotations[ROTATION_ANNOTATION] = requestId;
       else delete annotations[ROTATION_ANNOTATION];
-      annotations[ROTATED_AT_ANNOTATION] = this.#now().toISOString();
+      // isoTime, not a Date's methods: see docs/agent.md, "Memory".
+      annotations[ROTATED_AT_ANNOTATION] = isoTime(this.#now());
       annotations[RECIPIENT_ANNOTATION] = await this.#recipientRecord(next[0] as string);
       try {
         await this.#client.request('PUT', `${this.#collection}/${encodeURIComponent(this.#name)}`, {
