@@ -10,6 +10,7 @@ import { SqsQueue } from './queue/sqs-queue.ts';
 import { Agent } from './reconcile/agent.ts';
 import { ClusterReconciler } from './reconcile/cluster-reconciler.ts';
 import { type Clock, type HubPort, type QueuePort, systemClock } from './reconcile/ports.ts';
+import { AgeKeyStore } from './secrets/age-key-store.ts';
 import { defaultOwner, ResourceManager } from './ssa/resource-manager.ts';
 import { ClusterStore } from './stores/cluster-store.ts';
 import { SecretDesiredStateCache } from './stores/desired-state-cache.ts';
@@ -24,6 +25,8 @@ export interface AgentRuntime {
   readonly client: KubeClient;
   readonly metrics: AgentMetrics;
   readonly reconciler: ClusterReconciler;
+  /** The cluster's age keys (its own, made at the first start, and group keys). */
+  readonly secretKeys: AgeKeyStore;
   close(): void;
 }
 
@@ -81,10 +84,12 @@ export async function createAgentRuntime(
       ? undefined
       : (overrides.queue ?? (config.sqs ? new SqsQueue({ ...config.sqs }) : undefined));
   const metrics = new AgentMetrics();
+  const secretKeys = new AgeKeyStore(client, { namespace: config.namespace, managedBy: owner.field });
   const reconciler = new ClusterReconciler({
     now: () => clock.now(),
     manager,
     inventory,
+    secretKeys,
     log,
   });
   const agent = new Agent(
@@ -95,6 +100,7 @@ export async function createAgentRuntime(
       generations,
       cluster: reconciler,
       kubeVersion: (signal) => readServerVersion(client, signal),
+      secretKeys,
       clock,
       log,
       metrics,
@@ -119,6 +125,7 @@ export async function createAgentRuntime(
     client,
     metrics,
     reconciler,
+    secretKeys,
     close() {
       queue?.close?.();
       hubClient?.close();

@@ -91,12 +91,17 @@ export type {
   SealedFile,
   SealedObject,
 } from './protocol/desired-state.ts';
-export type { ChangeNotification, StatusAnswer } from './protocol/index.ts';
+export type { AgeRecipient, ChangeNotification, StatusAnswer } from './protocol/index.ts';
 export {
+  ageRecipientProblem,
+  CLUSTER_KEY_NAME,
+  GROUP_KEY_PREFIX,
   type IgnoreDifference,
   type PathSegment,
   parseFieldPath,
   parseJsonPointer,
+  recipientLimits,
+  recipientsProblems,
   withoutFields,
 } from './protocol/index.ts';
 export { contentBase64, isBinaryContent, repoFileContent } from './repo-content.ts';

@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import {
+  type AgeRecipient,
   type BundleStatusInput,
   backoffDelay,
   buildStatusReport,
@@ -8,6 +9,7 @@ import {
   kubeVersionProblem,
   manifestEtag,
   parseDesiredState,
+  sameRecipients,
 } from '@flotilla/shared/agent';
 import { HubError } from '../hub/hub-client.ts';
 import { errorFields, type Logger } from '../log.ts';
@@ -16,6 +18,7 @@ import { type AgentIntervals, AgentLoop, type Fetched } from './agent-loop.ts';
 import { GenerationFloor, type GenerationPort, ReplayedDesiredStateError } from './generation-floor.ts';
 import { HubHealth } from './hub-health.ts';
 import type {
+  AgeKeysPort,
   BundleOutcome,
   CachePort,
   Clock,
@@ -44,6 +47,11 @@ export interface AgentPorts {
    * `kubeVersion`; without it the agent reports none.
    */
   readonly kubeVersion?: ((signal?: AbortSignal) => Promise<string>) | undefined;
+  /**
+   * The cluster's age keys: their public recipients are reported to the hub, and the key is
+   * rotated when the hub asks. Without it the agent reports none.
+   */
+  readonly secretKeys?: AgeKeysPort | undefined;
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics?: AgentMetrics | undefined;
@@ -119,6 +127,18 @@ export class Agent {
   #toldOlderHub = false;
   /** The last version read that the hub would refuse, so it is logged once, not at every read. */
   #unfitVersion: string | undefined;
+  /** The cluster's age recipients as last read. */
+  #recipients: readonly AgeRecipient[] | undefined;
+  /** The id of the last key rotation done, as the cluster's key Secret records it. */
+  #keyRotation: string | undefined;
+  /** False once the hub refused the recipient fields (a hub older than them), until the next read. */
+  #hubTakesRecipients = true;
+  /** Whether the agent said (in the log) that the hub does not take the recipients. */
+  #toldOlderHubKeys = false;
+  /** The rotation under way, by request id. */
+  #rotating: { readonly id: string; readonly done: Promise<void> } | undefined;
+  /** Key problems as last logged, so each is logged once. */
+  #keyProblems = '';
 
   constructor(ports: AgentPorts, opts: AgentOptions) {
     this.#ports = ports;
@@ -138,7 +158,7 @@ export class Agent {
       metrics: ports.metrics,
       backoff: (failures) => this.#backoff(failures),
       onAnswer: (receipt) => this.#heard(receipt),
-      onRefused: (report, err) => this.#withoutKubeVersion(report, err),
+      onRefused: (report, err) => this.#withoutNewFields(report, err),
     });
     ports.metrics?.info.set(1, { version: opts.agentVersion, cluster: opts.clusterId });
   }
@@ -164,6 +184,11 @@ export class Agent {
   /** The cluster's Kubernetes version as last read from its API server, if it was one the hub takes. */
   get kubeVersion(): string | undefined {
     return this.#kubeVersion;
+  }
+
+  /** The cluster's age recipients as last read (public keys). */
+  get recipients(): readonly AgeRecipient[] | undefined {
+    return this.#recipients;
   }
 
   /** A status report waiting for the hub, if any. */
@@ -524,6 +549,8 @@ export class Agent {
     return buildStatusReport({
       agentVersion: this.#opts.agentVersion,
       kubeVersion: this.#hubTakesKubeVersion ? this.#kubeVersion : undefined,
+      recipients: this.#hubTakesRecipients ? this.#recipients : undefined,
+      keyRotation: this.#hubTakesRecipients ? this.#keyRotation : undefined,
       observedAt: new Date(this.#ports.clock.now()),
       appliedGeneration: this.#appliedGeneration,
       bundles,
@@ -587,6 +614,29 @@ export class Agent {
     return version;
   }
 
+  /**
+   * A report the hub refused for fields newer than the hub (kubeVersion, the age recipients):
+   * the same report without them, or undefined when the refusal was about something else.
+   */
+  #withoutNewFields(report: ClusterStatusReport, err: HubError): ClusterStatusReport | undefined {
+    const aboutKeys = err.fields.some(
+      (f) => f === 'keyRotation' || f === 'recipients' || f.startsWith('recipients['),
+    );
+    if (aboutKeys && (report.recipients !== undefined || report.keyRotation !== undefined)) {
+      // Logged once: with an older hub this recurs at every read of the keys.
+      if (!this.#toldOlderHubKeys)
+        this.#ports.log.warn(
+          'the hub does not take the age recipients in status reports (a hub older than the field?); leaving them out until the next read',
+          errorFields(err),
+        );
+      this.#toldOlderHubKeys = true;
+      this.#hubTakesRecipients = false;
+      const { recipients: _r, keyRotation: _k, ...rest } = report;
+      return rest;
+    }
+    return this.#withoutKubeVersion(report, err);
+  }
+
   /** A report the hub refused for its kubeVersion (a hub older than the field): the same report without it. */
   #withoutKubeVersion(report: ClusterStatusReport, err: HubError): ClusterStatusReport | undefined {
     if (report.kubeVersion === undefined || !err.fields.includes('kubeVersion')) return undefined;
@@ -602,22 +652,96 @@ export class Agent {
     return rest;
   }
 
-  /** In the background until `signal` aborts: reads the API server's version now and then every `kubeVersionMs`. */
+  /**
+   * In the background until `signal` aborts: reads the API server's version and the age
+   * recipients (a group key may come or go) now and then every `kubeVersionMs`.
+   */
   async #watchKubeVersion(signal: AbortSignal): Promise<void> {
     const every = this.#opts.intervals.kubeVersionMs ?? defaultKubeVersionMs;
     while (!signal.aborted) {
+      await this.checkRecipients(signal);
       await this.checkKubeVersion(signal);
       await this.#ports.clock.sleep(every, signal);
     }
   }
 
-  /** A status answer: the hub's generation tells whether a notification was missed. */
+  /**
+   * Reads the cluster's age recipients (making the cluster's key at the first call, if the
+   * cluster has none) and, when they changed, reports them at once. A failed read keeps the
+   * last ones read. Returns the recipients that reports carry.
+   */
+  async checkRecipients(
+    signal?: AbortSignal,
+    opts: { report?: boolean } = {},
+  ): Promise<readonly AgeRecipient[] | undefined> {
+    const { secretKeys: keys, log } = this.#ports;
+    if (!keys) return undefined;
+    let recipients: readonly AgeRecipient[];
+    try {
+      if (this.#keyRotation === undefined) this.#keyRotation = await keys.lastRotation(signal);
+      recipients = await keys.recipients(signal);
+    } catch (e) {
+      if (signal?.aborted) return this.#recipients;
+      log.warn('cannot read the age keys of the cluster; reporting the recipients last read', errorFields(e));
+      return this.#recipients;
+    }
+    const problems = JSON.stringify(keys.problems ?? []);
+    if (problems !== this.#keyProblems && (keys.problems?.length ?? 0) > 0)
+      log.warn('some group age keys cannot be used', { problems: keys.problems });
+    this.#keyProblems = problems;
+    const previous = this.#recipients;
+    const hubRefusedThem = !this.#hubTakesRecipients;
+    this.#hubTakesRecipients = true;
+    this.#recipients = recipients;
+    const changed = !sameRecipients(previous, recipients);
+    // Recipients are public keys: logging them helps whoever encrypts for this cluster.
+    if (changed) log.info('age recipients of the cluster', { recipients });
+    if (changed || hubRefusedThem || opts.report) await this.#publish(signal);
+    return recipients;
+  }
+
+  /**
+   * Rotates the cluster's age key for the hub's request `id`, once: the key Secret records
+   * the id, so a restart or the other replica does not rotate again. Then reports the new
+   * recipient with the id, which closes the request at the hub.
+   */
+  async rotateKey(id: string, signal?: AbortSignal): Promise<void> {
+    const keys = this.#ports.secretKeys;
+    if (!keys || this.#keyRotation === id) return;
+    if (this.#rotating?.id === id) return this.#rotating.done;
+    const done = (async () => {
+      try {
+        const result = await keys.rotate(id, signal);
+        this.#keyRotation = id;
+        this.#ports.log.info(
+          result.rotated
+            ? 'rotated the age key of the cluster, as the hub asked; the previous key still decrypts'
+            : 'the age key was already rotated for this request',
+          { rotation: id, recipient: result.recipient },
+        );
+        await this.checkRecipients(signal, { report: true });
+      } catch (e) {
+        this.#ports.log.error('cannot rotate the age key of the cluster; the hub will ask again', {
+          rotation: id,
+          ...errorFields(e),
+        });
+      } finally {
+        this.#rotating = undefined;
+      }
+    })();
+    this.#rotating = { id, done };
+    return done;
+  }
+
+  /** A status answer: the hub's generation tells whether a notification was missed; it may ask for a new age key. */
   #heard(receipt: StatusReceipt): void {
     const desired = receipt.desired;
     if (desired && desired.etag !== this.#current?.etag && !this.#refusal) {
       this.#behind = true;
       this.#loop?.wake();
     }
+    const rotation = receipt.rotateKey?.id;
+    if (typeof rotation === 'string' && rotation !== this.#keyRotation) void this.rotateKey(rotation);
   }
 
   /** Sends the current status again (a heartbeat), and whatever was waiting. Returns whether the hub took it. */

@@ -3,6 +3,7 @@
  * cluster) implement them; unit tests pass plain fakes.
  */
 import type {
+  AgeRecipient,
   BundleState,
   ChangeNotification,
   ClusterStatusReport,
@@ -138,6 +139,24 @@ export interface ReconcileOptions {
 export interface SecretKeysPort {
   /** Private identities (`AGE-SECRET-KEY-1…`), newest first. Held in memory only for a decrypt; never logged. */
   identities(signal?: AbortSignal): Promise<readonly string[]>;
+}
+
+/**
+ * The agent's view of the cluster's age keys beyond decrypting: the public recipients it
+ * reports to the hub, and rotation when the hub asks for it.
+ */
+export interface AgeKeysPort extends SecretKeysPort {
+  /** Public recipients, each with the name of its key (`cluster`, `group/<secret-name>`). Creates the cluster key if absent. */
+  recipients(signal?: AbortSignal): Promise<readonly AgeRecipient[]>;
+  /** Makes a new cluster key once per `requestId`, keeping the previous ones for files not re-encrypted yet. */
+  rotate(
+    requestId: string,
+    signal?: AbortSignal,
+  ): Promise<{ readonly recipient: string; readonly rotated: boolean }>;
+  /** The id of the last rotation done, as stored in the cluster (so a restart does not rotate twice). */
+  lastRotation(signal?: AbortSignal): Promise<string | undefined>;
+  /** Keys found unusable at the last read (never the keys themselves). */
+  readonly problems?: readonly { readonly secret: string; readonly message: string }[];
 }
 
 export interface ClusterPort {

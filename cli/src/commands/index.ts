@@ -19,6 +19,7 @@ import {
   rolloutResumeCommand,
   rolloutStatusCommand,
 } from './rollout.ts';
+import { secretsRecipientsCommand, secretsRotateCommand } from './secrets.ts';
 import { statusCommand, syncCommand } from './status.ts';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './token.ts';
 
@@ -43,6 +44,8 @@ export const commands: readonly Command[] = [
   tokenCreateCommand,
   tokenListCommand,
   tokenRevokeCommand,
+  secretsRecipientsCommand,
+  secretsRotateCommand,
   clusterGetCommand,
   rotateTokenCommand,
   removeCommand,
@@ -54,6 +57,7 @@ export const commands: readonly Command[] = [
 export const groups = [
   { name: 'token', summary: 'one-time registration tokens' },
   { name: 'rollout', summary: 'progressive rollouts: list, status, pause, resume, promote, abort' },
+  { name: 'secrets', summary: "the clusters' age keys for SOPS files: recipients, rotate" },
   { name: 'cluster', summary: 'one registered cluster: show, rotate its token, remove it' },
   { name: 'local-agent', summary: 'agents run on this machine by bootstrap --run-agent local' },
 ] as const;

@@ -325,6 +325,19 @@ export class HubClient {
     ).value.token;
   }
 
+  /** Asks the cluster's agent (through the hub) for a new age key; the answer holds the recipients as they stand now. */
+  async rotateClusterKey(
+    id: string,
+  ): Promise<{ cluster: ClusterView; rotation: { id: string; requestedAt: string } }> {
+    return (
+      await this.#request<{ cluster: ClusterView; rotation: { id: string; requestedAt: string } }>(
+        'POST',
+        `/v1/admin/clusters/${enc(id)}/rotate-key`,
+        { kind: 'admin' },
+      )
+    ).value;
+  }
+
   async publicKey(): Promise<HubPublicKey> {
     return (await this.#request<HubPublicKey>('GET', '/v1/admin/public-key', { kind: 'admin' })).value;
   }

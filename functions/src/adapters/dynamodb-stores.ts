@@ -24,6 +24,7 @@ import {
   ConflictError,
   type DesiredStateStore,
   type Heartbeat,
+  type KeyRotationRequest,
   type LabelChange,
   NotFoundError,
   type StoredDesiredState,
@@ -172,7 +173,7 @@ export class DynamoDbClusterStore implements ClusterStore {
       TableName: this.#db.tables.clusters,
       ConsistentRead: true,
       ProjectionExpression:
-        'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head, pins',
+        'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head, pins, recipients, keyRotation',
     };
   }
 
@@ -283,19 +284,25 @@ export class DynamoDbClusterStore implements ClusterStore {
   }
 
   async recordHeartbeat(id: string, heartbeat: Heartbeat): Promise<{ kubeVersionChanged: boolean }> {
-    const { at, agentVersion, kubeVersion } = heartbeat;
+    const { at, agentVersion, kubeVersion, recipients } = heartbeat;
+    const sets = ['lastHeartbeatAt = :at', 'agentVersion = :v'];
+    if (kubeVersion !== undefined) sets.push('kubeVersion = :k');
+    if (recipients !== undefined) sets.push('recipients = :r');
     try {
       // One write either way; its old value of kubeVersion tells whether the version changed.
       const res = await this.#db.doc.send(
         new UpdateCommand({
           TableName: this.#db.tables.clusters,
           Key: { clusterId: id },
-          UpdateExpression: `SET lastHeartbeatAt = :at, agentVersion = :v${kubeVersion === undefined ? '' : ', kubeVersion = :k'}`,
+          UpdateExpression: `SET ${sets.join(', ')}`,
           ConditionExpression: 'attribute_exists(clusterId)',
           ExpressionAttributeValues: {
             ':at': at,
             ':v': agentVersion,
             ...(kubeVersion === undefined ? {} : { ':k': kubeVersion }),
+            ...(recipients === undefined
+              ? {}
+              : { ':r': recipients.map((r) => ({ name: r.name, recipient: r.recipient })) }),
           },
           ...(kubeVersion === undefined ? {} : { ReturnValues: 'UPDATED_OLD' as const }),
         }),
@@ -304,6 +311,42 @@ export class DynamoDbClusterStore implements ClusterStore {
     } catch (err) {
       if (isConditionFailure(err)) throw new NotFoundError(`cluster "${id}" not found`, { cause: err });
       throw err;
+    }
+  }
+
+  async requestKeyRotation(id: string, request: KeyRotationRequest): Promise<ClusterRecord> {
+    try {
+      const res = await this.#db.doc.send(
+        new UpdateCommand({
+          TableName: this.#db.tables.clusters,
+          Key: { clusterId: id },
+          UpdateExpression: 'SET keyRotation = :r',
+          ConditionExpression: 'attribute_exists(clusterId)',
+          ExpressionAttributeValues: { ':r': { id: request.id, requestedAt: request.requestedAt } },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toCluster(res.Attributes ?? {});
+    } catch (err) {
+      if (isConditionFailure(err)) throw new NotFoundError(`cluster "${id}" not found`, { cause: err });
+      throw err;
+    }
+  }
+
+  async finishKeyRotation(id: string, rotationId: string): Promise<void> {
+    try {
+      // Conditional on the id: a request made after the agent read the old one stays open.
+      await this.#db.doc.send(
+        new UpdateCommand({
+          TableName: this.#db.tables.clusters,
+          Key: { clusterId: id },
+          UpdateExpression: 'REMOVE keyRotation',
+          ConditionExpression: 'keyRotation.id = :id',
+          ExpressionAttributeValues: { ':id': rotationId },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
     }
   }
 }

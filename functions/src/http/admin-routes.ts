@@ -22,6 +22,7 @@ import {
   previewTargets,
   registerCluster,
   relabelCluster,
+  requestKeyRotation,
   rollbackCluster,
   rotateClusterToken,
   syncFleet,
@@ -213,6 +214,18 @@ export async function rotateClusterTokenRoute(deps: ApiDeps, req: ApiRequest): P
   const id = pathClusterId(req);
   const token = await rotateClusterToken(deps, id);
   return json(200, { clusterId: id, token });
+}
+
+/**
+ * `POST /v1/admin/clusters/{id}/rotate-key`: asks the cluster's agent to make a new age key.
+ * The agent learns of it in the answer to its next status report (within a heartbeat
+ * interval) and reports the new recipient; 202 with the request and the recipients as they
+ * stand now, so a caller can wait for the cluster's own one to change.
+ */
+export async function rotateClusterKeyRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  const id = pathClusterId(req);
+  const { cluster, rotation } = await requestKeyRotation(deps, id);
+  return json(202, { cluster: clusterView(cluster), rotation });
 }
 
 /** A positive whole number from the query, or undefined when absent. */

@@ -12,6 +12,7 @@ import {
   registerClusterRoute,
   relabelClusterRoute,
   rollbackClusterRoute,
+  rotateClusterKeyRoute,
   rotateClusterTokenRoute,
   syncRoute,
 } from './admin-routes.ts';
@@ -51,6 +52,7 @@ const handlers: Readonly<Record<RouteId, RouteHandler>> = {
   deregisterCluster: deregisterClusterRoute,
   relabelCluster: relabelClusterRoute,
   rotateClusterToken: rotateClusterTokenRoute,
+  rotateClusterKey: rotateClusterKeyRoute,
   clusterHistory: clusterHistoryRoute,
   rollbackCluster: rollbackClusterRoute,
   listRollouts: listRolloutsRoute,

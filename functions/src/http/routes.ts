@@ -70,6 +70,13 @@ export const hubRoutes = [
     body: 'none',
   },
   {
+    id: 'rotateClusterKey',
+    method: 'POST',
+    path: '/v1/admin/clusters/{id}/rotate-key',
+    auth: 'admin',
+    body: 'none',
+  },
+  {
     id: 'clusterHistory',
     method: 'GET',
     path: '/v1/admin/clusters/{id}/history',

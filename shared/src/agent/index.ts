@@ -12,6 +12,8 @@ export {
 } from '../errors.ts';
 export { apiGroup, applyRank, CLUSTER_SCOPED_KINDS, groupKind } from '../kinds.ts';
 export {
+  type AgeRecipient,
+  ageRecipientProblem,
   type BundleRef,
   type BundleState,
   type ChangeNotification,
@@ -30,9 +32,12 @@ export {
   parseDesiredState,
   parseRenderedBundle,
   type RenderedBundleDocument,
+  recipientLimits,
+  recipientsProblems,
   type SealedFile,
   type SignedDesiredState,
   type StatusAnswer,
+  sameRecipients,
   selects,
   withoutFields,
 } from '../protocol/index.ts';

@@ -1,7 +1,9 @@
+import { type AgeRecipient, recipientsProblems } from '../protocol/age-recipients.ts';
 import {
   type BundleStatusReport,
   type ClusterStatusReport,
   isKubeVersion,
+  keyRotationIdPattern,
   statusLimits as reportLimits,
   STATUS_API_VERSION,
   STATUS_KIND,
@@ -29,6 +31,10 @@ export function buildStatusReport(input: {
   readonly agentVersion: string;
   /** The API server's `gitVersion`; left out when it is not one the hub takes. */
   readonly kubeVersion?: string | undefined;
+  /** The cluster's age recipients; left out when the hub would refuse them. */
+  readonly recipients?: readonly AgeRecipient[] | undefined;
+  /** The id of the last key rotation done for the hub. */
+  readonly keyRotation?: string | undefined;
   readonly observedAt: Date;
   readonly appliedGeneration?: number | undefined;
   /** Leave out for a heartbeat alone. */
@@ -64,6 +70,12 @@ export function buildStatusReport(input: {
     kind: STATUS_KIND,
     agentVersion: clip(input.agentVersion, reportLimits.agentVersionChars),
     ...(isKubeVersion(input.kubeVersion) ? { kubeVersion: input.kubeVersion } : {}),
+    ...(input.recipients !== undefined && recipientsProblems(input.recipients).length === 0
+      ? { recipients: input.recipients.map((r) => ({ name: r.name, recipient: r.recipient })) }
+      : {}),
+    ...(input.keyRotation !== undefined && keyRotationIdPattern.test(input.keyRotation)
+      ? { keyRotation: input.keyRotation }
+      : {}),
     observedAt: isoTime(input.observedAt.getTime()),
     ...(input.appliedGeneration !== undefined ? { appliedGeneration: input.appliedGeneration } : {}),
     ...(bundles !== undefined ? { bundles } : {}),

@@ -1,11 +1,13 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { labelsProblems, nameProblem } from '../labels.ts';
+import { type AgeRecipient, sortRecipients } from '../protocol/age-recipients.ts';
 import {
   type BundlePin,
   type ClusterRecord,
   type ClusterStore,
   ConflictError,
   GenerationReason,
+  type KeyRotationRequest,
   type Labels,
   NotFoundError,
 } from './ports.ts';
@@ -181,6 +183,13 @@ export interface ClusterView {
   } | null;
   /** Bundles a rollback holds at an earlier revision (empty when none); absent from hubs older than rollback. */
   readonly pins?: readonly PinView[];
+  /**
+   * The cluster's age recipients (public keys for SOPS files), the cluster's own key first;
+   * empty until its agent reported them. Absent from hubs older than the field.
+   */
+  readonly recipients?: readonly AgeRecipient[];
+  /** An open request to rotate the cluster's age key, or null. Absent from hubs older than the field. */
+  readonly keyRotation?: KeyRotationRequest | null;
 }
 
 /** A rollback pin as admins see it. */
@@ -219,5 +228,24 @@ export function clusterView(c: ClusterRecord): ClusterView {
     kubeVersion: c.kubeVersion ?? null,
     desiredState: c.head ? { generation: c.head.generation, etag: c.head.etag, commit: c.head.commit } : null,
     pins: (c.pins ?? []).map(pinView),
+    recipients: sortRecipients(c.recipients ?? []),
+    keyRotation: c.keyRotation ?? null,
   };
+}
+
+/**
+ * Asks the cluster's agent to make a new age key: the request rides on the answers to its
+ * status reports until a report says it was done. Asking again replaces an open request.
+ * @throws NotFoundError when the cluster does not exist.
+ */
+export async function requestKeyRotation(
+  ports: Pick<AdminPorts, 'clusters' | 'now'>,
+  id: string,
+): Promise<{ cluster: ClusterRecord; rotation: KeyRotationRequest }> {
+  const rotation: KeyRotationRequest = {
+    id: randomBytes(12).toString('base64url'),
+    requestedAt: ports.now().toISOString(),
+  };
+  const cluster = await ports.clusters.requestKeyRotation(id, rotation);
+  return { cluster, rotation };
 }

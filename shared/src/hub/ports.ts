@@ -4,6 +4,7 @@
  * unit tests pass plain in-memory fakes.
  */
 
+import type { AgeRecipient } from '../protocol/age-recipients.ts';
 import type { BundleRef } from '../protocol/desired-state.ts';
 
 export type Labels = Readonly<Record<string, string>>;
@@ -67,6 +68,10 @@ export interface ClusterRecord {
   /** The cluster's Kubernetes version as its agent last reported it (e.g. v1.33.2). */
   readonly kubeVersion?: string;
   readonly head?: DesiredStateHead;
+  /** The cluster's age recipients as its agent last reported them (public keys only). */
+  readonly recipients?: readonly AgeRecipient[];
+  /** An admin's open request that the agent make a new age key; gone once the agent did. */
+  readonly keyRotation?: KeyRotationRequest;
   /** Bundles held back by a rollback; absent or empty when none is. Written only with the head. */
   readonly pins?: readonly BundlePin[];
   /**
@@ -82,6 +87,12 @@ export interface LabelChange {
   readonly remove: readonly string[];
 }
 
+/** A request to rotate a cluster's age key: the agent rotates once per id. */
+export interface KeyRotationRequest {
+  readonly id: string;
+  readonly requestedAt: string;
+}
+
 /** What an agent's report tells about the agent and its cluster, kept on the cluster record. */
 export interface Heartbeat {
   /** When the hub received the report (the hub's clock). */
@@ -89,6 +100,8 @@ export interface Heartbeat {
   readonly agentVersion: string;
   /** Absent from older agents: the stored one then stays as it is. */
   readonly kubeVersion?: string | undefined;
+  /** Set only when they changed: the stored list is replaced by it. */
+  readonly recipients?: readonly AgeRecipient[] | undefined;
 }
 
 /** One generation of a cluster's desired state, as served to its agent. */
@@ -170,6 +183,13 @@ export interface ClusterStore {
    * @throws NotFoundError when the cluster does not exist.
    */
   recordHeartbeat(id: string, heartbeat: Heartbeat): Promise<{ readonly kubeVersionChanged: boolean }>;
+  /**
+   * Opens a key-rotation request, replacing any open one.
+   * @throws NotFoundError when the cluster does not exist.
+   */
+  requestKeyRotation(id: string, request: KeyRotationRequest): Promise<ClusterRecord>;
+  /** Closes the key-rotation request `rotationId` if it is still the open one; nothing otherwise. */
+  finishKeyRotation(id: string, rotationId: string): Promise<void>;
 }
 
 export interface DesiredStateStore {

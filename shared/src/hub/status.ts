@@ -8,10 +8,12 @@ import { isContentHash } from '../canonical.ts';
 import { parseDesiredState } from '../desired-state.ts';
 import { type FleetError, formatFleetError } from '../errors.ts';
 import { nameProblem } from '../labels.ts';
+import { recipientsProblems, sameRecipients } from '../protocol/age-recipients.ts';
 import {
   BundleState,
   type ClusterStatusReport,
   type DriftedObject,
+  keyRotationIdPattern,
   kubeVersionProblem,
   STATUS_API_VERSION,
   STATUS_KIND,
@@ -89,6 +91,8 @@ const reportFields = [
   'kind',
   'agentVersion',
   'kubeVersion',
+  'recipients',
+  'keyRotation',
   'observedAt',
   'appliedGeneration',
   'bundles',
@@ -121,6 +125,13 @@ export function parseStatusReport(value: unknown): ClusterStatusReport {
   if (value.kubeVersion !== undefined) {
     const problem = kubeVersionProblem(value.kubeVersion);
     if (problem) fail('kubeVersion', `${problem}, got ${show(value.kubeVersion)}`);
+  }
+  if (value.recipients !== undefined) {
+    for (const p of recipientsProblems(value.recipients)) fail(p.field, p.message);
+  }
+  if (value.keyRotation !== undefined) {
+    if (typeof value.keyRotation !== 'string' || !keyRotationIdPattern.test(value.keyRotation))
+      fail('keyRotation', `expected a key-rotation id the hub issued, got ${show(value.keyRotation)}`);
   }
   if (value.observedAt !== undefined) checkTime(value.observedAt, 'observedAt', fail);
   if (value.appliedGeneration !== undefined)
@@ -299,6 +310,10 @@ export interface StatusReceipt {
    * planned again at the last synced commit (a chart may render differently for it).
    */
   readonly replan?: KubeVersionReplan;
+  /** Set when the report changed the cluster's age recipients (they were written). */
+  readonly recipientsChanged?: true;
+  /** An open request to rotate the cluster's age key, which the agent has not done yet: part of the answer. */
+  readonly rotateKey?: { readonly id: string };
   /** The rollouts this report stepped, and whom they released or reverted. */
   readonly rollouts?: readonly {
     readonly bundle: string;
@@ -401,23 +416,38 @@ export function checkReportedGenerations(report: ClusterStatusReport, desiredGen
  *    heartbeat is recorded, and the next sync plans every cluster with what is stored.
  * 4. Compare the report with the stored status, and write only what changed.
  *
+ * Age recipients ride along with the heartbeat write, only when they differ from the
+ * record's; a report that names the open key-rotation request closes it, and one that does
+ * not gets it back in the answer (`rotateKey`).
+ *
  * @param cluster the reporting cluster's record as the hub read it to authenticate the
  *   report; generations only grow, so its head bounds what the agent can have been given.
  */
 export async function recordClusterStatus(
   ports: StatusPorts,
-  cluster: Pick<ClusterRecord, 'id' | 'head'>,
+  cluster: Pick<ClusterRecord, 'id' | 'head' | 'recipients' | 'keyRotation'>,
   report: ClusterStatusReport,
 ): Promise<StatusReceipt> {
   checkReportedGenerations(report, cluster.head?.generation ?? 0);
   const clusterId = cluster.id;
   const receivedAt = ports.now().toISOString();
+  // Recipients are written only when they changed: most reports are heartbeats.
+  const recipients =
+    report.recipients !== undefined && !sameRecipients(report.recipients, cluster.recipients)
+      ? report.recipients
+      : undefined;
   // The hub's clock, not the agent's, decides Offline: edge clocks drift.
   const { kubeVersionChanged } = await ports.clusters.recordHeartbeat(clusterId, {
     at: receivedAt,
     agentVersion: report.agentVersion,
     kubeVersion: report.kubeVersion,
+    ...(recipients ? { recipients } : {}),
   });
+  // The agent did the rotation asked for: the request is closed (unless a newer one replaced it meanwhile).
+  const rotationDone = cluster.keyRotation !== undefined && report.keyRotation === cluster.keyRotation.id;
+  if (rotationDone) await ports.clusters.finishKeyRotation(clusterId, cluster.keyRotation.id);
+  const rotateKey =
+    cluster.keyRotation !== undefined && !rotationDone ? { id: cluster.keyRotation.id } : undefined;
   let replan: KubeVersionReplan | undefined;
   if (kubeVersionChanged && report.kubeVersion !== undefined) {
     try {
@@ -457,6 +487,8 @@ export async function recordClusterStatus(
     changed: change.put.length,
     removed: change.remove.length,
     ...(replan ? { replan } : {}),
+    ...(recipients ? { recipientsChanged: true } : {}),
+    ...(rotateKey ? { rotateKey } : {}),
     ...(rollouts.length > 0
       ? { rollouts: rollouts.map((r) => ({ bundle: r.bundle, released: r.release, reverted: r.revert })) }
       : {}),

@@ -4,6 +4,8 @@
  * (`hub/status.ts`); the agent builds them within these limits (`agent/status.ts`).
  */
 
+import type { AgeRecipient } from './age-recipients.ts';
+
 /** apiVersion of the status payload; a breaking change to the schema gets a new version. */
 export const STATUS_API_VERSION = 'flotilla.dev/v1alpha1';
 export const STATUS_KIND = 'ClusterStatus';
@@ -58,6 +60,17 @@ export interface ClusterStatusReport {
    * the last one it was told. See {@link isKubeVersion}.
    */
   readonly kubeVersion?: string;
+  /**
+   * The cluster's age recipients (public keys only), for SOPS files meant for it. Optional:
+   * older agents do not send them, and the hub keeps the last list it was told. See
+   * {@link recipientsProblems}.
+   */
+  readonly recipients?: readonly AgeRecipient[];
+  /**
+   * The id of the last key rotation the hub asked for ({@link StatusAnswer.rotateKey}) that
+   * the agent has done: the hub stops asking once it reads it.
+   */
+  readonly keyRotation?: string;
   /** When the agent took this status, by its clock. */
   readonly observedAt?: string;
   /** Generation of the last desired state the agent applied completely. */
@@ -80,7 +93,15 @@ export const statusLimits = {
 /** What the hub answers to a status report: its current desired generation, so an agent that missed a notification knows it is behind. */
 export interface StatusAnswer {
   readonly desired: { readonly generation: number; readonly etag: string } | null;
+  /**
+   * Set while an admin's request to rotate the cluster's age key is open: the agent makes a
+   * new key once per `id`, and says so in its next report's `keyRotation`.
+   */
+  readonly rotateKey?: { readonly id: string };
 }
+
+/** A key-rotation request id: what the hub issues and the agent echoes back. */
+export const keyRotationIdPattern = /^[A-Za-z0-9_-]{8,64}$/;
 
 /**
  * A Kubernetes version as API servers report it in `gitVersion`: `v` and three numbers,

@@ -119,6 +119,11 @@ export class AgentHarness {
     return new AgentHarness(bed, repo, adminKey, hub, link, publicKeyPem);
   }
 
+  /** The admin key of the hub, for the CLI (`runFlotilla`). */
+  get adminKey(): string {
+    return this.#adminKey;
+  }
+
   /** The hub becomes unreachable for agents: their connections are cut and new ones refused. */
   async stopHub(): Promise<void> {
     await this.#link.cut();

@@ -87,6 +87,32 @@ describe('DynamoDB stores (DynamoDB Local)', () => {
     ).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('keeps age recipients from the heartbeat that had them, and closes only the open key-rotation request', async () => {
+    await clusters.create({ id: 'age-1', labels: {}, tokenHash: 'h', registeredAt: '2024-05-01T00:00:00Z' });
+    const recipients = [{ name: 'cluster', recipient: 'age1example' }];
+    await clusters.recordHeartbeat('age-1', {
+      at: '2024-05-01T00:01:00Z',
+      agentVersion: '0.1.0',
+      recipients,
+    });
+    await clusters.recordHeartbeat('age-1', { at: '2024-05-01T00:02:00Z', agentVersion: '0.1.0' });
+    expect((await clusters.get('age-1'))?.recipients).toEqual(recipients);
+    expect((await clusters.list()).find((c) => c.id === 'age-1')?.recipients).toEqual(recipients);
+
+    const first = { id: 'rot_first_0001', requestedAt: '2024-05-01T00:03:00Z' };
+    const second = { id: 'rot_second_001', requestedAt: '2024-05-01T00:04:00Z' };
+    expect((await clusters.requestKeyRotation('age-1', first)).keyRotation).toEqual(first);
+    await clusters.requestKeyRotation('age-1', second);
+    // The agent reports the first one done after the second was asked for: the second stays open.
+    await clusters.finishKeyRotation('age-1', first.id);
+    expect((await clusters.get('age-1'))?.keyRotation).toEqual(second);
+    expect((await clusters.list()).find((c) => c.id === 'age-1')?.keyRotation).toEqual(second);
+    await clusters.finishKeyRotation('age-1', second.id);
+    expect((await clusters.get('age-1'))?.keyRotation).toBeUndefined();
+    await expect(clusters.requestKeyRotation('age-gone', first)).rejects.toBeInstanceOf(NotFoundError);
+    await clusters.finishKeyRotation('age-gone', first.id);
+  });
+
   it('lists clusters a page at a time, every one exactly once', async () => {
     const pageTables = hubTableNames(`pages-${Date.now()}`);
     await ensureHubTables(client, pageTables);

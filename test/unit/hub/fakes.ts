@@ -16,6 +16,7 @@ import {
   type Heartbeat,
   hashToken,
   InvalidRequestError,
+  type KeyRotationRequest,
   type LabelChange,
   type Labels,
   NotFoundError,
@@ -73,16 +74,33 @@ export class MemoryClusterStore implements ClusterStore {
     this.records.set(id, next);
     return next;
   }
-  async recordHeartbeat(id: string, { at, agentVersion, kubeVersion }: Heartbeat) {
+  async recordHeartbeat(id: string, { at, agentVersion, kubeVersion, recipients }: Heartbeat) {
     const current = this.records.get(id);
     if (!current) throw new NotFoundError(`cluster "${id}" not found`);
+    this.heartbeatWrites.push({ id, recipients });
     this.records.set(id, {
       ...current,
       lastHeartbeatAt: at,
       agentVersion,
       ...(kubeVersion === undefined ? {} : { kubeVersion }),
+      ...(recipients === undefined ? {} : { recipients }),
     });
     return { kubeVersionChanged: kubeVersion !== undefined && kubeVersion !== current.kubeVersion };
+  }
+  /** What each heartbeat wrote besides the heartbeat itself. */
+  readonly heartbeatWrites: { id: string; recipients: Heartbeat['recipients'] }[] = [];
+  async requestKeyRotation(id: string, keyRotation: KeyRotationRequest) {
+    const current = this.records.get(id);
+    if (!current) throw new NotFoundError(`cluster "${id}" not found`);
+    const next = { ...current, keyRotation };
+    this.records.set(id, next);
+    return next;
+  }
+  async finishKeyRotation(id: string, rotationId: string) {
+    const current = this.records.get(id);
+    if (current?.keyRotation?.id !== rotationId) return;
+    const { keyRotation: _done, ...rest } = current;
+    this.records.set(id, rest);
   }
 }
 
