@@ -20,6 +20,7 @@ import {
   rolloutStatusCommand,
 } from './rollout.ts';
 import { secretsRecipientsCommand, secretsRotateCommand } from './secrets.ts';
+import { secretsCheckCommand, secretsEncryptCommand } from './secrets-files.ts';
 import { statusCommand, syncCommand } from './status.ts';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './token.ts';
 
@@ -44,6 +45,8 @@ export const commands: readonly Command[] = [
   tokenCreateCommand,
   tokenListCommand,
   tokenRevokeCommand,
+  secretsEncryptCommand,
+  secretsCheckCommand,
   secretsRecipientsCommand,
   secretsRotateCommand,
   clusterGetCommand,
@@ -57,7 +60,10 @@ export const commands: readonly Command[] = [
 export const groups = [
   { name: 'token', summary: 'one-time registration tokens' },
   { name: 'rollout', summary: 'progressive rollouts: list, status, pause, resume, promote, abort' },
-  { name: 'secrets', summary: "the clusters' age keys for SOPS files: recipients, rotate" },
+  {
+    name: 'secrets',
+    summary: 'SOPS files for the clusters that get them: encrypt, check, recipients, rotate',
+  },
   { name: 'cluster', summary: 'one registered cluster: show, rotate its token, remove it' },
   { name: 'local-agent', summary: 'agents run on this machine by bootstrap --run-agent local' },
 ] as const;
