@@ -89,7 +89,8 @@ function ownIdentities(env: Readonly<Record<string, string | undefined>>, cwd: s
 export const secretsEncryptCommand: Command = {
   name: 'secrets encrypt',
   summary: 'encrypt a file (a Secret, say) as SOPS for exactly the clusters a bundle or selector names',
-  usage: 'secrets encrypt <file> --for <bundle|selector> [--repo <checkout>] [-i | --output <file>]',
+  usage:
+    'secrets encrypt <file> --for <bundle|selector> [--repo <checkout>] [--group <name>] [-i | --output <file>]',
   description: [
     "Encrypts the file's values to the age recipients of the clusters that --for names: a bundle of the",
     'checkout (the clusters it targets, as the hub computes it) or, when no bundle has that name, a label',
@@ -110,6 +111,12 @@ export const secretsEncryptCommand: Command = {
       type: 'string',
       valueName: 'regex',
       description: `encrypt values under keys matching it (default ${DEFAULT_ENCRYPTED_REGEX})`,
+    },
+    group: {
+      type: 'string',
+      valueName: 'secret-name',
+      description:
+        "encrypt to the clusters' shared group key (group/<secret-name>) instead of each cluster's own",
     },
     'add-recipient': {
       type: 'string',
@@ -139,18 +146,23 @@ export const secretsEncryptCommand: Command = {
     }
     const { clusters, what } = await clustersFor(ctx, target, (values.repo as string | undefined) ?? '.');
     if (clusters.length === 0) throw new CliError(ExitCode.NotFound, `${what} matches no registered cluster`);
-    const keyless = clusters.filter((c) => !(c.recipients ?? []).some((r) => r.name === 'cluster'));
+    const group = values.group as string | undefined;
+    const keyName = group === undefined ? 'cluster' : `group/${group}`;
+    const keyless = clusters.filter((c) => !(c.recipients ?? []).some((r) => r.name === keyName));
     if (keyless.length > 0)
       throw new CliError(
         ExitCode.Failure,
-        `no age key reported yet by ${keyless.map((c) => c.id).join(', ')}: encrypting without them would leave them unable to read the file`,
+        `no ${group === undefined ? 'age key' : `group key ${keyName}`} reported by ${keyless.map((c) => c.id).join(', ')}: encrypting without them would leave them unable to read the file`,
         {
-          hint: 'wait for their agents to report (flotilla cluster get <name> shows recipients), or narrow --for',
+          hint:
+            group === undefined
+              ? 'wait for their agents to report (flotilla secrets recipients shows what each has), or narrow --for'
+              : 'install the group key in their agent namespace (docs/agent.md, "Age keys for SOPS secrets"), or narrow --for',
         },
       );
     const recipients = [
       ...new Set([
-        ...clusters.map((c) => (c.recipients ?? []).find((r) => r.name === 'cluster')?.recipient as string),
+        ...clusters.map((c) => (c.recipients ?? []).find((r) => r.name === keyName)?.recipient as string),
         ...((values['add-recipient'] as string[] | undefined) ?? []),
       ]),
     ];
