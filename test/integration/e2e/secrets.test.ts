@@ -8,10 +8,12 @@
  * key is found by `flotilla secrets check` and followed by encrypting again.
  */
 
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { DynamoDBClient, paginateListTables, paginateScan } from '@aws-sdk/client-dynamodb';
 import type { ClusterStatusView } from '@flotilla/shared/hub';
@@ -19,6 +21,8 @@ import { hubTableNames } from '@flotilla/shared/hub/tables';
 import { generateAgeIdentity } from '@flotilla/shared/sops';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parse } from 'yaml';
+import { ensureSops } from '../../bed/src/sops-build.ts';
 import { LocalFleet, type LocalSpoke } from '../../support/local-fleet.ts';
 import { until } from '../../support/until.ts';
 
@@ -40,6 +44,9 @@ const value = {
 };
 /** An operator key kept off the clusters, so that a file can be opened and encrypted again after a rotation. */
 let operator: { identity: string; recipient: string };
+/** The reference `sops` CLI, built from the Go module proxy. */
+let sops: string;
+const run = promisify(execFile);
 
 let fleet: LocalFleet;
 const fleetDir = mkdtempSync(join(tmpdir(), 'flotilla-se-e2e-fleet-'));
@@ -121,6 +128,7 @@ function forms(v: string): string[] {
 beforeAll(async () => {
   expect(bed.clusters.length, 'the bed needs three spoke control planes').toBeGreaterThanOrEqual(3);
   operator = await generateAgeIdentity();
+  sops = (await ensureSops()).path;
   write(
     fleetDir,
     'bundles/base/bundle.yaml',
@@ -173,6 +181,11 @@ describe('SOPS secrets through the fleet', () => {
       const file = readFileSync(join(fleet.repo.dir, secretPath(env)), 'utf8');
       for (const f of forms(value[env])) expect(file).not.toContain(f);
       expect(file).toContain('name: db-credentials');
+      // The reference tool reads what `flotilla secrets encrypt` wrote (here with the operator's key).
+      const { stdout } = await run(sops, ['-d', join(fleet.repo.dir, secretPath(env))], {
+        env: { ...process.env, SOPS_AGE_KEY: operator.identity },
+      });
+      expect(parse(stdout)).toEqual(parse(secretYaml(value[env])));
     }
     const check = await fleet.flotilla(['secrets', 'check', '--repo', fleet.repo.dir]);
     expect(check.code, check.stderr).toBe(0);
@@ -260,50 +273,93 @@ describe('SOPS secrets through the fleet', () => {
     }
   }, 120_000);
 
-  it('refuses a tampered file on every cluster, applying nothing of it and keeping the previous Secret', async () => {
-    const path = join(fleet.repo.dir, secretPath('prod'));
-    const good = readFileSync(path, 'utf8');
-    const tampered = good.replace(
-      /(password: ENC\[AES256_GCM,data:)(.)/,
-      (_m, head: string, c: string) => `${head}${c === 'A' ? 'B' : 'A'}`,
-    );
-    expect(tampered).not.toBe(good);
-    writeFileSync(path, tampered);
-    // The same commit also adds a ConfigMap to the bundle: it must not be applied either.
-    fleet.repo.write(
-      'bundles/secrets-prod/marker.yaml',
-      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: secrets-prod-marker\ndata:\n  at: tampered\n',
-    );
-    const p = await fleet.push('tampered prod credentials', () => {});
-    await fleet.waitFor(
-      'both prod clusters to refuse the tampered file',
-      (s) =>
-        [p1, p2].every((x) =>
-          s.clusters
-            .find((c) => c.id === x.name)
-            ?.bundles.some((b) => b.name === 'secrets-prod' && b.upToDate && b.state === 'Failed'),
-        ) && s.sync?.commit === p.commit,
-      { timeoutMs: 60_000 },
-    );
-    for (const x of [p1, p2]) {
-      const b = (await clusterStatus(x)).bundles.find((b) => b.name === 'secrets-prod');
-      expect(b?.message).toMatch(/^bundles\/secrets-prod\/secret\.yaml: .*stringData\.password/);
-      expect(b?.message).toMatch(/tamper|authenticat/i);
-      for (const f of forms(value.prod)) expect(b?.message).not.toContain(f);
-      expect(await password(x)).toBe(value.prod);
-      const marker = await core(x)
-        .readNamespacedConfigMap({ name: 'secrets-prod-marker', namespace })
-        .catch(() => undefined);
-      expect(marker, 'nothing of a bundle with a refused file is applied').toBeUndefined();
-    }
-    // Staging carried on.
-    expect((await clusterStatus(s1)).bundles.every((b) => b.state === 'Ready')).toBe(true);
+  /**
+   * Four ways a file can be wrong, each pushed with a new ConfigMap in the same bundle: both
+   * prod clusters fail the bundle with that way's own message, apply nothing of it (no
+   * ConfigMap) and keep the Secret they had; staging carries on.
+   */
+  const refusals: { name: string; bad: (good: string) => Promise<string>; message: RegExp }[] = [
+    {
+      name: 'a flipped ciphertext byte',
+      bad: async (good) =>
+        good.replace(
+          /(password: ENC\[AES256_GCM,data:)(.)/,
+          (_m, head: string, c: string) => `${head}${c === 'A' ? 'B' : 'A'}`,
+        ),
+      message: /^bundles\/secrets-prod\/secret\.yaml: stringData\.password fails authentication/,
+    },
+    {
+      name: 'a changed MAC',
+      bad: async (good) =>
+        good.replace(
+          /(mac: ENC\[AES256_GCM,data:)(.)/,
+          (_m, head: string, c: string) => `${head}${c === 'A' ? 'B' : 'A'}`,
+        ),
+      message: /^bundles\/secrets-prod\/secret\.yaml: MAC mismatch: the stored MAC fails authentication/,
+    },
+    {
+      name: "a file for another cluster's key",
+      bad: async () => {
+        // Well formed and intact, encrypted for the staging cluster only.
+        const plain = join(fleetDir, 'other.yaml');
+        writeFileSync(plain, secretYaml('for-someone-else'));
+        return cli(['secrets', 'encrypt', plain, '--for', 'env=staging']);
+      },
+      message: /^bundles\/secrets-prod\/secret\.yaml: not encrypted for this cluster/,
+    },
+    {
+      name: 'a truncated file',
+      // Cut before the MAC: still YAML with SOPS metadata, so the hub passes it on.
+      bad: async (good) => good.slice(0, good.indexOf('\n  mac:') + 1),
+      // Without its rule (cut off too), the file says every value is encrypted: a clear one is malformed.
+      message: /^bundles\/secrets-prod\/secret\.yaml: apiVersion is not an ENC\[AES256_GCM,.*\] value$/,
+    },
+  ];
 
-    writeFileSync(path, good);
-    fleet.repo.remove('bundles/secrets-prod/marker.yaml');
-    await pushAndSync('restore prod credentials');
-    expect(await password(p1)).toBe(value.prod);
-  }, 180_000);
+  for (const refusal of refusals) {
+    it(`refuses ${refusal.name} on every cluster, applying nothing of it and keeping the previous Secret`, async () => {
+      const path = join(fleet.repo.dir, secretPath('prod'));
+      const good = readFileSync(path, 'utf8');
+      const bad = await refusal.bad(good);
+      expect(bad).not.toBe(good);
+      expect(bad).toContain('sops:');
+      try {
+        writeFileSync(path, bad);
+        fleet.repo.write(
+          'bundles/secrets-prod/marker.yaml',
+          'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: secrets-prod-marker\ndata:\n  at: refused\n',
+        );
+        const p = await fleet.push(`prod credentials: ${refusal.name}`, () => {});
+        await fleet.waitFor(
+          'both prod clusters to refuse the file',
+          (s) =>
+            s.sync?.commit === p.commit &&
+            [p1, p2].every((x) =>
+              s.clusters
+                .find((c) => c.id === x.name)
+                ?.bundles.some((b) => b.name === 'secrets-prod' && b.upToDate && b.state === 'Failed'),
+            ),
+          { timeoutMs: 60_000 },
+        );
+        for (const x of [p1, p2]) {
+          const b = (await clusterStatus(x)).bundles.find((b) => b.name === 'secrets-prod');
+          expect(b?.message).toMatch(refusal.message);
+          for (const f of [...forms(value.prod), 'for-someone-else']) expect(b?.message).not.toContain(f);
+          expect(await password(x)).toBe(value.prod);
+          const marker = await core(x)
+            .readNamespacedConfigMap({ name: 'secrets-prod-marker', namespace })
+            .catch(() => undefined);
+          expect(marker, 'nothing of a bundle with a refused file is applied').toBeUndefined();
+        }
+        expect((await clusterStatus(s1)).bundles.every((b) => b.state === 'Ready')).toBe(true);
+      } finally {
+        writeFileSync(path, good);
+        fleet.repo.remove('bundles/secrets-prod/marker.yaml');
+        await pushAndSync(`restore prod credentials after ${refusal.name}`);
+        expect(await password(p1)).toBe(value.prod);
+      }
+    }, 180_000);
+  }
 
   it('follows a rotated key: check finds the cluster, encrypting again reaches it', async () => {
     const before = await recipients(p1);
