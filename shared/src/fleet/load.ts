@@ -329,8 +329,9 @@ function looksLikeSops(path: string, content: string): boolean {
 
 /**
  * A Helm or Kustomize bundle's SOPS files: the encrypted files next to its bundle.yaml (a
- * Secret the chart reads, say) travel with the engine's output as committed. Values files
- * are the chart's inputs, not objects (an encrypted one is an error of its own).
+ * Secret the chart reads, say) travel with the engine's output as committed. Values files,
+ * and files in the chart's or a kustomization's directory, are the engine's inputs, not
+ * objects (an encrypted one there is an error of its own, when the engine outputs it).
  */
 function engineSealedFiles(
   paths: readonly string[],
@@ -342,7 +343,15 @@ function engineSealedFiles(
   const values = new Set<string>();
   for (const f of spec?.helm?.valuesFiles ?? []) values.add(f.path);
   for (const c of spec?.customizations ?? []) for (const f of c.helm?.valuesFiles ?? []) values.add(f.path);
-  const sops = paths.filter((p) => !values.has(p) && looksLikeSops(p, files.get(p) ?? ''));
+  // The chart's and the kustomizations' own directories are the engine's: what is there is its input.
+  const engineDirs: string[] = [];
+  if (spec?.helm?.chart.kind === 'path') engineDirs.push(`${spec.helm.chart.dir.path}/`);
+  if (spec?.kustomize) engineDirs.push(`${spec.kustomize.dir.path}/`);
+  for (const c of spec?.customizations ?? []) if (c.kustomize) engineDirs.push(`${c.kustomize.dir.path}/`);
+  for (const p of paths) if (KUSTOMIZATION_FILE.test(p)) engineDirs.push(p.slice(0, p.lastIndexOf('/') + 1));
+  const sops = paths.filter(
+    (p) => !values.has(p) && !engineDirs.some((d) => p.startsWith(d)) && looksLikeSops(p, files.get(p) ?? ''),
+  );
   return sops.length === 0 ? [] : readManifests(sops, files, bundle, errors, false).filter((d) => d.sealed);
 }
 

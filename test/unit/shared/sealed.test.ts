@@ -207,3 +207,37 @@ describe('plain Secrets in the fleet repo', () => {
     ]);
   });
 });
+
+describe('SOPS files with Helm', () => {
+  const chart = {
+    'bundles/grafana/chart/Chart.yaml': 'apiVersion: v2\nname: grafana\nversion: 1.0.0\n',
+    'bundles/grafana/chart/templates/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n',
+  };
+
+  it('refuse an encrypted values file, with the supported pattern as hint', () => {
+    const fleet = loadFleet(
+      repo({
+        ...chart,
+        'bundles/grafana/bundle.yaml':
+          'targets: [{ clusterSelector: {} }]\nhelm:\n  chart: chart\n  valuesFiles: [secret-values.yaml]\n',
+        'bundles/grafana/secret-values.yaml': `adminPassword: ENC[AES256_GCM,data:c2VjcmV0,iv:aXY=,tag:dGFn,type:str]\n${SOPS_META}`,
+      }),
+    );
+    expect(formatted(fleet.bundles.find((b) => b.name === 'grafana')?.errors ?? [])).toEqual([
+      'bundles/grafana/secret-values.yaml:1: bundles/grafana/secret-values.yaml is SOPS-encrypted: Helm values are rendered at the hub, which never decrypts. Put the secret in a SOPS-encrypted Secret next to bundle.yaml and have the chart read it (an existingSecret value)',
+    ]);
+  });
+
+  it('carry the SOPS files next to bundle.yaml beside the chart', () => {
+    const fleet = loadFleet(
+      repo({
+        ...chart,
+        'bundles/grafana/bundle.yaml': 'targets: [{ clusterSelector: {} }]\nhelm:\n  chart: chart\n',
+        'bundles/grafana/admin.sops.yaml': SECRET,
+      }),
+    );
+    expect(formatted(fleet.errors)).toEqual([]);
+    const state = fleet.bundles.find((b) => b.name === 'grafana');
+    expect(state?.errors).toEqual([]);
+  });
+});
