@@ -5,9 +5,10 @@
  * fleet repo, three spoke control planes), starts the local hub on it, bootstraps each
  * spoke with `flotilla bootstrap` (its agent running as a local process), shows the
  * clusters converging, then commits a change for env=prod only and shows that only the
- * prod clusters change, with push-to-applied times. Stays up until Ctrl-C, which stops
- * everything it started.
+ * prod clusters change, with push-to-applied times, then a SOPS-encrypted Secret that only
+ * the prod clusters' agents decrypt. Stays up until Ctrl-C, which stops everything it started.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FleetStatus } from '@flotilla/shared/hub';
@@ -23,6 +24,11 @@ const spokeLabels: Record<string, Record<string, string>> = {
   'prod-us-1': { env: 'prod', region: 'us' },
   'staging-eu-1': { env: 'staging', region: 'eu' },
 };
+const WEB_SECRETS_BUNDLE = `description: Credentials the storefront reads, SOPS-encrypted for the prod clusters
+namespace: web
+targets:
+  - clusterSelector: env=prod
+`;
 const names = Object.keys(spokeLabels);
 const cliStateDir = join(repoRoot, '.flotilla', 'local-cli');
 const started = Date.now();
@@ -190,6 +196,50 @@ try {
   say(formatTable(headers, rows).trimEnd());
   say();
   say(await cli(fleet, ['status']));
+  say();
+
+  // 3. A secret only the prod clusters can read: SOPS-encrypted to the age keys their agents made.
+  say(
+    `${elapsed()}  encrypting a database password for bundle web-secrets (env=prod) with \`flotilla secrets encrypt\``,
+  );
+  say(await cli(fleet, ['secrets', 'recipients']));
+  const password = randomBytes(12).toString('base64url');
+  const secretPath = 'bundles/web-secrets/db-credentials.sops.yaml';
+  fleet.repo.write('bundles/web-secrets/bundle.yaml', WEB_SECRETS_BUNDLE);
+  fleet.repo.write(secretPath, dbCredentials(password));
+  await cli(fleet, [
+    'secrets',
+    'encrypt',
+    join(fleet.repo.dir, secretPath),
+    '--for',
+    'web-secrets',
+    '--repo',
+    fleet.repo.dir,
+    '-i',
+  ]);
+  const sealed = readRepoFile(fleet.repo.dir, secretPath);
+  if (sealed.includes(password)) throw new Error(`${secretPath} still holds the password in clear`);
+  say(`${elapsed()}  ${secretPath}, as committed (values encrypted, identity in clear):`);
+  say(
+    sealed
+      .split('\n')
+      .slice(0, 8)
+      .map((l) => `    ${l.length > 96 ? `${l.slice(0, 93)}...` : l}`)
+      .join('\n'),
+  );
+  const secretPush = await fleet.push('web: database credentials for production (SOPS)', () => {});
+  await fleet.waitInSync({ commit: secretPush.commit, timeoutMs: 120_000 });
+  const secretRows: string[][] = [];
+  for (const spoke of spokes) {
+    const got = await dbPassword(spoke.kubeconfigPath);
+    secretRows.push([
+      spoke.name,
+      got === undefined ? '(none: not targeted)' : got === password ? 'decrypted, matches' : 'MISMATCH',
+    ]);
+  }
+  say(`${elapsed()}  applied; the hub only ever held the ciphertext:`);
+  say(formatTable(['cluster', 'Secret web/db-credentials on the spoke'], secretRows).trimEnd());
+  say();
 
   say('Try it yourself (another terminal, from this directory):');
   say(`  export FLOTILLA_HUB_URL=${fleet.hubUrl} FLOTILLA_ADMIN_KEY_FILE=${adminKeyFile}`);
@@ -287,6 +337,33 @@ async function engineBundlesOn(kubeconfigPath: string): Promise<string[]> {
     config?.data?.region ?? '-',
     String(orders?.spec?.replicas ?? '-'),
   ];
+}
+
+function dbCredentials(password: string): string {
+  return `apiVersion: v1
+kind: Secret
+metadata:
+  name: db-credentials
+type: Opaque
+stringData:
+  username: storefront
+  password: ${password}
+`;
+}
+
+/** The password in the spoke's web/db-credentials Secret, if it has one. */
+async function dbPassword(kubeconfigPath: string): Promise<string | undefined> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  try {
+    const s = await kc
+      .makeApiClient(CoreV1Api)
+      .readNamespacedSecret({ name: 'db-credentials', namespace: 'web' });
+    const b64 = s.data?.password;
+    return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 function readRepoFile(dir: string, path: string): string {
