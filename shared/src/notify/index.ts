@@ -1,0 +1,7 @@
+export {
+  EventSeverity,
+  type EventSink,
+  type FleetEvent,
+  FleetEventType,
+  noEvents,
+} from './events.ts';
