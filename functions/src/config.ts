@@ -43,6 +43,10 @@ export interface HubConfig {
   readonly kmsEndpoint: string | undefined;
   /** Seconds without a heartbeat after which a cluster counts as Offline. */
   readonly offlineAfterSeconds: number;
+  /** Seconds a bundle may stay NotReady on its content before `bundle.not-ready` (FLOTILLA_NOT_READY_AFTER_SECONDS, default 600). */
+  readonly notReadyAfterSeconds: number;
+  /** The SQS queue fleet events go to, for the notifier (FLOTILLA_NOTIFY_QUEUE_URL); unset: events go nowhere. */
+  readonly notifyQueueUrl: string | undefined;
   /**
    * The render worker for Helm and Kustomize bundles (FLOTILLA_RENDERER; in Lambda the
    * layer's /opt/bin/flotilla-renderer). Unset: the local hub builds it; elsewhere those
@@ -145,6 +149,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
       `FLOTILLA_OFFLINE_AFTER_SECONDS must be an integer of at least 10, got "${env.FLOTILLA_OFFLINE_AFTER_SECONDS}"`,
     );
   }
+  const notReady = Number(env.FLOTILLA_NOT_READY_AFTER_SECONDS ?? '600');
+  if (!Number.isInteger(notReady) || notReady < 10) {
+    problems.push(
+      `FLOTILLA_NOT_READY_AFTER_SECONDS must be an integer of at least 10, got "${env.FLOTILLA_NOT_READY_AFTER_SECONDS}"`,
+    );
+  }
   const adminKeySha256 = env.FLOTILLA_ADMIN_KEY_SHA256?.trim().toLowerCase() || undefined;
   const adminAuth = env.FLOTILLA_ADMIN_AUTH?.trim() || (adminKeySha256 ? 'key' : 'iam');
   if (adminAuth !== 'iam' && adminAuth !== 'key') {
@@ -194,6 +204,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
     secretsManagerEndpoint: optionalUrl('FLOTILLA_SECRETSMANAGER_ENDPOINT'),
     kmsEndpoint: optionalUrl('FLOTILLA_KMS_ENDPOINT'),
     offlineAfterSeconds: offline,
+    notReadyAfterSeconds: notReady,
+    notifyQueueUrl: optionalUrl('FLOTILLA_NOTIFY_QUEUE_URL'),
     rendererBinary: env.FLOTILLA_RENDERER?.trim() || undefined,
     chartCacheDir: env.FLOTILLA_CHART_CACHE_DIR?.trim() || '/tmp/flotilla-charts',
     chartCredentialsFile: env.FLOTILLA_CHART_CREDENTIALS_FILE?.trim() || undefined,

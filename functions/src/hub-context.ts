@@ -12,6 +12,7 @@ import {
   staticCredentialResolver,
 } from '@flotilla/shared/charts';
 import type { Signer, SyncFanout, SyncPorts } from '@flotilla/shared/hub';
+import type { EventSink } from '@flotilla/shared/notify';
 import { DirectoryChartCache } from './adapters/directory-chart-cache.ts';
 import { DynamoDbRegistrationTokenStore } from './adapters/dynamodb-registration-tokens.ts';
 import { DynamoDbRolloutStore } from './adapters/dynamodb-rollout-store.ts';
@@ -28,6 +29,7 @@ import { fileCredentialResolver } from './adapters/file-chart-credentials.ts';
 import { GitFleetSource } from './adapters/git-fleet-source.ts';
 import { KmsSigner } from './adapters/kms-signer.ts';
 import { Ed25519Signer } from './adapters/local-signer.ts';
+import { SqsEventSink } from './adapters/sqs-event-sink.ts';
 import { SqsRolloutTimer } from './adapters/sqs-rollout-timer.ts';
 import { SqsSpokeQueues } from './adapters/sqs-spoke-queues.ts';
 import { SqsSyncWorkQueue } from './adapters/sqs-sync-work-queue.ts';
@@ -65,6 +67,8 @@ export interface ClientOverrides {
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
   /** A signer built elsewhere (KMS); by default one from `config.signingKeyPem`. */
   readonly signer?: Signer & { readonly publicKeyPem: string };
+  /** Where fleet events go; by default the notify queue of `config.notifyQueueUrl`, or nowhere. */
+  readonly events?: EventSink;
 }
 
 /**
@@ -117,8 +121,13 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
   const rolloutTimer = config.syncQueueUrl
     ? new SqsRolloutTimer(sqs, config.syncQueueUrl, { now, log: jsonLogger() })
     : undefined;
+  // Fleet events for the notifier: its queue in AWS, or a sink handed in (the local hub's).
+  const events =
+    overrides.events ??
+    (config.notifyQueueUrl ? new SqsEventSink(sqs, config.notifyQueueUrl, { log: jsonLogger() }) : undefined);
   return {
     ...(fanout ? { fanout } : {}),
+    ...(events ? { events } : {}),
     ...(rolloutTimer ? { rolloutTimer } : {}),
     ...(renderer && charts ? { renderer, engine: { engine: new CachingEngine(renderer), charts } } : {}),
     config,

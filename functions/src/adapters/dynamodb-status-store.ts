@@ -1,10 +1,11 @@
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type {
   ClusterStatusChange,
   ClusterStatusStore,
   StoredBundleStatus,
   StoredClusterStatus,
 } from '@flotilla/shared/hub';
-import type { HubDb } from './dynamodb-stores.ts';
+import { type HubDb, isConditionFailure } from './dynamodb-stores.ts';
 
 /**
  * The cluster-level part of a status lives beside its bundles under a sort key no bundle
@@ -57,5 +58,26 @@ export class DynamoDbClusterStatusStore implements ClusterStatusStore {
       requests.push({ PutRequest: { Item: { clusterId, bundle: summaryKey, ...change.summary } } });
     }
     await this.#db.batchWrite(this.#db.tables.bundleStatus, requests);
+  }
+
+  async markNotReadyReported(clusterId: string, bundle: string, since: string, at: string): Promise<boolean> {
+    try {
+      await this.#db.doc.send(
+        new UpdateCommand({
+          TableName: this.#db.tables.bundleStatus,
+          Key: { clusterId, bundle },
+          UpdateExpression: 'SET notReadyReportedAt = :at',
+          ConditionExpression:
+            '#state = :notReady AND since = :since AND attribute_not_exists(notReadyReportedAt)',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':at': at, ':since': since, ':notReady': 'NotReady' },
+        }),
+      );
+      return true;
+    } catch (err) {
+      // Reported already, or the bundle left that NotReady stretch meanwhile.
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
   }
 }

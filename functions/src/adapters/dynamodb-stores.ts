@@ -232,7 +232,8 @@ export class DynamoDbClusterStore implements ClusterStore {
         new UpdateCommand({
           TableName: this.#db.tables.clusters,
           Key: { clusterId: id },
-          UpdateExpression: `SET ${sets.join(', ')}`,
+          // The offline mark goes in the same write: exactly one heartbeat sees it (its old value).
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE offlineAt`,
           ConditionExpression: 'attribute_exists(clusterId)',
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
@@ -283,7 +284,10 @@ export class DynamoDbClusterStore implements ClusterStore {
     }
   }
 
-  async recordHeartbeat(id: string, heartbeat: Heartbeat): Promise<{ kubeVersionChanged: boolean }> {
+  async recordHeartbeat(
+    id: string,
+    heartbeat: Heartbeat,
+  ): Promise<{ kubeVersionChanged: boolean; wasOfflineAt?: string }> {
     const { at, agentVersion, kubeVersion, recipients } = heartbeat;
     const sets = ['lastHeartbeatAt = :at', 'agentVersion = :v'];
     if (kubeVersion !== undefined) sets.push('kubeVersion = :k');
@@ -294,7 +298,8 @@ export class DynamoDbClusterStore implements ClusterStore {
         new UpdateCommand({
           TableName: this.#db.tables.clusters,
           Key: { clusterId: id },
-          UpdateExpression: `SET ${sets.join(', ')}`,
+          // The offline mark goes in the same write: exactly one heartbeat sees it (its old value).
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE offlineAt`,
           ConditionExpression: 'attribute_exists(clusterId)',
           ExpressionAttributeValues: {
             ':at': at,
@@ -304,12 +309,35 @@ export class DynamoDbClusterStore implements ClusterStore {
               ? {}
               : { ':r': recipients.map((r) => ({ name: r.name, recipient: r.recipient })) }),
           },
-          ...(kubeVersion === undefined ? {} : { ReturnValues: 'UPDATED_OLD' as const }),
+          ReturnValues: 'UPDATED_OLD',
         }),
       );
-      return { kubeVersionChanged: kubeVersion !== undefined && res.Attributes?.kubeVersion !== kubeVersion };
+      const wasOfflineAt = res.Attributes?.offlineAt;
+      return {
+        kubeVersionChanged: kubeVersion !== undefined && res.Attributes?.kubeVersion !== kubeVersion,
+        ...(typeof wasOfflineAt === 'string' ? { wasOfflineAt } : {}),
+      };
     } catch (err) {
       if (isConditionFailure(err)) throw new NotFoundError(`cluster "${id}" not found`, { cause: err });
+      throw err;
+    }
+  }
+
+  async markOffline(id: string, lastHeartbeatAt: string, at: string): Promise<boolean> {
+    try {
+      await this.#db.doc.send(
+        new UpdateCommand({
+          TableName: this.#db.tables.clusters,
+          Key: { clusterId: id },
+          UpdateExpression: 'SET offlineAt = :at',
+          ConditionExpression: 'lastHeartbeatAt = :beat AND attribute_not_exists(offlineAt)',
+          ExpressionAttributeValues: { ':at': at, ':beat': lastHeartbeatAt },
+        }),
+      );
+      return true;
+    } catch (err) {
+      // Marked already, a heartbeat came meanwhile, or the cluster is gone: not this call's to report.
+      if (isConditionFailure(err)) return false;
       throw err;
     }
   }

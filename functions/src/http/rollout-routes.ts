@@ -58,7 +58,7 @@ export async function rolloutCommandRoute(deps: ApiDeps, req: ApiRequest): Promi
   let outcome: Awaited<ReturnType<typeof commandRollout>>;
   try {
     outcome = await commandRollout(
-      { rollouts: store, now: deps.now, rolloutTimer: deps.rolloutTimer },
+      { rollouts: store, now: deps.now, rolloutTimer: deps.rolloutTimer, events: deps.events },
       bundle,
       command as RolloutCommand,
     );

@@ -1,11 +1,12 @@
 import {
   applyRolloutSteps,
-  type RolloutSchedulePorts,
+  type StatusPorts,
   type SyncPorts,
   stepDueRollouts,
   stepRolloutsOnSchedule,
   syncFleet,
   syncReportView,
+  watchFleetHealth,
 } from '@flotilla/shared/hub';
 import { jsonLogger, type Logger } from './log.ts';
 
@@ -16,12 +17,29 @@ import { jsonLogger, type Logger } from './log.ts';
  */
 export async function scheduledSync(
   ports: SyncPorts &
-    Partial<Pick<RolloutSchedulePorts, 'statuses'>> & {
-      readonly config?: { readonly offlineAfterSeconds: number };
+    Partial<Pick<StatusPorts, 'statuses'>> & {
+      readonly config?: { readonly offlineAfterSeconds: number; readonly notReadyAfterSeconds?: number };
     },
   invocationId: string,
   log: Logger = jsonLogger(),
 ) {
+  // Offline clusters and bundles NotReady past their deadline are told even when the sync fails.
+  const health = ports.statuses
+    ? await watchFleetHealth(
+        { clusters: ports.clusters, statuses: ports.statuses, events: ports.events, now: ports.now },
+        {
+          offlineAfterSeconds: ports.config?.offlineAfterSeconds ?? 180,
+          ...(ports.config?.notReadyAfterSeconds === undefined
+            ? {}
+            : { notReadyAfterSeconds: ports.config.notReadyAfterSeconds }),
+        },
+      ).catch((err: unknown) => {
+        log.warn('fleet health watch failed', { invocationId, error: (err as Error).message });
+        return undefined;
+      })
+    : undefined;
+  if (health && (health.offline.length > 0 || health.notReady.length > 0))
+    log.info('fleet health', { invocationId, offline: health.offline, notReady: health.notReady });
   const report = syncReportView(await syncFleet(ports, { holder: `schedule:${invocationId}` }));
   // Rollouts whose bake, deadline, grace or window ran out advance even without reports.
   if (ports.rollouts) {
@@ -30,12 +48,18 @@ export async function scheduledSync(
       ? await stepRolloutsOnSchedule({
           rollouts: ports.rollouts,
           rolloutTimer: ports.rolloutTimer,
+          events: ports.events,
           clusters: ports.clusters,
           statuses: ports.statuses,
           now: ports.now,
           offlineAfterMs: (ports.config?.offlineAfterSeconds ?? 180) * 1000,
         })
-      : await stepDueRollouts({ rollouts: ports.rollouts, now: ports.now, rolloutTimer: ports.rolloutTimer });
+      : await stepDueRollouts({
+          rollouts: ports.rollouts,
+          now: ports.now,
+          rolloutTimer: ports.rolloutTimer,
+          events: ports.events,
+        });
     const applied = await applyRolloutSteps(ports, steps);
     if (steps.length > 0) {
       log.info('rollouts stepped on schedule', {

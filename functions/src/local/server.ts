@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { applyRolloutSteps, stepRolloutsOnSchedule } from '@flotilla/shared/hub';
+import { applyRolloutSteps, stepRolloutsOnSchedule, watchFleetHealth } from '@flotilla/shared/hub';
+import type { EventSink } from '@flotilla/shared/notify';
 import type { Context } from 'aws-lambda';
 import { ensureHubTables } from '../adapters/dynamodb-tables.ts';
 import type { HubConfig } from '../config.ts';
@@ -26,6 +27,8 @@ export interface LocalHubOptions {
   /** Static credentials for local endpoints (DynamoDB Local and ElasticMQ take any). */
   readonly credentials?: ClientOverrides['credentials'];
   readonly log?: Logger;
+  /** Where fleet events go (a notifier in memory, a test's recorder); by default nowhere. */
+  readonly events?: EventSink;
 }
 
 export interface LocalHub {
@@ -55,7 +58,10 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
     ...opts.config,
     rendererBinary: await rendererBinary({ FLOTILLA_RENDERER: opts.config.rendererBinary }),
   };
-  const hub = createHubContext(config, opts.credentials ? { credentials: opts.credentials } : {});
+  const hub = createHubContext(config, {
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    ...(opts.events ? { events: opts.events } : {}),
+  });
   if (opts.config.dynamodbEndpoint) await ensureHubTables(hub.dynamodb, opts.config.tables);
   const handler = createApiHandler({ ...hub, log });
   // Rollout timers (bake ends, deadlines, offline graces, windows) step every second here,
@@ -102,7 +108,7 @@ export async function startLocalHub(opts: LocalHubOptions): Promise<LocalHub> {
   };
 }
 
-/** Steps rollouts whose timer ran out, once a second, one pass at a time. */
+/** Steps rollouts whose timer ran out and watches the fleet's health, once a second, one pass at a time. */
 function startRolloutTicker(hub: HubContext, log: Logger): { stop(): Promise<void> } {
   let running: Promise<void> = Promise.resolve();
   let busy = false;
@@ -110,12 +116,18 @@ function startRolloutTicker(hub: HubContext, log: Logger): { stop(): Promise<voi
     const steps = await stepRolloutsOnSchedule({
       rollouts: hub.rollouts,
       rolloutTimer: hub.rolloutTimer,
+      events: hub.events,
       clusters: hub.clusters,
       statuses: hub.statuses,
       now: hub.now,
       offlineAfterMs: hub.config.offlineAfterSeconds * 1000,
     });
     if (steps.length > 0) await applyRolloutSteps(hub, steps);
+    // Clusters that stopped reporting and bundles NotReady past their deadline, as the schedule checks in AWS.
+    await watchFleetHealth(hub, {
+      offlineAfterSeconds: hub.config.offlineAfterSeconds,
+      notReadyAfterSeconds: hub.config.notReadyAfterSeconds,
+    });
   };
   const timer = setInterval(() => {
     if (busy) return;

@@ -1,4 +1,6 @@
 export * from './clusters.ts';
+export * from './fleet-events.ts';
+export * from './health-watch.ts';
 export * from './pins.ts';
 export * from './ports.ts';
 export * from './preview.ts';

@@ -79,6 +79,11 @@ export interface ClusterRecord {
    * it before and after, so it knows whether the labels it planned with are still current.
    */
   readonly labelsRevision?: number;
+  /**
+   * When the hub told that the cluster went offline (`cluster.offline`); gone with the
+   * next heartbeat, which tells it is back (`cluster.online`).
+   */
+  readonly offlineAt?: string;
 }
 
 /** A change to a cluster's labels, key by key: keys to set to a value and keys to remove. */
@@ -182,7 +187,22 @@ export interface ClusterStore {
    * version (a first one counts as a change).
    * @throws NotFoundError when the cluster does not exist.
    */
-  recordHeartbeat(id: string, heartbeat: Heartbeat): Promise<{ readonly kubeVersionChanged: boolean }>;
+  recordHeartbeat(
+    id: string,
+    heartbeat: Heartbeat,
+  ): Promise<{
+    readonly kubeVersionChanged: boolean;
+    /** The cluster's `offlineAt`, which this heartbeat cleared: it was reported offline and is back. */
+    readonly wasOfflineAt?: string | undefined;
+  }>;
+  /**
+   * Marks the cluster reported offline at `at`, only if its last heartbeat is still
+   * `lastHeartbeatAt` and it is not marked already, so that of two schedule runs (or a
+   * heartbeat arriving meanwhile) exactly one outcome wins.
+   * Optional: a store without it emits no offline events.
+   * @returns whether this call marked it.
+   */
+  markOffline?(id: string, lastHeartbeatAt: string, at: string): Promise<boolean>;
   /**
    * Opens a key-rotation request, replacing any open one.
    * @throws NotFoundError when the cluster does not exist.

@@ -9,6 +9,7 @@
  */
 import { type BundleRef, type DesiredState, orderBundleRefs } from '../desired-state.ts';
 import type { Fleet } from '../fleet/index.ts';
+import type { EventSink } from '../notify/events.ts';
 import type { BundleStatusReport } from '../protocol/status.ts';
 import {
   assignWaves,
@@ -23,6 +24,7 @@ import {
   stepRollout,
   supersede,
 } from '../rollout/index.ts';
+import { emitEvents, rolloutFleetEvents } from './fleet-events.ts';
 import {
   type ClusterRecord,
   ConflictError,
@@ -50,6 +52,8 @@ export interface RolloutPorts {
   readonly now: () => Date;
   /** Armed whenever a save moves a rollout's `nextWakeAt`; without it, timers wait for a report or the schedule. */
   readonly rolloutTimer?: RolloutTimer;
+  /** Where the step's waves opened, pauses, reverts and completions go, once saved. */
+  readonly events?: EventSink | undefined;
 }
 
 /** The clusters a step released or reverted: each needs a new generation. */
@@ -116,6 +120,9 @@ export async function stepStoredRollout(
     }
     // This process's next report sees the change at once (others within the cache's time).
     headsCache.delete(ports.rollouts);
+    // Only the writer whose save won tells anyone: a step lost to a conflict emitted nothing
+    // and is redone from the state that won.
+    await emitEvents(ports.events, () => rolloutFleetEvents(result.events));
     // One wake per saved wake time, not per report: the save that moved `nextWakeAt` arms it
     // (after the save, so only a time that was stored is armed; a wake lost to a crash right
     // here is covered by the next report or the schedule's pass).

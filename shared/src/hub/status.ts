@@ -21,6 +21,7 @@ import {
 } from '../protocol/status.ts';
 import type { LabelMatcher } from '../selector.ts';
 import { type PinView, pinView, ValidationError } from './clusters.ts';
+import { bundleStatusEvents, clusterOnlineEvent, emitEvents } from './fleet-events.ts';
 import {
   type ClusterRecord,
   type ClusterStore,
@@ -268,6 +269,8 @@ export interface StoredBundleStatus {
   readonly since: string;
   /** When the agent last reported this bundle differently; unchanged reports write nothing. */
   readonly updatedAt: string;
+  /** When `bundle.not-ready` was emitted for this stretch of NotReady (kept while it lasts). */
+  readonly notReadyReportedAt?: string;
 }
 
 /** What the hub keeps of a cluster's last status report besides the heartbeat on its record. */
@@ -291,6 +294,13 @@ export interface ClusterStatusChange {
 export interface ClusterStatusStore {
   get(clusterId: string): Promise<StoredClusterStatus | undefined>;
   apply(change: ClusterStatusChange): Promise<void>;
+  /**
+   * Records that `bundle.not-ready` was emitted for the bundle's NotReady stretch that began
+   * at `since`, only if it is still that stretch and not recorded yet, so the schedule
+   * emits it once. Optional: a store without it emits no `bundle.not-ready`.
+   * @returns whether this call recorded it.
+   */
+  markNotReadyReported?(clusterId: string, bundle: string, since: string, at: string): Promise<boolean>;
 }
 
 /** What recording a report needs: the status store, and the sync's ports to re-plan a cluster whose Kubernetes version changed. */
@@ -360,6 +370,10 @@ export function statusChange(
       ...(b.drift !== undefined ? { drift: b.drift } : {}),
       since: old && old.state === b.state ? old.since : receivedAt,
       updatedAt: receivedAt,
+      // Still the NotReady stretch that was reported: rewriting it (a new message) must not report it again.
+      ...(old?.notReadyReportedAt !== undefined && old.state === b.state && b.state === BundleState.NotReady
+        ? { notReadyReportedAt: old.notReadyReportedAt }
+        : {}),
     };
     if (!old || !sameStatus(old, next)) put.push(next);
   }
@@ -425,7 +439,8 @@ export function checkReportedGenerations(report: ClusterStatusReport, desiredGen
  */
 export async function recordClusterStatus(
   ports: StatusPorts,
-  cluster: Pick<ClusterRecord, 'id' | 'head' | 'recipients' | 'keyRotation'>,
+  cluster: Pick<ClusterRecord, 'id' | 'head' | 'recipients' | 'keyRotation'> &
+    Partial<Pick<ClusterRecord, 'labels'>>,
   report: ClusterStatusReport,
 ): Promise<StatusReceipt> {
   checkReportedGenerations(report, cluster.head?.generation ?? 0);
@@ -437,12 +452,15 @@ export async function recordClusterStatus(
       ? report.recipients
       : undefined;
   // The hub's clock, not the agent's, decides Offline: edge clocks drift.
-  const { kubeVersionChanged } = await ports.clusters.recordHeartbeat(clusterId, {
+  const { kubeVersionChanged, wasOfflineAt } = await ports.clusters.recordHeartbeat(clusterId, {
     at: receivedAt,
     agentVersion: report.agentVersion,
     kubeVersion: report.kubeVersion,
     ...(recipients ? { recipients } : {}),
   });
+  // The heartbeat write cleared the offline mark: exactly one report tells it is back.
+  if (wasOfflineAt !== undefined)
+    await emitEvents(ports.events, () => [clusterOnlineEvent(cluster, wasOfflineAt, receivedAt)]);
   // The agent did the rotation asked for: the request is closed (unless a newer one replaced it meanwhile).
   const rotationDone = cluster.keyRotation !== undefined && report.keyRotation === cluster.keyRotation.id;
   if (rotationDone) await ports.clusters.finishKeyRotation(clusterId, cluster.keyRotation.id);
@@ -468,12 +486,17 @@ export async function recordClusterStatus(
   const previous = await ports.statuses.get(clusterId);
   const change = statusChange(previous, report, clusterId, receivedAt);
   if (change.summary || change.put.length > 0 || change.remove.length > 0) await ports.statuses.apply(change);
+  // Transitions against the stored status: a report that repeats it wrote nothing and emits nothing.
+  if (change.put.length > 0)
+    await emitEvents(ports.events, () =>
+      bundleStatusEvents(cluster, previous?.bundles ?? [], change.put, receivedAt),
+    );
   // 4. Rollouts advance as reports arrive: this cluster's news may finish its wave's bake,
   //    fail it, or free a slot; whoever the step releases or reverts gets a generation now.
   let rollouts: RolloutStepOutcome[] = [];
   if (ports.rollouts && report.bundles) {
     rollouts = await stepRolloutsOnReport(
-      { rollouts: ports.rollouts, now: ports.now, rolloutTimer: ports.rolloutTimer },
+      { rollouts: ports.rollouts, now: ports.now, rolloutTimer: ports.rolloutTimer, events: ports.events },
       clusterId,
       report.bundles,
     );

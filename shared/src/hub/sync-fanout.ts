@@ -2,7 +2,16 @@ import { type FleetError, normalizeFleetErrors } from '../errors.ts';
 import { type Fleet, loadFleet } from '../fleet/index.ts';
 import { type ClusterRecord, type ClusterStore, GenerationReason, type RolloutWakeMessage } from './ports.ts';
 import { loadRolloutGate } from './rollouts.ts';
-import { applyFleet, type SyncOptions, type SyncPorts, type SyncReport, syncFleet } from './sync.ts';
+import {
+  applyFleet,
+  emitSyncFailed,
+  recordSyncState,
+  type SyncOptions,
+  type SyncPorts,
+  type SyncReport,
+  type SyncState,
+  syncFleet,
+} from './sync.ts';
 
 /** One window of a dispatched sync: what a worker invocation plans, commits and notifies. */
 export interface SyncWindowMessage {
@@ -178,6 +187,20 @@ export async function applySyncWindow(
   message: SyncWindowMessage,
   opts: SyncOptions = {},
 ): Promise<SyncWindowReport> {
+  try {
+    return await applyWindow(ports, message, opts);
+  } catch (err) {
+    // Redelivered until it succeeds: the notifier's window de-duplicates a failure that repeats.
+    await emitSyncFailed(ports, err, 'fan-out', message.commit);
+    throw err;
+  }
+}
+
+async function applyWindow(
+  ports: SyncPorts & { readonly fanout: SyncFanout },
+  message: SyncWindowMessage,
+  opts: SyncOptions,
+): Promise<SyncWindowReport> {
   const fleet = await fleetOfSnapshot(ports, message.snapshotHash, message.commit);
   const gate = ports.rollouts
     ? await loadRolloutGate({ ...ports, rollouts: ports.rollouts }, fleet)
@@ -209,23 +232,31 @@ export async function applySyncWindow(
  * way, saving the job's state now could put an older commit over a newer one. Nothing else
  * saves it while the job holds the lease.
  */
-async function finishedSince(ports: Pick<SyncPorts, 'syncState'>, job: SyncJob): Promise<boolean> {
+async function finishedSince(
+  ports: Pick<SyncPorts, 'syncState'>,
+  job: SyncJob,
+): Promise<{ readonly finished: boolean; readonly state: SyncState | undefined }> {
   const state = await ports.syncState.get();
-  return state !== undefined && state.syncedAt >= job.startedAt;
+  return { finished: state !== undefined && state.syncedAt >= job.startedAt, state };
 }
 
 /** Records the job's sync state (unless a newer one is there), gives the lease up, and runs a sync asked for meanwhile. */
 async function finishJob(ports: SyncPorts, job: SyncJob, opts: SyncOptions): Promise<void> {
-  if (!(await finishedSince(ports, job)))
-    await ports.syncState.save({
-      commit: job.commit,
-      snapshotHash: job.snapshotHash,
-      syncedAt: ports.now().toISOString(),
-      errors: normalizeFleetErrors([...job.errors]),
-      clusters: job.clusters,
-      changedClusters: job.changedClusters,
-      ...(job.kubeVersionMatters ? { kubeVersionMatters: true } : {}),
-    });
+  const since = await finishedSince(ports, job);
+  if (!since.finished)
+    await recordSyncState(
+      ports,
+      {
+        commit: job.commit,
+        snapshotHash: job.snapshotHash,
+        syncedAt: ports.now().toISOString(),
+        errors: normalizeFleetErrors([...job.errors]),
+        clusters: job.clusters,
+        changedClusters: job.changedClusters,
+        ...(job.kubeVersionMatters ? { kubeVersionMatters: true } : {}),
+      },
+      since.state,
+    );
   const { rerun } = await ports.syncState.releaseLease(job.holder);
   // The repo moved while the job ran: sync again, as the in-process path goes round once more.
   if (rerun) await syncFleet(ports, { ...opts, holder: `${job.holder}+rerun:${job.jobId}` });

@@ -9,6 +9,8 @@ import {
 } from '../desired-state.ts';
 import { type FleetError, normalizeFleetErrors } from '../errors.ts';
 import { type EnginePorts, type Fleet, loadFleet, type ResolvedChart } from '../fleet/index.ts';
+import type { EventSink } from '../notify/events.ts';
+import { emitEvents, fleetErrorEvents, syncFailedEvent } from './fleet-events.ts';
 import { applyPins } from './pins.ts';
 import {
   type BundlePin,
@@ -92,6 +94,8 @@ export interface SyncPorts {
   readonly rolloutTimer?: RolloutTimer;
   /** Hands the windows of a big fleet to worker invocations; without it every sync runs in one process. */
   readonly fanout?: SyncFanout;
+  /** Where fleet events go (sync failed, fleet-repo errors, bundle states, rollouts); without it, nowhere. */
+  readonly events?: EventSink;
 }
 
 /** What one sync did, as data: it is logged, returned by the API and asserted by tests. */
@@ -173,8 +177,49 @@ export async function syncFleet(
     }
   } catch (err) {
     await ports.syncState.releaseLease(opts.holder).catch(() => undefined);
+    await emitSyncFailed(ports, err, syncTrigger(opts.holder));
     throw err;
   }
+}
+
+/** What started a sync, from its lease holder (`schedule:…`, `webhook:…`, `api:…`). */
+function syncTrigger(holder: string): string {
+  const kind = holder.split(':')[0] ?? '';
+  return kind === 'api' ? 'admin' : kind || 'sync';
+}
+
+const reportedFailures = new WeakSet<object>();
+
+/** Emits `sync.failed` for a sync that threw; the caller rethrows. */
+export async function emitSyncFailed(
+  ports: Pick<SyncPorts, 'events' | 'now'>,
+  err: unknown,
+  trigger: string,
+  commit?: string,
+): Promise<void> {
+  // A fan-out job's rerun sync that failed is reported once, not again by the window that ran it.
+  if (err !== null && typeof err === 'object') {
+    if (reportedFailures.has(err)) return;
+    reportedFailures.add(err);
+  }
+  await emitEvents(ports.events, () => [
+    syncFailedEvent(err, ports.now(), { trigger, ...(commit ? { commit } : {}) }),
+  ]);
+}
+
+/**
+ * Saves a sync's state and emits what changed in the fleet-repo errors against the state
+ * it replaces (`fleet.errors` when new ones appeared, `fleet.errors-cleared` when none are
+ * left). `previous` is the state read before saving, when the caller read it already.
+ */
+export async function recordSyncState(
+  ports: Pick<SyncPorts, 'syncState' | 'events'>,
+  state: SyncState,
+  previous?: SyncState,
+): Promise<void> {
+  const before = previous ?? (ports.events ? await ports.syncState.get() : undefined);
+  await ports.syncState.save(state);
+  await emitEvents(ports.events, () => fleetErrorEvents(before, state));
 }
 
 async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions): Promise<SyncReport> {
@@ -227,7 +272,7 @@ async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions
     changedClusters: result.changed.length,
     ...(fleet.usesClusterKubeVersion ? { kubeVersionMatters: true } : {}),
   };
-  await ports.syncState.save(state);
+  await recordSyncState(ports, state);
   return {
     ...result,
     status: 'synced',

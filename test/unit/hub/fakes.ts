@@ -78,14 +78,26 @@ export class MemoryClusterStore implements ClusterStore {
     const current = this.records.get(id);
     if (!current) throw new NotFoundError(`cluster "${id}" not found`);
     this.heartbeatWrites.push({ id, recipients });
+    const { offlineAt, ...rest } = current;
     this.records.set(id, {
-      ...current,
+      ...rest,
       lastHeartbeatAt: at,
       agentVersion,
       ...(kubeVersion === undefined ? {} : { kubeVersion }),
       ...(recipients === undefined ? {} : { recipients }),
     });
-    return { kubeVersionChanged: kubeVersion !== undefined && kubeVersion !== current.kubeVersion };
+    return {
+      kubeVersionChanged: kubeVersion !== undefined && kubeVersion !== current.kubeVersion,
+      ...(offlineAt === undefined ? {} : { wasOfflineAt: offlineAt }),
+    };
+  }
+  /** Like the DynamoDB store's conditional write: only on that heartbeat, only once. */
+  async markOffline(id: string, lastHeartbeatAt: string, at: string) {
+    const current = this.records.get(id);
+    if (!current || current.lastHeartbeatAt !== lastHeartbeatAt || current.offlineAt !== undefined)
+      return false;
+    this.records.set(id, { ...current, offlineAt: at });
+    return true;
   }
   /** What each heartbeat wrote besides the heartbeat itself. */
   readonly heartbeatWrites: { id: string; recipients: Heartbeat['recipients'] }[] = [];
@@ -202,6 +214,18 @@ export class MemoryStatusStore implements ClusterStatusStore {
       ...(change.summary ?? {}),
       bundles: [...bundles.values()].sort((a, b) => (a.bundle < b.bundle ? -1 : 1)),
     });
+  }
+  /** Like the DynamoDB store's conditional write: only that NotReady stretch, only once. */
+  async markNotReadyReported(id: string, bundle: string, since: string, at: string) {
+    const status = this.statuses.get(id);
+    const b = status?.bundles.find((x) => x.bundle === bundle);
+    if (!status || !b || b.state !== 'NotReady' || b.since !== since || b.notReadyReportedAt !== undefined)
+      return false;
+    this.statuses.set(id, {
+      ...status,
+      bundles: status.bundles.map((x) => (x === b ? { ...x, notReadyReportedAt: at } : x)),
+    });
+    return true;
   }
 }
 
