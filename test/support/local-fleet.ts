@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSigningKeyPair } from '@flotilla/shared';
 import type { FleetStatus } from '@flotilla/shared/hub';
+import type { EventSink } from '@flotilla/shared/notify';
 import { runCli } from '../../cli/src/cli.ts';
 import { loadConfig } from '../../functions/src/config.ts';
 import type { Logger } from '../../functions/src/http/log.ts';
@@ -40,6 +41,10 @@ export interface LocalFleetOptions {
   readonly prefix?: string;
   /** Where the hub's log lines go (nowhere by default). */
   readonly hubLog?: Logger;
+  /** Where the hub's fleet events go (nowhere by default). */
+  readonly events?: EventSink;
+  /** More hub configuration (e.g. `FLOTILLA_OFFLINE_AFTER_SECONDS`), over the bed's. */
+  readonly hubEnv?: Readonly<Record<string, string>>;
 }
 
 export interface CliRun {
@@ -62,6 +67,7 @@ export class LocalFleet {
   readonly stateDir: string;
   readonly #config: ReturnType<typeof loadConfig>;
   readonly #log: Logger;
+  readonly #events: EventSink | undefined;
   #hub: LocalHub | undefined;
   #port = 0;
   #hubUrl = '';
@@ -72,12 +78,14 @@ export class LocalFleet {
     stateDir: string,
     config: ReturnType<typeof loadConfig>,
     log: Logger,
+    events: EventSink | undefined,
   ) {
     this.repo = repo;
     this.adminKey = adminKey;
     this.stateDir = stateDir;
     this.#config = config;
     this.#log = log;
+    this.#events = events;
   }
 
   /** Publishes the fleet repo, starts the hub, points the repo's push webhook at it and syncs once. */
@@ -92,8 +100,8 @@ export class LocalFleet {
     const webhookSecret = randomBytes(24).toString('hex');
     const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'flotilla-local-fleet-'));
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const config = loadConfig(
-      bedHubEnv(opts.bed, {
+    const config = loadConfig({
+      ...bedHubEnv(opts.bed, {
         prefix: opts.prefix ?? 'flotilla',
         fleetRepoUrl: repo.url,
         signingKeyPem: privateKeyPem,
@@ -101,8 +109,9 @@ export class LocalFleet {
         adminKey,
         webhookSecret,
       }),
-    );
-    const fleet = new LocalFleet(repo, adminKey, stateDir, config, opts.hubLog ?? quiet);
+      ...opts.hubEnv,
+    });
+    const fleet = new LocalFleet(repo, adminKey, stateDir, config, opts.hubLog ?? quiet, opts.events);
     try {
       await fleet.startHub();
       setWebhooks(opts.bed.git.reposDir, opts.repoName, [
@@ -132,6 +141,7 @@ export class LocalFleet {
       port: this.#port,
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
       log: this.#log,
+      ...(this.#events ? { events: this.#events } : {}),
     });
     this.#port = Number(new URL(this.#hub.url).port);
     this.#hubUrl = this.#hub.url;

@@ -1,0 +1,228 @@
+/**
+ * Fleet events end to end: a local hub on the bed's DynamoDB Local and ElasticMQ with a
+ * recording event sink, a fleet repo on its git server, and two spokes with real agents.
+ * What people do (a hand edit on a spoke, an agent that stops, a broken commit) must come
+ * out as exactly one event each, however many reports, ticks and syncs pass meanwhile.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { EventSink, FleetEvent } from '@flotilla/shared/notify';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describeStatus, LocalFleet, type LocalSpoke } from '../../support/local-fleet.ts';
+import { until } from '../../support/until.ts';
+
+const bed = inject('bed');
+const id = `${process.pid % 1000}${Date.now().toString(36).slice(-4)}`;
+const spokeA = `ev${id}-a`;
+const spokeB = `ev${id}-b`;
+const agentEnv = {
+  FLOTILLA_HEARTBEAT_INTERVAL: '1s',
+  FLOTILLA_DRIFT_INTERVAL: '2s',
+  FLOTILLA_BACKOFF_MIN: '200ms',
+  FLOTILLA_BACKOFF_MAX: '2s',
+};
+/** The lowest threshold the hub takes: a stopped agent is offline within seconds. */
+const offlineAfterSeconds = 10;
+
+/** Every event the hub emitted, in order. */
+class RecordingSink implements EventSink {
+  readonly events: FleetEvent[] = [];
+  async publish(events: readonly FleetEvent[]) {
+    this.events.push(...events);
+  }
+  of(type: string, cluster?: string): FleetEvent[] {
+    return this.events.filter(
+      (e) => e.type === type && (cluster === undefined || e.cluster?.name === cluster),
+    );
+  }
+}
+
+const notesYaml = `targets: [{clusterSelector: {matchLabels: {suite: "${id}"}}}]
+driftPolicy: warn
+`;
+const notes = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ev-\${cluster.name}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes
+  namespace: ev-\${cluster.name}
+data:
+  text: hello
+`;
+const extraYaml = `targets: [{clusterSelector: {matchLabels: {suite: "${id}"}}}]
+dependsOn: [notes]
+`;
+const extra = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: extra
+  namespace: ev-\${cluster.name}
+data:
+  n: "1"
+`;
+const files: Record<string, string> = {
+  'bundles/notes/bundle.yaml': notesYaml,
+  'bundles/notes/notes.yaml': notes,
+  'bundles/extra/bundle.yaml': extraYaml,
+  'bundles/extra/extra.yaml': extra,
+};
+
+const sink = new RecordingSink();
+let fleet: LocalFleet;
+let spokes: LocalSpoke[];
+const fleetDir = mkdtempSync(join(tmpdir(), 'flotilla-ev-e2e-fleet-'));
+
+function core(spoke: LocalSpoke): CoreV1Api {
+  const kc = new KubeConfig();
+  kc.loadFromFile(spoke.kubeconfigPath);
+  return kc.makeApiClient(CoreV1Api);
+}
+
+/** Waits for the first event of `type` (about `cluster`), then a few more seconds for any duplicate. */
+async function exactlyOne(type: string, cluster: string | undefined, settleMs = 4_000): Promise<FleetEvent> {
+  await until(
+    `a ${type} event${cluster ? ` about ${cluster}` : ''}`,
+    async () => (sink.of(type, cluster).length > 0 ? true : undefined),
+    { timeoutMs: 60_000, intervalMs: 200 },
+  ).catch(async (err) => {
+    throw new Error(
+      `${(err as Error).message}\nevents: ${sink.events.map((e) => e.key).join(', ')}\n${describeStatus(await fleet.status())}`,
+    );
+  });
+  await new Promise((r) => setTimeout(r, settleMs));
+  const found = sink.of(type, cluster);
+  expect(
+    found.map((e) => e.key),
+    `${type} emitted once`,
+  ).toHaveLength(1);
+  return found[0] as FleetEvent;
+}
+
+beforeAll(async () => {
+  expect(bed.clusters.length, 'the bed needs two spoke control planes').toBeGreaterThanOrEqual(2);
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(fleetDir, path)), { recursive: true });
+    writeFileSync(join(fleetDir, path), content);
+  }
+  spokes = [spokeA, spokeB].map((name, i) => ({
+    name,
+    labels: { suite: id, site: i === 0 ? 'a' : 'b' },
+    kubeconfigPath: bed.clusters[i]?.kubeconfigPath ?? '',
+  }));
+  fleet = await LocalFleet.start({
+    bed,
+    repoName: `ev-e2e-${id}`,
+    fleetFrom: fleetDir,
+    prefix: `ev${id}`,
+    events: sink,
+    hubEnv: { FLOTILLA_OFFLINE_AFTER_SECONDS: String(offlineAfterSeconds) },
+  });
+  await Promise.all(
+    spokes.map((s) => fleet.bootstrap([s], { namespace: `flotilla-${s.name}`, notify: 'sqs', agentEnv })),
+  );
+  await fleet.waitInSync({ timeoutMs: 180_000 });
+}, 300_000);
+
+afterAll(async () => {
+  await fleet?.stop();
+  rmSync(fleetDir, { recursive: true, force: true });
+  for (const s of spokes ?? []) {
+    for (const ns of [`ev-${s.name}`, `flotilla-${s.name}`])
+      await core(s)
+        .deleteNamespace({ name: ns })
+        .catch(() => undefined);
+  }
+}, 120_000);
+
+describe('fleet events from a running fleet', () => {
+  it('starts quiet: bootstrapping and the first sync are not news', () => {
+    expect(sink.events.map((e) => e.key)).toEqual([]);
+  });
+
+  it('turns a hand edit under driftPolicy warn into exactly one bundle.drifted, naming the field', async () => {
+    const spoke = spokes[0] as LocalSpoke;
+    const api = core(spoke);
+    const live = await api.readNamespacedConfigMap({ name: 'notes', namespace: `ev-${spoke.name}` });
+    await api.replaceNamespacedConfigMap({
+      name: 'notes',
+      namespace: `ev-${spoke.name}`,
+      body: { ...live, data: { text: 'edited by hand' } },
+    });
+    // Several drift intervals and heartbeats pass while the edit stays: still one event.
+    const event = await exactlyOne('bundle.drifted', spoke.name, 8_000);
+    expect(event).toMatchObject({
+      severity: 'warning',
+      bundle: 'notes',
+      cluster: { name: spoke.name, labels: { suite: id, site: 'a' } },
+    });
+    expect(event.details?.drift).toEqual([
+      expect.objectContaining({
+        object: expect.stringContaining('notes'),
+        fields: expect.arrayContaining([expect.stringContaining('text')]),
+      }),
+    ]);
+    expect(event.message).toContain(`notes drifted on ${spoke.name}`);
+    expect(sink.of('bundle.drifted', spokeB)).toEqual([]);
+  });
+
+  it('turns a stopped agent into exactly one cluster.offline, and its return into one cluster.online', async () => {
+    const spoke = spokes[1] as LocalSpoke;
+    const stopped = await fleet.flotilla(['local-agent', 'stop', spoke.name, '--quiet']);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    const stoppedAt = Date.now();
+    const offline = await exactlyOne('cluster.offline', spoke.name, 5_000);
+    expect(Date.parse(offline.at) - stoppedAt).toBeGreaterThanOrEqual((offlineAfterSeconds - 2) * 1000);
+    expect(offline).toMatchObject({
+      severity: 'warning',
+      cluster: { name: spoke.name, labels: { suite: id, site: 'b' } },
+      details: { offlineAfterSeconds },
+    });
+    expect(sink.of('cluster.offline', spokeA)).toEqual([]);
+
+    // The same bootstrap again finds the cluster and starts its agent.
+    await fleet.bootstrap([spoke], { namespace: `flotilla-${spoke.name}`, notify: 'sqs', agentEnv });
+    const online = await exactlyOne('cluster.online', spoke.name, 5_000);
+    expect(online).toMatchObject({ severity: 'info', details: { offlineAt: expect.any(String) } });
+    expect(sink.of('cluster.offline', spoke.name)).toHaveLength(1);
+  });
+
+  it('turns a commit with a broken bundle.yaml into one fleet.errors with file:line, and its fix into one fleet.errors-cleared', async () => {
+    const broken = await fleet.push('break extra', (repo) => {
+      repo.write('bundles/extra/bundle.yaml', `${extraYaml}paused: sometimes\n`);
+    });
+    const event = await exactlyOne('fleet.errors', undefined);
+    expect(event).toMatchObject({ severity: 'error', commit: broken.commit, bundle: 'extra' });
+    expect(event.details?.errors).toEqual([
+      expect.objectContaining({
+        file: 'bundles/extra/bundle.yaml',
+        line: 3,
+        text: expect.stringMatching(/^bundles\/extra\/bundle\.yaml:3: paused/),
+      }),
+    ]);
+
+    const fixed = await fleet.push('fix extra', (repo) => {
+      repo.write('bundles/extra/bundle.yaml', extraYaml);
+    });
+    const cleared = await exactlyOne('fleet.errors-cleared', undefined);
+    expect(cleared).toMatchObject({ severity: 'info', commit: fixed.commit });
+    expect(sink.of('fleet.errors')).toHaveLength(1);
+  });
+
+  it('emitted nothing else', () => {
+    expect(sink.events.map((e) => `${e.type} ${e.cluster?.name ?? ''}`.trim()).sort()).toEqual(
+      [
+        `bundle.drifted ${spokeA}`,
+        `cluster.offline ${spokeB}`,
+        `cluster.online ${spokeB}`,
+        'fleet.errors',
+        'fleet.errors-cleared',
+      ].sort(),
+    );
+  });
+});
