@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, hubTableNames, NotFoundError, type StoredDesiredState } from '@flotilla/shared/hub';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoDbClusterStatusStore } from '../../../functions/src/adapters/dynamodb-status-store.ts';
 import {
   contentHash,
   DynamoDbBundleStore,
@@ -260,5 +261,54 @@ describe('DynamoDB stores (DynamoDB Local)', () => {
     expect(await states.history('edge-4')).toEqual([]);
     // A generation for a deleted cluster cannot be committed.
     await expect(states.commit(state('edge-4', 2), 1)).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it('marks a cluster offline once, only on the heartbeat it read, and hands the mark to the next heartbeat', async () => {
+    await clusters.create({ id: 'off-1', labels: {}, tokenHash: 'h', registeredAt: '2024-05-01T00:00:00Z' });
+    const beat = (at: string) => clusters.recordHeartbeat('off-1', { at, agentVersion: '0.1.0' });
+    await beat('2024-05-01T00:01:00Z');
+    // A schedule pass that read an older heartbeat loses.
+    expect(await clusters.markOffline('off-1', '2024-05-01T00:00:30Z', '2024-05-01T00:10:00Z')).toBe(false);
+    const marks = await Promise.all([
+      clusters.markOffline('off-1', '2024-05-01T00:01:00Z', '2024-05-01T00:10:00Z'),
+      clusters.markOffline('off-1', '2024-05-01T00:01:00Z', '2024-05-01T00:10:01Z'),
+    ]);
+    expect(marks.filter(Boolean)).toHaveLength(1);
+    expect((await clusters.get('off-1'))?.offlineAt).toMatch(/^2024-05-01T00:10:0[01]Z$/);
+    expect(await beat('2024-05-01T00:11:00Z')).toEqual({
+      kubeVersionChanged: false,
+      wasOfflineAt: expect.stringMatching(/^2024-05-01T00:10:0[01]Z$/),
+    });
+    expect(await beat('2024-05-01T00:12:00Z')).toEqual({ kubeVersionChanged: false });
+    expect((await clusters.get('off-1'))?.offlineAt).toBeUndefined();
+    expect(await clusters.markOffline('gone', '2024-05-01T00:01:00Z', '2024-05-01T00:10:00Z')).toBe(false);
+  });
+
+  it('marks a NotReady stretch reported once, and only that stretch', async () => {
+    const statuses = new DynamoDbClusterStatusStore(db);
+    const since = '2024-05-01T00:00:00Z';
+    const notReady = {
+      bundle: 'web',
+      state: 'NotReady' as const,
+      hash: `sha256:${'a'.repeat(64)}`,
+      generation: 1,
+      since,
+      updatedAt: since,
+    };
+    await statuses.apply({ clusterId: 'nr-1', put: [notReady], remove: [] });
+    expect(await statuses.markNotReadyReported('nr-1', 'web', '2024-04-30T00:00:00Z', since)).toBe(false);
+    const marks = await Promise.all([
+      statuses.markNotReadyReported('nr-1', 'web', since, '2024-05-01T00:10:00Z'),
+      statuses.markNotReadyReported('nr-1', 'web', since, '2024-05-01T00:10:00Z'),
+    ]);
+    expect(marks.filter(Boolean)).toHaveLength(1);
+    expect((await statuses.get('nr-1'))?.bundles[0]?.notReadyReportedAt).toBe('2024-05-01T00:10:00Z');
+    await statuses.apply({
+      clusterId: 'nr-1',
+      put: [{ ...notReady, state: 'Ready', since: '2024-05-01T00:11:00Z' }],
+      remove: [],
+    });
+    expect(await statuses.markNotReadyReported('nr-1', 'web', since, '2024-05-01T00:12:00Z')).toBe(false);
+    expect(await statuses.markNotReadyReported('nr-1', 'missing', since, '2024-05-01T00:12:00Z')).toBe(false);
   });
 });
