@@ -7,6 +7,7 @@ import {
   type SyncWindowMessage,
   syncFleet,
 } from '@flotilla/shared/hub';
+import type { FleetEvent } from '@flotilla/shared/notify';
 import { describe, expect, it } from 'vitest';
 import { syncText } from '../../../cli/src/commands/status.ts';
 import { parseSyncWorkMessage } from '../../../functions/src/adapters/sqs-sync-work-queue.ts';
@@ -286,5 +287,39 @@ describe('flotilla sync on a dispatched sync', () => {
     expect(text).toBe(
       'dispatched aaaaaaaaaaaa: 100000 cluster(s) in 200 windows to sync workers; `flotilla status` shows the commit once every window is done\n',
     );
+  });
+
+  it('emits fleet.errors once, when the last window records the sync state, and sync.failed for a window that throws', async () => {
+    const broken = fleetFiles('v1').map((f) =>
+      f.path === 'bundles/app/bundle.yaml' ? { ...f, content: `${f.content}paused: sometimes\n` } : f,
+    );
+    const { deps: base, sent } = fanoutDeps(0, broken);
+    const events: FleetEvent[] = [];
+    const deps = { ...base, events: { publish: async (e: readonly FleetEvent[]) => void events.push(...e) } };
+    await addClusters(deps, 7);
+    await syncFleet(deps, { holder: 'schedule:1', windowClusters: 5 });
+    const [w0, w1] = sent as [SyncWindowMessage, SyncWindowMessage];
+    await applySyncWindow(deps, w0);
+    expect(events).toEqual([]); // not before the job is done
+    await applySyncWindow(deps, w1);
+    await applySyncWindow(deps, w1); // redelivered: the state is not recorded again
+    expect(events.map((e) => [e.type, e.key])).toEqual([['fleet.errors', `fleet.errors/${'a'.repeat(40)}`]]);
+    expect((events[0]?.details as { new: string[] }).new).toEqual([
+      expect.stringMatching(/^bundles\/app\/bundle\.yaml:4: paused/),
+    ]);
+
+    events.length = 0;
+    deps.desiredStates.commit = async () => {
+      throw new Error('table unavailable');
+    };
+    await addCluster(deps.clusters, 'late');
+    await expect(applySyncWindow(deps, { ...w1, clusterIds: ['late'] })).rejects.toThrow(/unavailable/);
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: 'sync.failed',
+        commit: 'a'.repeat(40),
+        details: expect.objectContaining({ trigger: 'fan-out', reason: 'table unavailable' }),
+      }),
+    ]);
   });
 });
