@@ -304,9 +304,7 @@ describe('flotilla sync on a dispatched sync', () => {
     await applySyncWindow(deps, w1);
     await applySyncWindow(deps, w1); // redelivered: the state is not recorded again
     expect(events.map((e) => [e.type, e.key])).toEqual([['fleet.errors', `fleet.errors/${'a'.repeat(40)}`]]);
-    expect((events[0]?.details as { new: string[] }).new).toEqual([
-      expect.stringMatching(/^bundles\/app\/bundle\.yaml:4: paused/),
-    ]);
+    expect(events[0]?.details?.new).toEqual([expect.stringMatching(/^bundles\/app\/bundle\.yaml:4: paused/)]);
 
     events.length = 0;
     deps.desiredStates.commit = async () => {
