@@ -265,7 +265,7 @@ export interface StoredBundleStatus {
   readonly message?: string;
   readonly failedObject?: string;
   readonly drift?: readonly DriftedObject[];
-  /** When the bundle entered `state` (hub clock), kept while the state stays the same. */
+  /** When the bundle entered `state` on its content `hash` (hub clock), kept while both stay the same. */
   readonly since: string;
   /** When the agent last reported this bundle differently; unchanged reports write nothing. */
   readonly updatedAt: string;
@@ -368,10 +368,14 @@ export function statusChange(
       ...(b.message !== undefined ? { message: b.message } : {}),
       ...(b.failedObject !== undefined ? { failedObject: b.failedObject } : {}),
       ...(b.drift !== undefined ? { drift: b.drift } : {}),
-      since: old && old.state === b.state ? old.since : receivedAt,
+      // A state on new content is a new stretch: a deadline (NotReady past 10 minutes) counts from it.
+      since: old && old.state === b.state && old.hash === b.hash ? old.since : receivedAt,
       updatedAt: receivedAt,
       // Still the NotReady stretch that was reported: rewriting it (a new message) must not report it again.
-      ...(old?.notReadyReportedAt !== undefined && old.state === b.state && b.state === BundleState.NotReady
+      ...(old?.notReadyReportedAt !== undefined &&
+      old.state === b.state &&
+      old.hash === b.hash &&
+      b.state === BundleState.NotReady
         ? { notReadyReportedAt: old.notReadyReportedAt }
         : {}),
     };

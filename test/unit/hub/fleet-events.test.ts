@@ -335,6 +335,24 @@ describe('the schedule: offline clusters and bundles NotReady past their deadlin
     ]);
   });
 
+  it('counts the deadline from the NotReady stretch on the current content', async () => {
+    const { deps, events, report, advance } = setup();
+    await addCluster(deps.clusters, 'edge');
+    const notReady = { name: 'web', state: 'NotReady', hash: h('a'), generation: 0 };
+    await report('edge', [notReady]);
+    advance(480);
+    await report('edge', [{ ...notReady, hash: h('b') }]); // new content, still NotReady
+    advance(180);
+    await report('edge', [{ ...notReady, hash: h('b') }]);
+    expect(await watchFleetHealth(deps, opts)).toEqual({ offline: [], notReady: [] });
+    advance(430);
+    await report('edge', [{ ...notReady, hash: h('b') }]);
+    await watchFleetHealth(deps, opts);
+    expect(events.take().map((e) => e.key)).toEqual([
+      `bundle.not-ready/edge/web/${h('b')}/2026-12-06T12:08:00.000Z`,
+    ]);
+  });
+
   it('runs from the scheduled handler, even when the sync fails', async () => {
     const { deps, events, report, advance } = setup();
     await addCluster(deps.clusters, 'edge');
