@@ -47,7 +47,11 @@ describe('notifications/*.yaml', () => {
       ['ops-topic', 'sns', 20],
       ['bus', 'eventbridge', 20],
     ]);
-    expect(config.providers[0]).toMatchObject({ secretRef: 'platform-slack-webhook', channel: '#fleet', line: 2 });
+    expect(config.providers[0]).toMatchObject({
+      secretRef: 'platform-slack-webhook',
+      channel: '#fleet',
+      line: 2,
+    });
     expect(config.providers[4]).toMatchObject({ eventBus: 'default', source: 'flotilla' });
     expect(config.alerts[0]).toEqual({
       name: 'prod-failures',
@@ -133,6 +137,8 @@ alerts:
       'notifications/y.yaml': 'alerts: []\n---\nalerts: []\n',
     });
     expect(errors[0]).toMatch(/^notifications\/x\.yaml:\d+: /);
-    expect(errors[1]).toBe('notifications/y.yaml:3: notifications/y.yaml must hold one YAML document, found 2');
+    expect(errors[1]).toBe(
+      'notifications/y.yaml:3: notifications/y.yaml must hold one YAML document, found 2',
+    );
   });
 });

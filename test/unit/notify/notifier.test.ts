@@ -64,7 +64,9 @@ alerts:
 `;
 
 let seq = 0;
-function event(over: Partial<FleetEvent> & { cluster?: string; env?: string } = {}): FleetEvent {
+function event(
+  over: Partial<Omit<FleetEvent, 'cluster'>> & { cluster?: string; env?: string } = {},
+): FleetEvent {
   const { cluster = 'prod-eu-1', env = 'prod', ...rest } = over;
   seq++;
   return {
@@ -101,7 +103,9 @@ describe('matching', () => {
       event({ type: 'sync.failed', cluster: undefined as never, bundle: undefined }), // no alert
       { ...event({ type: 'cluster.offline', severity: 'warning' }), bundle: undefined }, // slack and hook
     ]);
-    const sent = transport.sent.map((s) => `${s.provider}:${s.message.kind === 'event' ? s.message.event.type : ''}`);
+    const sent = transport.sent.map(
+      (s) => `${s.provider}:${s.message.kind === 'event' ? s.message.event.type : ''}`,
+    );
     // Providers are served in parallel: order within a provider only.
     expect(sent.sort()).toEqual(['hook:cluster.offline', 'slack:bundle.failed', 'slack:cluster.offline']);
   });
@@ -142,7 +146,10 @@ describe('rate limit and summary', () => {
   it('a burst of 1,000 events is 19 messages and one summary; later events wait for a token', async () => {
     const { clock, transport, notifier } = setup();
     const burst = Array.from({ length: 1000 }, (_, i) => event({ cluster: `c-${i}` }));
-    burst.push({ ...event({ type: 'cluster.offline', severity: 'warning', cluster: 'c-1' }), bundle: undefined });
+    burst.push({
+      ...event({ type: 'cluster.offline', severity: 'warning', cluster: 'c-1' }),
+      bundle: undefined,
+    });
     const report = await notifier.handle(burst);
     const slack = transport.sent.filter((s) => s.provider === 'slack');
     expect(slack).toHaveLength(20);
@@ -192,7 +199,9 @@ alerts:
       event({ cluster: 'a', bundle: 'api' }),
       { ...event({ type: 'cluster.offline', cluster: 'z' }), bundle: undefined },
     ]);
-    expect(summaryText(s)).toBe('4 more events: 3 bundle.failed (web on 2 clusters, api on 1 cluster), 1 cluster.offline (1 cluster)');
+    expect(summaryText(s)).toBe(
+      '4 more events: 3 bundle.failed (web on 2 clusters, api on 1 cluster), 1 cluster.offline (1 cluster)',
+    );
   });
 
   it('the token bucket refills evenly', () => {
