@@ -3,8 +3,6 @@
  * webhook's HMAC signature and timestamp, the Slack and Teams payload shapes, retries
  * after 500s, no retry after a 404, de-duplication, and a burst of 1,000 events.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   type FleetEvent,
   httpTransport,
@@ -18,48 +16,9 @@ import {
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LocalNotifier } from '../../../functions/src/local/notifier.ts';
 import { staticNotificationConfig } from '../../../functions/src/notify/config-source.ts';
+import { HttpReceiver } from '../../support/http-receiver.ts';
 
-interface Received {
-  readonly path: string;
-  readonly headers: IncomingMessage['headers'];
-  readonly body: string;
-  readonly at: number;
-}
-
-/** A receiver whose answers a test scripts per path (200 by default). */
-class Receiver {
-  readonly requests: Received[] = [];
-  readonly script = new Map<string, { status: number; headers?: Record<string, string> }[]>();
-  server!: Server;
-  url = '';
-
-  async start(): Promise<void> {
-    this.server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const path = req.url ?? '/';
-        this.requests.push({
-          path,
-          headers: req.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-          at: Date.now(),
-        });
-        const next = this.script.get(path)?.shift() ?? { status: 200 };
-        res.writeHead(next.status, { 'content-type': 'text/plain', ...next.headers });
-        res.end(next.status === 200 ? 'ok' : 'no');
-      });
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  on(path: string): Received[] {
-    return this.requests.filter((r) => r.path === path);
-  }
-}
-
-const receiver = new Receiver();
+const receiver = new HttpReceiver();
 const hmacKey = 'k3y-for-the-webhook-0123456789';
 const logs: string[] = [];
 const log = {
@@ -112,7 +71,7 @@ beforeAll(async () => {
   await receiver.start();
 });
 afterAll(async () => {
-  await new Promise((r) => receiver.server.close(r));
+  await receiver.stop();
 });
 beforeEach(() => {
   receiver.requests.length = 0;
