@@ -4,10 +4,12 @@
  * only queues (it never waits for delivery); failed deliveries are queued again a few
  * times, with a pause, as SQS redelivers them in AWS.
  */
-import type { EventSink, FleetEvent } from '@flotilla/shared/notify';
+import { type EventSink, type FleetEvent, MemoryDedupStore } from '@flotilla/shared/notify';
+import type { Logger } from '../http/log.ts';
 import type { NotificationConfigSource } from '../notify/config-source.ts';
 import { deliverRecords } from '../notify/deliver-records.ts';
-import type { NotifierRuntime } from '../notify/runtime.ts';
+import { type NotifierRuntime, openNotifier } from '../notify/runtime.ts';
+import { loadNotifierConfig } from '../notify-config.ts';
 
 export interface LocalNotifierOptions {
   /** Rounds an event is tried before it is dropped (logged); default 5, like the queue's maxReceiveCount. */
@@ -99,4 +101,22 @@ export class LocalNotifier implements EventSink {
     timer.unref();
     this.#timer = timer;
   }
+}
+
+/**
+ * The local hub's notifier from the hub's environment (docs/notifications.md): the same
+ * variables as the notifier Lambda, de-duplication in memory, provider secrets from
+ * FLOTILLA_NOTIFICATION_SECRETS_FILE (or Secrets Manager when that is unset and AWS is
+ * at hand).
+ */
+export async function openLocalNotifier(
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+  opts: LocalNotifierOptions & { credentials?: { accessKeyId: string; secretAccessKey: string } } = {},
+): Promise<LocalNotifier> {
+  const runtime = await openNotifier(loadNotifierConfig(env), log, {
+    dedup: new MemoryDedupStore(),
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+  });
+  return new LocalNotifier(runtime, opts);
 }

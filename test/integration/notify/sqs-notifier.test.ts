@@ -24,6 +24,7 @@ import { DynamoDbNotificationDedup } from '../../../functions/src/adapters/dynam
 import { HubDb } from '../../../functions/src/adapters/dynamodb-stores.ts';
 import { ensureHubTables } from '../../../functions/src/adapters/dynamodb-tables.ts';
 import { SqsEventSink } from '../../../functions/src/adapters/sqs-event-sink.ts';
+import { openLocalNotifier } from '../../../functions/src/local/notifier.ts';
 import { bedDynamoDb, bedSqs } from '../../support/aws-clients.ts';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
 import { HttpReceiver } from '../../support/http-receiver.ts';
@@ -253,5 +254,18 @@ describe('the notifier Lambda on SQS', () => {
     });
     await expect(sink.publish([event('bundle.failed', 'x')])).resolves.toBeUndefined();
     expect(warnings).toEqual(['fleet events dropped: the notifications queue could not be reached']);
+  });
+
+  it('the local hub notifier reads the same notifications/ and delivers in process', async () => {
+    const local = await openLocalNotifier(process.env, {
+      info: () => {},
+      warn: () => {},
+      error: () => {},
+    });
+    const e = event('bundle.drifted', 'prod-local');
+    await local.publish([e]);
+    await local.idle();
+    expect(receiver.on('/audit').map((r) => JSON.parse(r.body).event.key)).toContain(e.key);
+    await local.stop();
   });
 });
