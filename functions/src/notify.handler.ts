@@ -3,8 +3,8 @@
  * fleet events is matched against `notifications/` of the fleet repo and delivered;
  * records whose delivery failed are reported back (partial batch failure) so SQS
  * redelivers them, and after a few receives moves them to the dead-letter queue.
- * The function runs with a reserved concurrency of 1: the per-provider rate limits live
- * in its memory.
+ * The event source runs at most two instances: the per-provider rate limits live in
+ * each instance's memory.
  */
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';

@@ -402,8 +402,6 @@ export class FlotillaHub extends Construct {
       memorySize: 512,
       timeout: Duration.minutes(2),
       ephemeralStorageSize: Size.mebibytes(1024),
-      // One instance: the per-provider rate limits (and held summaries) live in its memory.
-      reservedConcurrentExecutions: 1,
       role: notifierRole,
       logGroup: notifierLogs,
       environment: {
@@ -417,10 +415,14 @@ export class FlotillaHub extends Construct {
       bundling,
     });
     this.notifierFunction.addEventSource(
+      // The per-provider rate limits and held summaries live in the notifier's memory, so it
+      // runs as few instances as the event source allows (2). Not reserved concurrency 1:
+      // the queue's pollers would be throttled and push events towards the DLQ.
       new SqsEventSource(this.notificationsQueue, {
         batchSize: 100,
         maxBatchingWindow: Duration.seconds(5),
         reportBatchItemFailures: true,
+        maxConcurrency: 2,
       }),
     );
     notifierRole.addToPrincipalPolicy(

@@ -2,8 +2,9 @@ import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { EventSink, FleetEvent } from '@flotilla/shared/notify';
 import type { Logger } from '../http/log.ts';
 
-/** SQS takes at most 10 messages per SendMessageBatch. */
+/** SQS takes at most 10 messages per SendMessageBatch, of at most 256 KiB together. */
 const BATCH = 10;
+const BATCH_BYTES = 250_000;
 
 /**
  * Where the hub's functions emit fleet events in AWS: the notifications queue, one
@@ -23,17 +24,31 @@ export class SqsEventSink implements EventSink {
   }
 
   async publish(events: readonly FleetEvent[]): Promise<void> {
-    const batches: FleetEvent[][] = [];
-    for (let i = 0; i < events.length; i += BATCH) batches.push(events.slice(i, i + BATCH));
+    const batches: { event: FleetEvent; body: string }[][] = [];
+    let current: { event: FleetEvent; body: string }[] = [];
+    let bytes = 0;
+    for (const event of events) {
+      const body = JSON.stringify(event);
+      const size = Buffer.byteLength(body);
+      if (current.length === BATCH || (current.length > 0 && bytes + size > BATCH_BYTES)) {
+        batches.push(current);
+        current = [];
+        bytes = 0;
+      }
+      current.push({ event, body });
+      bytes += size;
+    }
+    if (current.length > 0) batches.push(current);
     await Promise.all(batches.map((batch) => this.#send(batch)));
   }
 
-  async #send(batch: readonly FleetEvent[]): Promise<void> {
+  async #send(entries: readonly { event: FleetEvent; body: string }[]): Promise<void> {
+    const batch = entries.map((e) => e.event);
     try {
       const res = await this.#sqs.send(
         new SendMessageBatchCommand({
           QueueUrl: this.#url,
-          Entries: batch.map((e, i) => ({ Id: String(i), MessageBody: JSON.stringify(e) })),
+          Entries: entries.map((e, i) => ({ Id: String(i), MessageBody: e.body })),
         }),
       );
       for (const failed of res.Failed ?? []) {

@@ -126,6 +126,11 @@ export class TokenBucket {
     this.#at = now;
   }
 
+  /** Whether this bucket was made for `limit`. */
+  hasLimit(limit: RateLimit): boolean {
+    return this.#capacity === limit.messages && this.#refillPerMs === limit.messages / limit.perMs;
+  }
+
   /** Whole tokens available at `now`. */
   available(now: number): number {
     this.#refill(now);

@@ -103,9 +103,18 @@ export class Notifier {
   configure(config: NotificationConfig): void {
     this.#config = config;
     this.#matcher = new AlertMatcher(config);
-    const names = new Set(config.providers.map((p) => p.name));
-    for (const name of [...this.#buckets.keys()]) if (!names.has(name)) this.#buckets.delete(name);
-    for (const name of [...this.#held.keys()]) if (!names.has(name)) this.#held.delete(name);
+    const limits = new Map(config.providers.map((p) => [p.name, p.rateLimit]));
+    for (const [name, bucket] of [...this.#buckets]) {
+      const limit = limits.get(name);
+      // A provider that is gone, or whose limit changed, starts a new bucket.
+      if (!limit || !bucket.hasLimit(limit)) this.#buckets.delete(name);
+    }
+    for (const [name, held] of [...this.#held]) {
+      if (limits.has(name)) continue;
+      // Held events of a provider that is gone are released: nothing can deliver them now.
+      this.#held.delete(name);
+      for (const h of held) void this.#ports.dedup.release(h.claim).catch(() => {});
+    }
   }
 
   /** Delivers a batch of events (see the module comment for the steps). */
