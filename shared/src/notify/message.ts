@@ -89,9 +89,9 @@ export function summaryText(s: EventSummary): string {
   return `${s.count} more event${s.count === 1 ? '' : 's'}: ${parts.join(', ')}`;
 }
 
-/** A short title: `bundle.failed: web on prod-eu-1` or `Flotilla: 312 more events`. */
+/** A short title: `bundle.failed: web on prod-eu-1`, or for a summary `Flotilla summary (rate limit reached)`. */
 export function messageTitle(message: OutboundMessage): string {
-  if (message.kind === 'summary') return `Flotilla: ${message.summary.count} more events (rate limit)`;
+  if (message.kind === 'summary') return 'Flotilla summary (rate limit reached)';
   const e = message.event;
   const about = [e.bundle, e.cluster ? `on ${e.cluster.name}` : undefined].filter(Boolean).join(' ');
   return about ? `${e.type}: ${about}` : e.type;

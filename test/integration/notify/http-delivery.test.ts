@@ -171,7 +171,7 @@ describe('HTTP providers against a real receiver', () => {
     const got = receiver.on('/burst').map((r) => JSON.parse(r.body).text as string);
     expect(got).toHaveLength(20);
     expect(got[19]).toBe(
-      'Flotilla: 981 more events (rate limit): 981 more events: 981 bundle.recovered (web on 981 clusters)',
+      'Flotilla summary (rate limit reached): 981 more events: 981 bundle.recovered (web on 981 clusters)',
     );
     // The same events again (a redelivery) are duplicates within the window.
     const again = await notifier.handle(burst);
