@@ -61,6 +61,9 @@ export interface NotifierOptions {
 
 export const DEFAULT_DEDUP_WINDOW_MS = 10 * 60_000;
 
+/** Dedup claims in flight at once. */
+const CLAIMS_AT_ONCE = 16;
+
 /** What one round of delivery did. Event keys are the events' own keys. */
 export interface DeliveryReport {
   /** Messages sent, per provider: single events and summaries. */
@@ -122,21 +125,39 @@ export class Notifier {
     const report = emptyReport();
     const perProvider = new Map<string, { provider: ProviderSpec; events: Held[] }>();
     const now = this.#ports.clock.now();
-    for (const event of events) {
-      for (const provider of this.#matcher.providersFor(event)) {
-        const claim = `${provider.name}/${event.key}`;
-        if (!(await this.#ports.dedup.claim(claim, now, this.#dedupWindowMs))) {
-          report.duplicates.push(event.key);
-          continue;
-        }
-        let entry = perProvider.get(provider.name);
-        if (!entry) {
-          entry = { provider, events: [] };
-          perProvider.set(provider.name, entry);
-        }
-        entry.events.push({ event, claim });
-      }
+    const pairs = events.flatMap((event) =>
+      this.#matcher
+        .providersFor(event)
+        .map((provider) => ({ event, provider, claim: `${provider.name}/${event.key}` })),
+    );
+    // Claims go to the store a few at a time (a DynamoDB round trip each), in the events' order:
+    // of two events with one key in a batch, the first is the one delivered.
+    const claimed: boolean[] = [];
+    for (let i = 0; i < pairs.length; i += CLAIMS_AT_ONCE) {
+      const chunk = pairs.slice(i, i + CLAIMS_AT_ONCE);
+      const seen = new Set<string>();
+      claimed.push(
+        ...(await Promise.all(
+          chunk.map((p) => {
+            if (seen.has(p.claim)) return false;
+            seen.add(p.claim);
+            return this.#ports.dedup.claim(p.claim, now, this.#dedupWindowMs);
+          }),
+        )),
+      );
     }
+    pairs.forEach(({ event, provider, claim }, i) => {
+      if (!claimed[i]) {
+        report.duplicates.push(event.key);
+        return;
+      }
+      let entry = perProvider.get(provider.name);
+      if (!entry) {
+        entry = { provider, events: [] };
+        perProvider.set(provider.name, entry);
+      }
+      entry.events.push({ event, claim });
+    });
     await Promise.all(
       [...perProvider.values()].map(({ provider, events }) => this.#serve(provider, events, report)),
     );
