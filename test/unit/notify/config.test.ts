@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { formatFleetError } from '@flotilla/shared';
 import { loadNotifications } from '@flotilla/shared/notify';
 import { describe, expect, it } from 'vitest';
@@ -140,5 +141,23 @@ alerts:
     expect(errors[1]).toBe(
       'notifications/y.yaml:3: notifications/y.yaml must hold one YAML document, found 2',
     );
+  });
+});
+
+describe('docs/notifications.md', () => {
+  it('shows an example that loads without errors', () => {
+    const doc = readFileSync(new URL('../../../docs/notifications.md', import.meta.url), 'utf8');
+    const example = doc.match(/```yaml\n# notifications\/platform\.yaml\n([\s\S]*?)```/)?.[1];
+    expect(example).toBeDefined();
+    const { config, errors } = load({ 'notifications/platform.yaml': example ?? '' });
+    expect(errors).toEqual([]);
+    expect(config.providers.map((p) => p.type)).toEqual([
+      'slack',
+      'msteams',
+      'webhook',
+      'sns',
+      'eventbridge',
+    ]);
+    expect(config.alerts.map((a) => a.name)).toEqual(['prod-failures', 'everything-to-audit']);
   });
 });
