@@ -124,7 +124,7 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
   // Fleet events for the notifier: its queue in AWS, or a sink handed in (the local hub's).
   const events =
     overrides.events ??
-    (config.notifyQueueUrl ? new SqsEventSink(sqs, config.notifyQueueUrl, { log: jsonLogger() }) : undefined);
+    (config.notifyQueueUrl ? new SqsEventSink(sqs, config.notifyQueueUrl, jsonLogger()) : undefined);
   return {
     ...(fanout ? { fanout } : {}),
     ...(events ? { events } : {}),

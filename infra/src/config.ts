@@ -42,6 +42,14 @@ export interface FlotillaHubConfig {
   readonly alarms?: { readonly email?: string; readonly topicArn?: string };
   /** Stage-wide throttling of the HTTP API, requests per second. Default 1000, burst 2000. */
   readonly api?: { readonly throttleRateLimit?: number; readonly throttleBurstLimit?: number };
+  /**
+   * The AWS targets `sns` and `eventbridge` providers in `notifications/` may name: the
+   * notifier may publish to these topics and buses and nothing else. Default: none.
+   */
+  readonly notifications?: {
+    readonly topicArns?: readonly string[];
+    readonly eventBuses?: readonly string[];
+  };
 }
 
 /** The configuration with every default filled in. */
@@ -57,6 +65,7 @@ export interface ResolvedFlotillaHubConfig {
   readonly offlineAfterSeconds: number;
   readonly alarms: { readonly email?: string; readonly topicArn?: string };
   readonly api: { readonly throttleRateLimit: number; readonly throttleBurstLimit: number };
+  readonly notifications: { readonly topicArns: readonly string[]; readonly eventBuses: readonly string[] };
 }
 
 export class FlotillaHubConfigError extends Error {
@@ -104,6 +113,7 @@ export function resolveFlotillaHubConfig(input: unknown): ResolvedFlotillaHubCon
       'charts',
       'alarms',
       'api',
+      'notifications',
     ],
     '',
     problems,
@@ -176,6 +186,33 @@ export function resolveFlotillaHubConfig(input: unknown): ResolvedFlotillaHubCon
   const throttleRateLimit = read.integer(apiIn, 'throttleRateLimit', 1, 100_000, 'api.') ?? 1000;
   const throttleBurstLimit = read.integer(apiIn, 'throttleBurstLimit', 1, 100_000, 'api.') ?? 2000;
 
+  const notifyIn = objectAt(root.notifications, 'notifications', problems) ?? {};
+  unknownFields(notifyIn, ['topicArns', 'eventBuses'], 'notifications.', problems);
+  const stringList = (value: unknown, path: string, pattern: RegExp, what: string): string[] => {
+    if (value === undefined) return [];
+    if (!Array.isArray(value)) {
+      problems.push(`${path}: expected a list of ${what}s`);
+      return [];
+    }
+    return value.filter((v, i) => {
+      const ok = typeof v === 'string' && pattern.test(v);
+      if (!ok) problems.push(`${path}[${i}]: not ${what}: ${JSON.stringify(v)}`);
+      return ok;
+    });
+  };
+  const notifyTopicArns = stringList(
+    notifyIn.topicArns,
+    'notifications.topicArns',
+    topicArnPattern,
+    'an SNS topic ARN',
+  );
+  const notifyEventBuses = stringList(
+    notifyIn.eventBuses,
+    'notifications.eventBuses',
+    /^[A-Za-z0-9._/-]{1,256}$/,
+    'an event bus name',
+  );
+
   if (problems.length > 0) throw new FlotillaHubConfigError(problems);
   return {
     prefix,
@@ -189,6 +226,7 @@ export function resolveFlotillaHubConfig(input: unknown): ResolvedFlotillaHubCon
     offlineAfterSeconds,
     alarms: { ...(email ? { email } : {}), ...(topicArn ? { topicArn } : {}) },
     api: { throttleRateLimit, throttleBurstLimit },
+    notifications: { topicArns: notifyTopicArns, eventBuses: notifyEventBuses },
   };
 }
 

@@ -102,6 +102,12 @@ export class FlotillaHub extends Construct {
   readonly syncWorkQueue: Queue;
   readonly apiFunction: NodejsFunction;
   readonly syncFunction: NodejsFunction;
+  /** Fleet events the API and sync functions emit, one message each, for the notifier. */
+  readonly notificationsQueue: Queue;
+  /** Events the notifier failed to deliver five times (a provider down for long, a bad secret). */
+  readonly notificationsDeadLetterQueue: Queue;
+  /** Delivers fleet events to the providers of `notifications/` in the fleet repo. */
+  readonly notifierFunction: NodejsFunction;
   /** `bin/flotilla-renderer` (linux/arm64), attached to both functions: each renders (sync, preview). */
   readonly rendererLayer: LayerVersion;
   readonly httpApi: HttpApi;
@@ -190,6 +196,27 @@ export class FlotillaHub extends Construct {
       deadLetterQueue: { queue: syncWorkDeadLetterQueue, maxReceiveCount: 5 },
     });
 
+    // Fleet events (docs/notifications.md): the functions emit, the notifier delivers. An
+    // event whose delivery failed five times (each time after its own retries with
+    // backoff) is parked in the DLQ, which alarms.
+    this.notificationsDeadLetterQueue = new Queue(this, 'NotificationsDeadLetterQueue', {
+      queueName: `${prefix}-notifications-dlq`,
+      retentionPeriod: Duration.days(14),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      removalPolicy,
+    });
+    this.notificationsQueue = new Queue(this, 'NotificationsQueue', {
+      queueName: `${prefix}-notifications`,
+      // At least the notifier's timeout, as Lambda requires; a failed event comes back after it.
+      visibilityTimeout: Duration.minutes(5),
+      retentionPeriod: Duration.days(4),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      removalPolicy,
+      deadLetterQueue: { queue: this.notificationsDeadLetterQueue, maxReceiveCount: 5 },
+    });
+
     // Signing key: see docs/deploy.md for why a Secrets Manager-held key is the default.
     const signing = config.signingKey;
     if (signing.mode === 'kms') {
@@ -264,6 +291,7 @@ export class FlotillaHub extends Construct {
       ...(credentials ? { FLOTILLA_FLEET_REPO_CREDENTIALS_SECRET_ID: credentials.secretArn } : {}),
       ...(chartCredentials ? { FLOTILLA_CHART_CREDENTIALS_SECRET_ID: chartCredentials.secretArn } : {}),
       FLOTILLA_CHART_CACHE_DIR: '/tmp/flotilla-charts',
+      FLOTILLA_NOTIFY_QUEUE_URL: this.notificationsQueue.queueUrl,
     };
     const retention = config.logRetentionDays as RetentionDays;
     const bundling: BundlingOptions = {
@@ -355,6 +383,86 @@ export class FlotillaHub extends Construct {
     // and either may step a rollout (a status report, a command, a sync, a wake) and so arm a
     // delayed rollout wake; the event source gave the sync role what consuming them takes.
     for (const role of [apiRole, syncRole]) this.syncWorkQueue.grantSendMessages(role);
+    // Both emit fleet events (a sync's failures, status reports, offline clusters).
+    for (const role of [apiRole, syncRole]) this.notificationsQueue.grantSendMessages(role);
+
+    // The notifier: reads the queue (the event source grants that), the fleet repo, its dedup
+    // claims in the hub-state table, the providers' secrets under `<prefix>/notifications/`,
+    // and publishes to the configured topics and buses only.
+    const notifierLogs = new LogGroup(this, 'NotifierLogs', { retention, removalPolicy });
+    const notifierRole = this.#functionRole('NotifierRole', 'notifier', notifierLogs);
+    this.notifierFunction = new NodejsFunction(this, 'NotifierFunction', {
+      description: `Flotilla hub ${prefix}: delivers fleet events to Slack, Teams, webhooks, SNS and EventBridge`,
+      entry: handlerEntry('notify.handler.ts'),
+      handler: 'handler',
+      projectRoot: repoRoot,
+      depsLockFilePath: `${repoRoot}package-lock.json`,
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: 512,
+      timeout: Duration.minutes(2),
+      ephemeralStorageSize: Size.mebibytes(1024),
+      role: notifierRole,
+      logGroup: notifierLogs,
+      environment: {
+        FLOTILLA_PREFIX: prefix,
+        FLOTILLA_FLEET_REPO_URL: config.fleetRepo.url,
+        FLOTILLA_FLEET_REPO_REF: config.fleetRepo.ref,
+        FLOTILLA_GIT_CACHE_DIR: '/tmp/flotilla-git',
+        FLOTILLA_NOTIFICATION_SECRET_PREFIX: `${prefix}/notifications/`,
+        ...(credentials ? { FLOTILLA_FLEET_REPO_CREDENTIALS_SECRET_ID: credentials.secretArn } : {}),
+      },
+      bundling,
+    });
+    this.notifierFunction.addEventSource(
+      // The per-provider rate limits and held summaries live in the notifier's memory, so it
+      // runs as few instances as the event source allows (2). Not reserved concurrency 1:
+      // the queue's pollers would be throttled and push events towards the DLQ.
+      new SqsEventSource(this.notificationsQueue, {
+        batchSize: 100,
+        maxBatchingWindow: Duration.seconds(5),
+        reportBatchItemFailures: true,
+        maxConcurrency: 2,
+      }),
+    );
+    notifierRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:PutItem', 'dynamodb:DeleteItem'],
+        resources: [this.tables.hubState.tableArn],
+        // Only the notifier's own items.
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['notify#*'] } },
+      }),
+    );
+    const notificationSecrets = Stack.of(this).formatArn({
+      service: 'secretsmanager',
+      resource: 'secret',
+      resourceName: `${prefix}/notifications/*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    notifierRole.addToPrincipalPolicy(
+      new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [notificationSecrets] }),
+    );
+    acknowledgeWildcard(
+      notifierRole,
+      notificationSecrets,
+      'Providers name their secrets in the fleet repo; the notifier may read the secrets under its own prefix and no others.',
+    );
+    if (credentials) notifierRole.addToPrincipalPolicy(secretRead(credentials));
+    if (config.notifications.topicArns.length > 0) {
+      notifierRole.addToPrincipalPolicy(
+        new PolicyStatement({ actions: ['sns:Publish'], resources: [...config.notifications.topicArns] }),
+      );
+    }
+    if (config.notifications.eventBuses.length > 0) {
+      notifierRole.addToPrincipalPolicy(
+        new PolicyStatement({
+          actions: ['events:PutEvents'],
+          resources: config.notifications.eventBuses.map((bus) =>
+            Stack.of(this).formatArn({ service: 'events', resource: 'event-bus', resourceName: bus }),
+          ),
+        }),
+      );
+    }
 
     // HTTP API: the route table is the one the handler dispatches on.
     const accessLogs = new LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy });
@@ -493,6 +601,14 @@ export class FlotillaHub extends Construct {
         'SpokeDeadLetters',
         'Notifications reached the spoke dead-letter queue: some agent is not consuming its queue.',
         this.spokeDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(5),
+          statistic: 'Maximum',
+        }),
+      ),
+      alarm(
+        'NotificationDeadLetters',
+        'Fleet events reached the notifications dead-letter queue: a provider refused them five times (see the notifier log by provider).',
+        this.notificationsDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
           period: Duration.minutes(5),
           statistic: 'Maximum',
         }),

@@ -17,8 +17,9 @@ export interface FleetSnapshot {
 }
 
 /** Only these top-level folders mean anything in a fleet repo. */
-// lib/ holds what Helm and Kustomize bundles share: charts, kustomize bases, values files.
-const fleetFolders = ['bundles/', 'groups/', 'clusters/', 'rollouts/', 'lib/'];
+// lib/ holds what Helm and Kustomize bundles share: charts, kustomize bases, values files;
+// notifications/ is read by the notifier (docs/notifications.md).
+const fleetFolders = ['bundles/', 'groups/', 'clusters/', 'rollouts/', 'lib/', 'notifications/'];
 
 /**
  * Reads the fleet repo over smart HTTP with isomorphic-git: a shallow, single-branch

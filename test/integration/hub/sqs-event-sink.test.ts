@@ -51,7 +51,7 @@ describe('SqsEventSink (ElasticMQ)', () => {
     try {
       const log = captureLog();
       const events = Array.from({ length: 23 }, (_, i) => event(i));
-      await new SqsEventSink(sqs, url, { log }).publish(events);
+      await new SqsEventSink(sqs, url, log).publish(events);
       expect(log.lines).toEqual([]);
       const received: FleetEvent[] = [];
       for (let round = 0; round < 20 && received.length < events.length; round++) {
@@ -70,7 +70,7 @@ describe('SqsEventSink (ElasticMQ)', () => {
   it('never rejects when the queue is gone, and logs types and keys without payloads', async () => {
     const log = captureLog();
     const url = `${bed.sqs.endpoint}/000000000000/no-such-queue-${process.pid}`;
-    await expect(new SqsEventSink(sqs, url, { log }).publish([event(1), event(2)])).resolves.toBeUndefined();
+    await expect(new SqsEventSink(sqs, url, log).publish([event(1), event(2)])).resolves.toBeUndefined();
     expect(log.lines).toHaveLength(1);
     expect(log.lines[0]).toMatchObject({ level: 'warn', message: 'fleet events not queued' });
     expect(log.lines[0]?.fields.events).toEqual([

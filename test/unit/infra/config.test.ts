@@ -32,6 +32,7 @@ describe('hub deployment configuration', () => {
       offlineAfterSeconds: 180,
       alarms: {},
       api: { throttleRateLimit: 1000, throttleBurstLimit: 2000 },
+      notifications: { topicArns: [], eventBuses: [] },
     });
   });
 

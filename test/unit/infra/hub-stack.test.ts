@@ -4,6 +4,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../functions/src/config.ts';
 import { hubRoutes } from '../../../functions/src/http/routes.ts';
+import { loadNotifierConfig } from '../../../functions/src/notify-config.ts';
 import { apiAccess, syncAccess } from '../../../infra/src/permissions.ts';
 import { rendererLayerBinary } from '../../../infra/src/renderer-layer.ts';
 import {
@@ -25,6 +26,19 @@ const hub = synthHub(
 const { template } = hub;
 // cdk-nag walks the whole tree (seconds on a busy machine): once per file, like the synth.
 const nagReport = new AwsSolutionsChecks(hub.app).validateScope(hub.app);
+
+/** The API and sync functions (the hub proper), without the notifier. */
+function hubFunctions() {
+  return resourcesOfType(hub, 'AWS::Lambda::Function').filter(({ id }) => /^Hub(Api|Sync)Function/.test(id));
+}
+
+function notifierFunction() {
+  const fn = resourcesOfType(hub, 'AWS::Lambda::Function').find(({ id }) =>
+    id.startsWith('HubNotifierFunction'),
+  );
+  if (!fn) throw new Error('no notifier function');
+  return fn;
+}
 
 describe('FlotillaHub (default configuration): synthesized template', () => {
   it('creates the five hub tables from the shared definitions: on demand, PITR, encrypted, retained', () => {
@@ -56,8 +70,8 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
   });
 
   it('creates the spoke DLQ under the fixed prefix, encrypted, TLS-only, with the retention the adapter asks for', () => {
-    // The spoke DLQ, and the sync work queue with its own DLQ.
-    template.resourceCountIs('AWS::SQS::Queue', 3);
+    // The spoke DLQ, the sync work queue and the notifications queue, each of these with its own DLQ.
+    template.resourceCountIs('AWS::SQS::Queue', 5);
     template.hasResourceProperties('AWS::SQS::Queue', {
       QueueName: 'flotilla-spoke-dlq',
       MessageRetentionPeriod: 14 * 24 * 3600,
@@ -72,18 +86,18 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
     });
   });
 
-  it('runs both functions on nodejs24.x, arm64, with their own log groups and retention', () => {
+  it('runs the three functions on nodejs24.x, arm64, with their own log groups and retention', () => {
     const fns = resourcesOfType(hub, 'AWS::Lambda::Function');
-    expect(fns).toHaveLength(2);
+    expect(fns).toHaveLength(3);
     for (const { props } of fns) {
       expect(props.Runtime).toBe('nodejs24.x');
       expect(props.Architectures).toEqual(['arm64']);
       expect(props.Handler).toBe('index.handler');
       expect(flat((props.LoggingConfig as Record<string, CfnValue>).LogGroup as CfnValue)).toMatch(
-        /^<Hub(Api|Sync)Logs/,
+        /^<Hub(Api|Sync|Notifier)Logs/,
       );
     }
-    template.resourceCountIs('AWS::Logs::LogGroup', 3);
+    template.resourceCountIs('AWS::Logs::LogGroup', 4);
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 
@@ -96,11 +110,13 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
       CompatibleRuntimes: ['nodejs24.x'],
     });
     expect(rendererLayerBinary).toBe('/opt/bin/flotilla-renderer');
-    const fns = resourcesOfType(hub, 'AWS::Lambda::Function');
+    const fns = hubFunctions();
     expect(fns.map(({ id }) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'HubApiFunction',
       'HubSyncFunction',
     ]);
+    // The notifier renders nothing.
+    expect(notifierFunction().props.Layers).toBeUndefined();
     for (const { props } of fns) {
       expect(props.Architectures).toEqual(['arm64']);
       expect(props.Layers).toEqual([{ Ref: layer?.id }]);
@@ -116,11 +132,15 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
         [props.MemorySize, props.Timeout],
       ]),
     );
-    expect(memory).toEqual({ HubApiFunction: [1024, 29], HubSyncFunction: [3008, 900] });
+    expect(memory).toEqual({
+      HubApiFunction: [1024, 29],
+      HubSyncFunction: [3008, 900],
+      HubNotifierFunction: [512, 120],
+    });
   });
 
   it('gives the functions the configuration their own loadConfig accepts, with secrets as ids only', () => {
-    for (const { props } of resourcesOfType(hub, 'AWS::Lambda::Function')) {
+    for (const { props } of hubFunctions()) {
       const vars = (props.Environment as { Variables: Record<string, CfnValue> }).Variables;
       const env = Object.fromEntries(
         Object.entries(vars).map(([k, v]) => [
@@ -226,12 +246,14 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
       QueueName: 'flotilla-sync-work-dlq',
       SqsManagedSseEnabled: true,
     });
-    const mappings = resourcesOfType(hub, 'AWS::Lambda::EventSourceMapping');
+    const mappings = resourcesOfType(hub, 'AWS::Lambda::EventSourceMapping').filter(({ props }) =>
+      flat(props.FunctionName ?? '').startsWith('<HubSyncFunction'),
+    );
     expect(mappings).toHaveLength(1);
     expect(mappings[0]?.props).toMatchObject({ BatchSize: 1, ScalingConfig: { MaximumConcurrency: 10 } });
     expect(flat(mappings[0]?.props.FunctionName ?? '')).toMatch(/^<HubSyncFunction/);
     expect(flat(mappings[0]?.props.EventSourceArn ?? '')).toMatch(/^<HubSyncWorkQueue[0-9A-F]{8}\.Arn>$/);
-    for (const { props } of resourcesOfType(hub, 'AWS::Lambda::Function')) {
+    for (const { props } of hubFunctions()) {
       const env = (props.Environment as { Variables: Record<string, CfnValue> }).Variables;
       expect(flat(env.FLOTILLA_SYNC_QUEUE_URL ?? '')).toMatch(/^<HubSyncWorkQueue[0-9A-F]{8}>$/);
     }
@@ -270,7 +292,9 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
     const sqsOf = (ss: typeof api) =>
       ss.filter(
         (s) =>
-          actionsOf(s).some((a) => a.startsWith('sqs:')) && !flat(s.Resource).startsWith('<HubSyncWorkQueue'),
+          actionsOf(s).some((a) => a.startsWith('sqs:')) &&
+          !flat(s.Resource).startsWith('<HubSyncWorkQueue') &&
+          !flat(s.Resource).startsWith('<HubNotificationsQueue'),
       );
     expect(sqsOf(api).filter((s) => s.Effect === 'Allow')).toEqual([
       expect.objectContaining({ Resource: expect.anything() }),
@@ -316,6 +340,7 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
       .filter((r) => r.includes('*'));
     expect([...new Set(wildcards)].sort()).toEqual([
       'arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<HubHttpApi6072509C>/$default/*/v1/admin/*',
+      'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:flotilla/notifications/*',
       'arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:flotilla-spoke-*',
     ]);
     // The layer lives in the same stack: deploying it is the deployer's right, not the functions'.
@@ -326,7 +351,7 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
   });
 
   it('alarms on sync failures, fleet repo errors, notify failures, dead letters and API 5xx', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'Errors',
       Namespace: 'AWS/Lambda',
@@ -399,5 +424,108 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
     expect(apig4.sort()).toEqual(
       [...hubRoutes.filter((r) => r.auth !== 'admin').map((r) => `Route-${r.id}`), 'Route-default'].sort(),
     );
+  });
+});
+
+describe('FlotillaHub (default configuration): the notifier', () => {
+  it('has a notifications queue with a DLQ after five receives, both encrypted', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: 'flotilla-notifications',
+      VisibilityTimeout: 300,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: {
+        deadLetterTargetArn: {
+          'Fn::GetAtt': [Match.stringLikeRegexp('^HubNotificationsDeadLetterQueue'), 'Arn'],
+        },
+        maxReceiveCount: 5,
+      },
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: 'flotilla-notifications-dlq',
+      MessageRetentionPeriod: 14 * 24 * 3600,
+      SqsManagedSseEnabled: true,
+    });
+  });
+
+  it('consumes it in batches with partial batch failures, at most two instances at a time', () => {
+    const mappings = resourcesOfType(hub, 'AWS::Lambda::EventSourceMapping').filter(({ props }) =>
+      flat(props.FunctionName ?? '').startsWith('<HubNotifierFunction'),
+    );
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0]?.props).toMatchObject({
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 5,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+    expect(flat(mappings[0]?.props.EventSourceArn ?? '')).toMatch(
+      /^<HubNotificationsQueue[0-9A-F]{8}\.Arn>$/,
+    );
+    // Not reserved concurrency: it would throttle the pollers.
+    expect(notifierFunction().props.ReservedConcurrentExecutions).toBeUndefined();
+  });
+
+  it('gives the notifier the configuration its loadNotifierConfig accepts, and no signing key', () => {
+    const vars = (notifierFunction().props.Environment as { Variables: Record<string, CfnValue> }).Variables;
+    expect(Object.keys(vars).filter((k) => k.includes('SIGNING'))).toEqual([]);
+    const config = loadNotifierConfig({ ...(vars as Record<string, string>), AWS_REGION: 'eu-west-1' });
+    expect(config).toMatchObject({
+      prefix: 'flotilla',
+      fleetRepo: { url: 'https://git.acme.test/platform/fleet.git', ref: 'release' },
+      secrets: { kind: 'secrets-manager', prefix: 'flotilla/notifications/' },
+      dedupWindowMs: 600_000,
+    });
+  });
+
+  it('lets the API and sync functions emit events, and nothing else send to the queue', () => {
+    for (const role of ['HubApiRole', 'HubSyncRole']) {
+      const onQueue = roleStatements(hub, role)
+        .filter((s) => /^<HubNotificationsQueue[0-9A-F]{8}\.Arn>$/.test(flat(s.Resource)))
+        .flatMap(actionsOf)
+        .sort();
+      expect(onQueue).toEqual(['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']);
+    }
+    for (const { props } of hubFunctions()) {
+      const env = (props.Environment as { Variables: Record<string, CfnValue> }).Variables;
+      expect(flat(env.FLOTILLA_NOTIFY_QUEUE_URL ?? '')).toMatch(/^<HubNotificationsQueue[0-9A-F]{8}>$/);
+    }
+  });
+
+  it('grants the notifier only its queue, its own dedup items, its secrets and its logs', () => {
+    const statements = roleStatements(hub, 'HubNotifierRole');
+    const summary = statements
+      .map((s) => [actionsOf(s).sort().join(','), flat(s.Resource).replace(/[0-9A-F]{8}(\.Arn)?>/, '>')])
+      .sort();
+    expect(summary).toEqual(
+      [
+        ['dynamodb:DeleteItem,dynamodb:PutItem', '<HubTablehubstate>'],
+        ['logs:CreateLogStream,logs:PutLogEvents', '<HubNotifierLogs>'],
+        [
+          'secretsmanager:GetSecretValue',
+          'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:flotilla/notifications/*',
+        ],
+        [
+          'sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage',
+          '<HubNotificationsQueue>',
+        ],
+      ].sort(),
+    );
+    const dynamo = statements.find((s) => actionsOf(s).includes('dynamodb:PutItem')) as unknown as {
+      Condition: unknown;
+    };
+    expect(dynamo.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['notify#*'] } });
+  });
+
+  it('alarms when events reach the notifications DLQ', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'flotilla-hub-notification-dead-letters',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [
+        {
+          Name: 'QueueName',
+          Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('^HubNotificationsDeadLetterQueue'), 'QueueName'] },
+        },
+      ],
+    });
   });
 });

@@ -21,6 +21,10 @@ const hub = synthHub({
   logRetentionDays: 90,
   alarms: { email: 'oncall@acme.test', topicArn },
   api: { throttleRateLimit: 50, throttleBurstLimit: 100 },
+  notifications: {
+    topicArns: ['arn:aws:sns:eu-west-1:123456789012:fleet-events'],
+    eventBuses: ['platform-events'],
+  },
 });
 const { template } = hub;
 // cdk-nag walks the whole tree (seconds on a busy machine): once per file, like the synth.
@@ -42,7 +46,9 @@ describe('FlotillaHub (KMS signing, alarms by e-mail, destroy)', () => {
   });
 
   it('configures the functions for KMS, repo credentials from a secret, and no webhook', () => {
-    for (const { props } of resourcesOfType(hub, 'AWS::Lambda::Function')) {
+    for (const { props } of resourcesOfType(hub, 'AWS::Lambda::Function').filter(({ id }) =>
+      /^Hub(Api|Sync)Function/.test(id),
+    )) {
       const vars = (props.Environment as { Variables: Record<string, CfnValue> }).Variables;
       expect(vars.FLOTILLA_WEBHOOK_SECRET_ID).toBeUndefined();
       expect(vars.FLOTILLA_FLEET_REPO_CREDENTIALS_SECRET_ID).toBe(credentialsArn);
@@ -83,7 +89,9 @@ describe('FlotillaHub (KMS signing, alarms by e-mail, destroy)', () => {
   it('scopes queue rights to the new prefix', () => {
     const sqs = roleStatements(hub, 'HubSyncRole').filter(
       (s) =>
-        actionsOf(s).some((a) => a.startsWith('sqs:')) && !flat(s.Resource).startsWith('<HubSyncWorkQueue'),
+        actionsOf(s).some((a) => a.startsWith('sqs:')) &&
+        !flat(s.Resource).startsWith('<HubSyncWorkQueue') &&
+        !flat(s.Resource).startsWith('<HubNotificationsQueue'),
     );
     expect(sqs.map((s) => flat(s.Resource))).toEqual([
       'arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:edge-spoke-*',
@@ -98,13 +106,31 @@ describe('FlotillaHub (KMS signing, alarms by e-mail, destroy)', () => {
     });
     template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
     const alarms = resourcesOfType(hub, 'AWS::CloudWatch::Alarm');
-    expect(alarms).toHaveLength(5);
+    expect(alarms).toHaveLength(6);
     for (const { props } of alarms) {
       expect(props.AlarmActions).toHaveLength(2);
       expect(props.AlarmActions).toEqual(
         expect.arrayContaining([{ Ref: expect.stringMatching(/^HubAlarmTopic/) }, topicArn]),
       );
     }
+  });
+
+  it('lets the notifier publish to the configured topics and buses and nowhere else', () => {
+    const statements = roleStatements(hub, 'HubNotifierRole');
+    const publish = statements.filter((s) => actionsOf(s).some((a) => /^(sns|events):/.test(a)));
+    expect(publish.map((s) => [actionsOf(s), flat(s.Resource)])).toEqual([
+      [['sns:Publish'], 'arn:aws:sns:eu-west-1:123456789012:fleet-events'],
+      [
+        ['events:PutEvents'],
+        'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:event-bus/platform-events',
+      ],
+    ]);
+    // It reads the fleet repo with its credentials, and provider secrets under its own prefix.
+    const reads = statements.filter((s) => actionsOf(s).includes('secretsmanager:GetSecretValue'));
+    expect(reads.map((s) => flat(s.Resource)).sort()).toEqual([
+      'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:edge/notifications/*',
+      credentialsArn,
+    ]);
   });
 
   it('applies the schedule and throttling it was given', () => {
