@@ -10,6 +10,8 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.ts';
+import { jsonLogger } from '../http/log.ts';
+import { openLocalNotifier } from './notifier.ts';
 import { startLocalHub } from './server.ts';
 
 const { values } = parseArgs({
@@ -40,11 +42,15 @@ if (config.adminAuth === 'iam') {
 // Local services take any credentials; real AWS gets the usual provider chain.
 const local = Boolean(config.dynamodbEndpoint || config.sqsEndpoint);
 const hasKeys = Boolean(process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE);
+const credentials = local && !hasKeys ? { accessKeyId: 'local', secretAccessKey: 'local' } : undefined;
+// Fleet events are delivered in process, to the providers of the fleet repo's notifications/.
+const notifier = await openLocalNotifier(process.env, jsonLogger(), credentials ? { credentials } : {});
 const hub = await startLocalHub({
   config,
   port,
   host: values.host,
-  ...(local && !hasKeys ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+  events: notifier,
+  ...(credentials ? { credentials } : {}),
 });
 process.stdout.write(`${hub.url}\n`);
 process.stderr.write(
@@ -53,6 +59,7 @@ process.stderr.write(
 
 const stop = async () => {
   await hub.stop();
+  await notifier.stop();
   process.exit(0);
 };
 process.on('SIGINT', () => void stop());

@@ -14,6 +14,7 @@ import {
   type SourcePos,
 } from '../errors.ts';
 import { nameProblem } from '../labels.ts';
+import { loadNotifications } from '../notify/config.ts';
 import { type RolloutContext, type RolloutSpec, readRolloutStrategy } from '../rollout-spec.ts';
 import { compileSelector, type LabelMatcher } from '../selector.ts';
 import {
@@ -168,6 +169,9 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     repoErrors.push(...reader.errors);
   }
   const warnings: FleetError[] = [];
+
+  // Notifications: read by the notifier; checked here so that their errors show in previews and syncs.
+  repoErrors.push(...loadNotifications(files).errors);
 
   // Groups.
   const groups = new Map<string, GroupSpec>();

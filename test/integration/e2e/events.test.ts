@@ -2,14 +2,20 @@
  * Fleet events end to end: a local hub on the bed's DynamoDB Local and ElasticMQ with a
  * recording event sink, a fleet repo on its git server, and two spokes with real agents.
  * What people do (a hand edit on a spoke, an agent that stops, a broken commit) must come
- * out as exactly one event each, however many reports, ticks and syncs pass meanwhile.
+ * out as exactly one event each, however many reports, ticks and syncs pass meanwhile, and
+ * as exactly one notification: the events also go to the local hub's notifier, which
+ * delivers them, per the fleet repo's notifications/, to a signed webhook served here.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { EventSink, FleetEvent } from '@flotilla/shared/notify';
+import { type EventSink, type FleetEvent, verifyWebhook } from '@flotilla/shared/notify';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { jsonLogger } from '../../../functions/src/http/log.ts';
+import { type LocalNotifier, openLocalNotifier } from '../../../functions/src/local/notifier.ts';
 import { describeStatus, LocalFleet, type LocalSpoke } from '../../support/local-fleet.ts';
 import { until } from '../../support/until.ts';
 
@@ -66,7 +72,14 @@ metadata:
 data:
   n: "1"
 `;
+/** Every event type the suite produces goes to one signed webhook. */
+const alertsYaml = `providers:
+  - {name: ops, type: webhook, secretRef: ops-hook}
+alerts:
+  - {name: everything, providers: [ops], eventTypes: ["bundle.*", "cluster.*", "fleet.*"]}
+`;
 const files: Record<string, string> = {
+  'notifications/alerts.yaml': alertsYaml,
   'bundles/notes/bundle.yaml': notesYaml,
   'bundles/notes/notes.yaml': notes,
   'bundles/extra/bundle.yaml': extraYaml,
@@ -74,6 +87,25 @@ const files: Record<string, string> = {
 };
 
 const sink = new RecordingSink();
+const hmacKey = randomBytes(24).toString('hex');
+/** What the webhook received: each delivery's event (or summary) and whether its signature held. */
+const received: { signed: boolean; kind: string; event?: FleetEvent }[] = [];
+let receiver: Server;
+let receiverUrl = '';
+/** The notifier's log lines: never a webhook URL or key. */
+const notifierLog: string[] = [];
+let notifier: LocalNotifier | undefined;
+/** The hub's events go to the recorder and, once it is open, to the notifier. */
+const events: EventSink = {
+  async publish(e) {
+    await sink.publish(e);
+    await notifier?.publish(e);
+  },
+};
+const delivered = (type: string, cluster?: string) =>
+  received.filter(
+    (r) => r.event?.type === type && (cluster === undefined || r.event.cluster?.name === cluster),
+  );
 let fleet: LocalFleet;
 let spokes: LocalSpoke[];
 const fleetDir = mkdtempSync(join(tmpdir(), 'flotilla-ev-e2e-fleet-'));
@@ -95,12 +127,23 @@ async function exactlyOne(type: string, cluster: string | undefined, settleMs = 
       `${(err as Error).message}\nevents: ${sink.events.map((e) => e.key).join(', ')}\n${describeStatus(await fleet.status())}`,
     );
   });
+  await until(
+    `the ${type} notification delivered`,
+    async () => (delivered(type, cluster).length > 0 ? true : undefined),
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
   await new Promise((r) => setTimeout(r, settleMs));
   const found = sink.of(type, cluster);
   expect(
     found.map((e) => e.key),
     `${type} emitted once`,
   ).toHaveLength(1);
+  const notified = delivered(type, cluster);
+  expect(
+    notified.map((r) => r.event?.key),
+    `${type} notified once`,
+  ).toEqual([found[0]?.key]);
+  expect(notified[0]?.signed, 'the webhook signature holds').toBe(true);
   return found[0] as FleetEvent;
 }
 
@@ -115,14 +158,54 @@ beforeAll(async () => {
     labels: { suite: id, site: i === 0 ? 'a' : 'b' },
     kubeconfigPath: bed.clusters[i]?.kubeconfigPath ?? '',
   }));
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const signed = verifyWebhook(
+        hmacKey,
+        {
+          signature: req.headers['x-flotilla-signature'] as string | undefined,
+          timestamp: req.headers['x-flotilla-timestamp'] as string | undefined,
+        },
+        body,
+        Math.floor(Date.now() / 1000),
+      );
+      const payload = JSON.parse(body) as { kind: string; event?: FleetEvent };
+      received.push({ signed, kind: payload.kind, ...(payload.event ? { event: payload.event } : {}) });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const address = receiver.address();
+  if (!address || typeof address === 'string') throw new Error('receiver has no port');
+  const secretsFile = join(fleetDir, '..', `flotilla-ev-secrets-${id}.json`);
+  writeFileSync(
+    secretsFile,
+    JSON.stringify({
+      'ops-hook': { address: (receiverUrl = `http://127.0.0.1:${address.port}/hook`), hmacKey },
+    }),
+    { mode: 0o600 },
+  );
   fleet = await LocalFleet.start({
     bed,
     repoName: `ev-e2e-${id}`,
     fleetFrom: fleetDir,
     prefix: `ev${id}`,
-    events: sink,
+    events,
     hubEnv: { FLOTILLA_OFFLINE_AFTER_SECONDS: String(offlineAfterSeconds) },
   });
+  // The notifier reads notifications/ from the fleet repo, as the notifier Lambda does.
+  notifier = await openLocalNotifier(
+    {
+      FLOTILLA_PREFIX: `ev${id}`,
+      AWS_REGION: bed.region,
+      FLOTILLA_FLEET_REPO_URL: fleet.repo.url,
+      FLOTILLA_NOTIFICATION_SECRETS_FILE: secretsFile,
+    },
+    jsonLogger((line) => notifierLog.push(line)),
+  );
   await Promise.all(
     spokes.map((s) => fleet.bootstrap([s], { namespace: `flotilla-${s.name}`, notify: 'sqs', agentEnv })),
   );
@@ -131,6 +214,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fleet?.stop();
+  await notifier?.stop();
+  receiver?.close();
   rmSync(fleetDir, { recursive: true, force: true });
   for (const s of spokes ?? []) {
     for (const ns of [`ev-${s.name}`, `flotilla-${s.name}`])
@@ -212,6 +297,14 @@ describe('fleet events from a running fleet', () => {
     const cleared = await exactlyOne('fleet.errors-cleared', undefined);
     expect(cleared).toMatchObject({ severity: 'info', commit: fixed.commit });
     expect(sink.of('fleet.errors')).toHaveLength(1);
+  });
+
+  it('delivered nothing else, each notification signed', () => {
+    expect(received.every((r) => r.signed)).toBe(true);
+    const log = notifierLog.join('\n');
+    expect(log).not.toContain(hmacKey);
+    expect(log).not.toContain(receiverUrl);
+    expect(received.map((r) => r.event?.key).sort()).toEqual(sink.events.map((e) => e.key).sort());
   });
 
   it('emitted nothing else', () => {
