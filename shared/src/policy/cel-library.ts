@@ -158,7 +158,8 @@ function parseUrl(raw: string): ParsedUrl | undefined {
   const m = ABSOLUTE_URI.exec(raw);
   if (!m) return undefined;
   const [, scheme = '', authority = '', path = '', query = ''] = m;
-  if (/[\s\x00-\x1f\x7f]/.test(raw)) return undefined;
+  if (/\s/.test(raw) || [...raw].some((ch) => (ch.codePointAt(0) ?? 0) < 0x20 || ch === '\u007f'))
+    return undefined;
   // Userinfo is not part of the host.
   const at = authority.lastIndexOf('@');
   const host = at < 0 ? authority : authority.slice(at + 1);
@@ -194,7 +195,7 @@ function port(host: string): string {
   return after.startsWith(':') ? after.slice(1) : '';
 }
 
-function unescape(s: string): string {
+function queryUnescape(s: string): string {
   try {
     return decodeURIComponent(s.replace(/\+/g, ' '));
   } catch {
@@ -227,8 +228,8 @@ const urlFuncs: CelFunc[] = [
     for (const part of query.split('&')) {
       if (part === '' || part.includes(';')) continue;
       const eq = part.indexOf('=');
-      const key = unescape(eq < 0 ? part : part.slice(0, eq));
-      const value = eq < 0 ? '' : unescape(part.slice(eq + 1));
+      const key = queryUnescape(eq < 0 ? part : part.slice(0, eq));
+      const value = eq < 0 ? '' : queryUnescape(part.slice(eq + 1));
       out.set(key, [...(out.get(key) ?? []), value]);
     }
     return celMap(new Map([...out].map(([k, v]) => [k, celList(v)])));

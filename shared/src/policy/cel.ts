@@ -129,12 +129,12 @@ function unknownNames(root: AstNode, variableNames: ReadonlySet<string>): string
             return undefined;
           }
         }
-        if (/^[A-Za-z]/.test(call.function) && !env.funcs.find(call.function)) {
-          return `undeclared reference to function '${call.function}'`;
-        }
         for (const n of [call.target, ...call.args]) {
           const p = visit(n, bound);
           if (p) return p;
+        }
+        if (/^[A-Za-z]/.test(call.function) && !env.funcs.find(call.function)) {
+          return `undeclared reference to function '${call.function}'`;
         }
         return undefined;
       }

@@ -165,7 +165,7 @@ function evaluateBinding(
         ? [
             violation(
               binding.pos,
-              'cannot use a namespaced param for a cluster-scoped object without paramRef.namespace',
+              'failed to configure binding: cannot use a namespaced param for a cluster-scoped object without paramRef.namespace',
             ),
           ]
         : [];
@@ -173,7 +173,12 @@ function evaluateBinding(
     if (found.length === 0) {
       if (binding.paramRef.parameterNotFoundAction === 'Allow') return [];
       return fail
-        ? [violation(binding.pos, 'no params found for policy binding with `Deny` parameterNotFoundAction')]
+        ? [
+            violation(
+              binding.pos,
+              'failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction',
+            ),
+          ]
         : [];
     }
     paramSets = found;

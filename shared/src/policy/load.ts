@@ -351,7 +351,7 @@ function readNamed(
 function readPolicy(node: YNode, name: string, errors: FleetError[]): Policy | undefined {
   const pos = node.pos;
   const spec = at(node, 'spec');
-  if (!spec || spec.kind !== 'map') {
+  if (spec?.kind !== 'map') {
     errors.push(fleetError(pos, `ValidatingAdmissionPolicy "${name}": spec is required`));
     return undefined;
   }
@@ -388,7 +388,7 @@ function readPolicy(node: YNode, name: string, errors: FleetError[]): Policy | u
   const variables = readNamed(variablesNode, 'spec.variables', variableNames, errors, pos);
   const validationsNode = at(spec, 'validations');
   const validations: Validation[] = [];
-  if (!validationsNode || validationsNode.kind !== 'seq' || validationsNode.items.length === 0) {
+  if (validationsNode?.kind !== 'seq' || validationsNode.items.length === 0) {
     errors.push(fleetError(validationsNode?.pos ?? spec.pos, 'spec.validations: expected a non-empty list'));
   } else {
     validationsNode.items.forEach((item, i) => {
