@@ -52,6 +52,13 @@ export function compilePolicyExpression(source: string, variableNames: ReadonlyS
       });
     throw new PolicyExpressionError(`syntax error: ${raw}`, undefined, { cause: e });
   }
+  const badEscape = invalidEscape(source);
+  if (badEscape !== undefined) {
+    throw new PolicyExpressionError(
+      `syntax error at column ${badEscape + 1}: invalid escape sequence in a string literal (write \\\\ for a backslash, or use a raw string r'...')`,
+      badEscape + 1,
+    );
+  }
   const problem = unknownNames(parsed.expr as AstNode, variableNames);
   if (problem) throw new PolicyExpressionError(problem);
   let run: (ctx: Record<string, unknown>) => CelResult;
@@ -67,6 +74,36 @@ export function compilePolicyExpression(source: string, variableNames: ReadonlyS
       return celError(e);
     }
   };
+}
+
+// The escapes CEL defines; anything else after a backslash in a (non-raw) string is a syntax error.
+const ESCAPE = /^(?:[\\?"'`abfnrtv]|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0-3][0-7]{2})/;
+
+/**
+ * The offset of the first invalid escape sequence in the string literals of an expression.
+ * `@bufbuild/cel` keeps such a sequence as written, where the API server refuses the policy:
+ * `'\.'` in a regular expression must be `'\\.'` or `r'\.'`.
+ */
+function invalidEscape(source: string): number | undefined {
+  let i = 0;
+  while (i < source.length) {
+    const c = source[i] as string;
+    if (c !== '"' && c !== "'") {
+      i++;
+      continue;
+    }
+    const raw = i > 0 && /[rR]/.test(source[i - 1] as string) && !/[A-Za-z0-9_]/.test(source[i - 2] ?? '');
+    const quote = source.startsWith(c.repeat(3), i) ? c.repeat(3) : c;
+    i += quote.length;
+    while (i < source.length && !source.startsWith(quote, i)) {
+      if (source[i] === '\\') {
+        if (!raw && !ESCAPE.test(source.slice(i + 1))) return i;
+        i += 2;
+      } else i++;
+    }
+    i += quote.length;
+  }
+  return undefined;
 }
 
 interface AstNode {

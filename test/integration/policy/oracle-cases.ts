@@ -11,8 +11,12 @@ export interface OracleCase {
   readonly policies: string;
   /** The object tried (a dry-run create on the server). */
   readonly object: Record<string, unknown>;
-  /** What the case is written to show; both sides must agree with it, and with each other. */
-  readonly expect: 'allow' | 'deny' | 'warn';
+  /**
+   * What the case is written to show; both sides must agree with it, and with each other.
+   * `refused`: the policy itself is invalid, a load error for Flotilla and a refused create
+   * for the API server.
+   */
+  readonly expect: 'allow' | 'deny' | 'warn' | 'refused';
 }
 
 const rule = (apiGroups: string, resources: string) =>
@@ -299,6 +303,12 @@ const INT_MATH = policy(`  matchConstraints:
   validations:
     - expression: "[1, 2, 3].max() == 3 && [4, 5].min() == 4 && object.spec.replicas % 2 == 1 && object.spec.replicas * 10 / 4 <= 12"
       message: replicas must be odd and small`);
+
+const onDeployments = (expression: string) =>
+  policy(`  matchConstraints:
+    resourceRules: [${rule('apps', 'deployments')}]
+  validations:
+    - expression: ${JSON.stringify(expression)}`);
 
 export const ORACLE_CASES: readonly OracleCase[] = [
   {
@@ -588,4 +598,37 @@ export const ORACLE_CASES: readonly OracleCase[] = [
     expect: 'allow',
   },
   { name: 'int-math', policies: INT_MATH, object: deployment({ replicas: 2 }), expect: 'deny' },
+
+  {
+    name: 'refused-syntax',
+    policies: onDeployments('object.spec.replicas >'),
+    object: deployment(),
+    expect: 'refused',
+  },
+  {
+    name: 'refused-undeclared',
+    policies: onDeployments('objekt.spec.replicas > 1'),
+    object: deployment(),
+    expect: 'refused',
+  },
+  {
+    name: 'refused-function',
+    policies: onDeployments('object.spec.replicas.frobnicate()'),
+    object: deployment(),
+    expect: 'refused',
+  },
+  {
+    name: 'refused-escape',
+    policies: onDeployments("object.metadata.name.matches('^a\\.b$')"),
+    object: deployment(),
+    expect: 'refused',
+  },
+  {
+    name: 'raw-string-escape',
+    policies: onDeployments(
+      "!object.metadata.name.matches(r'^a\\.b$') && !object.metadata.name.matches('^a\\\\.c$')",
+    ),
+    object: deployment({ name: 'a.c' }),
+    expect: 'deny',
+  },
 ];

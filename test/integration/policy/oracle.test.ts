@@ -150,6 +150,18 @@ describe('the policy engine decides as the kube-apiserver does', () => {
           .replaceAll('"NS"', `"${NS}"`),
       ) as KubeObject;
       const { set, errors } = loadPolicies([{ path: `policies/${c.name}.yaml`, content: text }]);
+      const docs = parseAllDocuments(text).map((d) => d.toJS() as KubeObject);
+      if (c.expect === 'refused') {
+        const policyDoc = docs.find((d) => d.kind === 'ValidatingAdmissionPolicy') as KubeObject;
+        const answer = await call('POST', collectionPath(policyDoc), policyDoc);
+        if (answer.status < 300) await remove(policyDoc);
+        expect({ case: c.name, status: answer.status, flotillaErrors: errors.length > 0 }).toEqual({
+          case: c.name,
+          status: 422,
+          flotillaErrors: true,
+        });
+        return;
+      }
       expect(errors).toEqual([]);
       const violations = evaluatePolicies(set, [object, ...namespaces]);
       const deny = violations.find((v) => v.action === 'Deny');
@@ -160,7 +172,6 @@ describe('the policy engine decides as the kube-apiserver does', () => {
           ? { outcome: 'warn', message: warn.message }
           : { outcome: 'allow', message: undefined };
 
-      const docs = parseAllDocuments(text).map((d) => d.toJS() as KubeObject);
       // Params and the policy first, the binding last: the binding is what turns the policy on.
       const order = [...docs].sort(
         (a, b) =>
@@ -181,7 +192,7 @@ describe('the policy engine decides as the kube-apiserver does', () => {
         // answer is the one Flotilla gives and stays so, or give up and compare what it says last.
         const dryRun = `${collectionPath(object)}?dryRun=All`;
         let theirs = serverVerdict(await call('POST', dryRun, object), name);
-        const deadline = Date.now() + 8_000;
+        const deadline = Date.now() + 15_000;
         let stable = 0;
         while (Date.now() < deadline && stable < 3) {
           await sleep(400);
