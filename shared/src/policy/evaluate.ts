@@ -132,10 +132,10 @@ function evaluateBinding(
   const fail = policy.failurePolicy === 'Fail';
   const namespaceObject = req.namespace ? namespaces.get(req.namespace) : undefined;
   const base: Record<string, unknown> = {
-    object: toCelValue(object),
+    object: celObject(object),
     oldObject: null,
     request: toCelValue(requestOf(object, req)),
-    namespaceObject: namespaceObject ? toCelValue(namespaceObject) : null,
+    namespaceObject: namespaceObject ? celObject(namespaceObject) : null,
     params: null,
   };
 
@@ -209,6 +209,17 @@ function evaluateBinding(
     }
   }
   return out;
+}
+
+// An object is converted for CEL once, however many bindings match it.
+const celObjects = new WeakMap<KubeObject, unknown>();
+function celObject(object: KubeObject): unknown {
+  let v = celObjects.get(object);
+  if (v === undefined) {
+    v = toCelValue(object);
+    celObjects.set(object, v);
+  }
+  return v;
 }
 
 function requestOf(object: KubeObject, req: RequestAttributes): unknown {
