@@ -286,6 +286,17 @@ const BINDING_NARROWS = policy(
     namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [prod]}]}`,
 );
 
+const BINDING_NAMESPACE_ONLY = policy(
+  `  matchConstraints:
+    resourceRules: [${rule('apps', 'deployments')}]
+  validations:
+    - expression: "object.spec.replicas >= 2"
+      message: two replicas where the binding applies`,
+  `validationActions: [Deny]
+  matchResources:
+    namespaceSelector: {matchLabels: {env: prod}}`,
+);
+
 const REQUEST = policy(`  matchConstraints:
     resourceRules: [${rule('""', 'configmaps')}]
   validations:
@@ -581,6 +592,18 @@ export const ORACLE_CASES: readonly OracleCase[] = [
   {
     name: 'binding-narrows-dev',
     policies: BINDING_NARROWS,
+    object: deployment({ namespace: 'NS_DEV' }),
+    expect: 'allow',
+  },
+  {
+    name: 'binding-namespace-only-prod',
+    policies: BINDING_NAMESPACE_ONLY,
+    object: deployment(),
+    expect: 'deny',
+  },
+  {
+    name: 'binding-namespace-only-dev',
+    policies: BINDING_NAMESPACE_ONLY,
     object: deployment({ namespace: 'NS_DEV' }),
     expect: 'allow',
   },
