@@ -1,0 +1,231 @@
+/**
+ * The CEL environment of admission policies: the variables the API server binds
+ * (`object`, `oldObject`, `request`, `params`, `namespaceObject`, `variables`) and the
+ * Kubernetes extension libraries. Expressions are parsed and checked for unknown names at
+ * load, so that a typo is a fleet-repo error rather than a violation on every object.
+ */
+import { type CelResult, CelScalar, celEnv, celError, parse, plan } from '@bufbuild/cel';
+import { KUBERNETES_CEL_FUNCS } from './cel-library.ts';
+
+export const POLICY_VARIABLES = [
+  'object',
+  'oldObject',
+  'request',
+  'params',
+  'namespaceObject',
+  'variables',
+] as const;
+
+const env = celEnv({
+  variables: Object.fromEntries(POLICY_VARIABLES.map((v) => [v, CelScalar.DYN])),
+  funcs: [...KUBERNETES_CEL_FUNCS],
+});
+
+/** A compiled expression: bindings in, a CEL value or error out (it never throws). */
+export type CelProgram = (bindings: Record<string, unknown>) => CelResult;
+
+/** Thrown by {@link compilePolicyExpression}; `column` is 1-based within the expression. */
+export class PolicyExpressionError extends Error {
+  readonly column: number | undefined;
+  constructor(message: string, column?: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PolicyExpressionError';
+    this.column = column;
+  }
+}
+
+/**
+ * Compiles one expression. `variableNames` are the names `variables.<name>` may use.
+ *
+ * @throws {PolicyExpressionError}
+ */
+export function compilePolicyExpression(source: string, variableNames: ReadonlySet<string>): CelProgram {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(source);
+  } catch (e) {
+    const raw = e instanceof Error ? e.message : String(e);
+    const at = /^<input>:(\d+):(\d+): (.*)$/s.exec(raw);
+    if (at)
+      throw new PolicyExpressionError(`syntax error at column ${at[2]}: ${at[3]}`, Number(at[2]), {
+        cause: e,
+      });
+    throw new PolicyExpressionError(`syntax error: ${raw}`, undefined, { cause: e });
+  }
+  const badEscape = invalidEscape(source);
+  if (badEscape !== undefined) {
+    throw new PolicyExpressionError(
+      `syntax error at column ${badEscape + 1}: invalid escape sequence in a string literal (write \\\\ for a backslash, or use a raw string r'...')`,
+      badEscape + 1,
+    );
+  }
+  const problem = unknownNames(parsed.expr as AstNode, variableNames);
+  if (problem) throw new PolicyExpressionError(problem);
+  let run: (ctx: Record<string, unknown>) => CelResult;
+  try {
+    run = plan(env, parsed) as (ctx: Record<string, unknown>) => CelResult;
+  } catch (e) {
+    throw new PolicyExpressionError(e instanceof Error ? e.message : String(e), undefined, { cause: e });
+  }
+  return (bindings) => {
+    try {
+      return run(bindings);
+    } catch (e) {
+      return celError(e);
+    }
+  };
+}
+
+// The escapes CEL defines; anything else after a backslash in a (non-raw) string is a syntax error.
+const ESCAPE = /^(?:[\\?"'`abfnrtv]|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0-3][0-7]{2})/;
+
+/**
+ * The offset of the first invalid escape sequence in the string literals of an expression.
+ * `@bufbuild/cel` keeps such a sequence as written, where the API server refuses the policy:
+ * `'\.'` in a regular expression must be `'\\.'` or `r'\.'`.
+ */
+function invalidEscape(source: string): number | undefined {
+  let i = 0;
+  while (i < source.length) {
+    const c = source[i] as string;
+    if (c !== '"' && c !== "'") {
+      i++;
+      continue;
+    }
+    const raw = i > 0 && /[rR]/.test(source[i - 1] as string) && !/[A-Za-z0-9_]/.test(source[i - 2] ?? '');
+    const quote = source.startsWith(c.repeat(3), i) ? c.repeat(3) : c;
+    i += quote.length;
+    while (i < source.length && !source.startsWith(quote, i)) {
+      if (source[i] === '\\') {
+        if (!raw && !ESCAPE.test(source.slice(i + 1))) return i;
+        i += 2;
+      } else i++;
+    }
+    i += quote.length;
+  }
+  return undefined;
+}
+
+interface AstNode {
+  readonly exprKind: { readonly case?: string; readonly value?: unknown };
+}
+
+/** `a.b.c` as text when the node is a chain of identifiers and selections, else undefined. */
+function qualifiedName(node: AstNode | undefined): string | undefined {
+  if (!node) return undefined;
+  const { case: kind, value } = node.exprKind;
+  if (kind === 'identExpr') return (value as { name: string }).name;
+  if (kind === 'selectExpr') {
+    const sel = value as { operand?: AstNode; field: string; testOnly: boolean };
+    if (sel.testOnly) return undefined;
+    const base = qualifiedName(sel.operand);
+    return base === undefined ? undefined : `${base}.${sel.field}`;
+  }
+  return undefined;
+}
+
+function unknownNames(root: AstNode, variableNames: ReadonlySet<string>): string | undefined {
+  const known = (name: string) => (POLICY_VARIABLES as readonly string[]).includes(name);
+  const visit = (node: AstNode | undefined, bound: ReadonlySet<string>): string | undefined => {
+    if (!node) return undefined;
+    const { case: kind, value } = node.exprKind;
+    switch (kind) {
+      case 'identExpr': {
+        const name = (value as { name: string }).name;
+        if (bound.has(name) || known(name)) return undefined;
+        if (name === 'authorizer')
+          return 'authorizer is not supported: Flotilla checks policies at the hub, where there is no requesting user';
+        return `undeclared reference to '${name}' (the variables are ${POLICY_VARIABLES.join(', ')})`;
+      }
+      case 'selectExpr': {
+        const sel = value as { operand?: AstNode; field: string };
+        const operand = sel.operand?.exprKind;
+        if (
+          operand?.case === 'identExpr' &&
+          (operand.value as { name: string }).name === 'variables' &&
+          !bound.has('variables') &&
+          !variableNames.has(sel.field)
+        ) {
+          return `undeclared reference to 'variables.${sel.field}' (spec.variables has no such name)`;
+        }
+        return visit(sel.operand, bound);
+      }
+      case 'callExpr': {
+        const call = value as { function: string; target?: AstNode; args: AstNode[] };
+        const qual = qualifiedName(call.target);
+        if (
+          qual !== undefined &&
+          !bound.has(qual.split('.')[0] as string) &&
+          !known(qual.split('.')[0] as string)
+        ) {
+          if (env.funcs.find(`${qual}.${call.function}`)) {
+            for (const n of call.args) {
+              const p = visit(n, bound);
+              if (p) return p;
+            }
+            return undefined;
+          }
+        }
+        for (const n of [call.target, ...call.args]) {
+          const p = visit(n, bound);
+          if (p) return p;
+        }
+        if (/^[A-Za-z]/.test(call.function) && !env.funcs.find(call.function)) {
+          return `undeclared reference to function '${call.function}'`;
+        }
+        return undefined;
+      }
+      case 'listExpr':
+        for (const n of (value as { elements: AstNode[] }).elements) {
+          const p = visit(n, bound);
+          if (p) return p;
+        }
+        return undefined;
+      case 'structExpr':
+        for (const e of (
+          value as { entries: { keyKind: { case?: string; value?: unknown }; value?: AstNode }[] }
+        ).entries) {
+          const p =
+            (e.keyKind.case === 'mapKey' ? visit(e.keyKind.value as AstNode, bound) : undefined) ??
+            visit(e.value, bound);
+          if (p) return p;
+        }
+        return undefined;
+      case 'comprehensionExpr': {
+        const c = value as {
+          iterVar: string;
+          iterVar2?: string;
+          accuVar: string;
+          iterRange?: AstNode;
+          accuInit?: AstNode;
+          loopCondition?: AstNode;
+          loopStep?: AstNode;
+          result?: AstNode;
+        };
+        const inner = new Set([...bound, c.iterVar, c.accuVar, ...(c.iterVar2 ? [c.iterVar2] : [])]);
+        return (
+          visit(c.iterRange, bound) ??
+          visit(c.accuInit, bound) ??
+          visit(c.loopCondition, inner) ??
+          visit(c.loopStep, inner) ??
+          visit(c.result, inner)
+        );
+      }
+      default:
+        return undefined;
+    }
+  };
+  return visit(root, new Set());
+}
+
+/** JSON as CEL sees a Kubernetes object: integral numbers are `int`s, as the schema types them. */
+export function toCelValue(value: unknown): unknown {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? BigInt(value) : value;
+  if (Array.isArray(value)) return value.map(toCelValue);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = toCelValue(v);
+    return out;
+  }
+  return value;
+}
