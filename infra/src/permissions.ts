@@ -35,8 +35,8 @@ export const apiAccess: FunctionAccess = {
     desiredStates: ['GetItem', 'PutItem', 'Query', 'BatchWriteItem'],
     // which hashes exist; chunk writes (batched, the head chunk conditional); a bundle, or one part of it
     bundles: ['BatchGetItem', 'BatchWriteItem', 'PutItem', 'GetItem', 'Query'],
-    // a cluster's statuses; changed statuses and cleanup on deregistration
-    bundleStatus: ['Query', 'BatchWriteItem'],
+    // a cluster's statuses; changed statuses and cleanup on deregistration; the not-ready mark (conditional update)
+    bundleStatus: ['Query', 'BatchWriteItem', 'UpdateItem'],
     // sync state and lease; one-time registration tokens (create, list, use up, revoke)
     hubState: ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'Scan'],
   },
