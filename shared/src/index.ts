@@ -104,7 +104,14 @@ export {
   recipientsProblems,
   withoutFields,
 } from './protocol/index.ts';
-export { contentBase64, isBinaryContent, repoFileContent } from './repo-content.ts';
+export {
+  contentBase64,
+  FLEET_REPO_FOLDERS,
+  FLEET_REPO_ROOT_FILES,
+  isBinaryContent,
+  isFleetRepoPath,
+  repoFileContent,
+} from './repo-content.ts';
 export type { RolloutSpec } from './rollout-spec.ts';
 export {
   compileSelector,

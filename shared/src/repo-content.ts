@@ -29,3 +29,28 @@ export function contentBase64(content: string): string {
     ? content.slice(BINARY_MARKER.length)
     : Buffer.from(content, 'utf8').toString('base64');
 }
+
+/**
+ * The folders of a fleet repo that mean something to Flotilla; everything else (READMEs,
+ * CI configuration) is never read. `lib/` holds what Helm and Kustomize bundles share,
+ * `policies/` the admission policies, `notifications/` the notifier's providers and alerts.
+ */
+export const FLEET_REPO_FOLDERS = [
+  'bundles',
+  'groups',
+  'clusters',
+  'rollouts',
+  'lib',
+  'policies',
+  'notifications',
+] as const;
+
+/** Files at the repo's root that mean something: the fleet-wide settings. */
+export const FLEET_REPO_ROOT_FILES = ['fleet.yaml'] as const;
+
+/** Whether a repo path is one the hub and the CLI read (hidden path segments aside). */
+export function isFleetRepoPath(path: string): boolean {
+  const slash = path.indexOf('/');
+  if (slash < 0) return (FLEET_REPO_ROOT_FILES as readonly string[]).includes(path);
+  return (FLEET_REPO_FOLDERS as readonly string[]).includes(path.slice(0, slash));
+}

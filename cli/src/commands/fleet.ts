@@ -20,7 +20,7 @@ import { entryText, reportFleetErrors, reportFleetWarnings } from './fleet-error
  * A preview computed here from a checkout with the pure core (the same code the hub
  * syncs with), or by the hub from the tip of the fleet repo.
  */
-async function preview(
+export async function preview(
   ctx: CommandContext,
   opts: {
     repo: string | undefined;

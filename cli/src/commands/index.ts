@@ -11,6 +11,7 @@ import { diffCommand } from './diff.ts';
 import { renderCommand, targetsCommand } from './fleet.ts';
 import { historyCommand, rollbackCommand } from './history.ts';
 import { localAgentListCommand, localAgentStopCommand } from './local-agent.ts';
+import { policyCheckCommand } from './policy.ts';
 import {
   rolloutAbortCommand,
   rolloutListCommand,
@@ -32,6 +33,7 @@ export const commands: readonly Command[] = [
   targetsCommand,
   renderCommand,
   diffCommand,
+  policyCheckCommand,
   statusCommand,
   syncCommand,
   historyCommand,
@@ -59,6 +61,7 @@ export const commands: readonly Command[] = [
 /** Command groups: `flotilla <group> <command>`. */
 export const groups = [
   { name: 'token', summary: 'one-time registration tokens' },
+  { name: 'policy', summary: "the fleet repo's admission policies: check" },
   { name: 'rollout', summary: 'progressive rollouts: list, status, pause, resume, promote, abort' },
   {
     name: 'secrets',

@@ -1,11 +1,11 @@
 /**
- * A local checkout of the fleet repo, read as the hub reads a commit: the files under
- * bundles/, groups/, clusters/, rollouts/ and lib/, hidden entries skipped. Working-tree files, so a
- * change can be previewed before it is committed and pushed.
+ * A local checkout of the fleet repo, read as the hub reads a commit: the files of the
+ * fleet repo's folders and root files (`isFleetRepoPath`), hidden entries skipped.
+ * Working-tree files, so a change can be previewed before it is committed and pushed.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { repoFileContent } from '@flotilla/shared';
+import { FLEET_REPO_FOLDERS, FLEET_REPO_ROOT_FILES, repoFileContent } from '@flotilla/shared';
 import { CliError } from '../core/errors.ts';
 import { ExitCode } from '../core/exit-codes.ts';
 
@@ -13,9 +13,6 @@ export interface RepoFile {
   readonly path: string;
   readonly content: string;
 }
-
-// lib/ holds what Helm and Kustomize bundles share: charts, kustomize bases, values files.
-const fleetFolders = ['bundles', 'groups', 'clusters', 'rollouts', 'lib'];
 
 export function readCheckout(dir: string, cwd: string): RepoFile[] {
   const root = resolve(cwd, dir);
@@ -39,7 +36,15 @@ export function readCheckout(dir: string, cwd: string): RepoFile[] {
         files.push({ path: childRel, content: repoFileContent(readFileSync(childAbs)) });
     }
   };
-  for (const folder of fleetFolders) {
+  for (const file of FLEET_REPO_ROOT_FILES) {
+    const abs = join(root, file);
+    try {
+      if (statSync(abs).isFile()) files.push({ path: file, content: repoFileContent(readFileSync(abs)) });
+    } catch {
+      // absent: the defaults
+    }
+  }
+  for (const folder of FLEET_REPO_FOLDERS) {
     const abs = join(root, folder);
     try {
       if (!statSync(abs).isDirectory()) continue;

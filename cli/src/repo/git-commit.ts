@@ -5,13 +5,11 @@
  */
 import * as fs from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
+import { isFleetRepoPath } from '@flotilla/shared';
 import git from 'isomorphic-git';
 import { CliError } from '../core/errors.ts';
 import { ExitCode } from '../core/exit-codes.ts';
 import type { RepoFile } from './checkout.ts';
-
-// lib/ holds what Helm and Kustomize bundles share; rollouts/ the named rollout strategies.
-const fleetFolders = ['bundles/', 'groups/', 'clusters/', 'rollouts/', 'lib/'];
 
 export interface CommitFiles {
   readonly commit: string;
@@ -128,7 +126,7 @@ export async function readCommit(dir: string, cwd: string, ref: string): Promise
   for (const full of paths.sort()) {
     if (prefix && !full.startsWith(`${prefix}/`)) continue;
     const path = prefix ? full.slice(prefix.length + 1) : full;
-    if (!fleetFolders.some((f) => path.startsWith(f))) continue;
+    if (!isFleetRepoPath(path)) continue;
     if (path.split('/').some((part) => part.startsWith('.'))) continue;
     const { blob } = await git.readBlob({ fs, gitdir, oid: commit, filepath: full, cache });
     files.push({ path, content: Buffer.from(blob).toString('utf8') });

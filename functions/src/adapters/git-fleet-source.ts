@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { repoFileContent } from '@flotilla/shared';
+import { isFleetRepoPath, repoFileContent } from '@flotilla/shared';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 
@@ -15,11 +15,6 @@ export interface FleetSnapshot {
   readonly commit: string;
   readonly files: FleetFile[];
 }
-
-/** Only these top-level folders mean anything in a fleet repo. */
-// lib/ holds what Helm and Kustomize bundles share: charts, kustomize bases, values files;
-// notifications/ is read by the notifier (docs/notifications.md).
-const fleetFolders = ['bundles/', 'groups/', 'clusters/', 'rollouts/', 'lib/', 'notifications/'];
 
 /**
  * Reads the fleet repo over smart HTTP with isomorphic-git: a shallow, single-branch
@@ -79,7 +74,7 @@ export class GitFleetSource {
   /** The fleet files of a commit already fetched. */
   async read(commit: string): Promise<FleetFile[]> {
     const paths = await git.listFiles({ fs, dir: this.#dir, ref: commit, cache: this.#cache });
-    const wanted = paths.filter((p) => fleetFolders.some((f) => p.startsWith(f))).sort();
+    const wanted = paths.filter(isFleetRepoPath).sort();
     return Promise.all(
       wanted.map(async (path) => {
         const { blob } = await git.readBlob({

@@ -82,7 +82,7 @@ export class Fleet {
     // 3. Variants of every valid bundle, with overlays and values, compiled to templates;
     //    for Helm and Kustomize bundles, their inputs per variant (rendered by `prepare`).
     const isClusterScoped = scopeTable(states);
-    const budget = new RenderCacheBudget();
+    const budget = new RenderCacheBudget(undefined, repo.policies);
     for (const state of states) {
       if (!state.spec || state.errors.length > 0) continue;
       if (state.source.kind === 'engine') compileEngineVariants(state, files);
@@ -94,7 +94,7 @@ export class Fleet {
     this.#budget = budget;
     markContested(states);
     // 4. Plans, per cluster on demand: render, policy, isolation.
-    this.#planner = new Planner(order, repo.declaredClusters, repo.clusterFileErrors);
+    this.#planner = new Planner(order, repo.declaredClusters, repo.clusterFileErrors, repo.policies);
 
     this.groups = repo.groups;
     this.rollouts = repo.rollouts;

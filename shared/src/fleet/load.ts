@@ -15,6 +15,7 @@ import {
 } from '../errors.ts';
 import { nameProblem } from '../labels.ts';
 import { loadNotifications } from '../notify/config.ts';
+import { loadPolicies, type PolicyFile, type PolicySet } from '../policy/index.ts';
 import { type RolloutContext, type RolloutSpec, readRolloutStrategy } from '../rollout-spec.ts';
 import { compileSelector, type LabelMatcher } from '../selector.ts';
 import {
@@ -51,6 +52,8 @@ export interface LoadedRepo {
   readonly bundles: BundleState[];
   /** `fleet.yaml`, defaults where unset. */
   readonly settings: FleetSettings;
+  /** `policies/`, compiled; undefined when the repo has none. */
+  readonly policies: PolicySet | undefined;
   /** Problems that hold nothing (a plain Secret, unless `fleet.yaml` refuses them). */
   readonly warnings: readonly FleetError[];
 }
@@ -99,6 +102,7 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
   const groupFiles = new Map<string, string>();
   const clusterFiles = new Map<string, string>();
   const rolloutFiles = new Map<string, string>();
+  const policyFiles: PolicyFile[] = [];
   const bundleDirs = new Map<
     string,
     { spec?: string; manifests: string[]; overlays: Map<string, string[]> }
@@ -109,7 +113,9 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     if (parts.some((p) => p.startsWith('.'))) continue;
     const yaml = YAML_FILE.test(path);
     const top = parts[0];
-    if (top === 'groups' || top === 'clusters' || top === 'rollouts') {
+    if (top === 'policies') {
+      if (yaml) policyFiles.push({ path, content: files.get(path) ?? '' });
+    } else if (top === 'groups' || top === 'clusters' || top === 'rollouts') {
       if (!yaml) continue;
       if (parts.length !== 2) {
         repoErrors.push(fleetError(line1(path), `${top} files go directly in ${top}/ (${top}/<name>.yaml)`));
@@ -172,6 +178,14 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
 
   // Notifications: read by the notifier; checked here so that their errors show in previews and syncs.
   repoErrors.push(...loadNotifications(files).errors);
+
+  // Policies: ValidatingAdmissionPolicy documents, their bindings and params.
+  let policies: PolicySet | undefined;
+  if (policyFiles.length > 0) {
+    const loaded = loadPolicies(policyFiles);
+    policies = loaded.set;
+    repoErrors.push(...loaded.errors);
+  }
 
   // Groups.
   const groups = new Map<string, GroupSpec>();
@@ -320,6 +334,7 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     clusterFileErrors,
     bundles: states,
     settings,
+    policies,
     warnings: normalizeFleetErrors(warnings),
   };
 }

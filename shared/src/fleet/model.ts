@@ -8,6 +8,7 @@ import type { BundleSpec, MatchKind } from '../bundle-spec.ts';
 import type { ContentHash } from '../canonical.ts';
 import type { FleetError, SourcePos } from '../errors.ts';
 import type { Labels } from '../labels.ts';
+import type { PolicySet, PolicyViolation } from '../policy/index.ts';
 import type { BundleRef, HealthCheck } from '../protocol/desired-state.ts';
 import type { IgnoreDifference } from '../protocol/ignore-differences.ts';
 import type { ChartLocation, RepoPathRef } from '../source-spec.ts';
@@ -72,6 +73,8 @@ export interface RenderedBundle {
   readonly hash: ContentHash;
   readonly canonical: string;
   readonly objects: readonly RenderedObjectRef[];
+  /** What the fleet's policies say of its objects, every binding (clusters pick theirs: `policy.ts`). */
+  readonly violations?: readonly PolicyViolation[];
 }
 
 /** A bundle that rendered cleanly for a cluster. */
@@ -108,6 +111,8 @@ export interface ClusterPlan {
   readonly held: readonly HeldBundle[];
   /** Every error that affects this cluster, sorted. */
   readonly errors: readonly FleetError[];
+  /** Policy warnings (Warn and Audit bindings) on the bundles it gets; absent when none. */
+  readonly warnings?: readonly FleetError[];
 }
 
 /** A bundle of the repo as loaded: its spec when valid, and its load-time errors. */
@@ -212,6 +217,8 @@ export type RenderOutcome =
 /** Bounds the memory of render caches: each cache charges what it keeps (see `RenderCacheBudget`). */
 export interface RenderBudget {
   charge(chars: number): void;
+  /** The fleet's policies, which every render passes before any cluster gets it. */
+  readonly policies?: PolicySet | undefined;
 }
 
 /** Literal text with holes for cluster variables: lits.length === vars.length + 1. */

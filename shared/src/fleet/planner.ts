@@ -12,6 +12,7 @@
 import type { BundleSpec } from '../bundle-spec.ts';
 import { type FleetError, fleetError, normalizeFleetErrors } from '../errors.ts';
 import { effectiveLabels, type Labels } from '../labels.ts';
+import type { PolicySet } from '../policy/index.ts';
 import type { BundleRef } from '../protocol/desired-state.ts';
 import type { DeclaredClusterSpec } from '../spec-reader.ts';
 import type {
@@ -28,6 +29,7 @@ import type {
   Variant,
 } from './model.ts';
 import { describeRef } from './objects.ts';
+import { violationsFor } from './policy.ts';
 import { renderVariant } from './render.ts';
 import { firstEntry, matchOne } from './targeting.ts';
 
@@ -49,6 +51,7 @@ interface RenderMemo {
 
 export class Planner {
   readonly #bundles: readonly BundleState[];
+  readonly #policies: PolicySet | undefined;
   readonly #declared: ReadonlyMap<string, DeclaredClusterSpec>;
   readonly #clusterFileErrors: ReadonlyMap<string, readonly FleetError[]>;
   readonly #position: ReadonlyMap<BundleState, number>;
@@ -66,7 +69,9 @@ export class Planner {
     bundles: readonly BundleState[],
     declared: ReadonlyMap<string, DeclaredClusterSpec>,
     clusterFileErrors: ReadonlyMap<string, readonly FleetError[]>,
+    policies?: PolicySet,
   ) {
+    this.#policies = policies;
     this.#bundles = bundles;
     this.#declared = declared;
     this.#clusterFileErrors = clusterFileErrors;
@@ -111,6 +116,7 @@ export class Planner {
       held.push(h);
     };
     const ok: Candidate[] = [];
+    let warnings: FleetError[] | undefined;
     const bundles = this.#bundles;
     for (let at = 0; at < bundles.length; at++) {
       const b = bundles[at] as BundleState;
@@ -156,6 +162,15 @@ export class Planner {
       if (!outcome.ok) {
         hold(at, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: outcome.errors });
         continue;
+      }
+      if (outcome.rendered.violations) {
+        // A policy's Deny holds the bundle here, as a broken bundle; Warn and Audit only report.
+        const v = violationsFor(outcome.rendered, this.#policies, labels);
+        if (v.deny.length > 0) {
+          hold(at, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: v.deny });
+          continue;
+        }
+        if (v.warn.length > 0) (warnings ??= []).push(...v.warn);
       }
       ok.push({ at, state: b, variant, target, custom, outcome });
     }
@@ -211,7 +226,9 @@ export class Planner {
       selectedStamp[item.at] = stamp;
       planned.push(this.#plannedFor(spec, item));
     }
-    if (held.length === 0) return { cluster: name, labels, status: 'ok', bundles: planned, held, errors: [] };
+    const warned = warnings ? { warnings: normalizeFleetErrors(warnings) } : {};
+    if (held.length === 0)
+      return { cluster: name, labels, status: 'ok', bundles: planned, held, errors: [], ...warned };
     held.sort((a, b) => (a.bundle < b.bundle ? -1 : 1));
     return {
       cluster: name,
@@ -220,6 +237,7 @@ export class Planner {
       bundles: planned,
       held,
       errors: normalizeFleetErrors(held.flatMap((h) => h.errors)),
+      ...warned,
     };
   }
 

@@ -1,30 +1,76 @@
 /**
- * The policy step: what the hub checks on a rendered variant before any cluster gets it.
- * Empty for now: the repo has no policies, so nothing is denied and every render passes
- * through unchanged.
- *
- * A later issue plugs `ValidatingAdmissionPolicy` documents from the repo in here
- * (evaluated in CEL, as `health-checks.ts` evaluates health checks). A Deny comes back as
- * violations, errors with the policy's file and line; {@link admit} turns them into a
- * failed render, which the planner holds on that cluster like any broken bundle, and the
- * render cache keeps the verdict with the render, so each distinct render is checked once.
+ * The policy step: the fleet repo's `ValidatingAdmissionPolicy` documents (`policies/`,
+ * evaluated by `../policy`) run on every distinct render before any cluster gets it.
+ * {@link admit} evaluates a render once, whatever the number of clusters sharing it, and
+ * keeps the violations with the render (the render cache keeps them too); {@link
+ * violationsFor} then picks, per cluster, those of bindings whose cluster selector matches
+ * it: a Deny holds the bundle on that cluster like a broken bundle (its last good state
+ * kept), Warn and Audit are reported and the bundle is delivered.
  */
-import type { FleetError } from '../errors.ts';
+
+import { type FleetError, fleetError } from '../errors.ts';
+import { apiGroup } from '../kinds.ts';
+import type { Labels } from '../labels.ts';
+import { evaluatePolicies, type PolicySet, type PolicyViolation } from '../policy/index.ts';
+import type { KubeObject } from '../protocol/desired-state.ts';
 import type { RenderedBundle, RenderOutcome } from './model.ts';
+import { describeObject } from './objects.ts';
 
-const NO_VIOLATIONS: readonly FleetError[] = Object.freeze([]);
-
-/**
- * The violations of a rendered bundle's objects (its canonical JSON, objects in apply
- * order, and their identities with file and line). None until policies exist.
- */
-export function checkPolicies(_rendered: RenderedBundle): readonly FleetError[] {
-  return NO_VIOLATIONS;
+/** Every binding's violations on a rendered bundle's objects (cluster selectors not applied). */
+export function checkPolicies(
+  rendered: RenderedBundle,
+  set: PolicySet | undefined,
+): readonly PolicyViolation[] {
+  if (!set || set.bindings.length === 0) return [];
+  const { objects } = JSON.parse(rendered.canonical) as { objects: KubeObject[] };
+  return evaluatePolicies(set, objects);
 }
 
-/** A render that passes policy as it was; one that violates it as a failed render with the violations. */
-export function admit(outcome: RenderOutcome): RenderOutcome {
-  if (!outcome.ok) return outcome;
-  const violations = checkPolicies(outcome.rendered);
-  return violations.length === 0 ? outcome : { ok: false, errors: violations };
+/** A render with its violations attached (none: the render as it was). */
+export function admit(outcome: RenderOutcome, set: PolicySet | undefined): RenderOutcome {
+  if (!outcome.ok || !set) return outcome;
+  const violations = checkPolicies(outcome.rendered, set);
+  return violations.length === 0 ? outcome : { ok: true, rendered: { ...outcome.rendered, violations } };
+}
+
+/** One cluster's share of a render's violations, as fleet errors: Deny holds the bundle, the rest are warnings. */
+export interface ClusterViolations {
+  readonly deny: readonly FleetError[];
+  readonly warn: readonly FleetError[];
+}
+
+const NONE: ClusterViolations = Object.freeze({ deny: [], warn: [] });
+
+export function violationsFor(
+  rendered: RenderedBundle,
+  set: PolicySet | undefined,
+  labels: Labels,
+): ClusterViolations {
+  const violations = rendered.violations;
+  if (!violations || violations.length === 0 || !set) return NONE;
+  const deny: FleetError[] = [];
+  const warn: FleetError[] = [];
+  for (const v of violations) {
+    const binding = set.bindings.find((b) => b.name === v.binding);
+    if (binding?.clusterSelector && !binding.clusterSelector.matches(labels)) continue;
+    (v.action === 'Deny' ? deny : warn).push(violationError(v, rendered));
+  }
+  return deny.length === 0 && warn.length === 0 ? NONE : { deny, warn };
+}
+
+/**
+ * A violation as a fleet error at the policy's file and line, naming the binding's action,
+ * the object with its own file and line, and the policy's message.
+ */
+export function violationError(v: PolicyViolation, rendered: RenderedBundle): FleetError {
+  const o = v.object;
+  const id = `${apiGroup(o.apiVersion)}/${o.kind}/${o.namespace ?? ''}/${o.name}`;
+  const ref = rendered.objects.find((r) => r.id === id);
+  const what = describeObject(apiGroup(o.apiVersion), o.kind, o.namespace, o.name);
+  const verb = v.action === 'Deny' ? 'denies' : v.action === 'Warn' ? 'warns about' : 'audits';
+  return fleetError(
+    { file: v.file, line: v.line, column: 1 },
+    `policy ${v.policy} (binding ${v.binding}) ${verb} ${what}${ref ? ` (${ref.file}:${ref.line})` : ''}: ${v.message}`,
+    rendered.bundle,
+  );
 }

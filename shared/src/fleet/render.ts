@@ -12,6 +12,7 @@ import { type FleetError, fleetError, type SourcePos } from '../errors.ts';
 import { applyRank } from '../kinds.ts';
 import type { Labels } from '../labels.ts';
 import { scalar } from '../patch.ts';
+import type { PolicySet } from '../policy/index.ts';
 import type { HealthCheck } from '../protocol/desired-state.ts';
 import type { IgnoreDifference } from '../protocol/ignore-differences.ts';
 import { hasTemplateSyntax, parseTemplate, type VariableRef } from '../variables.ts';
@@ -44,11 +45,13 @@ import { compileSealed } from './sealed.ts';
  */
 export class RenderCacheBudget implements RenderBudget {
   readonly limitChars: number;
+  readonly policies: PolicySet | undefined;
   #used = 0;
   readonly #caches: Map<string, RenderOutcome>[] = [];
 
-  constructor(limitChars = 256 * 1024 * 1024) {
+  constructor(limitChars = 256 * 1024 * 1024, policies?: PolicySet) {
     this.limitChars = limitChars;
+    this.policies = policies;
   }
 
   newCache(): Map<string, RenderOutcome> {
@@ -441,7 +444,7 @@ export function renderVariant(variant: Variant, clusterName: string, labels: Lab
     if (hit) return hit;
   }
   // Policy before the cache, so that a render is checked once however many clusters share it.
-  const outcome = admit(renderNow(variant, values ?? (n === 1 ? [key] : [])));
+  const outcome = admit(renderNow(variant, values ?? (n === 1 ? [key] : [])), variant.budget.policies);
   if (cache) {
     variant.budget.charge(outcome.ok ? outcome.rendered.canonical.length + key.length : key.length);
     cache.set(key, outcome);

@@ -6,7 +6,7 @@
  */
 
 import type { FleetError } from '../errors.ts';
-import { FleetInputError } from '../errors.ts';
+import { FleetInputError, normalizeFleetErrors } from '../errors.ts';
 import { type ClusterPlan, type EnginePorts, type EntryRef, loadFleet } from '../fleet/index.ts';
 import { labelsProblems, nameProblem } from '../labels.ts';
 import type { KubeObject, SealedFile } from '../protocol/desired-state.ts';
@@ -63,6 +63,8 @@ export interface PreviewCluster {
   }[];
   /** Bundles a target entry matched but an exclude entry removed. */
   readonly excluded: readonly { readonly bundle: string; readonly excludedBy: EntryRef }[];
+  /** Policy warnings (Warn and Audit bindings) on the bundles it gets; absent when none. */
+  readonly warnings?: readonly FleetErrorView[];
 }
 
 export interface FleetPreview {
@@ -127,6 +129,7 @@ export async function previewFleet(
     { bundle: string; objects: readonly KubeObject[]; sealed?: readonly SealedFile[] }
   > = {};
   const errors: FleetError[] = [...fleet.errors];
+  const planWarnings: FleetError[] = [];
   const byBundle = new Map<string, { clusters: string[]; held: string[] }>(
     fleet.bundles.filter((b) => wanted(b.name)).map((b) => [b.name, { clusters: [], held: [] }]),
   );
@@ -141,6 +144,7 @@ export async function previewFleet(
     const input = inputOf(cluster);
     const plan = fleet.planCluster(input);
     errors.push(...plan.errors);
+    if (plan.warnings) planWarnings.push(...plan.warnings.filter((w) => wanted(w.bundle ?? '')));
     const bundles = plan.bundles
       .filter((b) => wanted(b.ref.name))
       .map((b): PreviewBundle => {
@@ -183,6 +187,7 @@ export async function previewFleet(
       bundles,
       held,
       excluded,
+      ...(plan.warnings ? { warnings: plan.warnings.map(fleetErrorView) } : {}),
     };
   });
   const seen = new Set<string>();
@@ -207,7 +212,10 @@ export async function previewFleet(
       })),
     renders,
     errors: allErrors.map(fleetErrorView),
-    warnings: fleet.warnings.filter((w) => w.bundle === undefined || wanted(w.bundle)).map(fleetErrorView),
+    warnings: normalizeFleetErrors([
+      ...fleet.warnings.filter((w) => w.bundle === undefined || wanted(w.bundle)),
+      ...planWarnings,
+    ]).map(fleetErrorView),
   };
 }
 

@@ -278,12 +278,13 @@ async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions
     status: 'synced',
     commit,
     itemsWritten: itemsWritten + result.itemsWritten,
-    ...warningsOf(fleet),
+    ...warningsOf(fleet, result.warnings),
   };
 }
 
-function warningsOf(fleet: Fleet): Pick<SyncReport, 'warnings'> {
-  return fleet.warnings.length > 0 ? { warnings: fleet.warnings } : {};
+function warningsOf(fleet: Fleet, planned: readonly FleetError[] = []): Pick<SyncReport, 'warnings'> {
+  const all = planned.length > 0 ? normalizeFleetErrors([...fleet.warnings, ...planned]) : fleet.warnings;
+  return all.length > 0 ? { warnings: all } : {};
 }
 
 /** Re-plans of one cluster whose inputs or head changed while it planned, at most this many. */
@@ -444,6 +445,8 @@ export async function applyFleet(
 ): Promise<Omit<SyncReport, 'status' | 'commit'>> {
   let clusterCount = 0;
   let errors: FleetError[] = [...fleet.errors];
+  // Policy warnings (Warn and Audit bindings) on what the clusters get, one of each.
+  let warnings: FleetError[] = [];
   const changed: { clusterId: string; generation: number; etag: string }[] = [];
   let unchanged = 0;
   let itemsWritten = 0;
@@ -471,6 +474,7 @@ export async function applyFleet(
   const prepare = async (cluster: ClusterRecord, collectErrors: boolean) => {
     const plan = fleet.planCluster(clusterInput(cluster));
     if (collectErrors) errors.push(...plan.errors);
+    if (collectErrors && plan.warnings) warnings.push(...plan.warnings);
     const head = cluster.head;
     // The last good state is only read when something is held, so a healthy sync of a
     // big fleet reads no manifests at all.
@@ -573,6 +577,7 @@ export async function applyFleet(
     fleet.forget(window.map((c) => c.id));
     // A broken bundle reports the same error for every cluster it targets: keep one of each.
     errors = normalizeFleetErrors(errors);
+    if (warnings.length > 0) warnings = normalizeFleetErrors(warnings);
     if (pending.length === 0) continue;
     // 2. Store the window's new bundles, before any manifest points at them.
     await storeBundles(windowRendered);
@@ -602,6 +607,7 @@ export async function applyFleet(
     changed: changed.sort((a, b) => (a.clusterId < b.clusterId ? -1 : 1)),
     unchanged,
     errors: normalizeFleetErrors(errors),
+    ...(warnings.length > 0 ? { warnings: normalizeFleetErrors(warnings) } : {}),
     itemsWritten,
     notified: notifiedCount,
     notifyFailures,
