@@ -129,6 +129,46 @@ describe('hub sync (git server, DynamoDB Local, ElasticMQ)', () => {
     await messages();
   });
 
+  it('reads policies/ and fleet.yaml from the commit: a Deny and a refused plain Secret hold their bundles, last good kept', async () => {
+    const webBefore = (await manifestOf('prod-eu-1')).bundles.find((b) => b.name === 'web')?.hash;
+    repo.write(
+      'policies/no-storefront.yaml',
+      `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: no-storefront}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [apps], apiVersions: [v1], resources: [deployments], operations: [CREATE, UPDATE]}]
+  validations:
+    - expression: "object.metadata.name != 'storefront'"
+      message: no storefront today
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: no-storefront}
+spec: {policyName: no-storefront, validationActions: [Deny]}
+`,
+    );
+    repo.write('fleet.yaml', 'secrets:\n  plaintext: refuse\n');
+    repo.write(
+      'bundles/monitoring-agent/token.yaml',
+      'apiVersion: v1\nkind: Secret\nmetadata:\n  name: scrape-token\nstringData:\n  token: plain\n',
+    );
+    repo.commit('A policy, and a plain Secret under a refusing fleet.yaml');
+    const report = await syncFleet(hub, { holder: 'test' });
+    const texts = report.errors.map((e) => `${e.file}:${e.line}`);
+    expect(texts).toContain('policies/no-storefront.yaml:8');
+    expect(texts).toContain('bundles/monitoring-agent/token.yaml:1');
+    expect((await manifestOf('prod-eu-1')).bundles.find((b) => b.name === 'web')?.hash).toBe(webBefore);
+
+    repo.remove('policies/no-storefront.yaml');
+    repo.remove('fleet.yaml');
+    repo.remove('bundles/monitoring-agent/token.yaml');
+    repo.commit('Back');
+    expect((await syncFleet(hub, { holder: 'test' })).errors).toEqual([]);
+    await messages();
+  });
+
   it('moves bundles onto and off a cluster when its labels change, touching only that cluster', async () => {
     // Labels declared in git (clusters/<name>.yaml) win over registered ones, so use a cluster git does not declare.
     const { cluster, sync: first } = await registerCluster(hub, {
