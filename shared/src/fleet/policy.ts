@@ -58,6 +58,16 @@ export function violationsFor(
   return deny.length === 0 && warn.length === 0 ? NONE : { deny, warn };
 }
 
+/** Whether a fleet error is a policy violation ({@link violationError} made it), not a problem of the repo. */
+export function isPolicyViolation(e: Pick<FleetError, 'file' | 'message'>): boolean {
+  return e.file.startsWith('policies/') && e.message.startsWith('policy ');
+}
+
+/** The action a violation error reports. */
+export function violationAction(e: Pick<FleetError, 'message'>): 'Deny' | 'Warn' | 'Audit' {
+  return /\) denies /.test(e.message) ? 'Deny' : /\) warns about /.test(e.message) ? 'Warn' : 'Audit';
+}
+
 /**
  * A violation as a fleet error at the policy's file and line, naming the binding's action,
  * the object with its own file and line, and the policy's message.

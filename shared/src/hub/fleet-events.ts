@@ -10,7 +10,9 @@
  * same failure seen twice (a redelivered report, two hub processes) is one key, which the
  * notifier de-duplicates.
  */
+import { createHash } from 'node:crypto';
 import { type FleetError, formatFleetError } from '../errors.ts';
+import { isPolicyViolation, violationAction } from '../fleet/policy.ts';
 import type { Labels } from '../labels.ts';
 import {
   EventSeverity,
@@ -127,6 +129,48 @@ export function fleetErrorEvents(
       },
     },
   ];
+}
+
+/**
+ * `policy.violation` for each policy violation of a sync (a Deny holding a bundle, a Warn
+ * or Audit reported) that the previous sync did not have: a violation that persists is
+ * told once, not at every commit.
+ */
+export function policyViolationEvents(
+  previous: { readonly errors: readonly FleetError[]; readonly warnings?: readonly FleetError[] } | undefined,
+  next: {
+    readonly commit: string;
+    readonly errors: readonly FleetError[];
+    readonly warnings?: readonly FleetError[];
+    readonly syncedAt: string;
+  },
+): FleetEvent[] {
+  const seen = new Set(
+    [...(previous?.errors ?? []), ...(previous?.warnings ?? [])]
+      .filter(isPolicyViolation)
+      .map(formatFleetError),
+  );
+  return [...next.errors, ...(next.warnings ?? [])]
+    .filter((e) => isPolicyViolation(e) && !seen.has(formatFleetError(e)))
+    .map((e): FleetEvent => {
+      const text = formatFleetError(e);
+      const action = violationAction(e);
+      return {
+        type: FleetEventType.policyViolation,
+        severity:
+          action === 'Deny'
+            ? EventSeverity.error
+            : action === 'Warn'
+              ? EventSeverity.warning
+              : EventSeverity.info,
+        key: `${FleetEventType.policyViolation}/${createHash('sha256').update(text).digest('hex').slice(0, 32)}`,
+        at: next.syncedAt,
+        message: oneLine(text),
+        commit: next.commit,
+        ...(e.bundle ? { bundle: e.bundle } : {}),
+        details: { action, file: e.file, line: e.line, text },
+      };
+    });
 }
 
 /** What the transition rules read of a stored bundle status. */

@@ -10,7 +10,7 @@ import {
 import { type FleetError, normalizeFleetErrors } from '../errors.ts';
 import { type EnginePorts, type Fleet, loadFleet, type ResolvedChart } from '../fleet/index.ts';
 import type { EventSink } from '../notify/events.ts';
-import { emitEvents, fleetErrorEvents, syncFailedEvent } from './fleet-events.ts';
+import { emitEvents, fleetErrorEvents, policyViolationEvents, syncFailedEvent } from './fleet-events.ts';
 import { applyPins } from './pins.ts';
 import {
   type BundlePin,
@@ -59,6 +59,8 @@ export interface SyncState {
   readonly snapshotHash: string;
   readonly syncedAt: string;
   readonly errors: readonly FleetError[];
+  /** Policy warnings (Warn and Audit bindings) of the sync; absent when none. */
+  readonly warnings?: readonly FleetError[];
   readonly clusters: number;
   readonly changedClusters: number;
   /** Whether a Helm bundle renders with each cluster's own Kubernetes version, so that a new version reported by an agent needs a re-plan. */
@@ -219,7 +221,10 @@ export async function recordSyncState(
 ): Promise<void> {
   const before = previous ?? (ports.events ? await ports.syncState.get() : undefined);
   await ports.syncState.save(state);
-  await emitEvents(ports.events, () => fleetErrorEvents(before, state));
+  await emitEvents(ports.events, () => [
+    ...fleetErrorEvents(before, state),
+    ...policyViolationEvents(before, state),
+  ]);
 }
 
 async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions): Promise<SyncReport> {
@@ -268,6 +273,7 @@ async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions
     snapshotHash,
     syncedAt: ports.now().toISOString(),
     errors: result.errors,
+    ...(result.warnings ? { warnings: result.warnings } : {}),
     clusters: result.clusters,
     changedClusters: result.changed.length,
     ...(fleet.usesClusterKubeVersion ? { kubeVersionMatters: true } : {}),

@@ -147,6 +147,58 @@ describe('sync events', () => {
   });
 });
 
+describe('policy violation events', () => {
+  const policy = (action: string) => `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: small-configs}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], resources: [configmaps], operations: [CREATE, UPDATE]}]
+  validations:
+    - expression: "!has(object.data) || size(object.data) < 1"
+      message: config maps stay empty here
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: small-configs}
+spec: {policyName: small-configs, validationActions: [${action}]}
+`;
+
+  it('emits policy.violation once per new violation (Deny as an error, Warn as a warning), not again while it lasts', async () => {
+    const { deps, events, source } = setup([
+      { path: 'bundles/web/bundle.yaml', content: webYaml },
+      { path: 'bundles/web/config.yaml', content: webConfig },
+      { path: 'policies/small.yaml', content: policy('Deny') },
+    ]);
+    await addCluster(deps.clusters, 'c1');
+    await addCluster(deps.clusters, 'c2');
+    await syncFleet(deps, { holder: 'test' });
+    const violations = events.take().filter((e) => e.type === 'policy.violation');
+    expect(violations).toEqual([
+      expect.objectContaining({
+        severity: 'error',
+        bundle: 'web',
+        message:
+          'policies/small.yaml:8: policy small-configs (binding small-configs) denies ConfigMap "web/web" (bundles/web/config.yaml:1): config maps stay empty here',
+        details: expect.objectContaining({ action: 'Deny', file: 'policies/small.yaml', line: 8 }),
+      }),
+    ]);
+
+    source.commit = 'b'.repeat(40);
+    await syncFleet(deps, { holder: 'test' });
+    expect(events.take().filter((e) => e.type === 'policy.violation')).toEqual([]);
+
+    source.commit = 'c'.repeat(40);
+    source.files = source.files.map((f) =>
+      f.path === 'policies/small.yaml' ? { ...f, content: policy('Warn') } : f,
+    );
+    await syncFleet(deps, { holder: 'test' });
+    expect(events.take().filter((e) => e.type === 'policy.violation')).toEqual([
+      expect.objectContaining({ severity: 'warning', details: expect.objectContaining({ action: 'Warn' }) }),
+    ]);
+  });
+});
+
 describe('bundle status events', () => {
   it('emits bundle.failed and bundle.drifted on entering the state, once, and bundle.recovered when Ready again', async () => {
     const { deps, events, report, advance } = setup();
