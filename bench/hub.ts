@@ -20,7 +20,9 @@
  * FLOTILLA_SYNC_FANOUT_WINDOWS; default 20, 0 forces fan-out). A dispatched sync's windows
  * are worked here one at a time from the bed's ElasticMQ, each timed as the Lambda
  * invocation it is in AWS: `maxInvocationSeconds` is the longest single invocation
- * (coordinator or window) of the full sync. BENCH_PHASES=1 logs each phase's peak memory by
+ * (coordinator or window) of the full sync. --policies N (default 20): ValidatingAdmissionPolicies
+ * the fleet passes, evaluated on every distinct render (render-only also renders the fleet
+ * without them first, and reports the ratio). BENCH_PHASES=1 logs each phase's peak memory by
  * kind (rss, heap, external, arrayBuffers) and time per store call.
  */
 
@@ -54,8 +56,12 @@ const { values } = parseArgs({
     'render-only': { type: 'boolean', default: false },
     fleet: { type: 'string' },
     'fanout-windows': { type: 'string', default: '20' },
+    policies: { type: 'string', default: '20' },
   },
 });
+const policyCount = Number(values.policies);
+if (!Number.isInteger(policyCount) || policyCount < 0)
+  throw new Error(`--policies: expected a non-negative integer, got "${values.policies}"`);
 const fanoutWindows = Number(values['fanout-windows']);
 if (!Number.isInteger(fanoutWindows) || fanoutWindows < 0)
   throw new Error(`--fanout-windows: expected a non-negative integer, got "${values['fanout-windows']}"`);
@@ -174,10 +180,51 @@ function kustomizeFiles(dir: string, name: string): FleetSourceFile[] {
 }
 
 /** 50 bundles: mostly selector-targeted shared renders; a few with per-cluster variables. */
-function fleetFiles(revision: number, kind: FleetKind = 'plain'): FleetSourceFile[] {
+/**
+ * `count` ValidatingAdmissionPolicies over the fleet's Deployments and ConfigMaps, the kind
+ * of checks fleets run (pinned images, a registry, replica bounds, labels, no privileged or
+ * host networking, small config maps), each bound with Warn. The fleet passes them all, so
+ * what they cost is their evaluation, and the stored state is the same with or without them.
+ */
+function policyFiles(count: number): FleetSourceFile[] {
+  const deployments =
+    '[{apiGroups: [apps], apiVersions: [v1], resources: [deployments], operations: [CREATE, UPDATE]}]';
+  const configMaps =
+    '[{apiGroups: [""], apiVersions: [v1], resources: [configmaps], operations: [CREATE, UPDATE]}]';
+  const checks: [string, string][] = [
+    [deployments, "object.spec.template.spec.containers.all(c, !c.image.endsWith(':latest'))"],
+    [deployments, "object.spec.template.spec.containers.all(c, c.image.startsWith('registry.example.com/'))"],
+    [deployments, 'object.spec.replicas <= 50 + %N%'],
+    [
+      deployments,
+      "has(object.spec.template.metadata.labels) && 'app' in object.spec.template.metadata.labels",
+    ],
+    [deployments, '!has(object.spec.template.spec.hostNetwork) || !object.spec.template.spec.hostNetwork'],
+    [
+      deployments,
+      'object.spec.template.spec.containers.all(c, !has(c.securityContext) || !has(c.securityContext.privileged) || !c.securityContext.privileged)',
+    ],
+    [deployments, 'object.spec.template.spec.containers.all(c, !has(c.env) || size(c.env) < 100 + %N%)'],
+    [configMaps, '!has(object.data) || size(object.data) < 100 + %N%'],
+    [configMaps, "!has(object.data) || object.data.all(k, k.matches('^[A-Za-z0-9._-]+$'))"],
+    [configMaps, "object.metadata.name.endsWith('-config') || object.metadata.name.size() < 64"],
+  ];
+  const docs: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const [rules, expression] = checks[i % checks.length] as [string, string];
+    const name = `bench-policy-${String(i).padStart(2, '0')}`;
+    docs.push(
+      `apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: ${name}}\nspec:\n  matchConstraints:\n    resourceRules: ${rules}\n  validations:\n    - expression: ${JSON.stringify(expression.replaceAll('%N%', String(i)))}\n      message: ${name} says no\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {name: ${name}}\nspec: {policyName: ${name}, validationActions: [Warn]}\n`,
+    );
+  }
+  return count === 0 ? [] : [{ path: 'policies/bench.yaml', content: docs.join('---\n') }];
+}
+
+function fleetFiles(revision: number, kind: FleetKind = 'plain', policies = policyCount): FleetSourceFile[] {
   const files: FleetSourceFile[] = [
     { path: 'groups/production.yaml', content: 'selector:\n  matchLabels:\n    env: prod\n' },
     { path: 'groups/eu.yaml', content: 'selector: region=eu\n' },
+    ...policyFiles(policies),
   ];
   for (let b = 0; b < bundleCount; b++) {
     const name = `app-${String(b).padStart(2, '0')}`;
@@ -303,6 +350,8 @@ async function renderAll(
     for (const b of plan.bundles) hashes.add(b.rendered.hash);
     if (plan.errors.length > 0)
       throw new Error(`${c.id}: ${plan.errors[0]?.file}:${plan.errors[0]?.line}: ${plan.errors[0]?.message}`);
+    if (plan.warnings?.length)
+      throw new Error(`${c.id}: the bench fleet should pass its policies: ${plan.warnings[0]?.message}`);
   }
   const used = process.cpuUsage(cpu);
   return {
@@ -352,9 +401,11 @@ if (values['render-only']) {
         registeredAt: '',
       }));
       peakRss = rssMb();
+      // The same fleet without policies first, in the same run: what the policies cost.
+      const bare = policyCount > 0 ? await renderAll(fleetFiles(1, kind, 0), clusters) : undefined;
       const render = await renderAll(fleetFiles(1, kind), clusters);
       process.stdout.write(
-        `${JSON.stringify({ bench: 'hub-render', fleet: kind, clusters: size, bundles: bundleCount, ...(kind === 'mixed' ? { helmBundles: 10, kustomizeBundles: 5, engineRenders: render.engineRenders } : {}), renderSeconds: round(render.seconds), renderCpuSeconds: round(render.cpuSeconds), clustersPerSecond: Math.round(size / render.seconds), peakRssMb: Math.max(peakRss, rssMb()), distinctBundles: render.bundlesRendered })}\n`,
+        `${JSON.stringify({ bench: 'hub-render', fleet: kind, clusters: size, bundles: bundleCount, policies: policyCount, ...(kind === 'mixed' ? { helmBundles: 10, kustomizeBundles: 5, engineRenders: render.engineRenders } : {}), renderSeconds: round(render.seconds), renderCpuSeconds: round(render.cpuSeconds), ...(bare ? { withoutPolicies: { renderSeconds: round(bare.seconds), renderCpuSeconds: round(bare.cpuSeconds) }, policyCpuRatio: round(render.cpuSeconds / bare.cpuSeconds) } : {}), clustersPerSecond: Math.round(size / render.seconds), peakRssMb: Math.max(peakRss, rssMb()), distinctBundles: render.bundlesRendered })}\n`,
       );
     }
   await renderer?.close();
@@ -464,6 +515,7 @@ try {
       await hub.renderer?.close();
       const result = {
         bench: 'hub',
+        policies: policyCount,
         fleet: kind,
         clusters: size,
         bundles: bundleCount,

@@ -4,7 +4,17 @@
  * Kubernetes extension libraries. Expressions are parsed and checked for unknown names at
  * load, so that a typo is a fleet-repo error rather than a violation on every object.
  */
-import { type CelResult, CelScalar, celEnv, celError, parse, plan } from '@bufbuild/cel';
+import {
+  type CelInput,
+  type CelResult,
+  CelScalar,
+  celEnv,
+  celError,
+  celList,
+  celMap,
+  parse,
+  plan,
+} from '@bufbuild/cel';
 import { KUBERNETES_CEL_FUNCS } from './cel-library.ts';
 
 export const POLICY_VARIABLES = [
@@ -218,14 +228,18 @@ function unknownNames(root: AstNode, variableNames: ReadonlySet<string>): string
   return visit(root, new Set());
 }
 
-/** JSON as CEL sees a Kubernetes object: integral numbers are `int`s, as the schema types them. */
+/**
+ * JSON as CEL sees a Kubernetes object: integral numbers are `int`s, as the schema types
+ * them. Built as CEL lists and maps once: a plain object would be converted again by the
+ * engine at every field access (most of the evaluation time, measured).
+ */
 export function toCelValue(value: unknown): unknown {
   if (typeof value === 'number') return Number.isSafeInteger(value) ? BigInt(value) : value;
-  if (Array.isArray(value)) return value.map(toCelValue);
+  if (Array.isArray(value)) return celList(value.map(toCelValue) as CelInput[]);
   if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = toCelValue(v);
-    return out;
+    const out = new Map<string, CelInput>();
+    for (const [k, v] of Object.entries(value)) out.set(k, toCelValue(v) as CelInput);
+    return celMap(out);
   }
   return value;
 }

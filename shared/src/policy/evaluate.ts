@@ -75,13 +75,16 @@ export function evaluatePolicies(
   const out: PolicyViolation[] = [];
   for (const object of objects) {
     const req = requestAttributes(object, catalog);
+    // `request` is the same for every binding of an object: converted once, when one matches.
+    let request: unknown;
     for (const binding of bindings) {
       const policy = set.policies.get(binding.policyName);
       if (!policy) continue;
       if (!matchesResources(policy.matchConstraints, object, req, namespaces)) continue;
       if (binding.matchResources && !matchesResources(binding.matchResources, object, req, namespaces))
         continue;
-      out.push(...evaluateBinding(set, policy, binding, object, req, namespaces, catalog));
+      request ??= toCelValue(requestOf(object, req));
+      out.push(...evaluateBinding(set, policy, binding, object, req, request, namespaces, catalog));
     }
   }
   return out;
@@ -110,6 +113,7 @@ function evaluateBinding(
   binding: Binding,
   object: KubeObject,
   req: RequestAttributes,
+  request: unknown,
   namespaces: ReadonlyMap<string, KubeObject>,
   catalog: KindCatalog,
 ): PolicyViolation[] {
@@ -134,13 +138,14 @@ function evaluateBinding(
   const base: Record<string, unknown> = {
     object: celObject(object),
     oldObject: null,
-    request: toCelValue(requestOf(object, req)),
+    request,
     namespaceObject: namespaceObject ? celObject(namespaceObject) : null,
     params: null,
   };
 
   // Match conditions see no params, and neither do their variables.
-  const conditionBindings = { ...base, variables: lazyVariables(policy, base) };
+  const conditionBindings =
+    policy.matchConditions.length === 0 ? base : { ...base, variables: lazyVariables(policy, base) };
   let conditionError: string | undefined;
   let conditionPos: { file: string; line: number } | undefined;
   for (const condition of policy.matchConditions) {
@@ -187,7 +192,11 @@ function evaluateBinding(
   const out: PolicyViolation[] = [];
   for (const params of paramSets) {
     const withParams: Record<string, unknown> = { ...base, params: params ? toCelValue(params) : null };
-    const bindings = { ...withParams, variables: lazyVariables(policy, withParams) };
+    // A policy without variables needs no map of them (most policies): one fewer object per evaluation.
+    const bindings =
+      policy.variables.length === 0
+        ? { ...withParams, variables: noVariablesMap() }
+        : { ...withParams, variables: lazyVariables(policy, withParams) };
     for (const v of policy.validations) {
       const r = v.expression.run(bindings);
       if (r === true) continue;
@@ -237,6 +246,14 @@ function requestOf(object: KubeObject, req: RequestAttributes): unknown {
     dryRun: false,
     userInfo: { username: '', groups: [] },
   };
+}
+
+/** `variables` of a policy that declares none. */
+let noVariables: CelMap | undefined;
+const NO_VARIABLES_POLICY = { variables: [] } as unknown as Policy;
+function noVariablesMap(): CelMap {
+  noVariables ??= lazyVariables(NO_VARIABLES_POLICY, {});
+  return noVariables;
 }
 
 /**
