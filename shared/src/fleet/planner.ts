@@ -170,7 +170,10 @@ export class Planner {
           hold(at, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: v.deny });
           continue;
         }
-        if (v.warn.length > 0) (warnings ??= []).push(...v.warn);
+        if (v.warn.length > 0) {
+          warnings ??= [];
+          warnings.push(...v.warn);
+        }
       }
       ok.push({ at, state: b, variant, target, custom, outcome });
     }

@@ -19,7 +19,7 @@ import { describeObject, readObjectHeader } from './objects.ts';
 
 /** Whether a document is SOPS-encrypted: it has a top-level `sops` mapping. */
 export function isSopsDocument(node: YNode | null): boolean {
-  if (!node || node.kind !== 'map') return false;
+  if (node?.kind !== 'map') return false;
   return getEntry(node, 'sops')?.value.kind === 'map';
 }
 

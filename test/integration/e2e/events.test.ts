@@ -181,13 +181,10 @@ beforeAll(async () => {
   const address = receiver.address();
   if (!address || typeof address === 'string') throw new Error('receiver has no port');
   const secretsFile = join(fleetDir, '..', `flotilla-ev-secrets-${id}.json`);
-  writeFileSync(
-    secretsFile,
-    JSON.stringify({
-      'ops-hook': { address: (receiverUrl = `http://127.0.0.1:${address.port}/hook`), hmacKey },
-    }),
-    { mode: 0o600 },
-  );
+  receiverUrl = `http://127.0.0.1:${address.port}/hook`;
+  writeFileSync(secretsFile, JSON.stringify({ 'ops-hook': { address: receiverUrl, hmacKey } }), {
+    mode: 0o600,
+  });
   fleet = await LocalFleet.start({
     bed,
     repoName: `ev-e2e-${id}`,
