@@ -6,7 +6,8 @@
  * spoke with `flotilla bootstrap` (its agent running as a local process), shows the
  * clusters converging, then commits a change for env=prod only and shows that only the
  * prod clusters change, with push-to-applied times, then a SOPS-encrypted Secret that only
- * the prod clusters' agents decrypt. Stays up until Ctrl-C, which stops everything it started.
+ * the prod clusters' agents decrypt, then a :latest image that the fleet repo's policy holds at
+ * the hub. Stays up until Ctrl-C, which stops everything it started.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -239,6 +240,43 @@ try {
   }
   say(`${elapsed()}  applied; the hub only ever held the ciphertext:`);
   say(formatTable(['cluster', 'Secret web/db-credentials on the spoke'], secretRows).trimEnd());
+  say();
+
+  // 4. The policy gate: a :latest image for staging is held at the hub by policies/no-latest.yaml.
+  say(
+    `${elapsed()}  committing: web image tag "latest" for env=staging (policies/no-latest.yaml denies :latest)`,
+  );
+  const heldPush = await fleet.push('web: latest in staging', (repo) => {
+    const path = 'bundles/web/bundle.yaml';
+    const text = readRepoFile(repo.dir, path);
+    const next = text.replace(
+      '      logLevel: debug\n',
+      '      logLevel: debug\n      image: { tag: latest }\n',
+    );
+    if (next === text) throw new Error(`${path} is not what the demo expects`);
+    repo.write(path, next);
+  });
+  const held = await fleet.waitFor(
+    'the hub to sync the :latest commit',
+    (s) => s.sync?.commit === heldPush.commit,
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  const heldErrors = held.sync?.errors.filter((e) => e.file.startsWith('policies/')) ?? [];
+  say(
+    `${elapsed()}  held at the hub, before anything reached staging-eu-1 (it keeps ${await webImage(spokes[2]?.kubeconfigPath ?? '')}):`,
+  );
+  for (const e of heldErrors) say(`    ${e.text}`);
+  say(
+    `${elapsed()}  \`flotilla policy check --repo <checkout>\` finds the same before a push (exit 10 on a Deny)`,
+  );
+  const undo = await fleet.push('web: back to the pinned tag in staging', (repo) => {
+    const path = 'bundles/web/bundle.yaml';
+    repo.write(path, readRepoFile(repo.dir, path).replace('      image: { tag: latest }\n', ''));
+  });
+  await fleet.waitInSync({ commit: undo.commit, timeoutMs: 60_000 });
+  say(`${elapsed()}  reverted; every cluster in sync again`);
   say();
 
   say('Try it yourself (another terminal, from this directory):');
