@@ -103,6 +103,24 @@ export function targetsTable(p: FleetPreview): string {
   }`;
 }
 
+/** The options of commands that preview a checkout or the hub's tip for some clusters (targets, policy check). */
+export const previewOptions: Command['options'] = {
+  repo: { type: 'string', valueName: 'checkout', description: 'a local checkout of the fleet repo' },
+  bundle: { type: 'string', valueName: 'name', description: 'only this bundle' },
+  selector: {
+    type: 'string',
+    short: 'l',
+    valueName: 'selector',
+    description: 'only registered clusters matching this selector',
+  },
+  cluster: {
+    type: 'string',
+    multiple: true,
+    valueName: 'name=k=v,...',
+    description: 'a cluster with these labels, instead of the registered ones',
+  },
+};
+
 export const targetsCommand: Command = {
   name: 'targets',
   summary: 'which clusters get which bundle, through which target and customization',
@@ -114,22 +132,7 @@ export const targetsCommand: Command = {
     'not registered (no hub needed with --repo). Exit 10 when the repo has errors (listed on stderr).',
   ].join('\n'),
   positionals: [0, 0],
-  options: {
-    repo: { type: 'string', valueName: 'checkout', description: 'a local checkout of the fleet repo' },
-    bundle: { type: 'string', valueName: 'name', description: 'only this bundle' },
-    selector: {
-      type: 'string',
-      short: 'l',
-      valueName: 'selector',
-      description: 'only registered clusters matching this selector',
-    },
-    cluster: {
-      type: 'string',
-      multiple: true,
-      valueName: 'name=k=v,...',
-      description: 'a cluster with these labels, instead of the registered ones',
-    },
-  },
+  options: previewOptions,
   examples: [
     'flotilla targets --repo . --bundle web',
     "flotilla targets --repo ~/fleet -l 'env=prod'",

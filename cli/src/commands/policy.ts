@@ -11,7 +11,7 @@ import { ExitCode } from '../core/exit-codes.ts';
 import { formatTable } from '../core/output.ts';
 import type { FleetErrorView } from '../hub/hub-client.ts';
 import { readCheckout } from '../repo/checkout.ts';
-import { preview } from './fleet.ts';
+import { preview, previewOptions } from './fleet.ts';
 import { reportFleetErrors } from './fleet-errors.ts';
 
 /** One violation, with every cluster it holds a bundle on (Deny) or is reported for (Warn, Audit). */
@@ -40,22 +40,7 @@ export const policyCheckCommand: Command = {
     '(Warn and Audit violations are printed, and do not fail).',
   ].join('\n'),
   positionals: [0, 0],
-  options: {
-    repo: { type: 'string', valueName: 'checkout', description: 'the fleet repo checkout (default: .)' },
-    bundle: { type: 'string', valueName: 'name', description: 'only this bundle' },
-    selector: {
-      type: 'string',
-      short: 'l',
-      valueName: 'selector',
-      description: 'only registered clusters matching this selector',
-    },
-    cluster: {
-      type: 'string',
-      multiple: true,
-      valueName: 'name=k=v,...',
-      description: 'a cluster with these labels, instead of the registered ones',
-    },
-  },
+  options: previewOptions,
   examples: [
     'flotilla policy check',
     'flotilla policy check --repo . --cluster prod-eu-1=env=prod,region=eu --cluster dev-1=env=dev',
