@@ -72,7 +72,10 @@ describe('SqsEventSink (ElasticMQ)', () => {
     const url = `${bed.sqs.endpoint}/000000000000/no-such-queue-${process.pid}`;
     await expect(new SqsEventSink(sqs, url, log).publish([event(1), event(2)])).resolves.toBeUndefined();
     expect(log.lines).toHaveLength(1);
-    expect(log.lines[0]).toMatchObject({ level: 'warn', message: 'fleet events not queued' });
+    expect(log.lines[0]).toMatchObject({
+      level: 'warn',
+      message: 'fleet events dropped: the notifications queue could not be reached',
+    });
     expect(log.lines[0]?.fields.events).toEqual([
       { type: 'bundle.drifted', key: event(1).key },
       { type: 'bundle.drifted', key: event(2).key },

@@ -73,10 +73,14 @@ describe('the CDK app ships the render worker for arm64 Lambda', () => {
     expect(types).not.toContain(3); // PT_INTERP
   });
 
-  it('gives both functions arm64, the layer and FLOTILLA_RENDERER=/opt/bin/flotilla-renderer', () => {
+  it('gives the functions that render arm64, the layer and FLOTILLA_RENDERER=/opt/bin/flotilla-renderer', () => {
     const [[layerId]] = ofType('AWS::Lambda::LayerVersion') as [[string, Resource]];
-    const fns = ofType('AWS::Lambda::Function');
+    const all = ofType('AWS::Lambda::Function');
+    // The API and sync functions render; the notifier only delivers (no layer, no renderer).
+    const fns = all.filter(([, fn]) => fn.Properties.Layers !== undefined);
+    expect(all).toHaveLength(3);
     expect(fns).toHaveLength(2);
+    for (const [, fn] of all) expect(fn.Properties.Architectures).toEqual(['arm64']);
     for (const [, fn] of fns) {
       expect(fn.Properties.Architectures).toEqual(['arm64']);
       expect(fn.Properties.Layers).toEqual([{ Ref: layerId }]);
