@@ -3,7 +3,8 @@
  * `@bufbuild/cel` ships (the standard library and the `strings` extension: charAt,
  * indexOf, lastIndexOf, lowerAscii, upperAscii, replace, split, substring, trim, join,
  * format, quote, reverse). Written from the Kubernetes documentation of
- * k8s.io/apiserver/pkg/cel/library: lists, sets, regex, quantity and url.
+ * k8s.io/apiserver/pkg/cel/library: lists, sets, regex, quantity, url and format (with the
+ * optional values it returns, in cel-format.ts).
  *
  * Quantities and URLs are opaque values in Kubernetes' CEL; here they are small protobuf
  * messages (`kubernetes.Quantity`, `kubernetes.URL`), which is how `@bufbuild/cel` types
@@ -28,6 +29,7 @@ import { create, createFileRegistry, type DescMessage } from '@bufbuild/protobuf
 import { isReflectMessage, type ReflectMessage, reflect } from '@bufbuild/protobuf/reflect';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { RE2JS } from '@bufbuild/re2';
+import { FORMAT_CEL_FUNCS } from './cel-format.ts';
 import {
   addRational,
   compareRational,
@@ -411,6 +413,7 @@ export const KUBERNETES_CEL_FUNCS: readonly CelFunc[] = [
   ...urlFuncs,
   ...regexFuncs,
   ...listFuncs(),
+  ...FORMAT_CEL_FUNCS,
 ];
 
 export { QuantityDesc, UrlDesc };

@@ -31,6 +31,11 @@ const env = celEnv({
   funcs: [...KUBERNETES_CEL_FUNCS],
 });
 
+// `format`, `optional`, `sets`: a call in one of these is a function, never a variable.
+const FUNCTION_NAMESPACES = new Set(
+  KUBERNETES_CEL_FUNCS.map((f) => f.name.slice(0, Math.max(0, f.name.lastIndexOf('.')))).filter(Boolean),
+);
+
 /** A compiled expression: bindings in, a CEL value or error out (it never throws). */
 export type CelProgram = (bindings: Record<string, unknown>) => CelResult;
 
@@ -56,6 +61,13 @@ export function compilePolicyExpression(source: string, variableNames: ReadonlyS
   } catch (e) {
     const raw = e instanceof Error ? e.message : String(e);
     const at = /^<input>:(\d+):(\d+): (.*)$/s.exec(raw);
+    const column = Number(at?.[2]);
+    if (at && optionalSyntaxAt(source, column - 1))
+      throw new PolicyExpressionError(
+        `syntax error at column ${column}: the optional syntax (a.?b, [?x], {?k: v}) is not supported: test for a field with has()`,
+        column,
+        { cause: e },
+      );
     if (at)
       throw new PolicyExpressionError(`syntax error at column ${at[2]}: ${at[3]}`, Number(at[2]), {
         cause: e,
@@ -84,6 +96,12 @@ export function compilePolicyExpression(source: string, variableNames: ReadonlyS
       return celError(e);
     }
   };
+}
+
+/** Whether `a.?b`, `[?x]` or `{?k: v}` (CEL's optional syntax) begins at the offset. */
+function optionalSyntaxAt(source: string, offset: number): boolean {
+  if (source.startsWith('.?', offset)) return true;
+  return source[offset] === '?' && /[[{,]\s*$/.test(source.slice(0, offset));
 }
 
 // The escapes CEL defines; anything else after a backslash in a (non-raw) string is a syntax error.
@@ -175,6 +193,8 @@ function unknownNames(root: AstNode, variableNames: ReadonlySet<string>): string
             }
             return undefined;
           }
+          if (FUNCTION_NAMESPACES.has(qual))
+            return `undeclared reference to function '${qual}.${call.function}'`;
         }
         for (const n of [call.target, ...call.args]) {
           const p = visit(n, bound);

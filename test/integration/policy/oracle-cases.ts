@@ -315,6 +315,30 @@ const INT_MATH = policy(`  matchConstraints:
     - expression: "[1, 2, 3].max() == 3 && [4, 5].min() == 4 && object.spec.replicas % 2 == 1 && object.spec.replicas * 10 / 4 <= 12"
       message: replicas must be odd and small`);
 
+const FORMAT_NAME = policy(`  matchConstraints:
+    resourceRules: [${rule('apps', 'deployments')}]
+  validations:
+    - expression: "!format.dns1123Label().validate(object.metadata.name).hasValue()"
+      messageExpression: "'name: ' + format.dns1123Label().validate(object.metadata.name).value().join(', ')"
+    - expression: >-
+        !format.named('dns1123Subdomain').value().validate(object.spec.template.spec.containers[0].name).hasValue() &&
+        format.named('qualifiedName').orValue(format.dns1123Label()).validate('example.com/web') == optional.none() &&
+        optional.of(object.spec.replicas).orValue(0) <= 3 && !format.named('nothing').hasValue()
+      message: container names are subdomains, at most three replicas`);
+
+// The keys of the config map name the format its value must have. One key fails per case: the
+// API server iterates a map in no fixed order.
+const FORMAT_DATA = policy(`  matchConstraints:
+    resourceRules: [${rule('""', 'configmaps')}]
+  validations:
+    - expression: >-
+        !has(object.data) || object.data.all(k, !format.named(k).hasValue() ||
+        !format.named(k).value().validate(object.data[k]).hasValue())
+      messageExpression: >-
+        object.data.filter(k, format.named(k).hasValue() &&
+        format.named(k).value().validate(object.data[k]).hasValue()).map(k, k + ': ' +
+        format.named(k).value().validate(object.data[k]).value().join('; ')).join(' | ')`);
+
 const onDeployments = (expression: string) =>
   policy(`  matchConstraints:
     resourceRules: [${rule('apps', 'deployments')}]
@@ -621,6 +645,82 @@ export const ORACLE_CASES: readonly OracleCase[] = [
     expect: 'allow',
   },
   { name: 'int-math', policies: INT_MATH, object: deployment({ replicas: 2 }), expect: 'deny' },
+  {
+    name: 'format-name-dots',
+    policies: FORMAT_NAME,
+    object: deployment({ name: 'web.v2' }),
+    expect: 'deny',
+  },
+  {
+    name: 'format-container-name',
+    policies: FORMAT_NAME,
+    object: deployment({ containers: [{ name: 'web', image: 'a:1' }], replicas: 4 }),
+    expect: 'deny',
+  },
+  { name: 'format-name-ok', policies: FORMAT_NAME, object: deployment(), expect: 'allow' },
+  {
+    name: 'format-dns1035-label',
+    policies: FORMAT_DATA,
+    object: configMap({ dns1035Label: '1abc', other: 'anything' }),
+    expect: 'deny',
+  },
+  {
+    name: 'format-label-value',
+    policies: FORMAT_DATA,
+    object: configMap({ labelValue: '-x-', dns1035Label: 'abc' }),
+    expect: 'deny',
+  },
+  { name: 'format-uri', policies: FORMAT_DATA, object: configMap({ uri: 'docs please' }), expect: 'deny' },
+  {
+    name: 'format-uri-port',
+    policies: FORMAT_DATA,
+    object: configMap({ uri: 'https://docs.example.com:x/' }),
+    expect: 'deny',
+  },
+  {
+    name: 'format-uuid',
+    policies: FORMAT_DATA,
+    object: configMap({ uuid: '123e4567-e89b-12d3-a456-42661417400' }),
+    expect: 'deny',
+  },
+  {
+    name: 'format-qualified-name',
+    policies: FORMAT_DATA,
+    object: configMap({ qualifiedName: 'Example.com/-x' }),
+    expect: 'deny',
+  },
+  {
+    name: 'format-label-prefix',
+    policies: FORMAT_DATA,
+    object: configMap({ dns1123LabelPrefix: 'web.' }),
+    expect: 'deny',
+  },
+  { name: 'format-date', policies: FORMAT_DATA, object: configMap({ date: '2023-02-29' }), expect: 'deny' },
+  {
+    name: 'format-datetime',
+    policies: FORMAT_DATA,
+    object: configMap({ datetime: '2021-01-01T24:00:00Z' }),
+    expect: 'deny',
+  },
+  { name: 'format-byte', policies: FORMAT_DATA, object: configMap({ byte: 'aGVsbG8' }), expect: 'deny' },
+  {
+    name: 'format-all-valid',
+    policies: FORMAT_DATA,
+    object: configMap({
+      dns1035Label: 'abc-123',
+      dns1123Subdomain: 'apiextensions.k8s.io',
+      dns1123SubdomainPrefix: 'web.prefix-',
+      dns1035LabelPrefix: 'web-',
+      labelValue: 'My_Value.1',
+      qualifiedName: 'example.com/MyName',
+      uri: 'https://docs.example.com/a%20b?x=1',
+      uuid: '123E4567E89B12D3A456426614174000',
+      byte: 'aGVsbG8=',
+      date: '2024-02-29',
+      datetime: '2021-01-01T23:59:59.123+02:00',
+    }),
+    expect: 'allow',
+  },
 
   {
     name: 'refused-syntax',
