@@ -189,10 +189,11 @@ describe('the policy engine decides as the kube-apiserver does', () => {
           await sleep(100);
         }
         // The binding reaches the admission plugin through an informer: wait until the server's
-        // answer is the one Flotilla gives and stays so, or give up and compare what it says last.
+        // answer is the one Flotilla gives and stays so, or give up and compare what it says last
+        // (params found by selector reach it through their own informer: up to about 15 s under load).
         const dryRun = `${collectionPath(object)}?dryRun=All`;
         let theirs = serverVerdict(await call('POST', dryRun, object), name);
-        const deadline = Date.now() + 15_000;
+        const deadline = Date.now() + 30_000;
         let stable = 0;
         while (Date.now() < deadline && stable < 3) {
           await sleep(400);
