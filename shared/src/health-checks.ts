@@ -10,6 +10,7 @@
  * Flux expressions carry over unchanged. Integral JSON numbers are CEL `int`s, as the
  * Kubernetes schema types them, so `self.status.readyReplicas + 1` works.
  */
+
 import {
   type CelResult,
   CelScalar,
@@ -21,6 +22,7 @@ import {
   plan,
 } from '@bufbuild/cel';
 import { strings } from '@bufbuild/cel/ext';
+import { type AstNode, firstAstProblem, visitAll } from './cel/ast-walk.ts';
 import type { HealthCheck } from './protocol/desired-state.ts';
 import type { Health } from './readiness.ts';
 
@@ -83,75 +85,20 @@ export function compileExpression(source: string): Program {
   };
 }
 
-interface AstNode {
-  readonly exprKind: { readonly case?: string; readonly value?: unknown };
-}
-
 /** The first identifier or function the environment does not define, as a message. */
 function unknownNames(root: AstNode): string | undefined {
-  const visit = (node: AstNode | undefined, bound: ReadonlySet<string>): string | undefined => {
-    if (!node) return undefined;
-    const { case: kind, value } = node.exprKind;
-    switch (kind) {
-      case 'identExpr': {
-        const name = (value as { name: string }).name;
-        if (bound.has(name) || (VARIABLES as readonly string[]).includes(name)) return undefined;
-        return `unknown variable "${name}" (the object is self; metadata, spec and status are also variables)`;
+  return firstAstProblem(root, {
+    ident: (name) =>
+      (VARIABLES as readonly string[]).includes(name)
+        ? undefined
+        : `unknown variable "${name}" (the object is self; metadata, spec and status are also variables)`,
+    call: (call, bound, visit) => {
+      if (/^[A-Za-z]/.test(call.function) && !env.funcs.find(call.function)) {
+        return `unknown function "${call.function}"`;
       }
-      case 'selectExpr':
-        return visit((value as { operand?: AstNode }).operand, bound);
-      case 'callExpr': {
-        const call = value as { function: string; target?: AstNode; args: AstNode[] };
-        if (/^[A-Za-z]/.test(call.function) && !env.funcs.find(call.function)) {
-          return `unknown function "${call.function}"`;
-        }
-        for (const n of [call.target, ...call.args]) {
-          const p = visit(n, bound);
-          if (p) return p;
-        }
-        return undefined;
-      }
-      case 'listExpr':
-        for (const n of (value as { elements: AstNode[] }).elements) {
-          const p = visit(n, bound);
-          if (p) return p;
-        }
-        return undefined;
-      case 'structExpr':
-        for (const e of (
-          value as { entries: { keyKind: { case?: string; value?: unknown }; value?: AstNode }[] }
-        ).entries) {
-          const p =
-            (e.keyKind.case === 'mapKey' ? visit(e.keyKind.value as AstNode, bound) : undefined) ??
-            visit(e.value, bound);
-          if (p) return p;
-        }
-        return undefined;
-      case 'comprehensionExpr': {
-        const c = value as {
-          iterVar: string;
-          iterVar2?: string;
-          accuVar: string;
-          iterRange?: AstNode;
-          accuInit?: AstNode;
-          loopCondition?: AstNode;
-          loopStep?: AstNode;
-          result?: AstNode;
-        };
-        const inner = new Set([...bound, c.iterVar, c.accuVar, ...(c.iterVar2 ? [c.iterVar2] : [])]);
-        return (
-          visit(c.iterRange, bound) ??
-          visit(c.accuInit, bound) ??
-          visit(c.loopCondition, inner) ??
-          visit(c.loopStep, inner) ??
-          visit(c.result, inner)
-        );
-      }
-      default:
-        return undefined;
-    }
-  };
-  return visit(root, new Set());
+      return visitAll([call.target, ...call.args], bound, visit);
+    },
+  });
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   parse,
   plan,
 } from '@bufbuild/cel';
+import { type AstNode, firstAstProblem, visitAll } from '../cel/ast-walk.ts';
 import { KUBERNETES_CEL_FUNCS } from './cel-library.ts';
 
 export const POLICY_VARIABLES = [
@@ -134,10 +135,6 @@ function invalidEscape(source: string): number | undefined {
   return undefined;
 }
 
-interface AstNode {
-  readonly exprKind: { readonly case?: string; readonly value?: unknown };
-}
-
 /** `a.b.c` as text when the node is a chain of identifiers and selections, else undefined. */
 function qualifiedName(node: AstNode | undefined): string | undefined {
   if (!node) return undefined;
@@ -154,98 +151,45 @@ function qualifiedName(node: AstNode | undefined): string | undefined {
 
 function unknownNames(root: AstNode, variableNames: ReadonlySet<string>): string | undefined {
   const known = (name: string) => (POLICY_VARIABLES as readonly string[]).includes(name);
-  const visit = (node: AstNode | undefined, bound: ReadonlySet<string>): string | undefined => {
-    if (!node) return undefined;
-    const { case: kind, value } = node.exprKind;
-    switch (kind) {
-      case 'identExpr': {
-        const name = (value as { name: string }).name;
-        if (bound.has(name) || known(name)) return undefined;
-        if (name === 'authorizer')
-          return 'authorizer is not supported: Flotilla checks policies at the hub, where there is no requesting user';
-        return `undeclared reference to '${name}' (the variables are ${POLICY_VARIABLES.join(', ')})`;
+  return firstAstProblem(root, {
+    ident: (name) => {
+      if (known(name)) return undefined;
+      if (name === 'authorizer')
+        return 'authorizer is not supported: Flotilla checks policies at the hub, where there is no requesting user';
+      return `undeclared reference to '${name}' (the variables are ${POLICY_VARIABLES.join(', ')})`;
+    },
+    select: (sel, bound, visit) => {
+      const operand = sel.operand?.exprKind;
+      if (
+        operand?.case === 'identExpr' &&
+        (operand.value as { name: string }).name === 'variables' &&
+        !bound.has('variables') &&
+        !variableNames.has(sel.field)
+      ) {
+        return `undeclared reference to 'variables.${sel.field}' (spec.variables has no such name)`;
       }
-      case 'selectExpr': {
-        const sel = value as { operand?: AstNode; field: string };
-        const operand = sel.operand?.exprKind;
-        if (
-          operand?.case === 'identExpr' &&
-          (operand.value as { name: string }).name === 'variables' &&
-          !bound.has('variables') &&
-          !variableNames.has(sel.field)
-        ) {
-          return `undeclared reference to 'variables.${sel.field}' (spec.variables has no such name)`;
-        }
-        return visit(sel.operand, bound);
+      return visit(sel.operand, bound);
+    },
+    call: (call, bound, visit) => {
+      const qual = qualifiedName(call.target);
+      if (
+        qual !== undefined &&
+        !bound.has(qual.split('.')[0] as string) &&
+        !known(qual.split('.')[0] as string)
+      ) {
+        // `format.dns1123Label()`: a function in a namespace, not a member call on a value.
+        if (env.funcs.find(`${qual}.${call.function}`)) return visitAll(call.args, bound, visit);
+        if (FUNCTION_NAMESPACES.has(qual))
+          return `undeclared reference to function '${qual}.${call.function}'`;
       }
-      case 'callExpr': {
-        const call = value as { function: string; target?: AstNode; args: AstNode[] };
-        const qual = qualifiedName(call.target);
-        if (
-          qual !== undefined &&
-          !bound.has(qual.split('.')[0] as string) &&
-          !known(qual.split('.')[0] as string)
-        ) {
-          if (env.funcs.find(`${qual}.${call.function}`)) {
-            for (const n of call.args) {
-              const p = visit(n, bound);
-              if (p) return p;
-            }
-            return undefined;
-          }
-          if (FUNCTION_NAMESPACES.has(qual))
-            return `undeclared reference to function '${qual}.${call.function}'`;
-        }
-        for (const n of [call.target, ...call.args]) {
-          const p = visit(n, bound);
-          if (p) return p;
-        }
-        if (/^[A-Za-z]/.test(call.function) && !env.funcs.find(call.function)) {
-          return `undeclared reference to function '${call.function}'`;
-        }
-        return undefined;
+      const inner = visitAll([call.target, ...call.args], bound, visit);
+      if (inner) return inner;
+      if (/^[A-Za-z]/.test(call.function) && !env.funcs.find(call.function)) {
+        return `undeclared reference to function '${call.function}'`;
       }
-      case 'listExpr':
-        for (const n of (value as { elements: AstNode[] }).elements) {
-          const p = visit(n, bound);
-          if (p) return p;
-        }
-        return undefined;
-      case 'structExpr':
-        for (const e of (
-          value as { entries: { keyKind: { case?: string; value?: unknown }; value?: AstNode }[] }
-        ).entries) {
-          const p =
-            (e.keyKind.case === 'mapKey' ? visit(e.keyKind.value as AstNode, bound) : undefined) ??
-            visit(e.value, bound);
-          if (p) return p;
-        }
-        return undefined;
-      case 'comprehensionExpr': {
-        const c = value as {
-          iterVar: string;
-          iterVar2?: string;
-          accuVar: string;
-          iterRange?: AstNode;
-          accuInit?: AstNode;
-          loopCondition?: AstNode;
-          loopStep?: AstNode;
-          result?: AstNode;
-        };
-        const inner = new Set([...bound, c.iterVar, c.accuVar, ...(c.iterVar2 ? [c.iterVar2] : [])]);
-        return (
-          visit(c.iterRange, bound) ??
-          visit(c.accuInit, bound) ??
-          visit(c.loopCondition, inner) ??
-          visit(c.loopStep, inner) ??
-          visit(c.result, inner)
-        );
-      }
-      default:
-        return undefined;
-    }
-  };
-  return visit(root, new Set());
+      return undefined;
+    },
+  });
 }
 
 /**
