@@ -110,10 +110,11 @@ export function checkPolicies(
     if (isContext(maskedObjects[i] as KubeObject)) contextAt.push(i);
   const maskedSig = contextAt.map((i) => masked[i]).join('\u0000');
   const realSig = contextAt.map((i) => json[i]).join('\u0000');
-  // A CRD with a hole could give kinds and scopes that differ per fill: no sharing then.
+  // A hole in a CRD, or in the kind of an object, could give kinds, scopes or Namespaces that
+  // differ per fill: no sharing then. (A hole in a Namespace's name is refused per object.)
   const shareable = !contextAt.some((i) => {
     const o = maskedObjects[i] as KubeObject;
-    return o.kind !== 'Namespace' && (masked[i] as string).includes(HOLE_MARK);
+    return !(o.kind === 'Namespace' && o.apiVersion === 'v1') && (masked[i] as string).includes(HOLE_MARK);
   });
   let maskedContext: PolicyContext | undefined;
   let realContext: PolicyContext | undefined;

@@ -258,11 +258,12 @@ function unknownNames(root: AstNode, variableNames: ReadonlySet<string>): string
  * has a string containing U+0001, the string stands for every value a cluster could fill in.
  * In CEL it is an error value, a tripwire: an expression whose result is not an error did
  * not depend on it (CEL errors propagate; `||` and `&&` drop one only when the other side
- * decides), so that result holds for every fill.
+ * decides, and @bufbuild/cel only when that side is on the left: `a || hole` is shared when
+ * `a` is true, `hole || a` is not), so that result holds for every fill.
  */
 export const HOLE_MARK = '\u0001';
 
-/** Thrown while converting a masked object whose structure (a map key) depends on a hole. */
+/** Thrown by the evaluation of a masked object whose result could depend on a hole. */
 export class HoleRead extends Error {
   constructor(what: string) {
     super(`the result depends on a cluster variable (${what})`);
@@ -287,10 +288,13 @@ export function withTripwires<T>(fn: () => T): T {
 }
 
 /**
- * The standard library propagates an error argument; the Kubernetes library (lists, sets,
- * strings.join, format...) reads inside lists and maps, where a tripwire would be compared
- * like any value (`sets.contains(l, ['x'])` false where a fill could give 'x'). Armed, a
- * call whose arguments hold a tripwire anywhere is itself an error.
+ * Defence in depth for the Kubernetes library (lists, sets, strings.join, format...), whose
+ * functions read inside lists and maps, where a tripwire compared like any value would be
+ * unsound (`sets.contains(l, ['x'])` false where a fill could give 'x'). @bufbuild/cel 0.6
+ * already refuses it: a list or map holding an error value throws on every read of an
+ * element (`size()` and identity aside), which the evaluation turns into an error. Armed, a
+ * call whose arguments hold a tripwire is an error before the function runs, whatever a
+ * later version of the engine does.
  */
 function guardTripwires(f: CelFunc): CelFunc {
   const call = f.call.bind(f);

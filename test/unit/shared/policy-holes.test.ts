@@ -217,6 +217,29 @@ spec: {policyName: p, validationActions: [Warn]}
     });
   });
 
+  it('gives each cluster its verdict when namespaceObject or a namespace selector reads a variable', () => {
+    const withNamespace = `apiVersion: v1\nkind: Namespace\nmetadata: {name: web, labels: {cluster: "\${cluster.name}"}}\n---\n${deployment({ labels: 'app: web' })}`;
+    expect(
+      check(policy(validation("!namespaceObject.metadata.labels.cluster.startsWith('prod')")), withNamespace)
+        .verdicts,
+    ).toEqual(PROD_ONLY);
+    const selected = check(
+      policy(validation('false')).replace(
+        'operations: [CREATE]}]',
+        'operations: [CREATE]}]\n    namespaceSelector: {matchLabels: {cluster: prod-2}}',
+      ),
+      withNamespace,
+    );
+    expect(selected.verdicts).toEqual(
+      CLUSTERS.map((c) => (c.name === 'prod-2' ? [`web-${c.name}: refused`] : [])),
+    );
+    // The Namespace's variable unread: shared (one evaluation of the Namespace, one of the Deployment).
+    expect(check(policy(validation('namespaceObject.metadata.name == "web"')), withNamespace)).toEqual({
+      verdicts: NONE,
+      evaluations: 2,
+    });
+  });
+
   it('evaluates each cluster’s object when a policy variable or a match condition reads a variable', () => {
     const variables = `  variables:\n    - name: tier\n      expression: "object.metadata.labels.cluster.split('-')[0]"\n${validation("variables.tier != 'prod'")}`;
     expect(check(policy(variables), deployment()).verdicts).toEqual(PROD_ONLY);
