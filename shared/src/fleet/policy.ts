@@ -71,6 +71,9 @@ function cacheOf(set: PolicySet): Verdicts {
   return c;
 }
 
+// HOLE_MARK as it is written in JSON text (the render writes it so; JSON.stringify too).
+const MARK_JSON = JSON.stringify(HOLE_MARK).slice(1, -1);
+
 // The objects besides one that a verdict reads: CRDs (kinds, scopes) and Namespaces (namespaceObject).
 const isContext = (o: KubeObject): boolean =>
   o.kind === 'Namespace' ||
@@ -114,7 +117,7 @@ export function checkPolicies(
   // differ per fill: no sharing then. (A hole in a Namespace's name is refused per object.)
   const shareable = !contextAt.some((i) => {
     const o = maskedObjects[i] as KubeObject;
-    return !(o.kind === 'Namespace' && o.apiVersion === 'v1') && (masked[i] as string).includes(HOLE_MARK);
+    return !(o.kind === 'Namespace' && o.apiVersion === 'v1') && (masked[i] as string).includes(MARK_JSON);
   });
   let maskedContext: PolicyContext | undefined;
   let realContext: PolicyContext | undefined;

@@ -15,7 +15,8 @@ import {
   policyContext,
 } from '@flotilla/shared/policy';
 import { describe, expect, it } from 'vitest';
-import { policyStats } from '../../../shared/src/fleet/policy.ts';
+import type { RenderedBundle } from '../../../shared/src/fleet/model.ts';
+import { checkPolicies, policyStats } from '../../../shared/src/fleet/policy.ts';
 import { repo } from './helpers.ts';
 
 /** A Warn policy on Deployments with the given spec lines after matchConstraints. */
@@ -285,5 +286,49 @@ describe('a masked object', () => {
       const filled = { ...o, metadata: { ...o.metadata, name: 'web-a' }, spec: { args: ['a', 'b'] } };
       expect(evaluateObject(s, policyContext(s, [filled]), filled).length, expression).toBe(1);
     }
+  });
+});
+
+describe('a bundle whose CRD names the cluster', () => {
+  it('shares nothing: the kinds and scopes it defines could differ per cluster', () => {
+    const content = `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: p}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [example.com], apiVersions: [v1], resources: [widgets], operations: [CREATE], scope: Namespaced}]
+${validation('false')}---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: b}
+spec: {policyName: p, validationActions: [Warn]}
+`;
+    const { set } = loadPolicies([{ path: 'policies/p.yaml', content }]);
+    const crd = (scope: string) => ({
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: 'widgets.example.com' },
+      spec: { group: 'example.com', names: { kind: 'Widget', plural: 'widgets' }, scope },
+    });
+    const widget = {
+      apiVersion: 'example.com/v1',
+      kind: 'Widget',
+      metadata: { name: 'w', namespace: 'web' },
+    };
+    const masked = [JSON.stringify(crd('\u00010\u0001')), JSON.stringify(widget)];
+    const stats = { evaluations: 0 };
+    const verdicts = ['Cluster', 'Namespaced'].map((scope) => {
+      const objects = [crd(scope), widget];
+      const got = checkPolicies(
+        {} as RenderedBundle,
+        set,
+        { json: objects.map((o) => JSON.stringify(o)), masked },
+        stats,
+      );
+      expect(got).toEqual(evaluatePolicies(set, objects));
+      return got.length;
+    });
+    expect(verdicts).toEqual([0, 1]);
+    expect(stats.evaluations).toBe(4);
   });
 });
