@@ -332,3 +332,41 @@ spec: {policyName: p, validationActions: [Warn]}
     expect(stats.evaluations).toBe(4);
   });
 });
+
+describe('a bundle whose Namespace is named after the cluster', () => {
+  it('evaluates each cluster’s objects: the Namespace an object is in could differ per cluster', () => {
+    const content = `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: p}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], resources: [configmaps], operations: [CREATE]}]
+${validation("namespaceObject == null || namespaceObject.metadata.labels.tier != 'prod'")}---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: b}
+spec: {policyName: p, validationActions: [Warn]}
+`;
+    const { set } = loadPolicies([{ path: 'policies/p.yaml', content }]);
+    const objects = (cluster: string) => [
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: cluster, labels: { tier: 'prod' } } },
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'prod-1' } },
+    ];
+    const masked = objects('\u00010\u0001').map((o) => JSON.stringify(o));
+    const stats = { evaluations: 0 };
+    const verdicts = ['prod-1', 'dev-1'].map((cluster) => {
+      const real = objects(cluster);
+      const got = checkPolicies(
+        {} as RenderedBundle,
+        set,
+        { json: real.map((o) => JSON.stringify(o)), masked },
+        stats,
+      );
+      expect(got).toEqual(evaluatePolicies(set, real));
+      return got.length;
+    });
+    // The ConfigMap is in the Namespace only on prod-1.
+    expect(verdicts).toEqual([1, 0]);
+    expect(stats.evaluations).toBe(2 + 2 * 2);
+  });
+});
