@@ -363,6 +363,20 @@ function escapeInner(s: string): string {
   return JSON.stringify(s).slice(1, -1);
 }
 
+// Each variable as U+0001, its index, U+0001, written as JSON escapes: a parse gives the
+// strings the policy step treats as holes (`HOLE_MARK`).
+const masks: string[] = [];
+const maskedTexts = new WeakMap<StrTemplate, string>();
+function maskedText(t: StrTemplate): string {
+  let s = maskedTexts.get(t);
+  if (s === undefined) {
+    for (const i of t.vars) masks[i] ??= `\\u0001${i}\\u0001`;
+    s = fill(t, masks);
+    maskedTexts.set(t, s);
+  }
+  return s;
+}
+
 function fill(t: StrTemplate, values: readonly string[]): string {
   let s = t.lits[0] as string;
   for (let i = 0; i < t.vars.length; i++)
@@ -444,7 +458,10 @@ export function renderVariant(variant: Variant, clusterName: string, labels: Lab
     if (hit) return hit;
   }
   // Policy before the cache, so that a render is checked once however many clusters share it.
-  const outcome = admit(renderNow(variant, values ?? (n === 1 ? [key] : [])), variant.budget.policies);
+  const policies = variant.budget.policies;
+  // With policies, the objects' texts too, filled and masked, so that verdicts are shared across fills.
+  const texts = policies && policies.bindings.length > 0 ? { json: [], masked: [] } : undefined;
+  const outcome = admit(renderNow(variant, values ?? (n === 1 ? [key] : []), texts), policies, texts);
   if (cache) {
     variant.budget.charge(outcome.ok ? outcome.rendered.canonical.length + key.length : key.length);
     cache.set(key, outcome);
@@ -468,7 +485,11 @@ function missingLabels(variant: Variant, clusterName: string, labels: Labels): R
   return { ok: false, errors };
 }
 
-function renderNow(variant: Variant, values: readonly string[]): RenderOutcome {
+function renderNow(
+  variant: Variant,
+  values: readonly string[],
+  texts?: { json: string[]; masked: string[] },
+): RenderOutcome {
   const escaped = values.map(escapeInner);
   let objects = variant.objects;
   let refs: RenderedObjectRef[];
@@ -509,7 +530,13 @@ function renderNow(variant: Variant, values: readonly string[]): RenderOutcome {
   let body = '';
   for (let i = 0; i < objects.length; i++) {
     if (i > 0) body += ',';
-    body += fill((objects[i] as ObjectTemplate).json, escaped);
+    const t = (objects[i] as ObjectTemplate).json;
+    const text = fill(t, escaped);
+    body += text;
+    if (texts) {
+      texts.json.push(text);
+      texts.masked.push(t.vars.length === 0 ? text : maskedText(t));
+    }
   }
   // Keys in canonical (sorted) order: apiVersion, bundle, healthChecks, ignoreDifferences, kind, objects, sealed.
   const canonical = `${PREFIX}${JSON.stringify(variant.bundle)}${variant.healthChecksJson},${variant.ignoreJson}"kind":"RenderedBundle","objects":[${body}]${variant.sealedJson}}`;

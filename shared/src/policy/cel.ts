@@ -5,13 +5,18 @@
  * load, so that a typo is a fleet-repo error rather than a violation on every object.
  */
 import {
+  type CelFunc,
   type CelInput,
   type CelResult,
   CelScalar,
+  type CelValue,
   celEnv,
   celError,
   celList,
   celMap,
+  isCelError,
+  isCelList,
+  isCelMap,
   parse,
   plan,
 } from '@bufbuild/cel';
@@ -29,7 +34,7 @@ export const POLICY_VARIABLES = [
 
 const env = celEnv({
   variables: Object.fromEntries(POLICY_VARIABLES.map((v) => [v, CelScalar.DYN])),
-  funcs: [...KUBERNETES_CEL_FUNCS],
+  funcs: KUBERNETES_CEL_FUNCS.map(guardTripwires),
 });
 
 // `format`, `optional`, `sets`: a call in one of these is a function, never a variable.
@@ -193,6 +198,73 @@ function unknownNames(root: AstNode, variableNames: ReadonlySet<string>): string
 }
 
 /**
+ * A hole: where a masked object (a render with each cluster variable replaced by a marker)
+ * has a string containing U+0001, the string stands for every value a cluster could fill in.
+ * In CEL it is an error value, a tripwire: an expression whose result is not an error did
+ * not depend on it (CEL errors propagate; `||` and `&&` drop one only when the other side
+ * decides, and @bufbuild/cel only when that side is on the left: `a || hole` is shared when
+ * `a` is true, `hole || a` is not), so that result holds for every fill.
+ */
+export const HOLE_MARK = '\u0001';
+
+/** Thrown by the evaluation of a masked object whose result could depend on a hole. */
+export class HoleRead extends Error {
+  constructor(what: string) {
+    super(`the result depends on a cluster variable (${what})`);
+    this.name = 'HoleRead';
+  }
+}
+
+const TRIPWIRE = celError(new HoleRead('a string value'));
+
+/** Whether the functions of the Kubernetes library refuse lists and maps that hold a tripwire. */
+let armed = false;
+
+/** Runs `fn` with the library's functions guarding against tripwires inside their arguments. */
+export function withTripwires<T>(fn: () => T): T {
+  const before = armed;
+  armed = true;
+  try {
+    return fn();
+  } finally {
+    armed = before;
+  }
+}
+
+/**
+ * Defence in depth for the Kubernetes library (lists, sets, strings.join, format...), whose
+ * functions read inside lists and maps, where a tripwire compared like any value would be
+ * unsound (`sets.contains(l, ['x'])` false where a fill could give 'x'). @bufbuild/cel 0.6
+ * already refuses it: a list or map holding an error value throws on every read of an
+ * element (`size()` and identity aside), which the evaluation turns into an error. Armed, a
+ * call whose arguments hold a tripwire is an error before the function runs, whatever a
+ * later version of the engine does.
+ */
+function guardTripwires(f: CelFunc): CelFunc {
+  const call = f.call.bind(f);
+  return Object.create(f, {
+    call: {
+      value: (id: number, target: CelValue | undefined, args: CelValue[]) =>
+        armed && (holdsError(target) || args.some(holdsError)) ? TRIPWIRE : call(id, target, args),
+    },
+  }) as CelFunc;
+}
+
+function holdsError(v: unknown): boolean {
+  if (isCelError(v)) return true;
+  try {
+    if (isCelList(v)) {
+      for (const x of v) if (holdsError(x)) return true;
+    } else if (isCelMap(v)) {
+      for (const x of v.values()) if (holdsError(x)) return true;
+    }
+  } catch {
+    return true; // a variable that fails to evaluate
+  }
+  return false;
+}
+
+/**
  * JSON as CEL sees a Kubernetes object: integral numbers are `int`s, as the schema types
  * them. Built as CEL lists and maps once: a plain object would be converted again by the
  * engine at every field access (most of the evaluation time, measured).
@@ -203,6 +275,26 @@ export function toCelValue(value: unknown): unknown {
   if (value !== null && typeof value === 'object') {
     const out = new Map<string, CelInput>();
     for (const [k, v] of Object.entries(value)) out.set(k, toCelValue(v) as CelInput);
+    return celMap(out);
+  }
+  return value;
+}
+
+/**
+ * {@link toCelValue} of a masked object: strings holding {@link HOLE_MARK} are tripwires.
+ *
+ * @throws {HoleRead} when a map key holds the mark (fills could make keys collide or match).
+ */
+export function toMaskedCelValue(value: unknown): unknown {
+  if (typeof value === 'string') return value.includes(HOLE_MARK) ? TRIPWIRE : value;
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? BigInt(value) : value;
+  if (Array.isArray(value)) return celList(value.map(toMaskedCelValue) as CelInput[]);
+  if (value !== null && typeof value === 'object') {
+    const out = new Map<string, CelInput>();
+    for (const [k, v] of Object.entries(value)) {
+      if (k.includes(HOLE_MARK)) throw new HoleRead('a map key');
+      out.set(k, toMaskedCelValue(v) as CelInput);
+    }
     return celMap(out);
   }
   return value;

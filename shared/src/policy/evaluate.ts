@@ -8,12 +8,13 @@ import { type CelMap, type CelResult, type CelValue, celMap, isCelError } from '
 import type { Labels } from '../labels.ts';
 import type { KubeObject } from '../protocol/desired-state.ts';
 import { compileSelector } from '../selector.ts';
-import { toCelValue } from './cel.ts';
+import { HOLE_MARK, HoleRead, toCelValue, toMaskedCelValue, withTripwires } from './cel.ts';
 import type { Binding, CompiledExpression, Policy, PolicySet, ValidationAction } from './load.ts';
 import {
   type KindCatalog,
   kindCatalog,
   labelsOf,
+  type MatchResources,
   matchesResources,
   namespacesOf,
   type RequestAttributes,
@@ -66,26 +67,111 @@ export function evaluatePolicies(
   objects: readonly KubeObject[],
   opts: EvaluateOptions = {},
 ): PolicyViolation[] {
+  const context = policyContext(set, objects, opts);
+  const out: PolicyViolation[] = [];
+  for (const object of objects) out.push(...evaluateObject(set, context, object));
+  return out;
+}
+
+/** What an object's verdict depends on besides the object: the bindings, kinds and namespaces in play. */
+export interface PolicyContext {
+  readonly bindings: readonly Binding[];
+  readonly catalog: KindCatalog;
+  readonly namespaces: ReadonlyMap<string, KubeObject>;
+}
+
+export function policyContext(
+  set: PolicySet,
+  objects: readonly KubeObject[],
+  opts: EvaluateOptions = {},
+): PolicyContext {
   const bindings = set.bindings.filter(
     (b) => !opts.cluster || !b.clusterSelector || b.clusterSelector.matches(opts.cluster.labels),
   );
+  return { bindings, catalog: kindCatalog(objects), namespaces: namespacesOf(objects) };
+}
+
+/**
+ * Every binding's violations on one object. With `masked`, the object and the context's
+ * namespaces are masked renders (strings holding U+0001 where a cluster fills a value): the
+ * result is returned only when it holds for every fill, else {@link HoleRead} is thrown and
+ * the caller evaluates the filled object. A violation's `object` then names the masked
+ * object: the caller puts the real one in.
+ *
+ * @throws {HoleRead} with `masked`, when matching, a match condition, a validation or a
+ * message expression reads a hole, or when any of them ends in an error.
+ */
+export function evaluateObject(
+  set: PolicySet,
+  context: PolicyContext,
+  object: KubeObject,
+  masked = false,
+): PolicyViolation[] {
+  const { bindings, catalog, namespaces } = context;
   if (bindings.length === 0) return [];
-  const catalog = kindCatalog(objects);
-  const namespaces = namespacesOf(objects);
+  const req = requestAttributes(object, catalog);
+  if (masked) return withTripwires(() => evaluateMasked(set, context, object, req));
+  // `request` is the same for every binding of an object: converted once, when one matches.
+  let request: unknown;
   const out: PolicyViolation[] = [];
-  for (const object of objects) {
-    const req = requestAttributes(object, catalog);
-    // `request` is the same for every binding of an object: converted once, when one matches.
-    let request: unknown;
-    for (const binding of bindings) {
-      const policy = set.policies.get(binding.policyName);
-      if (!policy) continue;
-      if (!matchesResources(policy.matchConstraints, object, req, namespaces)) continue;
-      if (binding.matchResources && !matchesResources(binding.matchResources, object, req, namespaces))
-        continue;
-      request ??= toCelValue(requestOf(object, req));
-      out.push(...evaluateBinding(set, policy, binding, object, req, request, namespaces, catalog));
-    }
+  for (const binding of bindings) {
+    const policy = set.policies.get(binding.policyName);
+    if (!policy) continue;
+    if (!matchesResources(policy.matchConstraints, object, req, namespaces)) continue;
+    if (binding.matchResources && !matchesResources(binding.matchResources, object, req, namespaces))
+      continue;
+    request ??= toCelValue(requestOf(object, req));
+    out.push(...evaluateBinding(set, policy, binding, object, req, request, namespaces, catalog, false));
+  }
+  return out;
+}
+
+const marked = (v: unknown): boolean => typeof v === 'string' && v.includes(HOLE_MARK);
+/** Whether a selector's verdict on the object's labels could differ per fill: it reads a label with a hole. */
+function selectorReadsHole(s: MatchResources['objectSelector'], o: KubeObject | undefined): boolean {
+  const labels = labelsOf(o);
+  const keys = [...Object.keys(s.matchLabels ?? {}), ...(s.matchExpressions ?? []).map((e) => e.key)];
+  if (keys.length === 0) return false;
+  if (Object.keys(labels).some(marked)) return true;
+  return keys.some((k) => Object.hasOwn(labels, k) && marked(labels[k]));
+}
+const namesResources = (m: MatchResources): boolean =>
+  [...(m.resourceRules ?? []), ...m.excludeResourceRules].some((r) => r.resourceNames.length > 0);
+
+function evaluateMasked(
+  set: PolicySet,
+  context: PolicyContext,
+  object: KubeObject,
+  req: RequestAttributes,
+): PolicyViolation[] {
+  const { bindings, catalog, namespaces } = context;
+  // What matching reads besides CEL: kind, namespace, name (resourceNames), labels (selectors).
+  if (marked(object.apiVersion) || marked(object.kind) || marked(req.namespace))
+    throw new HoleRead('the kind or namespace');
+  for (const ns of namespaces.keys()) if (marked(ns)) throw new HoleRead('a Namespace name');
+  const nameMarked = marked(object.metadata.name);
+  const isNamespace = object.kind === 'Namespace' && object.apiVersion === 'v1';
+  const namespaceObject = isNamespace
+    ? object
+    : req.clusterScoped
+      ? undefined
+      : namespaces.get(req.namespace);
+  const readsHole = (m: MatchResources): boolean =>
+    (nameMarked && namesResources(m)) ||
+    selectorReadsHole(m.objectSelector, object) ||
+    selectorReadsHole(m.namespaceSelector, namespaceObject);
+  let request: unknown;
+  const out: PolicyViolation[] = [];
+  for (const binding of bindings) {
+    const policy = set.policies.get(binding.policyName);
+    if (!policy) continue;
+    if (readsHole(policy.matchConstraints) || (binding.matchResources && readsHole(binding.matchResources)))
+      throw new HoleRead('a match rule or selector');
+    if (!matchesResources(policy.matchConstraints, object, req, namespaces)) continue;
+    if (binding.matchResources && !matchesResources(binding.matchResources, object, req, namespaces))
+      continue;
+    request ??= toMaskedCelValue(requestOf(object, req));
+    out.push(...evaluateBinding(set, policy, binding, object, req, request, namespaces, catalog, true));
   }
   return out;
 }
@@ -116,7 +202,15 @@ function evaluateBinding(
   request: unknown,
   namespaces: ReadonlyMap<string, KubeObject>,
   catalog: KindCatalog,
+  masked: boolean,
 ): PolicyViolation[] {
+  // Masked, any error may hide a hole (`hole == 'x' || missing.field` errors either way): give up.
+  const run = (program: CompiledExpression, b: Record<string, unknown>) => {
+    const r = program.run(b);
+    if (masked && (isCelError(r) || marked(r))) throw new HoleRead(`'${program.source.trim()}'`);
+    return r;
+  };
+  const convert = masked ? maskedCelObject : celObject;
   const action = STRENGTH.find((a) => binding.validationActions.includes(a)) ?? 'Deny';
   const violation = (
     pos: { file: string; line: number },
@@ -136,10 +230,10 @@ function evaluateBinding(
   const fail = policy.failurePolicy === 'Fail';
   const namespaceObject = req.namespace ? namespaces.get(req.namespace) : undefined;
   const base: Record<string, unknown> = {
-    object: celObject(object),
+    object: convert(object),
     oldObject: null,
     request,
-    namespaceObject: namespaceObject ? celObject(namespaceObject) : null,
+    namespaceObject: namespaceObject ? convert(namespaceObject) : null,
     params: null,
   };
 
@@ -149,7 +243,7 @@ function evaluateBinding(
   let conditionError: string | undefined;
   let conditionPos: { file: string; line: number } | undefined;
   for (const condition of policy.matchConditions) {
-    const r = condition.run(conditionBindings);
+    const r = run(condition, conditionBindings);
     if (r === false) return [];
     if (r !== true) {
       conditionError ??= isCelError(r)
@@ -198,7 +292,7 @@ function evaluateBinding(
         ? { ...withParams, variables: noVariablesMap() }
         : { ...withParams, variables: lazyVariables(policy, withParams) };
     for (const v of policy.validations) {
-      const r = v.expression.run(bindings);
+      const r = run(v.expression, bindings);
       if (r === true) continue;
       if (r !== false) {
         if (!fail) continue;
@@ -210,7 +304,7 @@ function evaluateBinding(
       }
       let message = v.message?.trim() ? v.message.trim() : `failed expression: ${v.expression.source.trim()}`;
       if (v.messageExpression) {
-        const m = v.messageExpression.run(bindings);
+        const m = run(v.messageExpression, bindings);
         // As the API server: an error, a non-string, a blank or a multi-line result keeps the static message.
         if (typeof m === 'string' && m.trim() !== '' && !/[\r\n]/.test(m.trim())) message = m.trim();
       }
@@ -227,6 +321,16 @@ function celObject(object: KubeObject): unknown {
   if (v === undefined) {
     v = toCelValue(object);
     celObjects.set(object, v);
+  }
+  return v;
+}
+
+const maskedCelObjects = new WeakMap<KubeObject, unknown>();
+function maskedCelObject(object: KubeObject): unknown {
+  let v = maskedCelObjects.get(object);
+  if (v === undefined) {
+    v = toMaskedCelValue(object);
+    maskedCelObjects.set(object, v);
   }
   return v;
 }

@@ -4,13 +4,16 @@
  * hub ({@link evaluatePolicies}), with the same CEL and matching rules as the API server.
  */
 
-export { POLICY_VARIABLES, PolicyExpressionError } from './cel.ts';
+export { HOLE_MARK, HoleRead, POLICY_VARIABLES, PolicyExpressionError } from './cel.ts';
 export { KUBERNETES_CEL_FUNCS } from './cel-library.ts';
 export {
   type EvaluateOptions,
+  evaluateObject,
   evaluatePolicies,
+  type PolicyContext,
   type PolicyViolation,
   policiesDependOnCluster,
+  policyContext,
 } from './evaluate.ts';
 export {
   type Binding,
