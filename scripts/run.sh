@@ -48,6 +48,11 @@ deps_hash() {
 }
 
 ensure_deps() {
+  # playwright-core (the browser tests' driver) downloads no browser on install; should a
+  # playwright package ever come in that would, it must not: the tests drive the system
+  # Chromium (test/bed/src/browser.ts) and nothing but the npm registry is reachable.
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+  export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD
   stamp="$ROOT/node_modules/.flotilla-deps-hash"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(deps_hash)" ]; then
     return 0

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ensureRenderer, lambdaRendererTarget } from '@flotilla/renderer/build.ts';
 import type { TestProject } from 'vitest/node';
 import { type BedState, readBedState, repoRoot, startBed } from './src/bed.ts';
+import { ensureChromium } from './src/browser.ts';
 import { ensureSops } from './src/sops-build.ts';
 
 declare module 'vitest' {
@@ -37,11 +38,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const log = (line: string) => process.stderr.write(`[renderer] ${line}\n`);
   // So is the reference sops CLI the SOPS differential tests run (after the renderer:
   // two Go builds at once on two cores would only slow both).
+  // The browser tests' headless Chromium comes from Debian's packages (apt-get, once per
+  // machine, ~15 s): a download and unpack rather than a build, so it runs beside them.
   const [bed] = await Promise.all([
     startBed({ dir, clusters: bedClusters, charts: true }),
     ensureRenderer({ log })
       .then(() => ensureRenderer({ target: lambdaRendererTarget, log }))
       .then(() => ensureSops()),
+    ensureChromium(),
   ]);
   project.provide('bed', bed.state);
   return async () => {
