@@ -12,8 +12,14 @@ import { lockDirectory } from '../../../scripts/build-support.ts';
 import { defaultCacheDir } from './bed.ts';
 import { formatElapsed, type Log, run, withProgress } from './process.ts';
 
+/**
+ * Debian's packages installed when Chromium is missing. Chromium depends on no font; without
+ * one, every screenshot's text is boxes, so a small sans-serif family comes with it.
+ */
+const packages = ['chromium', 'fonts-dejavu-core'];
+
 /** What is installed when Chromium is missing, and what the error tells a person to run. */
-export const chromiumInstallCommand = 'apt-get update && apt-get install -y --no-install-recommends chromium';
+export const chromiumInstallCommand = `apt-get update && apt-get install -y --no-install-recommends ${packages.join(' ')}`;
 
 /** Where Debian's package puts it, then names other distributions use, looked up on PATH. */
 const candidates = ['/usr/bin/chromium', 'chromium', 'chromium-browser'];
@@ -71,7 +77,11 @@ export async function ensureChromium(opts: EnsureChromiumOptions = {}): Promise<
 
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   mkdirSync(cacheDir, { recursive: true });
-  const unlock = await lockDirectory(join(cacheDir, 'chromium-install.lock'), log, 'Chromium (apt-get)');
+  const unlock = await lockDirectory(
+    join(cacheDir, 'chromium-install.lock'),
+    log,
+    'Chromium (apt-get install)',
+  );
   try {
     // Another process may have installed it while this one waited for the lock.
     const now = findChromium();
@@ -87,7 +97,7 @@ export async function ensureChromium(opts: EnsureChromiumOptions = {}): Promise<
         run(
           apt,
           // apt-get fails at once when another apt holds the dpkg lock: wait for it instead.
-          ['install', '-y', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=600', 'chromium'],
+          ['install', '-y', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=600', ...packages],
           { env },
         ),
       );

@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureChromium, openBrowser } from '../../bed/src/browser.ts';
+import { ChromiumUnavailableError, ensureChromium, openBrowser } from '../../bed/src/browser.ts';
 
 // The bed's real browser: headless Chromium from Debian's packages driven by
 // playwright-core, against a page served over real HTTP on loopback. The page builds its
@@ -133,6 +133,29 @@ describe('the bed browser', () => {
       expect(statSync(file).size).toBeGreaterThan(1000);
     } finally {
       await context.close();
+    }
+  });
+});
+
+describe('ensureChromium', () => {
+  it('takes FLOTILLA_CHROMIUM when set, and says when it is no executable', async () => {
+    const saved = process.env.FLOTILLA_CHROMIUM;
+    const fake = join(dir, 'fake-chromium');
+    writeFileSync(
+      fake,
+      '#!/bin/sh\necho "some warning on stderr" >&2\necho "Chromium 1.2.3.4 built on test"\n',
+    );
+    try {
+      chmodSync(fake, 0o644);
+      process.env.FLOTILLA_CHROMIUM = fake;
+      const refused = ensureChromium();
+      await expect(refused).rejects.toBeInstanceOf(ChromiumUnavailableError);
+      await expect(refused).rejects.toThrow(`FLOTILLA_CHROMIUM=${fake} is not an executable file`);
+      chmodSync(fake, 0o755);
+      expect(await ensureChromium()).toEqual({ path: fake, version: 'Chromium 1.2.3.4 built on test' });
+    } finally {
+      if (saved === undefined) delete process.env.FLOTILLA_CHROMIUM;
+      else process.env.FLOTILLA_CHROMIUM = saved;
     }
   });
 });
