@@ -5,7 +5,7 @@
  * it is installed with apt-get once, under a lock so that parallel test workers and
  * concurrent runs on one machine do not run apt twice.
  */
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import { lockDirectory } from '../../../scripts/build-support.ts';
@@ -162,7 +162,7 @@ function findOnPath(name: string): string | undefined {
 function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
-    return existsSync(path);
+    return statSync(path).isFile();
   } catch {
     return false;
   }
