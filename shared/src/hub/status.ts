@@ -600,7 +600,16 @@ export interface FleetStatusPorts {
   readonly now: () => Date;
 }
 
-const severity: readonly BundleState[] = ['Ready', 'Pending', 'Applying', 'NotReady', 'Drifted', 'Failed'];
+/** Bundle states from best to worst: a cluster's state is the worst of its bundles'. */
+export const stateSeverity: readonly BundleState[] = [
+  'Ready',
+  'Pending',
+  'Applying',
+  'NotReady',
+  'Drifted',
+  'Failed',
+];
+const severity = stateSeverity;
 const readConcurrency = 16;
 
 /**
@@ -621,7 +630,7 @@ export async function fleetStatus(
     while (next < clusters.length) {
       const i = next++;
       const cluster = clusters[i] as ClusterRecord;
-      views[i] = await clusterView(ports, cluster, now, opts.offlineAfterSeconds);
+      views[i] = await clusterStatusView(ports, cluster, now, opts.offlineAfterSeconds);
     }
   };
   await Promise.all(Array.from({ length: Math.min(readConcurrency, clusters.length) }, worker));
@@ -662,7 +671,8 @@ export async function fleetStatus(
   };
 }
 
-async function activeRollouts(store: RolloutStore | undefined): Promise<RolloutView[]> {
+/** Rollouts not finished (progressing or paused), without their events. */
+export async function activeRollouts(store: RolloutStore | undefined): Promise<RolloutView[]> {
   if (!store) return [];
   const out: RolloutView[] = [];
   for (const head of await store.list()) {
@@ -678,8 +688,9 @@ export function fleetErrorView(error: FleetError): FleetErrorView {
   return { ...error, text: formatFleetError(error) };
 }
 
-async function clusterView(
-  ports: FleetStatusPorts,
+/** One cluster's status view: its current desired state against its agent's last report. */
+export async function clusterStatusView(
+  ports: Pick<FleetStatusPorts, 'desiredStates' | 'statuses'>,
   cluster: ClusterRecord,
   now: Date,
   offlineAfterSeconds: number,
