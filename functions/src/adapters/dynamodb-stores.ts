@@ -20,6 +20,7 @@ import {
   type BundlePin,
   type BundleStore,
   type ClusterRecord,
+  type ClusterStatusDigest,
   type ClusterStore,
   ConflictError,
   type DesiredStateStore,
@@ -173,7 +174,7 @@ export class DynamoDbClusterStore implements ClusterStore {
       TableName: this.#db.tables.clusters,
       ConsistentRead: true,
       ProjectionExpression:
-        'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head, pins, recipients, keyRotation',
+        'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head, pins, recipients, keyRotation, statusDigest',
     };
   }
 
@@ -374,6 +375,23 @@ export class DynamoDbClusterStore implements ClusterStore {
         }),
       );
     } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  async recordStatusDigest(id: string, digest: ClusterStatusDigest): Promise<void> {
+    try {
+      await this.#db.doc.send(
+        new UpdateCommand({
+          TableName: this.#db.tables.clusters,
+          Key: { clusterId: id },
+          UpdateExpression: 'SET statusDigest = :digest',
+          ConditionExpression: 'attribute_exists(clusterId)',
+          ExpressionAttributeValues: { ':digest': digest },
+        }),
+      );
+    } catch (err) {
+      // Deregistered meanwhile: there is nothing to keep it on.
       if (!isConditionFailure(err)) throw err;
     }
   }

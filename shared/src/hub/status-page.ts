@@ -4,6 +4,7 @@
  * Pure: storage comes in through the ports of {@link fleetStatus}.
  */
 import { hash } from 'node:crypto';
+import { parseDesiredState } from '../desired-state.ts';
 import { BundleState } from '../protocol/status.ts';
 import type { LabelMatcher } from '../selector.ts';
 import type { ClusterRecord } from './ports.ts';
@@ -12,11 +13,13 @@ import {
   type ClusterStatusView,
   Connection,
   clusterStatusView,
+  connectionAt,
   type FleetStatus,
   type FleetStatusPorts,
   fleetErrorView,
   InvalidRequestError,
   stateSeverity,
+  statusDigestOf,
 } from './status.ts';
 
 /** The most clusters one page holds. */
@@ -142,43 +145,103 @@ function recordMatches(record: ClusterRecord, filter: FleetStatusFilter, needle:
   return filter.matcher ? filter.matcher(record.labels) : true;
 }
 
-/** Whether a cluster's view passes the state filter (any of the states given). */
-export function viewMatchesStates(
-  view: ClusterStatusView,
-  states: readonly StatusFilter[] | undefined,
+/** What the fleet-wide parts of an answer (filter, total, summary, bundles) need of one cluster. */
+interface ClusterBrief {
+  readonly record: ClusterRecord;
+  readonly state: BundleState;
+  readonly connection: Connection;
+  readonly inSync: boolean;
+  /** Bundles by effective state. */
+  readonly counts: Readonly<Record<string, number>>;
+  /** Bundles not Ready, with their effective state. */
+  readonly issues: Readonly<Record<string, string>>;
+  /** Each bundle's name, state and whether it is paused, when the full status was read (a stale digest). */
+  readonly bundles?: readonly {
+    readonly name: string;
+    readonly state: BundleState;
+    readonly paused: boolean;
+  }[];
+}
+
+/** Whether a cluster passes the state filter (any of the states given). */
+function matchesStates(
+  brief: Pick<ClusterBrief, 'state' | 'connection'>,
+  states?: readonly StatusFilter[],
 ): boolean {
   if (!states || states.length === 0) return true;
   return states.some((s) =>
-    s === StatusFilter.Offline ? view.connection === Connection.Offline : view.state === s,
+    s === StatusFilter.Offline ? brief.connection === Connection.Offline : brief.state === s,
   );
 }
 
+async function inParallel<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(viewConcurrency, items.length) }, worker));
+}
+
 /**
- * Visits the view of every cluster whose record passes the filter, with bounded
- * concurrency; views arrive in no set order, each with the cluster's place in name order.
- * Holds only the records and what the visitor keeps.
+ * Every cluster whose name, labels and state pass the filter, in name order, in brief.
+ *
+ * 1. List the cluster records, a page of the table at a time (one scan for the fleet),
+ *    keeping those whose name and labels match.
+ * 2. Take each one's state from the status digest kept on its record. A digest worked out
+ *    against an earlier desired state (a sync moved the head, and the agent has not
+ *    reported since), or none at all, is stale: that cluster's full status is read.
+ *
+ * Reading every cluster's full status costs two requests per cluster (about 20 s for
+ * 10,000 clusters on DynamoDB Local); the digests make it one scan (bench:status).
  */
-async function walkFleet(
+async function fleetBriefs(
   ports: FleetStatusPorts,
   filter: FleetStatusFilter,
   offlineAfterSeconds: number,
   now: Date,
-  visit: (view: ClusterStatusView, index: number) => void,
-): Promise<void> {
+): Promise<ClusterBrief[]> {
   const needle = (filter.search ?? '').toLowerCase();
   const records: ClusterRecord[] = [];
   for await (const page of ports.clusters.pages(listingPage)) {
     for (const r of page) if (recordMatches(r, filter, needle)) records.push(r);
   }
   records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  let next = 0;
-  const worker = async () => {
-    while (next < records.length) {
-      const i = next++;
-      visit(await clusterStatusView(ports, records[i] as ClusterRecord, now, offlineAfterSeconds), i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(viewConcurrency, records.length) }, worker));
+  const briefs: ClusterBrief[] = new Array(records.length);
+  const stale: number[] = [];
+  records.forEach((record, i) => {
+    const connection = connectionAt(record.lastHeartbeatAt, now, offlineAfterSeconds);
+    const digest = record.statusDigest;
+    if (!record.head) {
+      briefs[i] = { record, state: BundleState.Ready, connection, inSync: false, counts: {}, issues: {} };
+    } else if (digest && digest.etag === record.head.etag) {
+      briefs[i] = {
+        record,
+        state: digest.state as BundleState,
+        connection,
+        inSync:
+          connection === Connection.Online &&
+          digest.appliedGeneration === record.head.generation &&
+          digest.allReady,
+        counts: digest.counts,
+        issues: digest.issues,
+      };
+    } else stale.push(i);
+  });
+  await inParallel(stale, async (i) => {
+    const record = records[i] as ClusterRecord;
+    const view = await clusterStatusView(ports, record, now, offlineAfterSeconds);
+    const digest = statusDigestOf(view);
+    briefs[i] = {
+      record,
+      state: view.state,
+      connection: view.connection,
+      inSync: view.inSync,
+      counts: digest.counts,
+      issues: digest.issues,
+      bundles: view.bundles.map((b) => ({ name: b.name, state: b.state, paused: b.paused })),
+    };
+  });
+  return briefs.filter((b) => matchesStates(b, filter.states));
 }
 
 function zeroStates(): Record<BundleState, number> {
@@ -188,12 +251,11 @@ function zeroStates(): Record<BundleState, number> {
 /**
  * One page of the fleet status.
  *
- * 1. List the cluster records (a page of the table at a time) and keep those whose name
- *    and labels match; sort them by name.
- * 2. Read each one's status view with bounded concurrency, count it into the summary when
- *    it passes the state filter, and keep the view only when it can be on this page (after
- *    the cursor, among the first `limit`): memory holds one page of views, not the fleet.
- * 3. Answer the page, the next cursor, the total and the summary over every match.
+ * 1. Work out every matching cluster in brief ({@link fleetBriefs}), in name order.
+ * 2. Count them all into the summary and the total.
+ * 3. Read the full status only of the clusters on the page: after the cursor, the first
+ *    `limit`. The page's views are read after the briefs, so a cluster whose state
+ *    changed in between shows its newer state (it was filtered by the one before).
  *
  * @throws {InvalidRequestError} naming `cursor` when the cursor is not one for this filter.
  */
@@ -203,37 +265,29 @@ export async function fleetStatusPage(
 ): Promise<FleetStatusPage> {
   const after = request.cursor === undefined ? undefined : decodeStatusCursor(request.cursor, request);
   const limit = Math.min(request.limit ?? Number.POSITIVE_INFINITY, fleetStatusPageMax);
-  const unlimited = request.limit === undefined;
   const now = ports.now();
+  const syncRead = ports.syncState.get();
+  const briefs = await fleetBriefs(ports, request, request.offlineAfterSeconds, now);
   const clusterStates = zeroStates();
   const bundleStates = zeroStates();
-  let total = 0;
   let online = 0;
   let inSync = 0;
-  // Views after the cursor that pass the filter, by their place in name order.
-  const kept = new Map<number, ClusterStatusView>();
-  let keptBound = Number.POSITIVE_INFINITY;
-  const syncRead = ports.syncState.get();
-  await walkFleet(ports, request, request.offlineAfterSeconds, now, (view, index) => {
-    if (!viewMatchesStates(view, request.states)) return;
-    total++;
-    clusterStates[view.state]++;
-    for (const b of view.bundles) bundleStates[b.state]++;
-    if (view.connection === Connection.Online) online++;
-    if (view.inSync) inSync++;
-    if (after !== undefined && view.id <= after) return;
-    if (index > keptBound) return;
-    kept.set(index, view);
-    // One more than a page tells whether there is a next one; beyond that, drop the highest.
-    if (!unlimited && kept.size > limit + 1) {
-      const highest = Math.max(...kept.keys());
-      kept.delete(highest);
-      keptBound = Math.max(...kept.keys());
-    }
-  });
-  const ordered = [...kept.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v);
-  const clusters = unlimited ? ordered : ordered.slice(0, limit);
-  const last = clusters.at(-1);
+  for (const b of briefs) {
+    clusterStates[b.state]++;
+    for (const [state, n] of Object.entries(b.counts)) bundleStates[state as BundleState] += n;
+    if (b.connection === Connection.Online) online++;
+    if (b.inSync) inSync++;
+  }
+  const rest = after === undefined ? briefs : briefs.filter((b) => b.record.id > after);
+  const onPage = request.limit === undefined ? rest : rest.slice(0, limit);
+  const clusters: ClusterStatusView[] = new Array(onPage.length);
+  await inParallel(
+    onPage.map((b, i) => ({ b, i })),
+    async ({ b, i }) => {
+      clusters[i] = await clusterStatusView(ports, b.record, now, request.offlineAfterSeconds);
+    },
+  );
+  const last = onPage.at(-1);
   const sync = await syncRead;
   return {
     generatedAt: now.toISOString(),
@@ -247,10 +301,17 @@ export async function fleetStatusPage(
           errors: sync.errors.map(fleetErrorView),
         }
       : null,
-    summary: { clusters: total, online, offline: total - online, inSync, clusterStates, bundleStates },
-    total,
+    summary: {
+      clusters: briefs.length,
+      online,
+      offline: briefs.length - online,
+      inSync,
+      clusterStates,
+      bundleStates,
+    },
+    total: briefs.length,
     clusters,
-    nextCursor: ordered.length > clusters.length && last ? encodeStatusCursor(last.id, request) : null,
+    nextCursor: rest.length > onPage.length && last ? encodeStatusCursor(last.record.id, request) : null,
     rollouts: await activeRollouts(ports.rollouts),
   };
 }
@@ -279,27 +340,49 @@ export interface FleetBundles {
  * The bundles the matching clusters' current desired states hold, by name, each with its
  * file and its count per state: the columns of a clusters x bundles matrix. A bundle no
  * cluster gets has no column (a broken one shows among the sync's errors instead).
+ *
+ * Which bundles a cluster gets comes from one manifest per distinct list of references
+ * (`head.refsHash`: clusters given the same bundles share it), and each bundle's state from
+ * the cluster's digest (Ready unless listed among its issues).
  */
 export async function fleetBundles(
   ports: FleetStatusPorts,
   request: FleetStatusFilter & { readonly offlineAfterSeconds: number },
 ): Promise<FleetBundles> {
   const now = ports.now();
-  const byName = new Map<string, { clusters: number; paused: number; states: Record<BundleState, number> }>();
   const syncRead = ports.syncState.get();
-  await walkFleet(ports, request, request.offlineAfterSeconds, now, (view) => {
-    if (!viewMatchesStates(view, request.states)) return;
-    for (const b of view.bundles) {
-      let entry = byName.get(b.name);
-      if (!entry) {
-        entry = { clusters: 0, paused: 0, states: zeroStates() };
-        byName.set(b.name, entry);
-      }
-      entry.clusters++;
-      entry.states[b.state]++;
-      if (b.paused) entry.paused++;
-    }
+  const briefs = await fleetBriefs(ports, request, request.offlineAfterSeconds, now);
+  // One manifest per distinct list of references.
+  const refsOf = new Map<string, readonly { readonly name: string; readonly paused: boolean }[]>();
+  const representatives = new Map<string, string>();
+  for (const b of briefs)
+    if (!b.bundles && b.record.head && !representatives.has(b.record.head.refsHash))
+      representatives.set(b.record.head.refsHash, b.record.id);
+  await inParallel([...representatives], async ([refsHash, clusterId]) => {
+    const stored = await ports.desiredStates.current(clusterId);
+    const manifest = stored ? parseDesiredState(JSON.parse(stored.manifest)) : undefined;
+    refsOf.set(
+      refsHash,
+      (manifest?.bundles ?? []).map((r) => ({ name: r.name, paused: r.paused })),
+    );
   });
+  const byName = new Map<string, { clusters: number; paused: number; states: Record<BundleState, number> }>();
+  const count = (name: string, state: BundleState, paused: boolean) => {
+    let entry = byName.get(name);
+    if (!entry) {
+      entry = { clusters: 0, paused: 0, states: zeroStates() };
+      byName.set(name, entry);
+    }
+    entry.clusters++;
+    entry.states[state]++;
+    if (paused) entry.paused++;
+  };
+  for (const b of briefs) {
+    if (b.bundles) for (const x of b.bundles) count(x.name, x.state, x.paused);
+    else if (b.record.head)
+      for (const r of refsOf.get(b.record.head.refsHash) ?? [])
+        count(r.name, (b.issues[r.name] as BundleState | undefined) ?? BundleState.Ready, r.paused);
+  }
   const sync = await syncRead;
   return {
     generatedAt: now.toISOString(),

@@ -6,13 +6,15 @@ import {
   fleetBundles,
   fleetStatusPage,
   InvalidRequestError,
+  parseStatusReport,
+  recordClusterStatus,
   type StoredDesiredState,
 } from '@flotilla/shared/hub';
 import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { createApiHandler } from '../../../functions/src/http/api.ts';
 import { toApiGatewayEvent } from '../../../functions/src/local/event.ts';
-import { addCluster, adminKey, fakeApiDeps } from './fakes.ts';
+import { addCluster, adminKey, fakeApiDeps, statusReport } from './fakes.ts';
 
 const h = (c: string) => `sha256:${c.repeat(64)}`;
 const now = new Date('2024-05-01T12:00:00Z');
@@ -205,6 +207,75 @@ describe('fleet status, a page at a time', () => {
   });
 });
 
+describe('status digests kept with the cluster records', () => {
+  /** Reports as agents send them, so the hub keeps each cluster's digest. */
+  async function reported(deps: ReturnType<typeof fakeApiDeps>, id: string, dbState: string) {
+    const record = await deps.clusters.get(id);
+    if (!record) throw new Error(id);
+    const bundle = (name: string, hash: string, state: string) => ({
+      name,
+      state,
+      hash,
+      generation: 1,
+      ...(state === 'Failed' ? { message: 'boom' } : {}),
+    });
+    await recordClusterStatus(
+      deps,
+      record,
+      parseStatusReport(
+        statusReport({
+          appliedGeneration: 1,
+          bundles: [bundle('db', h('d'), dbState), bundle('web', h('a'), 'Ready')],
+        }),
+      ),
+    );
+  }
+
+  it('answer as the full reads do, reading the full status of the page alone', async () => {
+    const deps = await fleet(12);
+    const full = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 4, states: ['Failed', 'Ready'] });
+    const fullBundles = await fleetBundles(deps, { offlineAfterSeconds });
+    for (let i = 0; i < 12; i++)
+      await reported(deps, `c-${String(i).padStart(2, '0')}`, i % 3 === 0 ? 'Failed' : 'Ready');
+    for (let i = 0; i < 12; i++) {
+      const r = await deps.clusters.get(`c-${String(i).padStart(2, '0')}`);
+      expect(r?.statusDigest?.etag).toBe(r?.head?.etag);
+    }
+    let reads = 0;
+    const get = deps.statuses.get.bind(deps.statuses);
+    deps.statuses.get = async (id: string) => {
+      reads++;
+      return get(id);
+    };
+    const digested = await fleetStatusPage(deps, {
+      offlineAfterSeconds,
+      limit: 4,
+      states: ['Failed', 'Ready'],
+    });
+    expect(reads).toBe(4);
+    expect(digested.summary.clusterStates).toEqual(full.summary.clusterStates);
+    expect(digested.summary.bundleStates).toEqual(full.summary.bundleStates);
+    expect(ids(digested.clusters)).toEqual(ids(full.clusters));
+    expect(digested.total).toBe(full.total);
+    expect(await fleetBundles(deps, { offlineAfterSeconds })).toEqual({ ...fullBundles });
+  });
+
+  it('reads the full status of a cluster whose desired state moved on since its digest', async () => {
+    const deps = await fleet(3);
+    for (const id of ['c-00', 'c-01', 'c-02']) await reported(deps, id, 'Ready');
+    // A sync gives c-01 a new db revision: until its agent reports, db is Pending there.
+    const next = manifest('c-01', 2, ['db', 'web']);
+    const m = JSON.parse(next.manifest) as { bundles: { hash: string }[] };
+    (m.bundles[0] as { hash: string }).hash = h('e');
+    await deps.desiredStates.commit({ ...next, manifest: JSON.stringify(m) }, 1);
+    const page = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 10, states: ['Pending'] });
+    expect(ids(page.clusters)).toEqual(['c-01']);
+    expect(page.summary.clusterStates.Pending).toBe(1);
+    const bundles = await fleetBundles(deps, { offlineAfterSeconds });
+    expect(bundles.bundles.find((b) => b.name === 'db')?.states).toMatchObject({ Pending: 1, Ready: 2 });
+  });
+});
+
 describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
   const context = { awsRequestId: 'lambda-request' } as Context;
   let n = 0;
@@ -223,7 +294,7 @@ describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
       now,
     });
     const res = await createApiHandler(deps)(e, context);
-    return { ...res, json: res.body ? (JSON.parse(res.body) as Record<string, never>) : undefined };
+    return { ...res, json: res.body ? (JSON.parse(res.body) as Record<string, unknown>) : undefined };
   }
 
   it('keeps the whole answer without paging parameters, and pages with them', async () => {
