@@ -294,20 +294,20 @@ describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
       now,
     });
     const res = await createApiHandler(deps)(e, context);
-    return { ...res, json: res.body ? (JSON.parse(res.body) as Record<string, unknown>) : undefined };
+    return { ...res, json: (res.body ? JSON.parse(res.body) : {}) as Record<string, unknown> };
   }
 
   it('keeps the whole answer without paging parameters, and pages with them', async () => {
     const deps = await fleet(7);
     const whole = await get(deps, '/v1/admin/status');
     expect(whole.statusCode).toBe(200);
-    expect((whole.json?.clusters as unknown[]).length).toBe(7);
+    expect((whole.json.clusters as unknown[]).length).toBe(7);
     expect(whole.json).not.toHaveProperty('nextCursor');
     const page = await get(deps, '/v1/admin/status?limit=3&state=Ready,Failed&selector=env%3Dprod');
     expect(page.statusCode).toBe(200);
-    expect(page.json?.total).toBe(4);
-    expect((page.json?.clusters as ClusterStatusView[]).map((c) => c.id)).toEqual(['c-00', 'c-02', 'c-04']);
-    expect(typeof page.json?.nextCursor).toBe('string');
+    expect(page.json.total).toBe(4);
+    expect((page.json.clusters as ClusterStatusView[]).map((c) => c.id)).toEqual(['c-00', 'c-02', 'c-04']);
+    expect(typeof page.json.nextCursor).toBe('string');
   });
 
   it('answers 304 to If-None-Match while nothing changed, and a new ETag once something did', async () => {
@@ -339,7 +339,7 @@ describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
     ] as const) {
       const res = await get(deps, `/v1/admin/status?${query}`);
       expect(res.statusCode, query).toBe(400);
-      expect((res.json?.error as { field?: string }).field, query).toBe(field);
+      expect((res.json.error as { field?: string }).field, query).toBe(field);
     }
   });
 });
