@@ -379,19 +379,21 @@ export class DynamoDbClusterStore implements ClusterStore {
     }
   }
 
-  async recordStatusDigest(id: string, digest: ClusterStatusDigest): Promise<void> {
+  async recordStatusDigest(id: string, digest: ClusterStatusDigest, onlyIfStale = false): Promise<void> {
     try {
       await this.#db.doc.send(
         new UpdateCommand({
           TableName: this.#db.tables.clusters,
           Key: { clusterId: id },
           UpdateExpression: 'SET statusDigest = :digest',
-          ConditionExpression: 'attribute_exists(clusterId)',
-          ExpressionAttributeValues: { ':digest': digest },
+          ConditionExpression: onlyIfStale
+            ? 'attribute_exists(clusterId) AND (attribute_not_exists(statusDigest) OR statusDigest.etag <> :etag)'
+            : 'attribute_exists(clusterId)',
+          ExpressionAttributeValues: { ':digest': digest, ...(onlyIfStale ? { ':etag': digest.etag } : {}) },
         }),
       );
     } catch (err) {
-      // Deregistered meanwhile: there is nothing to keep it on.
+      // Deregistered meanwhile, or (onlyIfStale) a report kept a fresh digest first.
       if (!isConditionFailure(err)) throw err;
     }
   }

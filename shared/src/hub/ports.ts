@@ -235,9 +235,12 @@ export interface ClusterStore {
   finishKeyRotation(id: string, rotationId: string): Promise<void>;
   /**
    * Keeps the cluster's status digest with its record (nothing when the cluster is gone).
+   * With `onlyIfStale`, only when the stored one names another desired state than
+   * `digest.etag` (or there is none): a fleet listing fills in stale digests that way, and
+   * loses to a report that wrote a fresh one meanwhile.
    * Optional: without it, fleet listings read every cluster's full status.
    */
-  recordStatusDigest?(id: string, digest: ClusterStatusDigest): Promise<void>;
+  recordStatusDigest?(id: string, digest: ClusterStatusDigest, onlyIfStale?: boolean): Promise<void>;
 }
 
 export interface DesiredStateStore {

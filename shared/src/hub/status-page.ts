@@ -189,7 +189,8 @@ async function inParallel<T>(items: readonly T[], work: (item: T) => Promise<voi
  *    keeping those whose name and labels match.
  * 2. Take each one's state from the status digest kept on its record. A digest worked out
  *    against an earlier desired state (a sync moved the head, and the agent has not
- *    reported since), or none at all, is stale: that cluster's full status is read.
+ *    reported since), or none at all, is stale: that cluster's full status is read, and
+ *    its digest kept for the next listing.
  *
  * Reading every cluster's full status costs two requests per cluster (about 20 s for
  * 10,000 clusters on DynamoDB Local); the digests make it one scan (bench:status).
@@ -231,6 +232,11 @@ async function fleetBriefs(
     const record = records[i] as ClusterRecord;
     const view = await clusterStatusView(ports, record, now, offlineAfterSeconds);
     const digest = statusDigestOf(view);
+    // Filled in for the next listing: a cluster whose agent does not report (offline) would
+    // otherwise be read in full on every listing after each sync. Only a stale digest is
+    // replaced, so a report's fresh one written meanwhile wins. A failed write costs the
+    // next listing a read, not this answer.
+    await ports.clusters.recordStatusDigest?.(record.id, digest, true).catch(() => undefined);
     briefs[i] = {
       record,
       state: view.state,

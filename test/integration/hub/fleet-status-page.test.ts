@@ -166,5 +166,21 @@ describe('fleet status pages on DynamoDB Local', () => {
     expect(page.clusters[0]?.bundles[0]).toMatchObject({ name: 'db', state: 'Pending', upToDate: false });
     const bundles = await fleetBundles(ports, { offlineAfterSeconds });
     expect(bundles.bundles[0]?.states).toMatchObject({ Pending: 1, Failed: 15, Ready: 44 });
+    // The listing kept the digest it worked out, for the next one.
+    expect((await clusters.get(id(2)))?.statusDigest).toMatchObject({
+      etag: `e-${id(2)}-2`,
+      state: 'Pending',
+    });
+  });
+
+  it('fills in a digest only while the stored one is stale, so a report written meanwhile wins', async () => {
+    const fresh = (await clusters.get(id(3)))?.statusDigest;
+    expect(fresh?.etag).toBe(`e-${id(3)}-1`);
+    const older = { ...(fresh as NonNullable<typeof fresh>), state: 'Failed', issues: { db: 'Failed' } };
+    await clusters.recordStatusDigest(id(3), older, true);
+    expect((await clusters.get(id(3)))?.statusDigest).toEqual(fresh);
+    await clusters.recordStatusDigest(id(3), { ...older, etag: `e-${id(3)}-9` }, true);
+    expect((await clusters.get(id(3)))?.statusDigest?.etag).toBe(`e-${id(3)}-9`);
+    await clusters.recordStatusDigest(id(3), fresh as NonNullable<typeof fresh>);
   });
 });

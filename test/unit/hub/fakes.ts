@@ -115,9 +115,11 @@ export class MemoryClusterStore implements ClusterStore {
     const { keyRotation: _done, ...rest } = current;
     this.records.set(id, rest);
   }
-  async recordStatusDigest(id: string, digest: ClusterStatusDigest) {
+  async recordStatusDigest(id: string, digest: ClusterStatusDigest, onlyIfStale = false) {
     const current = this.records.get(id);
-    if (current) this.records.set(id, { ...current, statusDigest: digest });
+    if (!current) return;
+    if (onlyIfStale && current.statusDigest && current.statusDigest.etag === digest.etag) return;
+    this.records.set(id, { ...current, statusDigest: digest });
   }
 }
 
