@@ -7,6 +7,7 @@
  * middy, JSON, ETag):
  *
  *   firstPage      GET /v1/admin/status?limit=100: the dashboard's first view
+ *   matrixPage     ...&view=matrix: the same page cut to matrix cells
  *   filteredPage   ...&state=Failed,Drifted&selector=env=prod
  *   notModified    the first page again with If-None-Match (304)
  *   bundles        GET /v1/admin/bundles (the matrix columns)
@@ -227,11 +228,12 @@ try {
     const etag = String(res.headers?.etag);
     const body = JSON.parse(res.body ?? '{}') as { total: number; summary: unknown };
     const notModified = await time('/v1/admin/status?limit=100', () => ({ 'if-none-match': etag }));
+    const matrixPage = await time('/v1/admin/status?limit=100&view=matrix');
     const filteredPage = await time('/v1/admin/status?limit=100&state=Failed,Drifted&selector=env%3Dprod');
     const bundles = await time('/v1/admin/bundles');
     const whole = await time('/v1/admin/status');
     process.stdout.write(
-      `${JSON.stringify({ bench: 'hub-status', digests: !values.stale, clusters: size, bundles: bundleCount, total: body.total, summary: body.summary, firstPage, filteredPage, notModified, bundlesAxis: bundles, whole })}\n`,
+      `${JSON.stringify({ bench: 'hub-status', digests: !values.stale, clusters: size, bundles: bundleCount, total: body.total, summary: body.summary, firstPage, matrixPage, filteredPage, notModified, bundlesAxis: bundles, whole })}\n`,
     );
   }
 } finally {

@@ -12,6 +12,7 @@ import {
 } from '@flotilla/shared';
 import {
   clusterHistory,
+  clusterRowView,
   clusterView,
   deregisterCluster,
   type FieldProblem,
@@ -313,7 +314,7 @@ export async function syncRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResu
   return json(report.status === 'synced' ? 200 : 202, syncReportView(report));
 }
 
-const pagedStatusQuery = ['state', 'search', 'limit', 'cursor'] as const;
+const pagedStatusQuery = ['state', 'search', 'limit', 'cursor', 'view'] as const;
 
 /** The filter of `?selector=&state=&search=`, validated; every wrong part is named. */
 function statusFilterQuery(req: ApiRequest): FleetStatusFilter {
@@ -343,7 +344,7 @@ function statusFilterQuery(req: ApiRequest): FleetStatusFilter {
  * once (no streaming responses, a 30 s integration limit), so a stream cannot be held
  * open; a conditional GET every 1-2 s costs a 304 with no body when nothing changed.
  */
-function conditionalJson(req: ApiRequest, value: { readonly generatedAt: string }): ApiResult {
+function conditionalJson<T extends { readonly generatedAt: string }>(req: ApiRequest, value: T): ApiResult {
   const { generatedAt: _at, ...stable } = value;
   const etag = `fs-${hash('sha256', JSON.stringify(stable), 'base64url').slice(0, 32)}`;
   const headers = { etag: quoteEtag(etag), 'cache-control': 'no-cache' };
@@ -352,11 +353,11 @@ function conditionalJson(req: ApiRequest, value: { readonly generatedAt: string 
 }
 
 /**
- * `GET /v1/admin/status[?selector=&state=&search=&limit=&cursor=]`: clusters x bundles,
+ * `GET /v1/admin/status[?selector=&state=&search=&limit=&cursor=&view=]`: clusters x bundles,
  * desired against applied, Offline clusters, last sync. Without `state`, `search`, `limit`
  * and `cursor` it answers every matching cluster as it always has (`flotilla status` reads
  * that); with any of them, a page in name order with `nextCursor`, `total` and a summary
- * over every match.
+ * over every match; `view=matrix` cuts each bundle to what a matrix cell shows.
  */
 export async function fleetStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
   onlyQuery(req, ['selector', ...pagedStatusQuery]);
@@ -371,13 +372,18 @@ export async function fleetStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<
   }
   const limit = positiveIntQuery(req, 'limit', fleetStatusPageMax) ?? fleetStatusPageDefault;
   const cursor = req.query.get('cursor');
+  const view = req.query.get('view') ?? 'full';
+  if (view !== 'full' && view !== 'matrix') {
+    throw new InvalidRequestError([{ field: 'view', message: `expected "full" or "matrix", got "${view}"` }]);
+  }
   const page = await fleetStatusPage(deps, {
     ...filter,
     offlineAfterSeconds,
     limit,
     ...(cursor !== null ? { cursor } : {}),
   });
-  return conditionalJson(req, page);
+  if (view === 'full') return conditionalJson(req, page);
+  return conditionalJson(req, { ...page, clusters: page.clusters.map(clusterRowView) });
 }
 
 /**

@@ -326,6 +326,31 @@ describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
     expect(typeof page.json.nextCursor).toBe('string');
   });
 
+  it('cuts bundles to matrix cells with view=matrix, keeping why a bundle is not Ready', async () => {
+    const deps = await fleet(4);
+    const full = await get(deps, '/v1/admin/status?limit=2');
+    const matrix = await get(deps, '/v1/admin/status?limit=2&view=matrix');
+    expect(matrix.statusCode).toBe(200);
+    // A Ready cell is its name and state alone; a full bundle view repeats hashes and generations.
+    const webBytes = (a: { json: Record<string, unknown> }) =>
+      JSON.stringify((a.json.clusters as { bundles: unknown[] }[])[0]?.bundles[1]).length;
+    expect(webBytes(matrix) * 5).toBeLessThan(webBytes(full));
+    const rows = matrix.json.clusters as { id: string; state: string; bundles: Record<string, unknown>[] }[];
+    expect(rows[0]).toMatchObject({ id: 'c-00', state: 'Failed' });
+    expect(rows[0]?.bundles).toEqual([
+      {
+        name: 'db',
+        state: 'Failed',
+        upToDate: true,
+        paused: false,
+        message: 'boom',
+        since: now.toISOString(),
+      },
+      { name: 'web', state: 'Ready' },
+    ]);
+    expect(matrix.headers?.etag).not.toBe(full.headers?.etag);
+  });
+
   it('answers 304 to If-None-Match while nothing changed, and a new ETag once something did', async () => {
     const deps = await fleet(7);
     const first = await get(deps, '/v1/admin/status?limit=5');
@@ -352,6 +377,7 @@ describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
       ['limit=501', 'limit'],
       ['limit=0', 'limit'],
       ['page=2', 'page'],
+      ['view=wide', 'view'],
     ] as const) {
       const res = await get(deps, `/v1/admin/status?${query}`);
       expect(res.statusCode, query).toBe(400);
