@@ -156,11 +156,15 @@ export class DynamoDbClusterStore implements ClusterStore {
     return items.map(toCluster).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  async *pages(size: number): AsyncIterable<readonly ClusterRecord[]> {
+  async *pages(
+    size: number,
+    options: { readonly statusDigest?: boolean } = {},
+  ): AsyncIterable<readonly ClusterRecord[]> {
+    const listing = this.#listing(options.statusDigest === true);
     let start: Record<string, unknown> | undefined;
     do {
       const res = await this.#db.doc.send(
-        new ScanCommand({ ...this.#listing(), Limit: Math.max(1, size), ExclusiveStartKey: start }),
+        new ScanCommand({ ...listing, Limit: Math.max(1, size), ExclusiveStartKey: start }),
       );
       const items = (res.Items as Record<string, unknown>[] | undefined) ?? [];
       if (items.length > 0) yield items.map(toCluster);
@@ -168,13 +172,13 @@ export class DynamoDbClusterStore implements ClusterStore {
     } while (start);
   }
 
-  // The current manifest lives on the item too; a fleet-wide listing leaves it behind.
-  #listing(): ScanCommandInput {
+  // The current manifest lives on the item too; a fleet-wide listing leaves it behind, and
+  // the status digest too unless a status listing asks for it.
+  #listing(statusDigest = false): ScanCommandInput {
     return {
       TableName: this.#db.tables.clusters,
       ConsistentRead: true,
-      ProjectionExpression:
-        'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head, pins, recipients, keyRotation, statusDigest',
+      ProjectionExpression: `clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head, pins, recipients, keyRotation${statusDigest ? ', statusDigest' : ''}`,
     };
   }
 

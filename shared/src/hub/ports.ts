@@ -188,9 +188,10 @@ export interface ClusterStore {
   list(): Promise<ClusterRecord[]>;
   /**
    * Every cluster, a page of at most `size` at a time, in no particular order: what a sync
-   * walks, so that its memory does not grow with the fleet.
+   * walks, so that its memory does not grow with the fleet. Records come without their
+   * `statusDigest` unless asked for (a sync has no use for it).
    */
-  pages(size: number): AsyncIterable<readonly ClusterRecord[]>;
+  pages(size: number, options?: { readonly statusDigest?: boolean }): AsyncIterable<readonly ClusterRecord[]>;
   /** @throws ConflictError when the id is taken. */
   create(record: ClusterRecord): Promise<void>;
   /** Removes the cluster, its desired-state history and its status; access ends at once. */

@@ -204,7 +204,7 @@ async function fleetBriefs(
 ): Promise<ClusterBrief[]> {
   const needle = (filter.search ?? '').toLowerCase();
   const records: ClusterRecord[] = [];
-  for await (const page of ports.clusters.pages(listingPage)) {
+  for await (const page of ports.clusters.pages(listingPage, { statusDigest: true })) {
     for (const r of page) if (recordMatches(r, filter, needle)) records.push(r);
   }
   records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
