@@ -434,6 +434,9 @@ export function checkReportedGenerations(report: ClusterStatusReport, desiredGen
  *    commit, as a label change does. A failed re-plan does not fail the report: the
  *    heartbeat is recorded, and the next sync plans every cluster with what is stored.
  * 4. Compare the report with the stored status, and write only what changed.
+ * 5. When the status changed, or the cluster's status digest names an earlier desired
+ *    state, keep a new digest on its record ({@link refreshStatusDigest}): two reads, and
+ *    a write only when it differs. Heartbeats that change nothing cost nothing more.
  *
  * Age recipients ride along with the heartbeat write, only when they differ from the
  * record's; a report that names the open key-rotation request closes it, and one that does
