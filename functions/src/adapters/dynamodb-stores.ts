@@ -20,6 +20,7 @@ import {
   type BundlePin,
   type BundleStore,
   type ClusterRecord,
+  type ClusterStatusDigest,
   type ClusterStore,
   ConflictError,
   type DesiredStateStore,
@@ -155,11 +156,15 @@ export class DynamoDbClusterStore implements ClusterStore {
     return items.map(toCluster).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  async *pages(size: number): AsyncIterable<readonly ClusterRecord[]> {
+  async *pages(
+    size: number,
+    options: { readonly statusDigest?: boolean } = {},
+  ): AsyncIterable<readonly ClusterRecord[]> {
+    const listing = this.#listing(options.statusDigest === true);
     let start: Record<string, unknown> | undefined;
     do {
       const res = await this.#db.doc.send(
-        new ScanCommand({ ...this.#listing(), Limit: Math.max(1, size), ExclusiveStartKey: start }),
+        new ScanCommand({ ...listing, Limit: Math.max(1, size), ExclusiveStartKey: start }),
       );
       const items = (res.Items as Record<string, unknown>[] | undefined) ?? [];
       if (items.length > 0) yield items.map(toCluster);
@@ -167,13 +172,13 @@ export class DynamoDbClusterStore implements ClusterStore {
     } while (start);
   }
 
-  // The current manifest lives on the item too; a fleet-wide listing leaves it behind.
-  #listing(): ScanCommandInput {
+  // The current manifest lives on the item too; a fleet-wide listing leaves it behind, and
+  // the status digest too unless a status listing asks for it.
+  #listing(statusDigest = false): ScanCommandInput {
     return {
       TableName: this.#db.tables.clusters,
       ConsistentRead: true,
-      ProjectionExpression:
-        'clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head, pins, recipients, keyRotation',
+      ProjectionExpression: `clusterId, labels, tokenHash, registeredAt, queueUrl, lastHeartbeatAt, agentVersion, kubeVersion, head, pins, recipients, keyRotation${statusDigest ? ', statusDigest' : ''}`,
     };
   }
 
@@ -374,6 +379,25 @@ export class DynamoDbClusterStore implements ClusterStore {
         }),
       );
     } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  async recordStatusDigest(id: string, digest: ClusterStatusDigest, onlyIfStale = false): Promise<void> {
+    try {
+      await this.#db.doc.send(
+        new UpdateCommand({
+          TableName: this.#db.tables.clusters,
+          Key: { clusterId: id },
+          UpdateExpression: 'SET statusDigest = :digest',
+          ConditionExpression: onlyIfStale
+            ? 'attribute_exists(clusterId) AND (attribute_not_exists(statusDigest) OR statusDigest.etag <> :etag)'
+            : 'attribute_exists(clusterId)',
+          ExpressionAttributeValues: { ':digest': digest, ...(onlyIfStale ? { ':etag': digest.etag } : {}) },
+        }),
+      );
+    } catch (err) {
+      // Deregistered meanwhile, or (onlyIfStale) a report kept a fresh digest first.
       if (!isConditionFailure(err)) throw err;
     }
   }

@@ -3,6 +3,7 @@
  * preview, sync, fleet status and the public key. Authentication (IAM or the admin
  * key) has already happened; each route validates its input and makes one use-case call.
  */
+import { hash } from 'node:crypto';
 import {
   compileSelector,
   type LabelMatcher,
@@ -11,14 +12,21 @@ import {
 } from '@flotilla/shared';
 import {
   clusterHistory,
+  clusterRowView,
   clusterView,
   deregisterCluster,
   type FieldProblem,
+  type FleetStatusFilter,
+  fleetBundles,
   fleetStatus,
+  fleetStatusPage,
+  fleetStatusPageDefault,
+  fleetStatusPageMax,
   historyPageMax,
   InvalidRequestError,
   NotFoundError,
   parsePreviewRequest,
+  parseStatusFilter,
   previewTargets,
   registerCluster,
   relabelCluster,
@@ -33,8 +41,8 @@ import {
 import { desiredStateHistoryDepth } from '@flotilla/shared/hub/tables';
 import { bundleHashParam, bundleResponse } from './agent-routes.ts';
 import type { ApiDeps } from './deps.ts';
-import type { ApiRequest, ApiResult } from './request.ts';
-import { empty, json, quoteEtag } from './responses.ts';
+import { type ApiRequest, type ApiResult, header } from './request.ts';
+import { empty, ifNoneMatchHits, json, quoteEtag } from './responses.ts';
 
 function objectBody(req: ApiRequest, allowed: readonly string[]): Record<string, unknown> {
   const body = req.body;
@@ -306,15 +314,89 @@ export async function syncRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResu
   return json(report.status === 'synced' ? 200 : 202, syncReportView(report));
 }
 
-/** `GET /v1/admin/status[?selector=]`: clusters x bundles, desired against applied, Offline clusters, last sync. */
-export async function fleetStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
-  onlyQuery(req, ['selector']);
+const pagedStatusQuery = ['state', 'search', 'limit', 'cursor', 'view'] as const;
+
+/** The filter of `?selector=&state=&search=`, validated; every wrong part is named. */
+function statusFilterQuery(req: ApiRequest): FleetStatusFilter {
+  const selector = req.query.getAll('selector').join(',').trim();
   const matcher = selectorQuery(req);
-  const status = await fleetStatus(deps, {
-    offlineAfterSeconds: deps.config.offlineAfterSeconds,
-    ...(matcher ? { matcher } : {}),
+  const states = parseStatusFilter(req.query.getAll('state'));
+  const search = req.query.get('search')?.trim() ?? '';
+  if (search.length > 253) {
+    throw new InvalidRequestError([{ field: 'search', message: 'at most 253 characters (a cluster name)' }]);
+  }
+  return {
+    ...(matcher ? { selector, matcher } : {}),
+    ...(states.length > 0 ? { states } : {}),
+    ...(search !== '' ? { search } : {}),
+  };
+}
+
+/**
+ * Answers 200 with an ETag, or 304 when `If-None-Match` names it. The ETag is a digest of
+ * the answer without its `generatedAt`, so it changes exactly when something a client
+ * shows changes (a state, a heartbeat, a label, a cluster going Offline by the clock, the
+ * synced commit), and never otherwise. A digest of update stamps alone would miss changes
+ * that carry no stamp (labels, Offline by elapsed time); hashing the page costs about a
+ * millisecond next to the reads that make it.
+ *
+ * Why polling and not server-sent events: behind API Gateway's HTTP API a Lambda answers
+ * once (no streaming responses, a 30 s integration limit), so a stream cannot be held
+ * open; a conditional GET every 1-2 s costs a 304 with no body when nothing changed.
+ */
+function conditionalJson<T extends { readonly generatedAt: string }>(req: ApiRequest, value: T): ApiResult {
+  const { generatedAt: _at, ...stable } = value;
+  const etag = `fs-${hash('sha256', JSON.stringify(stable), 'base64url').slice(0, 32)}`;
+  const headers = { etag: quoteEtag(etag), 'cache-control': 'no-cache' };
+  if (ifNoneMatchHits(header(req.event, 'if-none-match'), etag)) return empty(304, headers);
+  return json(200, value, headers);
+}
+
+/**
+ * `GET /v1/admin/status[?selector=&state=&search=&limit=&cursor=&view=]`: clusters x bundles,
+ * desired against applied, Offline clusters, last sync. Without `state`, `search`, `limit`
+ * and `cursor` it answers every matching cluster as it always has (`flotilla status` reads
+ * that); with any of them, a page in name order with `nextCursor`, `total` and a summary
+ * over every match; `view=matrix` cuts each bundle to what a matrix cell shows.
+ */
+export async function fleetStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  onlyQuery(req, ['selector', ...pagedStatusQuery]);
+  const filter = statusFilterQuery(req);
+  const offlineAfterSeconds = deps.config.offlineAfterSeconds;
+  if (!pagedStatusQuery.some((k) => req.query.has(k))) {
+    const status = await fleetStatus(deps, {
+      offlineAfterSeconds,
+      ...(filter.matcher ? { matcher: filter.matcher } : {}),
+    });
+    return conditionalJson(req, status);
+  }
+  const limit = positiveIntQuery(req, 'limit', fleetStatusPageMax) ?? fleetStatusPageDefault;
+  const cursor = req.query.get('cursor');
+  const view = req.query.get('view') ?? 'full';
+  if (view !== 'full' && view !== 'matrix') {
+    throw new InvalidRequestError([{ field: 'view', message: `expected "full" or "matrix", got "${view}"` }]);
+  }
+  const page = await fleetStatusPage(deps, {
+    ...filter,
+    offlineAfterSeconds,
+    limit,
+    ...(cursor !== null ? { cursor } : {}),
   });
-  return json(200, status);
+  if (view === 'full') return conditionalJson(req, page);
+  return conditionalJson(req, { ...page, clusters: page.clusters.map(clusterRowView) });
+}
+
+/**
+ * `GET /v1/admin/bundles[?selector=&state=&search=]`: the bundles the (matching) clusters
+ * get at the synced commit, with their file and clusters per state: a matrix's columns.
+ */
+export async function listBundlesRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  onlyQuery(req, ['selector', 'state', 'search']);
+  const filter = statusFilterQuery(req);
+  return conditionalJson(
+    req,
+    await fleetBundles(deps, { ...filter, offlineAfterSeconds: deps.config.offlineAfterSeconds }),
+  );
 }
 
 /** `GET /v1/admin/public-key`: what agents pin at bootstrap. */

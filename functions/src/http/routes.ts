@@ -53,6 +53,7 @@ export const hubRoutes = [
     auth: 'admin',
     body: 'none',
   },
+  { id: 'listBundles', method: 'GET', path: '/v1/admin/bundles', auth: 'admin', body: 'none' },
   { id: 'getAnyBundle', method: 'GET', path: '/v1/admin/bundles/{hash}', auth: 'admin', body: 'none' },
   { id: 'deregisterCluster', method: 'DELETE', path: '/v1/admin/clusters/{id}', auth: 'admin', body: 'none' },
   {

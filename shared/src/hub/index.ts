@@ -8,6 +8,7 @@ export * from './registration-tokens.ts';
 export * from './rollback.ts';
 export * from './rollouts.ts';
 export * from './status.ts';
+export * from './status-page.ts';
 export * from './sync.ts';
 export * from './sync-fanout.ts';
 export * from './tables.ts';

@@ -80,10 +80,33 @@ export interface ClusterRecord {
    */
   readonly labelsRevision?: number;
   /**
+   * The cluster's status in brief, kept with its record so that a fleet-wide listing gives
+   * every cluster's state without reading its bundles; written as reports change it.
+   */
+  readonly statusDigest?: ClusterStatusDigest;
+  /**
    * When the hub told that the cluster went offline (`cluster.offline`); gone with the
    * next heartbeat, which tells it is back (`cluster.online`).
    */
   readonly offlineAt?: string;
+}
+
+/**
+ * A cluster's status in brief, as of the desired state whose ETag it names: when the head
+ * has moved on since (a sync, a rollback), it is stale and the full status must be read.
+ */
+export interface ClusterStatusDigest {
+  /** The ETag of the desired state it was worked out against; null when there was none. */
+  readonly etag: string | null;
+  /** The worst effective bundle state. */
+  readonly state: string;
+  /** Bundles by effective state (only states with at least one). */
+  readonly counts: Readonly<Record<string, number>>;
+  /** Bundles not Ready, by name, with their effective state. */
+  readonly issues: Readonly<Record<string, string>>;
+  readonly appliedGeneration: number | null;
+  /** Every bundle up to date and Ready. */
+  readonly allReady: boolean;
 }
 
 /** A change to a cluster's labels, key by key: keys to set to a value and keys to remove. */
@@ -165,9 +188,10 @@ export interface ClusterStore {
   list(): Promise<ClusterRecord[]>;
   /**
    * Every cluster, a page of at most `size` at a time, in no particular order: what a sync
-   * walks, so that its memory does not grow with the fleet.
+   * walks, so that its memory does not grow with the fleet. Records come without their
+   * `statusDigest` unless asked for (a sync has no use for it).
    */
-  pages(size: number): AsyncIterable<readonly ClusterRecord[]>;
+  pages(size: number, options?: { readonly statusDigest?: boolean }): AsyncIterable<readonly ClusterRecord[]>;
   /** @throws ConflictError when the id is taken. */
   create(record: ClusterRecord): Promise<void>;
   /** Removes the cluster, its desired-state history and its status; access ends at once. */
@@ -210,6 +234,14 @@ export interface ClusterStore {
   requestKeyRotation(id: string, request: KeyRotationRequest): Promise<ClusterRecord>;
   /** Closes the key-rotation request `rotationId` if it is still the open one; nothing otherwise. */
   finishKeyRotation(id: string, rotationId: string): Promise<void>;
+  /**
+   * Keeps the cluster's status digest with its record (nothing when the cluster is gone).
+   * With `onlyIfStale`, only when the stored one names another desired state than
+   * `digest.etag` (or there is none): a fleet listing fills in stale digests that way, and
+   * loses to a report that wrote a fresh one meanwhile.
+   * Optional: without it, fleet listings read every cluster's full status.
+   */
+  recordStatusDigest?(id: string, digest: ClusterStatusDigest, onlyIfStale?: boolean): Promise<void>;
 }
 
 export interface DesiredStateStore {

@@ -24,6 +24,7 @@ import { type PinView, pinView, ValidationError } from './clusters.ts';
 import { bundleStatusEvents, clusterOnlineEvent, emitEvents } from './fleet-events.ts';
 import {
   type ClusterRecord,
+  type ClusterStatusDigest,
   type ClusterStore,
   type DesiredStateStore,
   GenerationReason,
@@ -433,6 +434,9 @@ export function checkReportedGenerations(report: ClusterStatusReport, desiredGen
  *    commit, as a label change does. A failed re-plan does not fail the report: the
  *    heartbeat is recorded, and the next sync plans every cluster with what is stored.
  * 4. Compare the report with the stored status, and write only what changed.
+ * 5. When the status changed, or the cluster's status digest names an earlier desired
+ *    state, keep a new digest on its record ({@link refreshStatusDigest}): two reads, and
+ *    a write only when it differs. Heartbeats that change nothing cost nothing more.
  *
  * Age recipients ride along with the heartbeat write, only when they differ from the
  * record's; a report that names the open key-rotation request closes it, and one that does
@@ -444,7 +448,7 @@ export function checkReportedGenerations(report: ClusterStatusReport, desiredGen
 export async function recordClusterStatus(
   ports: StatusPorts,
   cluster: Pick<ClusterRecord, 'id' | 'head' | 'recipients' | 'keyRotation'> &
-    Partial<Pick<ClusterRecord, 'labels'>>,
+    Partial<Pick<ClusterRecord, 'labels' | 'statusDigest'>>,
   report: ClusterStatusReport,
 ): Promise<StatusReceipt> {
   checkReportedGenerations(report, cluster.head?.generation ?? 0);
@@ -489,7 +493,8 @@ export async function recordClusterStatus(
   }
   const previous = await ports.statuses.get(clusterId);
   const change = statusChange(previous, report, clusterId, receivedAt);
-  if (change.summary || change.put.length > 0 || change.remove.length > 0) await ports.statuses.apply(change);
+  const changed = change.summary !== undefined || change.put.length > 0 || change.remove.length > 0;
+  if (changed) await ports.statuses.apply(change);
   // Transitions against the stored status: a report that repeats it wrote nothing and emits nothing.
   if (change.put.length > 0)
     await emitEvents(ports.events, () =>
@@ -507,6 +512,11 @@ export async function recordClusterStatus(
     if (rollouts.some((r) => r.release.length > 0 || r.revert.length > 0))
       await applyRolloutSteps(ports, rollouts);
   }
+  // 5. The digest fleet listings read: again when the status changed, or when the one kept
+  //    was worked out against an earlier desired state (a sync moved the head since).
+  const stale = cluster.statusDigest?.etag !== (cluster.head?.etag ?? null);
+  if (changed || stale || replan !== undefined || rollouts.length > 0)
+    await refreshStatusDigest(ports, { labels: {}, ...cluster });
   return {
     clusterId,
     receivedAt,
@@ -600,7 +610,16 @@ export interface FleetStatusPorts {
   readonly now: () => Date;
 }
 
-const severity: readonly BundleState[] = ['Ready', 'Pending', 'Applying', 'NotReady', 'Drifted', 'Failed'];
+/** Bundle states from best to worst: a cluster's state is the worst of its bundles'. */
+export const stateSeverity: readonly BundleState[] = [
+  'Ready',
+  'Pending',
+  'Applying',
+  'NotReady',
+  'Drifted',
+  'Failed',
+];
+const severity = stateSeverity;
 const readConcurrency = 16;
 
 /**
@@ -621,7 +640,7 @@ export async function fleetStatus(
     while (next < clusters.length) {
       const i = next++;
       const cluster = clusters[i] as ClusterRecord;
-      views[i] = await clusterView(ports, cluster, now, opts.offlineAfterSeconds);
+      views[i] = await clusterStatusView(ports, cluster, now, opts.offlineAfterSeconds);
     }
   };
   await Promise.all(Array.from({ length: Math.min(readConcurrency, clusters.length) }, worker));
@@ -662,7 +681,8 @@ export async function fleetStatus(
   };
 }
 
-async function activeRollouts(store: RolloutStore | undefined): Promise<RolloutView[]> {
+/** Rollouts not finished (progressing or paused), without their events. */
+export async function activeRollouts(store: RolloutStore | undefined): Promise<RolloutView[]> {
   if (!store) return [];
   const out: RolloutView[] = [];
   for (const head of await store.list()) {
@@ -678,14 +698,29 @@ export function fleetErrorView(error: FleetError): FleetErrorView {
   return { ...error, text: formatFleetError(error) };
 }
 
-async function clusterView(
-  ports: FleetStatusPorts,
+/** Online when the last heartbeat came within `offlineAfterSeconds` of `now`. */
+export function connectionAt(
+  lastHeartbeatAt: string | undefined,
+  now: Date,
+  offlineAfterSeconds: number,
+): Connection {
+  const heartbeat = lastHeartbeatAt ? Date.parse(lastHeartbeatAt) : Number.NaN;
+  return !Number.isNaN(heartbeat) && now.getTime() - heartbeat <= offlineAfterSeconds * 1000
+    ? Connection.Online
+    : Connection.Offline;
+}
+
+/** One cluster's status view: its current desired state against its agent's last report. */
+export async function clusterStatusView(
+  ports: Pick<FleetStatusPorts, 'desiredStates' | 'statuses'>,
   cluster: ClusterRecord,
   now: Date,
   offlineAfterSeconds: number,
+  /** Read the current desired state even when the record shows no head (it may be older than the read). */
+  readDesired = cluster.head !== undefined,
 ): Promise<ClusterStatusView> {
   const [stored, status] = await Promise.all([
-    cluster.head ? ports.desiredStates.current(cluster.id) : Promise.resolve(undefined),
+    readDesired ? ports.desiredStates.current(cluster.id) : Promise.resolve(undefined),
     ports.statuses.get(cluster.id),
   ]);
   const manifest = stored ? parseDesiredState(JSON.parse(stored.manifest)) : undefined;
@@ -710,11 +745,7 @@ async function clusterView(
       ...(r ? { since: r.since } : {}),
     };
   });
-  const heartbeat = cluster.lastHeartbeatAt ? Date.parse(cluster.lastHeartbeatAt) : Number.NaN;
-  const connection: Connection =
-    !Number.isNaN(heartbeat) && now.getTime() - heartbeat <= offlineAfterSeconds * 1000
-      ? 'Online'
-      : 'Offline';
+  const connection = connectionAt(cluster.lastHeartbeatAt, now, offlineAfterSeconds);
   const state = bundles.reduce<BundleState>(
     (worst, b) => (severity.indexOf(b.state) > severity.indexOf(worst) ? b.state : worst),
     BundleState.Ready,
@@ -739,6 +770,45 @@ async function clusterView(
     bundles,
     pins: (cluster.pins ?? []).map(pinView),
   };
+}
+
+/** A cluster's status digest from its view: what a fleet-wide listing needs of it. */
+export function statusDigestOf(view: ClusterStatusView): ClusterStatusDigest {
+  const counts: Record<string, number> = {};
+  const issues: Record<string, string> = {};
+  for (const b of view.bundles) {
+    counts[b.state] = (counts[b.state] ?? 0) + 1;
+    if (b.state !== BundleState.Ready) issues[b.name] = b.state;
+  }
+  return {
+    etag: view.desired?.etag ?? null,
+    state: view.state,
+    counts,
+    issues,
+    appliedGeneration: view.appliedGeneration,
+    allReady: view.bundles.every((b) => b.upToDate && b.state === BundleState.Ready),
+  };
+}
+
+function sameDigest(a: ClusterStatusDigest | undefined, b: ClusterStatusDigest): boolean {
+  return a !== undefined && JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * Works the cluster's status digest out again and keeps it with its record when it
+ * changed: after a report changed its status, or when the one kept is stale (the desired
+ * state moved on since). Two reads, and a write only on a change.
+ */
+export async function refreshStatusDigest(
+  ports: Pick<FleetStatusPorts, 'clusters' | 'desiredStates' | 'statuses' | 'now'>,
+  cluster: Pick<ClusterRecord, 'id' | 'labels'> & Partial<Pick<ClusterRecord, 'statusDigest'>>,
+): Promise<void> {
+  if (!ports.clusters.recordStatusDigest) return;
+  // Connection plays no part in the digest: the lister works it out from the heartbeat.
+  const record = { ...cluster, tokenHash: '', registeredAt: '' };
+  const view = await clusterStatusView(ports, record, ports.now(), 0, true);
+  const digest = statusDigestOf(view);
+  if (!sameDigest(cluster.statusDigest, digest)) await ports.clusters.recordStatusDigest(cluster.id, digest);
 }
 
 /** A sync report as the API sends it: errors carry their `file:line: message` text. */

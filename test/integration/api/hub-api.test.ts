@@ -289,6 +289,32 @@ describe('hub API through the local server (DynamoDB Local, ElasticMQ, git serve
       clusters: { id: string }[];
     };
     expect(filtered.clusters.map((c) => c.id)).toEqual([stagingUs]);
+
+    // A page at a time, filtered on the hub, with an ETag a poller sends back for a 304.
+    const pageRes = await api.admin('/v1/admin/status?limit=1&state=Drifted,Offline');
+    expect(pageRes.status).toBe(200);
+    const page = (await pageRes.json()) as { total: number; nextCursor: string; clusters: { id: string }[] };
+    expect(page.total).toBe(2);
+    expect(page.clusters.map((c) => c.id)).toEqual([[prodEu, stagingUs].sort()[0]]);
+    const etag = pageRes.headers.get('etag') ?? '';
+    expect(etag).toMatch(/^"fs-/);
+    const again = await api.admin('/v1/admin/status?limit=1&state=Drifted,Offline', {
+      headers: { 'if-none-match': etag },
+    });
+    expect(again.status).toBe(304);
+    const second = (await (
+      await api.admin(`/v1/admin/status?limit=1&state=Drifted,Offline&cursor=${page.nextCursor}`)
+    ).json()) as { nextCursor: string | null; clusters: { id: string }[] };
+    expect(second.clusters.map((c) => c.id)).toEqual([[prodEu, stagingUs].sort()[1]]);
+    expect(second.nextCursor).toBeNull();
+    const tampered = await api.admin(`/v1/admin/status?limit=1&state=Failed&cursor=${page.nextCursor}`);
+    expect(tampered.status).toBe(400);
+    expect(((await tampered.json()) as { error: { field: string } }).error.field).toBe('cursor');
+    const axis = (await (await api.admin('/v1/admin/bundles')).json()) as {
+      bundles: { name: string; clusters: number; states: Record<string, number> }[];
+    };
+    expect(axis.bundles.map((b) => b.name)).toEqual(expect.arrayContaining(bundles.map((b) => b.name)));
+    expect(axis.bundles.reduce((n, b) => n + (b.states.Drifted ?? 0), 0)).toBe(1);
   });
 
   it('names every bad field of a status report', async () => {

@@ -7,6 +7,7 @@ import {
   type BundleStore,
   type ClusterRecord,
   type ClusterStatusChange,
+  type ClusterStatusDigest,
   type ClusterStatusStore,
   type ClusterStore,
   ConflictError,
@@ -113,6 +114,12 @@ export class MemoryClusterStore implements ClusterStore {
     if (current?.keyRotation?.id !== rotationId) return;
     const { keyRotation: _done, ...rest } = current;
     this.records.set(id, rest);
+  }
+  async recordStatusDigest(id: string, digest: ClusterStatusDigest, onlyIfStale = false) {
+    const current = this.records.get(id);
+    if (!current) return;
+    if (onlyIfStale && current.statusDigest && current.statusDigest.etag === digest.etag) return;
+    this.records.set(id, { ...current, statusDigest: digest });
   }
 }
 
