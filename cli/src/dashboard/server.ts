@@ -92,7 +92,8 @@ export async function startDashboardServer(opts: DashboardServerOptions): Promis
     if (requestOrigin !== undefined && requestOrigin !== origin) {
       return send(res, 403, 'text/plain; charset=utf-8', 'cross-origin requests are refused\n');
     }
-    const url = new URL(req.url ?? '/', origin);
+    // Joined rather than resolved, so a path like `//host/x` stays a path and names no other host.
+    const url = new URL(`${origin}${req.url ?? '/'}`);
     if (url.pathname.startsWith('/api/')) return proxy(req, res, url);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
@@ -190,8 +191,9 @@ function apiError(code: string, message: string): string {
 
 /** The browser learns that the hub is unreachable, not how the CLI's credentials look. */
 function hubUnreachable(err: unknown): string {
-  const cause = (err as { cause?: { code?: string } }).cause?.code;
-  const name = (err as Error).name === 'TimeoutError' ? 'timed out' : (cause ?? 'unreachable');
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const name =
+    (err as Error).name === 'TimeoutError' ? 'timed out' : (cause?.code ?? cause?.message ?? 'unreachable');
   return apiError('hub_unreachable', `the dashboard cannot reach the hub: ${name}`);
 }
 

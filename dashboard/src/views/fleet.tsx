@@ -44,9 +44,9 @@ export function FleetView(props: {
       <p class="sync">
         {status.sync
           ? `Fleet repo at ${status.sync.commit.slice(0, 12)}, synced ${new Date(status.sync.syncedAt).toLocaleString()}`
-          : 'The hub has not synced the fleet repo yet.'}{' '}
-        {status.summary.clusters} clusters: {status.summary.online} online, {status.summary.offline} offline,{' '}
-        {status.summary.inSync} in sync.
+          : 'The hub has not synced the fleet repo yet'}
+        . {status.summary.clusters} clusters: {status.summary.online} online, {status.summary.offline}{' '}
+        offline, {status.summary.inSync} in sync.
       </p>
       <form class="filters" aria-label="filters" onSubmit={(e) => e.preventDefault()}>
         <label>
