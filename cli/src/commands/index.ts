@@ -7,6 +7,7 @@ import {
   removeCommand,
   rotateTokenCommand,
 } from './cluster.ts';
+import { dashboardCommand } from './dashboard.ts';
 import { diffCommand } from './diff.ts';
 import { renderCommand, targetsCommand } from './fleet.ts';
 import { historyCommand, rollbackCommand } from './history.ts';
@@ -35,6 +36,7 @@ export const commands: readonly Command[] = [
   diffCommand,
   policyCheckCommand,
   statusCommand,
+  dashboardCommand,
   syncCommand,
   historyCommand,
   rollbackCommand,

@@ -129,6 +129,49 @@ export class HubClient {
     return this.#admin.kind !== 'none';
   }
 
+  /** The admin credentials for one request: the key as a bearer token, or a SigV4 signature. */
+  async #adminHeaders(
+    method: string,
+    url: URL,
+    headers: Readonly<Record<string, string>>,
+    body: string | undefined,
+  ): Promise<Record<string, string>> {
+    if (this.#admin.kind === 'none') {
+      throw new CliError(
+        ExitCode.Config,
+        'no admin credentials: this command needs the hub admin key or IAM',
+        {
+          hint: 'set FLOTILLA_ADMIN_KEY (or adminKey in ~/.config/flotilla/config.yaml), or FLOTILLA_AUTH=iam against a hub in AWS',
+        },
+      );
+    }
+    if (this.#admin.kind === 'key') return { authorization: `Bearer ${this.#admin.key}` };
+    return this.#admin.sign({ method, url, headers, body });
+  }
+
+  /**
+   * Sends one admin request as given (path and query under the hub's base URL) with the
+   * admin credentials added here, and returns the hub's answer as it is, whatever its
+   * status: what `flotilla dashboard` forwards for the browser, which never holds a key.
+   */
+  async forwardAdmin(request: {
+    readonly method: string;
+    readonly pathAndQuery: string;
+    readonly headers: Readonly<Record<string, string>>;
+    readonly body?: string;
+    readonly signal?: AbortSignal;
+  }): Promise<Response> {
+    const url = new URL(`${this.baseUrl}${request.pathAndQuery}`);
+    const headers: Record<string, string> = { ...request.headers, 'user-agent': this.#userAgent };
+    Object.assign(headers, await this.#adminHeaders(request.method, url, headers, request.body));
+    return this.#fetch(url, {
+      method: request.method,
+      headers,
+      body: request.body,
+      signal: request.signal ?? AbortSignal.timeout(this.#timeoutMs),
+    });
+  }
+
   async #request<T>(
     method: string,
     path: string,
@@ -140,19 +183,7 @@ export class HubClient {
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.#userAgent };
     if (text !== undefined) headers['content-type'] = 'application/json';
     if (auth.kind === 'bearer') headers.authorization = `Bearer ${auth.token}`;
-    if (auth.kind === 'admin') {
-      if (this.#admin.kind === 'none') {
-        throw new CliError(
-          ExitCode.Config,
-          'no admin credentials: this command needs the hub admin key or IAM',
-          {
-            hint: 'set FLOTILLA_ADMIN_KEY (or adminKey in ~/.config/flotilla/config.yaml), or FLOTILLA_AUTH=iam against a hub in AWS',
-          },
-        );
-      }
-      if (this.#admin.kind === 'key') headers.authorization = `Bearer ${this.#admin.key}`;
-      else Object.assign(headers, await this.#admin.sign({ method, url, headers, body: text }));
-    }
+    if (auth.kind === 'admin') Object.assign(headers, await this.#adminHeaders(method, url, headers, text));
     let res: Response;
     try {
       res = await this.#fetch(url, {
