@@ -48,7 +48,7 @@ function core(): CoreV1Api {
 
 /** The text of the matrix row of the spoke. */
 async function rowText(page: Page): Promise<string> {
-  return page.locator('.matrix tr', { hasText: spoke.name }).first().innerText();
+  return (await page.locator('.matrix tr', { hasText: spoke.name }).first().textContent()) ?? '';
 }
 
 beforeAll(async () => {
@@ -112,7 +112,7 @@ describe('the dashboard in a browser, on a real hub and spoke', () => {
         () =>
           page
             .locator('.fleet-errors')
-            .innerText()
+            .textContent()
             .catch(() => ''),
         { timeout: 30_000 },
       )
@@ -130,7 +130,7 @@ describe('the dashboard in a browser, on a real hub and spoke', () => {
         () =>
           banner
             .first()
-            .innerText()
+            .textContent()
             .catch(() => ''),
         { timeout: 20_000 },
       )
