@@ -11,18 +11,10 @@
  * Kubernetes schema types them, so `self.status.readyReplicas + 1` works.
  */
 
-import {
-  type CelResult,
-  CelScalar,
-  type CelValue,
-  celEnv,
-  celError,
-  isCelError,
-  parse,
-  plan,
-} from '@bufbuild/cel';
+import { type CelResult, CelScalar, type CelValue, celEnv, celError, isCelError, parse } from '@bufbuild/cel';
 import { strings } from '@bufbuild/cel/ext';
 import { type AstNode, firstAstProblem, visitAll } from './cel/ast-walk.ts';
+import { guardedPlan } from './cel/guarded-plan.ts';
 import type { HealthCheck } from './protocol/desired-state.ts';
 import type { Health } from './readiness.ts';
 
@@ -68,21 +60,7 @@ export function compileExpression(source: string): Program {
   }
   const problem = unknownNames(parsed.expr);
   if (problem) throw new CelCompileError(problem);
-  let run: (ctx: Record<string, unknown>) => CelResult;
-  try {
-    run = plan(env, parsed) as (ctx: Record<string, unknown>) => CelResult;
-  } catch (e) {
-    // Whatever the planner rejects is the expression's problem: a fleet-repo error, never a crashed sync.
-    throw new CelCompileError(e instanceof Error ? e.message : String(e), undefined, { cause: e });
-  }
-  return (bindings) => {
-    try {
-      return run(bindings);
-    } catch (e) {
-      // The engine reports errors as values; anything thrown is still the expression's failure, not the agent's.
-      return celError(e);
-    }
-  };
+  return guardedPlan(env, parsed, (message, cause) => new CelCompileError(message, undefined, { cause }));
 }
 
 /** The first identifier or function the environment does not define, as a message. */

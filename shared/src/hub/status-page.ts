@@ -17,10 +17,10 @@ import {
   connectionAt,
   type FleetStatus,
   type FleetStatusPorts,
-  fleetErrorView,
   InvalidRequestError,
   stateSeverity,
   statusDigestOf,
+  syncView,
 } from './status.ts';
 
 /** The most clusters one page holds. */
@@ -299,15 +299,7 @@ export async function fleetStatusPage(
   return {
     generatedAt: now.toISOString(),
     offlineAfterSeconds: request.offlineAfterSeconds,
-    sync: sync
-      ? {
-          commit: sync.commit,
-          syncedAt: sync.syncedAt,
-          clusters: sync.clusters,
-          changedClusters: sync.changedClusters,
-          errors: sync.errors.map(fleetErrorView),
-        }
-      : null,
+    sync: syncView(sync),
     summary: {
       clusters: briefs.length,
       online,

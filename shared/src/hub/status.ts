@@ -43,6 +43,7 @@ import {
   recomputeCluster,
   type SyncPorts,
   type SyncReport,
+  type SyncState,
   type SyncStateStore,
 } from './sync.ts';
 
@@ -659,15 +660,7 @@ export async function fleetStatus(
   return {
     generatedAt: now.toISOString(),
     offlineAfterSeconds: opts.offlineAfterSeconds,
-    sync: sync
-      ? {
-          commit: sync.commit,
-          syncedAt: sync.syncedAt,
-          clusters: sync.clusters,
-          changedClusters: sync.changedClusters,
-          errors: sync.errors.map(fleetErrorView),
-        }
-      : null,
+    sync: syncView(sync),
     summary: {
       clusters: views.length,
       online,
@@ -824,4 +817,17 @@ export function syncReportView(report: SyncReport): SyncReportView {
     errors: report.errors.map(fleetErrorView),
     ...(warnings ? { warnings: warnings.map(fleetErrorView) } : {}),
   };
+}
+
+/** The last sync as the fleet status shows it: errors with their `file:line: message` text. */
+export function syncView(sync: SyncState | undefined): FleetStatus['sync'] {
+  return sync
+    ? {
+        commit: sync.commit,
+        syncedAt: sync.syncedAt,
+        clusters: sync.clusters,
+        changedClusters: sync.changedClusters,
+        errors: sync.errors.map(fleetErrorView),
+      }
+    : null;
 }

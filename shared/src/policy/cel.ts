@@ -18,9 +18,9 @@ import {
   isCelList,
   isCelMap,
   parse,
-  plan,
 } from '@bufbuild/cel';
 import { type AstNode, firstAstProblem, visitAll } from '../cel/ast-walk.ts';
+import { guardedPlan } from '../cel/guarded-plan.ts';
 import { KUBERNETES_CEL_FUNCS } from './cel-library.ts';
 
 export const POLICY_VARIABLES = [
@@ -89,19 +89,11 @@ export function compilePolicyExpression(source: string, variableNames: ReadonlyS
   }
   const problem = unknownNames(parsed.expr as AstNode, variableNames);
   if (problem) throw new PolicyExpressionError(problem);
-  let run: (ctx: Record<string, unknown>) => CelResult;
-  try {
-    run = plan(env, parsed) as (ctx: Record<string, unknown>) => CelResult;
-  } catch (e) {
-    throw new PolicyExpressionError(e instanceof Error ? e.message : String(e), undefined, { cause: e });
-  }
-  return (bindings) => {
-    try {
-      return run(bindings);
-    } catch (e) {
-      return celError(e);
-    }
-  };
+  return guardedPlan(
+    env,
+    parsed,
+    (message, cause) => new PolicyExpressionError(message, undefined, { cause }),
+  );
 }
 
 /** Whether `a.?b`, `[?x]` or `{?k: v}` (CEL's optional syntax) begins at the offset. */

@@ -92,8 +92,10 @@ function setUp(hub = new FakeHub(), secretKeys = new FakeKeys()) {
 }
 
 /** Until the background rotation the answer started has reported. */
-async function until(probe: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !probe(); i++) await settle();
+/** Waits for `probe` by wall time, not turns of the event loop: key generation is real crypto, slower under load. */
+async function until(probe: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   expect(probe()).toBe(true);
 }
 
