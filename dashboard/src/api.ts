@@ -1,13 +1,21 @@
 /**
  * Everything the dashboard asks the hub, in one place: the page calls `/api/*` on the
  * `flotilla dashboard` server, which adds the operator's credentials and forwards to the
- * hub's admin routes (docs/hub-api.md). When the hub's fleet status grows paging and
- * server-side filters, only {@link DashboardApi.fleetStatus} changes.
+ * hub's admin routes (docs/hub-api.md).
+ *
+ * The fleet is read a page at a time, filtered on the hub (`GET /v1/admin/status` with
+ * `view=matrix`), so a fleet of 10,000 clusters costs the page one screenful of rows, not
+ * the whole fleet. Every answer (or failure) is reported to {@link DashboardApi.onHeard},
+ * which is how the header knows when the hub last answered and why it did not.
  */
 import type {
   ClusterHistory,
+  ClusterRowView,
+  ClusterStatusView,
+  FleetBundles,
   FleetPreview,
   FleetStatus,
+  FleetStatusPage,
   RolloutCommandResult,
   RolloutView,
 } from '@flotilla/shared/hub';
@@ -19,11 +27,14 @@ const dashboardHeader = { 'x-flotilla-dashboard': '1' } as const;
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
-  constructor(status: number, code: string, message: string, options?: ErrorOptions) {
+  /** The request field the hub named as wrong, when it named one. */
+  readonly field: string | undefined;
+  constructor(status: number, code: string, message: string, options?: ErrorOptions & { field?: string }) {
     super(message, options);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
+    this.field = options?.field;
   }
 
   /** The hub refused the operator's credentials. */
@@ -43,17 +54,75 @@ export type Fresh<T> =
 
 export type RolloutCommand = 'pause' | 'resume' | 'promote' | 'abort';
 
+/** One page of the fleet as matrix rows (`view=matrix`). */
+export type FleetMatrixPage = Omit<FleetStatusPage, 'clusters'> & {
+  readonly clusters: readonly ClusterRowView[];
+};
+
+/** One cluster's full status, as `GET /v1/admin/clusters/{id}/status` answers. */
+export type ClusterStatusAnswer = Omit<FleetStatus, 'clusters' | 'summary' | 'rollouts'> & {
+  readonly cluster: ClusterStatusView;
+};
+
+/** What narrows a page of the fleet; empty strings mean "no filter". */
+export interface PageQuery {
+  readonly selector: string;
+  /** A cluster state (`Ready`, `Failed`, ..., `Offline`), or with `bundle` that bundle's state. */
+  readonly state: string;
+  readonly search: string;
+  /** Only clusters that get this bundle. */
+  readonly bundle?: string;
+  readonly offset: number;
+  readonly limit: number;
+}
+
+/** A stored rendered bundle as the hub answers it (the parts the dashboard shows). */
+export interface RenderedBundleAnswer {
+  readonly objects?: readonly Record<string, unknown>[];
+  readonly sealed?: readonly { readonly file?: string; readonly digest?: string }[];
+  readonly [key: string]: unknown;
+}
+
+/** Whether the last call reached the hub: `null` when it answered, else why not. */
+export type Heard =
+  | { readonly at: number; readonly error: null }
+  | { readonly at: null; readonly error: ApiError };
+
 export interface DashboardApi {
-  /** The fleet's status; `{ changed: false }` when the hub answers 304 to `etag`. */
-  fleetStatus(etag: string | null): Promise<Fresh<FleetStatus>>;
+  /** One page of the fleet as matrix rows; `{ changed: false }` when the hub answers 304 to `etag`. */
+  fleetPage(query: PageQuery, etag: string | null): Promise<Fresh<FleetMatrixPage>>;
+  /** The matrix's columns: every bundle of the fleet with its clusters per state. */
+  fleetBundles(etag: string | null): Promise<Fresh<FleetBundles>>;
+  clusterStatus(id: string, etag: string | null): Promise<Fresh<ClusterStatusAnswer>>;
   clusterHistory(id: string): Promise<ClusterHistory>;
+  /** The bundle references of a cluster's current desired state (name and hash). */
+  clusterBundles(id: string): Promise<readonly { readonly name: string; readonly hash: string }[]>;
+  /** A stored rendered bundle by hash. */
+  renderedBundle(hash: string): Promise<RenderedBundleAnswer>;
   rollouts(): Promise<readonly RolloutView[]>;
   rolloutCommand(bundle: string, command: RolloutCommand): Promise<RolloutCommandResult>;
   /** Targeting of one bundle at the repo tip, without the rendered objects. */
   bundlePreview(bundle: string): Promise<FleetPreview>;
+  /** Called after every call: when the hub answered, or the error when it did not. */
+  onHeard(listener: (heard: Heard) => void): () => void;
+}
+
+/** The query string of a page: only what is set, so equal queries make equal URLs (one ETag each). */
+export function pageSearch(query: PageQuery): string {
+  const q = new URLSearchParams({ view: 'matrix', limit: String(query.limit) });
+  if (query.offset > 0) q.set('offset', String(query.offset));
+  if (query.selector.trim()) q.set('selector', query.selector.trim());
+  if (query.state) q.set('state', query.state);
+  if (query.search.trim()) q.set('search', query.search.trim());
+  if (query.bundle) q.set('bundle', query.bundle);
+  return q.toString();
 }
 
 export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input, init)): DashboardApi {
+  const listeners = new Set<(heard: Heard) => void>();
+  const tell = (heard: Heard) => {
+    for (const l of listeners) l(heard);
+  };
   async function call(
     method: 'GET' | 'POST',
     path: string,
@@ -70,37 +139,66 @@ export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input
         ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
       });
     } catch (err) {
-      throw new ApiError(0, 'dashboard_unreachable', 'the flotilla dashboard command is not running', {
-        cause: err,
-      });
+      const error = new ApiError(
+        0,
+        'dashboard_unreachable',
+        'the flotilla dashboard command is not running',
+        {
+          cause: err,
+        },
+      );
+      tell({ at: null, error });
+      throw error;
     }
     if (res.status >= 400) {
       const text = await res.text();
-      let error: { code?: string; message?: string } | undefined;
+      let body: { code?: string; message?: string; field?: string } | undefined;
       try {
-        error = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+        body = (JSON.parse(text) as { error?: typeof body }).error;
       } catch {
-        error = undefined;
+        body = undefined;
       }
-      throw new ApiError(
+      const error = new ApiError(
         res.status,
-        error?.code ?? 'http_error',
-        error?.message ?? `the hub answered ${res.status}`,
+        body?.code ?? 'http_error',
+        body?.message ?? `the hub answered ${res.status}`,
+        body?.field ? { field: body.field } : {},
       );
+      // A request the hub refused for its content (400, 404, 409) still heard from the hub.
+      tell(
+        error.unauthorized || error.unreachable || res.status >= 500
+          ? { at: null, error }
+          : { at: Date.now(), error: null },
+      );
+      throw error;
     }
+    tell({ at: Date.now(), error: null });
     return res;
   }
   const json = async <T>(res: Response): Promise<T> => (await res.json()) as T;
   const seg = encodeURIComponent;
+  async function fresh<T>(path: string, etag: string | null): Promise<Fresh<T>> {
+    const res = await call('GET', path, { etag });
+    if (res.status === 304) return { changed: false };
+    return { changed: true, value: await json<T>(res), etag: res.headers.get('etag') };
+  }
 
   return {
-    async fleetStatus(etag) {
-      const res = await call('GET', '/v1/admin/status', { etag });
-      if (res.status === 304) return { changed: false };
-      return { changed: true, value: await json<FleetStatus>(res), etag: res.headers.get('etag') };
-    },
+    fleetPage: (query, etag) => fresh(`/v1/admin/status?${pageSearch(query)}`, etag),
+    fleetBundles: (etag) => fresh('/v1/admin/bundles', etag),
+    clusterStatus: (id, etag) => fresh(`/v1/admin/clusters/${seg(id)}/status`, etag),
     async clusterHistory(id) {
       return json<ClusterHistory>(await call('GET', `/v1/admin/clusters/${seg(id)}/history?limit=25`));
+    },
+    async clusterBundles(id) {
+      const state = await json<{ manifest: string }>(
+        await call('GET', `/v1/admin/clusters/${seg(id)}/desired-state`),
+      );
+      const manifest = JSON.parse(state.manifest) as { bundles?: { name: string; hash: string }[] };
+      return (manifest.bundles ?? []).map((b) => ({ name: b.name, hash: b.hash }));
+    },
+    async renderedBundle(hash) {
+      return json<RenderedBundleAnswer>(await call('GET', `/v1/admin/bundles/${seg(hash)}`));
     },
     async rollouts() {
       return (await json<{ rollouts: RolloutView[] }>(await call('GET', '/v1/admin/rollouts'))).rollouts;
@@ -114,6 +212,10 @@ export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input
       return json<FleetPreview>(
         await call('POST', '/v1/admin/preview', { body: { commit: 'HEAD', bundle, includeObjects: false } }),
       );
+    },
+    onHeard(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
   };
 }

@@ -8,8 +8,8 @@
  */
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { createApi } from './api.ts';
-import { type LiveState, pollFleetStatus } from './live.ts';
+import { createApi, type Heard } from './api.ts';
+import { type Problem, problemOf } from './live.ts';
 import { ago } from './model.ts';
 import { formatRoute, parseRoute, type Route } from './route.ts';
 import './style.css';
@@ -37,6 +37,28 @@ function useNow(everyMs: number): number {
     return () => clearInterval(t);
   }, [everyMs]);
   return now;
+}
+
+/** When the hub last answered, and why the last call did not reach it. */
+interface LiveState {
+  readonly lastHeardAt: number | null;
+  readonly problem: Problem | null;
+}
+
+function useHeard(): LiveState {
+  const [live, setLive] = useState<LiveState>({ lastHeardAt: null, problem: null });
+  useEffect(
+    () =>
+      api.onHeard((heard: Heard) =>
+        setLive((before) =>
+          heard.error === null
+            ? { lastHeardAt: heard.at, problem: null }
+            : { lastHeardAt: before.lastHeardAt, problem: problemOf(heard.error) },
+        ),
+      ),
+    [],
+  );
+  return live;
 }
 
 function Banner(props: { live: LiveState; now: number }) {
@@ -74,17 +96,7 @@ function Nav(props: { route: Route }) {
 function App() {
   const route = useRoute();
   const now = useNow(1000);
-  const [live, setLive] = useState<LiveState>({ status: null, lastHeardAt: null, problem: null });
-  useEffect(
-    () =>
-      pollFleetStatus(api, setLive, {
-        now: Date.now,
-        setTimeout: (fn, ms) => setTimeout(fn, ms),
-        clearTimeout: (t) => clearTimeout(t as ReturnType<typeof setTimeout>),
-      }),
-    [],
-  );
-  const status = live.status;
+  const live = useHeard();
   return (
     <>
       <header>
@@ -100,11 +112,9 @@ function App() {
       </header>
       <Banner live={live} now={now} />
       <main>
-        {status === null ? (
-          <p class="empty">{live.problem ? 'No fleet status yet.' : 'Loading the fleet status…'}</p>
-        ) : route.view === 'fleet' ? (
+        {route.view === 'fleet' ? (
           <FleetView
-            status={status}
+            api={api}
             filter={route.filter}
             onFilter={(filter) => {
               // Typing in a filter replaces the address rather than stacking history entries.
@@ -113,11 +123,11 @@ function App() {
             }}
           />
         ) : route.view === 'cluster' ? (
-          <ClusterView api={api} status={status} id={route.id} now={now} />
+          <ClusterView api={api} id={route.id} now={now} />
         ) : route.view === 'bundle' ? (
-          <BundleView api={api} status={status} name={route.name} />
+          <BundleView api={api} name={route.name} />
         ) : (
-          <RolloutsView api={api} status={status} now={now} />
+          <RolloutsView api={api} now={now} />
         )}
       </main>
     </>

@@ -1,10 +1,9 @@
 /**
- * The dashboard's view logic that needs no DOM: which state a cell shows, which clusters
- * a filter keeps, the clusters x bundles matrix and its counts, and the window of rows a
+ * The dashboard's view logic that needs no DOM: which state a cell shows, the filters
+ * (which the hub applies), a matrix row's cells and the counts, and the window of rows a
  * virtualised list renders. Pure, so unit tests cover it without a browser.
  */
-import type { BundleStatusView, ClusterStatusView, FleetStatus } from '@flotilla/shared/hub';
-import { compileSelector, type LabelMatcher } from '@flotilla/shared/selector';
+import type { BundleCellView, ClusterRowView, FleetStatusPage } from '@flotilla/shared/hub';
 import { parseLabelSelector } from '@flotilla/shared/selector-string';
 
 /** What a cell or a cluster shows: the bundle states, and Offline and Paused on top of them. */
@@ -26,12 +25,15 @@ export function isCellState(value: string): value is CellState {
   return (cellStates as readonly string[]).includes(value);
 }
 
+/** A cluster as the matrix shows it: what decides the state its cells and row show. */
+type RowCluster = Pick<ClusterRowView, 'connection' | 'state' | 'pins'>;
+
 /**
  * The state one bundle shows on one cluster: an Offline cluster's bundles read Offline
  * (what they last reported is in the cell's title), a paused bundle Paused, a bundle a
  * rollback pins Pinned, otherwise the hub's effective state.
  */
-export function cellState(cluster: ClusterStatusView, bundle: BundleStatusView): CellState {
+export function cellState(cluster: RowCluster, bundle: BundleCellView): CellState {
   if (cluster.connection === 'Offline') return CellState.Offline;
   if (bundle.paused) return CellState.Paused;
   if (bundle.state === 'Ready' && cluster.pins?.some((p) => p.bundle === bundle.name))
@@ -40,14 +42,28 @@ export function cellState(cluster: ClusterStatusView, bundle: BundleStatusView):
 }
 
 /** The state a cluster's row shows: Offline, else its worst bundle state. */
-export function clusterState(cluster: ClusterStatusView): CellState {
+export function clusterState(cluster: RowCluster): CellState {
   return cluster.connection === 'Offline' ? CellState.Offline : cluster.state;
 }
+
+/**
+ * The states the hub filters by (`state=`): a cluster's worst bundle state, or Offline.
+ * On a bundle's page, the state of that bundle on the cluster.
+ */
+export const filterStates = [
+  'Ready',
+  'Pending',
+  'Applying',
+  'NotReady',
+  'Drifted',
+  'Failed',
+  'Offline',
+] as const;
 
 export interface FleetFilter {
   /** kubectl `-l` syntax; empty for every cluster. */
   readonly selector: string;
-  /** Keep clusters with this state, on the cluster or on any of its bundles; empty for all. */
+  /** One of {@link filterStates}; empty for all. */
   readonly state: string;
   /** Part of the cluster's name, case-insensitive; empty for all. */
   readonly search: string;
@@ -55,102 +71,51 @@ export interface FleetFilter {
 
 export const noFilter: FleetFilter = { selector: '', state: '', search: '' };
 
-export type CompiledFilter =
-  | { readonly ok: true; readonly keep: (cluster: ClusterStatusView) => boolean }
+export type FilterCheck =
+  | { readonly ok: true }
   | { readonly ok: false; readonly field: 'selector' | 'state'; readonly message: string };
 
-/** Compiles a filter once, so filtering 10,000 clusters parses the selector once. */
-export function compileFilter(filter: FleetFilter): CompiledFilter {
-  let matcher: LabelMatcher | undefined;
+/**
+ * Checks a filter in the page before the hub is asked, so a selector being typed shows
+ * its error at once (the hub checks it again, with the same parser, and answers 400).
+ */
+export function checkFilter(filter: FleetFilter): FilterCheck {
   if (filter.selector.trim() !== '') {
     try {
-      matcher = compileSelector(parseLabelSelector(filter.selector));
+      parseLabelSelector(filter.selector);
     } catch (err) {
       return { ok: false, field: 'selector', message: (err as Error).message };
     }
   }
-  const state = filter.state;
-  if (state !== '' && !isCellState(state)) {
+  if (filter.state !== '' && !(filterStates as readonly string[]).includes(filter.state)) {
     return {
       ok: false,
       field: 'state',
-      message: `unknown state "${state}" (expected ${cellStates.join(', ')})`,
+      message: `unknown state "${filter.state}" (expected ${filterStates.join(', ')})`,
     };
   }
-  const search = filter.search.trim().toLowerCase();
-  return {
-    ok: true,
-    keep: (c) =>
-      (search === '' || c.id.toLowerCase().includes(search)) &&
-      (matcher === undefined || matcher(c.labels)) &&
-      (state === '' || clusterState(c) === state || c.bundles.some((b) => cellState(c, b) === state)),
-  };
+  return { ok: true };
 }
 
-export interface MatrixRow {
-  readonly cluster: ClusterStatusView;
-  readonly state: CellState;
-  /** One entry per matrix column: the bundle, or null when the cluster does not get it. */
-  readonly cells: readonly ({ readonly bundle: BundleStatusView; readonly state: CellState } | null)[];
+/** One entry per column: the bundle's cell on this cluster, or null when it does not get it. */
+export type MatrixCell = { readonly bundle: BundleCellView; readonly state: CellState } | null;
+
+/** A cluster's row of the matrix, its cells in the order of `columns`. */
+export function matrixCells(cluster: ClusterRowView, columns: readonly string[]): MatrixCell[] {
+  const byName = new Map(cluster.bundles.map((b) => [b.name, b]));
+  return columns.map((name) => {
+    const bundle = byName.get(name);
+    return bundle ? { bundle, state: cellState(cluster, bundle) } : null;
+  });
 }
 
-export interface Matrix {
-  /** Bundle names, sorted: the columns. */
-  readonly bundles: readonly string[];
-  readonly rows: readonly MatrixRow[];
-  /** Clusters by the state their row shows (the rows kept by the filter). */
-  readonly clusterCounts: Readonly<Record<CellState, number>>;
-  /** Cells by state (the rows kept by the filter). */
-  readonly cellCounts: Readonly<Record<CellState, number>>;
-  /** Clusters before filtering. */
-  readonly total: number;
-}
-
-const zeroCounts = (): Record<CellState, number> =>
-  Object.fromEntries(cellStates.map((s) => [s, 0])) as Record<CellState, number>;
-
-/**
- * The clusters x bundles matrix of the clusters `keep` accepts, rows sorted by cluster
- * name; the columns are every bundle of the whole fleet, so they do not jump as the
- * filter changes.
- */
-export function buildMatrix(status: FleetStatus, keep: (cluster: ClusterStatusView) => boolean): Matrix {
-  const names = new Set<string>();
-  for (const c of status.clusters) for (const b of c.bundles) names.add(b.name);
-  const bundles = [...names].sort();
-  const column = new Map(bundles.map((name, i) => [name, i]));
-  const clusterCounts = zeroCounts();
-  const cellCounts = zeroCounts();
-  const rows: MatrixRow[] = [];
-  for (const cluster of status.clusters) {
-    if (!keep(cluster)) continue;
-    const cells: ({ bundle: BundleStatusView; state: CellState } | null)[] = new Array(bundles.length).fill(
-      null,
-    );
-    for (const bundle of cluster.bundles) {
-      const state = cellState(cluster, bundle);
-      cells[column.get(bundle.name) as number] = { bundle, state };
-      cellCounts[state]++;
-    }
-    const state = clusterState(cluster);
-    clusterCounts[state]++;
-    rows.push({ cluster, state, cells });
-  }
-  rows.sort((a, b) => (a.cluster.id < b.cluster.id ? -1 : a.cluster.id > b.cluster.id ? 1 : 0));
-  return { bundles, rows, clusterCounts, cellCounts, total: status.clusters.length };
-}
-
-/** The clusters that get `bundle`, with their state there, sorted by cluster name. */
-export function bundleClusters(
-  status: FleetStatus,
-  bundle: string,
-): { cluster: ClusterStatusView; bundle: BundleStatusView; state: CellState }[] {
-  const out: { cluster: ClusterStatusView; bundle: BundleStatusView; state: CellState }[] = [];
-  for (const cluster of status.clusters) {
-    const b = cluster.bundles.find((x) => x.name === bundle);
-    if (b) out.push({ cluster, bundle: b, state: cellState(cluster, b) });
-  }
-  return out.sort((a, b) => (a.cluster.id < b.cluster.id ? -1 : 1));
+/** The counts above the matrix: clusters by state over every matching cluster (not one page). */
+export function stateCounts(summary: FleetStatusPage['summary']): { state: CellState; count: number }[] {
+  const out = filterStates
+    .filter((s) => s !== 'Offline')
+    .map((s) => ({ state: s as CellState, count: summary.clusterStates[s] ?? 0 }));
+  out.push({ state: CellState.Offline, count: summary.offline });
+  return out.filter((c) => c.count > 0);
 }
 
 /**

@@ -1,14 +1,27 @@
-import type { ClusterHistory, FleetStatus } from '@flotilla/shared/hub';
+import type { ClusterHistory, ClusterStatusView } from '@flotilla/shared/hub';
 import { useEffect, useState } from 'preact/hooks';
 import type { DashboardApi } from '../api.ts';
 import { Empty, Section, StateBadge } from '../components.tsx';
-import { problemOf } from '../live.ts';
+import { type Problem, poll, problemOf } from '../live.ts';
 import { ago, cellState, clusterState } from '../model.ts';
 import { formatRoute } from '../route.ts';
 
 /** One cluster: labels, versions, heartbeat, generation, each bundle's state and why, its history. */
-export function ClusterView(props: { api: DashboardApi; status: FleetStatus; id: string; now: number }) {
-  const cluster = props.status.clusters.find((c) => c.id === props.id);
+export function ClusterView(props: { api: DashboardApi; id: string; now: number }) {
+  const [cluster, setCluster] = useState<ClusterStatusView | null>(null);
+  const [problem, setProblem] = useState<Problem | null>(null);
+  useEffect(() => {
+    setCluster(null);
+    return poll(
+      (etag) => props.api.clusterStatus(props.id, etag),
+      { value: (answer) => setCluster(answer.cluster), problem: setProblem },
+      {
+        now: () => Date.now(),
+        setTimeout: (fn, ms) => setTimeout(fn, ms),
+        clearTimeout: (t) => clearTimeout(t as ReturnType<typeof setTimeout>),
+      },
+    );
+  }, [props.api, props.id]);
   const generation = cluster?.desired?.generation;
   const [history, setHistory] = useState<ClusterHistory | null>(null);
   const [historyError, setHistoryError] = useState<string | null>(null);
@@ -28,13 +41,15 @@ export function ClusterView(props: { api: DashboardApi; status: FleetStatus; id:
     };
   }, [props.api, props.id, generation]);
 
-  if (!cluster) {
+  if (!cluster && problem?.kind === 'error') {
     return (
       <Empty>
-        The hub has no cluster named <code>{props.id}</code>. <a href="#/fleet">Back to the fleet</a>
+        The hub has no cluster named <code>{props.id}</code> ({problem.message}).{' '}
+        <a href="#/fleet">Back to the fleet</a>
       </Empty>
     );
   }
+  if (!cluster) return <Empty>Loading {props.id}…</Empty>;
   const labels = Object.entries(cluster.labels).sort(([a], [b]) => (a < b ? -1 : 1));
   return (
     <>

@@ -1,32 +1,70 @@
-import type { FleetStatus } from '@flotilla/shared/hub';
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import type { ClusterRowView, FleetBundles } from '@flotilla/shared/hub';
+import { useEffect, useState } from 'preact/hooks';
+import type { DashboardApi, FleetMatrixPage } from '../api.ts';
 import { StateBadge } from '../components.tsx';
+import { poll } from '../live.ts';
 import {
-  buildMatrix,
   type CellState,
-  cellStates,
-  compileFilter,
+  checkFilter,
+  clusterState,
   type FleetFilter,
-  visibleWindow,
+  filterStates,
+  matrixCells,
+  noFilter,
+  stateCounts,
 } from '../model.ts';
+import { rowHeight, usePagedRows, useSettled, VirtualTable } from '../paged-table.tsx';
 import { formatRoute } from '../route.ts';
 
-const rowHeight = 30;
+const clock = {
+  now: () => Date.now(),
+  setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+  clearTimeout: (t: unknown) => clearTimeout(t as ReturnType<typeof setTimeout>),
+};
 
-/** The clusters x bundles matrix with counts, filters and the fleet repo's errors on top. */
+/** The matrix's columns, every bundle of the fleet (they do not jump as the filter changes). */
+function useColumns(api: DashboardApi): FleetBundles | null {
+  const [bundles, setBundles] = useState<FleetBundles | null>(null);
+  useEffect(
+    () => poll((etag) => api.fleetBundles(etag), { value: setBundles, problem: () => undefined }, clock),
+    [api],
+  );
+  return bundles;
+}
+
+/**
+ * The clusters x bundles matrix with counts, filters and the fleet repo's errors on top.
+ * The hub filters and pages the rows; the filter in the page is the one in the address,
+ * and the hub is asked once typing stops for a moment.
+ */
 export function FleetView(props: {
-  status: FleetStatus;
+  api: DashboardApi;
   filter: FleetFilter;
   onFilter: (f: FleetFilter) => void;
 }) {
-  const { status, filter } = props;
-  const compiled = useMemo(() => compileFilter(filter), [filter]);
-  const matrix = useMemo(
-    () => buildMatrix(status, compiled.ok ? compiled.keep : () => true),
-    [status, compiled],
+  const { api, filter } = props;
+  const check = checkFilter(filter);
+  // The last filter that checked out and stopped changing: what the hub is asked.
+  const [asked, setAsked] = useState<FleetFilter>(check.ok ? filter : noFilter);
+  const settledKey = useSettled(JSON.stringify(filter), 250);
+  useEffect(() => {
+    const settled = JSON.parse(settledKey) as FleetFilter;
+    if (checkFilter(settled).ok) setAsked(settled);
+  }, [settledKey]);
+  const paged = usePagedRows<ClusterRowView, FleetMatrixPage>(JSON.stringify(asked), (offset, limit, etag) =>
+    api.fleetPage({ ...asked, offset, limit }, etag),
   );
-  const errors = status.sync?.errors ?? [];
+  const columns = useColumns(api);
+  const names = columns?.bundles.map((b) => b.name) ?? [];
+  const latest = paged.latest;
+  const errors = latest?.sync?.errors ?? [];
   const set = (patch: Partial<FleetFilter>) => props.onFilter({ ...filter, ...patch });
+  const problem = paged.problem;
+  const filterError = !check.ok
+    ? check.message
+    : problem?.field === 'selector' || problem?.field === 'state' || problem?.field === 'search'
+      ? problem.message
+      : null;
   return (
     <>
       {errors.length > 0 && (
@@ -41,29 +79,33 @@ export function FleetView(props: {
           </ul>
         </section>
       )}
-      <p class="sync">
-        {status.sync
-          ? `Fleet repo at ${status.sync.commit.slice(0, 12)}, synced ${new Date(status.sync.syncedAt).toLocaleString()}`
-          : 'The hub has not synced the fleet repo yet'}
-        . {status.summary.clusters} clusters: {status.summary.online} online, {status.summary.offline}{' '}
-        offline, {status.summary.inSync} in sync.
-      </p>
+      {latest && (
+        <p class="sync">
+          {latest.sync
+            ? `Fleet repo at ${latest.sync.commit.slice(0, 12)}, synced ${new Date(latest.sync.syncedAt).toLocaleString()}`
+            : 'The hub has not synced the fleet repo yet'}
+          . {latest.summary.clusters} clusters
+          {asked.selector || asked.state || asked.search ? ' match' : ''}: {latest.summary.online} online,{' '}
+          {latest.summary.offline} offline, {latest.summary.inSync} in sync.
+        </p>
+      )}
       <form class="filters" aria-label="filters" onSubmit={(e) => e.preventDefault()}>
         <label>
           Selector
           <input
             type="text"
+            name="selector"
             placeholder="env=prod,region in (eu)"
             value={filter.selector}
-            aria-invalid={!compiled.ok && compiled.field === 'selector'}
+            aria-invalid={filterError !== null && (!check.ok ? check.field === 'selector' : true)}
             onInput={(e) => set({ selector: e.currentTarget.value })}
           />
         </label>
         <label>
           State
-          <select value={filter.state} onChange={(e) => set({ state: e.currentTarget.value })}>
+          <select name="state" value={filter.state} onChange={(e) => set({ state: e.currentTarget.value })}>
             <option value="">any</option>
-            {cellStates.map((s) => (
+            {filterStates.map((s) => (
               <option key={s} value={s}>
                 {s}
               </option>
@@ -74,93 +116,67 @@ export function FleetView(props: {
           Search
           <input
             type="search"
+            name="search"
             placeholder="cluster name"
             value={filter.search}
             onInput={(e) => set({ search: e.currentTarget.value })}
           />
         </label>
       </form>
-      {!compiled.ok && (
+      {filterError !== null && (
         <p class="field-error" role="alert">
-          {compiled.message}
+          {filterError}
         </p>
       )}
-      <p class="counts">
-        {matrix.rows.length} of {matrix.total} clusters
-        {cellStates
-          .filter((s) => matrix.clusterCounts[s] > 0)
-          .map((s) => (
-            <button
-              type="button"
-              key={s}
-              class="count"
-              aria-pressed={filter.state === s}
-              onClick={() => set({ state: filter.state === s ? '' : s })}
-            >
-              <StateBadge state={s} /> {matrix.clusterCounts[s]}
-            </button>
-          ))}
-      </p>
-      <MatrixTable matrix={matrix} />
-    </>
-  );
-}
-
-/**
- * The matrix, virtualised: only the rows in view (and a few either side) are in the DOM,
- * so 10,000 clusters scroll and filter as fast as 10. Rows are a fixed height for that.
- */
-function MatrixTable(props: { matrix: ReturnType<typeof buildMatrix> }) {
-  const { matrix } = props;
-  const scroller = useRef<HTMLDivElement>(null);
-  const [scrollTop, setScrollTop] = useState(0);
-  const [viewport, setViewport] = useState(600);
-  useEffect(() => {
-    const el = scroller.current;
-    if (!el) return;
-    const observer = new ResizeObserver(() => setViewport(el.clientHeight));
-    observer.observe(el);
-    return () => observer.disconnect();
-  }, []);
-  if (matrix.rows.length === 0) return <p class="empty">No clusters match.</p>;
-  const win = visibleWindow({
-    rowCount: matrix.rows.length,
-    rowHeight,
-    scrollTop,
-    viewportHeight: viewport,
-  });
-  const bottom = win.totalHeight - win.offsetTop - (win.end - win.start) * rowHeight;
-  const width = matrix.bundles.length + 2;
-  return (
-    <div class="matrix" ref={scroller} onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}>
-      <table aria-rowcount={matrix.rows.length + 1}>
-        <thead>
-          <tr aria-rowindex={1}>
-            <th scope="col">cluster</th>
-            <th scope="col">state</th>
-            {matrix.bundles.map((b) => (
-              <th scope="col" key={b}>
-                <a href={formatRoute({ view: 'bundle', name: b })}>{b}</a>
-              </th>
+      {latest && (
+        <p class="counts">
+          {paged.total ?? 0} clusters
+          {latest &&
+            stateCounts(latest.summary).map(({ state, count }) => (
+              <button
+                type="button"
+                key={state}
+                class="count"
+                aria-pressed={filter.state === state}
+                onClick={() => set({ state: filter.state === state ? '' : state })}
+              >
+                <StateBadge state={state} /> {count}
+              </button>
             ))}
-          </tr>
-        </thead>
-        <tbody>
-          {win.offsetTop > 0 && (
-            <tr class="spacer" style={{ height: `${win.offsetTop}px` }}>
-              <td colSpan={width} />
+        </p>
+      )}
+      {problem && !filterError && paged.total === null ? (
+        <p class="empty">The fleet status could not be read: {problem.message}</p>
+      ) : paged.total === 0 ? (
+        <p class="empty">No clusters match.</p>
+      ) : paged.total === null || columns === null ? (
+        <p class="empty">Loading the fleet status…</p>
+      ) : (
+        <VirtualTable
+          paged={paged}
+          width={names.length + 2}
+          label="clusters by bundles"
+          head={
+            <tr aria-rowindex={1}>
+              <th scope="col">cluster</th>
+              <th scope="col">state</th>
+              {names.map((b) => (
+                <th scope="col" key={b}>
+                  <a href={formatRoute({ view: 'bundle', name: b })}>{b}</a>
+                </th>
+              ))}
             </tr>
-          )}
-          {matrix.rows.slice(win.start, win.end).map((row, i) => (
-            <tr key={row.cluster.id} aria-rowindex={win.start + i + 2} style={{ height: `${rowHeight}px` }}>
+          }
+          row={(cluster, i) => (
+            <tr key={cluster.id} aria-rowindex={i + 2} style={{ height: `${rowHeight}px` }}>
               <th scope="row">
-                <a href={formatRoute({ view: 'cluster', id: row.cluster.id })}>{row.cluster.id}</a>
+                <a href={formatRoute({ view: 'cluster', id: cluster.id })}>{cluster.id}</a>
               </th>
               <td>
-                <StateBadge state={row.state} />
+                <StateBadge state={clusterState(cluster)} />
               </td>
-              {row.cells.map((cell, c) => (
-                <td key={matrix.bundles[c]}>
+              {matrixCells(cluster, names).map((cell, c) => (
+                <td key={names[c]}>
                   {cell ? (
                     <StateBadge state={cell.state} title={cellTitle(cell.state, cell.bundle)} />
                   ) : (
@@ -171,19 +187,14 @@ function MatrixTable(props: { matrix: ReturnType<typeof buildMatrix> }) {
                 </td>
               ))}
             </tr>
-          ))}
-          {bottom > 0 && (
-            <tr class="spacer" style={{ height: `${bottom}px` }}>
-              <td colSpan={width} />
-            </tr>
           )}
-        </tbody>
-      </table>
-    </div>
+        />
+      )}
+    </>
   );
 }
 
-function cellTitle(
+export function cellTitle(
   state: CellState,
   bundle: {
     name: string;

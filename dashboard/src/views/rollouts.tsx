@@ -1,8 +1,8 @@
-import type { FleetStatus, RolloutView } from '@flotilla/shared/hub';
+import type { RolloutView } from '@flotilla/shared/hub';
 import { useEffect, useState } from 'preact/hooks';
 import type { DashboardApi, RolloutCommand } from '../api.ts';
 import { Empty, StateBadge } from '../components.tsx';
-import { problemOf } from '../live.ts';
+import { poll, problemOf } from '../live.ts';
 import { ago } from '../model.ts';
 import { formatRoute } from '../route.ts';
 
@@ -20,30 +20,26 @@ function commandsFor(phase: string): RolloutCommand[] {
   return [];
 }
 
-/**
- * Every bundle's rollout with its waves; the list is fetched again whenever the fleet
- * status changes (a rollout steps on status reports), and after a command.
- */
-export function RolloutsView(props: { api: DashboardApi; status: FleetStatus; now: number }) {
+/** Every bundle's rollout with its waves, asked again every 2 s and right after a command. */
+export function RolloutsView(props: { api: DashboardApi; now: number }) {
   const [rollouts, setRollouts] = useState<readonly RolloutView[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [refresh, setRefresh] = useState(0);
-  useEffect(() => {
-    let current = true;
-    props.api.rollouts().then(
-      (r) => {
-        if (!current) return;
-        setRollouts(r);
-        setError(null);
-      },
-      (err: unknown) => current && setError(problemOf(err).message),
-    );
-    return () => {
-      current = false;
-    };
-  }, [props.api, props.status, refresh]);
+  useEffect(
+    () =>
+      poll(
+        async () => ({ changed: true, value: await props.api.rollouts(), etag: null }),
+        { value: setRollouts, problem: (p) => setError(p?.message ?? null) },
+        {
+          now: () => Date.now(),
+          setTimeout: (fn, ms) => setTimeout(fn, ms),
+          clearTimeout: (t) => clearTimeout(t as ReturnType<typeof setTimeout>),
+        },
+      ),
+    [props.api, refresh],
+  );
 
   const run = (bundle: string, command: RolloutCommand) => {
     if (!window.confirm(confirmText[command].replace('{b}', bundle))) return;
@@ -63,7 +59,7 @@ export function RolloutsView(props: { api: DashboardApi; status: FleetStatus; no
     );
   };
 
-  if (error)
+  if (error && !rollouts)
     return (
       <p class="field-error" role="alert">
         {error}
