@@ -153,35 +153,35 @@ export function tenantAllowsCluster(tenant: Tenant, labels: Labels): boolean {
 
 /**
  * Whether the tenant may use a Helm chart: a chart in the fleet repo always (it is the
- * tenant's own source), a chart from a repository when one of `helmRepositories` matches
- * the repository URL or the chart's whole reference (repository `/` chart name). A bare
- * string is a repository URL, or an `oci://` chart reference.
+ * tenant's own source); a chart from a repository when one of `helmRepositories` matches
+ * its whole reference (the repository URL, `/`, the chart's name: an `oci://` reference as
+ * it is), or, written without wildcards, names its repository exactly. A string is a chart
+ * reference in that form (`https://charts.example.com/web`, `oci://registry.example.com/team-a/web:1.2.3`).
  *
  * @example
- * checkTenantChart(tenant, { kind: 'repo', repo: 'https://charts.example.com', chart: 'web' }, ctx); // undefined with https://charts.example.com/*
+ * // with helmRepositories: ["https://charts.example.com/*"]
+ * checkTenantChart(tenant, { kind: 'repo', repo: 'https://charts.example.com', chart: 'web' }, ctx); // undefined
  */
 export function checkTenantChart(
   tenant: Tenant,
   chart: ChartLocation | string,
   ctx: TenantBundleContext,
 ): FleetError | undefined {
-  const location: ChartLocation =
-    typeof chart !== 'string'
-      ? chart
-      : chart.toLowerCase().startsWith('oci://')
-        ? { kind: 'oci', url: chart }
-        : { kind: 'repo', repo: chart, chart: '' };
-  if (location.kind === 'path') return undefined;
-  const shown = location.kind === 'oci' ? location.url : location.repo;
-  const candidates = chartCandidates(location);
-  if (candidates?.some((c) => tenant.helmRepositories.some((g) => g.matches(c)))) return undefined;
+  if (typeof chart !== 'string' && chart.kind === 'path') return undefined;
+  const shown = typeof chart === 'string' ? chart : chart.kind === 'oci' ? chart.url : chart.repo;
+  const ref = chartReference(chart);
+  if (
+    ref &&
+    tenant.helmRepositories.some((g) => g.matches(ref.chart) || (isExact(g) && g.matches(ref.repository)))
+  )
+    return undefined;
   const allowed = tenant.helmRepositories.length === 0 ? 'none' : patterns(tenant.helmRepositories);
-  const chartName = location.kind === 'repo' && location.chart !== '' ? ` (chart ${location.chart})` : '';
+  const chartName = typeof chart !== 'string' && chart.kind === 'repo' ? ` (chart ${chart.chart})` : '';
   return fleetError(
     { file: ctx.file, line: ctx.line ?? 1, column: 1 },
-    candidates
+    ref
       ? `tenant "${tenant.name}" may not use Helm charts from "${shown}"${chartName} (allowed: ${allowed})`
-      : `tenant "${tenant.name}" may not use Helm charts from "${shown}": not a plain repository URL (${HELM_REPO_SCHEMES.join(', ')} without credentials, query or fragment)`,
+      : `tenant "${tenant.name}" may not use Helm charts from "${shown}": not a chart reference (repository URL/chart name, or oci://host/path/chart; without credentials, query or fragment)`,
     ctx.bundle,
   );
 }
@@ -200,19 +200,28 @@ export function checkTenantSource(tenant: Tenant, repoUrl: string, at: SourcePos
   );
 }
 
-/** The strings a chart's location is matched as: its repository and its whole reference. */
-function chartCandidates(location: Exclude<ChartLocation, { kind: 'path' }>): string[] | undefined {
-  if (location.kind === 'repo') {
-    const repo = normalizeRepoUrl(location.repo, HELM_REPO_SCHEMES);
-    if (repo === undefined || repo.startsWith('oci:')) return undefined;
-    return location.chart === '' ? [repo] : [repo, `${repo}/${location.chart}`];
+/** A chart's whole reference and its repository (the reference without its last segment), normalised. */
+function chartReference(
+  chart: Exclude<ChartLocation, { kind: 'path' }> | string,
+): { chart: string; repository: string } | undefined {
+  let ref: string | undefined;
+  if (typeof chart !== 'string' && chart.kind === 'repo') {
+    const repo = normalizeRepoUrl(chart.repo, HELM_REPO_SCHEMES);
+    ref = repo === undefined || repo.startsWith('oci:') ? undefined : `${repo}/${chart.chart}`;
+  } else {
+    ref = normalizeRepoUrl(typeof chart === 'string' ? chart : chart.url, HELM_REPO_SCHEMES);
+    // An OCI reference may end in :tag or @digest (bundle.yaml gives the version apart; a caller may not).
+    if (ref?.startsWith('oci:')) ref = ref.replace(/(@sha256:[0-9a-f]+|:[\w][\w.-]*)$/, '');
   }
-  const ref = normalizeRepoUrl(location.url, ['oci:']);
   if (ref === undefined) return undefined;
-  // An OCI reference may end in :tag or @digest; bundle.yaml gives the version apart, but a caller may not.
-  const bare = ref.replace(/(@sha256:[0-9a-f]+|:[\w][\w.-]*)$/, '');
-  const slash = bare.lastIndexOf('/');
-  return slash > 'oci://'.length ? [bare, bare.slice(0, slash)] : [bare];
+  const slash = ref.lastIndexOf('/');
+  if (slash <= ref.indexOf('//') + 1) return undefined;
+  return { chart: ref, repository: ref.slice(0, slash) };
+}
+
+/** Whether a glob has no wildcard, so that it names one repository exactly. */
+function isExact(glob: Glob): boolean {
+  return !/[*?]/.test(glob.pattern);
 }
 
 /** The cluster-scope predicate for a set of objects: built-in kinds, the hub's table, and the objects' own CRDs. */

@@ -59,10 +59,8 @@ export function normalizeRepoUrl(text: string, schemes: readonly string[]): stri
   if (!schemes.includes(scheme)) return undefined;
   if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') return undefined;
   if (url.host === '') return undefined;
+  // The parser has resolved `.` and `..` segments (oci:// too), so a glob sees where the URL leads.
   const path = url.pathname.replace(/\/+$/, '');
-  // WHATWG URLs resolve `.` and `..` in special schemes only; an oci:// path keeps them.
-  if (path.split('/').some((seg) => seg === '.' || seg === '..' || seg === '%2e' || seg === '%2E'))
-    return undefined;
   return `${scheme}//${url.host.toLowerCase()}${path}`;
 }
 

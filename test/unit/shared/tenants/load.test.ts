@@ -58,7 +58,9 @@ describe('loadTenants', () => {
 
   it('reads several tenants from one file, separated by ---', () => {
     const second = TEAM_A.replace('name: team-a', 'name: team-b');
-    const { tenants, errors } = loadTenants([{ path: 'tenants/apps.yaml', content: `${TEAM_A}---\n${second}` }]);
+    const { tenants, errors } = loadTenants([
+      { path: 'tenants/apps.yaml', content: `${TEAM_A}---\n${second}` },
+    ]);
     expect(errors).toEqual([]);
     expect([...tenants.keys()]).toEqual(['team-a', 'team-b']);
     expect(tenants.get('team-b')?.pos.line).toBe(15);
@@ -113,11 +115,7 @@ describe('loadTenants', () => {
   describe('reports each bad field at its line', () => {
     const cases: [string, string, string][] = [
       ['YAML syntax', 'apiVersion: [\n', 'tenants/t.yaml:2: YAML syntax error:'],
-      [
-        'a document that is not a mapping',
-        '- a\n- b\n',
-        'tenants/t.yaml:1: expected a mapping, got a list',
-      ],
+      ['a document that is not a mapping', '- a\n- b\n', 'tenants/t.yaml:1: expected a mapping, got a list'],
       [
         'unknown top-level field',
         `${withSpec(MINIMAL)}status: {}\n`,
@@ -195,7 +193,9 @@ describe('loadTenants', () => {
       ],
       [
         'a clusterResources entry with an unknown field',
-        withSpec(`${MINIMAL}  clusterResources:\n    - group: ""\n      kind: Namespace\n      verbs: [create]\n`),
+        withSpec(
+          `${MINIMAL}  clusterResources:\n    - group: ""\n      kind: Namespace\n      verbs: [create]\n`,
+        ),
         'tenants/t.yaml:10: spec.clusterResources[0]: unknown field "verbs" (expected group, kind)',
       ],
       [
@@ -215,7 +215,9 @@ describe('loadTenants', () => {
       ],
       [
         'a bad selector operator',
-        withSpec('  namespaces: [t]\n  clusterSelector:\n    matchExpressions:\n      - {key: env, operator: Is, values: [a]}\n'),
+        withSpec(
+          '  namespaces: [t]\n  clusterSelector:\n    matchExpressions:\n      - {key: env, operator: Is, values: [a]}\n',
+        ),
         'tenants/t.yaml:8: spec.clusterSelector.matchExpressions[0].operator: unknown operator "Is" (expected In, NotIn, Exists, DoesNotExist)',
       ],
       [
