@@ -104,14 +104,8 @@ export function checkTenantRender(
   );
   const sealed = rendered.objects.filter((r) => !plain.has(r.id));
   if (sealed.length === 0) return out;
-  const identities: KubeObject[] = sealed.map((r) => ({
-    apiVersion: r.apiVersion,
-    kind: r.kind,
-    metadata: r.namespace === undefined ? { name: r.name } : { name: r.name, namespace: r.namespace },
-  }));
   const sealedCtx = { ...ctx, positions: sealed, isClusterScoped: scopeOf(objects, ctx.isClusterScoped) };
-  for (const [i, identity] of identities.entries()) {
-    const ref = sealed[i] as RenderedObjectRef;
+  for (const ref of sealed) {
     const group = apiGroup(ref.apiVersion);
     if (group === RBAC && (ref.kind === 'RoleBinding' || ref.kind === 'ClusterRoleBinding')) {
       out.push(
@@ -123,7 +117,11 @@ export function checkTenantRender(
       );
       continue;
     }
-    out.push(...checkTenantObjects(tenant, [identity], sealedCtx));
+    const metadata =
+      ref.namespace === undefined ? { name: ref.name } : { name: ref.name, namespace: ref.namespace };
+    out.push(
+      ...checkTenantObjects(tenant, [{ apiVersion: ref.apiVersion, kind: ref.kind, metadata }], sealedCtx),
+    );
   }
   return out;
 }

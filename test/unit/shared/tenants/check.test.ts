@@ -149,7 +149,6 @@ describe('namespaces', () => {
     const deploy = (ns: string) => obj('apps/v1', 'Deployment', 'web', ns);
     expect(check([deploy('team-a'), deploy('team-a-dev'), deploy('team-a-')])).toEqual([]);
     expect(check([deploy('team-ab'), deploy('team-b'), deploy('xteam-a')])).toHaveLength(3);
-    const q = tenant('team-a');
     const { tenants } = loadTenants([
       {
         path: 'tenants/q.yaml',
@@ -161,7 +160,6 @@ describe('namespaces', () => {
     expect(check([deploy('team-bb')], single)).toEqual([
       'bundles/web/bundle.yaml:1: tenant "team-a" may not write into namespace "team-bb" (allowed: team-?): apps/Deployment team-bb/web',
     ]);
-    expect(q.namespaces).toHaveLength(2);
   });
 
   it('gives an object without a namespace the bundle’s default first', () => {
