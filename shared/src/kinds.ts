@@ -55,6 +55,38 @@ const CLUSTER_SCOPED: readonly string[] = [
 /** The built-in table of cluster-scoped kinds, keyed by {@link groupKind}. */
 export const CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set(CLUSTER_SCOPED);
 
+/** What a CustomResourceDefinition says of the kind it defines. */
+export interface CrdKind {
+  /** The defined kind, as {@link groupKind}: `example.com/Widget`. */
+  readonly groupKind: string;
+  readonly clusterScoped: boolean;
+  /** `spec.names.plural`, when the CRD gives it. */
+  readonly plural: string | undefined;
+}
+
+/**
+ * The kind a CustomResourceDefinition object defines, with its scope and plural; undefined
+ * for any other object or a CRD without `spec.group` and `spec.names.kind`. Renders learn
+ * the scope of custom resources from it (the policy step and the tenant checks).
+ */
+export function crdKind(object: {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly [key: string]: unknown;
+}): CrdKind | undefined {
+  if (object.kind !== 'CustomResourceDefinition' || apiGroup(object.apiVersion) !== 'apiextensions.k8s.io')
+    return undefined;
+  const spec = object.spec as
+    | { group?: unknown; names?: { kind?: unknown; plural?: unknown }; scope?: unknown }
+    | undefined;
+  if (typeof spec?.group !== 'string' || typeof spec.names?.kind !== 'string') return undefined;
+  return {
+    groupKind: groupKind(spec.group, spec.names.kind),
+    clusterScoped: spec.scope === 'Cluster',
+    plural: typeof spec.names.plural === 'string' ? spec.names.plural : undefined,
+  };
+}
+
 // Apply order, as Helm installs: namespaces and cluster-wide definitions before what uses them.
 const APPLY_ORDER: readonly string[] = [
   'Namespace',

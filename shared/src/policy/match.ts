@@ -3,7 +3,7 @@
  * (resource rules, exclusions, namespace and object selectors) as the API server reads
  * them, for objects that are about to be created or updated.
  */
-import { apiGroup, CLUSTER_SCOPED_KINDS, groupKind } from '../kinds.ts';
+import { apiGroup, CLUSTER_SCOPED_KINDS, crdKind, groupKind } from '../kinds.ts';
 import type { Labels } from '../labels.ts';
 import type { KubeObject } from '../protocol/desired-state.ts';
 import { compileSelector, type LabelMatcher, type LabelSelector } from '../selector.ts';
@@ -54,14 +54,10 @@ export function kindCatalog(objects: readonly KubeObject[]): KindCatalog {
   const plural = new Map<string, string>();
   const scope = new Map<string, boolean>();
   for (const o of objects) {
-    if (o.kind !== 'CustomResourceDefinition' || apiGroup(o.apiVersion) !== 'apiextensions.k8s.io') continue;
-    const spec = o.spec as
-      | { group?: unknown; names?: { kind?: unknown; plural?: unknown }; scope?: unknown }
-      | undefined;
-    if (typeof spec?.group !== 'string' || typeof spec.names?.kind !== 'string') continue;
-    const key = groupKind(spec.group, spec.names.kind);
-    if (typeof spec.names.plural === 'string') plural.set(key, spec.names.plural);
-    scope.set(key, spec.scope === 'Cluster');
+    const crd = crdKind(o);
+    if (!crd) continue;
+    if (crd.plural !== undefined) plural.set(crd.groupKind, crd.plural);
+    scope.set(crd.groupKind, crd.clusterScoped);
   }
   return {
     resourceOf: (apiVersion, kind) =>
