@@ -20,16 +20,17 @@ function objectName(o: ObjectDiff): string {
 /**
  * The hunks of one object as a unified diff: each line keeps its `+`, `-` or space, so the
  * change reads without colour; added and removed lines are `<ins>` and `<del>` for screen
- * readers, and their classes colour them.
+ * readers, and their classes colour them. Each line is a block (for a full-width
+ * background) without its own newline, so that copying the text gives each line once.
  */
 export function Hunks(props: { hunks: readonly DiffHunk[] }) {
   return (
     <pre class="diff-hunks">
       {props.hunks.map((h, i) => (
         <Fragment key={`${i}${h.header}`}>
-          <span class="diff-hunk-header">{`${h.header}\n`}</span>
+          <span class="diff-hunk-header">{h.header}</span>
           {h.lines.map((l, j) => {
-            const text = `${sign[l.type]}${l.text}\n`;
+            const text = `${sign[l.type]}${l.text}`;
             if (l.type === 'added')
               return (
                 <ins key={j} class="diff-line diff-line-added">

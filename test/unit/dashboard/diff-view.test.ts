@@ -97,10 +97,10 @@ describe('DiffView', () => {
     expect(words).toContain(
       'YAML diff (7 lines, lines marked - are prod-eu-1, lines marked + are prod-us-1)',
     );
-    expect(markup).toContain('<span class="diff-hunk-header">@@ -1,6 +1,6 @@\n</span>');
-    expect(markup).toContain('<del class="diff-line diff-line-removed">-  region: eu\n</del>');
-    expect(markup).toContain('<ins class="diff-line diff-line-added">+  region: us\n</ins>');
-    expect(markup).toContain('<span class="diff-line diff-line-context"> kind: ConfigMap\n</span>');
+    expect(markup).toContain('<span class="diff-hunk-header">@@ -1,6 +1,6 @@</span>');
+    expect(markup).toContain('<del class="diff-line diff-line-removed">-  region: eu</del>');
+    expect(markup).toContain('<ins class="diff-line diff-line-added">+  region: us</ins>');
+    expect(markup).toContain('<span class="diff-line diff-line-context"> kind: ConfigMap</span>');
     expect(markup).toContain('<span class="diff-change diff-change-changed">changed</span>');
   });
 
