@@ -7,7 +7,9 @@
  * clusters converging, then commits a change for env=prod only and shows that only the
  * prod clusters change, with push-to-applied times, then a SOPS-encrypted Secret that only
  * the prod clusters' agents decrypt, then a :latest image that the fleet repo's policy holds at
- * the hub. Stays up until Ctrl-C, which stops everything it started.
+ * the hub. The fleet dashboard runs against the local hub from the start (its address is
+ * printed as soon as it listens, and again once the spokes converge). Stays up until
+ * Ctrl-C, which stops everything it started.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,6 +18,9 @@ import type { FleetStatus } from '@flotilla/shared/hub';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { runCli } from '../cli/src/cli.ts';
 import { formatTable } from '../cli/src/core/output.ts';
+import { parseDashboardPort, serveDashboard } from '../cli/src/dashboard/serve.ts';
+import type { DashboardServer } from '../cli/src/dashboard/server.ts';
+import { HubClient } from '../cli/src/hub/hub-client.ts';
 import { repoRoot, startBed } from '../test/bed/src/bed.ts';
 import { LocalFleet, type LocalSpoke } from '../test/support/local-fleet.ts';
 
@@ -36,6 +41,15 @@ const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s`;
 const log = (line: string) => process.stderr.write(`[flotilla] ${line}\n`);
 const say = (line = '') => process.stdout.write(`${line}\n`);
+// 0 (unset) picks a free port; set it to keep a bookmark working from one run to the next.
+const dashboardPort = (() => {
+  try {
+    return parseDashboardPort(process.env.FLOTILLA_DASHBOARD_PORT || '0', 'FLOTILLA_DASHBOARD_PORT');
+  } catch (err) {
+    log(`failed: ${(err as Error).message}`);
+    process.exit(2);
+  }
+})();
 
 // Agents of an earlier run that was killed rather than stopped.
 mkdirSync(cliStateDir, { recursive: true, mode: 0o700 });
@@ -49,11 +63,13 @@ await runCli(['local-agent', 'stop', '--all', '--quiet'], {
 
 const bed = await startBed({ dir: join(repoRoot, '.flotilla', 'local'), clusters: names, log });
 let fleet: LocalFleet | undefined;
+let dashboard: DashboardServer | undefined;
 let stopping = false;
 async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
-    log('stopping: agents, hub, clusters, services …');
+    log('stopping: dashboard, agents, hub, clusters, services …');
+    await dashboard?.close().catch(() => undefined);
     await fleet?.stop().catch(() => undefined);
     await bed.stop();
     log('stopped; no process left behind');
@@ -82,6 +98,13 @@ try {
   });
   const adminKeyFile = join(cliStateDir, 'admin-key');
   writeFileSync(adminKeyFile, `${fleet.adminKey}\n`, { mode: 0o600 });
+  // The same server `flotilla dashboard` runs, in this process, with the local admin key.
+  dashboard = await serveDashboard({
+    hub: new HubClient({ baseUrl: fleet.hubUrl, admin: { kind: 'key', key: fleet.adminKey } }),
+    port: dashboardPort,
+    portSource: 'FLOTILLA_DASHBOARD_PORT',
+    progress: log,
+  });
 
   say();
   say(
@@ -97,9 +120,12 @@ try {
           c.server,
         ]),
         ['hub (Lambda handlers, local server)', 'flotilla', fleet.hubUrl],
+        ['dashboard (flotilla dashboard)', 'flotilla', dashboard.url],
       ],
     ).trimEnd(),
   );
+  say();
+  say(`Dashboard: ${dashboard.url}   (open it now to watch the spokes converge)`);
   say();
 
   // 1. Bootstrap: one command per spoke, run for the three at once.
@@ -113,6 +139,8 @@ try {
   say(`${elapsed()}  every cluster applied its desired state and reports Ready`);
   say();
   say(await cli(fleet, ['status']));
+  say();
+  say(`Dashboard: ${dashboard.url}`);
   say();
   say('What the Helm chart (bundle ingress) and the kustomizations (bundle shop) became on each spoke:');
   const rendered: string[][] = [];
@@ -280,6 +308,7 @@ try {
   say();
 
   say('Try it yourself (another terminal, from this directory):');
+  say(`  the dashboard: ${dashboard.url}   (\`flotilla dashboard\` with the exports below serves another)`);
   say(`  export FLOTILLA_HUB_URL=${fleet.hubUrl} FLOTILLA_ADMIN_KEY_FILE=${adminKeyFile}`);
   say(`  export FLOTILLA_STATE_DIR=${cliStateDir}`);
   say(
@@ -291,6 +320,8 @@ try {
   say('Press Ctrl-C to stop.');
 } catch (err) {
   log(`failed: ${err instanceof Error ? err.message : String(err)}`);
+  const hint = (err as { hint?: string }).hint;
+  if (hint) log(`hint: ${hint}`);
   await stop(1);
 }
 // The git server lives in this process; stay up until Ctrl-C.

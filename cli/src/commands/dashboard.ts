@@ -1,8 +1,7 @@
-import { buildDashboard } from '@flotilla/dashboard/build.ts';
 import type { Command } from '../core/command.ts';
 import { CliError } from '../core/errors.ts';
 import { ExitCode } from '../core/exit-codes.ts';
-import { startDashboardServer } from '../dashboard/server.ts';
+import { parseDashboardPort, serveDashboard } from '../dashboard/serve.ts';
 
 const loopback = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -26,13 +25,7 @@ export const dashboardCommand: Command = {
   examples: ['flotilla dashboard', 'flotilla dashboard --port 8001'],
   async run(ctx, { values }) {
     const address = values.address as string;
-    const port = Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-      throw new CliError(
-        ExitCode.Usage,
-        `--port: expected a port number from 0 to 65535, got "${values.port}"`,
-      );
-    }
+    const port = parseDashboardPort(values.port as string, '--port');
     const hub = ctx.hub();
     if (!hub.hasAdmin) {
       throw new CliError(
@@ -43,11 +36,7 @@ export const dashboardCommand: Command = {
         },
       );
     }
-    const started = Date.now();
-    ctx.progress('building the dashboard UI …');
-    const assets = await buildDashboard();
-    ctx.progress(`building the dashboard UI: done in ${Date.now() - started} ms`);
-    const server = await startDashboardServer({ hub, assets, address, port });
+    const server = await serveDashboard({ hub, address, port, progress: (line) => ctx.progress(line) });
     if (!loopback.has(address)) {
       ctx.io.stderr(
         `warning: listening on ${address}: anyone who can reach it acts on the hub with your credentials\n`,

@@ -5,11 +5,13 @@
  * checkout) and hands them in.
  */
 import { sha256Hash } from '../canonical.ts';
-import type { BundleRef, KubeObject, RenderedBundleDocument, SealedFile } from '../protocol/desired-state.ts';
+import type { BundleRef, KubeObject, RenderedBundleDocument } from '../protocol/desired-state.ts';
 import {
   fieldChanges,
   isSecret,
+  objectId,
   redactPair,
+  sealedStandIns,
   stableYaml,
   summarizeFields,
   unifiedDiff,
@@ -45,26 +47,8 @@ export function bundleSide(
       ...(doc.ignoreDifferences ? { ignoreDifferences: doc.ignoreDifferences } : {}),
       ...(doc.healthChecks ? { healthChecks: doc.healthChecks } : {}),
     },
-    objects: doc.sealed ? [...doc.objects, ...sealedStandIns(doc.sealed)] : doc.objects,
+    objects: doc.sealed ? [...doc.objects, ...sealedStandIns(doc.sealed, sha256Hash)] : doc.objects,
   };
-}
-
-/**
- * SOPS-encrypted objects as the diff shows them: their identity and a digest of their file,
- * so that a re-encrypted or changed secret shows as changed without a value, even encrypted.
- */
-function sealedStandIns(files: readonly SealedFile[]): KubeObject[] {
-  return files.flatMap((f) => {
-    const digest = sha256Hash(f.content);
-    return f.objects.map(
-      (o): KubeObject => ({
-        apiVersion: o.apiVersion,
-        kind: o.kind,
-        metadata: { name: o.name, ...(o.namespace === undefined ? {} : { namespace: o.namespace }) },
-        sopsFile: { path: f.file, digest },
-      }),
-    );
-  });
 }
 
 export type ChangeAction = 'added' | 'removed' | 'changed';
@@ -124,11 +108,6 @@ interface Located {
 function groupOf(apiVersion: string): string {
   const slash = apiVersion.indexOf('/');
   return slash < 0 ? '' : apiVersion.slice(0, slash);
-}
-
-/** An object's identity: `group/Kind/namespace/name`, as the render and the agent key objects. */
-export function objectId(o: KubeObject): string {
-  return `${groupOf(o.apiVersion)}/${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 }
 
 function byId(bundles: readonly BundleSide[]): Map<string, Located> {

@@ -14,7 +14,6 @@ export {
   diffFleet,
   type FleetDiff,
   type ObjectChange,
-  objectId,
   summarizeChanges,
 } from './fleet-diff.ts';
 export { clusterList, formatDiffMarkdown, formatDiffText, markdownLimit } from './format.ts';
@@ -22,8 +21,10 @@ export {
   type FieldChange,
   fieldChanges,
   isSecret,
+  objectId,
   redactedText,
   redactPair,
+  sealedStandIns,
   stableYaml,
   summarizeFields,
   unifiedDiff,

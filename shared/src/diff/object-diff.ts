@@ -2,10 +2,15 @@
  * One object before and after: Secret values redacted, a stable YAML form (keys sorted),
  * the unified diff of the two, and a one-line summary of what changed (an image, the
  * replicas, a Secret key, otherwise how many fields).
+ *
+ * Browser-safe (no Node built-ins): the dashboard imports it through
+ * `@flotilla/shared/object-diff`, so it masks Secrets and sealed files exactly as `flotilla diff` does.
  */
 import { createTwoFilesPatch } from 'diff';
 import { stringify } from 'yaml';
-import type { KubeObject } from '../protocol/desired-state.ts';
+import type { KubeObject, SealedFile } from '../protocol/desired-state.ts';
+
+export type { KubeObject, RenderedBundleDocument, SealedFile } from '../protocol/desired-state.ts';
 
 /** What a redacted value reads as. No digest either: a hash of a short secret can be guessed back. */
 export const redactedText = {
@@ -27,6 +32,33 @@ function isObject(v: unknown): v is JsonObject {
 function groupOf(apiVersion: string): string {
   const slash = apiVersion.indexOf('/');
   return slash < 0 ? '' : apiVersion.slice(0, slash);
+}
+
+/** An object's identity: `group/Kind/namespace/name`, as the render and the agent key objects. */
+export function objectId(o: Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>): string {
+  return `${groupOf(o.apiVersion)}/${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+}
+
+/**
+ * SOPS-encrypted objects as a diff shows them: their identity and a digest of their file
+ * (`digest` hashes the file's text), so that a re-encrypted or changed secret shows as
+ * changed without a value, not even an encrypted one.
+ */
+export function sealedStandIns(
+  files: readonly SealedFile[],
+  digest: (content: string) => string,
+): KubeObject[] {
+  return files.flatMap((f) => {
+    const fileDigest = digest(f.content);
+    return f.objects.map(
+      (o): KubeObject => ({
+        apiVersion: o.apiVersion,
+        kind: o.kind,
+        metadata: { name: o.name, ...(o.namespace === undefined ? {} : { namespace: o.namespace }) },
+        sopsFile: { path: f.file, digest: fileDigest },
+      }),
+    );
+  });
 }
 
 /** A core Secret (`v1`, kind Secret), whose `data` and `stringData` are never shown. */
