@@ -11,8 +11,10 @@ import {
   parseLabelSelector,
 } from '@flotilla/shared';
 import {
+  bundleFilterMaxLength,
   clusterHistory,
   clusterRowView,
+  clusterStatus,
   clusterView,
   deregisterCluster,
   type FieldProblem,
@@ -314,7 +316,7 @@ export async function syncRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResu
   return json(report.status === 'synced' ? 200 : 202, syncReportView(report));
 }
 
-const pagedStatusQuery = ['state', 'search', 'limit', 'cursor', 'view'] as const;
+const pagedStatusQuery = ['state', 'search', 'bundle', 'limit', 'cursor', 'view'] as const;
 
 /** The filter of `?selector=&state=&search=`, validated; every wrong part is named. */
 function statusFilterQuery(req: ApiRequest): FleetStatusFilter {
@@ -330,6 +332,23 @@ function statusFilterQuery(req: ApiRequest): FleetStatusFilter {
     ...(states.length > 0 ? { states } : {}),
     ...(search !== '' ? { search } : {}),
   };
+}
+
+/** `?bundle=`: one bundle's name, or undefined when absent. A name no cluster gets matches nothing. */
+function bundleQuery(req: ApiRequest): string | undefined {
+  const values = req.query.getAll('bundle');
+  if (values.length === 0) return undefined;
+  const name = values[0]?.trim() ?? '';
+  const problem =
+    values.length > 1
+      ? 'give one bundle'
+      : name === ''
+        ? 'expected a bundle name'
+        : name.length > bundleFilterMaxLength
+          ? `at most ${bundleFilterMaxLength} characters (a bundle name)`
+          : undefined;
+  if (problem !== undefined) throw new InvalidRequestError([{ field: 'bundle', message: problem }]);
+  return name;
 }
 
 /**
@@ -353,11 +372,13 @@ function conditionalJson<T extends { readonly generatedAt: string }>(req: ApiReq
 }
 
 /**
- * `GET /v1/admin/status[?selector=&state=&search=&limit=&cursor=&view=]`: clusters x bundles,
- * desired against applied, Offline clusters, last sync. Without `state`, `search`, `limit`
- * and `cursor` it answers every matching cluster as it always has (`flotilla status` reads
- * that); with any of them, a page in name order with `nextCursor`, `total` and a summary
- * over every match; `view=matrix` cuts each bundle to what a matrix cell shows.
+ * `GET /v1/admin/status[?selector=&state=&search=&bundle=&limit=&cursor=&view=]`: clusters x
+ * bundles, desired against applied, Offline clusters, last sync. Without `state`, `search`,
+ * `bundle`, `limit` and `cursor` it answers every matching cluster as it always has
+ * (`flotilla status` reads that); with any of them, a page in name order with `nextCursor`,
+ * `total` and a summary over every match; `bundle` keeps the clusters that get that bundle
+ * and makes `state` filter on its state there; `view=matrix` cuts each bundle to what a
+ * matrix cell shows.
  */
 export async function fleetStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
   onlyQuery(req, ['selector', ...pagedStatusQuery]);
@@ -376,8 +397,10 @@ export async function fleetStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<
   if (view !== 'full' && view !== 'matrix') {
     throw new InvalidRequestError([{ field: 'view', message: `expected "full" or "matrix", got "${view}"` }]);
   }
+  const bundle = bundleQuery(req);
   const page = await fleetStatusPage(deps, {
     ...filter,
+    ...(bundle !== undefined ? { bundle } : {}),
     offlineAfterSeconds,
     limit,
     ...(cursor !== null ? { cursor } : {}),
@@ -396,6 +419,19 @@ export async function listBundlesRoute(deps: ApiDeps, req: ApiRequest): Promise<
   return conditionalJson(
     req,
     await fleetBundles(deps, { ...filter, offlineAfterSeconds: deps.config.offlineAfterSeconds }),
+  );
+}
+
+/**
+ * `GET /v1/admin/clusters/{id}/status`: one cluster's status view, as the fleet status has it,
+ * with the same envelope (`generatedAt`, `offlineAfterSeconds`, `sync`) and ETag.
+ */
+export async function clusterStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+  onlyQuery(req, []);
+  const id = pathClusterId(req);
+  return conditionalJson(
+    req,
+    await clusterStatus(deps, id, { offlineAfterSeconds: deps.config.offlineAfterSeconds }),
   );
 }
 

@@ -1,6 +1,7 @@
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import {
   clusterHistoryRoute,
+  clusterStatusRoute,
   deregisterClusterRoute,
   fleetStatusRoute,
   getAnyBundleRoute,
@@ -55,6 +56,7 @@ const handlers: Readonly<Record<RouteId, RouteHandler>> = {
   rotateClusterToken: rotateClusterTokenRoute,
   rotateClusterKey: rotateClusterKeyRoute,
   clusterHistory: clusterHistoryRoute,
+  clusterStatus: clusterStatusRoute,
   rollbackCluster: rollbackClusterRoute,
   listRollouts: listRolloutsRoute,
   getRollout: getRolloutRoute,

@@ -78,6 +78,13 @@ export const hubRoutes = [
     body: 'none',
   },
   {
+    id: 'clusterStatus',
+    method: 'GET',
+    path: '/v1/admin/clusters/{id}/status',
+    auth: 'admin',
+    body: 'none',
+  },
+  {
     id: 'clusterHistory',
     method: 'GET',
     path: '/v1/admin/clusters/{id}/history',

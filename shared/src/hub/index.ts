@@ -1,3 +1,4 @@
+export * from './cluster-status.ts';
 export * from './clusters.ts';
 export * from './fleet-events.ts';
 export * from './health-watch.ts';

@@ -28,7 +28,10 @@ export const fleetStatusPageMax = 500;
 /** The page size when a paged request gives no `limit`. */
 export const fleetStatusPageDefault = 100;
 
-/** What `state=` may name: a cluster's worst bundle state, or `Offline` (no heartbeat in time). */
+/**
+ * What `state=` may name: a cluster's worst bundle state (or, with a bundle filter, that
+ * bundle's state on the cluster), or `Offline` (no heartbeat in time).
+ */
 export const StatusFilter = { ...BundleState, Offline: Connection.Offline } as const;
 export type StatusFilter = (typeof StatusFilter)[keyof typeof StatusFilter];
 const statusFilters: readonly string[] = Object.values(StatusFilter);
@@ -41,7 +44,15 @@ export interface FleetStatusFilter {
   readonly states?: readonly StatusFilter[];
   /** A substring of the cluster's name, case-insensitive. */
   readonly search?: string;
+  /**
+   * Only clusters whose current desired state holds this bundle; `states` then name that
+   * bundle's state on each cluster instead of the cluster's worst one ("where web is Failed").
+   */
+  readonly bundle?: string;
 }
+
+/** The longest `bundle=` accepted: a bundle's name is a directory name in the fleet repo. */
+export const bundleFilterMaxLength = 253;
 
 export interface FleetStatusPageRequest extends FleetStatusFilter {
   readonly offlineAfterSeconds: number;
@@ -59,6 +70,8 @@ export interface FleetStatusPage extends Omit<FleetStatus, 'clusters'> {
   readonly nextCursor: string | null;
   /** How many clusters match the filter (all pages together). */
   readonly total: number;
+  /** The bundle filtered on, when the request gave one. */
+  readonly bundle?: string;
 }
 
 /**
@@ -90,11 +103,10 @@ interface CursorBody {
 
 function filterKey(filter: FleetStatusFilter): string {
   const states = [...(filter.states ?? [])].sort().join(',');
-  return hash(
-    'sha256',
-    JSON.stringify([filter.selector ?? '', states, filter.search ?? '']),
-    'base64url',
-  ).slice(0, 16);
+  // The bundle joins the digest only when given, so cursors made without one keep working.
+  const parts = [filter.selector ?? '', states, filter.search ?? ''];
+  if (filter.bundle !== undefined) parts.push(filter.bundle);
+  return hash('sha256', JSON.stringify(parts), 'base64url').slice(0, 16);
 }
 
 /**
@@ -131,7 +143,7 @@ export function decodeStatusCursor(cursor: string, filter: FleetStatusFilter): s
   }
   if (b.q !== filterKey(filter)) {
     throw bad(
-      'made for another selector, state or search: keep the filter while paging, or start again without a cursor',
+      'made for another selector, state, search or bundle: keep the filter while paging, or start again without a cursor',
     );
   }
   return b.after;
@@ -156,15 +168,20 @@ interface ClusterBrief {
   readonly counts: Readonly<Record<string, number>>;
   /** Bundles not Ready, with their effective state. */
   readonly issues: Readonly<Record<string, string>>;
-  /** Each bundle's name, state and whether it is paused, when the full status was read (a stale digest). */
-  readonly bundles?: readonly {
-    readonly name: string;
-    readonly state: BundleState;
-    readonly paused: boolean;
-  }[];
+  /** Its bundles, when the full status was read (a stale digest) or {@link withBundles} filled them in. */
+  readonly bundles?: readonly BriefBundle[];
 }
 
-/** Whether a cluster passes the state filter (any of the states given). */
+/** One bundle of a cluster in brief: its name, effective state and whether it is paused. */
+interface BriefBundle {
+  readonly name: string;
+  readonly state: BundleState;
+  readonly paused: boolean;
+}
+
+type BundledBrief = ClusterBrief & { readonly bundles: readonly BriefBundle[] };
+
+/** Whether a cluster passes the state filter (any of the states given), `state` being the one filtered on. */
 function matchesStates(
   brief: Pick<ClusterBrief, 'state' | 'connection'>,
   states?: readonly StatusFilter[],
@@ -173,6 +190,43 @@ function matchesStates(
   return states.some((s) =>
     s === StatusFilter.Offline ? brief.connection === Connection.Offline : brief.state === s,
   );
+}
+
+/**
+ * The briefs with each cluster's bundles filled in. Which bundles a cluster gets comes from
+ * one manifest per distinct list of references (`head.refsHash`: clusters given the same
+ * bundles share it), and each bundle's state from the cluster's digest (Ready unless listed
+ * among its issues). A brief read in full (a stale digest) keeps the bundles it has.
+ */
+async function withBundles(
+  ports: Pick<FleetStatusPorts, 'desiredStates'>,
+  briefs: readonly ClusterBrief[],
+): Promise<BundledBrief[]> {
+  const refsOf = new Map<string, readonly { readonly name: string; readonly paused: boolean }[]>();
+  const representatives = new Map<string, string>();
+  for (const b of briefs)
+    if (!b.bundles && b.record.head && !representatives.has(b.record.head.refsHash))
+      representatives.set(b.record.head.refsHash, b.record.id);
+  await inParallel([...representatives], async ([refsHash, clusterId]) => {
+    const stored = await ports.desiredStates.current(clusterId);
+    const manifest = stored ? parseDesiredState(JSON.parse(stored.manifest)) : undefined;
+    refsOf.set(
+      refsHash,
+      (manifest?.bundles ?? []).map((r) => ({ name: r.name, paused: r.paused })),
+    );
+  });
+  return briefs.map((b) => {
+    if (b.bundles) return b as BundledBrief;
+    const refs = b.record.head ? (refsOf.get(b.record.head.refsHash) ?? []) : [];
+    return {
+      ...b,
+      bundles: refs.map((r) => ({
+        name: r.name,
+        state: (b.issues[r.name] as BundleState | undefined) ?? BundleState.Ready,
+        paused: r.paused,
+      })),
+    };
+  });
 }
 
 async function inParallel<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
@@ -192,6 +246,8 @@ async function inParallel<T>(items: readonly T[], work: (item: T) => Promise<voi
  *    against an earlier desired state (a sync moved the head, and the agent has not
  *    reported since), or none at all, is stale: that cluster's full status is read, and
  *    its digest kept for the next listing.
+ * 3. With a bundle filter, keep the clusters that get the bundle ({@link withBundles}: one
+ *    manifest read per distinct list of references), and filter on its state there.
  *
  * Reading every cluster's full status costs two requests per cluster (about 20 s for
  * 10,000 clusters on DynamoDB Local); the digests make it one scan (bench:status).
@@ -248,7 +304,14 @@ async function fleetBriefs(
       bundles: view.bundles.map((b) => ({ name: b.name, state: b.state, paused: b.paused })),
     };
   });
-  return briefs.filter((b) => matchesStates(b, filter.states));
+  const { bundle } = filter;
+  if (bundle === undefined) return briefs.filter((b) => matchesStates(b, filter.states));
+  return (await withBundles(ports, briefs)).filter((b) => {
+    const cell = b.bundles.find((x) => x.name === bundle);
+    return (
+      cell !== undefined && matchesStates({ state: cell.state, connection: b.connection }, filter.states)
+    );
+  });
 }
 
 function zeroStates(): Record<BundleState, number> {
@@ -312,6 +375,7 @@ export async function fleetStatusPage(
     clusters,
     nextCursor: rest.length > onPage.length && last ? encodeStatusCursor(last.record.id, request) : null,
     rollouts: await activeRollouts(ports.rollouts),
+    ...(request.bundle !== undefined ? { bundle: request.bundle } : {}),
   };
 }
 
@@ -340,9 +404,7 @@ export interface FleetBundles {
  * file and its count per state: the columns of a clusters x bundles matrix. A bundle no
  * cluster gets has no column (a broken one shows among the sync's errors instead).
  *
- * Which bundles a cluster gets comes from one manifest per distinct list of references
- * (`head.refsHash`: clusters given the same bundles share it), and each bundle's state from
- * the cluster's digest (Ready unless listed among its issues).
+ * Which bundles a cluster gets, and in which state, comes from {@link withBundles}.
  */
 export async function fleetBundles(
   ports: FleetStatusPorts,
@@ -350,21 +412,10 @@ export async function fleetBundles(
 ): Promise<FleetBundles> {
   const now = ports.now();
   const syncRead = ports.syncState.get();
-  const briefs = await fleetBriefs(ports, request, request.offlineAfterSeconds, now);
-  // One manifest per distinct list of references.
-  const refsOf = new Map<string, readonly { readonly name: string; readonly paused: boolean }[]>();
-  const representatives = new Map<string, string>();
-  for (const b of briefs)
-    if (!b.bundles && b.record.head && !representatives.has(b.record.head.refsHash))
-      representatives.set(b.record.head.refsHash, b.record.id);
-  await inParallel([...representatives], async ([refsHash, clusterId]) => {
-    const stored = await ports.desiredStates.current(clusterId);
-    const manifest = stored ? parseDesiredState(JSON.parse(stored.manifest)) : undefined;
-    refsOf.set(
-      refsHash,
-      (manifest?.bundles ?? []).map((r) => ({ name: r.name, paused: r.paused })),
-    );
-  });
+  const briefs = await withBundles(
+    ports,
+    await fleetBriefs(ports, request, request.offlineAfterSeconds, now),
+  );
   const byName = new Map<string, { clusters: number; paused: number; states: Record<BundleState, number> }>();
   const count = (name: string, state: BundleState, paused: boolean) => {
     let entry = byName.get(name);
@@ -376,12 +427,7 @@ export async function fleetBundles(
     entry.states[state]++;
     if (paused) entry.paused++;
   };
-  for (const b of briefs) {
-    if (b.bundles) for (const x of b.bundles) count(x.name, x.state, x.paused);
-    else if (b.record.head)
-      for (const r of refsOf.get(b.record.head.refsHash) ?? [])
-        count(r.name, (b.issues[r.name] as BundleState | undefined) ?? BundleState.Ready, r.paused);
-  }
+  for (const b of briefs) for (const x of b.bundles) count(x.name, x.state, x.paused);
   const sync = await syncRead;
   return {
     generatedAt: now.toISOString(),

@@ -315,6 +315,35 @@ describe('hub API through the local server (DynamoDB Local, ElasticMQ, git serve
     };
     expect(axis.bundles.map((b) => b.name)).toEqual(expect.arrayContaining(bundles.map((b) => b.name)));
     expect(axis.bundles.reduce((n, b) => n + (b.states.Drifted ?? 0), 0)).toBe(1);
+
+    // One bundle's clusters, with state= naming that bundle's state on each.
+    const drifted = manifest?.bundles[0]?.name as string;
+    const byBundle = (await (
+      await api.admin(`/v1/admin/status?bundle=${encodeURIComponent(drifted)}&state=Drifted,Failed`)
+    ).json()) as { total: number; bundle: string; clusters: { id: string }[] };
+    expect(byBundle).toMatchObject({ total: 1, bundle: drifted });
+    expect(byBundle.clusters.map((c) => c.id)).toEqual([prodEu]);
+    expect((await (await api.admin('/v1/admin/status?bundle=no-such-bundle')).json()).total).toBe(0);
+
+    // One cluster's status: its view from the fleet status, with an ETag of its own.
+    const oneRes = await api.admin(`/v1/admin/clusters/${prodEu}/status`);
+    expect(oneRes.status).toBe(200);
+    const one = (await oneRes.json()) as {
+      cluster: unknown;
+      sync: { commit: string };
+      offlineAfterSeconds: number;
+    };
+    expect(one.cluster).toEqual(mine);
+    expect(one.sync.commit).toBe(status.sync.commit);
+    const oneEtag = oneRes.headers.get('etag') ?? '';
+    expect(oneEtag).toMatch(/^"fs-/);
+    expect(
+      (await api.admin(`/v1/admin/clusters/${prodEu}/status`, { headers: { 'if-none-match': oneEtag } }))
+        .status,
+    ).toBe(304);
+    const unknown = await api.admin('/v1/admin/clusters/no-such-cluster/status');
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe('not_found');
   });
 
   it('names every bad field of a status report', async () => {
@@ -381,6 +410,7 @@ describe('hub API through the local server (DynamoDB Local, ElasticMQ, git serve
       ['POST', '/v1/admin/clusters'],
       ['POST', '/v1/admin/sync'],
       ['GET', '/v1/admin/status'],
+      ['GET', `/v1/admin/clusters/${prodEu}/status`],
       ['POST', '/v1/admin/preview'],
       ['DELETE', `/v1/admin/clusters/${prodEu}`],
     ] as const) {

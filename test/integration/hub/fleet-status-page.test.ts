@@ -1,10 +1,12 @@
 import {
   type ClusterRecord,
+  clusterStatus,
   decodeStatusCursor,
   fleetBundles,
   fleetStatusPage,
   hubTableNames,
   InvalidRequestError,
+  NotFoundError,
   parseStatusReport,
   recordClusterStatus,
   type StatusPorts,
@@ -186,5 +188,117 @@ describe('fleet status pages on DynamoDB Local', () => {
     await clusters.recordStatusDigest(id(3), { ...older, etag: `e-${id(3)}-9` }, true);
     expect((await clusters.get(id(3)))?.statusDigest?.etag).toBe(`e-${id(3)}-9`);
     await clusters.recordStatusDigest(id(3), fresh as NonNullable<typeof fresh>);
+  });
+
+  it("filters by bundle from one manifest per list of references, state= naming that bundle's state", async () => {
+    // Three clusters given another list of references: cache and web.
+    const mix = (i: number) => `mix-${i}`;
+    for (let i = 0; i < 3; i++) {
+      await clusters.create({
+        id: mix(i),
+        labels: { env: 'prod' },
+        tokenHash: 't',
+        registeredAt: now.toISOString(),
+      });
+      const text = JSON.stringify({
+        apiVersion: 'flotilla.dev/v1alpha1',
+        kind: 'DesiredState',
+        cluster: mix(i),
+        generation: 1,
+        commit: 'c1',
+        bundles: ['cache', 'web'].map((name) => ({
+          name,
+          hash: h(name === 'cache' ? 'c' : 'a'),
+          namespace: 'default',
+          dependsOn: [],
+          driftPolicy: 'warn',
+          paused: false,
+        })),
+      });
+      await desiredStates.commit(
+        { ...manifest(mix(i), 1, h('d')), manifest: text, etag: `e-${mix(i)}-1`, refsHash: 'r-mix' },
+        undefined,
+      );
+      const record = await clusters.get(mix(i));
+      if (!record) throw new Error(mix(i));
+      await recordClusterStatus(
+        { ...ports, statuses } as unknown as StatusPorts,
+        record,
+        parseStatusReport({
+          apiVersion: 'flotilla.dev/v1alpha1',
+          kind: 'ClusterStatus',
+          agentVersion: '0.1.0',
+          appliedGeneration: 1,
+          bundles: [
+            i === 0
+              ? {
+                  name: 'cache',
+                  state: 'Drifted',
+                  hash: h('c'),
+                  generation: 1,
+                  drift: [{ object: 'apps/Deployment/default/cache', fields: ['spec.replicas'] }],
+                }
+              : { name: 'cache', state: 'Ready', hash: h('c'), generation: 1 },
+            i === 1
+              ? { name: 'web', state: 'Failed', hash: h('a'), generation: 1, message: 'boom' }
+              : { name: 'web', state: 'Ready', hash: h('a'), generation: 1 },
+          ],
+        }),
+      );
+    }
+    let manifestReads = 0;
+    const counted = {
+      ...ports,
+      desiredStates: {
+        ...desiredStates,
+        current: (clusterId: string) => {
+          manifestReads++;
+          return desiredStates.current(clusterId);
+        },
+      } as typeof desiredStates,
+    };
+    statusReads = 0;
+    // edge-001, edge-005, ... are Failed through db, but web is Ready on them.
+    const webFailed = await fleetStatusPage(counted, {
+      offlineAfterSeconds,
+      limit: 10,
+      bundle: 'web',
+      states: ['Failed'],
+    });
+    expect(webFailed.clusters.map((c) => c.id)).toEqual([mix(1)]);
+    expect(webFailed.total).toBe(1);
+    expect(webFailed.summary.clusterStates.Failed).toBe(1);
+    expect(webFailed.bundle).toBe('web');
+    // Three lists of references (db at two revisions, and cache+web), then the page's one cluster.
+    expect(manifestReads).toBe(3 + 1);
+    expect(statusReads).toBe(1);
+
+    const page = (bundle: string, more = {}) =>
+      fleetStatusPage(ports, { offlineAfterSeconds, bundle, ...more });
+    expect((await page('db', { limit: 1 })).total).toBe(count);
+    expect((await page('db', { limit: 1, states: ['Failed'] })).total).toBe(15);
+    expect((await page('db', { states: ['Pending'] })).clusters.map((c) => c.id)).toEqual([id(2)]);
+    expect((await page('cache', { states: ['Drifted'] })).clusters.map((c) => c.id)).toEqual([mix(0)]);
+    expect(await page('nope', { limit: 5 })).toMatchObject({ total: 0, clusters: [], nextCursor: null });
+
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const p = await page('web', { states: ['Ready'], limit: 25, ...(cursor ? { cursor } : {}) });
+      expect(p.total).toBe(count + 2);
+      seen.push(...p.clusters.map((c) => c.id));
+      cursor = p.nextCursor ?? undefined;
+      if (cursor) expect(() => decodeStatusCursor(cursor as string, { states: ['Ready'] })).toThrow(/bundle/);
+    } while (cursor);
+    expect(seen).toEqual([...Array.from({ length: count }, (_, i) => id(i)), mix(0), mix(2)]);
+  });
+
+  it("gives one cluster's status view as the fleet status has it", async () => {
+    const page = await fleetStatusPage(ports, { offlineAfterSeconds, search: id(1) });
+    const one = await clusterStatus(ports, id(1), { offlineAfterSeconds });
+    expect(one.cluster).toEqual(page.clusters[0]);
+    expect(one.cluster.bundles[0]).toMatchObject({ name: 'db', state: 'Failed', message: 'boom' });
+    expect(one).toMatchObject({ offlineAfterSeconds, sync: { commit: 'c1', errors: [] } });
+    await expect(clusterStatus(ports, 'edge-999', { offlineAfterSeconds })).rejects.toThrow(NotFoundError);
   });
 });

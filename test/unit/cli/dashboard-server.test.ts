@@ -144,6 +144,20 @@ describe('flotilla dashboard server', () => {
     expect(hub.seen[0]?.headers['if-none-match']).toBe('"s1"');
   });
 
+  it("forwards the Bundle and Cluster pages' reads as they are, query and If-None-Match included", async () => {
+    const { hub, dashboard } = await setUp();
+    for (const path of [
+      '/v1/admin/status?bundle=web&state=Failed&view=matrix&limit=100',
+      '/v1/admin/clusters/prod-eu-1/status',
+    ]) {
+      await fetch(`${dashboard.url}api${path}`, { headers: { ...api, 'if-none-match': '"c1"' } });
+    }
+    expect(hub.seen.map((r) => [r.method, r.url, r.headers['if-none-match']])).toEqual([
+      ['GET', '/v1/admin/status?bundle=web&state=Failed&view=matrix&limit=100', '"c1"'],
+      ['GET', '/v1/admin/clusters/prod-eu-1/status', '"c1"'],
+    ]);
+  });
+
   it('forwards a POST with its body', async () => {
     const { hub, dashboard } = await setUp();
     const res = await fetch(`${dashboard.url}api/v1/admin/rollouts/web/pause`, {

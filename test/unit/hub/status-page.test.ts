@@ -1,13 +1,17 @@
 import { compileSelector, parseLabelSelector } from '@flotilla/shared';
 import {
   type ClusterStatusView,
+  clusterStatus,
   decodeStatusCursor,
   encodeStatusCursor,
   fleetBundles,
+  fleetStatus,
   fleetStatusPage,
   InvalidRequestError,
+  NotFoundError,
   parseStatusReport,
   recordClusterStatus,
+  type StatusFilter,
   type StoredDesiredState,
 } from '@flotilla/shared/hub';
 import type { Context } from 'aws-lambda';
@@ -41,7 +45,8 @@ function manifest(cluster: string, generation: number, bundles: readonly string[
     clusterId: cluster,
     generation,
     etag: `e-${cluster}-${generation}`,
-    refsHash: 'r',
+    // Clusters given the same bundles share their list of references, as a sync stores them.
+    refsHash: `r-${bundles.join(',')}`,
     commit: 'c1',
     manifest: JSON.stringify(m),
     signature: 's',
@@ -233,6 +238,179 @@ describe('fleet status, a page at a time', () => {
   });
 });
 
+/**
+ * The fleet of {@link fleet}, and x-0..x-2 with `cache` and `web` (another list of
+ * references): web Failed on x-1, cache Drifted on x-0. All online.
+ */
+async function mixedFleet(n: number, viaReports = true) {
+  const deps = await fleet(n, viaReports);
+  for (let i = 0; i < 3; i++) {
+    const id = `x-${i}`;
+    await addCluster(deps.clusters, id, { env: 'prod' });
+    await deps.desiredStates.commit(manifest(id, 1, ['cache', 'web']), undefined);
+    await deps.clusters.recordHeartbeat(id, { at: seen(10), agentVersion: '0.1.0' });
+    const cell = (name: string, state: string) => ({
+      name,
+      state,
+      hash: h('a'),
+      generation: 1,
+      ...(state === 'Failed' ? { message: 'boom' } : {}),
+      ...(state === 'Drifted'
+        ? { drift: [{ object: 'apps/Deployment/default/cache', fields: ['spec'] }] }
+        : {}),
+    });
+    const bundles = [cell('cache', i === 0 ? 'Drifted' : 'Ready'), cell('web', i === 1 ? 'Failed' : 'Ready')];
+    if (viaReports) {
+      const record = await deps.clusters.get(id);
+      if (!record) throw new Error(id);
+      await recordClusterStatus(
+        deps,
+        record,
+        parseStatusReport(statusReport({ appliedGeneration: 1, bundles })),
+      );
+      await deps.clusters.recordHeartbeat(id, { at: seen(10), agentVersion: '0.1.0' });
+    } else {
+      await deps.statuses.apply({
+        clusterId: id,
+        summary: { appliedGeneration: 1 },
+        put: bundles.map(
+          ({ name, ...b }) => ({ bundle: name, ...b, since: seen(60), updatedAt: seen(60) }) as never,
+        ),
+        remove: [],
+      });
+    }
+  }
+  return deps;
+}
+
+describe('fleet status filtered by bundle', () => {
+  const c = (...ns: number[]) => ns.map((i) => `c-${String(i).padStart(2, '0')}`);
+
+  it('keeps the clusters that get the bundle, and counts only those', async () => {
+    const deps = await mixedFleet(12);
+    const db = await fleetStatusPage(deps, { offlineAfterSeconds, bundle: 'db' });
+    expect(ids(db.clusters)).toEqual(c(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11));
+    expect(db.total).toBe(12);
+    expect(db.bundle).toBe('db');
+    expect(db.summary).toMatchObject({ clusters: 12, offline: 3 });
+    expect(db.summary.clusterStates).toMatchObject({ Failed: 4, Ready: 8, Drifted: 0 });
+    const cache = await fleetStatusPage(deps, { offlineAfterSeconds, bundle: 'cache' });
+    expect(ids(cache.clusters)).toEqual(['x-0', 'x-1', 'x-2']);
+    expect(cache.summary.clusterStates).toMatchObject({ Drifted: 1, Failed: 1, Ready: 1 });
+    expect(cache.summary.bundleStates).toMatchObject({ Ready: 4, Drifted: 1, Failed: 1 });
+    const web = await fleetStatusPage(deps, { offlineAfterSeconds, bundle: 'web' });
+    expect(web.total).toBe(15);
+    // Without a bundle filter nothing changes in the answer.
+    expect(await fleetStatusPage(deps, { offlineAfterSeconds })).not.toHaveProperty('bundle');
+  });
+
+  it("filters state= on that bundle's state, not the cluster's worst", async () => {
+    const deps = await mixedFleet(12);
+    const page = (bundle: string, states: StatusFilter[], more = {}) =>
+      fleetStatusPage(deps, { offlineAfterSeconds, bundle, states, ...more });
+    // c-00, c-03, ... are Failed through db, but web is Ready on them.
+    expect(ids((await page('web', ['Failed'])).clusters)).toEqual(['x-1']);
+    const webReady = await page('web', ['Ready']);
+    expect(ids(webReady.clusters)).toEqual([...c(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11), 'x-0', 'x-2']);
+    expect(webReady.summary.clusterStates).toMatchObject({ Failed: 4, Drifted: 1, Ready: 9 });
+    expect(ids((await page('db', ['Failed'])).clusters)).toEqual(c(0, 3, 6, 9));
+    expect(ids((await page('cache', ['Drifted', 'Failed'])).clusters)).toEqual(['x-0']);
+    // Offline is still the cluster's connection; the filters compose with AND.
+    expect(ids((await page('db', ['Offline'])).clusters)).toEqual(c(0, 5, 10));
+    const matcher = compileSelector(parseLabelSelector('env=prod'));
+    const prod = await page('db', ['Failed'], { selector: 'env=prod', matcher, search: 'C-0' });
+    expect(ids(prod.clusters)).toEqual(c(0, 6));
+    expect(prod.total).toBe(2);
+  });
+
+  it('matches nothing for a bundle no cluster gets', async () => {
+    const deps = await mixedFleet(4);
+    const page = await fleetStatusPage(deps, { offlineAfterSeconds, bundle: 'nope', limit: 10 });
+    expect(page).toMatchObject({ total: 0, clusters: [], nextCursor: null, bundle: 'nope' });
+    expect(page.summary.clusters).toBe(0);
+  });
+
+  it('pages with cursors bound to the bundle', async () => {
+    const deps = await mixedFleet(12);
+    const seenIds: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await fleetStatusPage(deps, {
+        offlineAfterSeconds,
+        bundle: 'web',
+        states: ['Ready'],
+        limit: 4,
+        ...(cursor ? { cursor } : {}),
+      });
+      expect(page.total).toBe(14);
+      seenIds.push(...ids(page.clusters));
+      cursor = page.nextCursor ?? undefined;
+      if (cursor) {
+        for (const other of [{ states: ['Ready' as const] }, { states: ['Ready' as const], bundle: 'db' }])
+          expect(() => decodeStatusCursor(cursor as string, other)).toThrow(/or bundle/);
+      }
+    } while (cursor);
+    expect(seenIds).toEqual([...c(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11), 'x-0', 'x-2']);
+  });
+
+  it('reads one manifest per list of references, and answers as reading every status would', async () => {
+    const reported = await mixedFleet(12);
+    const raw = await mixedFleet(12, false);
+    let manifests = 0;
+    let statuses = 0;
+    const current = reported.desiredStates.current.bind(reported.desiredStates);
+    reported.desiredStates.current = async (id: string) => {
+      manifests++;
+      return current(id);
+    };
+    const get = reported.statuses.get.bind(reported.statuses);
+    reported.statuses.get = async (id: string) => {
+      statuses++;
+      return get(id);
+    };
+    const query = {
+      offlineAfterSeconds,
+      bundle: 'web',
+      states: ['Ready' as const, 'Failed' as const],
+      limit: 3,
+    };
+    const digested = await fleetStatusPage(reported, query);
+    // Two lists of references (db+web, cache+web), then the page's three clusters.
+    expect(manifests).toBe(2 + 3);
+    expect(statuses).toBe(3);
+    const full = await fleetStatusPage(raw, query);
+    expect(digested.total).toBe(15);
+    expect(digested.total).toBe(full.total);
+    expect(digested.summary).toEqual(full.summary);
+    expect(ids(digested.clusters)).toEqual(ids(full.clusters));
+  });
+});
+
+describe('one cluster status', () => {
+  it('is the view the cluster has in the fleet status, with the same envelope', async () => {
+    const deps = await mixedFleet(6);
+    const fleetView = await fleetStatus(deps, { offlineAfterSeconds });
+    for (const id of ['c-03', 'x-0']) {
+      const one = await clusterStatus(deps, id, { offlineAfterSeconds });
+      expect(one.cluster).toEqual(fleetView.clusters.find((v) => v.id === id));
+      expect(one).toMatchObject({
+        generatedAt: now.toISOString(),
+        offlineAfterSeconds,
+        sync: fleetView.sync,
+      });
+    }
+    await addCluster(deps.clusters, 'new-1', {});
+    expect((await clusterStatus(deps, 'new-1', { offlineAfterSeconds })).cluster).toMatchObject({
+      id: 'new-1',
+      connection: 'Offline',
+      desired: null,
+      bundles: [],
+      inSync: false,
+    });
+    await expect(clusterStatus(deps, 'nope', { offlineAfterSeconds })).rejects.toThrow(NotFoundError);
+  });
+});
+
 describe('status digests kept with the cluster records', () => {
   it('keeps a digest per report, and pages from the digests, reading the full status of the page alone', async () => {
     const raw = await fleet(12, false);
@@ -378,10 +556,109 @@ describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
       ['limit=0', 'limit'],
       ['page=2', 'page'],
       ['view=wide', 'view'],
+      ['bundle=', 'bundle'],
+      ['bundle=%20', 'bundle'],
+      ['bundle=web&bundle=db', 'bundle'],
+      [`bundle=${'b'.repeat(254)}`, 'bundle'],
+      [`cursor=${encodeStatusCursor('c-01', {})}&bundle=web`, 'cursor'],
     ] as const) {
       const res = await get(deps, `/v1/admin/status?${query}`);
       expect(res.statusCode, query).toBe(400);
       expect((res.json.error as { field?: string }).field, query).toBe(field);
     }
+    // The bundles' listing takes no bundle filter.
+    const bundles = await get(deps, '/v1/admin/bundles?bundle=web');
+    expect(bundles.statusCode).toBe(400);
+    expect((bundles.json.error as { field?: string }).field).toBe('bundle');
+  });
+
+  it("filters a page by bundle, state= naming that bundle's state", async () => {
+    const deps = await mixedFleet(6);
+    const res = await get(deps, '/v1/admin/status?bundle=web&state=Failed&view=matrix');
+    expect(res.statusCode).toBe(200);
+    expect(res.json).toMatchObject({ total: 1, bundle: 'web', nextCursor: null });
+    const rows = res.json.clusters as { id: string; bundles: Record<string, unknown>[] }[];
+    expect(rows.map((r) => r.id)).toEqual(['x-1']);
+    expect(rows[0]?.bundles.find((b) => b.name === 'web')).toMatchObject({
+      state: 'Failed',
+      message: 'boom',
+    });
+    // bundle= alone asks for a page; a name no cluster gets matches nothing.
+    const db = await get(deps, '/v1/admin/status?bundle=db');
+    expect(db.json).toMatchObject({ total: 6, nextCursor: null });
+    const none = await get(deps, '/v1/admin/status?bundle=nope');
+    expect(none.statusCode).toBe(200);
+    expect(none.json).toMatchObject({ total: 0, clusters: [] });
+    // The bundle is part of the cursor: web is on 9 clusters, 4 a page.
+    const first = await get(deps, '/v1/admin/status?bundle=web&limit=4');
+    const next = first.json.nextCursor as string;
+    expect(
+      (await get(deps, `/v1/admin/status?bundle=web&limit=4&cursor=${next}`)).json.clusters,
+    ).toHaveLength(4);
+    expect((await get(deps, `/v1/admin/status?bundle=db&limit=4&cursor=${next}`)).statusCode).toBe(400);
+  });
+});
+
+describe('GET /v1/admin/clusters/{id}/status over HTTP', () => {
+  const context = { awsRequestId: 'lambda-request' } as Context;
+  let n = 0;
+  async function get(
+    deps: ReturnType<typeof fakeApiDeps>,
+    url: string,
+    headers: Record<string, string> = {},
+  ) {
+    const e = toApiGatewayEvent({
+      method: 'GET',
+      url,
+      headers: { authorization: `Bearer ${adminKey}`, ...headers },
+      body: Buffer.from(''),
+      sourceIp: '127.0.0.1',
+      requestId: `one-${++n}`,
+      now,
+    });
+    const res = await createApiHandler(deps)(e, context);
+    return { ...res, json: (res.body ? JSON.parse(res.body) : {}) as Record<string, unknown> };
+  }
+
+  it("answers the cluster's view from the fleet status, with an ETag and 304", async () => {
+    const deps = await fleet(4);
+    const whole = await get(deps, '/v1/admin/status');
+    const res = await get(deps, '/v1/admin/clusters/c-03/status');
+    expect(res.statusCode).toBe(200);
+    expect(res.json).toEqual({
+      generatedAt: now.toISOString(),
+      offlineAfterSeconds: whole.json.offlineAfterSeconds,
+      sync: whole.json.sync,
+      cluster: (whole.json.clusters as ClusterStatusView[]).find((c) => c.id === 'c-03'),
+    });
+    const etag = res.headers?.etag as string;
+    expect(etag).toMatch(/^"fs-[A-Za-z0-9_-]{32}"$/);
+    expect(res.headers?.['cache-control']).toBe('no-cache');
+    const again = await get(deps, '/v1/admin/clusters/c-03/status', { 'if-none-match': etag });
+    expect(again.statusCode).toBe(304);
+    expect(again.body ?? '').toBe('');
+    // Another cluster changing leaves this one's ETag alone; its own change does not.
+    await setState(deps, 'c-02', 'Failed');
+    expect((await get(deps, '/v1/admin/clusters/c-03/status', { 'if-none-match': etag })).statusCode).toBe(
+      304,
+    );
+    await setState(deps, 'c-03', 'Ready');
+    const changed = await get(deps, '/v1/admin/clusters/c-03/status', { 'if-none-match': etag });
+    expect(changed.statusCode).toBe(200);
+    expect(changed.headers?.etag).not.toBe(etag);
+    expect((changed.json.cluster as ClusterStatusView).state).toBe('Ready');
+  });
+
+  it('answers 404 for an unknown cluster and 400 for a wrong name or query', async () => {
+    const deps = await fleet(2);
+    const missing = await get(deps, '/v1/admin/clusters/nope/status');
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json.error).toMatchObject({ code: 'not_found', message: 'cluster "nope" not found' });
+    const badName = await get(deps, '/v1/admin/clusters/Not_A_Name/status');
+    expect(badName.statusCode).toBe(400);
+    expect((badName.json.error as { field?: string }).field).toBe('id');
+    const query = await get(deps, '/v1/admin/clusters/c-01/status?view=matrix');
+    expect(query.statusCode).toBe(400);
+    expect((query.json.error as { field?: string }).field).toBe('view');
   });
 });
