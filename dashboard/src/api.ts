@@ -19,6 +19,7 @@ import type {
   RolloutCommandResult,
   RolloutView,
 } from '@flotilla/shared/hub';
+import type { RenderedBundleDocument } from '@flotilla/shared/object-diff';
 
 /** Sent with every call: the server refuses API calls without it (a page elsewhere cannot add it). */
 const dashboardHeader = { 'x-flotilla-dashboard': '1' } as const;
@@ -76,13 +77,6 @@ export interface PageQuery {
   readonly limit: number;
 }
 
-/** A stored rendered bundle as the hub answers it (the parts the dashboard shows). */
-export interface RenderedBundleAnswer {
-  readonly objects?: readonly Record<string, unknown>[];
-  readonly sealed?: readonly { readonly file?: string; readonly digest?: string }[];
-  readonly [key: string]: unknown;
-}
-
 /** Whether the last call reached the hub: `null` when it answered, else why not. */
 export type Heard =
   | { readonly at: number; readonly error: null }
@@ -98,7 +92,7 @@ export interface DashboardApi {
   /** The bundle references of a cluster's current desired state (name and hash). */
   clusterBundles(id: string): Promise<readonly { readonly name: string; readonly hash: string }[]>;
   /** A stored rendered bundle by hash. */
-  renderedBundle(hash: string): Promise<RenderedBundleAnswer>;
+  renderedBundle(hash: string): Promise<RenderedBundleDocument>;
   rollouts(): Promise<readonly RolloutView[]>;
   rolloutCommand(bundle: string, command: RolloutCommand): Promise<RolloutCommandResult>;
   /** Targeting of one bundle at the repo tip, without the rendered objects. */
@@ -198,7 +192,7 @@ export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input
       return (manifest.bundles ?? []).map((b) => ({ name: b.name, hash: b.hash }));
     },
     async renderedBundle(hash) {
-      return json<RenderedBundleAnswer>(await call('GET', `/v1/admin/bundles/${seg(hash)}`));
+      return json<RenderedBundleDocument>(await call('GET', `/v1/admin/bundles/${seg(hash)}`));
     },
     async rollouts() {
       return (await json<{ rollouts: RolloutView[] }>(await call('GET', '/v1/admin/rollouts'))).rollouts;

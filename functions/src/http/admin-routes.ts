@@ -316,7 +316,7 @@ export async function syncRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResu
   return json(report.status === 'synced' ? 200 : 202, syncReportView(report));
 }
 
-const pagedStatusQuery = ['state', 'search', 'bundle', 'limit', 'cursor', 'view'] as const;
+const pagedStatusQuery = ['state', 'search', 'bundle', 'limit', 'cursor', 'offset', 'view'] as const;
 
 /** The filter of `?selector=&state=&search=`, validated; every wrong part is named. */
 function statusFilterQuery(req: ApiRequest): FleetStatusFilter {
@@ -372,7 +372,7 @@ function conditionalJson<T extends { readonly generatedAt: string }>(req: ApiReq
 }
 
 /**
- * `GET /v1/admin/status[?selector=&state=&search=&bundle=&limit=&cursor=&view=]`: clusters x
+ * `GET /v1/admin/status[?selector=&state=&search=&bundle=&limit=&cursor=&offset=&view=]`: clusters x
  * bundles, desired against applied, Offline clusters, last sync. Without `state`, `search`,
  * `bundle`, `limit` and `cursor` it answers every matching cluster as it always has
  * (`flotilla status` reads that); with any of them, a page in name order with `nextCursor`,
@@ -393,6 +393,16 @@ export async function fleetStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<
   }
   const limit = positiveIntQuery(req, 'limit', fleetStatusPageMax) ?? fleetStatusPageDefault;
   const cursor = req.query.get('cursor');
+  const offsetText = req.query.get('offset');
+  const offset = offsetText === '0' ? 0 : positiveIntQuery(req, 'offset');
+  if (offset !== undefined && cursor !== null) {
+    throw new InvalidRequestError([
+      {
+        field: 'offset',
+        message: 'give either cursor (walking pages) or offset (jumping to a row), not both',
+      },
+    ]);
+  }
   const view = req.query.get('view') ?? 'full';
   if (view !== 'full' && view !== 'matrix') {
     throw new InvalidRequestError([{ field: 'view', message: `expected "full" or "matrix", got "${view}"` }]);
@@ -404,6 +414,7 @@ export async function fleetStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<
     offlineAfterSeconds,
     limit,
     ...(cursor !== null ? { cursor } : {}),
+    ...(offset ? { offset } : {}),
   });
   if (view === 'full') return conditionalJson(req, page);
   return conditionalJson(req, { ...page, clusters: page.clusters.map(clusterRowView) });

@@ -148,6 +148,27 @@ describe('fleet status, a page at a time', () => {
     expect(new Set(seenIds).size).toBe(25);
   });
 
+  it('jumps to a row with offset, the same rows walking the cursors reaches', async () => {
+    const deps = await fleet(25);
+    const all = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 100 });
+    const jumped = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 10, offset: 20 });
+    expect(ids(jumped.clusters)).toEqual(ids(all.clusters).slice(20));
+    expect(jumped.total).toBe(25);
+    expect(jumped.nextCursor).toBeNull();
+    const middle = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 5, offset: 10 });
+    expect(ids(middle.clusters)).toEqual(ids(all.clusters).slice(10, 15));
+    // Its cursor goes on from there.
+    const next = await fleetStatusPage(deps, {
+      offlineAfterSeconds,
+      limit: 5,
+      cursor: middle.nextCursor as string,
+    });
+    expect(ids(next.clusters)).toEqual(ids(all.clusters).slice(15, 20));
+    const past = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 5, offset: 99 });
+    expect(past.clusters).toEqual([]);
+    expect(past.total).toBe(25);
+  });
+
   it('stays stable while clusters change state and register between pages', async () => {
     const deps = await fleet(20);
     const first = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 8, states: ['Failed'] });
@@ -491,6 +512,16 @@ describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
     return { ...res, json: (res.body ? JSON.parse(res.body) : {}) as Record<string, unknown> };
   }
 
+  it('jumps with offset over HTTP; offset=0 is the first page', async () => {
+    const deps = await fleet(7);
+    const first = await get(deps, '/v1/admin/status?offset=0&limit=3');
+    expect(first.statusCode).toBe(200);
+    expect(ids(first.json.clusters as ClusterStatusView[])).toEqual(['c-00', 'c-01', 'c-02']);
+    const later = await get(deps, '/v1/admin/status?offset=5&limit=3&view=matrix');
+    expect(ids(later.json.clusters as ClusterStatusView[])).toEqual(['c-05', 'c-06']);
+    expect(later.json.total).toBe(7);
+  });
+
   it('keeps the whole answer without paging parameters, and pages with them', async () => {
     const deps = await fleet(7);
     const whole = await get(deps, '/v1/admin/status');
@@ -561,6 +592,9 @@ describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
       ['bundle=web&bundle=db', 'bundle'],
       [`bundle=${'b'.repeat(254)}`, 'bundle'],
       [`cursor=${encodeStatusCursor('c-01', {})}&bundle=web`, 'cursor'],
+      ['offset=-1', 'offset'],
+      ['offset=ten', 'offset'],
+      [`offset=5&cursor=${encodeStatusCursor('c-01', {})}`, 'offset'],
     ] as const) {
       const res = await get(deps, `/v1/admin/status?${query}`);
       expect(res.statusCode, query).toBe(400);
