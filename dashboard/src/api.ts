@@ -185,10 +185,9 @@ export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input
       return json<ClusterHistory>(await call('GET', `/v1/admin/clusters/${seg(id)}/history?limit=25`));
     },
     async clusterBundles(id) {
-      const state = await json<{ manifest: string }>(
+      const { manifest } = await json<{ manifest: { bundles?: { name: string; hash: string }[] } }>(
         await call('GET', `/v1/admin/clusters/${seg(id)}/desired-state`),
       );
-      const manifest = JSON.parse(state.manifest) as { bundles?: { name: string; hash: string }[] };
       return (manifest.bundles ?? []).map((b) => ({ name: b.name, hash: b.hash }));
     },
     async renderedBundle(hash) {

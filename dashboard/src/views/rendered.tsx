@@ -18,20 +18,13 @@ export function objectName(o: { apiVersion?: unknown; kind?: unknown; metadata?:
 }
 
 /**
- * An object as the page may show it: a Secret's values are replaced by a note of their
- * length, so the dashboard never puts a secret on a screen (or in a screenshot).
+ * An object as the page may show it: a Secret's values are replaced by `(hidden)`, so the
+ * dashboard never puts a secret (or its length) on a screen or in a screenshot.
  */
 export function shownObject(o: Record<string, unknown>): Record<string, unknown> {
   if (o.kind !== 'Secret' || String(o.apiVersion ?? '') !== 'v1') return o;
   const hide = (m: unknown) =>
-    m && typeof m === 'object'
-      ? Object.fromEntries(
-          Object.keys(m).map((k) => [
-            k,
-            `(hidden: ${String((m as Record<string, unknown>)[k]).length} characters)`,
-          ]),
-        )
-      : m;
+    m && typeof m === 'object' ? Object.fromEntries(Object.keys(m).map((k) => [k, '(hidden)'])) : m;
   return {
     ...o,
     ...(o.data !== undefined ? { data: hide(o.data) } : {}),
