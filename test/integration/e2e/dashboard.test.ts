@@ -37,7 +37,7 @@ const staged = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: staged\ndata
 /** Set FLOTILLA_SCREENSHOTS to a folder to have the tests save a screenshot of each view there (docs/dashboard.md shows them). */
 const screenshots = process.env.FLOTILLA_SCREENSHOTS;
 async function shoot(page: Page, name: string): Promise<void> {
-  if (screenshots) await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: false });
+  if (screenshots) await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
 }
 
 let fleet: LocalFleet;
