@@ -30,6 +30,7 @@ import {
   GenerationReason,
   type Labels,
   type RolloutStore,
+  type StoredDesiredState,
 } from './ports.ts';
 import {
   type RolloutDocument,
@@ -716,6 +717,17 @@ export async function clusterStatusView(
     readDesired ? ports.desiredStates.current(cluster.id) : Promise.resolve(undefined),
     ports.statuses.get(cluster.id),
   ]);
+  return statusViewOf(cluster, stored, status, now, offlineAfterSeconds);
+}
+
+/** A cluster's status view from what was read: its current desired state and its agent's last report. */
+function statusViewOf(
+  cluster: ClusterRecord,
+  stored: StoredDesiredState | undefined,
+  status: Awaited<ReturnType<ClusterStatusStore['get']>>,
+  now: Date,
+  offlineAfterSeconds: number,
+): ClusterStatusView {
   const manifest = stored ? parseDesiredState(JSON.parse(stored.manifest)) : undefined;
   const reported = new Map((status?.bundles ?? []).map((b) => [b.bundle, b]));
   const bundles: BundleStatusView[] = (manifest?.bundles ?? []).map((ref) => {
@@ -802,6 +814,29 @@ export async function refreshStatusDigest(
   const view = await clusterStatusView(ports, record, ports.now(), 0, true);
   const digest = statusDigestOf(view);
   if (!sameDigest(cluster.statusDigest, digest)) await ports.clusters.recordStatusDigest(cluster.id, digest);
+}
+
+/**
+ * Keeps a fresh status digest on a cluster's record right after a sync committed its new
+ * desired state (`stored`), so that the next fleet listing reads the digest instead of the
+ * cluster's full status: without it, the first listing after a fleet-wide change reads
+ * every cluster (bench:status --stale). One read (the agent's last report; the desired
+ * state is the one just written) and a write that loses to a report's fresher digest.
+ * Best effort: a failure costs the next listing a read, never the sync.
+ */
+export async function digestAfterCommit(
+  ports: Pick<FleetStatusPorts, 'clusters' | 'statuses' | 'now'>,
+  cluster: ClusterRecord,
+  stored: StoredDesiredState,
+): Promise<void> {
+  if (!ports.clusters.recordStatusDigest) return;
+  try {
+    const status = await ports.statuses.get(cluster.id);
+    const digest = statusDigestOf(statusViewOf(cluster, stored, status, ports.now(), 0));
+    await ports.clusters.recordStatusDigest(cluster.id, digest, true);
+  } catch {
+    // The listing works a stale digest out again.
+  }
 }
 
 /** A sync report as the API sends it: errors carry their `file:line: message` text. */
