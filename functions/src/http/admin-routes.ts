@@ -13,13 +13,13 @@ import {
 import {
   bundleFilterMaxLength,
   clusterHistory,
-  clusterRowView,
   clusterStatus,
   clusterView,
   deregisterCluster,
   type FieldProblem,
   type FleetStatusFilter,
   fleetBundles,
+  fleetMatrixPage,
   fleetStatus,
   fleetStatusPage,
   fleetStatusPageDefault,
@@ -408,16 +408,18 @@ export async function fleetStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<
     throw new InvalidRequestError([{ field: 'view', message: `expected "full" or "matrix", got "${view}"` }]);
   }
   const bundle = bundleQuery(req);
-  const page = await fleetStatusPage(deps, {
+  const request = {
     ...filter,
     ...(bundle !== undefined ? { bundle } : {}),
     offlineAfterSeconds,
     limit,
     ...(cursor !== null ? { cursor } : {}),
     ...(offset ? { offset } : {}),
-  });
-  if (view === 'full') return conditionalJson(req, page);
-  return conditionalJson(req, { ...page, clusters: page.clusters.map(clusterRowView) });
+  };
+  return conditionalJson(
+    req,
+    view === 'full' ? await fleetStatusPage(deps, request) : await fleetMatrixPage(deps, request),
+  );
 }
 
 /**

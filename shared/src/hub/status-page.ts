@@ -7,7 +7,8 @@ import { hash } from 'node:crypto';
 import { parseDesiredState } from '../desired-state.ts';
 import { BundleState } from '../protocol/status.ts';
 import type { LabelMatcher } from '../selector.ts';
-import type { ClusterRecord } from './ports.ts';
+import { pinView } from './clusters.ts';
+import type { ClusterRecord, ClusterStatusDigest } from './ports.ts';
 import {
   activeRollouts,
   type BundleStatusView,
@@ -175,6 +176,8 @@ interface ClusterBrief {
   readonly issues: Readonly<Record<string, string>>;
   /** Its bundles, when the full status was read (a stale digest) or {@link withBundles} filled them in. */
   readonly bundles?: readonly BriefBundle[];
+  /** The digest, when it is fresh and says every bundle is up to date and Ready: a matrix row needs no read then. */
+  readonly allReady?: ClusterStatusDigest;
 }
 
 /** One bundle of a cluster in brief: its name, effective state and whether it is paused. */
@@ -287,6 +290,7 @@ async function fleetBriefs(
           digest.allReady,
         counts: digest.counts,
         issues: digest.issues,
+        ...(digest.allReady ? { allReady: digest } : {}),
       };
     } else stale.push(i);
   });
@@ -324,13 +328,7 @@ function zeroStates(): Record<BundleState, number> {
 }
 
 /**
- * One page of the fleet status.
- *
- * 1. Work out every matching cluster in brief ({@link fleetBriefs}), in name order.
- * 2. Count them all into the summary and the total.
- * 3. Read the full status only of the clusters on the page: after the cursor, the first
- *    `limit`. The page's views are read after the briefs, so a cluster whose state
- *    changed in between shows its newer state (it was filtered by the one before).
+ * One page of the fleet status ({@link pageOf}): each cluster on the page read in full.
  *
  * @throws {InvalidRequestError} naming `cursor` when the cursor is not one for this filter.
  */
@@ -338,6 +336,83 @@ export async function fleetStatusPage(
   ports: FleetStatusPorts,
   request: FleetStatusPageRequest,
 ): Promise<FleetStatusPage> {
+  return pageOf(ports, request, (onPage, now) =>
+    readAll(onPage, (b) => clusterStatusView(ports, b.record, now, request.offlineAfterSeconds)),
+  );
+}
+
+/**
+ * One page of the fleet as matrix rows (`view=matrix`, {@link clusterRowView}). A cluster
+ * whose fresh digest says every bundle is up to date and Ready needs no read of its own:
+ * its row is its record, its digest and its list of references (one manifest per distinct
+ * list on the page). Only the others (a bundle not Ready, a stale digest) are read in full,
+ * so a page of a healthy fleet costs one or two reads instead of two per cluster.
+ */
+export async function fleetMatrixPage(
+  ports: FleetStatusPorts,
+  request: FleetStatusPageRequest,
+): Promise<Omit<FleetStatusPage, 'clusters'> & { readonly clusters: readonly ClusterRowView[] }> {
+  return pageOf(ports, request, async (onPage, now) => {
+    const ready = await withBundles(
+      ports,
+      onPage.filter((b) => b.allReady),
+    );
+    const readyRows = new Map(ready.map((b) => [b.record.id, b]));
+    return readAll(onPage, async (b) => {
+      const brief = readyRows.get(b.record.id);
+      const digest = brief?.allReady;
+      const head = b.record.head;
+      if (!brief || !digest || !head)
+        return clusterRowView(await clusterStatusView(ports, b.record, now, request.offlineAfterSeconds));
+      return {
+        id: b.record.id,
+        labels: b.record.labels,
+        connection: b.connection,
+        lastHeartbeatAt: b.record.lastHeartbeatAt ?? null,
+        agentVersion: b.record.agentVersion ?? null,
+        kubeVersion: b.record.kubeVersion ?? null,
+        state: BundleState.Ready,
+        desired: { generation: head.generation, commit: head.commit, etag: head.etag },
+        appliedGeneration: digest.appliedGeneration,
+        inSync: b.inSync,
+        bundles: brief.bundles.map((x) =>
+          x.paused
+            ? { name: x.name, state: BundleState.Ready, upToDate: true, paused: true }
+            : { name: x.name, state: BundleState.Ready },
+        ),
+        pins: (b.record.pins ?? []).map(pinView),
+      };
+    });
+  });
+}
+
+async function readAll<T>(
+  briefs: readonly ClusterBrief[],
+  read: (brief: ClusterBrief) => Promise<T>,
+): Promise<T[]> {
+  const out: T[] = new Array(briefs.length);
+  await inParallel(
+    briefs.map((b, i) => ({ b, i })),
+    async ({ b, i }) => {
+      out[i] = await read(b);
+    },
+  );
+  return out;
+}
+
+/**
+ * One page of the fleet: every matching cluster in brief ({@link fleetBriefs}), counted
+ * into the summary and the total; then the page's rows (after the cursor or offset, the
+ * first `limit`) read by `rows`. The rows are read after the briefs, so a cluster whose
+ * state changed in between shows its newer state (it was filtered by the one before).
+ *
+ * @throws {InvalidRequestError} naming `cursor` when the cursor is not one for this filter.
+ */
+async function pageOf<Row>(
+  ports: FleetStatusPorts,
+  request: FleetStatusPageRequest,
+  rows: (onPage: readonly ClusterBrief[], now: Date) => Promise<readonly Row[]>,
+): Promise<Omit<FleetStatusPage, 'clusters'> & { readonly clusters: readonly Row[] }> {
   const after = request.cursor === undefined ? undefined : decodeStatusCursor(request.cursor, request);
   const limit = Math.min(request.limit ?? Number.POSITIVE_INFINITY, fleetStatusPageMax);
   const now = ports.now();
@@ -360,13 +435,7 @@ export async function fleetStatusPage(
         ? briefs.slice(request.offset)
         : briefs;
   const onPage = request.limit === undefined ? rest : rest.slice(0, limit);
-  const clusters: ClusterStatusView[] = new Array(onPage.length);
-  await inParallel(
-    onPage.map((b, i) => ({ b, i })),
-    async ({ b, i }) => {
-      clusters[i] = await clusterStatusView(ports, b.record, now, request.offlineAfterSeconds);
-    },
-  );
+  const clusters = await rows(onPage, now);
   const last = onPage.at(-1);
   const sync = await syncRead;
   return {

@@ -94,7 +94,7 @@ describe(`the dashboard on a fleet of ${size} clusters x ${bundles} bundles`, ()
     console.info(`first view of ${size} clusters: ${firstViewMs} ms (goal 2000 ms: npm run bench:dashboard)`);
     await annotate(`first view: ${firstViewMs} ms`);
     expect(await shownClusters(page)).toContain(statusFleetClusterId(0));
-    expect(await countsLine(page)).toMatch(/\bof 10[,.\u202f ]?000 clusters\b/);
+    expect(await countsLine(page)).toMatch(/\b10[,.\u202f ]?000 clusters\b/);
     expect(await rowsInDom(page)).toBeLessThan(100);
     expect(firstViewMs).toBeLessThan(firstViewBoundMs);
     await page.close();

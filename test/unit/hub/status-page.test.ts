@@ -1,10 +1,12 @@
 import { compileSelector, parseLabelSelector } from '@flotilla/shared';
 import {
   type ClusterStatusView,
+  clusterRowView,
   clusterStatus,
   decodeStatusCursor,
   encodeStatusCursor,
   fleetBundles,
+  fleetMatrixPage,
   fleetStatus,
   fleetStatusPage,
   InvalidRequestError,
@@ -167,6 +169,50 @@ describe('fleet status, a page at a time', () => {
     const past = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 5, offset: 99 });
     expect(past.clusters).toEqual([]);
     expect(past.total).toBe(25);
+  });
+
+  it('builds the matrix rows of Ready clusters from their digests: the same rows, reads only for the others', async () => {
+    const deps = await fleet(12);
+    // A paused bundle and a rollback pin still show on rows built without a read.
+    const records = (deps.clusters as unknown as { records: Map<string, Record<string, unknown>> }).records;
+    const record = records.get('c-01');
+    if (!record) throw new Error('c-01');
+    records.set('c-01', {
+      ...record,
+      pins: [
+        {
+          bundle: 'web',
+          ref: null,
+          planned: null,
+          fromGeneration: 1,
+          generation: 1,
+          pinnedBy: 'test',
+          pinnedAt: now.toISOString(),
+        },
+      ],
+    });
+    for (const query of [
+      { offlineAfterSeconds, limit: 12 },
+      { offlineAfterSeconds, limit: 5, offset: 3 },
+      { offlineAfterSeconds, limit: 12, bundle: 'web' },
+      { offlineAfterSeconds, limit: 12, states: ['Ready' as const] },
+    ]) {
+      const full = await fleetStatusPage(deps, query);
+      let reads = 0;
+      const get = deps.statuses.get.bind(deps.statuses);
+      deps.statuses.get = async (id: string) => {
+        reads++;
+        return get(id);
+      };
+      const matrix = await fleetMatrixPage(deps, query);
+      deps.statuses.get = get;
+      const { clusters, ...rest } = matrix;
+      const { clusters: _full, ...fullRest } = full;
+      expect(rest).toEqual(fullRest);
+      expect(clusters).toEqual(full.clusters.map(clusterRowView));
+      // Only clusters with a bundle that is not Ready were read (every third one fails db).
+      expect(reads).toBe(full.clusters.filter((c) => c.state !== 'Ready').length);
+    }
   });
 
   it('stays stable while clusters change state and register between pages', async () => {
