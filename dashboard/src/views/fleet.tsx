@@ -66,6 +66,14 @@ export function FleetView(props: {
   const names = columns?.bundles.map((b) => b.name) ?? columnsOfRows(paged);
   const latest = paged.latest;
   const errors = latest?.sync?.errors ?? [];
+  // A bundle with errors at the synced commit is held: its cells show the last good revision.
+  const heldBundles = new Map<string, string>();
+  for (const e of errors)
+    if (e.bundle)
+      heldBundles.set(
+        e.bundle,
+        `${heldBundles.get(e.bundle) ?? 'held at its last good revision:'}\n${e.text}`,
+      );
   const set = (patch: Partial<FleetFilter>) => props.onFilter({ ...filter, ...patch });
   const problem = paged.problem;
   const filterError = !check.ok
@@ -171,6 +179,12 @@ export function FleetView(props: {
               {names.map((b) => (
                 <th scope="col" key={b}>
                   <a href={formatRoute({ view: 'bundle', name: b })}>{b}</a>
+                  {heldBundles.has(b) && (
+                    <>
+                      {' '}
+                      <StateBadge state="Held" title={heldBundles.get(b)} />
+                    </>
+                  )}
                 </th>
               ))}
             </tr>

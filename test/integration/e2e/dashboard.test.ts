@@ -142,6 +142,10 @@ describe('the dashboard in a browser, on a real hub and spoke', () => {
         { timeout: 30_000 },
       )
       .toMatch(/bundles\/notes\/bundle\.yaml:4: paused/);
+    // Its column says it is held, and its cell keeps the state of the revision in force.
+    await expect
+      .poll(() => page.locator('.matrix thead th', { hasText: 'notes' }).textContent(), { timeout: 10_000 })
+      .toContain('Held');
     await fleet.push('fix notes', (repo) => repo.write('bundles/notes/bundle.yaml', notesYaml));
     await page.close();
   }, 90_000);
