@@ -12,6 +12,7 @@ import {
   type RolloutCommandResult,
   type RolloutDocument,
   rolloutView,
+  type StatusScope,
 } from '@flotilla/shared/hub';
 import { RolloutCommand, RolloutCommandError } from '@flotilla/shared/rollout';
 import type { ApiDeps } from './deps.ts';
@@ -24,9 +25,13 @@ function storeOf(deps: ApiDeps) {
 }
 
 /** `GET /v1/admin/rollouts`: every bundle's rollout, newest state first by bundle name. */
-export async function listRolloutsRoute(deps: ApiDeps, _req: ApiRequest): Promise<ApiResult> {
+export async function listRolloutsRoute(
+  deps: ApiDeps,
+  _req: ApiRequest,
+  scope?: Pick<StatusScope, 'ownsBundle'>,
+): Promise<ApiResult> {
   const store = storeOf(deps);
-  const heads = await store.list();
+  const heads = (await store.list()).filter((h) => !scope || scope.ownsBundle(h.bundle));
   const rollouts = [];
   for (const head of heads) {
     const stored = await store.get(head.bundle);

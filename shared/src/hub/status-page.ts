@@ -18,9 +18,12 @@ import {
   type FleetStatus,
   type FleetStatusPorts,
   InvalidRequestError,
+  type StatusScope,
+  scopeClusterView,
   stateSeverity,
   statusDigestOf,
   syncView,
+  worstState,
 } from './status.ts';
 
 /** The most clusters one page holds. */
@@ -49,6 +52,11 @@ export interface FleetStatusFilter {
    * bundle's state on each cluster instead of the cluster's worst one ("where web is Failed").
    */
   readonly bundle?: string;
+  /**
+   * Only the clusters the scope allows, each with only the scope's bundles: its state,
+   * counts and whether it is in sync are worked out over those (a tenant's view).
+   */
+  readonly scope?: StatusScope;
 }
 
 /** The longest `bundle=` accepted: a bundle's name is a directory name in the fleet repo. */
@@ -160,6 +168,7 @@ const viewConcurrency = 32;
 /** Whether a cluster's record passes the parts of the filter that need no status read. */
 function recordMatches(record: ClusterRecord, filter: FleetStatusFilter, needle: string): boolean {
   if (needle !== '' && !record.id.toLowerCase().includes(needle)) return false;
+  if (filter.scope && !filter.scope.allowsCluster(record.labels)) return false;
   return filter.matcher ? filter.matcher(record.labels) : true;
 }
 
@@ -169,6 +178,8 @@ interface ClusterBrief {
   readonly state: BundleState;
   readonly connection: Connection;
   readonly inSync: boolean;
+  /** Whether its agent applied the desired generation. */
+  readonly applied: boolean;
   /** Bundles by effective state. */
   readonly counts: Readonly<Record<string, number>>;
   /** Bundles not Ready, with their effective state. */
@@ -275,7 +286,15 @@ async function fleetBriefs(
     const connection = connectionAt(record.lastHeartbeatAt, now, offlineAfterSeconds);
     const digest = record.statusDigest;
     if (!record.head) {
-      briefs[i] = { record, state: BundleState.Ready, connection, inSync: false, counts: {}, issues: {} };
+      briefs[i] = {
+        record,
+        state: BundleState.Ready,
+        connection,
+        inSync: false,
+        applied: false,
+        counts: {},
+        issues: {},
+      };
     } else if (digest && digest.etag === record.head.etag) {
       briefs[i] = {
         record,
@@ -285,6 +304,7 @@ async function fleetBriefs(
           connection === Connection.Online &&
           digest.appliedGeneration === record.head.generation &&
           digest.allReady,
+        applied: digest.appliedGeneration === record.head.generation,
         counts: digest.counts,
         issues: digest.issues,
       };
@@ -304,19 +324,43 @@ async function fleetBriefs(
       state: view.state,
       connection: view.connection,
       inSync: view.inSync,
+      applied: view.desired !== null && view.appliedGeneration === view.desired.generation,
       counts: digest.counts,
       issues: digest.issues,
       bundles: view.bundles.map((b) => ({ name: b.name, state: b.state, paused: b.paused })),
     };
   });
-  const { bundle } = filter;
-  if (bundle === undefined) return briefs.filter((b) => matchesStates(b, filter.states));
-  return (await withBundles(ports, briefs)).filter((b) => {
+  const { bundle, scope } = filter;
+  const scoped = scope ? (await withBundles(ports, briefs)).map((b) => scopeBrief(b, scope)) : briefs;
+  if (bundle === undefined) return scoped.filter((b) => matchesStates(b, filter.states));
+  return (await withBundles(ports, scoped)).filter((b) => {
     const cell = b.bundles.find((x) => x.name === bundle);
     return (
       cell !== undefined && matchesStates({ state: cell.state, connection: b.connection }, filter.states)
     );
   });
+}
+
+/** A brief cut to the scope's bundles, as {@link scopeClusterView} cuts a view. */
+function scopeBrief(brief: BundledBrief, scope: StatusScope): BundledBrief {
+  const bundles = brief.bundles.filter((b) => scope.ownsBundle(b.name));
+  const counts: Record<string, number> = {};
+  const issues: Record<string, string> = {};
+  for (const b of bundles) {
+    counts[b.state] = (counts[b.state] ?? 0) + 1;
+    if (b.state !== BundleState.Ready) issues[b.name] = b.state;
+  }
+  return {
+    ...brief,
+    bundles,
+    counts,
+    issues,
+    state: worstState(bundles.map((b) => b.state)),
+    inSync:
+      brief.connection === Connection.Online &&
+      brief.applied &&
+      bundles.every((b) => b.state === BundleState.Ready),
+  };
 }
 
 function zeroStates(): Record<BundleState, number> {
@@ -364,7 +408,8 @@ export async function fleetStatusPage(
   await inParallel(
     onPage.map((b, i) => ({ b, i })),
     async ({ b, i }) => {
-      clusters[i] = await clusterStatusView(ports, b.record, now, request.offlineAfterSeconds);
+      const view = await clusterStatusView(ports, b.record, now, request.offlineAfterSeconds);
+      clusters[i] = request.scope ? scopeClusterView(view, request.scope) : view;
     },
   );
   const last = onPage.at(-1);
@@ -372,7 +417,7 @@ export async function fleetStatusPage(
   return {
     generatedAt: now.toISOString(),
     offlineAfterSeconds: request.offlineAfterSeconds,
-    sync: syncView(sync),
+    sync: syncView(sync, request.scope),
     summary: {
       clusters: briefs.length,
       online,
@@ -384,7 +429,7 @@ export async function fleetStatusPage(
     total: briefs.length,
     clusters,
     nextCursor: rest.length > onPage.length && last ? encodeStatusCursor(last.record.id, request) : null,
-    rollouts: await activeRollouts(ports.rollouts),
+    rollouts: await activeRollouts(ports.rollouts, request.scope),
     ...(request.bundle !== undefined ? { bundle: request.bundle } : {}),
   };
 }
