@@ -1,4 +1,9 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ExitCode } from '../../../cli/src/core/exit-codes.ts';
+import { runFlotilla } from '../../support/cli-run.ts';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
 import { type ApiHub, errorOf, startApiHub } from './local-hub.ts';
 
@@ -136,5 +141,55 @@ describe('tenant admin keys through the local hub (DynamoDB Local, real HTTP)', 
     expect(res.status).toBe(401);
     expect((await errorOf(res)).message).toBe('the tenant key is not valid (unknown or revoked)');
     expect(JSON.stringify(api.logLines)).not.toContain(key.split('.')[1]);
+  });
+});
+
+describe('flotilla with a tenant key, against the same hub', () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'flotilla-tenant-cli-'));
+  const asAdmin = (args: string[]) =>
+    runFlotilla({ hubUrl: api.url, adminKey: api.adminKey, stateDir }, args);
+
+  it('creates, lists and revokes keys as the platform admin, and scopes status, rollouts and sync by the key', async () => {
+    const created = await asAdmin(['tenant', 'key', 'create', 'team-a', '--description', 'cli']);
+    expect(created.code).toBe(ExitCode.Ok);
+    const key = created.stdout.trim();
+    expect(key).toMatch(/^flt_t_team-a\./);
+    const asTenant = (args: string[], env: Record<string, string> = {}) =>
+      runFlotilla({ hubUrl: api.url, adminKey: key, stateDir }, args, env);
+
+    const listed = await asAdmin(['tenant', 'key', 'list', 'team-a', '-o', 'json']);
+    const ids = listed.json<{ tenantKeys: { id: string; description: string }[] }>().tenantKeys;
+    const mine = ids.find((k) => k.description === 'cli');
+    expect(mine).toBeDefined();
+
+    const status = await asTenant(['status', '-o', 'json']);
+    expect(status.code).toBe(ExitCode.Ok);
+    expect(status.json<{ clusters: { id: string }[] }>().clusters.map((c) => c.id)).toEqual([
+      'ta-eu',
+      'ta-us',
+    ]);
+
+    const sync = await asTenant(['sync', '-o', 'json']);
+    expect(sync.code).toBe(ExitCode.Ok);
+    expect(sync.json<{ commit: string }>().commit).toBe(repo.git('rev-parse', 'HEAD'));
+
+    const pause = await asTenant(['rollout', 'pause', 'web']);
+    expect(pause.code).toBe(ExitCode.Unauthorized);
+    expect(pause.stderr).toContain('tenant "team-a" may not act on bundle "web"');
+
+    const other = await asTenant(['status'], { FLOTILLA_TENANT: 'team-b' });
+    expect(other.code).toBe(ExitCode.Config);
+    expect(other.stderr).toContain(
+      'FLOTILLA_TENANT names tenant "team-b", but the admin key is a key of tenant "team-a"',
+    );
+
+    // The platform admin reads a tenant's view with --tenant.
+    const scoped = await asAdmin(['status', '--tenant', 'team-a', '-o', 'json']);
+    expect(scoped.json<{ clusters: { id: string }[] }>().clusters).toHaveLength(2);
+
+    expect((await asAdmin(['tenant', 'key', 'revoke', 'team-a', mine?.id ?? ''])).code).toBe(ExitCode.Ok);
+    const after = await asTenant(['status']);
+    expect(after.code).toBe(ExitCode.Unauthorized);
+    expect(after.stderr).toContain('the tenant key is not valid (unknown or revoked)');
   });
 });
