@@ -63,7 +63,8 @@ describe('tenant admins in AWS (IAM)', () => {
     const api = resourcesOfType(hub, 'AWS::Lambda::Function').find(({ id }) =>
       id.startsWith('HubApiFunction'),
     );
-    const vars = (api?.props.Environment as { Variables: Record<string, CfnValue> }).Variables;
+    const vars =
+      (api?.props.Environment as { Variables: Record<string, CfnValue> } | undefined)?.Variables ?? {};
     const text = vars.FLOTILLA_TENANT_PRINCIPALS as string;
     expect(JSON.parse(text)).toEqual({ 'team-a': [teamARole, teamAUser], 'team-b': [teamBRole] });
     const config = loadConfig({
@@ -117,7 +118,7 @@ describe('tenant admins in AWS (IAM)', () => {
       id.startsWith('HubApiFunction'),
     );
     expect(
-      (api?.props.Environment as { Variables: Record<string, CfnValue> }).Variables
+      (api?.props.Environment as { Variables: Record<string, CfnValue> } | undefined)?.Variables
         .FLOTILLA_TENANT_PRINCIPALS,
     ).toBeUndefined();
   });
