@@ -21,7 +21,7 @@ export type RouteBody = 'none' | 'json' | 'raw';
 export interface RouteSpec {
   readonly id: string;
   readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
-  /** API Gateway syntax: `{name}` is one path segment. */
+  /** API Gateway syntax: `{name}` is one path segment, `{name+}` (last only) the rest of the path. */
   readonly path: string;
   readonly auth: RouteAuth;
   readonly body: RouteBody;
@@ -189,17 +189,20 @@ export const hubRoutes = [
     auth: 'tenant',
     body: 'none',
   },
+  // A tenant's bundles are `<source>/<bundle>`: sent as `team-a%2Fweb`, but API Gateway's HTTP
+  // API decodes the path before routing, so the name takes the rest of the path (`{bundle+}`);
+  // a command is its last segment (`team-a/web/pause`).
   {
     id: 'tenantRollout',
     method: 'GET',
-    path: '/v1/tenants/{tenant}/rollouts/{bundle}',
+    path: '/v1/tenants/{tenant}/rollouts/{bundle+}',
     auth: 'tenant',
     body: 'none',
   },
   {
     id: 'tenantRolloutCommand',
     method: 'POST',
-    path: '/v1/tenants/{tenant}/rollouts/{bundle}/{command}',
+    path: '/v1/tenants/{tenant}/rollouts/{bundle+}',
     auth: 'tenant',
     body: 'none',
   },
@@ -229,10 +232,10 @@ const compiled: readonly CompiledRoute[] = hubRoutes.map((route) => {
   const source = route.path
     .split('/')
     .map((segment) => {
-      const param = /^\{([A-Za-z]+)\}$/.exec(segment);
+      const param = /^\{([A-Za-z]+)(\+?)\}$/.exec(segment);
       if (!param) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
       names.push(param[1] as string);
-      return '([^/]+)';
+      return param[2] === '+' ? '(.+)' : '([^/]+)';
     })
     .join('/');
   return { route, pattern: new RegExp(`^${source}$`), names };

@@ -7,6 +7,7 @@
  */
 import {
   createTenantKey,
+  InvalidRequestError,
   listTenantKeys,
   NotFoundError,
   parsePreviewRequest,
@@ -171,14 +172,28 @@ export async function tenantRolloutsRoute(deps: Deps, req: ApiRequest): Promise<
   return listRolloutsRoute(deps, req, await scopeOf(deps, req));
 }
 
-/** `GET /v1/tenants/{tenant}/rollouts/{bundle}`: one of its bundles' rollout. */
+/** `GET /v1/tenants/{tenant}/rollouts/{bundle}`: one of its bundles' rollout (`team-a/web`, in one or two segments). */
 export async function tenantRolloutRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
   checkBundle(await scopeOf(deps, req), req.params.bundle ?? '');
   return getRolloutRoute(deps, req);
 }
 
-/** `POST /v1/tenants/{tenant}/rollouts/{bundle}/{command}`: pause, resume, promote or abort one of its rollouts. */
+/**
+ * `POST /v1/tenants/{tenant}/rollouts/{bundle}/{command}`: pause, resume, promote or abort
+ * one of its rollouts. The route takes the rest of the path; the command is its last segment.
+ */
 export async function tenantRolloutCommandRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  checkBundle(await scopeOf(deps, req), req.params.bundle ?? '');
-  return rolloutCommandRoute(deps, req);
+  const rest = req.params.bundle ?? '';
+  const slash = rest.lastIndexOf('/');
+  if (slash < 1) {
+    throw new InvalidRequestError([
+      { field: 'command', message: `expected /rollouts/<bundle>/<command>, got /rollouts/${rest}` },
+    ]);
+  }
+  const bundle = rest.slice(0, slash);
+  checkBundle(await scopeOf(deps, req), bundle);
+  return rolloutCommandRoute(deps, {
+    ...req,
+    params: { ...req.params, bundle, command: rest.slice(slash + 1) },
+  });
 }

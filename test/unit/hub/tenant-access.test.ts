@@ -340,6 +340,25 @@ describe('tenant routes and who may call what (API handler on fakes)', () => {
       (await call(deps, event('GET', '/v1/tenants/team-a/status', 'flt_t_team-a.not-a-key-0123456789abcdef')))
         .status,
     ).toBe(401);
+    // As API Gateway delivers it (the path decoded before routing): the name spans two segments.
+    await refused(
+      'POST',
+      '/v1/tenants/team-a/rollouts/team-b/web/pause',
+      'tenant "team-a" may not act on bundle "team-b/web"',
+    );
+    const bare = await call(deps, event('POST', '/v1/tenants/team-a/rollouts/pause', key));
+    expect(bare.status).toBe(400);
+    for (const url of [
+      '/v1/tenants/team-a/rollouts/team-a/web',
+      '/v1/tenants/team-a/rollouts/team-a/web/pause',
+    ]) {
+      const res = await call(deps, event(url.endsWith('pause') ? 'POST' : 'GET', url, key));
+      expect([url, res.status, res.json?.error]).toEqual([
+        url,
+        404,
+        expect.objectContaining({ message: 'no rollout of bundle "team-a/web"' }),
+      ]);
+    }
     // Its own rollout: not found (none started), so past the scope check.
     expect((await call(deps, event('GET', '/v1/tenants/team-a/rollouts/team-a%2Fweb', key))).status).toBe(
       404,
