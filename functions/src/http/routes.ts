@@ -101,11 +101,14 @@ export const hubRoutes = [
     body: 'json',
   },
   { id: 'listRollouts', method: 'GET', path: '/v1/admin/rollouts', auth: 'admin', body: 'none' },
-  { id: 'getRollout', method: 'GET', path: '/v1/admin/rollouts/{bundle}', auth: 'admin', body: 'none' },
+  // A source's bundles are `<source>/<bundle>`: sent as `team-a%2Fweb`, but API Gateway's HTTP
+  // API decodes the path before routing, so the name takes the rest of the path (`{bundle+}`);
+  // a command is its last segment (`team-a/web/pause`).
+  { id: 'getRollout', method: 'GET', path: '/v1/admin/rollouts/{bundle+}', auth: 'admin', body: 'none' },
   {
     id: 'rolloutCommand',
     method: 'POST',
-    path: '/v1/admin/rollouts/{bundle}/{command}',
+    path: '/v1/admin/rollouts/{bundle+}',
     auth: 'admin',
     body: 'none',
   },
@@ -189,9 +192,7 @@ export const hubRoutes = [
     auth: 'tenant',
     body: 'none',
   },
-  // A tenant's bundles are `<source>/<bundle>`: sent as `team-a%2Fweb`, but API Gateway's HTTP
-  // API decodes the path before routing, so the name takes the rest of the path (`{bundle+}`);
-  // a command is its last segment (`team-a/web/pause`).
+  // As the admin rollout routes: `{bundle+}`, the command the last segment.
   {
     id: 'tenantRollout',
     method: 'GET',

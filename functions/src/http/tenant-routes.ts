@@ -7,7 +7,6 @@
  */
 import {
   createTenantKey,
-  InvalidRequestError,
   listTenantKeys,
   NotFoundError,
   parsePreviewRequest,
@@ -36,7 +35,12 @@ import type { ApiDeps } from './deps.ts';
 import { ForbiddenError } from './errors.ts';
 import type { ApiRequest, ApiResult } from './request.ts';
 import { empty, json } from './responses.ts';
-import { getRolloutRoute, listRolloutsRoute, rolloutCommandRoute } from './rollout-routes.ts';
+import {
+  getRolloutRoute,
+  listRolloutsRoute,
+  rolloutCommandPath,
+  rolloutCommandRoute,
+} from './rollout-routes.ts';
 
 /** What these routes need beyond the rest of the API. */
 export interface TenantDeps {
@@ -183,17 +187,6 @@ export async function tenantRolloutRoute(deps: Deps, req: ApiRequest): Promise<A
  * one of its rollouts. The route takes the rest of the path; the command is its last segment.
  */
 export async function tenantRolloutCommandRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  const rest = req.params.bundle ?? '';
-  const slash = rest.lastIndexOf('/');
-  if (slash < 1) {
-    throw new InvalidRequestError([
-      { field: 'command', message: `expected /rollouts/<bundle>/<command>, got /rollouts/${rest}` },
-    ]);
-  }
-  const bundle = rest.slice(0, slash);
-  checkBundle(await scopeOf(deps, req), bundle);
-  return rolloutCommandRoute(deps, {
-    ...req,
-    params: { ...req.params, bundle, command: rest.slice(slash + 1) },
-  });
+  checkBundle(await scopeOf(deps, req), rolloutCommandPath(req).bundle);
+  return rolloutCommandRoute(deps, req);
 }

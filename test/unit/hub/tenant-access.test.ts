@@ -359,6 +359,15 @@ describe('tenant routes and who may call what (API handler on fakes)', () => {
         expect.objectContaining({ message: 'no rollout of bundle "team-a/web"' }),
       ]);
     }
+    // The platform's rollout routes read a source's bundle the same two ways.
+    for (const url of ['/v1/admin/rollouts/team-a/web/pause', '/v1/admin/rollouts/team-a%2Fweb/pause']) {
+      const res = await call(deps, event('POST', url, adminKey));
+      expect([url, res.status, res.json?.error]).toEqual([
+        url,
+        404,
+        expect.objectContaining({ message: 'no rollout of bundle "team-a/web"' }),
+      ]);
+    }
     // Its own rollout: not found (none started), so past the scope check.
     expect((await call(deps, event('GET', '/v1/tenants/team-a/rollouts/team-a%2Fweb', key))).status).toBe(
       404,
