@@ -1,6 +1,7 @@
 /**
  * The local server behind `flotilla dashboard`: it serves the UI's bundle and forwards
- * `/api/v1/admin/*` to the hub with the operator's own credentials, which it adds itself,
+ * `/api/v1/admin/*` (and, for a tenant's admin, `/api/v1/tenants/<tenant>/*`) to the hub
+ * with the operator's own credentials, which it adds itself,
  * so the browser never holds a key and the hub gets no new public surface (as
  * `kubectl proxy` does for the Kubernetes API).
  *
@@ -22,7 +23,7 @@ export interface DashboardAssets {
 }
 
 export interface DashboardServerOptions {
-  readonly hub: Pick<HubClient, 'forwardAdmin'>;
+  readonly hub: Pick<HubClient, 'forwardAdmin'> & { readonly tenant?: string | undefined };
   readonly assets: DashboardAssets;
   /** Defaults to 127.0.0.1. */
   readonly address?: string;
@@ -108,8 +109,18 @@ export async function startDashboardServer(opts: DashboardServerOptions): Promis
 
   async function proxy(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const hubPath = url.pathname.slice('/api'.length);
-    if (!hubPath.startsWith('/v1/admin/')) {
-      return send(res, 404, 'application/json', apiError('not_found', 'only /api/v1/admin/* is forwarded'));
+    // A tenant's admin also reaches the tenant's own routes; the hub checks the rest.
+    const tenantPrefix = opts.hub.tenant === undefined ? undefined : `/v1/tenants/${opts.hub.tenant}/`;
+    if (!hubPath.startsWith('/v1/admin/') && !(tenantPrefix && hubPath.startsWith(tenantPrefix))) {
+      return send(
+        res,
+        404,
+        'application/json',
+        apiError(
+          'not_found',
+          `only /api/v1/admin/*${tenantPrefix ? ` and /api${tenantPrefix}*` : ''} is forwarded`,
+        ),
+      );
     }
     if (req.headers[dashboardRequestHeader] !== '1') {
       return send(

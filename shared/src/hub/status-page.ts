@@ -19,9 +19,12 @@ import {
   type FleetStatus,
   type FleetStatusPorts,
   InvalidRequestError,
+  type StatusScope,
+  scopeClusterView,
   stateSeverity,
   statusDigestOf,
   syncView,
+  worstState,
 } from './status.ts';
 
 /** The most clusters one page holds. */
@@ -50,6 +53,11 @@ export interface FleetStatusFilter {
    * bundle's state on each cluster instead of the cluster's worst one ("where web is Failed").
    */
   readonly bundle?: string;
+  /**
+   * Only the clusters the scope allows, each with only the scope's bundles: its state,
+   * counts and whether it is in sync are worked out over those (a tenant's view).
+   */
+  readonly scope?: StatusScope;
 }
 
 /** The longest `bundle=` accepted: a bundle's name is a directory name in the fleet repo. */
@@ -161,6 +169,7 @@ const viewConcurrency = 32;
 /** Whether a cluster's record passes the parts of the filter that need no status read. */
 function recordMatches(record: ClusterRecord, filter: FleetStatusFilter, needle: string): boolean {
   if (needle !== '' && !record.id.toLowerCase().includes(needle)) return false;
+  if (filter.scope && !filter.scope.allowsCluster(record.labels)) return false;
   return filter.matcher ? filter.matcher(record.labels) : true;
 }
 
@@ -170,6 +179,8 @@ interface ClusterBrief {
   readonly state: BundleState;
   readonly connection: Connection;
   readonly inSync: boolean;
+  /** Whether its agent applied the desired generation. */
+  readonly applied: boolean;
   /** Bundles by effective state. */
   readonly counts: Readonly<Record<string, number>>;
   /** Bundles not Ready, with their effective state. */
@@ -278,7 +289,15 @@ async function fleetBriefs(
     const connection = connectionAt(record.lastHeartbeatAt, now, offlineAfterSeconds);
     const digest = record.statusDigest;
     if (!record.head) {
-      briefs[i] = { record, state: BundleState.Ready, connection, inSync: false, counts: {}, issues: {} };
+      briefs[i] = {
+        record,
+        state: BundleState.Ready,
+        connection,
+        inSync: false,
+        applied: false,
+        counts: {},
+        issues: {},
+      };
     } else if (digest && digest.etag === record.head.etag) {
       briefs[i] = {
         record,
@@ -288,6 +307,7 @@ async function fleetBriefs(
           connection === Connection.Online &&
           digest.appliedGeneration === record.head.generation &&
           digest.allReady,
+        applied: digest.appliedGeneration === record.head.generation,
         counts: digest.counts,
         issues: digest.issues,
         ...(digest.allReady ? { allReady: digest } : {}),
@@ -308,19 +328,43 @@ async function fleetBriefs(
       state: view.state,
       connection: view.connection,
       inSync: view.inSync,
+      applied: view.desired !== null && view.appliedGeneration === view.desired.generation,
       counts: digest.counts,
       issues: digest.issues,
       bundles: view.bundles.map((b) => ({ name: b.name, state: b.state, paused: b.paused })),
     };
   });
-  const { bundle } = filter;
-  if (bundle === undefined) return briefs.filter((b) => matchesStates(b, filter.states));
-  return (await withBundles(ports, briefs)).filter((b) => {
+  const { bundle, scope } = filter;
+  const scoped = scope ? (await withBundles(ports, briefs)).map((b) => scopeBrief(b, scope)) : briefs;
+  if (bundle === undefined) return scoped.filter((b) => matchesStates(b, filter.states));
+  return (await withBundles(ports, scoped)).filter((b) => {
     const cell = b.bundles.find((x) => x.name === bundle);
     return (
       cell !== undefined && matchesStates({ state: cell.state, connection: b.connection }, filter.states)
     );
   });
+}
+
+/** A brief cut to the scope's bundles, as {@link scopeClusterView} cuts a view. */
+function scopeBrief(brief: BundledBrief, scope: StatusScope): BundledBrief {
+  const bundles = brief.bundles.filter((b) => scope.ownsBundle(b.name));
+  const counts: Record<string, number> = {};
+  const issues: Record<string, string> = {};
+  for (const b of bundles) {
+    counts[b.state] = (counts[b.state] ?? 0) + 1;
+    if (b.state !== BundleState.Ready) issues[b.name] = b.state;
+  }
+  return {
+    ...brief,
+    bundles,
+    counts,
+    issues,
+    state: worstState(bundles.map((b) => b.state)),
+    inSync:
+      brief.connection === Connection.Online &&
+      brief.applied &&
+      bundles.every((b) => b.state === BundleState.Ready),
+  };
 }
 
 function zeroStates(): Record<BundleState, number> {
@@ -337,7 +381,10 @@ export async function fleetStatusPage(
   request: FleetStatusPageRequest,
 ): Promise<FleetStatusPage> {
   return pageOf(ports, request, (onPage, now) =>
-    readAll(onPage, (b) => clusterStatusView(ports, b.record, now, request.offlineAfterSeconds)),
+    readAll(onPage, async (b) => {
+      const view = await clusterStatusView(ports, b.record, now, request.offlineAfterSeconds);
+      return request.scope ? scopeClusterView(view, request.scope) : view;
+    }),
   );
 }
 
@@ -362,8 +409,12 @@ export async function fleetMatrixPage(
       const brief = readyRows.get(b.record.id);
       const digest = brief?.allReady;
       const head = b.record.head;
-      if (!brief || !digest || !head)
-        return clusterRowView(await clusterStatusView(ports, b.record, now, request.offlineAfterSeconds));
+      const scope = request.scope;
+      if (!brief || !digest || !head) {
+        const view = await clusterStatusView(ports, b.record, now, request.offlineAfterSeconds);
+        return clusterRowView(scope ? scopeClusterView(view, scope) : view);
+      }
+      const owned = (name: string) => !scope || scope.ownsBundle(name);
       return {
         id: b.record.id,
         labels: b.record.labels,
@@ -375,12 +426,14 @@ export async function fleetMatrixPage(
         desired: { generation: head.generation, commit: head.commit, etag: head.etag },
         appliedGeneration: digest.appliedGeneration,
         inSync: b.inSync,
-        bundles: brief.bundles.map((x) =>
-          x.paused
-            ? { name: x.name, state: BundleState.Ready, upToDate: true, paused: true }
-            : { name: x.name, state: BundleState.Ready },
-        ),
-        pins: (b.record.pins ?? []).map(pinView),
+        bundles: brief.bundles
+          .filter((x) => owned(x.name))
+          .map((x) =>
+            x.paused
+              ? { name: x.name, state: BundleState.Ready, upToDate: true, paused: true }
+              : { name: x.name, state: BundleState.Ready },
+          ),
+        pins: (b.record.pins ?? []).filter((p) => owned(p.bundle)).map(pinView),
       };
     });
   });
@@ -441,7 +494,7 @@ async function pageOf<Row>(
   return {
     generatedAt: now.toISOString(),
     offlineAfterSeconds: request.offlineAfterSeconds,
-    sync: syncView(sync),
+    sync: syncView(sync, request.scope),
     summary: {
       clusters: briefs.length,
       online,
@@ -453,7 +506,7 @@ async function pageOf<Row>(
     total: briefs.length,
     clusters,
     nextCursor: rest.length > onPage.length && last ? encodeStatusCursor(last.record.id, request) : null,
-    rollouts: await activeRollouts(ports.rollouts),
+    rollouts: await activeRollouts(ports.rollouts, request.scope),
     ...(request.bundle !== undefined ? { bundle: request.bundle } : {}),
   };
 }

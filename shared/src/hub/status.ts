@@ -603,6 +603,18 @@ export interface FleetStatus {
   readonly rollouts: readonly RolloutView[];
 }
 
+/**
+ * What one caller may see of the fleet: a tenant's bundles on the clusters its selector
+ * matches. Status functions given one count, filter and page over that part alone, so
+ * totals and summaries are the scope's own.
+ */
+export interface StatusScope {
+  ownsBundle(name: string): boolean;
+  allowsCluster(labels: Labels): boolean;
+  /** Whether a sync error or warning is the scope's: one about its bundles or files. */
+  ownsError(error: FleetError): boolean;
+}
+
 export interface FleetStatusPorts {
   readonly clusters: ClusterStore;
   readonly desiredStates: DesiredStateStore;
@@ -631,18 +643,22 @@ const readConcurrency = 16;
  */
 export async function fleetStatus(
   ports: FleetStatusPorts,
-  opts: { offlineAfterSeconds: number; matcher?: LabelMatcher },
+  opts: { offlineAfterSeconds: number; matcher?: LabelMatcher; scope?: StatusScope },
 ): Promise<FleetStatus> {
   const now = ports.now();
   const [all, sync] = await Promise.all([ports.clusters.list(), ports.syncState.get()]);
-  const clusters = opts.matcher ? all.filter((c) => opts.matcher?.(c.labels)) : all;
+  const { scope } = opts;
+  const clusters = all.filter(
+    (c) => (!opts.matcher || opts.matcher(c.labels)) && (!scope || scope.allowsCluster(c.labels)),
+  );
   const views: ClusterStatusView[] = new Array(clusters.length);
   let next = 0;
   const worker = async () => {
     while (next < clusters.length) {
       const i = next++;
       const cluster = clusters[i] as ClusterRecord;
-      views[i] = await clusterStatusView(ports, cluster, now, opts.offlineAfterSeconds);
+      const view = await clusterStatusView(ports, cluster, now, opts.offlineAfterSeconds);
+      views[i] = scope ? scopeClusterView(view, scope) : view;
     }
   };
   await Promise.all(Array.from({ length: Math.min(readConcurrency, clusters.length) }, worker));
@@ -661,7 +677,7 @@ export async function fleetStatus(
   return {
     generatedAt: now.toISOString(),
     offlineAfterSeconds: opts.offlineAfterSeconds,
-    sync: syncView(sync),
+    sync: syncView(sync, scope),
     summary: {
       clusters: views.length,
       online,
@@ -671,16 +687,20 @@ export async function fleetStatus(
       bundleStates,
     },
     clusters: views,
-    rollouts: await activeRollouts(ports.rollouts),
+    rollouts: await activeRollouts(ports.rollouts, scope),
   };
 }
 
-/** Rollouts not finished (progressing or paused), without their events. */
-export async function activeRollouts(store: RolloutStore | undefined): Promise<RolloutView[]> {
+/** Rollouts not finished (progressing or paused), without their events; only the scope's bundles' when given. */
+export async function activeRollouts(
+  store: RolloutStore | undefined,
+  scope?: Pick<StatusScope, 'ownsBundle'>,
+): Promise<RolloutView[]> {
   if (!store) return [];
   const out: RolloutView[] = [];
   for (const head of await store.list()) {
     if (head.status !== 'progressing' && head.status !== 'paused') continue;
+    if (scope && !scope.ownsBundle(head.bundle)) continue;
     const stored = await store.get(head.bundle);
     if (stored) out.push(rolloutView(JSON.parse(stored.document) as RolloutDocument, head.nextWakeAt, 0));
   }
@@ -777,6 +797,36 @@ function statusViewOf(
   };
 }
 
+/** The worst of some bundle states; Ready for none. */
+export function worstState(states: Iterable<BundleState>): BundleState {
+  let worst: BundleState = BundleState.Ready;
+  for (const s of states) if (severity.indexOf(s) > severity.indexOf(worst)) worst = s;
+  return worst;
+}
+
+/**
+ * A cluster's view cut to the scope's bundles: its state is the worst of those, and it is
+ * in sync when it applied the desired generation and those are up to date and Ready.
+ * Pins of other bundles are left out too.
+ */
+export function scopeClusterView(
+  view: ClusterStatusView,
+  scope: Pick<StatusScope, 'ownsBundle'>,
+): ClusterStatusView {
+  const bundles = view.bundles.filter((b) => scope.ownsBundle(b.name));
+  return {
+    ...view,
+    state: worstState(bundles.map((b) => b.state)),
+    inSync:
+      view.connection === Connection.Online &&
+      view.desired !== null &&
+      view.appliedGeneration === view.desired.generation &&
+      bundles.every((b) => b.upToDate && b.state === BundleState.Ready),
+    bundles,
+    pins: view.pins.filter((p) => scope.ownsBundle(p.bundle)),
+  };
+}
+
 /** A cluster's status digest from its view: what a fleet-wide listing needs of it. */
 export function statusDigestOf(view: ClusterStatusView): ClusterStatusDigest {
   const counts: Record<string, number> = {};
@@ -855,14 +905,17 @@ export function syncReportView(report: SyncReport): SyncReportView {
 }
 
 /** The last sync as the fleet status shows it: errors with their `file:line: message` text. */
-export function syncView(sync: SyncState | undefined): FleetStatus['sync'] {
+export function syncView(
+  sync: SyncState | undefined,
+  scope?: Pick<StatusScope, 'ownsError'>,
+): FleetStatus['sync'] {
   return sync
     ? {
         commit: sync.commit,
         syncedAt: sync.syncedAt,
         clusters: sync.clusters,
         changedClusters: sync.changedClusters,
-        errors: sync.errors.map(fleetErrorView),
+        errors: (scope ? sync.errors.filter((e) => scope.ownsError(e)) : sync.errors).map(fleetErrorView),
       }
     : null;
 }
