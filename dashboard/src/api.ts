@@ -112,7 +112,32 @@ export function pageSearch(query: PageQuery): string {
   return q.toString();
 }
 
-export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input, init)): DashboardApi {
+/**
+ * Where a hub route lives for this dashboard's operator: the platform admin's `/v1/admin/*`,
+ * or for a tenant's admin the tenant's own `/v1/tenants/<tenant>/*` routes, which answer
+ * only its bundles and clusters (docs/tenants.md). A route a tenant has no copy of (a
+ * cluster's whole desired state, a stored bundle by hash) stays under `/v1/admin/`, where
+ * the hub refuses it with a 403 that names it, and the view says so.
+ */
+export function routeFor(tenant: string | null, path: string): string {
+  if (tenant === null || !path.startsWith('/v1/admin/')) return path;
+  const rest = path.slice('/v1/admin/'.length);
+  const scoped =
+    /^(status|bundles)([?]|$)/.test(rest) ||
+    /^clusters\/[^/]+\/(status|history)([?]|$)/.test(rest) ||
+    /^(preview|sync)$/.test(rest) ||
+    /^rollouts([/?]|$)/.test(rest);
+  return scoped ? `/v1/tenants/${encodeURIComponent(tenant)}/${rest}` : path;
+}
+
+/**
+ * @param tenant the tenant whose admin runs the dashboard (the page learns it from the
+ *   server, `<meta name="flotilla-tenant">`), or null for the platform admin.
+ */
+export function createApi(
+  fetchImpl: typeof fetch = (input, init) => fetch(input, init),
+  tenant: string | null = null,
+): DashboardApi {
   const listeners = new Set<(heard: Heard) => void>();
   const tell = (heard: Heard) => {
     for (const l of listeners) l(heard);
@@ -127,7 +152,7 @@ export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input
     if (opts.etag) headers['if-none-match'] = opts.etag;
     let res: Response;
     try {
-      res = await fetchImpl(`/api${path}`, {
+      res = await fetchImpl(`/api${routeFor(tenant, path)}`, {
         method,
         headers,
         ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),

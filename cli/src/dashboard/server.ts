@@ -76,6 +76,15 @@ export async function startDashboardServer(opts: DashboardServerOptions): Promis
   const host = opts.address ?? '127.0.0.1';
   const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
   let allowedHosts = new Set<string>();
+  // A tenant's admin: the page reads the tenant's own routes (dashboard/src/api.ts routeFor).
+  const tenant = opts.hub.tenant;
+  const page =
+    tenant === undefined
+      ? indexHtml
+      : indexHtml.replace(
+          '<meta name="color-scheme"',
+          `<meta name="flotilla-tenant" content="${tenant.replace(/[^a-z0-9-]/g, '')}">\n<meta name="color-scheme"`,
+        );
   let origin = '';
 
   const server: Server = createServer((req, res) => {
@@ -102,7 +111,7 @@ export async function startDashboardServer(opts: DashboardServerOptions): Promis
     if (url.pathname === '/app.js') return send(res, 200, 'text/javascript; charset=utf-8', opts.assets.js);
     if (url.pathname === '/app.css') return send(res, 200, 'text/css; charset=utf-8', opts.assets.css);
     if (url.pathname === '/' || url.pathname === '/index.html') {
-      return send(res, 200, 'text/html; charset=utf-8', indexHtml);
+      return send(res, 200, 'text/html; charset=utf-8', page);
     }
     return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
   }

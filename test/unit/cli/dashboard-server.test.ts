@@ -252,6 +252,9 @@ describe('flotilla dashboard server', () => {
     });
     expect(climb.status).toBe(404);
     expect(hub.seen).toHaveLength(1);
+    // The page learns whose dashboard it is, so that it reads the tenant's routes.
+    const html = await (await fetch(dashboard.url)).text();
+    expect(html).toContain('<meta name="flotilla-tenant" content="team-a">');
   });
 
   it('refuses API calls a page elsewhere could make: no dashboard header, a foreign Origin, another Host', async () => {
