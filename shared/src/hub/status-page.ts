@@ -164,6 +164,8 @@ export function decodeStatusCursor(cursor: string, filter: FleetStatusFilter): s
 }
 
 const listingPage = 1000;
+/** Parts of the cluster table a status listing reads at once (a parallel scan). */
+const listingSegments = 4;
 const viewConcurrency = 32;
 
 /** Whether a cluster's record passes the parts of the filter that need no status read. */
@@ -279,7 +281,10 @@ async function fleetBriefs(
 ): Promise<ClusterBrief[]> {
   const needle = (filter.search ?? '').toLowerCase();
   const records: ClusterRecord[] = [];
-  for await (const page of ports.clusters.pages(listingPage, { statusDigest: true })) {
+  for await (const page of ports.clusters.pages(listingPage, {
+    statusDigest: true,
+    segments: listingSegments,
+  })) {
     for (const r of page) if (recordMatches(r, filter, needle)) records.push(r);
   }
   records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

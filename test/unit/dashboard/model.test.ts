@@ -188,7 +188,7 @@ describe('dashboard view logic', () => {
       ['/v1/admin/preview', '/v1/tenants/team-a/preview'],
       ['/v1/admin/rollouts', '/v1/tenants/team-a/rollouts'],
       ['/v1/admin/rollouts/team-a%2Fweb/pause', '/v1/tenants/team-a/rollouts/team-a%2Fweb/pause'],
-    ])
+    ] as const)
       expect(routeFor('team-a', admin)).toBe(tenant);
     // No tenant copy: left where the hub refuses it by name.
     expect(routeFor('team-a', '/v1/admin/bundles/sha256:abc')).toBe('/v1/admin/bundles/sha256:abc');
