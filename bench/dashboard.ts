@@ -15,7 +15,8 @@
  * the bytes of their answers, by the first view and over the whole round. Prints one JSON
  * line per fleet size: each timing's first round and the median of all rounds.
  *
- * Options: --sizes 10000, --bundles 50, --rounds 3.
+ * Options: --sizes 10000, --bundles 50, --rounds 3. With FLOTILLA_SCREENSHOTS=<folder>, the
+ * first view of each size is saved there as fleet-<size>.png.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -125,6 +126,9 @@ try {
         const firstView = await calls.totals();
         const rows = await rowsInDom(page);
         const counts = await countsLine(page);
+        // FLOTILLA_SCREENSHOTS=<folder>: the first view of the first round, for docs/dashboard.md.
+        if (r === 0 && process.env.FLOTILLA_SCREENSHOTS)
+          await page.screenshot({ path: join(process.env.FLOTILLA_SCREENSHOTS, `fleet-${size}.png`) });
         const scroll = await scrollToMiddle(page, stepTimeoutMs);
         const found = await searchClusters(page, search, stepTimeoutMs);
         const round = await calls.totals();
