@@ -33,7 +33,8 @@ export function contentBase64(content: string): string {
 /**
  * The folders of a fleet repo that mean something to Flotilla; everything else (READMEs,
  * CI configuration) is never read. `lib/` holds what Helm and Kustomize bundles share,
- * `policies/` the admission policies, `notifications/` the notifier's providers and alerts.
+ * `policies/` the admission policies, `notifications/` the notifier's providers and alerts,
+ * `tenants/` and `sources/` the tenants and the other fleet sources (the platform source's only).
  */
 export const FLEET_REPO_FOLDERS = [
   'bundles',
@@ -43,6 +44,8 @@ export const FLEET_REPO_FOLDERS = [
   'lib',
   'policies',
   'notifications',
+  'tenants',
+  'sources',
 ] as const;
 
 /** Files at the repo's root that mean something: the fleet-wide settings. */

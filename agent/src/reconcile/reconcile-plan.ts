@@ -1,5 +1,6 @@
 import {
   type BundleRef,
+  bundleKey,
   type DesiredState,
   type HealthCheck,
   type Inventory,
@@ -85,7 +86,7 @@ export async function planReconcile(
           plain = [...plain, ...(await openSealedFiles(doc.sealed, deps.secretKeys, deps.signal))];
         const objects = await manager.prepare(plain, {
           namespace: ref.namespace,
-          labels: { [bundleLabel]: ref.name },
+          labels: { [bundleLabel]: bundleKey(ref.name) },
           definitions,
           ...(doc.ignoreDifferences ? { ignoreDifferences: doc.ignoreDifferences } : {}),
         });

@@ -18,6 +18,7 @@ import { loadNotifications } from '../notify/config.ts';
 import { loadPolicies, type PolicyFile, type PolicySet } from '../policy/index.ts';
 import { type RolloutContext, type RolloutSpec, readRolloutStrategy } from '../rollout-spec.ts';
 import { compileSelector, type LabelMatcher } from '../selector.ts';
+import { sourceOfPath } from '../sources/spec.ts';
 import {
   type DeclaredClusterSpec,
   type GroupSpec,
@@ -105,14 +106,18 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
   const policyFiles: PolicyFile[] = [];
   const bundleDirs = new Map<
     string,
-    { spec?: string; manifests: string[]; overlays: Map<string, string[]> }
+    { path: string; dirName: string; spec?: string; manifests: string[]; overlays: Map<string, string[]> }
   >();
 
   for (const path of files.keys()) {
-    const parts = path.split('/');
+    // A team source's files enter the combined tree as `<source>:bundles/...` (sources/combine.ts).
+    const source = sourceOfPath(path);
+    const prefix = source === undefined ? '' : `${source}:`;
+    const parts = path.slice(prefix.length).split('/');
     if (parts.some((p) => p.startsWith('.'))) continue;
     const yaml = YAML_FILE.test(path);
     const top = parts[0];
+    if (source !== undefined && top !== 'bundles') continue;
     if (top === 'policies') {
       if (yaml) policyFiles.push({ path, content: files.get(path) ?? '' });
     } else if (top === 'groups' || top === 'clusters' || top === 'rollouts') {
@@ -139,16 +144,17 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
         }
         continue;
       }
-      const name = parts[1] as string;
+      const dirName = parts[1] as string;
+      const name = source === undefined ? dirName : `${source}/${dirName}`;
       let dir = bundleDirs.get(name);
       if (!dir) {
-        dir = { manifests: [], overlays: new Map() };
+        dir = { path: `${prefix}bundles/${dirName}`, dirName, manifests: [], overlays: new Map() };
         bundleDirs.set(name, dir);
       }
       const rest = parts.slice(2);
       if (rest.length === 1 && rest[0] === 'bundle.yaml') dir.spec = path;
       else if (rest.length === 1 && rest[0] === 'bundle.yml') {
-        repoErrors.push(fleetError(line1(path), `rename ${path} to bundles/${name}/bundle.yaml`, name));
+        repoErrors.push(fleetError(line1(path), `rename ${path} to ${dir.path}/bundle.yaml`, name));
       } else if (rest[0] === 'overlays') {
         if (!yaml) continue;
         if (rest.length < 3) {
@@ -248,7 +254,7 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
   // Bundles: bundle.yaml, base manifests, overlays.
   const states: BundleState[] = [];
   for (const [name, dir] of [...bundleDirs].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const file = `bundles/${name}/bundle.yaml`;
+    const file = `${dir.path}/bundle.yaml`;
     const state: BundleState = {
       name,
       file,
@@ -273,7 +279,7 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
       states.push(state);
       continue;
     }
-    const problem = nameProblem(name);
+    const problem = nameProblem(dir.dirName);
     if (problem) reader.error(line1(file), `invalid bundle name (the directory name): ${problem}`);
     const root = singleDocument(file, files.get(file) ?? '', reader);
     const engine = root !== false ? engineKinds(root.node) : undefined;
@@ -282,7 +288,7 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
       const result = readBundleSpec(reader, name, root.node, root.pos, {
         ...rolloutContext,
         overlayExists: (o) => dir.overlays.has(o),
-        overlayDir: (o) => `bundles/${name}/overlays/${o}/`,
+        overlayDir: (o) => `${dir.path}/overlays/${o}/`,
       });
       if (result.targeting) {
         state.targets = result.targeting.targets.map((e) => compileEntry(e, groupMatchers));
@@ -296,7 +302,7 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     state.errors.push(...reader.errors);
     let kustomizations: FleetError[] = [];
     if (state.source.kind === 'plain') {
-      kustomizations = kustomizationsIn(state.source.files, file);
+      kustomizations = kustomizationsIn(state.source.files, file, name);
       state.errors.push(...kustomizations);
       (state as { source: BundleSource }).source = {
         kind: 'plain',
@@ -383,8 +389,7 @@ function engineKinds(root: YNode | null): { helm: boolean; kustomize: boolean } 
 }
 
 /** A kustomization among a plain bundle's files: never shipped as an object, and the error says what to write instead. */
-function kustomizationsIn(paths: readonly string[], bundleFile: string): FleetError[] {
-  const bundle = bundleFile.split('/')[1] as string;
+function kustomizationsIn(paths: readonly string[], bundleFile: string, bundle: string): FleetError[] {
   const bundleDir = bundleFile.slice(0, bundleFile.lastIndexOf('/'));
   return paths
     .filter((p) => KUSTOMIZATION_FILE.test(p))

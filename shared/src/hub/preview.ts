@@ -8,7 +8,7 @@
 import type { FleetError } from '../errors.ts';
 import { FleetInputError, normalizeFleetErrors } from '../errors.ts';
 import { type ClusterPlan, type EnginePorts, type EntryRef, loadFleet } from '../fleet/index.ts';
-import { labelsProblems, nameProblem } from '../labels.ts';
+import { bundleNameProblem, labelsProblems, nameProblem } from '../labels.ts';
 import type { KubeObject, SealedFile } from '../protocol/desired-state.ts';
 import type { ClusterRecord, ClusterStore, Labels } from './ports.ts';
 import { type FieldProblem, type FleetErrorView, fleetErrorView, InvalidRequestError } from './status.ts';
@@ -345,7 +345,7 @@ export function parsePreviewRequest(value: unknown): PreviewRequest {
       clusters = list;
     }
   }
-  if (body.bundle !== undefined && (typeof body.bundle !== 'string' || nameProblem(body.bundle))) {
+  if (body.bundle !== undefined && (typeof body.bundle !== 'string' || bundleNameProblem(body.bundle))) {
     fail('bundle', `expected a bundle name, got ${JSON.stringify(body.bundle)}`);
   }
   if (body.includeObjects !== undefined && typeof body.includeObjects !== 'boolean') {

@@ -7,7 +7,7 @@
 import { isContentHash } from '../canonical.ts';
 import { parseDesiredState } from '../desired-state.ts';
 import { type FleetError, formatFleetError } from '../errors.ts';
-import { nameProblem } from '../labels.ts';
+import { bundleNameProblem } from '../labels.ts';
 import { recipientsProblems, sameRecipients } from '../protocol/age-recipients.ts';
 import {
   BundleState,
@@ -168,7 +168,7 @@ function checkBundle(b: Record<string, unknown>, at: string, fail: (f: string, m
   unknownFields(b, bundleFields, `${at}.`, fail);
   if (typeof b.name !== 'string') fail(`${at}.name`, 'expected a bundle name');
   else {
-    const problem = nameProblem(b.name);
+    const problem = bundleNameProblem(b.name);
     if (problem) fail(`${at}.name`, problem);
   }
   if (typeof b.state !== 'string' || !bundleStates.includes(b.state)) {
