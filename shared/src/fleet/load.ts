@@ -18,7 +18,14 @@ import { loadNotifications } from '../notify/config.ts';
 import { loadPolicies, type PolicyFile, type PolicySet } from '../policy/index.ts';
 import { type RolloutContext, type RolloutSpec, readRolloutStrategy } from '../rollout-spec.ts';
 import { compileSelector, type LabelMatcher } from '../selector.ts';
-import { sourceOfPath } from '../sources/spec.ts';
+import {
+  type FleetSourceSpec,
+  loadSourceSpecs,
+  SOURCES_FOLDER,
+  type SourceFile,
+  sourceOfBundle,
+  sourceOfPath,
+} from '../sources/spec.ts';
 import {
   type DeclaredClusterSpec,
   type GroupSpec,
@@ -26,6 +33,8 @@ import {
   readGroup,
   SpecReader,
 } from '../spec-reader.ts';
+import { checkTenantChart, checkTenantSource } from '../tenants/check.ts';
+import { loadTenants, TENANTS_FOLDER, type Tenant, type TenantFile } from '../tenants/spec.ts';
 import { parseYamlFile, type YDocument, type YNode } from '../yaml-source.ts';
 import type { BundleSource, BundleState, ManifestDoc, RepoFile, RepoFiles } from './model.ts';
 import { readManifests } from './objects.ts';
@@ -57,6 +66,10 @@ export interface LoadedRepo {
   readonly policies: PolicySet | undefined;
   /** Problems that hold nothing (a plain Secret, unless `fleet.yaml` refuses them). */
   readonly warnings: readonly FleetError[];
+  /** `tenants/`: the valid tenant declarations, by name. */
+  readonly tenants: ReadonlyMap<string, Tenant>;
+  /** `sources/`: the valid source declarations, by name. */
+  readonly sources: ReadonlyMap<string, FleetSourceSpec>;
 }
 
 const YAML_FILE = /\.ya?ml$/;
@@ -104,6 +117,8 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
   const clusterFiles = new Map<string, string>();
   const rolloutFiles = new Map<string, string>();
   const policyFiles: PolicyFile[] = [];
+  const tenantFiles: TenantFile[] = [];
+  const sourceFiles: SourceFile[] = [];
   const bundleDirs = new Map<
     string,
     { path: string; dirName: string; spec?: string; manifests: string[]; overlays: Map<string, string[]> }
@@ -118,7 +133,10 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     const yaml = YAML_FILE.test(path);
     const top = parts[0];
     if (source !== undefined && top !== 'bundles') continue;
-    if (top === 'policies') {
+    if (top === TENANTS_FOLDER || top === SOURCES_FOLDER) {
+      if (yaml)
+        (top === TENANTS_FOLDER ? tenantFiles : sourceFiles).push({ path, content: files.get(path) ?? '' });
+    } else if (top === 'policies') {
       if (yaml) policyFiles.push({ path, content: files.get(path) ?? '' });
     } else if (top === 'groups' || top === 'clusters' || top === 'rollouts') {
       if (!yaml) continue;
@@ -192,6 +210,13 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     policies = loaded.set;
     repoErrors.push(...loaded.errors);
   }
+
+  // Tenants and the other fleet sources: the platform source's to declare.
+  const loadedTenants = loadTenants(tenantFiles);
+  repoErrors.push(...loadedTenants.errors);
+  const loadedSources = loadSourceSpecs(sourceFiles);
+  repoErrors.push(...loadedSources.errors);
+  const sourceTenants = resolveSourceTenants(loadedSources.sources, loadedTenants.tenants, repoErrors);
 
   // Groups.
   const groups = new Map<string, GroupSpec>();
@@ -300,6 +325,28 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
       }
     }
     state.errors.push(...reader.errors);
+    const owner = sourceOfBundle(name);
+    if (owner !== undefined) {
+      const boundary = sourceTenants.get(owner) ?? {
+        problem: fleetError(
+          line1(`${SOURCES_FOLDER}/${owner}.yaml`),
+          `source "${owner}" is not declared, or its declaration has errors: its bundles are held`,
+        ),
+      };
+      if ('problem' in boundary) state.errors.push({ ...boundary.problem, bundle: name });
+      else if (boundary.tenant) {
+        state.tenant = boundary.tenant;
+        const chart = state.spec?.helm?.chart;
+        if (chart && chart.kind !== 'path') {
+          const refused = checkTenantChart(boundary.tenant, chart, {
+            bundle: name,
+            file,
+            line: state.spec?.helm?.pos.line ?? 1,
+          });
+          if (refused) state.errors.push(refused);
+        }
+      }
+    }
     let kustomizations: FleetError[] = [];
     if (state.source.kind === 'plain') {
       kustomizations = kustomizationsIn(state.source.files, file, name);
@@ -342,7 +389,40 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     settings,
     policies,
     warnings: normalizeFleetErrors(warnings),
+    tenants: loadedTenants.tenants,
+    sources: loadedSources.sources,
   };
+}
+
+/**
+ * Each declared source's tenant, or the problem that holds all its bundles: a tenant that
+ * is not declared (or whose declaration has errors), or a repository the tenant may not
+ * read. Each problem is also a repo error, once, at the source's file.
+ */
+function resolveSourceTenants(
+  sources: ReadonlyMap<string, FleetSourceSpec>,
+  tenants: ReadonlyMap<string, Tenant>,
+  repoErrors: FleetError[],
+): Map<string, { tenant: Tenant | undefined } | { problem: FleetError }> {
+  const out = new Map<string, { tenant: Tenant | undefined } | { problem: FleetError }>();
+  for (const [name, source] of sources) {
+    if (source.tenant === undefined) {
+      out.set(name, { tenant: undefined });
+      continue;
+    }
+    const tenant = tenants.get(source.tenant);
+    const problem = tenant
+      ? checkTenantSource(tenant, source.repo, source.pos)
+      : fleetError(
+          source.tenantPos,
+          `spec.tenant: unknown tenant "${source.tenant}" (no valid ${TENANTS_FOLDER}/${source.tenant}.yaml): the source's bundles are held`,
+        );
+    if (problem) {
+      repoErrors.push(problem);
+      out.set(name, { problem });
+    } else out.set(name, { tenant });
+  }
+  return out;
 }
 
 const KUSTOMIZATION_FILE = /(^|\/)kustomization\.ya?ml$/;

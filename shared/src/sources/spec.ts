@@ -44,6 +44,8 @@ export interface FleetSourceSpec {
   readonly path: string;
   /** The tenant whose boundary its bundles are held to; undefined: trusted like the platform. */
   readonly tenant: string | undefined;
+  /** Where `tenant` is written (the document's start when it is not). */
+  readonly tenantPos: SourcePos;
   readonly intervalMs: number;
   /** The name of the secret holding the repository's credentials; never the credentials themselves. */
   readonly secretRef: string | undefined;
@@ -249,6 +251,7 @@ export function readFleetSource(
   let tenant: string | undefined;
   const tenantNode = sf.get('tenant');
   if (tenantNode) tenant = reader.expectName(tenantNode, 'spec.tenant', 'tenant');
+  const tenantPos = tenantNode?.pos ?? map.pos;
 
   let intervalMs = DEFAULT_SOURCE_INTERVAL_MS;
   const intervalNode = sf.get('interval');
@@ -287,7 +290,7 @@ export function readFleetSource(
 
   if (name === undefined || repo === undefined || ref === undefined || reader.errors.length > 0)
     return undefined;
-  return { name, file: reader.file, pos: map.pos, repo, ref, path, tenant, intervalMs, secretRef };
+  return { name, file: reader.file, pos: map.pos, repo, ref, path, tenant, tenantPos, intervalMs, secretRef };
 }
 
 /** Why a repository URL is not one a source may name; undefined when it is. */

@@ -146,6 +146,7 @@ describe('the combined tree', () => {
 
 describe('a fleet of two sources', () => {
   const platform = {
+    'sources/team-a.yaml': SOURCE.replace('  tenant: team-a\n', ''),
     'bundles/web/bundle.yaml': bundle('dependsOn: [team-a/db]\n'),
     'bundles/web/app.yaml': DEPLOYMENT,
   };
