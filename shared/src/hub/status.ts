@@ -586,6 +586,10 @@ export interface FleetStatus {
     readonly clusters: number;
     readonly changedClusters: number;
     readonly errors: readonly FleetErrorView[];
+    /** The other fleet sources: the commit each one's bundles come from, and why it is stale; absent when there are none. */
+    readonly sources?: Readonly<
+      Record<string, { readonly commit: string; readonly fetchedAt: string; readonly error?: string }>
+    >;
   } | null;
   readonly summary: {
     readonly clusters: number;
@@ -828,6 +832,20 @@ export function syncView(sync: SyncState | undefined): FleetStatus['sync'] {
         clusters: sync.clusters,
         changedClusters: sync.changedClusters,
         errors: sync.errors.map(fleetErrorView),
+        ...(sync.sources
+          ? {
+              sources: Object.fromEntries(
+                Object.entries(sync.sources).map(([name, s]) => [
+                  name,
+                  {
+                    commit: s.commit,
+                    fetchedAt: s.fetchedAt,
+                    ...(s.error === undefined ? {} : { error: s.error }),
+                  },
+                ]),
+              ),
+            }
+          : {}),
       }
     : null;
 }
