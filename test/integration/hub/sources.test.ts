@@ -62,7 +62,7 @@ async function manifestOf(id: string) {
   );
 }
 
-async function valueOf(id: string, bundle: string): Promise<string | undefined> {
+async function dataValue(id: string, bundle: string): Promise<string | undefined> {
   const ref = (await manifestOf(id)).bundles.find((b) => b.name === bundle);
   if (!ref) return undefined;
   const bytes = await hub.bundles.get(ref.hash);
@@ -144,9 +144,9 @@ describe('fleet sources (git server, DynamoDB Local)', () => {
       ['team-b/tool', undefined],
       ['web', undefined],
     ]);
-    expect(await valueOf('dev-1', 'team-a/app')).toBe('v1');
+    expect(await dataValue('dev-1', 'team-a/app')).toBe('v1');
     // The highest tag in ^1.0.0: v1.1.0, not v2.0.0.
-    expect(await valueOf('dev-1', 'team-b/tool')).toBe('1.1.0');
+    expect(await dataValue('dev-1', 'team-b/tool')).toBe('1.1.0');
     const state = await hub.syncState.get();
     expect(state?.commit).toBe(platform.git('rev-parse', 'HEAD'));
     expect(state?.sources?.['team-a']?.commit).toBe(teamA.git('rev-parse', 'HEAD'));
@@ -158,7 +158,7 @@ describe('fleet sources (git server, DynamoDB Local)', () => {
     const commit = teamA.commit('app v2');
     const report = await syncFleet(hub, { holder: 'api:test' });
     expect(report.changed.map((c) => c.clusterId)).toEqual(['dev-1']);
-    expect(await valueOf('dev-1', 'team-a/app')).toBe('v2');
+    expect(await dataValue('dev-1', 'team-a/app')).toBe('v2');
     expect((await hub.syncState.get())?.sources?.['team-a']?.commit).toBe(commit);
     expect((await manifestOf('dev-1')).commit).toBe(platform.git('rev-parse', 'HEAD'));
   });
@@ -180,7 +180,7 @@ describe('fleet sources (git server, DynamoDB Local)', () => {
         /^sources\/team-a\.yaml:1: source "team-a": git fetch .*gone-.*; its bundles stay at commit [0-9a-f]{12}$/,
       ),
     );
-    expect(await valueOf('dev-1', 'team-a/app')).toBe('v2');
+    expect(await dataValue('dev-1', 'team-a/app')).toBe('v2');
     expect((await hub.syncState.get())?.sources?.['team-a']?.error).toMatch(/^git fetch /);
   });
 });

@@ -57,7 +57,7 @@ async function setup() {
     const head = await deps.desiredStates.current('c1');
     return parseDesiredState(JSON.parse(head?.manifest ?? '{}'));
   };
-  const valueOf = async (bundle: string) => {
+  const dataValue = async (bundle: string) => {
     const ref = (await desired()).bundles.find((b) => b.name === bundle);
     const stored = ref ? await deps.bundles.get(ref.hash) : undefined;
     return stored ? /"value":"(\w+)"/.exec(new TextDecoder().decode(stored))?.[1] : undefined;
@@ -67,7 +67,7 @@ async function setup() {
     deps,
     source,
     desired,
-    valueOf,
+    dataValue,
     advance: (ms: number) => (now = new Date(now.getTime() + ms)),
   };
 }
@@ -96,8 +96,8 @@ describe('a sync of several sources', () => {
     expect(report.errors.map(formatFleetError)).toEqual([
       'sources/team-a.yaml:1: source "team-a": git fetch https://git.example.com/team-a/apps.git: HTTP 503; its bundles stay at commit t1',
     ]);
-    expect(await s.valueOf('team-a/app')).toBe('v1');
-    expect(await s.valueOf('web')).toBe('p2');
+    expect(await s.dataValue('team-a/app')).toBe('v1');
+    expect(await s.dataValue('web')).toBe('p2');
     expect((await s.deps.syncState.get())?.sources?.['team-a']).toMatchObject({
       commit: 't1',
       error: 'git fetch https://git.example.com/team-a/apps.git: HTTP 503',
@@ -111,11 +111,11 @@ describe('a sync of several sources', () => {
     s.advance(60_000);
     await syncFleet(s.deps, { holder: 'schedule:2' });
     expect(s.fetcher.calls).toEqual(['team-a']);
-    expect(await s.valueOf('team-a/app')).toBe('v1');
+    expect(await s.dataValue('team-a/app')).toBe('v1');
     s.advance(5 * 60_000);
     await syncFleet(s.deps, { holder: 'schedule:3' });
     expect(s.fetcher.calls).toEqual(['team-a', 'team-a']);
-    expect(await s.valueOf('team-a/app')).toBe('v2');
+    expect(await s.dataValue('team-a/app')).toBe('v2');
   });
 
   it('keeps a source’s bundles, held, when its declaration breaks', async () => {
@@ -130,6 +130,6 @@ describe('a sync of several sources', () => {
         'sources/team-a.yaml:1: source "team-a" is not declared, or its declaration has errors: its bundles are held',
       ]),
     );
-    expect(await s.valueOf('team-a/app')).toBe('v1');
+    expect(await s.dataValue('team-a/app')).toBe('v1');
   });
 });
