@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { formatFleetError, openSignedDesiredState, parseRenderedBundle } from '@flotilla/shared';
-import { registerCluster, syncFleet } from '@flotilla/shared/hub';
+import { previewTargets, registerCluster, syncFleet } from '@flotilla/shared/hub';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
 import { createTestHub } from '../../support/hub.ts';
@@ -151,6 +151,16 @@ describe('fleet sources (git server, DynamoDB Local)', () => {
     expect(state?.commit).toBe(platform.git('rev-parse', 'HEAD'));
     expect(state?.sources?.['team-a']?.commit).toBe(teamA.git('rev-parse', 'HEAD'));
     expect(state?.sources?.['team-b']?.commit).toBe(teamB.git('rev-parse', 'v1.1.0^{commit}'));
+  });
+
+  it('previews the repository’s tip with the sources’ bundles', async () => {
+    const preview = await previewTargets(hub, { source: { kind: 'repo' } });
+    expect(preview.bundles.map((b) => [b.name, b.file, b.clusters, b.held])).toEqual([
+      ['team-a/app', 'team-a:bundles/app/bundle.yaml', ['dev-1'], []],
+      ['team-a/evil', 'team-a:bundles/evil/bundle.yaml', [], ['dev-1']],
+      ['team-b/tool', 'team-b:bundles/tool/bundle.yaml', ['dev-1'], []],
+      ['web', 'bundles/web/bundle.yaml', ['dev-1'], []],
+    ]);
   });
 
   it('picks up a commit in the team repo on the next sync', async () => {
