@@ -54,6 +54,7 @@ export async function planReconcile(
   const { manager, inventory, log } = deps;
   const { manifest } = state;
   const bundleLabel = manager.label('bundle');
+  const bundleNameAnnotation = manager.label('bundle-name');
   const inventories = await inventory.loadAll();
   const unreadable = new Set(inventory.problems?.map((p) => p.split(':')[0] as string) ?? []);
   if (unreadable.size > 0)
@@ -87,6 +88,8 @@ export async function planReconcile(
         const objects = await manager.prepare(plain, {
           namespace: ref.namespace,
           labels: { [bundleLabel]: bundleKey(ref.name) },
+          // A source's bundle (`team-a/web`) is labelled `team-a.web`: its full name is written beside it.
+          ...(ref.name.includes('/') ? { annotations: { [bundleNameAnnotation]: ref.name } } : {}),
           definitions,
           ...(doc.ignoreDifferences ? { ignoreDifferences: doc.ignoreDifferences } : {}),
         });
