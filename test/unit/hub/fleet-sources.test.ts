@@ -8,6 +8,7 @@ import { formatFleetError, parseDesiredState } from '@flotilla/shared';
 import { type FleetSourceFile, type SourceFetcher, syncFleet } from '@flotilla/shared/hub';
 import type { FleetSourceSpec, SourceSnapshot } from '@flotilla/shared/sources';
 import { describe, expect, it } from 'vitest';
+import { matchRoute } from '../../../functions/src/http/routes.ts';
 import { addCluster, fakeApiDeps, MemoryFleetSource } from './fakes.ts';
 
 const SOURCE = `apiVersion: flotilla.dev/v1alpha1
@@ -131,5 +132,17 @@ describe('a sync of several sources', () => {
       ]),
     );
     expect(await s.dataValue('team-a/app')).toBe('v1');
+  });
+});
+
+describe('a source bundle in a route', () => {
+  it('takes team-a/web as one path segment, written team-a%2Fweb', () => {
+    const m = matchRoute('GET', '/v1/admin/rollouts/team-a%2Fweb');
+    expect(m.kind === 'route' ? [m.route.id, m.params] : m).toEqual(['getRollout', { bundle: 'team-a/web' }]);
+    const command = matchRoute('POST', '/v1/admin/rollouts/team-a%2Fweb/pause');
+    expect(command.kind === 'route' ? command.params : command).toEqual({
+      bundle: 'team-a/web',
+      command: 'pause',
+    });
   });
 });
