@@ -218,9 +218,10 @@ export async function openHubContext(
           source.keyId,
         )
       : undefined);
-  // A source's credentials.secretRef names a Secrets Manager secret, as FLOTILLA_FLEET_REPO_CREDENTIALS_SECRET_ID does.
+  // A source's credentials.secretRef names a Secrets Manager secret under the hub's prefix,
+  // holding what FLOTILLA_FLEET_REPO_CREDENTIALS_SECRET_ID's secret holds.
   return createHubContext(resolved, {
-    sourceCredentials: secretCredentialResolver(readSecret),
+    sourceCredentials: secretCredentialResolver((ref) => readSecret(`${config.sourceSecretPrefix}${ref}`)),
     ...overrides,
     ...(signer ? { signer } : {}),
   });
