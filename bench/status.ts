@@ -21,15 +21,14 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateSigningKeyPair } from '@flotilla/shared';
-import { refreshStatusDigest } from '@flotilla/shared/hub';
 import type { Context } from 'aws-lambda';
-import { HubDb } from '../functions/src/adapters/dynamodb-stores.ts';
 import { ensureHubTables } from '../functions/src/adapters/dynamodb-tables.ts';
 import { loadConfig } from '../functions/src/config.ts';
 import { createApiHandler } from '../functions/src/http/api.ts';
 import { createHubContext } from '../functions/src/hub-context.ts';
 import { toApiGatewayEvent } from '../functions/src/local/event.ts';
 import { repoRoot, startBed } from '../test/bed/src/bed.ts';
+import { seedStatusFleet } from '../test/support/status-fleet.ts';
 
 const { values } = parseArgs({
   options: {
@@ -43,124 +42,6 @@ const { values } = parseArgs({
 const sizes = values.sizes.split(',').map(Number);
 const bundleCount = Number(values.bundles);
 const log = (line: string) => process.stderr.write(`[bench:status] ${line}\n`);
-
-const envs = ['prod', 'prod', 'prod', 'staging', 'staging', 'dev', 'dev', 'dev', 'dev', 'dev'] as const;
-const regions = ['eu', 'us', 'ap'] as const;
-const tiers = ['gold', 'silver', 'bronze'] as const;
-/** As `bench:hub` labels its clusters. */
-function clusterLabels(i: number): Record<string, string> {
-  return {
-    env: envs[i % envs.length] as string,
-    region: regions[Math.floor(i / 10) % regions.length] as string,
-    tier: tiers[Math.floor(i / 30) % tiers.length] as string,
-    team: `team-${i % 17}`,
-    ...(i % 10 === 7 ? { canary: 'true' } : {}),
-  };
-}
-
-const hashOf = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
-const bundleNames = Array.from({ length: bundleCount }, (_, b) => `app-${String(b).padStart(2, '0')}`);
-const bundleHashes = bundleNames.map((n) => hashOf(n));
-// Every cluster gets the same references, so they share one refsHash, as the hub computes it.
-const refsHash = hashOf(JSON.stringify(bundleNames.map((name, b) => [name, bundleHashes[b]])));
-
-/** Mostly Ready; about 2% of clusters fail one bundle, 3% drift one, 1% still apply one; 5% are offline. */
-function bundleState(i: number, b: number): { state: string; message?: string; drift?: unknown } {
-  if (i % 50 === 3 && b === i % bundleCount)
-    return { state: 'Failed', message: 'Deployment/app: image pull failed' };
-  if (i % 33 === 5 && b === (i + 1) % bundleCount)
-    return {
-      state: 'Drifted',
-      drift: [{ object: 'apps/v1/Deployment/default/app', fields: ['spec.replicas'] }],
-    };
-  if (i % 100 === 9 && b === 0) return { state: 'NotReady' };
-  return { state: 'Ready' };
-}
-
-async function seed(hub: ReturnType<typeof createHubContext>, size: number, now: Date): Promise<void> {
-  const db = new HubDb(hub.dynamodb, hub.config.tables);
-  const at = now.toISOString();
-  const clusters: Record<string, unknown>[] = [];
-  const desired: Record<string, unknown>[] = [];
-  const statuses: Record<string, unknown>[] = [];
-  for (let i = 0; i < size; i++) {
-    const id = `c${String(i).padStart(6, '0')}`;
-    const manifest = JSON.stringify({
-      apiVersion: 'flotilla.dev/v1alpha1',
-      kind: 'DesiredState',
-      cluster: id,
-      generation: 1,
-      commit: 'c1',
-      bundles: bundleNames.map((name, b) => ({
-        name,
-        hash: bundleHashes[b],
-        namespace: 'default',
-        dependsOn: [],
-        driftPolicy: 'correct',
-        paused: false,
-      })),
-    });
-    const etag = hashOf(manifest);
-    const head = { generation: 1, etag, refsHash, commit: 'c1' };
-    const heartbeat = new Date(now.getTime() - (i % 20 === 11 ? 3600 : 20) * 1000).toISOString();
-    clusters.push({
-      clusterId: id,
-      labels: clusterLabels(i),
-      tokenHash: '0'.repeat(64),
-      registeredAt: at,
-      lastHeartbeatAt: heartbeat,
-      agentVersion: '0.1.0',
-      kubeVersion: 'v1.33.2',
-      head,
-    });
-    const state = {
-      clusterId: id,
-      generation: 1,
-      etag,
-      refsHash,
-      commit: 'c1',
-      manifest,
-      signature: 'x',
-      keyId: 'k',
-      createdAt: at,
-    };
-    desired.push({ clusterId: id, generation: 0, current: state });
-    statuses.push({ clusterId: id, bundle: '#cluster', appliedGeneration: 1 });
-    bundleNames.forEach((bundle, b) => {
-      statuses.push({
-        clusterId: id,
-        bundle,
-        hash: bundleHashes[b],
-        generation: 1,
-        since: at,
-        updatedAt: at,
-        ...bundleState(i, b),
-      });
-    });
-  }
-  const put = (items: Record<string, unknown>[]) => items.map((Item) => ({ PutRequest: { Item } }));
-  await db.batchWrite(hub.config.tables.clusters, put(clusters), 16);
-  await db.batchWrite(hub.config.tables.desiredStates, put(desired), 16);
-  await db.batchWrite(hub.config.tables.bundleStatus, put(statuses), 16);
-  await hub.syncState.save({
-    commit: 'c1',
-    snapshotHash: 's',
-    syncedAt: at,
-    clusters: size,
-    changedClusters: 0,
-    errors: [],
-  });
-  if (values.stale) return;
-  // The digest each cluster's last report leaves on its record, by the hub's own code.
-  let next = 0;
-  const worker = async () => {
-    while (next < size) {
-      const i = next++;
-      await refreshStatusDigest(hub, { id: `c${String(i).padStart(6, '0')}`, labels: clusterLabels(i) });
-    }
-  };
-  await Promise.all(Array.from({ length: 32 }, worker));
-}
 
 const bed = await startBed({
   dir: join(repoRoot, '.flotilla', 'bench-status'),
@@ -185,9 +66,9 @@ try {
     await ensureHubTables(hub.dynamodb, config.tables);
     const now = new Date();
     const t0 = performance.now();
-    await seed(hub, size, now);
+    const seeded = await seedStatusFleet(hub, { size, bundles: bundleCount, now, stale: values.stale });
     log(
-      `${size} clusters x ${bundleCount} bundles seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `${size} clusters x ${bundleCount} bundles seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s (writes ${seeded.writeSeconds} s, digest check ${seeded.checkSeconds} s)`,
     );
     const handler = createApiHandler(hub);
     const get = async (url: string, headers: Record<string, string> = {}) => {

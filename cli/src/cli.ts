@@ -29,6 +29,12 @@ export const globalOptions = {
     valueName: 'path',
     description: 'file holding the admin key (env FLOTILLA_ADMIN_KEY, FLOTILLA_ADMIN_KEY_FILE)',
   },
+  tenant: {
+    type: 'string',
+    valueName: 'name',
+    description:
+      "act as this tenant's admin: status, sync, rollouts, clusters, history and previews use its routes (env FLOTILLA_TENANT; implied by a tenant key)",
+  },
   config: {
     type: 'string',
     valueName: 'path',
@@ -108,7 +114,7 @@ export function splitCommand(argv: readonly string[]): { words: string[]; rest: 
       if (valueOptions.has(arg) && i + 1 < argv.length) rest.push(argv[++i] as string);
       continue;
     }
-    const isGroup = words.length === 1 && groups.some((g) => g.name === words[0]);
+    const isGroup = words.length >= 1 && groups.some((g) => g.name === words.join(' '));
     if (words.length === 0 || isGroup) words.push(arg);
     else rest.push(arg);
   }
@@ -252,9 +258,11 @@ export async function runCli(
   }
   const command = findCommand(words);
   if (!command) {
-    const group = groups.find((g) => g.name === words[0]);
+    const group =
+      groups.find((g) => g.name === words.join(' ')) ??
+      groups.find((g) => g.name === words.slice(0, -1).join(' '));
     if (group) {
-      if (words.length === 1) {
+      if (group.name === words.join(' ')) {
         (wantsHelp ? io.stdout : io.stderr)(groupHelp(group));
         return wantsHelp ? ExitCode.Ok : ExitCode.Usage;
       }
@@ -287,6 +295,7 @@ export async function runCli(
         context: args.values.context as string | undefined,
         output: command.outputFormats ? undefined : outputFlag,
         adminKeyFile: args.values['admin-key-file'] as string | undefined,
+        tenant: args.values.tenant as string | undefined,
       },
       env: io.env,
       cwd: io.cwd,
@@ -321,7 +330,13 @@ function commandContext(config: CliConfig, io: CliIo, deps: CliDeps, args: Comma
           : auth.kind === 'iam'
             ? { kind: 'signer', sign: iamSigner({ region: auth.region }) }
             : { kind: 'none' };
-      hub = new HubClient({ baseUrl, admin, fetch: deps.fetch, userAgent: `flotilla-cli/${cliVersion}` });
+      hub = new HubClient({
+        baseUrl,
+        admin,
+        fetch: deps.fetch,
+        userAgent: `flotilla-cli/${cliVersion}`,
+        ...(config.tenant !== undefined ? { tenant: config.tenant } : {}),
+      });
       return hub;
     },
     spoke: () => {

@@ -19,6 +19,7 @@ import type {
   RolloutCommandResult,
   RolloutView,
 } from '@flotilla/shared/hub';
+import type { RenderedBundleDocument } from '@flotilla/shared/object-diff';
 
 /** Sent with every call: the server refuses API calls without it (a page elsewhere cannot add it). */
 const dashboardHeader = { 'x-flotilla-dashboard': '1' } as const;
@@ -76,13 +77,6 @@ export interface PageQuery {
   readonly limit: number;
 }
 
-/** A stored rendered bundle as the hub answers it (the parts the dashboard shows). */
-export interface RenderedBundleAnswer {
-  readonly objects?: readonly Record<string, unknown>[];
-  readonly sealed?: readonly { readonly file?: string; readonly digest?: string }[];
-  readonly [key: string]: unknown;
-}
-
 /** Whether the last call reached the hub: `null` when it answered, else why not. */
 export type Heard =
   | { readonly at: number; readonly error: null }
@@ -98,7 +92,7 @@ export interface DashboardApi {
   /** The bundle references of a cluster's current desired state (name and hash). */
   clusterBundles(id: string): Promise<readonly { readonly name: string; readonly hash: string }[]>;
   /** A stored rendered bundle by hash. */
-  renderedBundle(hash: string): Promise<RenderedBundleAnswer>;
+  renderedBundle(hash: string): Promise<RenderedBundleDocument>;
   rollouts(): Promise<readonly RolloutView[]>;
   rolloutCommand(bundle: string, command: RolloutCommand): Promise<RolloutCommandResult>;
   /** Targeting of one bundle at the repo tip, without the rendered objects. */
@@ -118,7 +112,32 @@ export function pageSearch(query: PageQuery): string {
   return q.toString();
 }
 
-export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input, init)): DashboardApi {
+/**
+ * Where a hub route lives for this dashboard's operator: the platform admin's `/v1/admin/*`,
+ * or for a tenant's admin the tenant's own `/v1/tenants/<tenant>/*` routes, which answer
+ * only its bundles and clusters (docs/tenants.md). A route a tenant has no copy of (a
+ * cluster's whole desired state, a stored bundle by hash) stays under `/v1/admin/`, where
+ * the hub refuses it with a 403 that names it, and the view says so.
+ */
+export function routeFor(tenant: string | null, path: string): string {
+  if (tenant === null || !path.startsWith('/v1/admin/')) return path;
+  const rest = path.slice('/v1/admin/'.length);
+  const scoped =
+    /^(status|bundles)([?]|$)/.test(rest) ||
+    /^clusters\/[^/]+\/(status|history)([?]|$)/.test(rest) ||
+    /^(preview|sync)$/.test(rest) ||
+    /^rollouts([/?]|$)/.test(rest);
+  return scoped ? `/v1/tenants/${encodeURIComponent(tenant)}/${rest}` : path;
+}
+
+/**
+ * @param tenant the tenant whose admin runs the dashboard (the page learns it from the
+ *   server, `<meta name="flotilla-tenant">`), or null for the platform admin.
+ */
+export function createApi(
+  fetchImpl: typeof fetch = (input, init) => fetch(input, init),
+  tenant: string | null = null,
+): DashboardApi {
   const listeners = new Set<(heard: Heard) => void>();
   const tell = (heard: Heard) => {
     for (const l of listeners) l(heard);
@@ -133,7 +152,7 @@ export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input
     if (opts.etag) headers['if-none-match'] = opts.etag;
     let res: Response;
     try {
-      res = await fetchImpl(`/api${path}`, {
+      res = await fetchImpl(`/api${routeFor(tenant, path)}`, {
         method,
         headers,
         ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
@@ -191,14 +210,13 @@ export function createApi(fetchImpl: typeof fetch = (input, init) => fetch(input
       return json<ClusterHistory>(await call('GET', `/v1/admin/clusters/${seg(id)}/history?limit=25`));
     },
     async clusterBundles(id) {
-      const state = await json<{ manifest: string }>(
+      const { manifest } = await json<{ manifest: { bundles?: { name: string; hash: string }[] } }>(
         await call('GET', `/v1/admin/clusters/${seg(id)}/desired-state`),
       );
-      const manifest = JSON.parse(state.manifest) as { bundles?: { name: string; hash: string }[] };
       return (manifest.bundles ?? []).map((b) => ({ name: b.name, hash: b.hash }));
     },
     async renderedBundle(hash) {
-      return json<RenderedBundleAnswer>(await call('GET', `/v1/admin/bundles/${seg(hash)}`));
+      return json<RenderedBundleDocument>(await call('GET', `/v1/admin/bundles/${seg(hash)}`));
     },
     async rollouts() {
       return (await json<{ rollouts: RolloutView[] }>(await call('GET', '/v1/admin/rollouts'))).rollouts;

@@ -18,7 +18,9 @@ import { ClusterView } from './views/cluster.tsx';
 import { FleetView } from './views/fleet.tsx';
 import { RolloutsView } from './views/rollouts.tsx';
 
-const api = createApi();
+/** Set by `flotilla dashboard` when it runs with a tenant's key: the page then reads that tenant's routes. */
+const tenant = document.querySelector<HTMLMetaElement>('meta[name="flotilla-tenant"]')?.content || null;
+const api = createApi(undefined, tenant);
 
 function useRoute(): Route {
   const [route, setRoute] = useState(() => parseRoute(location.hash));
@@ -104,6 +106,7 @@ function App() {
           <a href="#/fleet">Flotilla</a>
         </h1>
         <Nav route={route} />
+        {tenant && <p class="tenant">tenant {tenant}</p>}
         <p class="heard" aria-live="off">
           {live.lastHeardAt === null
             ? 'waiting for the hub…'

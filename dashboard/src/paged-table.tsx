@@ -46,8 +46,10 @@ export function VirtualTable<Row, Answer extends PageAnswer<Row>>(props: {
   useEffect(() => {
     const el = scroller.current;
     if (!el) return;
-    setViewport(el.clientHeight);
-    const observer = new ResizeObserver(() => setViewport(el.clientHeight));
+    // The box grows with its rows up to its max-height: size the window by what it may grow to.
+    const measure = () => setViewport(Math.max(el.clientHeight, window.innerHeight));
+    measure();
+    const observer = new ResizeObserver(measure);
     observer.observe(el);
     return () => observer.disconnect();
   }, []);

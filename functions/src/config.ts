@@ -1,4 +1,5 @@
 import { type HubTableNames, hubTableNames } from '@flotilla/shared/hub';
+import { parseTenantPrincipals, type TenantPrincipals } from './http/caller.ts';
 
 /** Everything the hub's functions read from their environment, validated once at cold start. */
 export interface HubConfig {
@@ -78,6 +79,11 @@ export interface HubConfig {
   readonly adminAuth: 'iam' | 'key';
   /** Hex SHA-256 of the admin key, when `adminAuth` is `key`. */
   readonly adminKeySha256: string | undefined;
+  /**
+   * IAM principals that are a tenant's admins (FLOTILLA_TENANT_PRINCIPALS, JSON of tenant to
+   * ARNs; mode `iam`): they may call only that tenant's `/v1/tenants/<tenant>/` routes.
+   */
+  readonly tenantPrincipals: TenantPrincipals;
   /** Shared secret of the git push webhook (HMAC-SHA256 of the body); webhooks are off when unset. */
   readonly webhookSecret: string | undefined;
   /**
@@ -172,6 +178,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
   if (adminKeySha256 && !/^[0-9a-f]{64}$/.test(adminKeySha256)) {
     problems.push('FLOTILLA_ADMIN_KEY_SHA256 must be 64 hex digits (the SHA-256 of the admin key)');
   }
+  const tenantPrincipals = parseTenantPrincipals(env.FLOTILLA_TENANT_PRINCIPALS);
+  problems.push(...tenantPrincipals.problems);
   const webhookSecret = env.FLOTILLA_WEBHOOK_SECRET || undefined;
   if (webhookSecret !== undefined && webhookSecret.length < 16) {
     problems.push('FLOTILLA_WEBHOOK_SECRET must be at least 16 characters');
@@ -223,6 +231,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
       .filter((r) => r !== ''),
     adminAuth: adminAuth === 'key' ? 'key' : 'iam',
     adminKeySha256,
+    tenantPrincipals: tenantPrincipals.principals,
     webhookSecret,
     syncQueueUrl: optionalUrl('FLOTILLA_SYNC_QUEUE_URL'),
     syncFanoutWindows: fanoutWindows,

@@ -12,7 +12,13 @@ import {
   parseChartCredentials,
   staticCredentialResolver,
 } from '@flotilla/shared/charts';
-import type { Signer, SyncFanout, SyncPorts } from '@flotilla/shared/hub';
+import {
+  type Signer,
+  type SyncFanout,
+  type SyncPorts,
+  snapshotTenantScopes,
+  type TenantScopes,
+} from '@flotilla/shared/hub';
 import type { EventSink } from '@flotilla/shared/notify';
 import { DirectoryChartCache } from './adapters/directory-chart-cache.ts';
 import { DynamoDbRegistrationTokenStore } from './adapters/dynamodb-registration-tokens.ts';
@@ -26,6 +32,7 @@ import {
   HubDb,
 } from './adapters/dynamodb-stores.ts';
 import { DynamoDbSyncJobStore } from './adapters/dynamodb-sync-jobs.ts';
+import { DynamoDbTenantKeyStore } from './adapters/dynamodb-tenant-keys.ts';
 import { fileCredentialResolver } from './adapters/file-chart-credentials.ts';
 import { GitFleetSource } from './adapters/git-fleet-source.ts';
 import {
@@ -58,6 +65,10 @@ export interface HubContext extends SyncPorts {
   readonly statuses: DynamoDbClusterStatusStore;
   /** One-time registration tokens (hub-state table). */
   readonly registrationTokens: DynamoDbRegistrationTokenStore;
+  /** Tenant admin keys (hub-state table). */
+  readonly tenantKeys: DynamoDbTenantKeyStore;
+  /** What each tenant owns, from the last sync's snapshot of the fleet files. */
+  readonly tenantScopes: TenantScopes;
   /** Progressive rollouts, per bundle (hub-state table, documents in the bundles table). */
   readonly rollouts: DynamoDbRolloutStore;
   /** The work queue and job records of syncs that fan out, when `config.syncQueueUrl` is set. */
@@ -107,6 +118,7 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
   const db = new HubDb(dynamodb, config.tables);
   const queues = new SqsSpokeQueues(sqs, config.prefix);
   const bundles = new DynamoDbBundleStore(db);
+  const syncState = new DynamoDbSyncStateStore(db);
   // One worker per runtime, started on the first render; renders cached by their inputs across syncs.
   const renderer = config.rendererBinary
     ? new RendererClient({ binary: config.rendererBinary, maxInFlight: 4 })
@@ -150,9 +162,11 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
     desiredStates: new DynamoDbDesiredStateStore(db),
     bundles,
     rollouts: new DynamoDbRolloutStore(db, bundles),
-    syncState: new DynamoDbSyncStateStore(db),
+    syncState,
     statuses: new DynamoDbClusterStatusStore(db),
     registrationTokens: new DynamoDbRegistrationTokenStore(db),
+    tenantKeys: new DynamoDbTenantKeyStore(db),
+    tenantScopes: snapshotTenantScopes({ syncState, bundles }),
     notifier: queues,
     signer: overrides.signer ?? new Ed25519Signer(config.signingKeyPem),
     source: new GitFleetSource({

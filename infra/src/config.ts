@@ -46,6 +46,13 @@ export interface FlotillaHubConfig {
    * The AWS targets `sns` and `eventbridge` providers in `notifications/` may name: the
    * notifier may publish to these topics and buses and nothing else. Default: none.
    */
+  /**
+   * Tenants whose admins call the hub with IAM: tenant name (a `tenants/<name>.yaml` of the
+   * fleet) to the IAM roles and users that act as its admins. Each tenant gets a managed
+   * policy that allows only its own `/v1/tenants/<name>/` routes, attached to those roles
+   * and users (same account); the API maps a caller's ARN to its tenant.
+   */
+  readonly tenants?: Readonly<Record<string, { readonly principals: readonly string[] }>>;
   readonly notifications?: {
     readonly topicArns?: readonly string[];
     readonly eventBuses?: readonly string[];
@@ -66,6 +73,8 @@ export interface ResolvedFlotillaHubConfig {
   readonly alarms: { readonly email?: string; readonly topicArn?: string };
   readonly api: { readonly throttleRateLimit: number; readonly throttleBurstLimit: number };
   readonly notifications: { readonly topicArns: readonly string[]; readonly eventBuses: readonly string[] };
+  /** Tenant name to its admins' IAM roles and users (keys in name order). */
+  readonly tenants: Readonly<Record<string, { readonly principals: readonly string[] }>>;
 }
 
 export class FlotillaHubConfigError extends Error {
@@ -87,6 +96,9 @@ const logRetentionValues = [
 const secretArnPattern =
   /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
 const topicArnPattern = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/;
+/** An IAM role or user, with its path: what a tenant policy can be attached to. */
+const iamPrincipalArnPattern =
+  /^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/([A-Za-z0-9+=,.@_-]+\/)*[A-Za-z0-9+=,.@_-]{1,128}$/;
 
 /**
  * Validates a configuration (typed props, or JSON from CDK context, where numbers and
@@ -114,6 +126,7 @@ export function resolveFlotillaHubConfig(input: unknown): ResolvedFlotillaHubCon
       'alarms',
       'api',
       'notifications',
+      'tenants',
     ],
     '',
     problems,
@@ -213,6 +226,34 @@ export function resolveFlotillaHubConfig(input: unknown): ResolvedFlotillaHubCon
     'an event bus name',
   );
 
+  const tenantsIn = objectAt(root.tenants, 'tenants', problems) ?? {};
+  const tenants: Record<string, { principals: string[] }> = {};
+  const principalOwner = new Map<string, string>();
+  for (const name of Object.keys(tenantsIn).sort()) {
+    const path = `tenants.${name}`;
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name)) {
+      problems.push(`${path}: "${name}" is not a tenant name (a DNS-1123 label, as in tenants/<name>.yaml)`);
+      continue;
+    }
+    const entry = objectAt(tenantsIn[name], path, problems, true) ?? {};
+    unknownFields(entry, ['principals'], `${path}.`, problems);
+    const principals = stringList(
+      entry.principals,
+      `${path}.principals`,
+      iamPrincipalArnPattern,
+      'an IAM role or user ARN',
+    );
+    if (principals.length === 0 && Array.isArray(entry.principals) && entry.principals.length === 0)
+      problems.push(`${path}.principals: give at least one IAM role or user ARN`);
+    for (const arn of principals) {
+      const other = principalOwner.get(arn);
+      if (other !== undefined && other !== name)
+        problems.push(`${path}.principals: ${arn} is already an admin of tenant "${other}"`);
+      principalOwner.set(arn, name);
+    }
+    tenants[name] = { principals };
+  }
+
   if (problems.length > 0) throw new FlotillaHubConfigError(problems);
   return {
     prefix,
@@ -227,6 +268,7 @@ export function resolveFlotillaHubConfig(input: unknown): ResolvedFlotillaHubCon
     alarms: { ...(email ? { email } : {}), ...(topicArn ? { topicArn } : {}) },
     api: { throttleRateLimit, throttleBurstLimit },
     notifications: { topicArns: notifyTopicArns, eventBuses: notifyEventBuses },
+    tenants,
   };
 }
 

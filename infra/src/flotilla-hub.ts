@@ -32,6 +32,7 @@ import {
   PolicyStatement,
   Role,
   ServicePrincipal,
+  User,
 } from 'aws-cdk-lib/aws-iam';
 import { Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
 import { Architecture, type LayerVersion, Runtime } from 'aws-cdk-lib/aws-lambda';
@@ -119,6 +120,11 @@ export class FlotillaHub extends Construct {
   readonly webhookSecret: Secret | undefined;
   /** `execute-api:Invoke` on every admin route: attach it to the roles of fleet admins. */
   readonly adminPolicy: ManagedPolicy;
+  /**
+   * Per configured tenant, `execute-api:Invoke` on that tenant's `/v1/tenants/<name>/` routes
+   * only, attached to the tenant's roles and users.
+   */
+  readonly tenantPolicies: Readonly<Record<string, ManagedPolicy>>;
   readonly alarms: readonly Alarm[];
   /** Where alarms go: the e-mail topic the hub created, else the topic it was given. */
   readonly alarmTopic: ITopic | undefined;
@@ -334,6 +340,13 @@ export class FlotillaHub extends Construct {
       environment: {
         ...commonEnv,
         ...(this.webhookSecret ? { FLOTILLA_WEBHOOK_SECRET_ID: this.webhookSecret.secretArn } : {}),
+        ...(Object.keys(config.tenants).length > 0
+          ? {
+              FLOTILLA_TENANT_PRINCIPALS: JSON.stringify(
+                Object.fromEntries(Object.entries(config.tenants).map(([name, t]) => [name, t.principals])),
+              ),
+            }
+          : {}),
       },
       bundling,
     });
@@ -524,9 +537,9 @@ export class FlotillaHub extends Construct {
         httpApi: this.httpApi,
         routeKey: HttpRouteKey.with(route.path, HttpMethod[route.method]),
         integration,
-        authorizer: route.auth === 'admin' ? iamAuthorizer : noAuthorizer,
+        authorizer: route.auth === 'admin' || route.auth === 'tenant' ? iamAuthorizer : noAuthorizer,
       });
-      if (route.auth !== 'admin') unauthorizedRoutes.push(httpRoute);
+      if (route.auth !== 'admin' && route.auth !== 'tenant') unauthorizedRoutes.push(httpRoute);
     }
     unauthorizedRoutes.push(
       new HttpRoute(this, 'Route-default', {
@@ -558,6 +571,29 @@ export class FlotillaHub extends Construct {
       this.#adminRoutesArn(),
       'Admins may call every method of every /v1/admin/ route of this one API; nothing else.',
     );
+
+    const tenantPolicies: Record<string, ManagedPolicy> = {};
+    for (const [name, { principals }] of Object.entries(config.tenants)) {
+      const tenant = { name, principals };
+      const routes = this.#tenantRoutesArn(tenant.name);
+      const policy = new ManagedPolicy(this, `TenantPolicy-${tenant.name}`, {
+        description: `Flotilla hub ${prefix}: call the routes of tenant ${tenant.name} (/v1/tenants/${tenant.name}/) of the hub API`,
+        statements: [new PolicyStatement({ actions: ['execute-api:Invoke'], resources: [routes] })],
+        roles: tenant.principals
+          .filter((arn) => /:role\//.test(arn))
+          .map((arn, i) => Role.fromRoleArn(this, `TenantRole-${tenant.name}-${i}`, arn)),
+        users: tenant.principals
+          .filter((arn) => /:user\//.test(arn))
+          .map((arn, i) => User.fromUserArn(this, `TenantUser-${tenant.name}-${i}`, arn)),
+      });
+      acknowledgeWildcard(
+        policy,
+        routes,
+        `Tenant ${tenant.name}'s admins may call every method of its own /v1/tenants/${tenant.name}/ routes of this one API; nothing else.`,
+      );
+      tenantPolicies[tenant.name] = policy;
+    }
+    this.tenantPolicies = tenantPolicies;
 
     new Rule(this, 'SyncSchedule', {
       description: `Flotilla hub ${prefix}: periodic sync, in case a webhook was missed`,
@@ -652,6 +688,10 @@ export class FlotillaHub extends Construct {
       actions: ['execute-api:Invoke'],
       resourceArns: [this.#adminRoutesArn()],
     });
+  }
+
+  #tenantRoutesArn(tenant: string): string {
+    return this.httpApi.arnForExecuteApi('*', `/v1/tenants/${tenant}/*`, '$default');
   }
 
   #adminRoutesArn(): string {

@@ -34,7 +34,7 @@ export function contentBase64(content: string): string {
  * The folders of a fleet repo that mean something to Flotilla; everything else (READMEs,
  * CI configuration) is never read. `lib/` holds what Helm and Kustomize bundles share,
  * `policies/` the admission policies, `notifications/` the notifier's providers and alerts,
- * `tenants/` and `sources/` the tenants and the other fleet sources (the platform source's only).
+ * `tenants/` the tenants and `sources/` the other fleet sources (platform source only).
  */
 export const FLEET_REPO_FOLDERS = [
   'bundles',

@@ -24,6 +24,7 @@ import {
 import { secretsRecipientsCommand, secretsRotateCommand } from './secrets.ts';
 import { secretsCheckCommand, secretsEncryptCommand } from './secrets-files.ts';
 import { statusCommand, syncCommand } from './status.ts';
+import { tenantKeyCreateCommand, tenantKeyListCommand, tenantKeyRevokeCommand } from './tenant.ts';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './token.ts';
 
 /** Every command, in the order `flotilla --help` lists them. */
@@ -49,6 +50,9 @@ export const commands: readonly Command[] = [
   tokenCreateCommand,
   tokenListCommand,
   tokenRevokeCommand,
+  tenantKeyCreateCommand,
+  tenantKeyListCommand,
+  tenantKeyRevokeCommand,
   secretsEncryptCommand,
   secretsCheckCommand,
   secretsRecipientsCommand,
@@ -63,6 +67,8 @@ export const commands: readonly Command[] = [
 /** Command groups: `flotilla <group> <command>`. */
 export const groups = [
   { name: 'token', summary: 'one-time registration tokens' },
+  { name: 'tenant', summary: "tenants' admin keys (platform admin): tenant key create, list, revoke" },
+  { name: 'tenant key', summary: "a tenant's admin keys (platform admin): create, list, revoke" },
   { name: 'policy', summary: "the fleet repo's admission policies: check" },
   { name: 'rollout', summary: 'progressive rollouts: list, status, pause, resume, promote, abort' },
   {

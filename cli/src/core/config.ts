@@ -4,6 +4,7 @@
  * reported together, naming where each value came from. Secrets are never printed.
  */
 import { join, resolve } from 'node:path';
+import { tenantOfKey } from '@flotilla/shared/hub';
 import { parse } from 'yaml';
 import { ConfigError } from './errors.ts';
 import { type OutputFormat, outputFormats } from './output.ts';
@@ -19,6 +20,11 @@ export interface CliConfig {
   /** Where the hub URL came from, for messages. */
   readonly hubUrlSource: string | undefined;
   readonly adminAuth: AdminAuth;
+  /**
+   * The tenant whose admin this is (--tenant, FLOTILLA_TENANT, or the tenant a tenant key
+   * `flt_t_<tenant>.…` names): scoped commands call `/v1/tenants/<tenant>/...`.
+   */
+  readonly tenant: string | undefined;
   /** The kubeconfig files to read (KUBECONFIG may list several), and the context to use. */
   readonly kubeconfig: { readonly paths: readonly string[]; readonly explicit: boolean };
   readonly context: string | undefined;
@@ -40,6 +46,7 @@ export interface GlobalFlags {
   readonly context?: string | undefined;
   readonly output?: string | undefined;
   readonly adminKeyFile?: string | undefined;
+  readonly tenant?: string | undefined;
 }
 
 export interface ConfigSources {
@@ -173,6 +180,22 @@ export function loadConfig(src: ConfigSources): CliConfig {
     problems.push(`FLOTILLA_AUTH / auth: expected "key" or "iam", got "${authMode}"`);
   }
 
+  // A tenant's admin: named, or implied by a tenant key.
+  const keyTenant = adminAuth.kind === 'key' ? tenantOfKey(adminAuth.key) : undefined;
+  const tenantEntry: [string, string] | undefined = flags.tenant?.trim()
+    ? [flags.tenant.trim(), '--tenant']
+    : env.FLOTILLA_TENANT?.trim()
+      ? [env.FLOTILLA_TENANT.trim(), 'FLOTILLA_TENANT']
+      : undefined;
+  if (tenantEntry && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(tenantEntry[0])) {
+    problems.push(`${tenantEntry[1]}: expected a tenant name (a DNS-1123 label), got "${tenantEntry[0]}"`);
+  } else if (tenantEntry && keyTenant !== undefined && keyTenant !== tenantEntry[0]) {
+    problems.push(
+      `${tenantEntry[1]} names tenant "${tenantEntry[0]}", but the admin key is a key of tenant "${keyTenant}"`,
+    );
+  }
+  const tenant = tenantEntry?.[0] ?? keyTenant;
+
   // Kubeconfig and context, as kubectl finds them.
   const kubeconfigEnv = env.KUBECONFIG?.split(':').filter((p) => p !== '');
   const kubeconfig = flags.kubeconfig
@@ -199,6 +222,7 @@ export function loadConfig(src: ConfigSources): CliConfig {
     hubUrl,
     hubUrlSource: hubEntry?.[1],
     adminAuth,
+    tenant,
     kubeconfig,
     context: flags.context,
     output: outputText as OutputFormat,

@@ -9,7 +9,7 @@ import type { HubClient } from '../hub/hub-client.ts';
 import { type DashboardServer, startDashboardServer } from './server.ts';
 
 export interface ServeDashboardOptions {
-  readonly hub: Pick<HubClient, 'forwardAdmin'>;
+  readonly hub: Pick<HubClient, 'forwardAdmin'> & { readonly tenant?: string | undefined };
   /** Defaults to 127.0.0.1. */
   readonly address?: string;
   /** 0 (the default) picks a free port. */

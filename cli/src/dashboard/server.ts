@@ -1,6 +1,7 @@
 /**
  * The local server behind `flotilla dashboard`: it serves the UI's bundle and forwards
- * `/api/v1/admin/*` to the hub with the operator's own credentials, which it adds itself,
+ * `/api/v1/admin/*` (and, for a tenant's admin, `/api/v1/tenants/<tenant>/*`) to the hub
+ * with the operator's own credentials, which it adds itself,
  * so the browser never holds a key and the hub gets no new public surface (as
  * `kubectl proxy` does for the Kubernetes API).
  *
@@ -22,7 +23,7 @@ export interface DashboardAssets {
 }
 
 export interface DashboardServerOptions {
-  readonly hub: Pick<HubClient, 'forwardAdmin'>;
+  readonly hub: Pick<HubClient, 'forwardAdmin'> & { readonly tenant?: string | undefined };
   readonly assets: DashboardAssets;
   /** Defaults to 127.0.0.1. */
   readonly address?: string;
@@ -75,6 +76,15 @@ export async function startDashboardServer(opts: DashboardServerOptions): Promis
   const host = opts.address ?? '127.0.0.1';
   const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
   let allowedHosts = new Set<string>();
+  // A tenant's admin: the page reads the tenant's own routes (dashboard/src/api.ts routeFor).
+  const tenant = opts.hub.tenant;
+  const page =
+    tenant === undefined
+      ? indexHtml
+      : indexHtml.replace(
+          '<meta name="color-scheme"',
+          `<meta name="flotilla-tenant" content="${tenant.replace(/[^a-z0-9-]/g, '')}">\n<meta name="color-scheme"`,
+        );
   let origin = '';
 
   const server: Server = createServer((req, res) => {
@@ -101,15 +111,25 @@ export async function startDashboardServer(opts: DashboardServerOptions): Promis
     if (url.pathname === '/app.js') return send(res, 200, 'text/javascript; charset=utf-8', opts.assets.js);
     if (url.pathname === '/app.css') return send(res, 200, 'text/css; charset=utf-8', opts.assets.css);
     if (url.pathname === '/' || url.pathname === '/index.html') {
-      return send(res, 200, 'text/html; charset=utf-8', indexHtml);
+      return send(res, 200, 'text/html; charset=utf-8', page);
     }
     return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
   }
 
   async function proxy(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const hubPath = url.pathname.slice('/api'.length);
-    if (!hubPath.startsWith('/v1/admin/')) {
-      return send(res, 404, 'application/json', apiError('not_found', 'only /api/v1/admin/* is forwarded'));
+    // A tenant's admin also reaches the tenant's own routes; the hub checks the rest.
+    const tenantPrefix = opts.hub.tenant === undefined ? undefined : `/v1/tenants/${opts.hub.tenant}/`;
+    if (!hubPath.startsWith('/v1/admin/') && !(tenantPrefix && hubPath.startsWith(tenantPrefix))) {
+      return send(
+        res,
+        404,
+        'application/json',
+        apiError(
+          'not_found',
+          `only /api/v1/admin/*${tenantPrefix ? ` and /api${tenantPrefix}*` : ''} is forwarded`,
+        ),
+      );
     }
     if (req.headers[dashboardRequestHeader] !== '1') {
       return send(

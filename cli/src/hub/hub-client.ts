@@ -26,6 +26,7 @@ import type {
   RolloutCommandResult,
   RolloutView,
   SyncReportView,
+  TenantKeyView,
 } from '@flotilla/shared/hub';
 
 export type {
@@ -35,6 +36,7 @@ export type {
   RegistrationTokenView,
   RollbackResult,
   SyncReportView,
+  TenantKeyView,
 };
 
 export interface HubPublicKey {
@@ -102,6 +104,11 @@ export interface HubClientOptions {
   readonly fetch?: typeof fetch;
   readonly timeoutMs?: number;
   readonly userAgent?: string;
+  /**
+   * Act as this tenant's admin: status, sync, preview, clusters, history and rollouts go to
+   * the tenant's routes (`/v1/tenants/<tenant>/...`) instead of the admin ones.
+   */
+  readonly tenant?: string;
 }
 
 type Auth =
@@ -115,8 +122,11 @@ export class HubClient {
   readonly #fetch: typeof fetch;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
+  /** The tenant whose routes the scoped calls use, if any. */
+  readonly tenant: string | undefined;
 
   constructor(opts: HubClientOptions) {
+    this.tenant = opts.tenant;
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.#admin = opts.admin;
     this.#fetch = opts.fetch ?? fetch;
@@ -226,12 +236,19 @@ export class HubClient {
     return { status: res.status, value: value as T, raw };
   }
 
-  // Admin routes.
+  /** A route that exists for the platform (`/v1/admin<path>`) and for each tenant (`/v1/tenants/<tenant><path>`). */
+  #scoped(path: string): string {
+    return this.tenant === undefined ? `/v1/admin${path}` : `/v1/tenants/${enc(this.tenant)}${path}`;
+  }
+
+  // Admin routes (and, for those a tenant has too, the tenant's).
 
   async listClusters(selector?: string): Promise<ClusterView[]> {
     const query = selector ? `?selector=${encodeURIComponent(selector)}` : '';
     return (
-      await this.#request<{ clusters: ClusterView[] }>('GET', `/v1/admin/clusters${query}`, { kind: 'admin' })
+      await this.#request<{ clusters: ClusterView[] }>('GET', this.#scoped(`/clusters${query}`), {
+        kind: 'admin',
+      })
     ).value.clusters;
   }
 
@@ -308,7 +325,7 @@ export class HubClient {
     if (page.before !== undefined) query.set('before', String(page.before));
     const qs = query.size > 0 ? `?${query}` : '';
     return (
-      await this.#request<ClusterHistory>('GET', `/v1/admin/clusters/${enc(id)}/history${qs}`, {
+      await this.#request<ClusterHistory>('GET', this.#scoped(`/clusters/${enc(id)}/history${qs}`), {
         kind: 'admin',
       })
     ).value;
@@ -330,21 +347,27 @@ export class HubClient {
 
   /** Every bundle's rollout. */
   async listRollouts(): Promise<{ rollouts: RolloutView[] }> {
-    return (await this.#request<{ rollouts: RolloutView[] }>('GET', '/v1/admin/rollouts', { kind: 'admin' }))
-      .value;
+    return (
+      await this.#request<{ rollouts: RolloutView[] }>('GET', this.#scoped('/rollouts'), { kind: 'admin' })
+    ).value;
   }
 
   async getRollout(bundle: string): Promise<RolloutView> {
-    return (await this.#request<RolloutView>('GET', `/v1/admin/rollouts/${enc(bundle)}`, { kind: 'admin' }))
-      .value;
+    return (
+      await this.#request<RolloutView>('GET', this.#scoped(`/rollouts/${enc(bundle)}`), { kind: 'admin' })
+    ).value;
   }
 
   /** pause, resume, promote (open the next wave now) or abort (revert now). */
   async rolloutCommand(bundle: string, command: string): Promise<RolloutCommandResult> {
     return (
-      await this.#request<RolloutCommandResult>('POST', `/v1/admin/rollouts/${enc(bundle)}/${enc(command)}`, {
-        kind: 'admin',
-      })
+      await this.#request<RolloutCommandResult>(
+        'POST',
+        this.#scoped(`/rollouts/${enc(bundle)}/${enc(command)}`),
+        {
+          kind: 'admin',
+        },
+      )
     ).value;
   }
 
@@ -374,16 +397,16 @@ export class HubClient {
   }
 
   async preview<T>(body: unknown): Promise<T> {
-    return (await this.#request<T>('POST', '/v1/admin/preview', { kind: 'admin' }, body)).value;
+    return (await this.#request<T>('POST', this.#scoped('/preview'), { kind: 'admin' }, body)).value;
   }
 
   async sync(): Promise<SyncReportView> {
-    return (await this.#request<SyncReportView>('POST', '/v1/admin/sync', { kind: 'admin' })).value;
+    return (await this.#request<SyncReportView>('POST', this.#scoped('/sync'), { kind: 'admin' })).value;
   }
 
   async status<T>(selector?: string): Promise<T> {
     const query = selector ? `?selector=${encodeURIComponent(selector)}` : '';
-    return (await this.#request<T>('GET', `/v1/admin/status${query}`, { kind: 'admin' })).value;
+    return (await this.#request<T>('GET', this.#scoped(`/status${query}`), { kind: 'admin' })).value;
   }
 
   async createRegistrationToken(request: {
@@ -413,6 +436,33 @@ export class HubClient {
 
   async revokeRegistrationToken(id: string): Promise<void> {
     await this.#request('DELETE', `/v1/admin/registration-tokens/${enc(id)}`, { kind: 'admin' });
+  }
+
+  /** Issues an admin key for a tenant (platform admin); the key is in the answer only. */
+  async createTenantKey(
+    tenant: string,
+    request: { description?: string } = {},
+  ): Promise<{ key: string; tenantKey: TenantKeyView }> {
+    return (
+      await this.#request<{ key: string; tenantKey: TenantKeyView }>(
+        'POST',
+        `/v1/admin/tenants/${enc(tenant)}/keys`,
+        { kind: 'admin' },
+        request,
+      )
+    ).value;
+  }
+
+  async listTenantKeys(tenant: string): Promise<TenantKeyView[]> {
+    return (
+      await this.#request<{ tenantKeys: TenantKeyView[] }>('GET', `/v1/admin/tenants/${enc(tenant)}/keys`, {
+        kind: 'admin',
+      })
+    ).value.tenantKeys;
+  }
+
+  async revokeTenantKey(tenant: string, id: string): Promise<void> {
+    await this.#request('DELETE', `/v1/admin/tenants/${enc(tenant)}/keys/${enc(id)}`, { kind: 'admin' });
   }
 
   // Routes authorised by other tokens.

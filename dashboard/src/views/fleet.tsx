@@ -22,12 +22,19 @@ const clock = {
   clearTimeout: (t: unknown) => clearTimeout(t as ReturnType<typeof setTimeout>),
 };
 
-/** The matrix's columns, every bundle of the fleet (they do not jump as the filter changes). */
-function useColumns(api: DashboardApi): FleetBundles | null {
+/**
+ * The matrix's columns, every bundle of the fleet (they do not jump as the filter changes),
+ * asked for once the first rows are in: both are a scan of the fleet on the hub, and the
+ * rows come first.
+ */
+function useColumns(api: DashboardApi, ready: boolean): FleetBundles | null {
   const [bundles, setBundles] = useState<FleetBundles | null>(null);
   useEffect(
-    () => poll((etag) => api.fleetBundles(etag), { value: setBundles, problem: () => undefined }, clock),
-    [api],
+    () =>
+      ready
+        ? poll((etag) => api.fleetBundles(etag), { value: setBundles, problem: () => undefined }, clock)
+        : undefined,
+    [api, ready],
   );
   return bundles;
 }
@@ -54,10 +61,19 @@ export function FleetView(props: {
   const paged = usePagedRows<ClusterRowView, FleetMatrixPage>(JSON.stringify(asked), (offset, limit, etag) =>
     api.fleetPage({ ...asked, offset, limit }, etag),
   );
-  const columns = useColumns(api);
-  const names = columns?.bundles.map((b) => b.name) ?? [];
+  const columns = useColumns(api, paged.total !== null);
+  // Until the columns arrive (a second scan on the hub), the bundles of the rows read so far.
+  const names = columns?.bundles.map((b) => b.name) ?? columnsOfRows(paged);
   const latest = paged.latest;
   const errors = latest?.sync?.errors ?? [];
+  // A bundle with errors at the synced commit is held: its cells show the last good revision.
+  const heldBundles = new Map<string, string>();
+  for (const e of errors)
+    if (e.bundle)
+      heldBundles.set(
+        e.bundle,
+        `${heldBundles.get(e.bundle) ?? 'held at its last good revision:'}\n${e.text}`,
+      );
   const set = (patch: Partial<FleetFilter>) => props.onFilter({ ...filter, ...patch });
   const problem = paged.problem;
   const filterError = !check.ok
@@ -149,7 +165,7 @@ export function FleetView(props: {
         <p class="empty">The fleet status could not be read: {problem.message}</p>
       ) : paged.total === 0 ? (
         <p class="empty">No clusters match.</p>
-      ) : paged.total === null || columns === null ? (
+      ) : paged.total === null ? (
         <p class="empty">Loading the fleet status…</p>
       ) : (
         <VirtualTable
@@ -163,6 +179,12 @@ export function FleetView(props: {
               {names.map((b) => (
                 <th scope="col" key={b}>
                   <a href={formatRoute({ view: 'bundle', name: b })}>{b}</a>
+                  {heldBundles.has(b) && (
+                    <>
+                      {' '}
+                      <StateBadge state="Held" title={heldBundles.get(b)} />
+                    </>
+                  )}
                 </th>
               ))}
             </tr>
@@ -192,6 +214,16 @@ export function FleetView(props: {
       )}
     </>
   );
+}
+
+function columnsOfRows(paged: {
+  total: number | null;
+  row: (i: number) => ClusterRowView | undefined;
+}): string[] {
+  const names = new Set<string>();
+  for (let i = 0; i < Math.min(paged.total ?? 0, 100); i++)
+    for (const b of paged.row(i)?.bundles ?? []) names.add(b.name);
+  return [...names].sort();
 }
 
 export function cellTitle(

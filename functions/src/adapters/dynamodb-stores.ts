@@ -158,18 +158,38 @@ export class DynamoDbClusterStore implements ClusterStore {
 
   async *pages(
     size: number,
-    options: { readonly statusDigest?: boolean } = {},
+    options: { readonly statusDigest?: boolean; readonly segments?: number } = {},
   ): AsyncIterable<readonly ClusterRecord[]> {
     const listing = this.#listing(options.statusDigest === true);
-    let start: Record<string, unknown> | undefined;
-    do {
-      const res = await this.#db.doc.send(
-        new ScanCommand({ ...listing, Limit: Math.max(1, size), ExclusiveStartKey: start }),
+    const segments = Math.max(1, Math.min(16, Math.floor(options.segments ?? 1)));
+    const scan = (segment: number, start: Record<string, unknown> | undefined) =>
+      this.#db.doc.send(
+        new ScanCommand({
+          ...listing,
+          Limit: Math.max(1, size),
+          ExclusiveStartKey: start,
+          ...(segments > 1 ? { Segment: segment, TotalSegments: segments } : {}),
+        }),
       );
-      const items = (res.Items as Record<string, unknown>[] | undefined) ?? [];
-      if (items.length > 0) yield items.map(toCluster);
-      start = res.LastEvaluatedKey as Record<string, unknown> | undefined;
-    } while (start);
+    // Each segment walks its part of the table; the next page of whichever answers first is
+    // asked for before that page is handed on, so the parts stay busy while the caller works.
+    const inFlight = new Map<number, ReturnType<typeof scan>>();
+    for (let segment = 0; segment < segments; segment++) inFlight.set(segment, scan(segment, undefined));
+    try {
+      while (inFlight.size > 0) {
+        const [segment, res] = await Promise.race(
+          [...inFlight].map(([s, p]) => p.then((r) => [s, r] as const)),
+        );
+        const next = res.LastEvaluatedKey as Record<string, unknown> | undefined;
+        if (next) inFlight.set(segment, scan(segment, next));
+        else inFlight.delete(segment);
+        const items = (res.Items as Record<string, unknown>[] | undefined) ?? [];
+        if (items.length > 0) yield items.map(toCluster);
+      }
+    } finally {
+      // A caller that stops early (or a part that failed) leaves the other parts' reads unread.
+      for (const p of inFlight.values()) p.catch(() => undefined);
+    }
   }
 
   // The current manifest lives on the item too; a fleet-wide listing leaves it behind, and

@@ -13,13 +13,13 @@ import {
 import {
   bundleFilterMaxLength,
   clusterHistory,
-  clusterRowView,
   clusterStatus,
   clusterView,
   deregisterCluster,
   type FieldProblem,
   type FleetStatusFilter,
   fleetBundles,
+  fleetMatrixPage,
   fleetStatus,
   fleetStatusPage,
   fleetStatusPageDefault,
@@ -35,8 +35,12 @@ import {
   requestKeyRotation,
   rollbackCluster,
   rotateClusterToken,
+  type StatusScope,
+  scopeClusterView,
+  scopeHistory,
   syncFleet,
   syncReportView,
+  syncView,
   validateClusterId,
   validateLabels,
 } from '@flotilla/shared/hub';
@@ -88,7 +92,7 @@ function selectorQuery(req: ApiRequest): LabelMatcher | undefined {
   }
 }
 
-function pathClusterId(req: ApiRequest): string {
+export function pathClusterId(req: ApiRequest): string {
   try {
     return validateClusterId(req.params.id, 'id');
   } catch (err) {
@@ -133,12 +137,21 @@ export async function registerClusterRoute(deps: ApiDeps, req: ApiRequest): Prom
   );
 }
 
-/** `GET /v1/admin/clusters?selector=env=prod,region in (eu)`: clusters whose registered labels match. */
-export async function listClustersRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+/**
+ * `GET /v1/admin/clusters?selector=env=prod,region in (eu)`: clusters whose registered labels
+ * match (and, for a tenant, that its selector allows).
+ */
+export async function listClustersRoute(
+  deps: ApiDeps,
+  req: ApiRequest,
+  scope?: StatusScope,
+): Promise<ApiResult> {
   onlyQuery(req, ['selector']);
   const matcher = selectorQuery(req);
   const clusters = await deps.clusters.list();
-  const matching = matcher ? clusters.filter((c) => matcher(c.labels)) : clusters;
+  const matching = clusters.filter(
+    (c) => (!matcher || matcher(c.labels)) && (!scope || scope.allowsCluster(c.labels)),
+  );
   return json(200, { clusters: matching.map(clusterView) });
 }
 
@@ -255,7 +268,11 @@ function positiveIntQuery(req: ApiRequest, name: string, max?: number): number |
  * `GET /v1/admin/clusters/{id}/history[?limit=&before=]`: the cluster's generations, newest
  * first, a page at a time (`before` is the previous page's `nextBefore`).
  */
-export async function clusterHistoryRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+export async function clusterHistoryRoute(
+  deps: ApiDeps,
+  req: ApiRequest,
+  scope?: Parameters<typeof scopeHistory>[1],
+): Promise<ApiResult> {
   onlyQuery(req, ['limit', 'before']);
   const id = pathClusterId(req);
   const limit = positiveIntQuery(req, 'limit', historyPageMax);
@@ -265,7 +282,7 @@ export async function clusterHistoryRoute(deps: ApiDeps, req: ApiRequest): Promi
     ...(limit === undefined ? {} : { limit }),
     ...(before === undefined ? {} : { before }),
   });
-  return json(200, history);
+  return json(200, scope ? scopeHistory(history, scope) : history);
 }
 
 /**
@@ -316,7 +333,7 @@ export async function syncRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResu
   return json(report.status === 'synced' ? 200 : 202, syncReportView(report));
 }
 
-const pagedStatusQuery = ['state', 'search', 'bundle', 'limit', 'cursor', 'view'] as const;
+const pagedStatusQuery = ['state', 'search', 'bundle', 'limit', 'cursor', 'offset', 'view'] as const;
 
 /** The filter of `?selector=&state=&search=`, validated; every wrong part is named. */
 function statusFilterQuery(req: ApiRequest): FleetStatusFilter {
@@ -372,7 +389,7 @@ function conditionalJson<T extends { readonly generatedAt: string }>(req: ApiReq
 }
 
 /**
- * `GET /v1/admin/status[?selector=&state=&search=&bundle=&limit=&cursor=&view=]`: clusters x
+ * `GET /v1/admin/status[?selector=&state=&search=&bundle=&limit=&cursor=&offset=&view=]`: clusters x
  * bundles, desired against applied, Offline clusters, last sync. Without `state`, `search`,
  * `bundle`, `limit` and `cursor` it answers every matching cluster as it always has
  * (`flotilla status` reads that); with any of them, a page in name order with `nextCursor`,
@@ -380,42 +397,64 @@ function conditionalJson<T extends { readonly generatedAt: string }>(req: ApiReq
  * and makes `state` filter on its state there; `view=matrix` cuts each bundle to what a
  * matrix cell shows.
  */
-export async function fleetStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+export async function fleetStatusRoute(
+  deps: ApiDeps,
+  req: ApiRequest,
+  scope?: StatusScope,
+): Promise<ApiResult> {
   onlyQuery(req, ['selector', ...pagedStatusQuery]);
-  const filter = statusFilterQuery(req);
+  const filter = { ...statusFilterQuery(req), ...(scope ? { scope } : {}) };
   const offlineAfterSeconds = deps.config.offlineAfterSeconds;
   if (!pagedStatusQuery.some((k) => req.query.has(k))) {
     const status = await fleetStatus(deps, {
       offlineAfterSeconds,
       ...(filter.matcher ? { matcher: filter.matcher } : {}),
+      ...(scope ? { scope } : {}),
     });
     return conditionalJson(req, status);
   }
   const limit = positiveIntQuery(req, 'limit', fleetStatusPageMax) ?? fleetStatusPageDefault;
   const cursor = req.query.get('cursor');
+  const offsetText = req.query.get('offset');
+  const offset = offsetText === '0' ? 0 : positiveIntQuery(req, 'offset');
+  if (offset !== undefined && cursor !== null) {
+    throw new InvalidRequestError([
+      {
+        field: 'offset',
+        message: 'give either cursor (walking pages) or offset (jumping to a row), not both',
+      },
+    ]);
+  }
   const view = req.query.get('view') ?? 'full';
   if (view !== 'full' && view !== 'matrix') {
     throw new InvalidRequestError([{ field: 'view', message: `expected "full" or "matrix", got "${view}"` }]);
   }
   const bundle = bundleQuery(req);
-  const page = await fleetStatusPage(deps, {
+  const request = {
     ...filter,
     ...(bundle !== undefined ? { bundle } : {}),
     offlineAfterSeconds,
     limit,
     ...(cursor !== null ? { cursor } : {}),
-  });
-  if (view === 'full') return conditionalJson(req, page);
-  return conditionalJson(req, { ...page, clusters: page.clusters.map(clusterRowView) });
+    ...(offset ? { offset } : {}),
+  };
+  return conditionalJson(
+    req,
+    view === 'full' ? await fleetStatusPage(deps, request) : await fleetMatrixPage(deps, request),
+  );
 }
 
 /**
  * `GET /v1/admin/bundles[?selector=&state=&search=]`: the bundles the (matching) clusters
  * get at the synced commit, with their file and clusters per state: a matrix's columns.
  */
-export async function listBundlesRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+export async function listBundlesRoute(
+  deps: ApiDeps,
+  req: ApiRequest,
+  scope?: StatusScope,
+): Promise<ApiResult> {
   onlyQuery(req, ['selector', 'state', 'search']);
-  const filter = statusFilterQuery(req);
+  const filter = { ...statusFilterQuery(req), ...(scope ? { scope } : {}) };
   return conditionalJson(
     req,
     await fleetBundles(deps, { ...filter, offlineAfterSeconds: deps.config.offlineAfterSeconds }),
@@ -426,13 +465,20 @@ export async function listBundlesRoute(deps: ApiDeps, req: ApiRequest): Promise<
  * `GET /v1/admin/clusters/{id}/status`: one cluster's status view, as the fleet status has it,
  * with the same envelope (`generatedAt`, `offlineAfterSeconds`, `sync`) and ETag.
  */
-export async function clusterStatusRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
+export async function clusterStatusRoute(
+  deps: ApiDeps,
+  req: ApiRequest,
+  scope?: StatusScope,
+): Promise<ApiResult> {
   onlyQuery(req, []);
   const id = pathClusterId(req);
-  return conditionalJson(
-    req,
-    await clusterStatus(deps, id, { offlineAfterSeconds: deps.config.offlineAfterSeconds }),
-  );
+  const status = await clusterStatus(deps, id, { offlineAfterSeconds: deps.config.offlineAfterSeconds });
+  if (!scope) return conditionalJson(req, status);
+  return conditionalJson(req, {
+    ...status,
+    sync: syncView(await deps.syncState.get(), scope),
+    cluster: scopeClusterView(status.cluster, scope),
+  });
 }
 
 /** `GET /v1/admin/public-key`: what agents pin at bootstrap. */

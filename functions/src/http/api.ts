@@ -34,10 +34,26 @@ import {
 import { type ApiContext, type ApiEvent, type ApiRequest, type ApiResult, requestIdOf } from './request.ts';
 import { getRolloutRoute, listRolloutsRoute, rolloutCommandRoute } from './rollout-routes.ts';
 import type { RouteId } from './routes.ts';
+import {
+  createTenantKeyRoute,
+  listTenantKeysRoute,
+  revokeTenantKeyRoute,
+  type TenantDeps,
+  tenantBundlesRoute,
+  tenantClusterHistoryRoute,
+  tenantClusterStatusRoute,
+  tenantClustersRoute,
+  tenantPreviewRoute,
+  tenantRolloutCommandRoute,
+  tenantRolloutRoute,
+  tenantRolloutsRoute,
+  tenantStatusRoute,
+  tenantSyncRoute,
+} from './tenant-routes.ts';
 import { gitWebhookRoute } from './webhook-route.ts';
 
-/** The API's dependencies: the hub's ports, and the registration-token store where the hub has one. */
-export type HubApiDeps = ApiDeps & RegistrationDeps;
+/** The API's dependencies: the hub's ports, and the registration-token and tenant stores where the hub has them. */
+export type HubApiDeps = ApiDeps & RegistrationDeps & TenantDeps;
 
 type RouteHandler = (deps: HubApiDeps, req: ApiRequest) => Promise<ApiResult>;
 
@@ -72,6 +88,19 @@ const handlers: Readonly<Record<RouteId, RouteHandler>> = {
   listRegistrationTokens: listRegistrationTokensRoute,
   revokeRegistrationToken: revokeRegistrationTokenRoute,
   registerWithToken: registerWithTokenRoute,
+  createTenantKey: createTenantKeyRoute,
+  listTenantKeys: listTenantKeysRoute,
+  revokeTenantKey: revokeTenantKeyRoute,
+  tenantStatus: tenantStatusRoute,
+  tenantBundles: tenantBundlesRoute,
+  tenantClusters: tenantClustersRoute,
+  tenantClusterStatus: tenantClusterStatusRoute,
+  tenantClusterHistory: tenantClusterHistoryRoute,
+  tenantPreview: tenantPreviewRoute,
+  tenantSync: tenantSyncRoute,
+  tenantRollouts: tenantRolloutsRoute,
+  tenantRollout: tenantRolloutRoute,
+  tenantRolloutCommand: tenantRolloutCommandRoute,
 };
 
 export type ApiHandler = MiddyfiedHandler<ApiEvent, ApiResult, Error, ApiContext>;
@@ -95,6 +124,8 @@ export function createApiHandler(deps: HubApiDeps): ApiHandler {
         adminAuth: deps.config.adminAuth,
         adminKeySha256: deps.config.adminKeySha256,
         webhookSecret: deps.config.webhookSecret,
+        ...(deps.tenantKeys ? { tenantKeys: deps.tenantKeys } : {}),
+        ...(deps.config.tenantPrincipals ? { tenantPrincipals: deps.config.tenantPrincipals } : {}),
       }),
     )
     .use(bodyParser())

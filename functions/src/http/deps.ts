@@ -10,9 +10,9 @@ export interface ApiDeps extends SyncPorts {
   readonly queues: SpokeQueues;
   readonly statuses: ClusterStatusStore;
   readonly signer: Signer & { readonly publicKeyPem: string };
-  readonly config: Pick<
-    HubConfig,
-    'adminAuth' | 'adminKeySha256' | 'webhookSecret' | 'offlineAfterSeconds'
-  > & { readonly fleetRepo: Pick<HubConfig['fleetRepo'], 'ref'> };
+  readonly config: Pick<HubConfig, 'adminAuth' | 'adminKeySha256' | 'webhookSecret' | 'offlineAfterSeconds'> &
+    Partial<Pick<HubConfig, 'tenantPrincipals'>> & {
+      readonly fleetRepo: Pick<HubConfig['fleetRepo'], 'ref'>;
+    };
   readonly log?: Logger;
 }

@@ -1,6 +1,14 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { authenticateCluster, type ClusterStore, NotFoundError } from '@flotilla/shared/hub';
+import {
+  authenticateCluster,
+  authenticateTenantKey,
+  type ClusterStore,
+  NotFoundError,
+  type TenantKeyStore,
+  tenantOfKey,
+} from '@flotilla/shared/hub';
 import type { MiddlewareObj, Request } from '@middy/core';
+import { type Caller, type TenantPrincipals, tenantOfPrincipal } from './caller.ts';
 import {
   ForbiddenError,
   MalformedBodyError,
@@ -66,15 +74,52 @@ export interface AuthenticationOptions {
   readonly adminKeySha256: string | undefined;
   /** The webhook's HMAC secret; webhooks are off without it. */
   readonly webhookSecret: string | undefined;
+  /** Tenant keys (mode `key`); without a store, only the admin key is accepted. */
+  readonly tenantKeys?: Pick<TenantKeyStore, 'get'>;
+  /** IAM principals of each tenant (mode `iam`); any other principal is the platform admin. */
+  readonly tenantPrincipals?: TenantPrincipals;
 }
 
 /**
  * Authenticates by the route's kind: a cluster's own token (and only for its own
- * `{id}`), the admin key or IAM identity, or the webhook's body signature.
+ * `{id}`), the admin or a tenant's key or IAM identity (a tenant only on its own tenant
+ * routes), or the webhook's body signature.
  */
 export function authentication(opts: AuthenticationOptions): ApiMiddleware {
   const adminKeyHash =
     opts.adminAuth === 'key' && opts.adminKeySha256 ? Buffer.from(opts.adminKeySha256, 'hex') : undefined;
+  const principals = opts.tenantPrincipals ?? new Map<string, readonly string[]>();
+
+  /** Who sent an admin or tenant request: the platform admin or a tenant's. */
+  const callerOf = async (event: ApiEvent): Promise<Caller> => {
+    if (opts.adminAuth === 'iam') {
+      const arn = event.requestContext?.authorizer?.iam?.userArn;
+      if (!arn) {
+        throw new UnauthenticatedError('admin and tenant routes need an IAM-signed (SigV4) request', {
+          challenge: 'AWS4-HMAC-SHA256',
+        });
+      }
+      const tenant = tenantOfPrincipal(principals, arn);
+      return tenant === undefined ? { kind: 'platform', id: arn } : { kind: 'tenant', tenant, id: arn };
+    }
+    const key = bearerToken(event);
+    if (!key) {
+      throw new UnauthenticatedError(
+        'missing credentials: send "Authorization: Bearer <admin key or tenant key>"',
+      );
+    }
+    const actual = createHash('sha256').update(key, 'utf8').digest();
+    if (adminKeyHash && adminKeyHash.length === actual.length && timingSafeEqual(adminKeyHash, actual)) {
+      return { kind: 'platform', id: 'admin-key' };
+    }
+    if (tenantOfKey(key) !== undefined) {
+      const record = opts.tenantKeys ? await authenticateTenantKey(opts.tenantKeys, key) : undefined;
+      if (!record) throw new UnauthenticatedError('the tenant key is not valid (unknown or revoked)');
+      return { kind: 'tenant', tenant: record.tenant, id: `tenant-key:${record.tenant}:${record.id}` };
+    }
+    throw new UnauthenticatedError('the admin key is not valid');
+  };
+
   return {
     before: async (request) => {
       const api = state(request);
@@ -100,29 +145,22 @@ export function authentication(opts: AuthenticationOptions): ApiMiddleware {
           api.cluster = cluster;
           return;
         }
-        case 'admin': {
-          if (opts.adminAuth === 'iam') {
-            const arn = event.requestContext?.authorizer?.iam?.userArn;
-            if (!arn) {
-              throw new UnauthenticatedError('admin routes need an IAM-signed (SigV4) request', {
-                challenge: 'AWS4-HMAC-SHA256',
-              });
+        case 'admin':
+        case 'tenant': {
+          const caller = await callerOf(event);
+          if (caller.kind === 'tenant') {
+            if (api.route.auth === 'admin') {
+              throw new ForbiddenError(
+                `tenant "${caller.tenant}" may not call ${api.route.method} ${api.route.path}: it is a platform admin route (a tenant's routes are under /v1/tenants/${caller.tenant}/)`,
+              );
             }
-            api.admin = arn;
-            return;
+            const wanted = api.params.tenant;
+            if (wanted !== undefined && wanted !== caller.tenant) {
+              throw new ForbiddenError(`tenant "${caller.tenant}" may not act on tenant "${wanted}"`);
+            }
           }
-          const key = bearerToken(event);
-          if (!key)
-            throw new UnauthenticatedError('missing credentials: send "Authorization: Bearer <admin key>"');
-          const actual = createHash('sha256').update(key, 'utf8').digest();
-          if (
-            !adminKeyHash ||
-            adminKeyHash.length !== actual.length ||
-            !timingSafeEqual(adminKeyHash, actual)
-          ) {
-            throw new UnauthenticatedError('the admin key is not valid');
-          }
-          api.admin = 'admin-key';
+          api.caller = caller;
+          api.admin = caller.id;
           return;
         }
         case 'webhook': {

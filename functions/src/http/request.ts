@@ -6,6 +6,7 @@ import type {
   APIGatewayProxyStructuredResultV2,
   Context,
 } from 'aws-lambda';
+import type { Caller } from './caller.ts';
 import type { HubRoute } from './routes.ts';
 
 /**
@@ -28,8 +29,10 @@ export interface ApiRequestState {
   readonly params: Readonly<Record<string, string>>;
   /** The cluster whose token authenticated an agent route. */
   cluster?: ClusterRecord;
-  /** Who called an admin route: an IAM ARN, or `admin-key`. */
+  /** Who called an admin or tenant route: an IAM ARN, `admin-key`, or `tenant-key:<tenant>:<id>`. */
   admin?: string;
+  /** Who called an admin or tenant route, and for which tenant. */
+  caller?: Caller;
   /** The JSON body, parsed, for `json` routes (undefined when empty). */
   body?: unknown;
   /** The raw body bytes, for `raw` routes. */

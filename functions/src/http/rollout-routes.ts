@@ -12,11 +12,30 @@ import {
   type RolloutCommandResult,
   type RolloutDocument,
   rolloutView,
+  type StatusScope,
 } from '@flotilla/shared/hub';
 import { RolloutCommand, RolloutCommandError } from '@flotilla/shared/rollout';
 import type { ApiDeps } from './deps.ts';
 import type { ApiRequest, ApiResult } from './request.ts';
 import { json } from './responses.ts';
+
+/**
+ * The bundle and command of a rollout command's path: the route takes the rest of the path
+ * (`{bundle+}`), so a source's bundle (`team-a/web`) arrives whole however API Gateway
+ * decoded it, and the command is its last segment.
+ *
+ * @throws {InvalidRequestError} naming `command` when the path has no command.
+ */
+export function rolloutCommandPath(req: ApiRequest): { bundle: string; command: string } {
+  const rest = req.params.bundle ?? '';
+  const slash = rest.lastIndexOf('/');
+  if (slash < 1) {
+    throw new InvalidRequestError([
+      { field: 'command', message: `expected /rollouts/<bundle>/<command>, got /rollouts/${rest}` },
+    ]);
+  }
+  return { bundle: rest.slice(0, slash), command: rest.slice(slash + 1) };
+}
 
 function storeOf(deps: ApiDeps) {
   if (!deps.rollouts) throw new NotFoundError('this hub keeps no rollouts');
@@ -24,9 +43,13 @@ function storeOf(deps: ApiDeps) {
 }
 
 /** `GET /v1/admin/rollouts`: every bundle's rollout, newest state first by bundle name. */
-export async function listRolloutsRoute(deps: ApiDeps, _req: ApiRequest): Promise<ApiResult> {
+export async function listRolloutsRoute(
+  deps: ApiDeps,
+  _req: ApiRequest,
+  scope?: Pick<StatusScope, 'ownsBundle'>,
+): Promise<ApiResult> {
   const store = storeOf(deps);
-  const heads = await store.list();
+  const heads = (await store.list()).filter((h) => !scope || scope.ownsBundle(h.bundle));
   const rollouts = [];
   for (const head of heads) {
     const stored = await store.get(head.bundle);
@@ -46,8 +69,7 @@ export async function getRolloutRoute(deps: ApiDeps, req: ApiRequest): Promise<A
 
 /** `POST /v1/admin/rollouts/{bundle}/{command}`: pause, resume, promote or abort. */
 export async function rolloutCommandRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
-  const bundle = req.params.bundle ?? '';
-  const command = req.params.command ?? '';
+  const { bundle, command } = rolloutCommandPath(req);
   const commands = Object.values(RolloutCommand) as string[];
   if (!commands.includes(command)) {
     throw new InvalidRequestError([

@@ -8,10 +8,12 @@
 /**
  * Who may call a route: `cluster` (the cluster's own bearer token, for that cluster
  * only), `admin` (IAM at API Gateway, or the admin key locally), `webhook` (an
- * HMAC-SHA256 signature of the body), `registration` (a one-time registration token,
+ * HMAC-SHA256 signature of the body), `tenant` (a tenant's admin, by a tenant key or an
+ * IAM principal of the tenant, on its own `/v1/tenants/{tenant}/` routes only, or the
+ * platform admin), `registration` (a one-time registration token,
  * checked and used up by the route itself, as checking and using it are one write).
  */
-export type RouteAuth = 'cluster' | 'admin' | 'webhook' | 'registration';
+export type RouteAuth = 'cluster' | 'admin' | 'tenant' | 'webhook' | 'registration';
 
 /** What a route reads from the body: nothing, JSON, or the raw bytes (to check a signature over them). */
 export type RouteBody = 'none' | 'json' | 'raw';
@@ -19,7 +21,7 @@ export type RouteBody = 'none' | 'json' | 'raw';
 export interface RouteSpec {
   readonly id: string;
   readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
-  /** API Gateway syntax: `{name}` is one path segment. */
+  /** API Gateway syntax: `{name}` is one path segment, `{name+}` (last only) the rest of the path. */
   readonly path: string;
   readonly auth: RouteAuth;
   readonly body: RouteBody;
@@ -99,11 +101,14 @@ export const hubRoutes = [
     body: 'json',
   },
   { id: 'listRollouts', method: 'GET', path: '/v1/admin/rollouts', auth: 'admin', body: 'none' },
-  { id: 'getRollout', method: 'GET', path: '/v1/admin/rollouts/{bundle}', auth: 'admin', body: 'none' },
+  // A source's bundles are `<source>/<bundle>`: sent as `team-a%2Fweb`, but API Gateway's HTTP
+  // API decodes the path before routing, so the name takes the rest of the path (`{bundle+}`);
+  // a command is its last segment (`team-a/web/pause`).
+  { id: 'getRollout', method: 'GET', path: '/v1/admin/rollouts/{bundle+}', auth: 'admin', body: 'none' },
   {
     id: 'rolloutCommand',
     method: 'POST',
-    path: '/v1/admin/rollouts/{bundle}/{command}',
+    path: '/v1/admin/rollouts/{bundle+}',
     auth: 'admin',
     body: 'none',
   },
@@ -134,6 +139,74 @@ export const hubRoutes = [
     body: 'none',
   },
   { id: 'registerWithToken', method: 'POST', path: '/v1/register', auth: 'registration', body: 'json' },
+  {
+    id: 'createTenantKey',
+    method: 'POST',
+    path: '/v1/admin/tenants/{tenant}/keys',
+    auth: 'admin',
+    body: 'json',
+  },
+  {
+    id: 'listTenantKeys',
+    method: 'GET',
+    path: '/v1/admin/tenants/{tenant}/keys',
+    auth: 'admin',
+    body: 'none',
+  },
+  {
+    id: 'revokeTenantKey',
+    method: 'DELETE',
+    path: '/v1/admin/tenants/{tenant}/keys/{id}',
+    auth: 'admin',
+    body: 'none',
+  },
+  { id: 'tenantStatus', method: 'GET', path: '/v1/tenants/{tenant}/status', auth: 'tenant', body: 'none' },
+  { id: 'tenantBundles', method: 'GET', path: '/v1/tenants/{tenant}/bundles', auth: 'tenant', body: 'none' },
+  {
+    id: 'tenantClusters',
+    method: 'GET',
+    path: '/v1/tenants/{tenant}/clusters',
+    auth: 'tenant',
+    body: 'none',
+  },
+  {
+    id: 'tenantClusterStatus',
+    method: 'GET',
+    path: '/v1/tenants/{tenant}/clusters/{id}/status',
+    auth: 'tenant',
+    body: 'none',
+  },
+  {
+    id: 'tenantClusterHistory',
+    method: 'GET',
+    path: '/v1/tenants/{tenant}/clusters/{id}/history',
+    auth: 'tenant',
+    body: 'none',
+  },
+  { id: 'tenantPreview', method: 'POST', path: '/v1/tenants/{tenant}/preview', auth: 'tenant', body: 'json' },
+  { id: 'tenantSync', method: 'POST', path: '/v1/tenants/{tenant}/sync', auth: 'tenant', body: 'none' },
+  {
+    id: 'tenantRollouts',
+    method: 'GET',
+    path: '/v1/tenants/{tenant}/rollouts',
+    auth: 'tenant',
+    body: 'none',
+  },
+  // As the admin rollout routes: `{bundle+}`, the command the last segment.
+  {
+    id: 'tenantRollout',
+    method: 'GET',
+    path: '/v1/tenants/{tenant}/rollouts/{bundle+}',
+    auth: 'tenant',
+    body: 'none',
+  },
+  {
+    id: 'tenantRolloutCommand',
+    method: 'POST',
+    path: '/v1/tenants/{tenant}/rollouts/{bundle+}',
+    auth: 'tenant',
+    body: 'none',
+  },
 ] as const satisfies readonly RouteSpec[];
 
 export type HubRoute = (typeof hubRoutes)[number];
@@ -160,10 +233,10 @@ const compiled: readonly CompiledRoute[] = hubRoutes.map((route) => {
   const source = route.path
     .split('/')
     .map((segment) => {
-      const param = /^\{([A-Za-z]+)\}$/.exec(segment);
+      const param = /^\{([A-Za-z]+)(\+?)\}$/.exec(segment);
       if (!param) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
       names.push(param[1] as string);
-      return '([^/]+)';
+      return param[2] === '+' ? '(.+)' : '([^/]+)';
     })
     .join('/');
   return { route, pattern: new RegExp(`^${source}$`), names };

@@ -14,3 +14,5 @@ export * from './status-page.ts';
 export * from './sync.ts';
 export * from './sync-fanout.ts';
 export * from './tables.ts';
+export * from './tenant-keys.ts';
+export * from './tenant-scope.ts';

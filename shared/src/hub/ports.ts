@@ -189,9 +189,14 @@ export interface ClusterStore {
   /**
    * Every cluster, a page of at most `size` at a time, in no particular order: what a sync
    * walks, so that its memory does not grow with the fleet. Records come without their
-   * `statusDigest` unless asked for (a sync has no use for it).
+   * `statusDigest` unless asked for (a sync has no use for it). `segments` reads that many
+   * parts of the table at once (a parallel scan) for a listing that wants all of it
+   * quickly; pages then come in whatever order the parts answer.
    */
-  pages(size: number, options?: { readonly statusDigest?: boolean }): AsyncIterable<readonly ClusterRecord[]>;
+  pages(
+    size: number,
+    options?: { readonly statusDigest?: boolean; readonly segments?: number },
+  ): AsyncIterable<readonly ClusterRecord[]>;
   /** @throws ConflictError when the id is taken. */
   create(record: ClusterRecord): Promise<void>;
   /** Removes the cluster, its desired-state history and its status; access ends at once. */

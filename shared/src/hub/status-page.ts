@@ -8,7 +8,8 @@ import { parseDesiredState } from '../desired-state.ts';
 import { BundleState } from '../protocol/status.ts';
 import type { LabelMatcher } from '../selector.ts';
 import { bundleFileOf } from '../sources/combine.ts';
-import type { ClusterRecord } from './ports.ts';
+import { pinView } from './clusters.ts';
+import type { ClusterRecord, ClusterStatusDigest } from './ports.ts';
 import {
   activeRollouts,
   type BundleStatusView,
@@ -19,9 +20,12 @@ import {
   type FleetStatus,
   type FleetStatusPorts,
   InvalidRequestError,
+  type StatusScope,
+  scopeClusterView,
   stateSeverity,
   statusDigestOf,
   syncView,
+  worstState,
 } from './status.ts';
 
 /** The most clusters one page holds. */
@@ -50,6 +54,11 @@ export interface FleetStatusFilter {
    * bundle's state on each cluster instead of the cluster's worst one ("where web is Failed").
    */
   readonly bundle?: string;
+  /**
+   * Only the clusters the scope allows, each with only the scope's bundles: its state,
+   * counts and whether it is in sync are worked out over those (a tenant's view).
+   */
+  readonly scope?: StatusScope;
 }
 
 /** The longest `bundle=` accepted: a bundle's name is a directory name in the fleet repo. */
@@ -59,6 +68,11 @@ export interface FleetStatusPageRequest extends FleetStatusFilter {
   readonly offlineAfterSeconds: number;
   /** At most {@link fleetStatusPageMax}; every matching cluster when absent. */
   readonly limit?: number;
+  /**
+   * How many matching clusters (in name order) to skip: a virtualised list jumps to row
+   * 5,000 without reading the pages before it. Not with `cursor`.
+   */
+  readonly offset?: number;
   /** The previous page's `nextCursor`. */
   readonly cursor?: string;
 }
@@ -151,11 +165,14 @@ export function decodeStatusCursor(cursor: string, filter: FleetStatusFilter): s
 }
 
 const listingPage = 1000;
+/** Parts of the cluster table a status listing reads at once (a parallel scan). */
+const listingSegments = 4;
 const viewConcurrency = 32;
 
 /** Whether a cluster's record passes the parts of the filter that need no status read. */
 function recordMatches(record: ClusterRecord, filter: FleetStatusFilter, needle: string): boolean {
   if (needle !== '' && !record.id.toLowerCase().includes(needle)) return false;
+  if (filter.scope && !filter.scope.allowsCluster(record.labels)) return false;
   return filter.matcher ? filter.matcher(record.labels) : true;
 }
 
@@ -165,12 +182,16 @@ interface ClusterBrief {
   readonly state: BundleState;
   readonly connection: Connection;
   readonly inSync: boolean;
+  /** Whether its agent applied the desired generation. */
+  readonly applied: boolean;
   /** Bundles by effective state. */
   readonly counts: Readonly<Record<string, number>>;
   /** Bundles not Ready, with their effective state. */
   readonly issues: Readonly<Record<string, string>>;
   /** Its bundles, when the full status was read (a stale digest) or {@link withBundles} filled them in. */
   readonly bundles?: readonly BriefBundle[];
+  /** The digest, when it is fresh and says every bundle is up to date and Ready: a matrix row needs no read then. */
+  readonly allReady?: ClusterStatusDigest;
 }
 
 /** One bundle of a cluster in brief: its name, effective state and whether it is paused. */
@@ -261,7 +282,10 @@ async function fleetBriefs(
 ): Promise<ClusterBrief[]> {
   const needle = (filter.search ?? '').toLowerCase();
   const records: ClusterRecord[] = [];
-  for await (const page of ports.clusters.pages(listingPage, { statusDigest: true })) {
+  for await (const page of ports.clusters.pages(listingPage, {
+    statusDigest: true,
+    segments: listingSegments,
+  })) {
     for (const r of page) if (recordMatches(r, filter, needle)) records.push(r);
   }
   records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -271,7 +295,15 @@ async function fleetBriefs(
     const connection = connectionAt(record.lastHeartbeatAt, now, offlineAfterSeconds);
     const digest = record.statusDigest;
     if (!record.head) {
-      briefs[i] = { record, state: BundleState.Ready, connection, inSync: false, counts: {}, issues: {} };
+      briefs[i] = {
+        record,
+        state: BundleState.Ready,
+        connection,
+        inSync: false,
+        applied: false,
+        counts: {},
+        issues: {},
+      };
     } else if (digest && digest.etag === record.head.etag) {
       briefs[i] = {
         record,
@@ -281,8 +313,10 @@ async function fleetBriefs(
           connection === Connection.Online &&
           digest.appliedGeneration === record.head.generation &&
           digest.allReady,
+        applied: digest.appliedGeneration === record.head.generation,
         counts: digest.counts,
         issues: digest.issues,
+        ...(digest.allReady ? { allReady: digest } : {}),
       };
     } else stale.push(i);
   });
@@ -300,14 +334,16 @@ async function fleetBriefs(
       state: view.state,
       connection: view.connection,
       inSync: view.inSync,
+      applied: view.desired !== null && view.appliedGeneration === view.desired.generation,
       counts: digest.counts,
       issues: digest.issues,
       bundles: view.bundles.map((b) => ({ name: b.name, state: b.state, paused: b.paused })),
     };
   });
-  const { bundle } = filter;
-  if (bundle === undefined) return briefs.filter((b) => matchesStates(b, filter.states));
-  return (await withBundles(ports, briefs)).filter((b) => {
+  const { bundle, scope } = filter;
+  const scoped = scope ? (await withBundles(ports, briefs)).map((b) => scopeBrief(b, scope)) : briefs;
+  if (bundle === undefined) return scoped.filter((b) => matchesStates(b, filter.states));
+  return (await withBundles(ports, scoped)).filter((b) => {
     const cell = b.bundles.find((x) => x.name === bundle);
     return (
       cell !== undefined && matchesStates({ state: cell.state, connection: b.connection }, filter.states)
@@ -315,18 +351,34 @@ async function fleetBriefs(
   });
 }
 
+/** A brief cut to the scope's bundles, as {@link scopeClusterView} cuts a view. */
+function scopeBrief(brief: BundledBrief, scope: StatusScope): BundledBrief {
+  const bundles = brief.bundles.filter((b) => scope.ownsBundle(b.name));
+  const counts: Record<string, number> = {};
+  const issues: Record<string, string> = {};
+  for (const b of bundles) {
+    counts[b.state] = (counts[b.state] ?? 0) + 1;
+    if (b.state !== BundleState.Ready) issues[b.name] = b.state;
+  }
+  return {
+    ...brief,
+    bundles,
+    counts,
+    issues,
+    state: worstState(bundles.map((b) => b.state)),
+    inSync:
+      brief.connection === Connection.Online &&
+      brief.applied &&
+      bundles.every((b) => b.state === BundleState.Ready),
+  };
+}
+
 function zeroStates(): Record<BundleState, number> {
   return Object.fromEntries(stateSeverity.map((s) => [s, 0])) as Record<BundleState, number>;
 }
 
 /**
- * One page of the fleet status.
- *
- * 1. Work out every matching cluster in brief ({@link fleetBriefs}), in name order.
- * 2. Count them all into the summary and the total.
- * 3. Read the full status only of the clusters on the page: after the cursor, the first
- *    `limit`. The page's views are read after the briefs, so a cluster whose state
- *    changed in between shows its newer state (it was filtered by the one before).
+ * One page of the fleet status ({@link pageOf}): each cluster on the page read in full.
  *
  * @throws {InvalidRequestError} naming `cursor` when the cursor is not one for this filter.
  */
@@ -334,6 +386,92 @@ export async function fleetStatusPage(
   ports: FleetStatusPorts,
   request: FleetStatusPageRequest,
 ): Promise<FleetStatusPage> {
+  return pageOf(ports, request, (onPage, now) =>
+    readAll(onPage, async (b) => {
+      const view = await clusterStatusView(ports, b.record, now, request.offlineAfterSeconds);
+      return request.scope ? scopeClusterView(view, request.scope) : view;
+    }),
+  );
+}
+
+/**
+ * One page of the fleet as matrix rows (`view=matrix`, {@link clusterRowView}). A cluster
+ * whose fresh digest says every bundle is up to date and Ready needs no read of its own:
+ * its row is its record, its digest and its list of references (one manifest per distinct
+ * list on the page). Only the others (a bundle not Ready, a stale digest) are read in full,
+ * so a page of a healthy fleet costs one or two reads instead of two per cluster.
+ */
+export async function fleetMatrixPage(
+  ports: FleetStatusPorts,
+  request: FleetStatusPageRequest,
+): Promise<Omit<FleetStatusPage, 'clusters'> & { readonly clusters: readonly ClusterRowView[] }> {
+  return pageOf(ports, request, async (onPage, now) => {
+    const ready = await withBundles(
+      ports,
+      onPage.filter((b) => b.allReady),
+    );
+    const readyRows = new Map(ready.map((b) => [b.record.id, b]));
+    return readAll(onPage, async (b) => {
+      const brief = readyRows.get(b.record.id);
+      const digest = brief?.allReady;
+      const head = b.record.head;
+      const scope = request.scope;
+      if (!brief || !digest || !head) {
+        const view = await clusterStatusView(ports, b.record, now, request.offlineAfterSeconds);
+        return clusterRowView(scope ? scopeClusterView(view, scope) : view);
+      }
+      const owned = (name: string) => !scope || scope.ownsBundle(name);
+      return {
+        id: b.record.id,
+        labels: b.record.labels,
+        connection: b.connection,
+        lastHeartbeatAt: b.record.lastHeartbeatAt ?? null,
+        agentVersion: b.record.agentVersion ?? null,
+        kubeVersion: b.record.kubeVersion ?? null,
+        state: BundleState.Ready,
+        desired: { generation: head.generation, commit: head.commit, etag: head.etag },
+        appliedGeneration: digest.appliedGeneration,
+        inSync: b.inSync,
+        bundles: brief.bundles
+          .filter((x) => owned(x.name))
+          .map((x) =>
+            x.paused
+              ? { name: x.name, state: BundleState.Ready, upToDate: true, paused: true }
+              : { name: x.name, state: BundleState.Ready },
+          ),
+        pins: (b.record.pins ?? []).filter((p) => owned(p.bundle)).map(pinView),
+      };
+    });
+  });
+}
+
+async function readAll<T>(
+  briefs: readonly ClusterBrief[],
+  read: (brief: ClusterBrief) => Promise<T>,
+): Promise<T[]> {
+  const out: T[] = new Array(briefs.length);
+  await inParallel(
+    briefs.map((b, i) => ({ b, i })),
+    async ({ b, i }) => {
+      out[i] = await read(b);
+    },
+  );
+  return out;
+}
+
+/**
+ * One page of the fleet: every matching cluster in brief ({@link fleetBriefs}), counted
+ * into the summary and the total; then the page's rows (after the cursor or offset, the
+ * first `limit`) read by `rows`. The rows are read after the briefs, so a cluster whose
+ * state changed in between shows its newer state (it was filtered by the one before).
+ *
+ * @throws {InvalidRequestError} naming `cursor` when the cursor is not one for this filter.
+ */
+async function pageOf<Row>(
+  ports: FleetStatusPorts,
+  request: FleetStatusPageRequest,
+  rows: (onPage: readonly ClusterBrief[], now: Date) => Promise<readonly Row[]>,
+): Promise<Omit<FleetStatusPage, 'clusters'> & { readonly clusters: readonly Row[] }> {
   const after = request.cursor === undefined ? undefined : decodeStatusCursor(request.cursor, request);
   const limit = Math.min(request.limit ?? Number.POSITIVE_INFINITY, fleetStatusPageMax);
   const now = ports.now();
@@ -349,21 +487,20 @@ export async function fleetStatusPage(
     if (b.connection === Connection.Online) online++;
     if (b.inSync) inSync++;
   }
-  const rest = after === undefined ? briefs : briefs.filter((b) => b.record.id > after);
+  const rest =
+    after !== undefined
+      ? briefs.filter((b) => b.record.id > after)
+      : request.offset
+        ? briefs.slice(request.offset)
+        : briefs;
   const onPage = request.limit === undefined ? rest : rest.slice(0, limit);
-  const clusters: ClusterStatusView[] = new Array(onPage.length);
-  await inParallel(
-    onPage.map((b, i) => ({ b, i })),
-    async ({ b, i }) => {
-      clusters[i] = await clusterStatusView(ports, b.record, now, request.offlineAfterSeconds);
-    },
-  );
+  const clusters = await rows(onPage, now);
   const last = onPage.at(-1);
   const sync = await syncRead;
   return {
     generatedAt: now.toISOString(),
     offlineAfterSeconds: request.offlineAfterSeconds,
-    sync: syncView(sync),
+    sync: syncView(sync, request.scope),
     summary: {
       clusters: briefs.length,
       online,
@@ -375,7 +512,7 @@ export async function fleetStatusPage(
     total: briefs.length,
     clusters,
     nextCursor: rest.length > onPage.length && last ? encodeStatusCursor(last.record.id, request) : null,
-    rollouts: await activeRollouts(ports.rollouts),
+    rollouts: await activeRollouts(ports.rollouts, request.scope),
     ...(request.bundle !== undefined ? { bundle: request.bundle } : {}),
   };
 }

@@ -30,6 +30,7 @@ import {
   GenerationReason,
   type Labels,
   type RolloutStore,
+  type StoredDesiredState,
 } from './ports.ts';
 import {
   type RolloutDocument,
@@ -606,6 +607,20 @@ export interface FleetStatus {
   readonly rollouts: readonly RolloutView[];
 }
 
+/**
+ * What one caller may see of the fleet: a tenant's bundles on the clusters its selector
+ * matches. Status functions given one count, filter and page over that part alone, so
+ * totals and summaries are the scope's own.
+ */
+export interface StatusScope {
+  ownsBundle(name: string): boolean;
+  allowsCluster(labels: Labels): boolean;
+  /** Whether a sync error or warning is the scope's: one about its bundles or files. */
+  ownsError(error: FleetError): boolean;
+  /** Whether a fleet source (its commit and fetch error in the sync state) is the scope's. */
+  ownsSource(name: string): boolean;
+}
+
 export interface FleetStatusPorts {
   readonly clusters: ClusterStore;
   readonly desiredStates: DesiredStateStore;
@@ -634,18 +649,22 @@ const readConcurrency = 16;
  */
 export async function fleetStatus(
   ports: FleetStatusPorts,
-  opts: { offlineAfterSeconds: number; matcher?: LabelMatcher },
+  opts: { offlineAfterSeconds: number; matcher?: LabelMatcher; scope?: StatusScope },
 ): Promise<FleetStatus> {
   const now = ports.now();
   const [all, sync] = await Promise.all([ports.clusters.list(), ports.syncState.get()]);
-  const clusters = opts.matcher ? all.filter((c) => opts.matcher?.(c.labels)) : all;
+  const { scope } = opts;
+  const clusters = all.filter(
+    (c) => (!opts.matcher || opts.matcher(c.labels)) && (!scope || scope.allowsCluster(c.labels)),
+  );
   const views: ClusterStatusView[] = new Array(clusters.length);
   let next = 0;
   const worker = async () => {
     while (next < clusters.length) {
       const i = next++;
       const cluster = clusters[i] as ClusterRecord;
-      views[i] = await clusterStatusView(ports, cluster, now, opts.offlineAfterSeconds);
+      const view = await clusterStatusView(ports, cluster, now, opts.offlineAfterSeconds);
+      views[i] = scope ? scopeClusterView(view, scope) : view;
     }
   };
   await Promise.all(Array.from({ length: Math.min(readConcurrency, clusters.length) }, worker));
@@ -664,7 +683,7 @@ export async function fleetStatus(
   return {
     generatedAt: now.toISOString(),
     offlineAfterSeconds: opts.offlineAfterSeconds,
-    sync: syncView(sync),
+    sync: syncView(sync, scope),
     summary: {
       clusters: views.length,
       online,
@@ -674,16 +693,20 @@ export async function fleetStatus(
       bundleStates,
     },
     clusters: views,
-    rollouts: await activeRollouts(ports.rollouts),
+    rollouts: await activeRollouts(ports.rollouts, scope),
   };
 }
 
-/** Rollouts not finished (progressing or paused), without their events. */
-export async function activeRollouts(store: RolloutStore | undefined): Promise<RolloutView[]> {
+/** Rollouts not finished (progressing or paused), without their events; only the scope's bundles' when given. */
+export async function activeRollouts(
+  store: RolloutStore | undefined,
+  scope?: Pick<StatusScope, 'ownsBundle'>,
+): Promise<RolloutView[]> {
   if (!store) return [];
   const out: RolloutView[] = [];
   for (const head of await store.list()) {
     if (head.status !== 'progressing' && head.status !== 'paused') continue;
+    if (scope && !scope.ownsBundle(head.bundle)) continue;
     const stored = await store.get(head.bundle);
     if (stored) out.push(rolloutView(JSON.parse(stored.document) as RolloutDocument, head.nextWakeAt, 0));
   }
@@ -720,6 +743,17 @@ export async function clusterStatusView(
     readDesired ? ports.desiredStates.current(cluster.id) : Promise.resolve(undefined),
     ports.statuses.get(cluster.id),
   ]);
+  return statusViewOf(cluster, stored, status, now, offlineAfterSeconds);
+}
+
+/** A cluster's status view from what was read: its current desired state and its agent's last report. */
+function statusViewOf(
+  cluster: ClusterRecord,
+  stored: StoredDesiredState | undefined,
+  status: Awaited<ReturnType<ClusterStatusStore['get']>>,
+  now: Date,
+  offlineAfterSeconds: number,
+): ClusterStatusView {
   const manifest = stored ? parseDesiredState(JSON.parse(stored.manifest)) : undefined;
   const reported = new Map((status?.bundles ?? []).map((b) => [b.bundle, b]));
   const bundles: BundleStatusView[] = (manifest?.bundles ?? []).map((ref) => {
@@ -769,6 +803,36 @@ export async function clusterStatusView(
   };
 }
 
+/** The worst of some bundle states; Ready for none. */
+export function worstState(states: Iterable<BundleState>): BundleState {
+  let worst: BundleState = BundleState.Ready;
+  for (const s of states) if (severity.indexOf(s) > severity.indexOf(worst)) worst = s;
+  return worst;
+}
+
+/**
+ * A cluster's view cut to the scope's bundles: its state is the worst of those, and it is
+ * in sync when it applied the desired generation and those are up to date and Ready.
+ * Pins of other bundles are left out too.
+ */
+export function scopeClusterView(
+  view: ClusterStatusView,
+  scope: Pick<StatusScope, 'ownsBundle'>,
+): ClusterStatusView {
+  const bundles = view.bundles.filter((b) => scope.ownsBundle(b.name));
+  return {
+    ...view,
+    state: worstState(bundles.map((b) => b.state)),
+    inSync:
+      view.connection === Connection.Online &&
+      view.desired !== null &&
+      view.appliedGeneration === view.desired.generation &&
+      bundles.every((b) => b.upToDate && b.state === BundleState.Ready),
+    bundles,
+    pins: view.pins.filter((p) => scope.ownsBundle(p.bundle)),
+  };
+}
+
 /** A cluster's status digest from its view: what a fleet-wide listing needs of it. */
 export function statusDigestOf(view: ClusterStatusView): ClusterStatusDigest {
   const counts: Record<string, number> = {};
@@ -808,6 +872,29 @@ export async function refreshStatusDigest(
   if (!sameDigest(cluster.statusDigest, digest)) await ports.clusters.recordStatusDigest(cluster.id, digest);
 }
 
+/**
+ * Keeps a fresh status digest on a cluster's record right after a sync committed its new
+ * desired state (`stored`), so that the next fleet listing reads the digest instead of the
+ * cluster's full status: without it, the first listing after a fleet-wide change reads
+ * every cluster (bench:status --stale). One read (the agent's last report; the desired
+ * state is the one just written) and a write that loses to a report's fresher digest.
+ * Best effort: a failure costs the next listing a read, never the sync.
+ */
+export async function digestAfterCommit(
+  ports: Pick<FleetStatusPorts, 'clusters' | 'statuses' | 'now'>,
+  cluster: ClusterRecord,
+  stored: StoredDesiredState,
+): Promise<void> {
+  if (!ports.clusters.recordStatusDigest) return;
+  try {
+    const status = await ports.statuses.get(cluster.id);
+    const digest = statusDigestOf(statusViewOf(cluster, stored, status, ports.now(), 0));
+    await ports.clusters.recordStatusDigest(cluster.id, digest, true);
+  } catch {
+    // The listing works a stale digest out again.
+  }
+}
+
 /** A sync report as the API sends it: errors carry their `file:line: message` text. */
 export type SyncReportView = Omit<SyncReport, 'errors' | 'warnings'> & {
   readonly errors: readonly FleetErrorView[];
@@ -823,29 +910,36 @@ export function syncReportView(report: SyncReport): SyncReportView {
   };
 }
 
+/** The other sources of the last sync, with their commit and error; a scope's own only. */
+function sourcesView(
+  sources: NonNullable<SyncState['sources']>,
+  scope: Pick<StatusScope, 'ownsSource'> | undefined,
+): Pick<NonNullable<FleetStatus['sync']>, 'sources'> {
+  const out: Record<string, { commit: string; fetchedAt: string; error?: string }> = {};
+  for (const [name, s] of Object.entries(sources)) {
+    if (scope && !scope.ownsSource(name)) continue;
+    out[name] = {
+      commit: s.commit,
+      fetchedAt: s.fetchedAt,
+      ...(s.error === undefined ? {} : { error: s.error }),
+    };
+  }
+  return { sources: out };
+}
+
 /** The last sync as the fleet status shows it: errors with their `file:line: message` text. */
-export function syncView(sync: SyncState | undefined): FleetStatus['sync'] {
+export function syncView(
+  sync: SyncState | undefined,
+  scope?: Pick<StatusScope, 'ownsError' | 'ownsSource'>,
+): FleetStatus['sync'] {
   return sync
     ? {
         commit: sync.commit,
         syncedAt: sync.syncedAt,
         clusters: sync.clusters,
         changedClusters: sync.changedClusters,
-        errors: sync.errors.map(fleetErrorView),
-        ...(sync.sources
-          ? {
-              sources: Object.fromEntries(
-                Object.entries(sync.sources).map(([name, s]) => [
-                  name,
-                  {
-                    commit: s.commit,
-                    fetchedAt: s.fetchedAt,
-                    ...(s.error === undefined ? {} : { error: s.error }),
-                  },
-                ]),
-              ),
-            }
-          : {}),
+        errors: (scope ? sync.errors.filter((e) => scope.ownsError(e)) : sync.errors).map(fleetErrorView),
+        ...(sync.sources ? sourcesView(sync.sources, scope) : {}),
       }
     : null;
 }

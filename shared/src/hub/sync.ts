@@ -33,6 +33,7 @@ import {
   type RolloutStepOutcome,
   startRollouts,
 } from './rollouts.ts';
+import { type ClusterStatusStore, digestAfterCommit } from './status.ts';
 import { dispatchSync, type SyncFanout } from './sync-fanout.ts';
 
 /** A file of the fleet repo at one commit. */
@@ -107,6 +108,12 @@ export interface SyncPorts {
   readonly fanout?: SyncFanout;
   /** Where fleet events go (sync failed, fleet-repo errors, bundle states, rollouts); without it, nowhere. */
   readonly events?: EventSink;
+  /**
+   * The agents' reports: with them, each cluster a sync moves gets a fresh status digest
+   * at once ({@link digestAfterCommit}), so the fleet listing after a fleet-wide change
+   * stays one scan. Without them, the first listing works the digests out.
+   */
+  readonly statuses?: ClusterStatusStore;
 }
 
 /** What one sync did, as data: it is logged, returned by the API and asserted by tests. */
@@ -580,6 +587,7 @@ export async function applyFleet(
           pins ? { pins } : undefined,
         );
         itemsWritten += written;
+        if (ports.statuses) await digestAfterCommit({ ...ports, statuses: ports.statuses }, cluster, stored);
         return { cluster, generation: stored.generation, etag: stored.etag };
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= maxCommitAttempts) throw err;

@@ -30,7 +30,7 @@ export const hubTables = {
     partitionKey: { name: 'clusterId', type: 'S' },
     sortKey: { name: 'bundle', type: 'S' },
   },
-  /** Sync state of each fleet repo (last commit, errors, lease) and one-time registration tokens. */
+  /** Sync state of each fleet repo (last commit, errors, lease), one-time registration tokens and tenant keys. */
   hubState: {
     suffix: 'hub-state',
     partitionKey: { name: 'pk', type: 'S' },

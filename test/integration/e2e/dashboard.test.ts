@@ -6,6 +6,8 @@
  * shows the banner instead of a blank page.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildDashboard } from '@flotilla/dashboard/build.ts';
@@ -26,7 +28,8 @@ const spoke: LocalSpoke = {
 };
 const namespace = `db-${id}`;
 const notesYaml = `namespace: ${namespace}\ndriftPolicy: warn\ntargets: [{clusterSelector: {matchLabels: {suite: "${id}"}}}]\n`;
-const notes = `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${namespace}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  text: hello\n`;
+const secretValue = 'kept-out-of-the-page-7f3a';
+const notes = `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${namespace}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  text: hello\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: notes-token\nstringData:\n  token: ${secretValue}\n`;
 // A bundle in a rollout whose only wave bakes for an hour: it stays progressing, so the
 // Rollouts view has actions to take.
 const stagedYaml = `namespace: ${namespace}\ntargets: [{clusterSelector: {matchLabels: {suite: "${id}"}}}]\nrollout:\n  waves:\n    - { name: canary, clusterSelector: {matchLabels: {suite: "${id}"}}, bake: 1h }\n`;
@@ -34,7 +37,7 @@ const staged = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: staged\ndata
 /** Set FLOTILLA_SCREENSHOTS to a folder to have the tests save a screenshot of each view there (docs/dashboard.md shows them). */
 const screenshots = process.env.FLOTILLA_SCREENSHOTS;
 async function shoot(page: Page, name: string): Promise<void> {
-  if (screenshots) await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: false });
+  if (screenshots) await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
 }
 
 let fleet: LocalFleet;
@@ -42,8 +45,8 @@ let browser: Browser;
 const servers: { close(): Promise<void> }[] = [];
 const fleetDir = mkdtempSync(join(tmpdir(), 'flotilla-db-e2e-fleet-'));
 
-async function dashboard(key: string): Promise<string> {
-  const hub = new HubClient({ baseUrl: fleet.hubUrl, admin: { kind: 'key', key } });
+async function dashboard(key: string, hubUrl = fleet.hubUrl): Promise<string> {
+  const hub = new HubClient({ baseUrl: hubUrl, admin: { kind: 'key', key } });
   const server = await startDashboardServer({ hub, assets: await buildDashboard() });
   servers.push(server);
   return server.url;
@@ -116,7 +119,7 @@ describe('the dashboard in a browser, on a real hub and spoke', () => {
     const main = page.locator('main');
     await expect
       .poll(() => main.textContent(), { timeout: 20_000 })
-      .toMatch(/drifted\s*v1\/ConfigMap\/.*notes/i);
+      .toMatch(/drifted\s*\/ConfigMap\/.*notes/i);
     expect(await main.textContent()).toContain('data.text');
     expect(await main.textContent()).toContain(`suite=${id}`);
     await shoot(page, 'cluster');
@@ -139,6 +142,10 @@ describe('the dashboard in a browser, on a real hub and spoke', () => {
         { timeout: 30_000 },
       )
       .toMatch(/bundles\/notes\/bundle\.yaml:4: paused/);
+    // Its column says it is held, and its cell keeps the state of the revision in force.
+    await expect
+      .poll(() => page.locator('.matrix thead th', { hasText: 'notes' }).textContent(), { timeout: 10_000 })
+      .toContain('Held');
     await fleet.push('fix notes', (repo) => repo.write('bundles/notes/bundle.yaml', notesYaml));
     await page.close();
   }, 90_000);
@@ -203,6 +210,11 @@ describe('the dashboard in a browser, on a real hub and spoke', () => {
     const main = page.locator('main');
     await expect.poll(() => main.textContent(), { timeout: 20_000 }).toContain(`Rendered for ${spoke.name}`);
     await expect.poll(() => main.textContent(), { timeout: 20_000 }).toMatch(/ConfigMap .*\/notes/);
+    // Every object opens to its YAML; a Secret's values never reach the page.
+    for (const summary of await page.locator('ul.objects summary').all()) await summary.click();
+    await expect.poll(() => main.textContent()).toContain('text: hello');
+    expect(await main.textContent()).toContain('token: (hidden)');
+    expect(await page.content()).not.toContain(secretValue);
     await page.getByRole('button', { name: 'Preview targeting' }).click();
     await expect.poll(() => main.textContent(), { timeout: 30_000 }).toContain('gets it');
     await shoot(page, 'bundle');
@@ -210,6 +222,11 @@ describe('the dashboard in a browser, on a real hub and spoke', () => {
   }, 90_000);
 
   it('pauses and resumes a rollout after a confirmation, and the phase changes', async () => {
+    // A new revision of the staged bundle starts a rollout (a cluster's first revision of a
+    // bundle, at registration, reaches it directly).
+    await fleet.push('stage two', (repo) =>
+      repo.write('bundles/staged/staged.yaml', staged.replace('step: one', 'step: two')),
+    );
     const page = await browser.newPage();
     await page.goto(`${await dashboard(fleet.adminKey)}#/rollouts`);
     const section = page.locator('section[aria-label="rollout of staged"]');
@@ -233,8 +250,69 @@ describe('the dashboard in a browser, on a real hub and spoke', () => {
     page.once('dialog', (d) => void d.accept());
     await section.getByRole('button', { name: 'resume' }).click();
     await expect.poll(() => section.textContent(), { timeout: 10_000 }).toContain('progressing');
+    // The canary has the new revision: its Bundle view compares it with the generation before.
+    await expect
+      .poll(
+        async () =>
+          (
+            await new HubClient({
+              baseUrl: fleet.hubUrl,
+              admin: { kind: 'key', key: fleet.adminKey },
+            }).clusterHistory(spoke.name)
+          ).generations.length,
+        { timeout: 30_000 },
+      )
+      .toBeGreaterThan(1);
+    await page.goto(`${new URL(page.url()).origin}/#/bundles/staged`);
+    const main = page.locator('main');
+    await expect.poll(() => main.textContent(), { timeout: 20_000 }).toContain(`Rendered for ${spoke.name}`);
+    const select = page.locator('select[name="compare-generation"]');
+    await expect.poll(() => select.locator('option').count(), { timeout: 20_000 }).toBeGreaterThan(1);
+    await select.selectOption({ index: 1 });
+    const diff = page.locator('pre.diff-hunks', { hasText: 'step:' }).first();
+    await expect.poll(() => diff.textContent().catch(() => ''), { timeout: 20_000 }).toContain('step: two');
+    expect(await diff.locator('del').allTextContents()).toContainEqual(expect.stringContaining('step: one'));
+    expect(await diff.locator('ins').allTextContents()).toContainEqual(expect.stringContaining('step: two'));
+    await shoot(page, 'bundle-diff');
     await page.close();
-  }, 90_000);
+  }, 120_000);
+
+  it('says the hub cannot be reached when it stops, and keeps what it showed', async () => {
+    // A hop between the dashboard and the hub that the test can take away.
+    const target = new URL(fleet.hubUrl);
+    const hop = createServer((req, res) => {
+      const out = httpRequest(
+        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (back) => {
+          res.writeHead(back.statusCode ?? 502, back.headers);
+          back.pipe(res);
+        },
+      );
+      out.on('error', () => res.destroy());
+      req.pipe(out);
+    });
+    await new Promise<void>((r) => hop.listen(0, '127.0.0.1', r));
+    const page = await browser.newPage();
+    await page.goto(
+      await dashboard(fleet.adminKey, `http://127.0.0.1:${(hop.address() as AddressInfo).port}`),
+    );
+    await expect.poll(() => rowText(page), { timeout: 20_000 }).toContain(spoke.name);
+    hop.closeAllConnections();
+    await new Promise<void>((r) => hop.close(() => r()));
+    const banner = page.locator('[role="alert"]');
+    await expect
+      .poll(
+        () =>
+          banner
+            .first()
+            .textContent()
+            .catch(() => ''),
+        { timeout: 20_000 },
+      )
+      .toMatch(/cannot be reached/);
+    expect(await rowText(page)).toContain(spoke.name);
+    await page.close();
+  }, 60_000);
 
   it('is reached by keyboard, asks nothing of other origins, never shows the key, and has a dark theme', async () => {
     const page = await browser.newPage();
@@ -266,7 +344,7 @@ describe('the dashboard in a browser, on a real hub and spoke', () => {
           ring: style.outlineStyle !== 'none' && style.outlineWidth !== '0px',
         };
       });
-      if (!focused) continue;
+      if (!focused || focused.what.startsWith('body:')) continue;
       reached.push(focused.what);
       expect(focused.ring, `focus ring on ${focused.what}`).toBe(true);
     }

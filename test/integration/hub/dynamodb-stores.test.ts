@@ -125,6 +125,13 @@ describe('DynamoDB stores (DynamoDB Local)', () => {
     for await (const page of store.pages(3)) pages.push(page.map((c) => c.id));
     expect(pages.every((p) => p.length >= 1 && p.length <= 3)).toBe(true);
     expect(pages.flat().sort()).toEqual(ids);
+    // Read in parts at once (a parallel scan): the same clusters, each once.
+    for (const segments of [2, 4, 9]) {
+      const parts: string[][] = [];
+      for await (const page of store.pages(2, { segments })) parts.push(page.map((c) => c.id));
+      expect(parts.every((p) => p.length >= 1 && p.length <= 2)).toBe(true);
+      expect(parts.flat().sort(), `segments ${segments}`).toEqual(ids);
+    }
   });
 
   it('registers a cluster once and refuses a second registration of the same name', async () => {

@@ -218,6 +218,45 @@ describe('flotilla dashboard server', () => {
     expect(hub.seen).toEqual([]);
   });
 
+  it("forwards a tenant's own /api/v1/tenants/<tenant>/* when run with its key, and no other tenant's", async () => {
+    const hub = await fakeHub();
+    closers.push(hub.close);
+    const key = 'flt_t_team-a.0123456789abcdefghijklmnopqrstuvwxyzABCDEFG';
+    const dashboard = await startDashboardServer({
+      hub: new HubClient({
+        baseUrl: hub.url,
+        admin: { kind: 'key', key },
+        timeoutMs: 5000,
+        tenant: 'team-a',
+      }),
+      assets,
+    });
+    closers.push(dashboard.close);
+    const own = await fetch(`${dashboard.url}api/v1/tenants/team-a/status?limit=5`, { headers: api });
+    // The fake hub answers 401 to any path but its admin ones: what matters is that it was asked, with the key.
+    expect(own.status).toBe(401);
+    expect(hub.seen.map((r) => [r.url, r.headers.authorization])).toEqual([
+      ['/v1/tenants/team-a/status?limit=5', `Bearer ${key}`],
+    ]);
+    for (const path of [
+      'api/v1/tenants/team-b/status',
+      'api/v1/tenants/team-a',
+      'api/v1/tenants/team-ab/status',
+    ]) {
+      const res = await fetch(`${dashboard.url}${path}`, { headers: api });
+      expect(res.status, path).toBe(404);
+    }
+    const climb = await rawGet(dashboard, '/api/v1/tenants/team-a/../team-b/status', {
+      ...api,
+      host: `127.0.0.1:${dashboard.address.port}`,
+    });
+    expect(climb.status).toBe(404);
+    expect(hub.seen).toHaveLength(1);
+    // The page learns whose dashboard it is, so that it reads the tenant's routes.
+    const html = await (await fetch(dashboard.url)).text();
+    expect(html).toContain('<meta name="flotilla-tenant" content="team-a">');
+  });
+
   it('refuses API calls a page elsewhere could make: no dashboard header, a foreign Origin, another Host', async () => {
     const { hub, dashboard } = await setUp();
     expect((await fetch(`${dashboard.url}api/v1/admin/status`)).status).toBe(403);

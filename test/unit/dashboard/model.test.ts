@@ -1,6 +1,6 @@
 import type { BundleStatusView, ClusterStatusView, FleetStatus } from '@flotilla/shared/hub';
 import { describe, expect, it } from 'vitest';
-import { ApiError, type DashboardApi } from '../../../dashboard/src/api.ts';
+import { ApiError, type DashboardApi, routeFor } from '../../../dashboard/src/api.ts';
 import { type PageAnswer, PagedRows, type Problem, poll } from '../../../dashboard/src/live.ts';
 import {
   ago,
@@ -176,6 +176,25 @@ describe('dashboard view logic', () => {
     expect(formatRoute({ view: 'fleet', filter: noFilter })).toBe('#/fleet');
     expect(parseRoute('')).toEqual({ view: 'fleet', filter: noFilter });
     expect(parseRoute('#/nowhere')).toEqual({ view: 'fleet', filter: noFilter });
+  });
+
+  it("reads a tenant's own routes when a tenant's admin runs the dashboard", () => {
+    expect(routeFor(null, '/v1/admin/status?view=matrix')).toBe('/v1/admin/status?view=matrix');
+    for (const [admin, tenant] of [
+      ['/v1/admin/status?view=matrix&limit=100', '/v1/tenants/team-a/status?view=matrix&limit=100'],
+      ['/v1/admin/bundles', '/v1/tenants/team-a/bundles'],
+      ['/v1/admin/clusters/edge-1/status', '/v1/tenants/team-a/clusters/edge-1/status'],
+      ['/v1/admin/clusters/edge-1/history?limit=25', '/v1/tenants/team-a/clusters/edge-1/history?limit=25'],
+      ['/v1/admin/preview', '/v1/tenants/team-a/preview'],
+      ['/v1/admin/rollouts', '/v1/tenants/team-a/rollouts'],
+      ['/v1/admin/rollouts/team-a%2Fweb/pause', '/v1/tenants/team-a/rollouts/team-a%2Fweb/pause'],
+    ] as const)
+      expect(routeFor('team-a', admin)).toBe(tenant);
+    // No tenant copy: left where the hub refuses it by name.
+    expect(routeFor('team-a', '/v1/admin/bundles/sha256:abc')).toBe('/v1/admin/bundles/sha256:abc');
+    expect(routeFor('team-a', '/v1/admin/clusters/edge-1/desired-state')).toBe(
+      '/v1/admin/clusters/edge-1/desired-state',
+    );
   });
 
   it('says how long ago', () => {

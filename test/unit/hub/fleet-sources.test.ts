@@ -136,13 +136,18 @@ describe('a sync of several sources', () => {
 });
 
 describe('a source bundle in a route', () => {
-  it('takes team-a/web as one path segment, written team-a%2Fweb', () => {
-    const m = matchRoute('GET', '/v1/admin/rollouts/team-a%2Fweb');
-    expect(m.kind === 'route' ? [m.route.id, m.params] : m).toEqual(['getRollout', { bundle: 'team-a/web' }]);
-    const command = matchRoute('POST', '/v1/admin/rollouts/team-a%2Fweb/pause');
-    expect(command.kind === 'route' ? command.params : command).toEqual({
-      bundle: 'team-a/web',
-      command: 'pause',
-    });
+  it('takes team-a/web whole, written with a slash or team-a%2Fweb, and a command as the last segment', () => {
+    for (const path of ['/v1/admin/rollouts/team-a%2Fweb', '/v1/admin/rollouts/team-a/web']) {
+      const m = matchRoute('GET', path);
+      expect(m.kind === 'route' ? [m.route.id, m.params] : m).toEqual([
+        'getRollout',
+        { bundle: 'team-a/web' },
+      ]);
+    }
+    const command = matchRoute('POST', '/v1/admin/rollouts/team-a/web/pause');
+    expect(command.kind === 'route' ? [command.route.id, command.params] : command).toEqual([
+      'rolloutCommand',
+      { bundle: 'team-a/web/pause' },
+    ]);
   });
 });

@@ -1,10 +1,12 @@
 import { compileSelector, parseLabelSelector } from '@flotilla/shared';
 import {
   type ClusterStatusView,
+  clusterRowView,
   clusterStatus,
   decodeStatusCursor,
   encodeStatusCursor,
   fleetBundles,
+  fleetMatrixPage,
   fleetStatus,
   fleetStatusPage,
   InvalidRequestError,
@@ -146,6 +148,71 @@ describe('fleet status, a page at a time', () => {
     expect(sizes).toEqual([10, 10, 5]);
     expect(seenIds).toEqual([...seenIds].sort());
     expect(new Set(seenIds).size).toBe(25);
+  });
+
+  it('jumps to a row with offset, the same rows walking the cursors reaches', async () => {
+    const deps = await fleet(25);
+    const all = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 100 });
+    const jumped = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 10, offset: 20 });
+    expect(ids(jumped.clusters)).toEqual(ids(all.clusters).slice(20));
+    expect(jumped.total).toBe(25);
+    expect(jumped.nextCursor).toBeNull();
+    const middle = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 5, offset: 10 });
+    expect(ids(middle.clusters)).toEqual(ids(all.clusters).slice(10, 15));
+    // Its cursor goes on from there.
+    const next = await fleetStatusPage(deps, {
+      offlineAfterSeconds,
+      limit: 5,
+      cursor: middle.nextCursor as string,
+    });
+    expect(ids(next.clusters)).toEqual(ids(all.clusters).slice(15, 20));
+    const past = await fleetStatusPage(deps, { offlineAfterSeconds, limit: 5, offset: 99 });
+    expect(past.clusters).toEqual([]);
+    expect(past.total).toBe(25);
+  });
+
+  it('builds the matrix rows of Ready clusters from their digests: the same rows, reads only for the others', async () => {
+    const deps = await fleet(12);
+    // A paused bundle and a rollback pin still show on rows built without a read.
+    const records = (deps.clusters as unknown as { records: Map<string, Record<string, unknown>> }).records;
+    const record = records.get('c-01');
+    if (!record) throw new Error('c-01');
+    records.set('c-01', {
+      ...record,
+      pins: [
+        {
+          bundle: 'web',
+          ref: null,
+          planned: null,
+          fromGeneration: 1,
+          generation: 1,
+          pinnedBy: 'test',
+          pinnedAt: now.toISOString(),
+        },
+      ],
+    });
+    for (const query of [
+      { offlineAfterSeconds, limit: 12 },
+      { offlineAfterSeconds, limit: 5, offset: 3 },
+      { offlineAfterSeconds, limit: 12, bundle: 'web' },
+      { offlineAfterSeconds, limit: 12, states: ['Ready' as const] },
+    ]) {
+      const full = await fleetStatusPage(deps, query);
+      let reads = 0;
+      const get = deps.statuses.get.bind(deps.statuses);
+      deps.statuses.get = async (id: string) => {
+        reads++;
+        return get(id);
+      };
+      const matrix = await fleetMatrixPage(deps, query);
+      deps.statuses.get = get;
+      const { clusters, ...rest } = matrix;
+      const { clusters: _full, ...fullRest } = full;
+      expect(rest).toEqual(fullRest);
+      expect(clusters).toEqual(full.clusters.map(clusterRowView));
+      // Only clusters with a bundle that is not Ready were read (every third one fails db).
+      expect(reads).toBe(full.clusters.filter((c) => c.state !== 'Ready').length);
+    }
   });
 
   it('stays stable while clusters change state and register between pages', async () => {
@@ -491,6 +558,16 @@ describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
     return { ...res, json: (res.body ? JSON.parse(res.body) : {}) as Record<string, unknown> };
   }
 
+  it('jumps with offset over HTTP; offset=0 is the first page', async () => {
+    const deps = await fleet(7);
+    const first = await get(deps, '/v1/admin/status?offset=0&limit=3');
+    expect(first.statusCode).toBe(200);
+    expect(ids(first.json.clusters as ClusterStatusView[])).toEqual(['c-00', 'c-01', 'c-02']);
+    const later = await get(deps, '/v1/admin/status?offset=5&limit=3&view=matrix');
+    expect(ids(later.json.clusters as ClusterStatusView[])).toEqual(['c-05', 'c-06']);
+    expect(later.json.total).toBe(7);
+  });
+
   it('keeps the whole answer without paging parameters, and pages with them', async () => {
     const deps = await fleet(7);
     const whole = await get(deps, '/v1/admin/status');
@@ -561,6 +638,9 @@ describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
       ['bundle=web&bundle=db', 'bundle'],
       [`bundle=${'b'.repeat(254)}`, 'bundle'],
       [`cursor=${encodeStatusCursor('c-01', {})}&bundle=web`, 'cursor'],
+      ['offset=-1', 'offset'],
+      ['offset=ten', 'offset'],
+      [`offset=5&cursor=${encodeStatusCursor('c-01', {})}`, 'offset'],
     ] as const) {
       const res = await get(deps, `/v1/admin/status?${query}`);
       expect(res.statusCode, query).toBe(400);

@@ -33,6 +33,7 @@ describe('hub deployment configuration', () => {
       alarms: {},
       api: { throttleRateLimit: 1000, throttleBurstLimit: 2000 },
       notifications: { topicArns: [], eventBuses: [] },
+      tenants: {},
     });
   });
 

@@ -163,7 +163,7 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
     }
   });
 
-  it('routes every hub route to the API function: IAM on admin routes, none elsewhere, plus $default', () => {
+  it('routes every hub route to the API function: IAM on admin and tenant routes, none elsewhere, plus $default', () => {
     template.resourceCountIs('AWS::ApiGatewayV2::Route', hubRoutes.length + 1);
     template.resourceCountIs('AWS::ApiGatewayV2::Integration', 1);
     template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
@@ -173,7 +173,7 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
     for (const route of hubRoutes) {
       template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
         RouteKey: `${route.method} ${route.path}`,
-        AuthorizationType: route.auth === 'admin' ? 'AWS_IAM' : 'NONE',
+        AuthorizationType: route.auth === 'admin' || route.auth === 'tenant' ? 'AWS_IAM' : 'NONE',
       });
     }
     template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
@@ -185,7 +185,7 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
     );
     expect(adminRoutes.map(({ props }) => props.RouteKey).sort()).toEqual(
       hubRoutes
-        .filter((r) => r.auth === 'admin')
+        .filter((r) => r.auth === 'admin' || r.auth === 'tenant')
         .map((r) => `${r.method} ${r.path}`)
         .sort(),
     );
@@ -423,10 +423,13 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
       'AwsSolutions-SMG4',
       'AwsSolutions-SQS3',
     ]);
-    // APIG4 only on the routes that are not admin routes.
+    // APIG4 only on the routes that are not admin or tenant routes.
     const apig4 = acks.filter((a) => a.id.includes('APIG4')).map((a) => a.path.split('/').pop());
     expect(apig4.sort()).toEqual(
-      [...hubRoutes.filter((r) => r.auth !== 'admin').map((r) => `Route-${r.id}`), 'Route-default'].sort(),
+      [
+        ...hubRoutes.filter((r) => r.auth !== 'admin' && r.auth !== 'tenant').map((r) => `Route-${r.id}`),
+        'Route-default',
+      ].sort(),
     );
   });
 });
