@@ -81,6 +81,16 @@ beforeAll(async () => {
       'deploy/bundles/evil/bundle.yaml': BUNDLE,
       'deploy/bundles/evil/cm.yaml': configMap('evil', 'kube-system', 'x'),
       'deploy/policies/mine.yaml': 'ignored: true\n',
+      // A kustomization and a chart with a values file, all inside the source: the real engines render them.
+      'deploy/bundles/kust/bundle.yaml': `${BUNDLE}kustomize: {}\n`,
+      'deploy/bundles/kust/kustomization.yaml': 'resources: [cm.yaml]\nnamePrefix: k-\n',
+      'deploy/bundles/kust/cm.yaml': configMap('kust', 'team-a', 'kustomized'),
+      'deploy/bundles/chart/bundle.yaml': `${BUNDLE}helm:\n  chart: chart\n  valuesFiles: [values-team.yaml]\n`,
+      'deploy/bundles/chart/values-team.yaml': 'value: from-values\n',
+      'deploy/bundles/chart/chart/Chart.yaml': 'apiVersion: v2\nname: tool\nversion: 1.0.0\n',
+      'deploy/bundles/chart/chart/values.yaml': 'value: default\n',
+      'deploy/bundles/chart/chart/templates/cm.yaml':
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: chart, namespace: team-a}\ndata: {value: "{{ .Values.value }}"}\n',
     }),
   );
   teamB = await FleetWorkingCopy.create(
@@ -141,10 +151,14 @@ describe('fleet sources (git server, DynamoDB Local)', () => {
     expect(manifest.commit).toBe(platform.git('rev-parse', 'HEAD'));
     expect(manifest.bundles.map((b) => [b.name, b.tenant])).toEqual([
       ['team-a/app', 'team-a'],
+      ['team-a/chart', 'team-a'],
+      ['team-a/kust', 'team-a'],
       ['team-b/tool', undefined],
       ['web', undefined],
     ]);
     expect(await dataValue('dev-1', 'team-a/app')).toBe('v1');
+    expect(await dataValue('dev-1', 'team-a/kust')).toBe('kustomized');
+    expect(await dataValue('dev-1', 'team-a/chart')).toBe('from-values');
     // The highest tag in ^1.0.0: v1.1.0, not v2.0.0.
     expect(await dataValue('dev-1', 'team-b/tool')).toBe('1.1.0');
     const state = await hub.syncState.get();
@@ -157,7 +171,9 @@ describe('fleet sources (git server, DynamoDB Local)', () => {
     const preview = await previewTargets(hub, { source: { kind: 'repo' } });
     expect(preview.bundles.map((b) => [b.name, b.file, b.clusters, b.held])).toEqual([
       ['team-a/app', 'team-a:bundles/app/bundle.yaml', ['dev-1'], []],
+      ['team-a/chart', 'team-a:bundles/chart/bundle.yaml', ['dev-1'], []],
       ['team-a/evil', 'team-a:bundles/evil/bundle.yaml', [], ['dev-1']],
+      ['team-a/kust', 'team-a:bundles/kust/bundle.yaml', ['dev-1'], []],
       ['team-b/tool', 'team-b:bundles/tool/bundle.yaml', ['dev-1'], []],
       ['web', 'bundles/web/bundle.yaml', ['dev-1'], []],
     ]);
