@@ -66,6 +66,12 @@ export interface HubConfig {
   /** Registries (`host:port`) spoken to over plain HTTP (FLOTILLA_PLAIN_HTTP_REGISTRIES, comma-separated): local test registries only. */
   readonly plainHttpRegistries: readonly string[];
   /**
+   * In AWS, a fleet source's `credentials.secretRef` names the Secrets Manager secret
+   * `<sourceSecretPrefix><secretRef>` (FLOTILLA_SOURCE_SECRET_PREFIX, default
+   * `<prefix>/sources/`), so the hub's role reads those secrets and no others.
+   */
+  readonly sourceSecretPrefix: string;
+  /**
    * How admin routes are authorised: `iam` (API Gateway's IAM authorizer already checked
    * the caller; the handler requires its identity in the request context) or `key` (a
    * bearer admin key, checked against `adminKeySha256`; for the local hub).
@@ -218,6 +224,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): H
     chartCacheDir: env.FLOTILLA_CHART_CACHE_DIR?.trim() || '/tmp/flotilla-charts',
     chartCredentialsFile: env.FLOTILLA_CHART_CREDENTIALS_FILE?.trim() || undefined,
     chartCredentialsJson: undefined,
+    sourceSecretPrefix: env.FLOTILLA_SOURCE_SECRET_PREFIX?.trim() || `${prefix}/sources/`,
     plainHttpRegistries: (env.FLOTILLA_PLAIN_HTTP_REGISTRIES ?? '')
       .split(',')
       .map((r) => r.trim())

@@ -1,4 +1,5 @@
 import { createPrivateKey, hkdfSync, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -34,6 +35,11 @@ import { DynamoDbSyncJobStore } from './adapters/dynamodb-sync-jobs.ts';
 import { DynamoDbTenantKeyStore } from './adapters/dynamodb-tenant-keys.ts';
 import { fileCredentialResolver } from './adapters/file-chart-credentials.ts';
 import { GitFleetSource } from './adapters/git-fleet-source.ts';
+import {
+  type GitCredentialResolver,
+  GitSourceFetcher,
+  secretCredentialResolver,
+} from './adapters/git-source-fetcher.ts';
 import { KmsSigner } from './adapters/kms-signer.ts';
 import { Ed25519Signer } from './adapters/local-signer.ts';
 import { SqsEventSink } from './adapters/sqs-event-sink.ts';
@@ -80,6 +86,12 @@ export interface ClientOverrides {
   readonly signer?: Signer & { readonly publicKeyPem: string };
   /** Where fleet events go; by default the notify queue of `config.notifyQueueUrl`, or nowhere. */
   readonly events?: EventSink;
+  /**
+   * Credentials of the fleet sources by their `credentials.secretRef`; by default the
+   * credentials file of private chart repositories (FLOTILLA_CHART_CREDENTIALS_FILE), which
+   * maps the same kind of names to the same kind of credentials.
+   */
+  readonly sourceCredentials?: GitCredentialResolver;
 }
 
 /**
@@ -163,6 +175,11 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
       cacheDir: config.fleetRepo.cacheDir,
       ...(config.fleetRepo.auth ? { auth: config.fleetRepo.auth } : {}),
     }),
+    // The other sources the platform declares, each in a cache directory of its own beside the platform's.
+    sourceFetcher: new GitSourceFetcher({
+      cacheDir: join(config.fleetRepo.cacheDir, 'sources'),
+      credentials: overrides.sourceCredentials ?? chartCredentials(config),
+    }),
     now,
   };
 }
@@ -215,7 +232,13 @@ export async function openHubContext(
           source.keyId,
         )
       : undefined);
-  return createHubContext(resolved, { ...overrides, ...(signer ? { signer } : {}) });
+  // A source's credentials.secretRef names a Secrets Manager secret under the hub's prefix,
+  // holding what FLOTILLA_FLEET_REPO_CREDENTIALS_SECRET_ID's secret holds.
+  return createHubContext(resolved, {
+    sourceCredentials: secretCredentialResolver((ref) => readSecret(`${config.sourceSecretPrefix}${ref}`)),
+    ...overrides,
+    ...(signer ? { signer } : {}),
+  });
 }
 
 function secretsManagerReader(config: HubConfig, overrides: ClientOverrides): SecretReader {

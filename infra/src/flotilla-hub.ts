@@ -391,6 +391,23 @@ export class FlotillaHub extends Construct {
       if (credentials) role.addToPrincipalPolicy(secretRead(credentials));
       if (chartCredentials) role.addToPrincipalPolicy(secretRead(chartCredentials));
     }
+    // Fleet sources name their credentials by secretRef: the hub reads `<prefix>/sources/<secretRef>`.
+    const sourceSecrets = Stack.of(this).formatArn({
+      service: 'secretsmanager',
+      resource: 'secret',
+      resourceName: `${prefix}/sources/*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    for (const role of [apiRole, syncRole]) {
+      role.addToPrincipalPolicy(
+        new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [sourceSecrets] }),
+      );
+      acknowledgeWildcard(
+        role,
+        sourceSecrets,
+        'Fleet sources name their git credentials in the fleet repo; the hub may read the secrets under its own prefix and no others.',
+      );
+    }
     if (this.webhookSecret) apiRole.addToPrincipalPolicy(secretRead(this.webhookSecret));
     // Either function may coordinate a sync (the API for a webhook) and so dispatch windows,
     // and either may step a rollout (a status report, a command, a sync, a wake) and so arm a

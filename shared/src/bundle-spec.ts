@@ -219,7 +219,7 @@ export function readBundleSpec(
   if (depNode) {
     const items = reader.expectList(depNode, 'dependsOn');
     items?.forEach((item, index) => {
-      const dep = reader.expectName(item, `dependsOn[${index}]`, 'bundle');
+      const dep = reader.expectBundleName(item, `dependsOn[${index}]`);
       if (dep === undefined) return;
       if (dependsOn.some((d) => d.name === dep)) {
         reader.error(item.pos, `dependsOn[${index}]: "${dep}" is listed twice`);

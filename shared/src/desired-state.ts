@@ -114,7 +114,8 @@ export function orderBundleRefs(refs: readonly BundleRef[]): BundleRef[] {
 
 // A compact line per reference for desiredContentHash: about half the bytes of its JSON to hash.
 function refLine(ref: BundleRef): string {
-  return `${ref.name}\t${ref.hash}\t${ref.namespace}\t${ref.dependsOn.join(',')}\t${ref.driftPolicy}\t${ref.paused ? 1 : 0}\n`;
+  const tenant = ref.tenant === undefined ? '' : `\t${ref.tenant}`;
+  return `${ref.name}\t${ref.hash}\t${ref.namespace}\t${ref.dependsOn.join(',')}\t${ref.driftPolicy}\t${ref.paused ? 1 : 0}${tenant}\n`;
 }
 
 /**

@@ -50,6 +50,21 @@ export function nameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Checks a bundle's full name: a platform bundle's is a DNS-1123 label (`web`), a source's
+ * bundle is `<source>/<bundle>` with both parts labels (`team-a/web`).
+ */
+export function bundleNameProblem(name: string): string | undefined {
+  const slash = name.indexOf('/');
+  if (slash < 0) return nameProblem(name);
+  const source = name.slice(0, slash);
+  const bundle = name.slice(slash + 1);
+  const problem = nameProblem(source) ?? nameProblem(bundle);
+  if (problem) return `"${name}" is not a valid bundle name (<source>/<bundle>): ${problem}`;
+  if (source === 'platform') return `"${name}": the platform's bundles are named without a source`;
+  return undefined;
+}
+
 /** Validates a whole label set; returns the problems found, in key order. */
 export function labelsProblems(labels: Labels): string[] {
   const out: string[] = [];

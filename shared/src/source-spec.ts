@@ -91,7 +91,13 @@ const API_VERSION = /^([a-z0-9.-]+\/)?v[0-9]+[a-z0-9]*(\/[A-Za-z0-9]+)?$/;
  */
 export function resolveRepoPath(bundleDir: string, rel: string): string | undefined {
   if (rel.startsWith('/') || /^[A-Za-z]:/.test(rel)) return undefined;
-  const parts = bundleDir.split('/').filter((p) => p !== '');
+  // A team source's bundle (`team-a:bundles/web`) resolves inside its own source: the
+  // prefix is that source's root, which `..` cannot leave.
+  const source = /^[a-z0-9][-a-z0-9]*:/.exec(bundleDir)?.[0] ?? '';
+  const parts = bundleDir
+    .slice(source.length)
+    .split('/')
+    .filter((p) => p !== '');
   for (const seg of rel.replace(/\\/g, '/').split('/')) {
     if (seg === '' || seg === '.') continue;
     if (seg === '..') {
@@ -99,7 +105,7 @@ export function resolveRepoPath(bundleDir: string, rel: string): string | undefi
       parts.pop();
     } else parts.push(seg);
   }
-  return parts.join('/');
+  return source + parts.join('/');
 }
 
 function readPath(reader: SpecReader, node: YNode, path: string, bundleDir: string): RepoPathRef | undefined {
@@ -209,7 +215,7 @@ export function readHelmSpec(
   const releaseNode = f.get('releaseName');
   const releaseName = releaseNode
     ? reader.expectName(releaseNode, 'helm.releaseName', 'release')
-    : bundleName;
+    : bundleName.slice(bundleName.indexOf('/') + 1); // a source's bundle `team-a/web` releases as `web`
   const nsNode = f.get('namespace');
   const namespace = nsNode ? reader.expectName(nsNode, 'helm.namespace', 'namespace') : undefined;
   const valuesNode = f.get('values');

@@ -1,5 +1,5 @@
 import { type FleetError, fleetError, type SourcePos } from './errors.ts';
-import { type Labels, labelKeyProblem, labelValueProblem, nameProblem } from './labels.ts';
+import { bundleNameProblem, type Labels, labelKeyProblem, labelValueProblem, nameProblem } from './labels.ts';
 import type { LabelSelector, LabelSelectorRequirement, SelectorOperator } from './selector.ts';
 import { requirementProblem } from './selector.ts';
 import { parseLabelSelector } from './selector-string.ts';
@@ -71,6 +71,18 @@ export class SpecReader {
     const problem = nameProblem(value);
     if (problem) {
       this.error(node.pos, `${label(path)}invalid ${what} name: ${problem}`);
+      return undefined;
+    }
+    return value;
+  }
+
+  /** A bundle's full name: `web`, or `team-a/web` for a bundle of the source team-a. */
+  expectBundleName(node: YNode, path: string): string | undefined {
+    const value = this.expectString(node, path);
+    if (value === undefined) return undefined;
+    const problem = bundleNameProblem(value);
+    if (problem) {
+      this.error(node.pos, `${label(path)}invalid bundle name: ${problem}`);
       return undefined;
     }
     return value;

@@ -7,6 +7,7 @@
  */
 import {
   type BundleRef,
+  bundleKey,
   type DriftedObject,
   type HealthCheck,
   type Inventory,
@@ -77,7 +78,7 @@ async function apply(
   const { manager, plan, foundation } = ctx;
   const rest = await manager.applyPrepared(
     objects.filter((p) => !isClusterFoundation(p.ref)),
-    { previous: plan.previous, labelSelector: `${plan.bundleLabel}=${ref.name}` },
+    { previous: plan.previous, labelSelector: `${plan.bundleLabel}=${bundleKey(ref.name)}` },
   );
   const entries = new Map<string, ChangeSetEntry>();
   const failures: ObjectFailure[] = [];
@@ -103,7 +104,7 @@ async function prune(
   const clean = applied.failures.length === 0 && !plan.unreadable.has(ref.name);
   const stale = clean ? staleEntries(before, plan.wanted) : [];
   if (stale.length === 0) return { stale, failures: [], pruned: 0 };
-  const removed = await manager.deleteAll(stale, { ownedBy: { [plan.bundleLabel]: ref.name } });
+  const removed = await manager.deleteAll(stale, { ownedBy: { [plan.bundleLabel]: bundleKey(ref.name) } });
   applied.changes = addCounts(applied.changes, summarize(removed));
   log.info('pruned objects that left the bundle', {
     bundle: ref.name,
@@ -174,7 +175,9 @@ async function checkDrift(
 ): Promise<{ drift: DriftedObject[]; corrected: boolean }> {
   const { manager, plan, log } = ctx;
   const untouched = objects.filter((p) => applied.entries.get(p.id)?.action === 'unchanged');
-  const reports = await manager.diffAll(untouched, { labelSelector: `${plan.bundleLabel}=${ref.name}` });
+  const reports = await manager.diffAll(untouched, {
+    labelSelector: `${plan.bundleLabel}=${bundleKey(ref.name)}`,
+  });
   const byId = new Map(untouched.map((p) => [p.id, p]));
   const drifted = reports.filter(
     (r) => r.drifted && !(r.missing && doneAndRemoved(ctx, byId.get(r.id) as PreparedObject)),
@@ -221,7 +224,7 @@ async function lookAtHealth(
   for (const e of applied.entries.values()) if (e.live) known.set(e.id, e.live);
   const reports = await ctx.manager.health(
     objects.map((p) => p.ref),
-    { known, labelSelector: `${ctx.plan.bundleLabel}=${ref.name}`, ...checksOf(ctx.plan, ref) },
+    { known, labelSelector: `${ctx.plan.bundleLabel}=${bundleKey(ref.name)}`, ...checksOf(ctx.plan, ref) },
   );
   const byId = new Map(objects.map((p) => [p.id, p]));
   return reports.map((h) => {

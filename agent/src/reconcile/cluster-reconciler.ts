@@ -1,4 +1,10 @@
-import { type BundleRef, isClusterFoundation, objectId, staleEntries } from '@flotilla/shared/agent';
+import {
+  type BundleRef,
+  bundleKey,
+  isClusterFoundation,
+  objectId,
+  staleEntries,
+} from '@flotilla/shared/agent';
 import { errorFields, type Logger } from '../log.ts';
 import type { ResourceManager } from '../ssa/resource-manager.ts';
 import type { InventoryPort } from '../stores/inventory-store.ts';
@@ -187,7 +193,7 @@ export class ClusterReconciler implements ClusterPort {
     for (const [name, inv] of plan.inventories) {
       if (names.has(name) || plan.unreadable.has(name)) continue;
       const stale = staleEntries(inv, plan.wanted);
-      const removed = await manager.deleteAll(stale, { ownedBy: { [plan.bundleLabel]: name } });
+      const removed = await manager.deleteAll(stale, { ownedBy: { [plan.bundleLabel]: bundleKey(name) } });
       pruned += removed.entries.filter((e) => e.action === 'deleted').length;
       log.info('pruned a bundle that left the desired state', {
         bundle: name,
@@ -221,7 +227,7 @@ export class ClusterReconciler implements ClusterPort {
       };
     }
     const health = await this.#opts.manager.health(inv.entries, {
-      labelSelector: `${plan.bundleLabel}=${ref.name}`,
+      labelSelector: `${plan.bundleLabel}=${bundleKey(ref.name)}`,
       ...checksOf(plan, ref),
     });
     const notReady = health.filter((h) => !h.ready);

@@ -1,5 +1,6 @@
 import {
   type BundleRef,
+  bundleKey,
   type DesiredState,
   type HealthCheck,
   type Inventory,
@@ -53,6 +54,7 @@ export async function planReconcile(
   const { manager, inventory, log } = deps;
   const { manifest } = state;
   const bundleLabel = manager.label('bundle');
+  const bundleNameAnnotation = manager.label('bundle-name');
   const inventories = await inventory.loadAll();
   const unreadable = new Set(inventory.problems?.map((p) => p.split(':')[0] as string) ?? []);
   if (unreadable.size > 0)
@@ -85,7 +87,9 @@ export async function planReconcile(
           plain = [...plain, ...(await openSealedFiles(doc.sealed, deps.secretKeys, deps.signal))];
         const objects = await manager.prepare(plain, {
           namespace: ref.namespace,
-          labels: { [bundleLabel]: ref.name },
+          labels: { [bundleLabel]: bundleKey(ref.name) },
+          // A source's bundle (`team-a/web`) is labelled `team-a.web`: its full name is written beside it.
+          ...(ref.name.includes('/') ? { annotations: { [bundleNameAnnotation]: ref.name } } : {}),
           definitions,
           ...(doc.ignoreDifferences ? { ignoreDifferences: doc.ignoreDifferences } : {}),
         });

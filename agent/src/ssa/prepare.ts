@@ -63,6 +63,7 @@ export async function prepare(
   const infos = new Map<string, ResourceInfo | undefined>();
   await Promise.all([...kinds].map(async ([key, p]) => infos.set(key, await p)));
   const labels = opts.labels ?? {};
+  const annotations = opts.annotations;
   const rules = compileRules(opts.ignoreDifferences ?? []);
   return objects.map((original) => {
     const group = apiGroup(original.apiVersion);
@@ -78,6 +79,7 @@ export async function prepare(
       ...meta,
       ...(namespaced ? { namespace } : {}),
       labels: { ...(o.metadata.labels ?? {}), ...labels },
+      ...(annotations ? { annotations: { ...(o.metadata.annotations ?? {}), ...annotations } } : {}),
     };
     const object = { ...o, metadata } as KubeJson;
     const ref: ObjectRef = { apiVersion: o.apiVersion, kind: o.kind, namespace, name: o.metadata.name };

@@ -86,6 +86,8 @@ export interface PrepareOptions {
   readonly namespace?: string;
   /** Labels added to every object. */
   readonly labels?: Readonly<Record<string, string>>;
+  /** Annotations added to every object. */
+  readonly annotations?: Readonly<Record<string, string>>;
   /** CRDs that define kinds not served yet (applied in the same run), to learn their scope. */
   readonly definitions?: readonly KubeJson[];
   /** Fields to leave to other managers: removed from the objects they select before the digest. */

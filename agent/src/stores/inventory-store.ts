@@ -1,4 +1,4 @@
-import { decodeInventory, encodeInventory, type Inventory } from '@flotilla/shared/agent';
+import { bundleKey, decodeInventory, encodeInventory, type Inventory } from '@flotilla/shared/agent';
 import type { ClusterStore } from './cluster-store.ts';
 
 /** Where the reconciler keeps each bundle's inventory. */
@@ -13,7 +13,8 @@ export interface InventoryPort {
 
 /**
  * Inventories in ConfigMaps of the agent's namespace, one per bundle
- * (`flotilla-inventory-<bundle>`), readable with kubectl: they name objects, never content.
+ * (`flotilla-inventory-<bundle>`, the bundle as {@link bundleKey} writes it), readable with
+ * kubectl: they name objects, never content.
  */
 export class ConfigMapInventory implements InventoryPort {
   readonly #store: ClusterStore;
@@ -28,21 +29,23 @@ export class ConfigMapInventory implements InventoryPort {
     const values = await this.#store.readAll();
     const out = new Map<string, Inventory>();
     this.problems = [...this.#store.problems];
-    for (const [bundle, text] of values) {
+    for (const [key, text] of values) {
       try {
-        out.set(bundle, decodeInventory(text));
+        const inventory = decodeInventory(text);
+        // Keyed by the full name it records (a source's `team-a/web` is stored as `team-a.web`).
+        out.set(inventory.bundle, inventory);
       } catch (e) {
-        this.problems.push(`${bundle}: ${e instanceof Error ? e.message : String(e)}`);
+        this.problems.push(`${key}: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
     return out;
   }
 
   save(inventory: Inventory): Promise<void> {
-    return this.#store.write(inventory.bundle, encodeInventory(inventory));
+    return this.#store.write(bundleKey(inventory.bundle), encodeInventory(inventory));
   }
 
   remove(bundle: string): Promise<void> {
-    return this.#store.remove(bundle);
+    return this.#store.remove(bundleKey(bundle));
   }
 }

@@ -110,7 +110,7 @@ async function resolveCommit(dirs: GitDirs, ref: string): Promise<string> {
 }
 
 /**
- * The fleet files (bundles/, groups/, clusters/, rollouts/, lib/) of `ref` in the git repository holding
+ * The fleet files (`isFleetRepoPath`: bundles/, groups/, ..., tenants/, sources/) of `ref` in the git repository holding
  * `dir`, with paths relative to `dir` (the fleet repo may be a folder of a larger repo).
  */
 export async function readCommit(dir: string, cwd: string, ref: string): Promise<CommitFiles> {

@@ -41,6 +41,7 @@ export class DynamoDbSyncJobStore implements SyncJobStore {
           changedClusters: 0,
           startedAt: job.startedAt,
           kubeVersionMatters: job.kubeVersionMatters,
+          ...(job.sources ? { sources: JSON.stringify(job.sources) } : {}),
           ...(job.errors.length > 0 ? { errors: new Set(job.errors.map((e) => JSON.stringify(e))) } : {}),
           ttl: Math.floor(this.#now().getTime() / 1000) + jobTtlSeconds,
         },
@@ -113,5 +114,8 @@ function jobOf(item: Record<string, unknown>): SyncJob {
     errors: [...(errors ?? [])].map((e) => JSON.parse(e) as FleetError),
     startedAt: String(item.startedAt),
     kubeVersionMatters: item.kubeVersionMatters === true,
+    ...(typeof item.sources === 'string'
+      ? { sources: JSON.parse(item.sources) as NonNullable<SyncJob['sources']> }
+      : {}),
   };
 }

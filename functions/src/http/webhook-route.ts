@@ -7,14 +7,17 @@ import { json } from './responses.ts';
  * `POST /v1/webhooks/git`: a push to the fleet repo (GitHub, Gitea and Forgejo send the
  * same `X-Hub-Signature-256`). The signature was checked over the raw body before this
  * runs. Pings and pushes to other branches are acknowledged and ignored; a push to the
- * fleet branch (or a body that says nothing of branches) syncs.
+ * fleet branch (or a body that says nothing of branches) syncs. A team repository's
+ * webhook names its source (`?source=team-a`): its pushes sync whatever the branch, since
+ * the source's declaration, not this route, says which ref the hub reads (and a sync
+ * from a webhook reads every source).
  */
 export async function gitWebhookRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResult> {
   const event = header(req.event, 'x-github-event') ?? header(req.event, 'x-gitea-event');
   if (event === 'ping') return json(200, { status: 'pong' });
   const ref = pushedRef(req.rawBody);
   const branch = `refs/heads/${deps.config.fleetRepo.ref}`;
-  if (ref !== undefined && ref !== branch) {
+  if (!req.query.has('source') && ref !== undefined && ref !== branch) {
     return json(202, { status: 'ignored', reason: `push to ${ref}, the fleet branch is ${branch}` });
   }
   const report = await syncFleet(deps, { holder: `webhook:${req.requestId}` });

@@ -51,6 +51,7 @@ export {
 } from './field-managers.ts';
 export { assessHealth, type Health, hasReadiness, healthCheckIndex } from './health.ts';
 export {
+  bundleKey,
   decodeInventory,
   encodeInventory,
   type Inventory,

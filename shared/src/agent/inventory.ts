@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isContentHash } from '../canonical.ts';
 import { type ObjectRef, objectId, pruneOrder } from './objects.ts';
 
@@ -149,4 +150,22 @@ export function pendingInventory(
 /** Whether two inventories record the same thing (so an unchanged one is not written again). */
 export function sameInventory(a: Inventory | undefined, b: Inventory): boolean {
   return a !== undefined && encodeInventory(a) === encodeInventory(b);
+}
+
+/**
+ * The label value (and ConfigMap name part) that stands for a bundle in a spoke cluster.
+ * A platform bundle's name is a label value as it is (`web`), so existing clusters keep
+ * their labels; a source's bundle `team-a/web` becomes `team-a.web` (a `/` is not allowed
+ * in a label value, and no plain name has a `.`), or, past a label value's 63 characters,
+ * a prefix and a hash of the full name.
+ *
+ * @example
+ * bundleKey('web'); // 'web'
+ * bundleKey('team-a/web'); // 'team-a.web'
+ */
+export function bundleKey(bundle: string): string {
+  if (!bundle.includes('/')) return bundle;
+  const dotted = bundle.replace('/', '.');
+  if (dotted.length <= 63) return dotted;
+  return `${dotted.slice(0, 46)}-${createHash('sha256').update(bundle).digest('hex').slice(0, 16)}`;
 }

@@ -1,5 +1,6 @@
 import type { DependsOnEntry } from '../bundle-spec.ts';
 import { fleetError } from '../errors.ts';
+import { bundleFileOf } from '../sources/combine.ts';
 import type { BundleState } from './model.ts';
 
 /**
@@ -21,7 +22,7 @@ export function resolveDependencies(states: readonly BundleState[]): BundleState
         s.errors.push(
           fleetError(
             dep.pos,
-            `dependsOn[${dep.index}]: unknown bundle "${dep.name}" (no bundles/${dep.name}/bundle.yaml)`,
+            `dependsOn[${dep.index}]: unknown bundle "${dep.name}" (no ${bundleFileOf(dep.name)})`,
             s.name,
           ),
         );

@@ -17,6 +17,7 @@ import { groupKind } from '../kinds.ts';
 import type { Labels } from '../labels.ts';
 import { contentBase64 } from '../repo-content.ts';
 import type { ChartLocation } from '../source-spec.ts';
+import { sourceOfPath } from '../sources/spec.ts';
 import { parseYamlFile, type YMap } from '../yaml-source.ts';
 import type {
   ChartFetcher,
@@ -171,9 +172,12 @@ export async function prepareEngineBundles(
   const encodedFor = (bundleDir: string): EncodedFiles => {
     let out = encoded.get(bundleDir);
     if (!out) {
+      // A team source's bundle sees its own directory only, under its source-relative path.
+      const prefix = sourcePrefixOf(bundleDir);
       const files: Record<string, string> = {};
       for (const [path, content] of ctx.files) {
-        if (path.startsWith(`${bundleDir}/`) || path.startsWith('lib/')) files[path] = contentBase64(content);
+        if (path.startsWith(`${bundleDir}/`) || (prefix === '' && path.startsWith('lib/')))
+          files[path.slice(prefix.length)] = contentBase64(content);
       }
       out = files;
       encoded.set(bundleDir, out);
@@ -365,9 +369,11 @@ async function renderEngineVariant(
     }
     if (variant.kustomizeDir) {
       const dir = variant.kustomizeDir;
+      const prefix = sourcePrefixOf(dir.path);
+      const engineDir = dir.path.slice(prefix.length);
       let files = ctx.encodedRepo();
       if (variant.helm) {
-        const out = `${dir.path}/${HELM_OUTPUT_FILE}`;
+        const out = `${engineDir}/${HELM_OUTPUT_FILE}`;
         if (Object.hasOwn(files, out))
           return fail(
             dir.pos,
@@ -375,11 +381,12 @@ async function renderEngineVariant(
           );
         files = { ...files, [out]: Buffer.from(manifests, 'utf8').toString('base64') };
       }
-      const result = await engine.render({ kind: 'kustomize', files, dir: dir.path });
+      const result = await engine.render({ kind: 'kustomize', files, dir: engineDir });
       if (!result.ok) {
         const e = result.error;
+        const file = e.file ? prefix + e.file : undefined;
         return fail(
-          e.file && ctx.files.has(e.file) ? { file: e.file, line: e.line ?? 1, column: 1 } : dir.pos,
+          file && ctx.files.has(file) ? { file, line: e.line ?? 1, column: 1 } : dir.pos,
           `kustomize build ${dir.path}: ${e.message}`,
         );
       }
@@ -454,6 +461,12 @@ function manifestDocs(
     }
   }
   return out;
+}
+
+/** The `<source>:` a combined-tree path starts with, or '' for the platform's. */
+function sourcePrefixOf(path: string): string {
+  const source = sourceOfPath(path);
+  return source === undefined ? '' : `${source}:`;
 }
 
 /** Scope of kinds: the CustomResourceDefinitions a render carries first, then the fleet's. */

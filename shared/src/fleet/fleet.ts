@@ -11,7 +11,8 @@
  *    clusters by `Fleet.prepare` (async: the engines run in another process).
  * 4. plan (`planner.ts`): per cluster, target, pick the customization, render its
  *    variant into the canonical rendered bundle (`render.ts`), which the policy step
- *    checks (`policy.ts`, empty for now), and hold what is broken for the cluster.
+ *    checks (`policy.ts`), with a tenant's bundles checked against its boundary
+ *    (`tenants/`), and hold what is broken for the cluster.
  *
  * The types the steps pass along are in `model.ts`.
  */
@@ -94,7 +95,13 @@ export class Fleet {
     this.#budget = budget;
     markContested(states);
     // 4. Plans, per cluster on demand: render, policy, isolation.
-    this.#planner = new Planner(order, repo.declaredClusters, repo.clusterFileErrors, repo.policies);
+    this.#planner = new Planner(
+      order,
+      repo.declaredClusters,
+      repo.clusterFileErrors,
+      repo.policies,
+      isClusterScoped,
+    );
 
     this.groups = repo.groups;
     this.rollouts = repo.rollouts;

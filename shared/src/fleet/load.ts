@@ -19,12 +19,22 @@ import { loadPolicies, type PolicyFile, type PolicySet } from '../policy/index.t
 import { type RolloutContext, type RolloutSpec, readRolloutStrategy } from '../rollout-spec.ts';
 import { compileSelector, type LabelMatcher } from '../selector.ts';
 import {
+  type FleetSourceSpec,
+  loadSourceSpecs,
+  SOURCES_FOLDER,
+  type SourceFile,
+  sourceOfBundle,
+  sourceOfPath,
+} from '../sources/spec.ts';
+import {
   type DeclaredClusterSpec,
   type GroupSpec,
   readDeclaredCluster,
   readGroup,
   SpecReader,
 } from '../spec-reader.ts';
+import { checkTenantChart, checkTenantSource } from '../tenants/check.ts';
+import { loadTenants, TENANTS_FOLDER, type Tenant, type TenantFile } from '../tenants/spec.ts';
 import { parseYamlFile, type YDocument, type YNode } from '../yaml-source.ts';
 import type { BundleSource, BundleState, ManifestDoc, RepoFile, RepoFiles } from './model.ts';
 import { readManifests } from './objects.ts';
@@ -56,6 +66,10 @@ export interface LoadedRepo {
   readonly policies: PolicySet | undefined;
   /** Problems that hold nothing (a plain Secret, unless `fleet.yaml` refuses them). */
   readonly warnings: readonly FleetError[];
+  /** `tenants/`: the valid tenant declarations, by name. */
+  readonly tenants: ReadonlyMap<string, Tenant>;
+  /** `sources/`: the valid source declarations, by name. */
+  readonly sources: ReadonlyMap<string, FleetSourceSpec>;
 }
 
 const YAML_FILE = /\.ya?ml$/;
@@ -103,17 +117,26 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
   const clusterFiles = new Map<string, string>();
   const rolloutFiles = new Map<string, string>();
   const policyFiles: PolicyFile[] = [];
+  const tenantFiles: TenantFile[] = [];
+  const sourceFiles: SourceFile[] = [];
   const bundleDirs = new Map<
     string,
-    { spec?: string; manifests: string[]; overlays: Map<string, string[]> }
+    { path: string; dirName: string; spec?: string; manifests: string[]; overlays: Map<string, string[]> }
   >();
 
   for (const path of files.keys()) {
-    const parts = path.split('/');
+    // A team source's files enter the combined tree as `<source>:bundles/...` (sources/combine.ts).
+    const source = sourceOfPath(path);
+    const prefix = source === undefined ? '' : `${source}:`;
+    const parts = path.slice(prefix.length).split('/');
     if (parts.some((p) => p.startsWith('.'))) continue;
     const yaml = YAML_FILE.test(path);
     const top = parts[0];
-    if (top === 'policies') {
+    if (source !== undefined && top !== 'bundles') continue;
+    if (top === TENANTS_FOLDER || top === SOURCES_FOLDER) {
+      if (yaml)
+        (top === TENANTS_FOLDER ? tenantFiles : sourceFiles).push({ path, content: files.get(path) ?? '' });
+    } else if (top === 'policies') {
       if (yaml) policyFiles.push({ path, content: files.get(path) ?? '' });
     } else if (top === 'groups' || top === 'clusters' || top === 'rollouts') {
       if (!yaml) continue;
@@ -139,16 +162,17 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
         }
         continue;
       }
-      const name = parts[1] as string;
+      const dirName = parts[1] as string;
+      const name = source === undefined ? dirName : `${source}/${dirName}`;
       let dir = bundleDirs.get(name);
       if (!dir) {
-        dir = { manifests: [], overlays: new Map() };
+        dir = { path: `${prefix}bundles/${dirName}`, dirName, manifests: [], overlays: new Map() };
         bundleDirs.set(name, dir);
       }
       const rest = parts.slice(2);
       if (rest.length === 1 && rest[0] === 'bundle.yaml') dir.spec = path;
       else if (rest.length === 1 && rest[0] === 'bundle.yml') {
-        repoErrors.push(fleetError(line1(path), `rename ${path} to bundles/${name}/bundle.yaml`, name));
+        repoErrors.push(fleetError(line1(path), `rename ${path} to ${dir.path}/bundle.yaml`, name));
       } else if (rest[0] === 'overlays') {
         if (!yaml) continue;
         if (rest.length < 3) {
@@ -186,6 +210,13 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     policies = loaded.set;
     repoErrors.push(...loaded.errors);
   }
+
+  // Tenants and the other fleet sources: the platform source's to declare.
+  const loadedTenants = loadTenants(tenantFiles);
+  repoErrors.push(...loadedTenants.errors);
+  const loadedSources = loadSourceSpecs(sourceFiles);
+  repoErrors.push(...loadedSources.errors);
+  const sourceTenants = resolveSourceTenants(loadedSources.sources, loadedTenants.tenants, repoErrors);
 
   // Groups.
   const groups = new Map<string, GroupSpec>();
@@ -248,7 +279,7 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
   // Bundles: bundle.yaml, base manifests, overlays.
   const states: BundleState[] = [];
   for (const [name, dir] of [...bundleDirs].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const file = `bundles/${name}/bundle.yaml`;
+    const file = `${dir.path}/bundle.yaml`;
     const state: BundleState = {
       name,
       file,
@@ -273,7 +304,7 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
       states.push(state);
       continue;
     }
-    const problem = nameProblem(name);
+    const problem = nameProblem(dir.dirName);
     if (problem) reader.error(line1(file), `invalid bundle name (the directory name): ${problem}`);
     const root = singleDocument(file, files.get(file) ?? '', reader);
     const engine = root !== false ? engineKinds(root.node) : undefined;
@@ -282,7 +313,7 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
       const result = readBundleSpec(reader, name, root.node, root.pos, {
         ...rolloutContext,
         overlayExists: (o) => dir.overlays.has(o),
-        overlayDir: (o) => `bundles/${name}/overlays/${o}/`,
+        overlayDir: (o) => `${dir.path}/overlays/${o}/`,
       });
       if (result.targeting) {
         state.targets = result.targeting.targets.map((e) => compileEntry(e, groupMatchers));
@@ -294,9 +325,31 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
       }
     }
     state.errors.push(...reader.errors);
+    const owner = sourceOfBundle(name);
+    if (owner !== undefined) {
+      const boundary = sourceTenants.get(owner) ?? {
+        problem: fleetError(
+          line1(`${SOURCES_FOLDER}/${owner}.yaml`),
+          `source "${owner}" is not declared, or its declaration has errors: its bundles are held`,
+        ),
+      };
+      if ('problem' in boundary) state.errors.push({ ...boundary.problem, bundle: name });
+      else if (boundary.tenant) {
+        state.tenant = boundary.tenant;
+        const chart = state.spec?.helm?.chart;
+        if (chart && chart.kind !== 'path') {
+          const refused = checkTenantChart(boundary.tenant, chart, {
+            bundle: name,
+            file,
+            line: state.spec?.helm?.pos.line ?? 1,
+          });
+          if (refused) state.errors.push(refused);
+        }
+      }
+    }
     let kustomizations: FleetError[] = [];
     if (state.source.kind === 'plain') {
-      kustomizations = kustomizationsIn(state.source.files, file);
+      kustomizations = kustomizationsIn(state.source.files, file, name);
       state.errors.push(...kustomizations);
       (state as { source: BundleSource }).source = {
         kind: 'plain',
@@ -336,7 +389,40 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     settings,
     policies,
     warnings: normalizeFleetErrors(warnings),
+    tenants: loadedTenants.tenants,
+    sources: loadedSources.sources,
   };
+}
+
+/**
+ * Each declared source's tenant, or the problem that holds all its bundles: a tenant that
+ * is not declared (or whose declaration has errors), or a repository the tenant may not
+ * read. Each problem is also a repo error, once, at the source's file.
+ */
+function resolveSourceTenants(
+  sources: ReadonlyMap<string, FleetSourceSpec>,
+  tenants: ReadonlyMap<string, Tenant>,
+  repoErrors: FleetError[],
+): Map<string, { tenant: Tenant | undefined } | { problem: FleetError }> {
+  const out = new Map<string, { tenant: Tenant | undefined } | { problem: FleetError }>();
+  for (const [name, source] of sources) {
+    if (source.tenant === undefined) {
+      out.set(name, { tenant: undefined });
+      continue;
+    }
+    const tenant = tenants.get(source.tenant);
+    const problem = tenant
+      ? checkTenantSource(tenant, source.repo, source.pos)
+      : fleetError(
+          source.tenantPos,
+          `spec.tenant: unknown tenant "${source.tenant}" (no valid ${TENANTS_FOLDER}/${source.tenant}.yaml): the source's bundles are held`,
+        );
+    if (problem) {
+      repoErrors.push(problem);
+      out.set(name, { problem });
+    } else out.set(name, { tenant });
+  }
+  return out;
 }
 
 const KUSTOMIZATION_FILE = /(^|\/)kustomization\.ya?ml$/;
@@ -383,8 +469,7 @@ function engineKinds(root: YNode | null): { helm: boolean; kustomize: boolean } 
 }
 
 /** A kustomization among a plain bundle's files: never shipped as an object, and the error says what to write instead. */
-function kustomizationsIn(paths: readonly string[], bundleFile: string): FleetError[] {
-  const bundle = bundleFile.split('/')[1] as string;
+function kustomizationsIn(paths: readonly string[], bundleFile: string, bundle: string): FleetError[] {
   const bundleDir = bundleFile.slice(0, bundleFile.lastIndexOf('/'));
   return paths
     .filter((p) => KUSTOMIZATION_FILE.test(p))

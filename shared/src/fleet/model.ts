@@ -4,6 +4,7 @@
  * module: it imports types only, and nothing from the pipeline (biome.json enforces it),
  * so any step, and `desired-state.ts`, can import it without a cycle.
  */
+
 import type { BundleSpec, MatchKind } from '../bundle-spec.ts';
 import type { ContentHash } from '../canonical.ts';
 import type { FleetError, SourcePos } from '../errors.ts';
@@ -12,6 +13,7 @@ import type { PolicySet, PolicyViolation } from '../policy/index.ts';
 import type { BundleRef, HealthCheck } from '../protocol/desired-state.ts';
 import type { IgnoreDifference } from '../protocol/ignore-differences.ts';
 import type { ChartLocation, RepoPathRef } from '../source-spec.ts';
+import type { Tenant } from '../tenants/spec.ts';
 import type { VariableRef } from '../variables.ts';
 import type { YMap } from '../yaml-source.ts';
 
@@ -296,6 +298,8 @@ export interface BundleState {
   dependsOn: BundleState[];
   /** Engine bundles only: their renders per cluster, filled by `Fleet.prepare`. */
   engine?: EngineRenders;
+  /** The tenant of the bundle's fleet source, whose boundary the planner holds it to; absent: trusted. */
+  tenant?: Tenant;
   /**
    * Plain bundles with overlays: the indexes in `variants` of customizations that apply
    * one, compiled by `Fleet.prepare` (kustomize's strategic merge runs in the engine).

@@ -2,7 +2,9 @@
  * The planner: one cluster's plan from the compiled bundles. It targets, picks each
  * bundle's customization, renders its variant for the cluster, and applies the isolation
  * rule: a bundle broken for the cluster (or everywhere) is held, and so is every bundle
- * that depends on it, while the rest are planned normally.
+ * that depends on it, while the rest are planned normally. A policy's Deny and a tenant's
+ * refusal (a render outside its boundary, a cluster outside its selector) hold a bundle
+ * the same way.
  *
  * It runs for every bundle of every cluster, so it keeps its own bookkeeping, outside the
  * bundles and renders it reads: stamps per bundle (held or selected in the current call)
@@ -15,6 +17,8 @@ import { effectiveLabels, type Labels } from '../labels.ts';
 import type { PolicySet } from '../policy/index.ts';
 import type { BundleRef } from '../protocol/desired-state.ts';
 import type { DeclaredClusterSpec } from '../spec-reader.ts';
+import { checkTenantRender, checkTenantTargets, tenantAllowsCluster } from '../tenants/check.ts';
+import type { Tenant } from '../tenants/spec.ts';
 import type {
   BundleMatch,
   BundleState,
@@ -32,6 +36,7 @@ import { describeRef } from './objects.ts';
 import { violationsFor } from './policy.ts';
 import { renderVariant } from './render.ts';
 import { firstEntry, matchOne } from './targeting.ts';
+import type { IsClusterScoped } from './variant.ts';
 
 interface Candidate {
   /** The bundle's position in apply order. */
@@ -63,6 +68,9 @@ export class Planner {
   #stamp = 0;
   // Keyed by the render, so an entry goes when the render caches let the render go.
   readonly #memo = new WeakMap<RenderedBundle, RenderMemo>();
+  readonly #isClusterScoped: IsClusterScoped | undefined;
+  // A tenant's refusals of a render, checked once however many clusters share it.
+  readonly #tenantChecks = new WeakMap<RenderedBundle, FleetError[]>();
 
   /** `bundles` in apply order, compiled; `declared` and `clusterFileErrors` from `clusters/`. */
   constructor(
@@ -70,8 +78,10 @@ export class Planner {
     declared: ReadonlyMap<string, DeclaredClusterSpec>,
     clusterFileErrors: ReadonlyMap<string, readonly FleetError[]>,
     policies?: PolicySet,
+    isClusterScoped?: IsClusterScoped,
   ) {
     this.#policies = policies;
+    this.#isClusterScoped = isClusterScoped;
     this.#bundles = bundles;
     this.#declared = declared;
     this.#clusterFileErrors = clusterFileErrors;
@@ -130,6 +140,19 @@ export class Planner {
         hold(at, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: b.errors });
         continue;
       }
+      if (b.tenant && !tenantAllowsCluster(b.tenant, labels)) {
+        const refused = checkTenantTargets(
+          b.tenant,
+          { name, labels },
+          {
+            bundle: b.name,
+            file: b.file,
+            line: (b.spec as BundleSpec).targets[target.ref.index]?.pos.line ?? 1,
+          },
+        ) as FleetError;
+        hold(at, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: [refused] });
+        continue;
+      }
       const custom = firstEntry(b.customizations, name, labels);
       let variant: Variant;
       if (b.engine) {
@@ -162,6 +185,13 @@ export class Planner {
       if (!outcome.ok) {
         hold(at, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: outcome.errors });
         continue;
+      }
+      if (b.tenant) {
+        const refused = this.#tenantRefusals(b, outcome.rendered);
+        if (refused.length > 0) {
+          hold(at, { bundle: b.name, reason: 'broken', targeting: 'matched', errors: refused });
+          continue;
+        }
       }
       if (outcome.rendered.violations) {
         // A policy's Deny holds the bundle here, as a broken bundle; Warn and Audit only report.
@@ -244,6 +274,22 @@ export class Planner {
     };
   }
 
+  /** What the bundle's tenant refuses of a render (its namespaces, cluster-scoped kinds, bindings), once per render. */
+  #tenantRefusals(b: BundleState, rendered: RenderedBundle): FleetError[] {
+    let refused = this.#tenantChecks.get(rendered);
+    if (!refused) {
+      const spec = b.spec as BundleSpec;
+      refused = checkTenantRender(b.tenant as Tenant, rendered, {
+        bundle: b.name,
+        file: b.file,
+        namespace: spec.helm?.namespace ?? spec.namespace,
+        ...(this.#isClusterScoped ? { isClusterScoped: this.#isClusterScoped } : {}),
+      });
+      this.#tenantChecks.set(rendered, refused);
+    }
+    return refused;
+  }
+
   /** A cluster's labels: registered, overridden key by key by its `clusters/<name>.yaml`. */
   labelsOf(cluster: ClusterInput): Labels {
     return this.#labelsOf(cluster);
@@ -269,6 +315,7 @@ export class Planner {
           dependsOn: spec.dependsOn.map((d) => d.name).sort(),
           driftPolicy: spec.driftPolicy,
           paused: spec.paused,
+          ...(item.state.tenant ? { tenant: item.state.tenant.name } : {}),
         },
         byTarget: [],
       };

@@ -1,6 +1,7 @@
 export * from './cluster-status.ts';
 export * from './clusters.ts';
 export * from './fleet-events.ts';
+export * from './fleet-sources.ts';
 export * from './health-watch.ts';
 export * from './pins.ts';
 export * from './ports.ts';

@@ -8,8 +8,9 @@
 import type { FleetError } from '../errors.ts';
 import { FleetInputError, normalizeFleetErrors } from '../errors.ts';
 import { type ClusterPlan, type EnginePorts, type EntryRef, loadFleet } from '../fleet/index.ts';
-import { labelsProblems, nameProblem } from '../labels.ts';
+import { bundleNameProblem, labelsProblems, nameProblem } from '../labels.ts';
 import type { KubeObject, SealedFile } from '../protocol/desired-state.ts';
+import { fetchFleetSources, type SourceFetcher } from './fleet-sources.ts';
 import type { ClusterRecord, ClusterStore, Labels } from './ports.ts';
 import { type FieldProblem, type FleetErrorView, fleetErrorView, InvalidRequestError } from './status.ts';
 import type { FleetSource, FleetSourceFile } from './sync.ts';
@@ -345,7 +346,7 @@ export function parsePreviewRequest(value: unknown): PreviewRequest {
       clusters = list;
     }
   }
-  if (body.bundle !== undefined && (typeof body.bundle !== 'string' || nameProblem(body.bundle))) {
+  if (body.bundle !== undefined && (typeof body.bundle !== 'string' || bundleNameProblem(body.bundle))) {
     fail('bundle', `expected a bundle name, got ${JSON.stringify(body.bundle)}`);
   }
   if (body.includeObjects !== undefined && typeof body.includeObjects !== 'boolean') {
@@ -362,6 +363,8 @@ export function parsePreviewRequest(value: unknown): PreviewRequest {
 
 export interface PreviewPorts {
   readonly source: FleetSource;
+  /** Reads the other sources the platform declares, so that a preview of the repo shows their bundles too. */
+  readonly sourceFetcher?: SourceFetcher;
   readonly clusters: Pick<ClusterStore, 'list'>;
   readonly engine?: EnginePorts;
 }
@@ -423,5 +426,14 @@ export async function previewTargets(ports: PreviewPorts, request: PreviewReques
       },
     ]);
   }
-  return previewFleet(files, clusters, { ...options, source: 'repo', commit });
+  // The declared sources at their tips, as a sync would read them now (a source that cannot be read is left out, with its error).
+  const combined = await fetchFleetSources(
+    { commit, files },
+    ports.sourceFetcher,
+    { files: async () => undefined },
+    { now: new Date(), respectIntervals: false },
+  );
+  const preview = await previewFleet(combined.files, clusters, { ...options, source: 'repo', commit });
+  if (combined.errors.length === 0) return preview;
+  return { ...preview, errors: [...combined.errors.map(fleetErrorView), ...preview.errors] };
 }

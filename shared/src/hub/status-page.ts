@@ -7,6 +7,7 @@ import { hash } from 'node:crypto';
 import { parseDesiredState } from '../desired-state.ts';
 import { BundleState } from '../protocol/status.ts';
 import type { LabelMatcher } from '../selector.ts';
+import { bundleFileOf } from '../sources/combine.ts';
 import { pinView } from './clusters.ts';
 import type { ClusterRecord, ClusterStatusDigest } from './ports.ts';
 import {
@@ -571,7 +572,7 @@ export async function fleetBundles(
     commit: sync?.commit ?? null,
     bundles: [...byName.entries()]
       .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-      .map(([name, e]) => ({ name, file: `bundles/${name}/bundle.yaml`, ...e })),
+      .map(([name, e]) => ({ name, file: bundleFileOf(name), ...e })),
   };
 }
 

@@ -7,7 +7,7 @@
 import { isContentHash } from '../canonical.ts';
 import { parseDesiredState } from '../desired-state.ts';
 import { type FleetError, formatFleetError } from '../errors.ts';
-import { nameProblem } from '../labels.ts';
+import { bundleNameProblem } from '../labels.ts';
 import { recipientsProblems, sameRecipients } from '../protocol/age-recipients.ts';
 import {
   BundleState,
@@ -169,7 +169,7 @@ function checkBundle(b: Record<string, unknown>, at: string, fail: (f: string, m
   unknownFields(b, bundleFields, `${at}.`, fail);
   if (typeof b.name !== 'string') fail(`${at}.name`, 'expected a bundle name');
   else {
-    const problem = nameProblem(b.name);
+    const problem = bundleNameProblem(b.name);
     if (problem) fail(`${at}.name`, problem);
   }
   if (typeof b.state !== 'string' || !bundleStates.includes(b.state)) {
@@ -587,6 +587,10 @@ export interface FleetStatus {
     readonly clusters: number;
     readonly changedClusters: number;
     readonly errors: readonly FleetErrorView[];
+    /** The other fleet sources: the commit each one's bundles come from, and why it is stale; absent when there are none. */
+    readonly sources?: Readonly<
+      Record<string, { readonly commit: string; readonly fetchedAt: string; readonly error?: string }>
+    >;
   } | null;
   readonly summary: {
     readonly clusters: number;
@@ -613,6 +617,8 @@ export interface StatusScope {
   allowsCluster(labels: Labels): boolean;
   /** Whether a sync error or warning is the scope's: one about its bundles or files. */
   ownsError(error: FleetError): boolean;
+  /** Whether a fleet source (its commit and fetch error in the sync state) is the scope's. */
+  ownsSource(name: string): boolean;
 }
 
 export interface FleetStatusPorts {
@@ -904,10 +910,27 @@ export function syncReportView(report: SyncReport): SyncReportView {
   };
 }
 
+/** The other sources of the last sync, with their commit and error; a scope's own only. */
+function sourcesView(
+  sources: NonNullable<SyncState['sources']>,
+  scope: Pick<StatusScope, 'ownsSource'> | undefined,
+): Pick<NonNullable<FleetStatus['sync']>, 'sources'> {
+  const out: Record<string, { commit: string; fetchedAt: string; error?: string }> = {};
+  for (const [name, s] of Object.entries(sources)) {
+    if (scope && !scope.ownsSource(name)) continue;
+    out[name] = {
+      commit: s.commit,
+      fetchedAt: s.fetchedAt,
+      ...(s.error === undefined ? {} : { error: s.error }),
+    };
+  }
+  return { sources: out };
+}
+
 /** The last sync as the fleet status shows it: errors with their `file:line: message` text. */
 export function syncView(
   sync: SyncState | undefined,
-  scope?: Pick<StatusScope, 'ownsError'>,
+  scope?: Pick<StatusScope, 'ownsError' | 'ownsSource'>,
 ): FleetStatus['sync'] {
   return sync
     ? {
@@ -916,6 +939,7 @@ export function syncView(
         clusters: sync.clusters,
         changedClusters: sync.changedClusters,
         errors: (scope ? sync.errors.filter((e) => scope.ownsError(e)) : sync.errors).map(fleetErrorView),
+        ...(sync.sources ? sourcesView(sync.sources, scope) : {}),
       }
     : null;
 }

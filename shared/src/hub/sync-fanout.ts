@@ -1,5 +1,6 @@
 import { type FleetError, normalizeFleetErrors } from '../errors.ts';
 import { type Fleet, loadFleet } from '../fleet/index.ts';
+import type { SourceRecord } from './fleet-sources.ts';
 import { type ClusterRecord, type ClusterStore, GenerationReason, type RolloutWakeMessage } from './ports.ts';
 import { loadRolloutGate } from './rollouts.ts';
 import {
@@ -54,6 +55,8 @@ export interface SyncJob {
   readonly errors: readonly FleetError[];
   readonly startedAt: string;
   readonly kubeVersionMatters: boolean;
+  /** The other fleet sources read for this sync (SyncState.sources); absent when none. */
+  readonly sources?: Readonly<Record<string, SourceRecord>>;
 }
 
 export interface SyncJobStore {
@@ -103,6 +106,7 @@ export async function dispatchSync(
     readonly startedAt: string;
     readonly kubeVersionMatters: boolean;
     readonly fleetErrors: readonly FleetError[];
+    readonly sources?: Readonly<Record<string, SourceRecord>>;
   },
 ): Promise<Pick<SyncReport, 'status' | 'job' | 'clusters'> | undefined> {
   const windows: string[][] = [];
@@ -124,6 +128,7 @@ export async function dispatchSync(
     errors: opts.fleetErrors,
     startedAt: opts.startedAt,
     kubeVersionMatters: opts.kubeVersionMatters,
+    ...(opts.sources ? { sources: opts.sources } : {}),
   });
   for (let i = 0; i < windows.length; i += sendBatch) {
     await fanout.queue.send(
@@ -254,6 +259,7 @@ async function finishJob(ports: SyncPorts, job: SyncJob, opts: SyncOptions): Pro
         clusters: job.clusters,
         changedClusters: job.changedClusters,
         ...(job.kubeVersionMatters ? { kubeVersionMatters: true } : {}),
+        ...(job.sources ? { sources: job.sources } : {}),
       },
       since.state,
     );

@@ -11,6 +11,7 @@ import { type FleetError, normalizeFleetErrors } from '../errors.ts';
 import { type EnginePorts, type Fleet, loadFleet, type ResolvedChart } from '../fleet/index.ts';
 import type { EventSink } from '../notify/events.ts';
 import { emitEvents, fleetErrorEvents, policyViolationEvents, syncFailedEvent } from './fleet-events.ts';
+import { fetchFleetSources, type SourceFetcher, type SourceRecord } from './fleet-sources.ts';
 import { applyPins } from './pins.ts';
 import {
   type BundlePin,
@@ -66,6 +67,11 @@ export interface SyncState {
   readonly changedClusters: number;
   /** Whether a Helm bundle renders with each cluster's own Kubernetes version, so that a new version reported by an agent needs a re-plan. */
   readonly kubeVersionMatters?: boolean;
+  /**
+   * The other fleet sources the platform declares, by name: the commit their bundles came
+   * from and why that is not their tip, when it is not. `commit` above is the platform's.
+   */
+  readonly sources?: Readonly<Record<string, SourceRecord>>;
 }
 
 export interface SyncStateStore {
@@ -81,7 +87,10 @@ export interface SyncStateStore {
 }
 
 export interface SyncPorts {
+  /** The platform source: the hub's own fleet repo. */
   readonly source: FleetSource;
+  /** Reads the other sources the platform declares (`sources/`); without it, they cannot be read (an error each). */
+  readonly sourceFetcher?: SourceFetcher;
   readonly clusters: ClusterStore;
   readonly desiredStates: DesiredStateStore;
   readonly bundles: BundleStore;
@@ -235,7 +244,22 @@ export async function recordSyncState(
 }
 
 async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions): Promise<SyncReport> {
-  const { commit, files } = await ports.source.fetch();
+  const platform = await ports.source.fetch();
+  const commit = platform.commit;
+  const previous = await ports.syncState.get();
+  // The other sources' bundles join the platform's; one that cannot be read keeps its last good files.
+  const fetched = await fetchFleetSources(
+    platform,
+    ports.sourceFetcher,
+    {
+      ...(previous?.sources ? { sources: previous.sources } : {}),
+      files: async () => (previous ? await snapshotFiles(ports, previous.snapshotHash) : undefined),
+    },
+    // A scheduled sync reads each source at its own interval; a webhook or an admin's sync reads them all.
+    { now: ports.now(), respectIntervals: opts.holder.startsWith('schedule:') },
+  );
+  const files = fetched.files;
+  const sources = Object.keys(fetched.sources).length > 0 ? { sources: fetched.sources } : {};
   const fleet = loadFleet(files.map((f) => ({ path: f.path, content: f.content })));
   const snapshotJson = JSON.stringify(files.map((f) => [f.path, f.content]));
   const snapshot = utf8.encode(snapshotJson);
@@ -266,33 +290,57 @@ async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions
       windowClusters,
       startedAt: isoNow(ports),
       kubeVersionMatters: fleet.usesClusterKubeVersion,
-      fleetErrors: fleet.errors,
+      fleetErrors: normalizeFleetErrors([...fetched.errors, ...fleet.errors]),
+      ...sources,
     });
-    if (dispatched) return { ...emptyReport(), ...dispatched, commit, itemsWritten, ...warningsOf(fleet) };
+    if (dispatched)
+      return {
+        ...emptyReport(),
+        ...dispatched,
+        commit,
+        itemsWritten,
+        ...warningsOf(fleet, fetched.warnings),
+      };
   }
   const result = await applyFleet(ports, fleet, commit, ports.clusters.pages(windowClusters), {
     ...opts,
     reason: GenerationReason.Sync,
     ...(gate ? { gate } : {}),
   });
+  const errors =
+    fetched.errors.length > 0 ? normalizeFleetErrors([...fetched.errors, ...result.errors]) : result.errors;
+  const planWarnings = [...fetched.warnings, ...(result.warnings ?? [])];
   const state: SyncState = {
     commit,
     snapshotHash,
     syncedAt: ports.now().toISOString(),
-    errors: result.errors,
-    ...(result.warnings ? { warnings: result.warnings } : {}),
+    errors,
+    ...(planWarnings.length > 0 ? { warnings: normalizeFleetErrors(planWarnings) } : {}),
     clusters: result.clusters,
     changedClusters: result.changed.length,
     ...(fleet.usesClusterKubeVersion ? { kubeVersionMatters: true } : {}),
+    ...sources,
   };
-  await recordSyncState(ports, state);
+  await recordSyncState(ports, state, previous);
   return {
     ...result,
     status: 'synced',
     commit,
+    errors,
     itemsWritten: itemsWritten + result.itemsWritten,
-    ...warningsOf(fleet, result.warnings),
+    ...warningsOf(fleet, planWarnings),
   };
+}
+
+/** The files of a stored fleet snapshot, undefined when it is gone. */
+async function snapshotFiles(
+  ports: Pick<SyncPorts, 'bundles'>,
+  snapshotHash: string,
+): Promise<{ path: string; content: string }[] | undefined> {
+  const snapshot = await ports.bundles.get(snapshotHash);
+  if (!snapshot) return undefined;
+  const entries = JSON.parse(new TextDecoder().decode(snapshot)) as [string, string][];
+  return entries.map(([path, content]) => ({ path, content }));
 }
 
 function warningsOf(fleet: Fleet, planned: readonly FleetError[] = []): Pick<SyncReport, 'warnings'> {

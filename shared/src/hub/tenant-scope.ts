@@ -48,6 +48,7 @@ export function tenantScope(tenant: Tenant, sources: readonly string[]): TenantS
     tenant: tenant.name,
     sources,
     ownsBundle,
+    ownsSource: (name: string) => sources.includes(name),
     allowsCluster: (labels: Labels) => tenantAllowsCluster(tenant, labels),
     ownsError: (error: FleetError) =>
       error.bundle !== undefined

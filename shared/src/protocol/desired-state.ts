@@ -111,6 +111,11 @@ export interface BundleRef {
   readonly driftPolicy: DriftPolicy;
   /** When true the agent leaves the bundle's objects as they are: no apply, no prune, no drift correction. */
   readonly paused: boolean;
+  /**
+   * The tenant the bundle belongs to (the tenant of its fleet source), which the agent
+   * applies it as; absent for the platform's bundles and a trusted source's.
+   */
+  readonly tenant?: string;
 }
 
 /**
@@ -154,7 +159,9 @@ function writeRef(ref: BundleRef): string {
   return (
     `{"dependsOn":${JSON.stringify(ref.dependsOn)},"driftPolicy":${JSON.stringify(ref.driftPolicy)},` +
     `"hash":${JSON.stringify(ref.hash)},"name":${JSON.stringify(ref.name)},` +
-    `"namespace":${JSON.stringify(ref.namespace)},"paused":${ref.paused ? 'true' : 'false'}}`
+    `"namespace":${JSON.stringify(ref.namespace)},"paused":${ref.paused ? 'true' : 'false'}` +
+    // Absent when unset, so a tenant-less reference keeps the bytes (and hash) it always had.
+    `${ref.tenant === undefined ? '' : `,"tenant":${JSON.stringify(ref.tenant)}`}}`
   );
 }
 
@@ -244,7 +251,12 @@ export function parseDesiredState(value: unknown): DesiredState {
   const bundles = value.bundles.map((b: unknown, i: number): BundleRef => {
     const p = `bundles[${i}]`;
     if (!isRecord(b)) return fail(`${p}: expected an object`);
-    onlyFields(b, ['name', 'hash', 'namespace', 'dependsOn', 'driftPolicy', 'paused'], `${p}.`, fail);
+    onlyFields(
+      b,
+      ['name', 'hash', 'namespace', 'dependsOn', 'driftPolicy', 'paused', 'tenant'],
+      `${p}.`,
+      fail,
+    );
     if (typeof b.name !== 'string' || b.name === '') fail(`${p}.name: expected a non-empty string`);
     if (!isContentHash(b.hash)) fail(`${p}.hash: expected sha256:<64 hex digits>`);
     if (typeof b.namespace !== 'string') fail(`${p}.namespace: expected a string`);
@@ -255,6 +267,8 @@ export function parseDesiredState(value: unknown): DesiredState {
       fail(`${p}.driftPolicy: expected correct, warn or ignore`);
     }
     if (typeof b.paused !== 'boolean') fail(`${p}.paused: expected a boolean`);
+    if (b.tenant !== undefined && (typeof b.tenant !== 'string' || b.tenant === ''))
+      fail(`${p}.tenant: expected a non-empty string`);
     return {
       name: b.name as string,
       hash: b.hash as ContentHash,
@@ -262,6 +276,7 @@ export function parseDesiredState(value: unknown): DesiredState {
       dependsOn: [...(b.dependsOn as string[])],
       driftPolicy: b.driftPolicy as DriftPolicy,
       paused: b.paused as boolean,
+      ...(b.tenant === undefined ? {} : { tenant: b.tenant as string }),
     };
   });
   return {

@@ -656,6 +656,19 @@ describe('hub API through the local server (DynamoDB Local, ElasticMQ, git serve
     expect(result).toMatchObject({ status: 'synced', commit });
     expect(result.changedClusters).toBe(1);
     expect((await desiredState(prodEu)).manifest?.commit).toBe(commit);
+
+    // A team repository's webhook names its source: its pushes sync whatever their branch.
+    const teamPush = await api.call('/v1/webhooks/git?source=team-a', {
+      method: 'POST',
+      body: otherBranch,
+      headers: {
+        'content-type': 'application/json',
+        'x-github-event': 'push',
+        'x-hub-signature-256': sign(otherBranch, api.webhookSecret),
+      },
+    });
+    expect(teamPush.status).toBe(200);
+    expect(((await teamPush.json()) as { status: string }).status).toBe('synced');
   });
 
   it('serves a large bundle gzipped to clients that take gzip, and plain to those that do not', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -10,6 +10,11 @@ import { type ApiHub, errorOf, startApiHub } from './local-hub.ts';
 const bed = inject('bed');
 let repo: FleetWorkingCopy;
 let api: ApiHub;
+// The teams' own repositories, which the hub reads as the sources' (empty: no bundles yet).
+const teamRepos: FleetWorkingCopy[] = [];
+const run = Date.now();
+const empty = mkdtempSync(join(tmpdir(), 'flotilla-team-apps-'));
+writeFileSync(join(empty, 'README.md'), 'No bundles yet.\n');
 
 const tenant = (name: string, selector: string) => `apiVersion: flotilla.dev/v1alpha1
 kind: Tenant
@@ -24,12 +29,14 @@ kind: FleetSource
 metadata:
   name: ${name}
 spec:
-  repo: ${bed.git.url}/${name}-apps.git
+  repo: ${bed.git.url}/${name}-apps-${run}.git
   ref: { branch: main }
   tenant: ${name}
 `;
 
 beforeAll(async () => {
+  for (const name of ['team-a', 'team-b'])
+    teamRepos.push(await FleetWorkingCopy.create(bed.git, `${name}-apps-${run}`, empty));
   repo = await FleetWorkingCopy.create(bed.git, `tenants-${Date.now()}`);
   repo
     .write('tenants/team-a.yaml', tenant('team-a', '{ matchLabels: { team-a: enabled } }'))
@@ -43,6 +50,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await api?.stop();
   repo?.dispose();
+  for (const team of teamRepos) team.dispose();
+  rmSync(empty, { recursive: true, force: true });
 });
 
 describe('tenant admin keys through the local hub (DynamoDB Local, real HTTP)', () => {

@@ -191,6 +191,38 @@ describe('reading a window of clusters', () => {
   });
 });
 
+describe('a sync job of several sources', () => {
+  it('keeps each source’s record with the job, for the sync state its last window writes', async () => {
+    const sources = {
+      'team-a': { commit: 'a'.repeat(40), fetchedAt: '2024-05-01T12:00:00.000Z', key: '["x"]' },
+      'team-b': {
+        commit: '',
+        fetchedAt: '',
+        error: 'git fetch https://git.example.com/b.git: HTTP 404',
+        key: '["y"]',
+      },
+    };
+    const jobId = `job-sources-${Date.now().toString(36)}`;
+    await fanout.jobs.create({
+      jobId,
+      holder: 'test',
+      commit: 'c'.repeat(40),
+      snapshotHash: `sha256:${'0'.repeat(64)}`,
+      windows: 1,
+      errors: [],
+      startedAt: '2024-05-01T12:00:00.000Z',
+      kubeVersionMatters: false,
+      sources,
+    });
+    const { job } = await fanout.jobs.completeWindow(jobId, 0, {
+      clusters: 0,
+      changedClusters: 0,
+      errors: [],
+    });
+    expect(job.sources).toEqual(sources);
+  });
+});
+
 describe('the local hub as a sync worker', () => {
   it('answers 202 dispatched and works the windows in its own process', async () => {
     const sqs = bedSqs(bed);

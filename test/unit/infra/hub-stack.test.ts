@@ -322,8 +322,11 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
         .filter((s) => actionsOf(s).includes('secretsmanager:GetSecretValue'))
         .map((s) => flat(s.Resource).replace(/[0-9A-F]{8}>$/, '>'))
         .sort();
-    expect(reads('HubApiRole')).toEqual(['<HubSigningKey>', '<HubWebhookSecret>']);
-    expect(reads('HubSyncRole')).toEqual(['<HubSigningKey>']);
+    // Fleet sources' git credentials: only the secrets under the hub's own prefix.
+    const sources =
+      'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:flotilla/sources/*';
+    expect(reads('HubApiRole')).toEqual(['<HubSigningKey>', '<HubWebhookSecret>', sources]);
+    expect(reads('HubSyncRole')).toEqual(['<HubSigningKey>', sources]);
   });
 
   it('uses no wildcard resource but the spoke-queue prefix and the admin routes', () => {
@@ -341,6 +344,7 @@ describe('FlotillaHub (default configuration): synthesized template', () => {
     expect([...new Set(wildcards)].sort()).toEqual([
       'arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<HubHttpApi6072509C>/$default/*/v1/admin/*',
       'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:flotilla/notifications/*',
+      'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:flotilla/sources/*',
       'arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:flotilla-spoke-*',
     ]);
     // The layer lives in the same stack: deploying it is the deployer's right, not the functions'.

@@ -72,7 +72,11 @@ describe('FlotillaHub (KMS signing, alarms by e-mail, destroy)', () => {
       const reads = roleStatements(hub, role).filter((s) =>
         actionsOf(s).includes('secretsmanager:GetSecretValue'),
       );
-      expect(reads.map((s) => s.Resource)).toEqual([credentialsArn, chartsArn]);
+      expect(reads.map((s) => flat(s.Resource))).toEqual([
+        credentialsArn,
+        chartsArn,
+        'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:edge/sources/*',
+      ]);
     }
   });
 

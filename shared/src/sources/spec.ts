@@ -1,0 +1,328 @@
+/**
+ * Fleet source declarations: `sources/<name>.yaml` of the platform source, one
+ * `kind: FleetSource` document each. A source is another git repository whose bundles
+ * the hub reads beside the platform's, named `<source>/<bundle>`. Every problem is a
+ * {@link FleetError} at the line it is about, like any other file of the fleet repo.
+ */
+import { FLOTILLA_API_VERSION } from '../api-version.ts';
+import { type FleetError, fleetError, normalizeFleetErrors, type SourcePos } from '../errors.ts';
+
+export { bundleNameProblem } from '../labels.ts';
+
+import { formatDuration, parseDuration } from '../rollout-spec.ts';
+import { SpecReader } from '../spec-reader.ts';
+import { parseYamlFile, type YNode } from '../yaml-source.ts';
+
+/** The folder of the platform source that holds source declarations. */
+export const SOURCES_FOLDER = 'sources';
+
+/** The name the hub's own repository goes by; no declared source may take it. */
+export const PLATFORM_SOURCE = 'platform';
+
+/** How often the hub polls a source when its declaration does not say. */
+export const DEFAULT_SOURCE_INTERVAL_MS = 60_000;
+/** The shortest polling interval a source may ask for. */
+export const MIN_SOURCE_INTERVAL_MS = 10_000;
+
+/** Which commit of a source's repository the hub reads. */
+export type SourceRef =
+  | { readonly branch: string }
+  | { readonly tag: string }
+  /** A semver range over the repository's tags; the highest matching tag wins. */
+  | { readonly semver: string };
+
+/** A declared fleet source, as the hub reads it. */
+export interface FleetSourceSpec {
+  readonly name: string;
+  /** The file that declares it and where its document starts (the admin API's: `api:sources/<name>`). */
+  readonly file: string;
+  readonly pos: SourcePos;
+  /** An http(s) git URL. */
+  readonly repo: string;
+  readonly ref: SourceRef;
+  /** The folder of the repository that holds `bundles/`, normalised without slashes at either end; `''` is the root. */
+  readonly path: string;
+  /** The tenant whose boundary its bundles are held to; undefined: trusted like the platform. */
+  readonly tenant: string | undefined;
+  /** Where `tenant` is written (the document's start when it is not). */
+  readonly tenantPos: SourcePos;
+  readonly intervalMs: number;
+  /** The name of the secret holding the repository's credentials; never the credentials themselves. */
+  readonly secretRef: string | undefined;
+}
+
+/** A file of the platform source: its repo-relative path and text. */
+export interface SourceFile {
+  readonly path: string;
+  readonly content: string;
+}
+
+const TOP_FIELDS = ['apiVersion', 'kind', 'metadata', 'spec'] as const;
+const SPEC_FIELDS = ['repo', 'ref', 'path', 'tenant', 'interval', 'credentials'] as const;
+const REF_FIELDS = ['branch', 'tag', 'semver'] as const;
+
+/** The source a combined-tree path belongs to (`team-a:bundles/web/x.yaml` → team-a), undefined for the platform's. */
+export function sourceOfPath(path: string): string | undefined {
+  const m = SOURCE_PREFIX.exec(path);
+  return m ? m[1] : undefined;
+}
+
+const SOURCE_PREFIX = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?):/;
+
+/** The source of a bundle name (`team-a/web` → team-a), undefined for a platform bundle. */
+export function sourceOfBundle(bundle: string): string | undefined {
+  const slash = bundle.indexOf('/');
+  return slash < 0 ? undefined : bundle.slice(0, slash);
+}
+
+/**
+ * Reads the source declarations of the platform source. A declaration with any error is
+ * left out (its bundles are then not read at all); two of one name are an error at the second.
+ *
+ * @example
+ * const { sources, errors } = loadSourceSpecs([{ path: 'sources/team-a.yaml', content }]);
+ * sources.get('team-a')?.ref; // { branch: 'main' }
+ */
+export function loadSourceSpecs(files: readonly SourceFile[]): {
+  sources: ReadonlyMap<string, FleetSourceSpec>;
+  errors: FleetError[];
+} {
+  const errors: FleetError[] = [];
+  const sources = new Map<string, FleetSourceSpec>();
+  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  for (const file of sorted) {
+    const parts = file.path.split('/');
+    if (!/\.ya?ml$/.test(file.path)) continue;
+    if (parts.length !== 2 || parts[0] !== SOURCES_FOLDER) {
+      errors.push(
+        fleetError(
+          { file: file.path, line: 1, column: 1 },
+          'source files go directly in sources/ (sources/<name>.yaml)',
+        ),
+      );
+      continue;
+    }
+    const parsed = parseYamlFile(file.path, file.content);
+    errors.push(...parsed.errors);
+    if (parsed.errors.length > 0) continue;
+    const docs = parsed.documents.filter((d) => d.node !== null);
+    if (docs.length !== 1) {
+      errors.push(
+        fleetError(
+          docs[1]?.pos ?? { file: file.path, line: 1, column: 1 },
+          `${file.path} must hold one FleetSource document, found ${docs.length}`,
+        ),
+      );
+      continue;
+    }
+    const reader = new SpecReader(file.path);
+    const fileName = (parts[1] as string).replace(/\.ya?ml$/, '');
+    const source = readFleetSource(reader, (docs[0] as { node: YNode }).node, fileName);
+    errors.push(...reader.errors);
+    if (!source || reader.errors.length > 0) continue;
+    const other = sources.get(source.name);
+    if (other) {
+      errors.push(
+        fleetError(
+          source.pos,
+          `metadata.name: source "${source.name}" is declared twice (also at ${other.file}:${other.pos.line})`,
+        ),
+      );
+      continue;
+    }
+    sources.set(source.name, source);
+  }
+  return { sources, errors: normalizeFleetErrors(errors) };
+}
+
+/**
+ * Reads one `kind: FleetSource` document. `fileName`, when given, is the name the file
+ * says (`sources/<name>.yaml`): `metadata.name` must agree with it.
+ */
+export function readFleetSource(
+  reader: SpecReader,
+  node: YNode,
+  fileName?: string,
+): FleetSourceSpec | undefined {
+  const map = reader.expectMap(node, '');
+  if (!map) return undefined;
+  const f = reader.fields(map, '', TOP_FIELDS);
+  const apiVersion = f.get('apiVersion');
+  if (!apiVersion) reader.error(map.pos, `apiVersion: required (${FLOTILLA_API_VERSION})`);
+  else {
+    const v = reader.expectString(apiVersion, 'apiVersion');
+    if (v !== undefined && v !== FLOTILLA_API_VERSION)
+      reader.error(apiVersion.pos, `apiVersion: expected ${FLOTILLA_API_VERSION}, got "${v}"`);
+  }
+  const kind = f.get('kind');
+  if (!kind) reader.error(map.pos, 'kind: required (FleetSource)');
+  else {
+    const v = reader.expectString(kind, 'kind');
+    if (v !== undefined && v !== 'FleetSource')
+      reader.error(kind.pos, `kind: expected FleetSource, got "${v}"`);
+  }
+  let name: string | undefined;
+  const metaNode = f.get('metadata');
+  const meta = metaNode ? reader.expectMap(metaNode, 'metadata') : undefined;
+  if (!metaNode) reader.error(map.pos, 'metadata.name: required');
+  else if (meta) {
+    const mf = reader.fields(meta, 'metadata', ['name']);
+    const nameNode = mf.get('name');
+    if (!nameNode) reader.error(meta.pos, 'metadata.name: required');
+    else {
+      name = reader.expectName(nameNode, 'metadata.name', 'source');
+      if (name === PLATFORM_SOURCE) {
+        reader.error(nameNode.pos, `metadata.name: "${PLATFORM_SOURCE}" is the hub's own repository`);
+        name = undefined;
+      } else if (name !== undefined && fileName !== undefined && name !== fileName) {
+        reader.error(
+          nameNode.pos,
+          `metadata.name: "${name}" differs from the file name (sources/${fileName}.yaml declares source "${fileName}")`,
+        );
+        name = undefined;
+      }
+    }
+  }
+  const specNode = f.get('spec');
+  if (!specNode) {
+    reader.error(map.pos, 'spec: required (repo and ref at least)');
+    return undefined;
+  }
+  const spec = reader.expectMap(specNode, 'spec');
+  if (!spec) return undefined;
+  const sf = reader.fields(spec, 'spec', SPEC_FIELDS);
+
+  let repo: string | undefined;
+  const repoNode = sf.get('repo');
+  if (!repoNode) reader.error(spec.pos, 'spec.repo: required (an http(s) git URL)');
+  else {
+    repo = reader.expectString(repoNode, 'spec.repo');
+    const problem = repo === undefined ? undefined : repoUrlProblem(repo);
+    if (problem) {
+      reader.error(repoNode.pos, `spec.repo: ${problem}`);
+      repo = undefined;
+    }
+  }
+
+  let ref: SourceRef | undefined;
+  const refNode = sf.get('ref');
+  if (!refNode) reader.error(spec.pos, 'spec.ref: required (one of branch, tag, semver)');
+  else {
+    const refMap = reader.expectMap(refNode, 'spec.ref');
+    if (refMap) {
+      const rf = reader.fields(refMap, 'spec.ref', REF_FIELDS);
+      const given = REF_FIELDS.filter((k) => rf.has(k));
+      if (given.length !== 1) {
+        reader.error(
+          refMap.pos,
+          `spec.ref: exactly one of branch, tag, semver${given.length > 1 ? ` (got ${given.join(', ')})` : ''}`,
+        );
+      } else {
+        const key = given[0] as (typeof REF_FIELDS)[number];
+        const valueNode = rf.get(key) as YNode;
+        const value = reader.expectString(valueNode, `spec.ref.${key}`);
+        if (value !== undefined) {
+          const problem =
+            key === 'semver'
+              ? value.trim() === ''
+                ? 'must not be empty'
+                : undefined
+              : refNameProblem(value);
+          if (problem) reader.error(valueNode.pos, `spec.ref.${key}: ${problem}`);
+          else
+            ref = key === 'branch' ? { branch: value } : key === 'tag' ? { tag: value } : { semver: value };
+        }
+      }
+    }
+  }
+
+  let path = '';
+  const pathNode = sf.get('path');
+  if (pathNode) {
+    const value = reader.expectString(pathNode, 'spec.path');
+    if (value !== undefined) {
+      const normalized = value.replace(/^(\.\/)+/, '').replace(/^\/+|\/+$/g, '');
+      if (normalized.split('/').some((s) => s === '..' || (s.startsWith('.') && s !== ''))) {
+        reader.error(pathNode.pos, `spec.path: "${value}" must be a folder inside the repository`);
+      } else path = normalized === '.' ? '' : normalized;
+    }
+  }
+
+  let tenant: string | undefined;
+  const tenantNode = sf.get('tenant');
+  if (tenantNode) tenant = reader.expectName(tenantNode, 'spec.tenant', 'tenant');
+  const tenantPos = tenantNode?.pos ?? map.pos;
+
+  let intervalMs = DEFAULT_SOURCE_INTERVAL_MS;
+  const intervalNode = sf.get('interval');
+  if (intervalNode) {
+    const text = reader.expectString(intervalNode, 'spec.interval');
+    if (text !== undefined) {
+      const ms = parseDuration(text);
+      if (ms === undefined)
+        reader.error(intervalNode.pos, `spec.interval: "${text}" is not a duration (1m, 30s)`);
+      else if (ms < MIN_SOURCE_INTERVAL_MS)
+        reader.error(
+          intervalNode.pos,
+          `spec.interval: at least ${formatDuration(MIN_SOURCE_INTERVAL_MS)} (got ${text})`,
+        );
+      else intervalMs = ms;
+    }
+  }
+
+  let secretRef: string | undefined;
+  const credNode = sf.get('credentials');
+  if (credNode) {
+    const cred = reader.expectMap(credNode, 'spec.credentials');
+    if (cred) {
+      const cf = reader.fields(cred, 'spec.credentials', ['secretRef']);
+      const refN = cf.get('secretRef');
+      if (!refN) reader.error(cred.pos, 'spec.credentials.secretRef: required (the name of the secret)');
+      else {
+        secretRef = reader.expectString(refN, 'spec.credentials.secretRef');
+        if (secretRef !== undefined && !/^[A-Za-z0-9][A-Za-z0-9/_+=.@-]{0,511}$/.test(secretRef)) {
+          reader.error(refN.pos, `spec.credentials.secretRef: "${secretRef}" is not a secret name`);
+          secretRef = undefined;
+        }
+      }
+    }
+  }
+
+  if (name === undefined || repo === undefined || ref === undefined || reader.errors.length > 0)
+    return undefined;
+  return { name, file: reader.file, pos: map.pos, repo, ref, path, tenant, tenantPos, intervalMs, secretRef };
+}
+
+/** Why a repository URL is not one a source may name; undefined when it is. */
+export function repoUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `"${url}" is not a URL (an http(s) git URL such as https://git.example.com/team-a/apps.git)`;
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+    return `"${url}": only http(s) git URLs are supported`;
+  if (parsed.username || parsed.password)
+    return 'credentials do not go in the URL: use credentials.secretRef';
+  return undefined;
+}
+
+/** Why a branch or tag name is not one git allows (`git check-ref-format`, the common cases). */
+function refNameProblem(name: string): string | undefined {
+  if (name === '') return 'must not be empty';
+  if (
+    name.startsWith('/') ||
+    name.endsWith('/') ||
+    name.endsWith('.') ||
+    name.endsWith('.lock') ||
+    name.includes('..') ||
+    name.includes('@{') ||
+    name.includes('//') ||
+    /[\s~^:?*[\\]/.test(name) ||
+    [...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f) ||
+    name.split('/').some((s) => s.startsWith('.'))
+  )
+    return `"${name}" is not a valid git ref name`;
+  return undefined;
+}
