@@ -27,10 +27,12 @@ const agentEnv = {
   FLOTILLA_BACKOFF_MAX: '2s',
 };
 /** team-a's spoke (its tenant's selector matches it) and a spoke team-a may not reach. */
-const spokes: LocalSpoke[] = [
-  { name: `tn${id}-a`, labels: { suite: id, 'team-a': 'enabled' }, kubeconfigPath: '' },
-  { name: `tn${id}-o`, labels: { suite: id }, kubeconfigPath: '' },
-].map((s, i) => ({ ...s, kubeconfigPath: bed.clusters[i]?.kubeconfigPath ?? '' }));
+const spokes: LocalSpoke[] = (
+  [
+    { name: `tn${id}-a`, labels: { suite: id, 'team-a': 'enabled' }, kubeconfigPath: '' },
+    { name: `tn${id}-o`, labels: { suite: id }, kubeconfigPath: '' },
+  ] as LocalSpoke[]
+).map((s, i) => ({ ...s, kubeconfigPath: bed.clusters[i]?.kubeconfigPath ?? '' }));
 const [teamASpoke, otherSpoke] = spokes as [LocalSpoke, LocalSpoke];
 const ns = { platform: `platform-${id}`, a: `team-a-${id}`, b: `team-b-${id}` };
 const repoNames = { a: `tn-team-a-${id}`, b: `tn-team-b-${id}` };
