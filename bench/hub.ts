@@ -24,6 +24,13 @@
  * the fleet passes, evaluated on every distinct render (render-only also renders the fleet
  * without them first, and reports the ratio). BENCH_PHASES=1 logs each phase's peak memory by
  * kind (rss, heap, external, arrayBuffers) and time per store call.
+ *
+ * --sources N (with --render-only): the same fleets with their bundles spread over N team
+ * sources (each a tenant with a boundary every bundle passes) and the platform, loaded as
+ * the hub loads them (one combined tree). Renders the fleet without sources and with them
+ * in the same run and reports the ratio; then a commit in one team source, rendered again
+ * with the hub's render cache warm: which bundles' renders reached the render worker and
+ * which bundles' rendered output changed (only that source's, or the run fails).
  */
 
 import { loadavg } from 'node:os';
@@ -32,7 +39,13 @@ import { parseArgs } from 'node:util';
 import { CreateQueueCommand } from '@aws-sdk/client-sqs';
 import { ensureRenderer } from '@flotilla/renderer/build.ts';
 import { RendererClient } from '@flotilla/renderer/client.ts';
-import { buildDesiredState, desiredContentHash, generateSigningKeyPair, loadFleet } from '@flotilla/shared';
+import {
+  buildDesiredState,
+  CachingEngine,
+  desiredContentHash,
+  generateSigningKeyPair,
+  loadFleet,
+} from '@flotilla/shared';
 import {
   applySyncWindow,
   type ClusterRecord,
@@ -47,6 +60,8 @@ import { ensureHubTables } from '../functions/src/adapters/dynamodb-tables.ts';
 import { SqsSyncWorkQueue } from '../functions/src/adapters/sqs-sync-work-queue.ts';
 import { loadConfig } from '../functions/src/config.ts';
 import { createHubContext, type HubContext } from '../functions/src/hub-context.ts';
+import type { EngineRequest } from '../shared/src/fleet/engine.ts';
+import { combineSources, type SourceSnapshot } from '../shared/src/sources/index.ts';
 import { repoRoot, startBed } from '../test/bed/src/bed.ts';
 
 const { values } = parseArgs({
@@ -57,8 +72,16 @@ const { values } = parseArgs({
     fleet: { type: 'string' },
     'fanout-windows': { type: 'string', default: '20' },
     policies: { type: 'string', default: '20' },
+    sources: { type: 'string', default: '0' },
   },
 });
+const sourceCount = Number(values.sources);
+if (!Number.isInteger(sourceCount) || sourceCount < 0)
+  throw new Error(`--sources: expected a non-negative integer, got "${values.sources}"`);
+if (sourceCount > 0 && !values['render-only'])
+  throw new Error(
+    '--sources runs with --render-only (the sources case measures the render and the re-render)',
+  );
 const policyCount = Number(values.policies);
 if (!Number.isInteger(policyCount) || policyCount < 0)
   throw new Error(`--policies: expected a non-negative integer, got "${values.policies}"`);
@@ -294,6 +317,66 @@ function fleetFiles(revision: number, kind: FleetKind = 'plain', policies = poli
   return files;
 }
 
+/** The team source that owns a bundle of the fleet (`team-01` ...), or undefined for the platform's. */
+function ownerOf(bundle: number, count: number): string | undefined {
+  const owner = bundle % (count + 1);
+  return owner === 0 ? undefined : `team-${String(owner).padStart(2, '0')}`;
+}
+
+/** A team's commit in the sources case: more replicas, and a new log level in its kustomizations. */
+const teamCommit = (content: string) =>
+  content.replaceAll('replicas: 2', 'replicas: 5').replaceAll('LOG_LEVEL=info', 'LOG_LEVEL=debug');
+
+/**
+ * The fleet of `fleetFiles`, its bundles spread over `count` team sources and the platform
+ * (bundle b goes to team `b mod (count+1)`, 0 the platform), combined as the hub combines
+ * fetched sources. Each team is a tenant whose boundary every bundle passes (its bundles'
+ * namespaces, any cluster-scoped kind, every cluster), so all the checks run and none
+ * refuses. `changed` names a team whose source is at its next commit ({@link teamCommit}).
+ */
+function sourcedFleetFiles(kind: FleetKind, count: number, changed?: string): FleetSourceFile[] {
+  const platform: FleetSourceFile[] = [];
+  const teams = new Map<string, FleetSourceFile[]>();
+  for (let t = 1; t <= count; t++) teams.set(`team-${String(t).padStart(2, '0')}`, []);
+  for (const f of fleetFiles(1, kind)) {
+    const m = /^bundles\/app-(\d\d)\//.exec(f.path);
+    const team = m ? ownerOf(Number(m[1]), count) : undefined;
+    if (team) teams.get(team)?.push(f);
+    else platform.push(f);
+  }
+  const snapshots = new Map<string, SourceSnapshot>();
+  for (const [team, files] of teams) {
+    platform.push({
+      path: `tenants/${team}.yaml`,
+      content: `apiVersion: flotilla.dev/v1alpha1\nkind: Tenant\nmetadata:\n  name: ${team}\nspec:\n  namespaces: ["app-*"]\n  clusterResources:\n    - { group: "*", kind: "*" }\n  clusterSelector: {}\n`,
+    });
+    platform.push({
+      path: `sources/${team}.yaml`,
+      content: `apiVersion: flotilla.dev/v1alpha1\nkind: FleetSource\nmetadata:\n  name: ${team}\nspec:\n  repo: https://git.example.com/${team}/apps.git\n  ref: { branch: main }\n  tenant: ${team}\n`,
+    });
+    snapshots.set(
+      team,
+      team === changed
+        ? { commit: `${team}-2`, files: files.map((f) => ({ path: f.path, content: teamCommit(f.content) })) }
+        : { commit: `${team}-1`, files },
+    );
+  }
+  const tree = combineSources({ commit: 'platform-1', files: platform }, snapshots);
+  if (tree.errors.length > 0 || tree.warnings.length > 0)
+    throw new Error(`combining the bench sources: ${[...tree.errors, ...tree.warnings][0]?.message}`);
+  return tree.files;
+}
+
+/** The bundle an engine request renders (`app-07`): a chart's namespace, or the name a kustomization's files carry. */
+function engineRequestBundle(request: EngineRequest): string {
+  if (request.kind !== 'kustomize') return request.namespace ?? '?';
+  for (const content of Object.values(request.files)) {
+    const m = /app-\d\d/.exec(content) ?? /app-\d\d/.exec(Buffer.from(content, 'base64').toString('utf8'));
+    if (m) return m[0];
+  }
+  return '?';
+}
+
 function rssMb(): number {
   return Math.round(process.memoryUsage().rss / 1024 / 1024);
 }
@@ -323,13 +406,23 @@ function phaseMemory(phase: string): typeof peaks {
 async function renderAll(
   files: FleetSourceFile[],
   clusters: readonly ClusterRecord[],
+  opts: {
+    /** The engine the render goes through (a hub's cache, kept across renders); the render worker by default. */
+    readonly engine?: { render: RendererClient['render'] };
+    /** Collects each bundle's distinct rendered hashes and each cluster's desired-content hash. */
+    readonly record?: { byBundle: Map<string, Set<string>>; byCluster: Map<string, string> };
+  } = {},
 ): Promise<{ seconds: number; cpuSeconds: number; bundlesRendered: number; engineRenders: number }> {
   const started = performance.now();
   const cpu = process.cpuUsage();
   const fleet = loadFleet(files);
+  if (fleet.errors.length > 0) {
+    const e = fleet.errors[0];
+    throw new Error(`the bench fleet has errors: ${e?.file}:${e?.line}: ${e?.message}`);
+  }
   let engineRenders = 0;
   if (fleet.needsEngine) {
-    const engine = renderer as RendererClient;
+    const engine = opts.engine ?? (renderer as RendererClient);
     await fleet.prepare(
       clusters.map((c) => ({ name: c.id, labels: c.labels })),
       {
@@ -346,8 +439,16 @@ async function renderAll(
   for (const c of clusters) {
     const plan = fleet.planCluster({ name: c.id, labels: c.labels });
     const next = buildDesiredState({ plan, commit: 'bench', generation: 1 });
-    desiredContentHash(next);
+    const content = desiredContentHash(next);
     for (const b of plan.bundles) hashes.add(b.rendered.hash);
+    if (opts.record) {
+      opts.record.byCluster.set(c.id, content);
+      for (const b of plan.bundles) {
+        const set = opts.record.byBundle.get(b.ref.name) ?? new Set<string>();
+        opts.record.byBundle.set(b.ref.name, set);
+        set.add(b.rendered.hash);
+      }
+    }
     if (plan.errors.length > 0)
       throw new Error(`${c.id}: ${plan.errors[0]?.file}:${plan.errors[0]?.line}: ${plan.errors[0]?.message}`);
     if (plan.warnings?.length)
@@ -389,6 +490,121 @@ async function seedClusters(hub: HubContext, count: number): Promise<ClusterReco
     clusters.map(({ id, ...rest }) => ({ PutRequest: { Item: { clusterId: id, ...rest } } })),
   );
   return clusters;
+}
+
+if (sourceCount > 0) {
+  for (const size of sizes)
+    for (const kind of fleets) {
+      const clusters = Array.from({ length: size }, (_, i) => ({
+        id: `c${String(i).padStart(6, '0')}`,
+        labels: clusterLabels(i),
+        tokenHash: '',
+        registeredAt: '',
+      }));
+      peakRss = rssMb();
+      // The same fleet without sources, in the same run, through the render worker alone.
+      const bare = await renderAll(fleetFiles(1, kind), clusters);
+      log(
+        `${size} clusters, ${kind}: without sources ${bare.seconds.toFixed(2)} s, ${bare.cpuSeconds.toFixed(2)} s CPU`,
+      );
+      // With sources, through the hub's render cache (kept across syncs, as a warm hub keeps it).
+      const engineRendersByBundle = new Map<string, number>();
+      const counted = {
+        render: (request: EngineRequest) => {
+          const b = engineRequestBundle(request);
+          engineRendersByBundle.set(b, (engineRendersByBundle.get(b) ?? 0) + 1);
+          return (renderer as RendererClient).render(request as Parameters<RendererClient['render']>[0]);
+        },
+      };
+      const cache = new CachingEngine(counted);
+      const before = { byBundle: new Map<string, Set<string>>(), byCluster: new Map<string, string>() };
+      const render = await renderAll(sourcedFleetFiles(kind, sourceCount), clusters, {
+        engine: cache,
+        record: before,
+      });
+      log(
+        `${size} clusters, ${kind}: ${sourceCount} sources ${render.seconds.toFixed(2)} s, ${render.cpuSeconds.toFixed(2)} s CPU`,
+      );
+      const firstEngineRenders = cache.misses;
+
+      // One commit in one team source; the platform and the other sources are as they were.
+      const team = 'team-01';
+      const teamBundles = [...before.byBundle.keys()].filter((b) => b.startsWith(`${team}/`)).sort();
+      engineRendersByBundle.clear();
+      const missesBefore = cache.misses;
+      const hitsBefore = cache.hits;
+      const after = { byBundle: new Map<string, Set<string>>(), byCluster: new Map<string, string>() };
+      const again = await renderAll(sourcedFleetFiles(kind, sourceCount, team), clusters, {
+        engine: cache,
+        record: after,
+      });
+      const changedBundles = [...after.byBundle.keys()]
+        .filter((b) => {
+          const old = before.byBundle.get(b);
+          const now = after.byBundle.get(b) as Set<string>;
+          return !old || old.size !== now.size || [...now].some((h) => !old.has(h));
+        })
+        .sort();
+      const newRendersByBundle = Object.fromEntries(
+        changedBundles.map((b) => [
+          b,
+          [...(after.byBundle.get(b) ?? [])].filter((h) => !before.byBundle.get(b)?.has(h)).length,
+        ]),
+      );
+      const rerenderedBundles = Object.fromEntries(
+        [...engineRendersByBundle].map(([b, n]) => [
+          `${ownerOf(Number(b.slice(4)), sourceCount) ?? 'platform'}/${b}`,
+          n,
+        ]),
+      );
+      let changedClusters = 0;
+      for (const [id, hash] of after.byCluster) if (before.byCluster.get(id) !== hash) changedClusters++;
+      const outside = [
+        ...changedBundles.filter((b) => !teamBundles.includes(b)),
+        ...Object.keys(rerenderedBundles).filter((b) => !b.startsWith(`${team}/`)),
+      ];
+      if (outside.length > 0)
+        throw new Error(
+          `a commit in ${team} re-rendered or changed bundles of other sources: ${outside.join(', ')}`,
+        );
+      if (changedBundles.length !== teamBundles.length)
+        throw new Error(
+          `a commit in ${team} changed ${changedBundles.join(', ')}, expected all of ${teamBundles.join(', ')}`,
+        );
+      process.stdout.write(
+        `${JSON.stringify({
+          bench: 'hub-sources',
+          fleet: kind,
+          clusters: size,
+          bundles: bundleCount,
+          sources: sourceCount,
+          tenants: sourceCount,
+          policies: policyCount,
+          renderSeconds: round(render.seconds),
+          renderCpuSeconds: round(render.cpuSeconds),
+          withoutSources: { renderSeconds: round(bare.seconds), renderCpuSeconds: round(bare.cpuSeconds) },
+          sourcesCpuRatio: round(render.cpuSeconds / bare.cpuSeconds),
+          clustersPerSecond: Math.round(size / render.seconds),
+          ...(kind === 'mixed' ? { engineRenders: firstEngineRenders } : {}),
+          distinctBundles: render.bundlesRendered,
+          peakRssMb: Math.max(peakRss, rssMb()),
+          commitInOneSource: {
+            source: team,
+            sourceBundles: teamBundles,
+            renderSeconds: round(again.seconds),
+            renderCpuSeconds: round(again.cpuSeconds),
+            engineRenders: cache.misses - missesBefore,
+            engineCacheHits: cache.hits - hitsBefore,
+            engineRendersByBundle: rerenderedBundles,
+            changedBundles,
+            newDistinctRendersByBundle: newRendersByBundle,
+            changedClusters,
+          },
+        })}\n`,
+      );
+    }
+  await renderer?.close();
+  process.exit(0);
 }
 
 if (values['render-only']) {

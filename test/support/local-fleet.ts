@@ -68,6 +68,8 @@ export class LocalFleet {
   readonly #config: ReturnType<typeof loadConfig>;
   readonly #log: Logger;
   readonly #events: EventSink | undefined;
+  readonly #bed: BedState;
+  readonly #webhookSecret: string;
   #hub: LocalHub | undefined;
   #port = 0;
   #hubUrl = '';
@@ -79,6 +81,8 @@ export class LocalFleet {
     config: ReturnType<typeof loadConfig>,
     log: Logger,
     events: EventSink | undefined,
+    bed: BedState,
+    webhookSecret: string,
   ) {
     this.repo = repo;
     this.adminKey = adminKey;
@@ -86,6 +90,8 @@ export class LocalFleet {
     this.#config = config;
     this.#log = log;
     this.#events = events;
+    this.#bed = bed;
+    this.#webhookSecret = webhookSecret;
   }
 
   /** Publishes the fleet repo, starts the hub, points the repo's push webhook at it and syncs once. */
@@ -111,7 +117,16 @@ export class LocalFleet {
       }),
       ...opts.hubEnv,
     });
-    const fleet = new LocalFleet(repo, adminKey, stateDir, config, opts.hubLog ?? quiet, opts.events);
+    const fleet = new LocalFleet(
+      repo,
+      adminKey,
+      stateDir,
+      config,
+      opts.hubLog ?? quiet,
+      opts.events,
+      opts.bed,
+      webhookSecret,
+    );
     try {
       await fleet.startHub();
       setWebhooks(opts.bed.git.reposDir, opts.repoName, [
@@ -123,6 +138,19 @@ export class LocalFleet {
       throw err;
     }
     return fleet;
+  }
+
+  /**
+   * Points the push webhook of another repository on the bed's git server (a fleet
+   * source's, `<repoName>.git`) at the hub, naming the source, as a team sets up its repo.
+   */
+  addSourceWebhook(repoName: string, source: string): void {
+    setWebhooks(this.#bed.git.reposDir, repoName, [
+      {
+        url: `${this.#hubUrl}/v1/webhooks/git?source=${encodeURIComponent(source)}`,
+        secret: this.#webhookSecret,
+      },
+    ]);
   }
 
   get hubUrl(): string {

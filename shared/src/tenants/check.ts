@@ -95,6 +95,17 @@ export function checkTenantRender(
   rendered: RenderedBundle,
   ctx: Omit<TenantObjectsContext, 'positions'>,
 ): FleetError[] {
+  // Most renders hold neither a binding (whose subjects are in its body) nor a CRD (whose
+  // scope is): their identities, which the render recorded, are all the checks read, so the
+  // canonical JSON is not parsed again (a fleet's per-cluster renders are most of its renders).
+  if (!rendered.objects.some(needsBody)) {
+    const identities = rendered.objects.map((r) => ({
+      apiVersion: r.apiVersion,
+      kind: r.kind,
+      metadata: r.namespace ? { name: r.name, namespace: r.namespace } : { name: r.name },
+    }));
+    return checkTenantObjects(tenant, identities, { ...ctx, positions: rendered.objects });
+  }
   const objects = (JSON.parse(rendered.canonical) as { objects: KubeObject[] }).objects;
   const out = checkTenantObjects(tenant, objects, { ...ctx, positions: rendered.objects });
   const plain = new Set(
@@ -124,6 +135,15 @@ export function checkTenantRender(
     );
   }
   return out;
+}
+
+/** Whether checking an object reads more than its identity: a binding's subjects, a CRD's scope. */
+function needsBody(ref: RenderedObjectRef): boolean {
+  const group = apiGroup(ref.apiVersion);
+  return (
+    (group === RBAC && (ref.kind === 'RoleBinding' || ref.kind === 'ClusterRoleBinding')) ||
+    (group === 'apiextensions.k8s.io' && ref.kind === 'CustomResourceDefinition')
+  );
 }
 
 /**
