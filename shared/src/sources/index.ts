@@ -16,6 +16,7 @@ export {
   sourcePath,
 } from './combine.ts';
 export {
+  API_SOURCES_PREFIX,
   apiSourceFile,
   bundleNameProblem,
   DEFAULT_SOURCE_INTERVAL_MS,
@@ -31,9 +32,9 @@ export {
   SOURCES_FOLDER,
   type SourceFile,
   type SourceProblem,
-  sourceProblemError,
   type SourceRef,
   sourceOfBundle,
   sourceOfPath,
+  sourceProblemError,
   validateFleetSource,
 } from './spec.ts';

@@ -78,8 +78,11 @@ export function sourceOfBundle(bundle: string): string | undefined {
 }
 
 /**
- * Reads the source declarations of the platform source. A declaration with any error is
- * left out (its bundles are then not read at all); two of one name are an error at the second.
+ * Reads the source declarations of the platform source (`sources/<name>.yaml`) and of the
+ * admin API (`api:sources/<name>`, a JSON document each, as the sync adds them). A
+ * declaration with any error is left out (its bundles are then not read at all); two of one
+ * name are an error at the second; a name in both places is an error at the file, whose
+ * declaration is read.
  *
  * @example
  * const { sources, errors } = loadSourceSpecs([{ path: 'sources/team-a.yaml', content }]);
@@ -92,7 +95,10 @@ export function loadSourceSpecs(files: readonly SourceFile[]): {
   const errors: FleetError[] = [];
   const sources = new Map<string, FleetSourceSpec>();
   const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // The names sources/ claims, a broken file's too: a name there is never the admin API's.
+  const claimed = new Map<string, string>();
   for (const file of sorted) {
+    if (file.path.startsWith(API_SOURCES_PREFIX)) continue;
     const parts = file.path.split('/');
     if (!/\.ya?ml$/.test(file.path)) continue;
     if (parts.length !== 2 || parts[0] !== SOURCES_FOLDER) {
@@ -119,6 +125,7 @@ export function loadSourceSpecs(files: readonly SourceFile[]): {
     }
     const reader = new SpecReader(file.path);
     const fileName = (parts[1] as string).replace(/\.ya?ml$/, '');
+    if (!claimed.has(fileName)) claimed.set(fileName, file.path);
     const source = readFleetSource(reader, (docs[0] as { node: YNode }).node, fileName);
     errors.push(...reader.errors);
     if (!source || reader.errors.length > 0) continue;
@@ -128,6 +135,41 @@ export function loadSourceSpecs(files: readonly SourceFile[]): {
         fleetError(
           source.pos,
           `metadata.name: source "${source.name}" is declared twice (also at ${other.file}:${other.pos.line})`,
+        ),
+      );
+      continue;
+    }
+    sources.set(source.name, source);
+  }
+  for (const file of sorted) {
+    if (!file.path.startsWith(API_SOURCES_PREFIX)) continue;
+    const name = file.path.slice(API_SOURCES_PREFIX.length);
+    const at = { file: file.path, line: 1, column: 1 };
+    const inFile = claimed.get(name);
+    if (inFile !== undefined) {
+      errors.push(
+        fleetError(
+          sources.get(name)?.pos ?? { file: inFile, line: 1, column: 1 },
+          `source "${name}" is declared both in ${inFile} and through the admin API (${file.path}): the file's declaration is read; remove one of them`,
+        ),
+      );
+      continue;
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(file.content);
+    } catch (err) {
+      errors.push(fleetError(at, `not a JSON FleetSource document: ${(err as Error).message}`));
+      continue;
+    }
+    const { source, problems } = validateFleetSource(jsonNode(doc, at), file.path);
+    errors.push(...problems.map((p) => sourceProblemError(p)));
+    if (!source) continue;
+    if (source.name !== name) {
+      errors.push(
+        fleetError(
+          at,
+          `metadata.name: "${source.name}" differs from the name it is stored under ("${name}")`,
         ),
       );
       continue;
@@ -151,7 +193,11 @@ export interface SourceProblem {
 
 /** A problem as a fleet-repo error: `file:line: spec.repo: message`. */
 export function sourceProblemError(problem: SourceProblem, bundle?: string): FleetError {
-  return fleetError(problem.pos, problem.at === '' ? problem.message : `${problem.at}: ${problem.message}`, bundle);
+  return fleetError(
+    problem.pos,
+    problem.at === '' ? problem.message : `${problem.at}: ${problem.message}`,
+    bundle,
+  );
 }
 
 /**
@@ -200,10 +246,20 @@ export function parseFleetSourceJson(value: unknown): {
   };
 }
 
-/** Where an admin-API declaration is said to be: `api:sources/<name>`. */
+/**
+ * Where an admin-API declaration is said to be: `api:sources/<name>`. The sync adds each
+ * to the combined tree under this path, its content the JSON document, so that every reader
+ * of a sync's snapshot (the loader, tenant scopes, previews) sees the same sources.
+ */
 export function apiSourceFile(name: string): string {
-  return `api:${SOURCES_FOLDER}/${name}`;
+  return `${API_SOURCES_PREFIX}${name}`;
 }
+
+/** The combined-tree folder of the sources declared through the admin API. */
+export const API_SOURCES_PREFIX = 'api:sources/';
+
+/** The source name the admin API's declarations go by in the combined tree; no source may take it. */
+const API_NAME = 'api';
 
 /** A JSON value as a node tree, every node at `pos` (JSON has no lines worth naming). */
 function jsonNode(value: unknown, pos: SourcePos): YNode {
@@ -305,7 +361,8 @@ function checkFleetSource(
   if (!kind) c.problem(map.pos, 'kind', 'required (FleetSource)');
   else {
     const v = c.string(kind, 'kind');
-    if (v !== undefined && v !== 'FleetSource') c.problem(kind.pos, 'kind', `expected FleetSource, got "${v}"`);
+    if (v !== undefined && v !== 'FleetSource')
+      c.problem(kind.pos, 'kind', `expected FleetSource, got "${v}"`);
   }
   let name: string | undefined;
   const metaNode = f.get('metadata');
@@ -319,6 +376,13 @@ function checkFleetSource(
       name = c.name(nameNode, 'metadata.name', 'source');
       if (name === PLATFORM_SOURCE) {
         c.problem(nameNode.pos, 'metadata.name', `"${PLATFORM_SOURCE}" is the hub's own repository`);
+        name = undefined;
+      } else if (name === API_NAME) {
+        c.problem(
+          nameNode.pos,
+          'metadata.name',
+          `"${API_NAME}" is reserved (the admin API's declarations are at ${API_SOURCES_PREFIX}<name>)`,
+        );
         name = undefined;
       } else if (name !== undefined && fileName !== undefined && name !== fileName) {
         c.problem(
@@ -407,7 +471,8 @@ function checkFleetSource(
     const text = c.string(intervalNode, 'spec.interval');
     if (text !== undefined) {
       const ms = parseDuration(text);
-      if (ms === undefined) c.problem(intervalNode.pos, 'spec.interval', `"${text}" is not a duration (1m, 30s)`);
+      if (ms === undefined)
+        c.problem(intervalNode.pos, 'spec.interval', `"${text}" is not a duration (1m, 30s)`);
       else if (ms < MIN_SOURCE_INTERVAL_MS)
         c.problem(
           intervalNode.pos,
