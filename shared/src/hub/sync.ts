@@ -98,7 +98,7 @@ export interface SyncPorts {
   /** Reads the other sources the platform declares (`sources/`); without it, they cannot be read (an error each). */
   readonly sourceFetcher?: SourceFetcher;
   /** The sources declared through the admin API; without it, only the platform's `sources/` are read. */
-  readonly declaredSources?: Pick<SourceDeclarationStore, 'list'>;
+  readonly declaredSources?: SourceDeclarationStore;
   readonly clusters: ClusterStore;
   readonly desiredStates: DesiredStateStore;
   readonly bundles: BundleStore;
