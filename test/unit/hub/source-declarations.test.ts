@@ -264,7 +264,7 @@ function hub() {
     const result = await createApiHandler(deps)(event, { awsRequestId: 'l' } as Context);
     return {
       status: result.statusCode,
-      json: (result.body ? JSON.parse(result.body) : undefined) as Record<string, never>,
+      json: (result.body ? JSON.parse(result.body) : {}) as Record<string, unknown>,
     };
   };
   return { deps, call };
