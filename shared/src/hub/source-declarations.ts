@@ -156,19 +156,20 @@ export async function declareSource(
 
 /**
  * Removes a source declared through the admin API; its bundles leave the clusters at the
- * next sync.
+ * next sync. When the platform repository declares the name too, the API's copy goes and
+ * the file's stays (which clears the sync's "declared both" error).
  *
- * @throws {ConflictError} for a source of the platform repository (remove its file there).
+ * @throws {ConflictError} for a source declared in the platform repository only (remove its file).
  * @throws {NotFoundError} when no source has that name.
  */
 export async function removeSource(ports: SourceDeclarationPorts, name: string): Promise<void> {
+  if (await ports.declaredSources.delete(name)) return;
   const repo = await repoSourceSpecs(ports);
   if (repo.names.has(name) || repo.specs.has(name)) {
     const file = repo.specs.get(name)?.file ?? `sources/${name}.yaml`;
     throw new ConflictError(`source "${name}" is declared in ${file}: remove it there`);
   }
-  if (!(await ports.declaredSources.delete(name)))
-    throw new NotFoundError(`source "${name}" is not declared`);
+  throw new NotFoundError(`source "${name}" is not declared`);
 }
 
 /**
