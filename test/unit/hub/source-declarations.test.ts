@@ -307,6 +307,14 @@ describe('the /v1/admin/sources routes', () => {
       createdBy: 'admin-key',
     });
     expect((await call('POST', '/v1/admin/sources', teamX)).status).toBe(409);
+    // A preview of the repository's tip reads it too, before any sync has.
+    const preview = await call('POST', '/v1/admin/preview', { commit: 'HEAD' });
+    expect(preview.status).toBe(200);
+    expect((preview.json.bundles as { name: string }[]).map((b) => b.name)).toEqual([
+      'team-a/app',
+      'team-x/app',
+      'web',
+    ]);
 
     const synced = await call('POST', '/v1/admin/sources/team-x/sync');
     expect(synced.status).toBe(200);
