@@ -64,7 +64,9 @@ beforeAll(async () => {
     bed.git,
     `source-api-platform-${run}`,
     folder({
-      'sources/team-a.yaml': sourceFile('team-a', teamA.url),
+      'tenants/team-a.yaml':
+        'apiVersion: flotilla.dev/v1alpha1\nkind: Tenant\nmetadata: {name: team-a}\nspec:\n  namespaces: [team-a]\n  clusterSelector: {}\n',
+      'sources/team-a.yaml': `${sourceFile('team-a', teamA.url)}  tenant: team-a\n`,
       'bundles/web/bundle.yaml': 'namespace: web\ntargets:\n  - clusterSelector: {}\n',
       'bundles/web/cm.yaml': configMap('web', 'web'),
     }),
@@ -215,5 +217,37 @@ describe('sources through the admin API (local hub, DynamoDB Local, git server)'
     expect(removed.code).toBe(ExitCode.Ok);
     await cli(['sync']);
     expect(await bundlesOf('dev-1')).toEqual(['team-a/app', 'team-y/app', 'web']);
+  });
+
+  it("gives a tenant's key its own sources, by the API and by flotilla source", async () => {
+    const created = await api.admin('/v1/admin/tenants/team-a/keys', { method: 'POST', json: {} });
+    expect(created.status).toBe(201);
+    const { key } = (await created.json()) as { key: string };
+    const mine = await api.call('/v1/tenants/team-a/sources', { token: key });
+    expect(mine.status).toBe(200);
+    expect(((await mine.json()) as { sources: { name: string }[] }).sources.map((s) => s.name)).toEqual([
+      'team-a',
+    ]);
+    const synced = await api.call('/v1/tenants/team-a/sources/team-a/sync', { token: key, method: 'POST' });
+    expect(synced.status).toBe(200);
+    const other = await api.call('/v1/tenants/team-a/sources/team-y/sync', { token: key, method: 'POST' });
+    expect(other.status).toBe(403);
+    expect((await errorOf(other)).message).toBe('tenant "team-a" may not act on source "team-y"');
+    const add = await api.call('/v1/admin/sources', {
+      token: key,
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(add.status).toBe(403);
+
+    const list = await runFlotilla({ hubUrl: api.url, adminKey: key, stateDir }, [
+      'source',
+      'list',
+      '-o',
+      'json',
+    ]);
+    expect(list.code, list.stderr).toBe(ExitCode.Ok);
+    expect(list.json<{ sources: { name: string }[] }>().sources.map((s) => s.name)).toEqual(['team-a']);
   });
 });
