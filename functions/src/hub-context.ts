@@ -23,6 +23,7 @@ import type { EventSink } from '@flotilla/shared/notify';
 import { DirectoryChartCache } from './adapters/directory-chart-cache.ts';
 import { DynamoDbRegistrationTokenStore } from './adapters/dynamodb-registration-tokens.ts';
 import { DynamoDbRolloutStore } from './adapters/dynamodb-rollout-store.ts';
+import { DynamoDbSourceDeclarationStore } from './adapters/dynamodb-source-declarations.ts';
 import { DynamoDbClusterStatusStore } from './adapters/dynamodb-status-store.ts';
 import {
   DynamoDbBundleStore,
@@ -67,6 +68,8 @@ export interface HubContext extends SyncPorts {
   readonly registrationTokens: DynamoDbRegistrationTokenStore;
   /** Tenant admin keys (hub-state table). */
   readonly tenantKeys: DynamoDbTenantKeyStore;
+  /** The sources declared through the admin API (hub-state table); each sync reads them. */
+  readonly declaredSources: DynamoDbSourceDeclarationStore;
   /** What each tenant owns, from the last sync's snapshot of the fleet files. */
   readonly tenantScopes: TenantScopes;
   /** Progressive rollouts, per bundle (hub-state table, documents in the bundles table). */
@@ -166,6 +169,7 @@ export function createHubContext(config: HubConfig, overrides: ClientOverrides =
     statuses: new DynamoDbClusterStatusStore(db),
     registrationTokens: new DynamoDbRegistrationTokenStore(db),
     tenantKeys: new DynamoDbTenantKeyStore(db),
+    declaredSources: new DynamoDbSourceDeclarationStore(db),
     tenantScopes: snapshotTenantScopes({ syncState, bundles }),
     notifier: queues,
     signer: overrides.signer ?? new Ed25519Signer(config.signingKeyPem),

@@ -23,6 +23,7 @@ import {
 } from './rollout.ts';
 import { secretsRecipientsCommand, secretsRotateCommand } from './secrets.ts';
 import { secretsCheckCommand, secretsEncryptCommand } from './secrets-files.ts';
+import { sourceAddCommand, sourceListCommand, sourceRemoveCommand, sourceSyncCommand } from './source.ts';
 import { statusCommand, syncCommand } from './status.ts';
 import { tenantKeyCreateCommand, tenantKeyListCommand, tenantKeyRevokeCommand } from './tenant.ts';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './token.ts';
@@ -53,6 +54,10 @@ export const commands: readonly Command[] = [
   tenantKeyCreateCommand,
   tenantKeyListCommand,
   tenantKeyRevokeCommand,
+  sourceListCommand,
+  sourceAddCommand,
+  sourceRemoveCommand,
+  sourceSyncCommand,
   secretsEncryptCommand,
   secretsCheckCommand,
   secretsRecipientsCommand,
@@ -69,6 +74,10 @@ export const groups = [
   { name: 'token', summary: 'one-time registration tokens' },
   { name: 'tenant', summary: "tenants' admin keys (platform admin): tenant key create, list, revoke" },
   { name: 'tenant key', summary: "a tenant's admin keys (platform admin): create, list, revoke" },
+  {
+    name: 'source',
+    summary: "fleet sources, the repositories read besides the hub's own: list, add, remove, sync",
+  },
   { name: 'policy', summary: "the fleet repo's admission policies: check" },
   { name: 'rollout', summary: 'progressive rollouts: list, status, pause, resume, promote, abort' },
   {

@@ -25,6 +25,7 @@ import type {
   RollbackResult,
   RolloutCommandResult,
   RolloutView,
+  SourceView,
   SyncReportView,
   TenantKeyView,
 } from '@flotilla/shared/hub';
@@ -35,6 +36,7 @@ export type {
   FleetErrorView,
   RegistrationTokenView,
   RollbackResult,
+  SourceView,
   SyncReportView,
   TenantKeyView,
 };
@@ -439,6 +441,35 @@ export class HubClient {
   }
 
   /** Issues an admin key for a tenant (platform admin); the key is in the answer only. */
+  /** Every source (a tenant's: its own), from the platform repository and the admin API. */
+  async listSources(): Promise<SourceView[]> {
+    return (
+      await this.#request<{ sources: SourceView[] }>('GET', this.#scoped('/sources'), { kind: 'admin' })
+    ).value.sources;
+  }
+
+  /** Declares a source through the admin API: `document` is the FleetSource document as JSON. */
+  async declareSource(document: unknown): Promise<SourceView> {
+    return (
+      await this.#request<{ source: SourceView }>('POST', '/v1/admin/sources', { kind: 'admin' }, document)
+    ).value.source;
+  }
+
+  async removeSource(name: string): Promise<void> {
+    await this.#request('DELETE', `/v1/admin/sources/${enc(name)}`, { kind: 'admin' });
+  }
+
+  /** Syncs now; the report names the source asked for and its fetch. */
+  async syncSource(name: string): Promise<SyncReportView & { source: SourceView }> {
+    return (
+      await this.#request<SyncReportView & { source: SourceView }>(
+        'POST',
+        this.#scoped(`/sources/${enc(name)}/sync`),
+        { kind: 'admin' },
+      )
+    ).value;
+  }
+
   async createTenantKey(
     tenant: string,
     request: { description?: string } = {},

@@ -66,7 +66,7 @@ function objectBody(req: ApiRequest, allowed: readonly string[]): Record<string,
   return body as Record<string, unknown>;
 }
 
-function onlyQuery(req: ApiRequest, allowed: readonly string[]): void {
+export function onlyQuery(req: ApiRequest, allowed: readonly string[]): void {
   const unknown = [...new Set(req.query.keys())].filter((k) => !allowed.includes(k));
   if (unknown.length > 0) {
     throw new InvalidRequestError(

@@ -35,6 +35,15 @@ import { type ApiContext, type ApiEvent, type ApiRequest, type ApiResult, reques
 import { getRolloutRoute, listRolloutsRoute, rolloutCommandRoute } from './rollout-routes.ts';
 import type { RouteId } from './routes.ts';
 import {
+  declareSourceRoute,
+  listSourcesRoute,
+  removeSourceRoute,
+  type SourceDeps,
+  syncSourceRoute,
+  tenantSourcesRoute,
+  tenantSyncSourceRoute,
+} from './source-routes.ts';
+import {
   createTenantKeyRoute,
   listTenantKeysRoute,
   revokeTenantKeyRoute,
@@ -52,8 +61,8 @@ import {
 } from './tenant-routes.ts';
 import { gitWebhookRoute } from './webhook-route.ts';
 
-/** The API's dependencies: the hub's ports, and the registration-token and tenant stores where the hub has them. */
-export type HubApiDeps = ApiDeps & RegistrationDeps & TenantDeps;
+/** The API's dependencies: the hub's ports, and the registration-token, tenant and source stores where the hub has them. */
+export type HubApiDeps = ApiDeps & RegistrationDeps & TenantDeps & SourceDeps;
 
 type RouteHandler = (deps: HubApiDeps, req: ApiRequest) => Promise<ApiResult>;
 
@@ -91,6 +100,12 @@ const handlers: Readonly<Record<RouteId, RouteHandler>> = {
   createTenantKey: createTenantKeyRoute,
   listTenantKeys: listTenantKeysRoute,
   revokeTenantKey: revokeTenantKeyRoute,
+  listSources: listSourcesRoute,
+  declareSource: declareSourceRoute,
+  removeSource: removeSourceRoute,
+  syncSource: syncSourceRoute,
+  tenantSources: tenantSourcesRoute,
+  tenantSyncSource: tenantSyncSourceRoute,
   tenantStatus: tenantStatusRoute,
   tenantBundles: tenantBundlesRoute,
   tenantClusters: tenantClustersRoute,

@@ -160,6 +160,18 @@ export const hubRoutes = [
     auth: 'admin',
     body: 'none',
   },
+  { id: 'listSources', method: 'GET', path: '/v1/admin/sources', auth: 'admin', body: 'none' },
+  { id: 'declareSource', method: 'POST', path: '/v1/admin/sources', auth: 'admin', body: 'json' },
+  { id: 'removeSource', method: 'DELETE', path: '/v1/admin/sources/{name}', auth: 'admin', body: 'none' },
+  { id: 'syncSource', method: 'POST', path: '/v1/admin/sources/{name}/sync', auth: 'admin', body: 'none' },
+  { id: 'tenantSources', method: 'GET', path: '/v1/tenants/{tenant}/sources', auth: 'tenant', body: 'none' },
+  {
+    id: 'tenantSyncSource',
+    method: 'POST',
+    path: '/v1/tenants/{tenant}/sources/{name}/sync',
+    auth: 'tenant',
+    body: 'none',
+  },
   { id: 'tenantStatus', method: 'GET', path: '/v1/tenants/{tenant}/status', auth: 'tenant', body: 'none' },
   { id: 'tenantBundles', method: 'GET', path: '/v1/tenants/{tenant}/bundles', auth: 'tenant', body: 'none' },
   {

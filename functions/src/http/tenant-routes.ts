@@ -56,7 +56,7 @@ function keysOf(deps: Deps): TenantKeyStore {
 }
 
 /** The scope of the path's tenant; 404 when the fleet declares no such tenant. */
-async function scopeOf(deps: Deps, req: ApiRequest): Promise<TenantScope> {
+export async function tenantScopeOf(deps: Deps, req: ApiRequest): Promise<TenantScope> {
   const tenant = validateTenantName(req.params.tenant);
   const scope = deps.tenantScopes ? await deps.tenantScopes.scope(tenant) : undefined;
   if (!scope) {
@@ -85,7 +85,7 @@ async function checkCluster(deps: Deps, req: ApiRequest, scope: TenantScope): Pr
 
 /** `POST /v1/admin/tenants/{tenant}/keys` `{ description? }`: 201 with the key `flt_t_<tenant>.<secret>`, shown once. */
 export async function createTenantKeyRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  const scope = await scopeOf(deps, req);
+  const scope = await tenantScopeOf(deps, req);
   const request = parseTenantKeyRequest(req.body);
   const { key, record } = await createTenantKey(
     { tenantKeys: keysOf(deps), now: deps.now },
@@ -110,7 +110,7 @@ export async function revokeTenantKeyRoute(deps: Deps, req: ApiRequest): Promise
 
 /** `GET /v1/tenants/{tenant}/status`: as `/v1/admin/status`, over the tenant's clusters and bundles. */
 export async function tenantStatusRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  const scope = await scopeOf(deps, req);
+  const scope = await tenantScopeOf(deps, req);
   const bundle = req.query.get('bundle')?.trim();
   if (bundle) checkBundle(scope, bundle);
   return fleetStatusRoute(deps, req, scope);
@@ -118,24 +118,24 @@ export async function tenantStatusRoute(deps: Deps, req: ApiRequest): Promise<Ap
 
 /** `GET /v1/tenants/{tenant}/bundles`: the tenant's bundles with their counts per state. */
 export async function tenantBundlesRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  return listBundlesRoute(deps, req, await scopeOf(deps, req));
+  return listBundlesRoute(deps, req, await tenantScopeOf(deps, req));
 }
 
 /** `GET /v1/tenants/{tenant}/clusters[?selector=]`: the registered clusters its selector matches. */
 export async function tenantClustersRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  return listClustersRoute(deps, req, await scopeOf(deps, req));
+  return listClustersRoute(deps, req, await tenantScopeOf(deps, req));
 }
 
 /** `GET /v1/tenants/{tenant}/clusters/{id}/status`: one of its clusters, with its bundles only. */
 export async function tenantClusterStatusRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  const scope = await scopeOf(deps, req);
+  const scope = await tenantScopeOf(deps, req);
   await checkCluster(deps, req, scope);
   return clusterStatusRoute(deps, req, scope);
 }
 
 /** `GET /v1/tenants/{tenant}/clusters/{id}/history`: generations of one of its clusters, its bundles only. */
 export async function tenantClusterHistoryRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  const scope = await scopeOf(deps, req);
+  const scope = await tenantScopeOf(deps, req);
   await checkCluster(deps, req, scope);
   return clusterHistoryRoute(deps, req, scope);
 }
@@ -146,7 +146,7 @@ export async function tenantClusterHistoryRoute(deps: Deps, req: ApiRequest): Pr
  * only its bundles.
  */
 export async function tenantPreviewRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  const scope = await scopeOf(deps, req);
+  const scope = await tenantScopeOf(deps, req);
   const request = parsePreviewRequest(req.body);
   if (request.bundle !== undefined) checkBundle(scope, request.bundle);
   const registered = await deps.clusters.list();
@@ -163,7 +163,7 @@ export async function tenantPreviewRoute(deps: Deps, req: ApiRequest): Promise<A
 
 /** `POST /v1/tenants/{tenant}/sync`: syncs the fleet now; the report shows the tenant's part. */
 export async function tenantSyncRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  const scope = await scopeOf(deps, req);
+  const scope = await tenantScopeOf(deps, req);
   const report = await syncFleet(deps, { holder: `api:${req.requestId}` });
   const mine = new Set(
     (await deps.clusters.list()).filter((c) => scope.allowsCluster(c.labels)).map((c) => c.id),
@@ -173,12 +173,12 @@ export async function tenantSyncRoute(deps: Deps, req: ApiRequest): Promise<ApiR
 
 /** `GET /v1/tenants/{tenant}/rollouts`: the rollouts of the tenant's bundles. */
 export async function tenantRolloutsRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  return listRolloutsRoute(deps, req, await scopeOf(deps, req));
+  return listRolloutsRoute(deps, req, await tenantScopeOf(deps, req));
 }
 
 /** `GET /v1/tenants/{tenant}/rollouts/{bundle}`: one of its bundles' rollout (`team-a/web`, in one or two segments). */
 export async function tenantRolloutRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  checkBundle(await scopeOf(deps, req), req.params.bundle ?? '');
+  checkBundle(await tenantScopeOf(deps, req), req.params.bundle ?? '');
   return getRolloutRoute(deps, req);
 }
 
@@ -187,6 +187,6 @@ export async function tenantRolloutRoute(deps: Deps, req: ApiRequest): Promise<A
  * one of its rollouts. The route takes the rest of the path; the command is its last segment.
  */
 export async function tenantRolloutCommandRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
-  checkBundle(await scopeOf(deps, req), rolloutCommandPath(req).bundle);
+  checkBundle(await tenantScopeOf(deps, req), rolloutCommandPath(req).bundle);
   return rolloutCommandRoute(deps, req);
 }

@@ -19,6 +19,7 @@ import { loadPolicies, type PolicyFile, type PolicySet } from '../policy/index.t
 import { type RolloutContext, type RolloutSpec, readRolloutStrategy } from '../rollout-spec.ts';
 import { compileSelector, type LabelMatcher } from '../selector.ts';
 import {
+  API_SOURCES_PREFIX,
   type FleetSourceSpec,
   loadSourceSpecs,
   SOURCES_FOLDER,
@@ -132,6 +133,11 @@ export function loadRepo(files: ReadonlyMap<string, string>): LoadedRepo {
     if (parts.some((p) => p.startsWith('.'))) continue;
     const yaml = YAML_FILE.test(path);
     const top = parts[0];
+    // The sources declared through the admin API, as the sync adds them (`api:sources/<name>`).
+    if (path.startsWith(API_SOURCES_PREFIX)) {
+      sourceFiles.push({ path, content: files.get(path) ?? '' });
+      continue;
+    }
     if (source !== undefined && top !== 'bundles') continue;
     if (top === TENANTS_FOLDER || top === SOURCES_FOLDER) {
       if (yaml)

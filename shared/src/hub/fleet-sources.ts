@@ -5,9 +5,12 @@
  */
 import type { FleetError } from '../errors.ts';
 import {
+  API_SOURCES_PREFIX,
+  apiSourceFile,
   type CombinedTree,
   combineSources,
   type FailedSource,
+  type FleetSourceDocument,
   type FleetSourceSpec,
   loadSourceSpecs,
   SOURCES_FOLDER,
@@ -22,6 +25,38 @@ export interface SourceFetcher {
    * Throws when it cannot, with a message that says why (and never holds a credential).
    */
   fetch(source: FleetSourceSpec): Promise<SourceSnapshot>;
+}
+
+/** What the hub stores of a source declared through the admin API. */
+export interface DeclaredSourceRecord {
+  readonly name: string;
+  /** The FleetSource document as JSON, as validated when it was declared. */
+  readonly document: FleetSourceDocument;
+  readonly createdAt: string;
+  /** Who declared it: an IAM ARN, or `admin-key`. */
+  readonly createdBy?: string;
+}
+
+/** The sources declared through the admin API. */
+export interface SourceDeclarationStore {
+  /** @throws ConflictError when a source of this name is declared already. */
+  create(record: DeclaredSourceRecord): Promise<void>;
+  list(): Promise<DeclaredSourceRecord[]>;
+  /** Removes it; false when there was none. */
+  delete(name: string): Promise<boolean>;
+}
+
+/**
+ * The admin API's declarations as files of the combined tree (`api:sources/<name>`, the
+ * JSON document), which the sync adds to the platform's files: the loader, the tenant
+ * scopes and every later reader of the sync's snapshot then see the very same sources.
+ */
+export async function declaredSourceFiles(
+  store: Pick<SourceDeclarationStore, 'list'>,
+): Promise<{ path: string; content: string }[]> {
+  return (await store.list())
+    .map((r) => ({ path: apiSourceFile(r.name), content: JSON.stringify(r.document) }))
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 /** What a sync records of one source. */
@@ -58,7 +93,9 @@ const fetchConcurrency = 8;
 /**
  * Fetches every source the platform declares and combines them with the platform's files.
  *
- * 1. Read `sources/` of the platform files (their errors are the fleet loader's to report).
+ * 1. Read `sources/` of the platform files and the admin API's declarations among them
+ *    (`api:sources/<name>`, see {@link declaredSourceFiles}); their errors are the fleet
+ *    loader's to report.
  * 2. Per source, concurrently: fetch it, unless `respectIntervals` and its last fetch is
  *    younger than its `interval` (then its last files stand). A fetch that fails keeps the
  *    source's last good files (from the previous snapshot) and records the error. A source
@@ -76,11 +113,17 @@ export async function fetchFleetSources(
   previous: PreviousSources,
   opts: { readonly now: Date; readonly respectIntervals: boolean },
 ): Promise<FetchedSources> {
-  const sourceFiles = platform.files.filter((f) => f.path.startsWith(`${SOURCES_FOLDER}/`));
+  const sourceFiles = platform.files.filter(
+    (f) => f.path.startsWith(`${SOURCES_FOLDER}/`) || f.path.startsWith(API_SOURCES_PREFIX),
+  );
   const { sources: specs } = loadSourceSpecs(sourceFiles);
   const before = previous.sources ?? {};
   const declaredNames = new Set(
-    sourceFiles.map((f) => f.path.slice(SOURCES_FOLDER.length + 1).replace(/\.ya?ml$/, '')),
+    sourceFiles.map((f) =>
+      f.path.startsWith(API_SOURCES_PREFIX)
+        ? f.path.slice(API_SOURCES_PREFIX.length)
+        : f.path.slice(SOURCES_FOLDER.length + 1).replace(/\.ya?ml$/, ''),
+    ),
   );
   const broken = Object.keys(before).filter((n) => !specs.has(n) && declaredNames.has(n));
   if (specs.size === 0 && broken.length === 0)
@@ -94,7 +137,7 @@ export async function fetchFleetSources(
       const out = new Map<string, { path: string; content: string }[]>();
       for (const f of files ?? []) {
         const source = sourceOfPath(f.path);
-        if (source === undefined) continue;
+        if (source === undefined || f.path.startsWith(API_SOURCES_PREFIX)) continue;
         const list = out.get(source) ?? [];
         list.push({ path: f.path.slice(source.length + 1), content: f.content });
         out.set(source, list);
@@ -113,7 +156,10 @@ export async function fetchFleetSources(
     records[name] = { commit: good?.commit ?? '', fetchedAt: before[name]?.fetchedAt ?? '', error, key };
   };
   for (const name of broken) {
-    await keep(name, `its declaration (sources/${name}.yaml) has errors`, before[name]?.key ?? '');
+    const at = sourceFiles.some((f) => f.path === apiSourceFile(name))
+      ? apiSourceFile(name)
+      : `sources/${name}.yaml`;
+    await keep(name, `its declaration (${at}) has errors`, before[name]?.key ?? '');
   }
 
   const queue = [...specs.values()];
@@ -150,7 +196,11 @@ export async function fetchFleetSources(
   };
   await Promise.all(Array.from({ length: Math.min(fetchConcurrency, queue.length) }, worker));
 
-  const combined = combineSources(platform, results);
+  const combined = combineSources(
+    platform,
+    results,
+    (name) => specs.get(name)?.file ?? `${SOURCES_FOLDER}/${name}.yaml`,
+  );
   const sorted: Record<string, SourceRecord> = {};
   for (const name of Object.keys(records).sort()) sorted[name] = records[name] as SourceRecord;
   return { files: combined.files, sources: sorted, errors: combined.errors, warnings: combined.warnings };

@@ -9,6 +9,7 @@ export * from './preview.ts';
 export * from './registration-tokens.ts';
 export * from './rollback.ts';
 export * from './rollouts.ts';
+export * from './source-declarations.ts';
 export * from './status.ts';
 export * from './status-page.ts';
 export * from './sync.ts';

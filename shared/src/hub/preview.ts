@@ -10,7 +10,12 @@ import { FleetInputError, normalizeFleetErrors } from '../errors.ts';
 import { type ClusterPlan, type EnginePorts, type EntryRef, loadFleet } from '../fleet/index.ts';
 import { bundleNameProblem, labelsProblems, nameProblem } from '../labels.ts';
 import type { KubeObject, SealedFile } from '../protocol/desired-state.ts';
-import { fetchFleetSources, type SourceFetcher } from './fleet-sources.ts';
+import {
+  declaredSourceFiles,
+  fetchFleetSources,
+  type SourceDeclarationStore,
+  type SourceFetcher,
+} from './fleet-sources.ts';
 import type { ClusterRecord, ClusterStore, Labels } from './ports.ts';
 import { type FieldProblem, type FleetErrorView, fleetErrorView, InvalidRequestError } from './status.ts';
 import type { FleetSource, FleetSourceFile } from './sync.ts';
@@ -365,6 +370,8 @@ export interface PreviewPorts {
   readonly source: FleetSource;
   /** Reads the other sources the platform declares, so that a preview of the repo shows their bundles too. */
   readonly sourceFetcher?: SourceFetcher;
+  /** The sources declared through the admin API, read with the platform's `sources/`. */
+  readonly declaredSources?: Pick<SourceDeclarationStore, 'list'>;
   readonly clusters: Pick<ClusterStore, 'list'>;
   readonly engine?: EnginePorts;
 }
@@ -426,9 +433,10 @@ export async function previewTargets(ports: PreviewPorts, request: PreviewReques
       },
     ]);
   }
-  // The declared sources at their tips, as a sync would read them now (a source that cannot be read is left out, with its error).
+  // The declared sources (in sources/ and through the admin API) at their tips, as a sync would read them now (a source that cannot be read is left out, with its error).
+  const declared = ports.declaredSources ? await declaredSourceFiles(ports.declaredSources) : [];
   const combined = await fetchFleetSources(
-    { commit, files },
+    { commit, files: [...files, ...declared] },
     ports.sourceFetcher,
     { files: async () => undefined },
     { now: new Date(), respectIntervals: false },

@@ -11,7 +11,13 @@ import { type FleetError, normalizeFleetErrors } from '../errors.ts';
 import { type EnginePorts, type Fleet, loadFleet, type ResolvedChart } from '../fleet/index.ts';
 import type { EventSink } from '../notify/events.ts';
 import { emitEvents, fleetErrorEvents, policyViolationEvents, syncFailedEvent } from './fleet-events.ts';
-import { fetchFleetSources, type SourceFetcher, type SourceRecord } from './fleet-sources.ts';
+import {
+  declaredSourceFiles,
+  fetchFleetSources,
+  type SourceDeclarationStore,
+  type SourceFetcher,
+  type SourceRecord,
+} from './fleet-sources.ts';
 import { applyPins } from './pins.ts';
 import {
   type BundlePin,
@@ -91,6 +97,8 @@ export interface SyncPorts {
   readonly source: FleetSource;
   /** Reads the other sources the platform declares (`sources/`); without it, they cannot be read (an error each). */
   readonly sourceFetcher?: SourceFetcher;
+  /** The sources declared through the admin API; without it, only the platform's `sources/` are read. */
+  readonly declaredSources?: SourceDeclarationStore;
   readonly clusters: ClusterStore;
   readonly desiredStates: DesiredStateStore;
   readonly bundles: BundleStore;
@@ -244,7 +252,14 @@ export async function recordSyncState(
 }
 
 async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions): Promise<SyncReport> {
-  const platform = await ports.source.fetch();
+  const fetchedPlatform = await ports.source.fetch();
+  // The admin API's declarations join the platform's files (`api:sources/<name>`).
+  const platform = ports.declaredSources
+    ? {
+        ...fetchedPlatform,
+        files: [...fetchedPlatform.files, ...(await declaredSourceFiles(ports.declaredSources))],
+      }
+    : fetchedPlatform;
   const commit = platform.commit;
   const previous = await ports.syncState.get();
   // The other sources' bundles join the platform's; one that cannot be read keeps its last good files.
@@ -333,7 +348,8 @@ async function syncOnce(ports: SyncPorts, opts: { holder: string } & SyncOptions
 }
 
 /** The files of a stored fleet snapshot, undefined when it is gone. */
-async function snapshotFiles(
+/** The fleet files of a sync snapshot (the combined tree), or undefined when it is gone. */
+export async function snapshotFiles(
   ports: Pick<SyncPorts, 'bundles'>,
   snapshotHash: string,
 ): Promise<{ path: string; content: string }[] | undefined> {

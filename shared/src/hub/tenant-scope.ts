@@ -1,13 +1,14 @@
 /**
  * What a tenant may see and act on through the admin API: the bundles of its sources
- * (`<source>/<bundle>` for each source whose `spec.tenant` names it) on the clusters its
+ * (`<source>/<bundle>` for each source whose `spec.tenant` names it, declared in the
+ * platform source's `sources/` or through the admin API) on the clusters its
  * `clusterSelector` matches. Worked out from the fleet files of the last sync (its
  * snapshot in the bundle store), once per snapshot, and used to cut every answer of the
  * tenant routes down to that part.
  * Pure: storage comes in through {@link TenantScopePorts}.
  */
-import { parse as parseYaml } from 'yaml';
 import type { FleetError } from '../errors.ts';
+import { API_SOURCES_PREFIX, loadSourceSpecs, SOURCES_FOLDER } from '../sources/index.ts';
 import { loadTenants, type Tenant, tenantAllowsCluster } from '../tenants/index.ts';
 import type { Labels } from './ports.ts';
 import type { FleetPreview } from './preview.ts';
@@ -41,7 +42,7 @@ export function tenantScope(tenant: Tenant, sources: readonly string[]): TenantS
   const filePrefixes = sources.map((s) => `${s}:`);
   const ownFiles = new Set([
     `tenants/${tenant.name}.yaml`,
-    ...sources.flatMap((s) => [`sources/${s}.yaml`, `sources/${s}.yml`]),
+    ...sources.flatMap((s) => [`sources/${s}.yaml`, `sources/${s}.yml`, `${API_SOURCES_PREFIX}${s}`]),
   ]);
   const ownsBundle = (name: string) => prefixes.some((p) => name.startsWith(p));
   return {
@@ -58,31 +59,19 @@ export function tenantScope(tenant: Tenant, sources: readonly string[]): TenantS
 }
 
 /**
- * The sources of the platform source's `sources/*.yaml` and the tenant each names: just
- * `metadata.name` and `spec.tenant`, read leniently (a broken file is the sync's to
- * report, and owns nothing here).
- *
- * TODO(sources): switch to the full FleetSource parser once it lands, so that sources
- * declared through the admin API count too; this reader is kept to this one function.
+ * The sources of a set of fleet files and the tenant each names: the platform source's
+ * `sources/*.yaml` and the admin API's declarations the sync added (`api:sources/<name>`),
+ * read by the sync's own parser. A declaration with errors owns nothing (the sync reports it).
  */
 export function tenantSources(
   files: readonly { readonly path: string; readonly content: string }[],
 ): Map<string, string> {
+  const { sources } = loadSourceSpecs(
+    files.filter((f) => f.path.startsWith(`${SOURCES_FOLDER}/`) || f.path.startsWith(API_SOURCES_PREFIX)),
+  );
   const out = new Map<string, string>();
-  for (const file of files) {
-    if (!/^sources\/[^/]+\.ya?ml$/.test(file.path)) continue;
-    let doc: unknown;
-    try {
-      doc = parseYaml(file.content);
-    } catch {
-      continue;
-    }
-    const d = doc as { kind?: unknown; metadata?: { name?: unknown }; spec?: { tenant?: unknown } } | null;
-    if (!d || typeof d !== 'object' || d.kind !== 'FleetSource') continue;
-    const name = d.metadata?.name;
-    const tenant = d.spec?.tenant;
-    if (typeof name === 'string' && typeof tenant === 'string' && !out.has(name)) out.set(name, tenant);
-  }
+  for (const spec of [...sources.values()].sort((a, b) => (a.name < b.name ? -1 : 1)))
+    if (spec.tenant !== undefined) out.set(spec.name, spec.tenant);
   return out;
 }
 

@@ -1,7 +1,8 @@
 /**
  * Fleet sources: the git repositories the hub reads besides its own (the platform
  * source). Declared in the platform source (`sources/<name>.yaml`, read by
- * {@link loadSourceSpecs}); their `bundles/` join the platform's files in one combined
+ * {@link loadSourceSpecs}) or through the admin API ({@link parseFleetSourceJson}, the same
+ * validator); their `bundles/` join the platform's files in one combined
  * tree ({@link combineSources}) under `<source>:`, and their bundles are named
  * `<source>/<bundle>`.
  */
@@ -15,17 +16,25 @@ export {
   sourcePath,
 } from './combine.ts';
 export {
+  API_SOURCES_PREFIX,
+  apiSourceFile,
   bundleNameProblem,
   DEFAULT_SOURCE_INTERVAL_MS,
+  type FleetSourceDocument,
   type FleetSourceSpec,
+  fleetSourceDocument,
   loadSourceSpecs,
   MIN_SOURCE_INTERVAL_MS,
   PLATFORM_SOURCE,
+  parseFleetSourceJson,
   readFleetSource,
   repoUrlProblem,
   SOURCES_FOLDER,
   type SourceFile,
+  type SourceProblem,
   type SourceRef,
   sourceOfBundle,
   sourceOfPath,
+  sourceProblemError,
+  validateFleetSource,
 } from './spec.ts';

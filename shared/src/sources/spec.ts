@@ -9,9 +9,11 @@ import { type FleetError, fleetError, normalizeFleetErrors, type SourcePos } fro
 
 export { bundleNameProblem } from '../labels.ts';
 
+import { nameProblem } from '../labels.ts';
+
 import { formatDuration, parseDuration } from '../rollout-spec.ts';
 import { SpecReader } from '../spec-reader.ts';
-import { parseYamlFile, type YNode } from '../yaml-source.ts';
+import { describeNode, parseYamlFile, type YMap, type YNode } from '../yaml-source.ts';
 
 /** The folder of the platform source that holds source declarations. */
 export const SOURCES_FOLDER = 'sources';
@@ -76,8 +78,11 @@ export function sourceOfBundle(bundle: string): string | undefined {
 }
 
 /**
- * Reads the source declarations of the platform source. A declaration with any error is
- * left out (its bundles are then not read at all); two of one name are an error at the second.
+ * Reads the source declarations of the platform source (`sources/<name>.yaml`) and of the
+ * admin API (`api:sources/<name>`, a JSON document each, as the sync adds them). A
+ * declaration with any error is left out (its bundles are then not read at all); two of one
+ * name are an error at the second; a name in both places is an error at the file, whose
+ * declaration is read.
  *
  * @example
  * const { sources, errors } = loadSourceSpecs([{ path: 'sources/team-a.yaml', content }]);
@@ -90,7 +95,10 @@ export function loadSourceSpecs(files: readonly SourceFile[]): {
   const errors: FleetError[] = [];
   const sources = new Map<string, FleetSourceSpec>();
   const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // The names sources/ claims, a broken file's too: a name there is never the admin API's.
+  const claimed = new Map<string, string>();
   for (const file of sorted) {
+    if (file.path.startsWith(API_SOURCES_PREFIX)) continue;
     const parts = file.path.split('/');
     if (!/\.ya?ml$/.test(file.path)) continue;
     if (parts.length !== 2 || parts[0] !== SOURCES_FOLDER) {
@@ -117,6 +125,7 @@ export function loadSourceSpecs(files: readonly SourceFile[]): {
     }
     const reader = new SpecReader(file.path);
     const fileName = (parts[1] as string).replace(/\.ya?ml$/, '');
+    if (!claimed.has(fileName)) claimed.set(fileName, file.path);
     const source = readFleetSource(reader, (docs[0] as { node: YNode }).node, fileName);
     errors.push(...reader.errors);
     if (!source || reader.errors.length > 0) continue;
@@ -132,52 +141,254 @@ export function loadSourceSpecs(files: readonly SourceFile[]): {
     }
     sources.set(source.name, source);
   }
+  for (const file of sorted) {
+    if (!file.path.startsWith(API_SOURCES_PREFIX)) continue;
+    const name = file.path.slice(API_SOURCES_PREFIX.length);
+    const at = { file: file.path, line: 1, column: 1 };
+    const inFile = claimed.get(name);
+    if (inFile !== undefined) {
+      errors.push(
+        fleetError(
+          sources.get(name)?.pos ?? { file: inFile, line: 1, column: 1 },
+          `source "${name}" is declared both in ${inFile} and through the admin API (${file.path}): the file's declaration is read; remove one of them`,
+        ),
+      );
+      continue;
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(file.content);
+    } catch (err) {
+      errors.push(fleetError(at, `not a JSON FleetSource document: ${(err as Error).message}`));
+      continue;
+    }
+    const { source, problems } = validateFleetSource(jsonNode(doc, at), file.path);
+    errors.push(...problems.map((p) => sourceProblemError(p)));
+    if (!source) continue;
+    if (source.name !== name) {
+      errors.push(
+        fleetError(
+          at,
+          `metadata.name: "${source.name}" differs from the name it is stored under ("${name}")`,
+        ),
+      );
+      continue;
+    }
+    sources.set(source.name, source);
+  }
   return { sources, errors: normalizeFleetErrors(errors) };
 }
 
 /**
- * Reads one `kind: FleetSource` document. `fileName`, when given, is the name the file
- * says (`sources/<name>.yaml`): `metadata.name` must agree with it.
+ * A problem with a source declaration, wherever it was written: `field` is the JSON path
+ * of the field it is about (what the admin API answers), `at` the path the file's message
+ * starts with (the parent's, for an unknown field), `pos` where it sits in the file.
+ */
+export interface SourceProblem {
+  readonly field: string;
+  readonly at: string;
+  readonly pos: SourcePos;
+  readonly message: string;
+}
+
+/** A problem as a fleet-repo error: `file:line: spec.repo: message`. */
+export function sourceProblemError(problem: SourceProblem, bundle?: string): FleetError {
+  return fleetError(
+    problem.pos,
+    problem.at === '' ? problem.message : `${problem.at}: ${problem.message}`,
+    bundle,
+  );
+}
+
+/**
+ * Reads one `kind: FleetSource` document (SpecReader style): its problems become the
+ * reader's errors. `fileName`, when given, is the name the file says (`sources/<name>.yaml`):
+ * `metadata.name` must agree with it.
  */
 export function readFleetSource(
   reader: SpecReader,
   node: YNode,
   fileName?: string,
 ): FleetSourceSpec | undefined {
-  const map = reader.expectMap(node, '');
+  const { source, problems } = validateFleetSource(node, reader.file, fileName);
+  for (const p of problems) reader.errors.push(sourceProblemError(p, reader.bundle));
+  return source;
+}
+
+/**
+ * The admin API's form of a declaration: the FleetSource document as JSON
+ * (`{ metadata: { name }, spec: { repo, ref, ... } }`; `apiVersion` and `kind` may be left
+ * out). Checked by the very validator that reads `sources/<name>.yaml`, so both accept the
+ * same declarations; problems name the JSON field (`spec.ref.branch`). The declaration's
+ * `file` is `api:sources/<name>`.
+ *
+ * @example
+ * parseFleetSourceJson({ metadata: { name: 'team-x' }, spec: { repo: 'https://git.example.com/x.git', ref: { branch: 'main' } } });
+ * // { source: { name: 'team-x', file: 'api:sources/team-x', ... }, problems: [] }
+ */
+export function parseFleetSourceJson(value: unknown): {
+  source: FleetSourceSpec | undefined;
+  problems: readonly { readonly field: string; readonly message: string }[];
+} {
+  const named =
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? ((value as { metadata?: { name?: unknown } }).metadata?.name ?? '')
+      : '';
+  const file = apiSourceFile(typeof named === 'string' ? named : '');
+  const doc =
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? { apiVersion: FLOTILLA_API_VERSION, kind: 'FleetSource', ...(value as Record<string, unknown>) }
+      : value;
+  const { source, problems } = validateFleetSource(jsonNode(doc, { file, line: 1, column: 1 }), file);
+  return {
+    source,
+    problems: problems.map((p) => ({ field: p.field === '' ? 'body' : p.field, message: p.message })),
+  };
+}
+
+/**
+ * Where an admin-API declaration is said to be: `api:sources/<name>`. The sync adds each
+ * to the combined tree under this path, its content the JSON document, so that every reader
+ * of a sync's snapshot (the loader, tenant scopes, previews) sees the same sources.
+ */
+export function apiSourceFile(name: string): string {
+  return `${API_SOURCES_PREFIX}${name}`;
+}
+
+/** The combined-tree folder of the sources declared through the admin API. */
+export const API_SOURCES_PREFIX = 'api:sources/';
+
+/** The source name the admin API's declarations go by in the combined tree; no source may take it. */
+const API_NAME = 'api';
+
+/** A JSON value as a node tree, every node at `pos` (JSON has no lines worth naming). */
+function jsonNode(value: unknown, pos: SourcePos): YNode {
+  if (Array.isArray(value)) return { kind: 'seq', pos, items: value.map((v) => jsonNode(v, pos)) };
+  if (value !== null && typeof value === 'object')
+    return {
+      kind: 'map',
+      pos,
+      entries: Object.entries(value as Record<string, unknown>).map(([key, v]) => ({
+        key,
+        keyPos: pos,
+        value: jsonNode(v, pos),
+      })),
+    };
+  const scalar =
+    typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? value : null;
+  return { kind: 'scalar', pos, value: scalar, quoted: typeof value === 'string' };
+}
+
+/** Field-naming checks over a node tree, shared by the file and the JSON validator. */
+class SourceChecks {
+  readonly problems: SourceProblem[] = [];
+
+  problem(pos: SourcePos, field: string, message: string, at = field): void {
+    this.problems.push({ field, at, pos, message });
+  }
+
+  map(node: YNode, field: string): YMap | undefined {
+    if (node.kind === 'map') return node;
+    this.problem(node.pos, field, `expected a mapping, got ${describeNode(node)}`);
+    return undefined;
+  }
+
+  fields(map: YMap, field: string, allowed: readonly string[]): Map<string, YNode> {
+    const out = new Map<string, YNode>();
+    for (const entry of map.entries) {
+      if (!allowed.includes(entry.key))
+        this.problem(
+          entry.keyPos,
+          field === '' ? entry.key : `${field}.${entry.key}`,
+          `unknown field "${entry.key}" (expected ${allowed.join(', ')})`,
+          field,
+        );
+      else out.set(entry.key, entry.value);
+    }
+    return out;
+  }
+
+  string(node: YNode, field: string): string | undefined {
+    if (node.kind === 'scalar' && typeof node.value === 'string') return node.value;
+    const hint = node.kind === 'scalar' && node.value !== null ? ` (quote it: "${String(node.value)}")` : '';
+    this.problem(node.pos, field, `expected a string, got ${describeNode(node)}${hint}`);
+    return undefined;
+  }
+
+  name(node: YNode, field: string, what: string): string | undefined {
+    const value = this.string(node, field);
+    if (value === undefined) return undefined;
+    const problem = nameProblem(value);
+    if (problem) {
+      this.problem(node.pos, field, `invalid ${what} name: ${problem}`);
+      return undefined;
+    }
+    return value;
+  }
+}
+
+/**
+ * The one validator of a FleetSource document, as a node tree from a file or from JSON.
+ * `file` is where the declaration is said to be; `fileName` the name its file says.
+ */
+export function validateFleetSource(
+  node: YNode,
+  file: string,
+  fileName?: string,
+): { source: FleetSourceSpec | undefined; problems: readonly SourceProblem[] } {
+  const c = new SourceChecks();
+  const source = checkFleetSource(c, node, file, fileName);
+  return { source: c.problems.length > 0 ? undefined : source, problems: c.problems };
+}
+
+function checkFleetSource(
+  c: SourceChecks,
+  node: YNode,
+  file: string,
+  fileName: string | undefined,
+): FleetSourceSpec | undefined {
+  const map = c.map(node, '');
   if (!map) return undefined;
-  const f = reader.fields(map, '', TOP_FIELDS);
+  const f = c.fields(map, '', TOP_FIELDS);
   const apiVersion = f.get('apiVersion');
-  if (!apiVersion) reader.error(map.pos, `apiVersion: required (${FLOTILLA_API_VERSION})`);
+  if (!apiVersion) c.problem(map.pos, 'apiVersion', `required (${FLOTILLA_API_VERSION})`);
   else {
-    const v = reader.expectString(apiVersion, 'apiVersion');
+    const v = c.string(apiVersion, 'apiVersion');
     if (v !== undefined && v !== FLOTILLA_API_VERSION)
-      reader.error(apiVersion.pos, `apiVersion: expected ${FLOTILLA_API_VERSION}, got "${v}"`);
+      c.problem(apiVersion.pos, 'apiVersion', `expected ${FLOTILLA_API_VERSION}, got "${v}"`);
   }
   const kind = f.get('kind');
-  if (!kind) reader.error(map.pos, 'kind: required (FleetSource)');
+  if (!kind) c.problem(map.pos, 'kind', 'required (FleetSource)');
   else {
-    const v = reader.expectString(kind, 'kind');
+    const v = c.string(kind, 'kind');
     if (v !== undefined && v !== 'FleetSource')
-      reader.error(kind.pos, `kind: expected FleetSource, got "${v}"`);
+      c.problem(kind.pos, 'kind', `expected FleetSource, got "${v}"`);
   }
   let name: string | undefined;
   const metaNode = f.get('metadata');
-  const meta = metaNode ? reader.expectMap(metaNode, 'metadata') : undefined;
-  if (!metaNode) reader.error(map.pos, 'metadata.name: required');
+  const meta = metaNode ? c.map(metaNode, 'metadata') : undefined;
+  if (!metaNode) c.problem(map.pos, 'metadata.name', 'required');
   else if (meta) {
-    const mf = reader.fields(meta, 'metadata', ['name']);
+    const mf = c.fields(meta, 'metadata', ['name']);
     const nameNode = mf.get('name');
-    if (!nameNode) reader.error(meta.pos, 'metadata.name: required');
+    if (!nameNode) c.problem(meta.pos, 'metadata.name', 'required');
     else {
-      name = reader.expectName(nameNode, 'metadata.name', 'source');
+      name = c.name(nameNode, 'metadata.name', 'source');
       if (name === PLATFORM_SOURCE) {
-        reader.error(nameNode.pos, `metadata.name: "${PLATFORM_SOURCE}" is the hub's own repository`);
+        c.problem(nameNode.pos, 'metadata.name', `"${PLATFORM_SOURCE}" is the hub's own repository`);
+        name = undefined;
+      } else if (name === API_NAME) {
+        c.problem(
+          nameNode.pos,
+          'metadata.name',
+          `"${API_NAME}" is reserved (the admin API's declarations are at ${API_SOURCES_PREFIX}<name>)`,
+        );
         name = undefined;
       } else if (name !== undefined && fileName !== undefined && name !== fileName) {
-        reader.error(
+        c.problem(
           nameNode.pos,
-          `metadata.name: "${name}" differs from the file name (sources/${fileName}.yaml declares source "${fileName}")`,
+          'metadata.name',
+          `"${name}" differs from the file name (sources/${fileName}.yaml declares source "${fileName}")`,
         );
         name = undefined;
       }
@@ -185,42 +396,43 @@ export function readFleetSource(
   }
   const specNode = f.get('spec');
   if (!specNode) {
-    reader.error(map.pos, 'spec: required (repo and ref at least)');
+    c.problem(map.pos, 'spec', 'required (repo and ref at least)');
     return undefined;
   }
-  const spec = reader.expectMap(specNode, 'spec');
+  const spec = c.map(specNode, 'spec');
   if (!spec) return undefined;
-  const sf = reader.fields(spec, 'spec', SPEC_FIELDS);
+  const sf = c.fields(spec, 'spec', SPEC_FIELDS);
 
   let repo: string | undefined;
   const repoNode = sf.get('repo');
-  if (!repoNode) reader.error(spec.pos, 'spec.repo: required (an http(s) git URL)');
+  if (!repoNode) c.problem(spec.pos, 'spec.repo', 'required (an http(s) git URL)');
   else {
-    repo = reader.expectString(repoNode, 'spec.repo');
+    repo = c.string(repoNode, 'spec.repo');
     const problem = repo === undefined ? undefined : repoUrlProblem(repo);
     if (problem) {
-      reader.error(repoNode.pos, `spec.repo: ${problem}`);
+      c.problem(repoNode.pos, 'spec.repo', problem);
       repo = undefined;
     }
   }
 
   let ref: SourceRef | undefined;
   const refNode = sf.get('ref');
-  if (!refNode) reader.error(spec.pos, 'spec.ref: required (one of branch, tag, semver)');
+  if (!refNode) c.problem(spec.pos, 'spec.ref', 'required (one of branch, tag, semver)');
   else {
-    const refMap = reader.expectMap(refNode, 'spec.ref');
+    const refMap = c.map(refNode, 'spec.ref');
     if (refMap) {
-      const rf = reader.fields(refMap, 'spec.ref', REF_FIELDS);
+      const rf = c.fields(refMap, 'spec.ref', REF_FIELDS);
       const given = REF_FIELDS.filter((k) => rf.has(k));
       if (given.length !== 1) {
-        reader.error(
+        c.problem(
           refMap.pos,
-          `spec.ref: exactly one of branch, tag, semver${given.length > 1 ? ` (got ${given.join(', ')})` : ''}`,
+          'spec.ref',
+          `exactly one of branch, tag, semver${given.length > 1 ? ` (got ${given.join(', ')})` : ''}`,
         );
       } else {
         const key = given[0] as (typeof REF_FIELDS)[number];
         const valueNode = rf.get(key) as YNode;
-        const value = reader.expectString(valueNode, `spec.ref.${key}`);
+        const value = c.string(valueNode, `spec.ref.${key}`);
         if (value !== undefined) {
           const problem =
             key === 'semver'
@@ -228,7 +440,7 @@ export function readFleetSource(
                 ? 'must not be empty'
                 : undefined
               : refNameProblem(value);
-          if (problem) reader.error(valueNode.pos, `spec.ref.${key}: ${problem}`);
+          if (problem) c.problem(valueNode.pos, `spec.ref.${key}`, problem);
           else
             ref = key === 'branch' ? { branch: value } : key === 'tag' ? { tag: value } : { semver: value };
         }
@@ -239,32 +451,33 @@ export function readFleetSource(
   let path = '';
   const pathNode = sf.get('path');
   if (pathNode) {
-    const value = reader.expectString(pathNode, 'spec.path');
+    const value = c.string(pathNode, 'spec.path');
     if (value !== undefined) {
       const normalized = value.replace(/^(\.\/)+/, '').replace(/^\/+|\/+$/g, '');
       if (normalized.split('/').some((s) => s === '..' || (s.startsWith('.') && s !== ''))) {
-        reader.error(pathNode.pos, `spec.path: "${value}" must be a folder inside the repository`);
+        c.problem(pathNode.pos, 'spec.path', `"${value}" must be a folder inside the repository`);
       } else path = normalized === '.' ? '' : normalized;
     }
   }
 
   let tenant: string | undefined;
   const tenantNode = sf.get('tenant');
-  if (tenantNode) tenant = reader.expectName(tenantNode, 'spec.tenant', 'tenant');
+  if (tenantNode) tenant = c.name(tenantNode, 'spec.tenant', 'tenant');
   const tenantPos = tenantNode?.pos ?? map.pos;
 
   let intervalMs = DEFAULT_SOURCE_INTERVAL_MS;
   const intervalNode = sf.get('interval');
   if (intervalNode) {
-    const text = reader.expectString(intervalNode, 'spec.interval');
+    const text = c.string(intervalNode, 'spec.interval');
     if (text !== undefined) {
       const ms = parseDuration(text);
       if (ms === undefined)
-        reader.error(intervalNode.pos, `spec.interval: "${text}" is not a duration (1m, 30s)`);
+        c.problem(intervalNode.pos, 'spec.interval', `"${text}" is not a duration (1m, 30s)`);
       else if (ms < MIN_SOURCE_INTERVAL_MS)
-        reader.error(
+        c.problem(
           intervalNode.pos,
-          `spec.interval: at least ${formatDuration(MIN_SOURCE_INTERVAL_MS)} (got ${text})`,
+          'spec.interval',
+          `at least ${formatDuration(MIN_SOURCE_INTERVAL_MS)} (got ${text})`,
         );
       else intervalMs = ms;
     }
@@ -273,24 +486,58 @@ export function readFleetSource(
   let secretRef: string | undefined;
   const credNode = sf.get('credentials');
   if (credNode) {
-    const cred = reader.expectMap(credNode, 'spec.credentials');
+    const cred = c.map(credNode, 'spec.credentials');
     if (cred) {
-      const cf = reader.fields(cred, 'spec.credentials', ['secretRef']);
+      const cf = c.fields(cred, 'spec.credentials', ['secretRef']);
       const refN = cf.get('secretRef');
-      if (!refN) reader.error(cred.pos, 'spec.credentials.secretRef: required (the name of the secret)');
+      if (!refN) c.problem(cred.pos, 'spec.credentials.secretRef', 'required (the name of the secret)');
       else {
-        secretRef = reader.expectString(refN, 'spec.credentials.secretRef');
+        secretRef = c.string(refN, 'spec.credentials.secretRef');
         if (secretRef !== undefined && !/^[A-Za-z0-9][A-Za-z0-9/_+=.@-]{0,511}$/.test(secretRef)) {
-          reader.error(refN.pos, `spec.credentials.secretRef: "${secretRef}" is not a secret name`);
+          c.problem(refN.pos, 'spec.credentials.secretRef', `"${secretRef}" is not a secret name`);
           secretRef = undefined;
         }
       }
     }
   }
 
-  if (name === undefined || repo === undefined || ref === undefined || reader.errors.length > 0)
-    return undefined;
-  return { name, file: reader.file, pos: map.pos, repo, ref, path, tenant, tenantPos, intervalMs, secretRef };
+  if (name === undefined || repo === undefined || ref === undefined) return undefined;
+  return { name, file, pos: map.pos, repo, ref, path, tenant, tenantPos, intervalMs, secretRef };
+}
+
+/**
+ * A declaration as the JSON document the admin API takes and lists (defaults filled in),
+ * whichever way it was declared.
+ */
+export function fleetSourceDocument(spec: FleetSourceSpec): FleetSourceDocument {
+  return {
+    apiVersion: FLOTILLA_API_VERSION,
+    kind: 'FleetSource',
+    metadata: { name: spec.name },
+    spec: {
+      repo: spec.repo,
+      ref: spec.ref,
+      ...(spec.path !== '' ? { path: spec.path } : {}),
+      ...(spec.tenant !== undefined ? { tenant: spec.tenant } : {}),
+      interval: formatDuration(spec.intervalMs),
+      ...(spec.secretRef !== undefined ? { credentials: { secretRef: spec.secretRef } } : {}),
+    },
+  };
+}
+
+/** The FleetSource document as JSON. */
+export interface FleetSourceDocument {
+  readonly apiVersion: string;
+  readonly kind: 'FleetSource';
+  readonly metadata: { readonly name: string };
+  readonly spec: {
+    readonly repo: string;
+    readonly ref: SourceRef;
+    readonly path?: string;
+    readonly tenant?: string;
+    readonly interval: string;
+    readonly credentials?: { readonly secretRef: string };
+  };
 }
 
 /** Why a repository URL is not one a source may name; undefined when it is. */
