@@ -32,9 +32,8 @@ const tenant = uniqueName('team-a');
 const webNs = `${tenant}-web`;
 const platformNs = uniqueName('tn-platform');
 const evil = `${tenant}-evil`;
-// A source bundle is named `<source>/<bundle>` (team-a/web); the agent's inventories learn
-// such names with fleet sources, so this test keeps to a plain name: the tenant is in `tenant`.
-const webBundle = `${tenant}-web`;
+// A source's bundle, named `<source>/<bundle>` as the hub names it.
+const webBundle = `${tenant}/web`;
 
 /** What bootstrap installs, less the Secret and the Deployment (the agent runs in this process). */
 const installed = () =>
