@@ -71,6 +71,7 @@ async function serviceAccountConnection(): Promise<KubeConnection> {
 function publish(
   generation: number,
   bundles: { name: string; tenant?: string; objects: Record<string, unknown>[] }[],
+  withTenants = true,
 ) {
   const rendered = bundles.map((b) => {
     const r = renderBundle({ name: b.name, objects: b.objects });
@@ -84,7 +85,7 @@ function publish(
     generation,
     commit: `commit-${generation}`,
     bundles: rendered.map((r) => r.ref),
-    tenants: [{ name: tenant, namespaces: [tenant, `${tenant}-*`] }],
+    ...(withTenants ? { tenants: [{ name: tenant, namespaces: [tenant, `${tenant}-*`] }] } : {}),
   };
   hub.signed = JSON.parse(JSON.stringify(signDesiredState(manifest, keys.privateKeyPem)));
   hub.etag = manifestEtag(manifest);
@@ -212,5 +213,25 @@ describe("a tenant's bundles, written as the tenant's service account", () => {
     expect(review.body.status.allowed).toBe(true);
     // The report to the hub carries the refusal.
     expect(JSON.stringify(hub.lastReport)).toContain(`may not write ConfigMap kube-system/${evil}`);
+  });
+
+  it('prunes what left a tenant bundle as the tenant', async () => {
+    publish(3, [{ name: webBundle, tenant, objects: [tenantObjects[0] as Record<string, unknown>] }]);
+    await syncSettled(runtime.agent);
+    const web = runtime.agent.lastOutcome?.bundles[0];
+    expect(web?.state, web?.message).toBe('Ready');
+    expect(web?.changes.deleted).toBe(1);
+    expect(await kube.get(`/api/v1/namespaces/${webNs}/configmaps/settings`)).toBeUndefined();
+  });
+
+  it('applies nothing of a tenant bundle whose tenant the desired state does not list', async () => {
+    publish(4, [{ name: webBundle, tenant, objects: tenantObjects }], false);
+    await runtime.agent.sync();
+    const web = runtime.agent.lastOutcome?.bundles[0];
+    expect(web?.state).toBe('Failed');
+    expect(web?.message).toBe(
+      `tenant "${tenant}" is not in the desired state's tenants: its namespaces are unknown, so nothing of the bundle is applied`,
+    );
+    expect(await kube.get(`/api/v1/namespaces/${webNs}/configmaps/settings`)).toBeUndefined();
   });
 });
