@@ -297,6 +297,9 @@ export function parseDesiredState(value: unknown): DesiredState {
     if (typeof b.paused !== 'boolean') fail(`${p}.paused: expected a boolean`);
     if (b.tenant !== undefined && (typeof b.tenant !== 'string' || b.tenant === ''))
       fail(`${p}.tenant: expected a non-empty string`);
+    // The agent acts as `flotilla-tenant-<tenant>`: a name that could not be a tenant's is refused.
+    if (typeof b.tenant === 'string' && b.tenant !== '' && !DNS_LABEL.test(b.tenant))
+      fail(`${p}.tenant: expected a DNS-1123 label`);
     return {
       name: b.name as string,
       hash: b.hash as ContentHash,

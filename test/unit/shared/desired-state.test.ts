@@ -252,6 +252,8 @@ describe("the desired state's tenants", () => {
     const parse = (tenants: unknown) => () => parseDesiredState({ ...base, tenants });
     expect(parse([{ name: 'team-a', namespaces: ['team-a-*'] }])).not.toThrow();
     expect(parse({})).toThrow(/tenants: expected a list/);
+    const badRef = { ...base, bundles: [{ ...base.bundles[0], tenant: 'a:b' }] };
+    expect(() => parseDesiredState(badRef)).toThrow(/bundles\[0\]\.tenant: expected a DNS-1123 label/);
     expect(parse([{ name: 'Team_A', namespaces: [] }])).toThrow(
       /tenants\[0\]\.name: expected a DNS-1123 label/,
     );
