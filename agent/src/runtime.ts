@@ -10,6 +10,7 @@ import { SqsQueue } from './queue/sqs-queue.ts';
 import { Agent } from './reconcile/agent.ts';
 import { ClusterReconciler } from './reconcile/cluster-reconciler.ts';
 import { type Clock, type HubPort, type QueuePort, systemClock } from './reconcile/ports.ts';
+import { TenantAccess } from './reconcile/tenant-access.ts';
 import { AgeKeyStore } from './secrets/age-key-store.ts';
 import { defaultOwner, ResourceManager } from './ssa/resource-manager.ts';
 import { ClusterStore } from './stores/cluster-store.ts';
@@ -88,6 +89,7 @@ export async function createAgentRuntime(
   const reconciler = new ClusterReconciler({
     now: () => clock.now(),
     manager,
+    tenants: new TenantAccess({ manager, namespace: config.namespace, log }),
     inventory,
     secretKeys,
     log,

@@ -18,6 +18,7 @@ import {
   type BundleRef,
   canonicalDesiredState,
   type DesiredState,
+  type DesiredTenant,
   type SignedDesiredState,
   toPublicKey,
 } from './protocol/desired-state.ts';
@@ -26,6 +27,7 @@ export {
   type BundleRef,
   canonicalDesiredState,
   type DesiredState,
+  type DesiredTenant,
   type HealthCheck,
   manifestEtag,
   openSignedDesiredState,
@@ -42,6 +44,12 @@ export interface DesiredStateInput {
   readonly generation: number;
   /** The cluster's current desired state, if it has one. */
   readonly lastGood?: DesiredState | undefined;
+  /**
+   * Every declared tenant's namespace globs, by name. The desired state carries those of
+   * the tenants its bundles belong to (a `tenants` section, signed with the rest), so the
+   * agent knows where each tenant's service account may be granted rights.
+   */
+  readonly tenants?: ReadonlyMap<string, readonly string[]> | undefined;
 }
 
 /**
@@ -72,7 +80,27 @@ export function buildDesiredState(input: DesiredStateInput): DesiredState {
     generation: input.generation,
     commit: input.commit,
     bundles,
+    ...tenantsOf(bundles, input.tenants, lastGood),
   };
+}
+
+/**
+ * The `tenants` section for these bundles: each tenant a bundle names, with its namespace
+ * globs from the fleet (or, for a tenant no longer declared whose bundle is held, those of
+ * the last good state); nothing when no bundle has a tenant.
+ */
+function tenantsOf(
+  bundles: readonly BundleRef[],
+  declared: ReadonlyMap<string, readonly string[]> | undefined,
+  lastGood: DesiredState | undefined,
+): { tenants?: DesiredTenant[] } {
+  const names = [...new Set(bundles.flatMap((b) => (b.tenant === undefined ? [] : [b.tenant])))].sort();
+  const previous = new Map((lastGood?.tenants ?? []).map((t) => [t.name, t.namespaces]));
+  const tenants = names.flatMap((name) => {
+    const namespaces = declared?.get(name) ?? previous.get(name);
+    return namespaces ? [{ name, namespaces: [...namespaces] }] : [];
+  });
+  return tenants.length > 0 ? { tenants } : {};
 }
 
 /**
@@ -123,9 +151,13 @@ function refLine(ref: BundleRef): string {
  * generation and commit: equal digests mean a new commit changes nothing for the cluster,
  * so nothing should be written or sent. (A stable digest, not the hash of canonical JSON.)
  */
-export function desiredContentHash(manifest: Pick<DesiredState, 'cluster' | 'bundles'>): ContentHash {
+export function desiredContentHash(
+  manifest: Pick<DesiredState, 'cluster' | 'bundles' | 'tenants'>,
+): ContentHash {
   let text = `${manifest.cluster}\n`;
   for (const ref of manifest.bundles) text += refLine(ref);
+  // Only when present, so the digest of a desired state without tenants is what it always was.
+  for (const t of manifest.tenants ?? []) text += `tenant\t${t.name}\t${t.namespaces.join(',')}\n`;
   return sha256Hash(text);
 }
 

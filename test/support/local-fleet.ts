@@ -241,6 +241,11 @@ export class LocalFleet {
       readonly agentHubUrl?: string;
       /** Bootstrap's progress lines, each with the cluster it is about; quiet without. */
       readonly progress?: (cluster: string, line: string) => void;
+      /**
+       * Install the tenants of the fleet repo (`--repo` with this fleet's working copy): a
+       * service account and RBAC per tenant, which the agent writes their bundles as.
+       */
+      readonly tenants?: boolean;
     } = {},
   ): Promise<void> {
     const results = await Promise.all(
@@ -266,6 +271,7 @@ export class LocalFleet {
             'local',
             ...Object.entries(opts.agentEnv ?? {}).flatMap(([k, v]) => ['--agent-env', `${k}=${v}`]),
             ...(opts.agentHubUrl ? ['--agent-hub-url', opts.agentHubUrl] : []),
+            ...(opts.tenants ? ['--repo', this.repo.dir] : []),
             '--timeout',
             '120s',
             ...(opts.progress ? [] : ['--quiet']),

@@ -32,6 +32,13 @@ export interface KubeClientOptions {
   readonly maxSockets?: number;
   readonly timeoutMs?: number;
   readonly userAgent?: string;
+  /**
+   * A user every request acts as (the `Impersonate-User` header), e.g.
+   * `system:serviceaccount:flotilla-system:flotilla-tenant-team-a`: the API server
+   * authorizes each request as that user, provided the client's own identity may
+   * `impersonate` it. The API server gives a service account its usual groups.
+   */
+  readonly impersonate?: string;
 }
 
 /** A list answer, as the API server sends it. */
@@ -51,13 +58,30 @@ export class KubeClient {
   readonly #conn: KubeConnection;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
+  readonly #opts: KubeClientOptions;
+  /** Whether {@link close} closes the connection pool (not for a view from {@link impersonating}). */
+  readonly #ownsPool: boolean;
+  /** The user this client's requests act as, if any. */
+  readonly impersonate: string | undefined;
 
-  constructor(conn: KubeConnection, opts: KubeClientOptions = {}) {
+  constructor(conn: KubeConnection, opts: KubeClientOptions = {}, pool?: HttpClient) {
     this.server = conn.server;
     this.#conn = conn;
-    this.#http = new HttpClient(conn.server, { maxSockets: opts.maxSockets ?? 32, tls: conn.tls });
+    this.#opts = opts;
+    this.#ownsPool = pool === undefined;
+    this.#http = pool ?? new HttpClient(conn.server, { maxSockets: opts.maxSockets ?? 32, tls: conn.tls });
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
     this.#userAgent = opts.userAgent ?? 'flotilla-agent';
+    this.impersonate = opts.impersonate;
+  }
+
+  /**
+   * The same connection to the API server, acting as `user` (see
+   * {@link KubeClientOptions.impersonate}). It shares this client's connection pool and
+   * credentials; closing it leaves the pool to this client.
+   */
+  impersonating(user: string): KubeClient {
+    return new KubeClient(this.#conn, { ...this.#opts, impersonate: user }, this.#http);
   }
 
   /**
@@ -75,6 +99,7 @@ export class KubeClient {
     const token = this.#conn.token?.();
     if (token) headers.authorization = `Bearer ${token}`;
     else if (this.#conn.basicAuth) headers.authorization = `Basic ${this.#conn.basicAuth}`;
+    if (this.impersonate !== undefined) headers['impersonate-user'] = this.impersonate;
     let payload: string | undefined;
     if (opts.body !== undefined) {
       payload = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
@@ -133,10 +158,10 @@ export class KubeClient {
 
   /** Closes the connections no request is using. */
   closeIdle(): Promise<void> {
-    return this.#http.closeIdle();
+    return this.#ownsPool ? this.#http.closeIdle() : Promise.resolve();
   }
 
   close(): void {
-    this.#http.close();
+    if (this.#ownsPool) this.#http.close();
   }
 }

@@ -33,15 +33,19 @@ import {
   type Changes,
   type DriftEvent,
   failureMessage,
+  noChanges,
   notReadyMessage,
   plural,
 } from './outcomes.ts';
 import type { BundleOutcome } from './ports.ts';
 import type { ReconcilePlan } from './reconcile-plan.ts';
+import { type TenantAccess, tenantNamespaces } from './tenant-access.ts';
 
 /** What every bundle of one reconcile shares. */
 export interface BundleStepContext {
+  /** The agent's own manager; a tenant's bundle is written through `tenants.manager(tenant)` instead. */
   readonly manager: ResourceManager;
+  readonly tenants: TenantAccess;
   readonly inventory: InventoryPort;
   readonly log: Logger;
   readonly now: () => number;
@@ -240,12 +244,68 @@ async function lookAtHealth(
  * one look at readiness. Returns its outcome; never waits for it to become ready.
  */
 export async function reconcileBundle(ctx: BundleStepContext, ref: BundleRef): Promise<BundleStepResult> {
-  const { plan, log, now } = ctx;
-  const startedAt = now();
-  const base = { name: ref.name, hash: ref.hash, generation: plan.manifest.generation };
-  const objects = plan.prepared.get(ref.name) ?? [];
+  const startedAt = ctx.now();
+  const objects = ctx.plan.prepared.get(ref.name) ?? [];
+  if (ref.tenant !== undefined) return reconcileTenantBundle(ctx, ref, ref.tenant, startedAt);
 
   const applied = await apply(ctx, ref, objects);
+  return finish(ctx, ref, objects, applied, startedAt);
+}
+
+/**
+ * A tenant's bundle: written as the tenant's service account, after binding it in the
+ * bundle's namespaces that match the tenant's globs. A write the API server refuses fails
+ * the bundle with the tenant and the object named.
+ */
+async function reconcileTenantBundle(
+  base: BundleStepContext,
+  ref: BundleRef,
+  tenant: string,
+  startedAt: number,
+): Promise<BundleStepResult> {
+  const ctx: BundleStepContext = { ...base, manager: base.tenants.manager(tenant) };
+  const { plan } = ctx;
+  const objects = plan.prepared.get(ref.name) ?? [];
+  const globs = tenantNamespaces(plan.manifest.tenants, tenant);
+  if (globs === undefined) {
+    return {
+      outcome: {
+        name: ref.name,
+        hash: ref.hash,
+        generation: plan.manifest.generation,
+        state: 'Failed',
+        message: `tenant "${tenant}" is not in the desired state's tenants: its namespaces are unknown, so nothing of the bundle is applied`,
+        changes: noChanges,
+        startedAt,
+        settledAt: ctx.now(),
+      },
+      pruned: 0,
+      appliedAt: ctx.now(),
+    };
+  }
+  const namespaces = [
+    ...objects.map((p) => p.ref.namespace),
+    ...(plan.inventories.get(ref.name)?.entries ?? []).map((e) => e.namespace),
+  ].filter((ns) => ns !== '');
+  const refused = await ctx.tenants.grant(tenant, globs, namespaces);
+  const applied = await apply(ctx, ref, objects);
+  applied.failures.unshift(...refused);
+  const result = await finish(ctx, ref, objects, applied, startedAt);
+  // A refusal may come from a RoleBinding someone removed: make sure of them again next time.
+  if (result.outcome.state === 'Failed') ctx.tenants.forget(tenant);
+  return result;
+}
+
+/** Everything after the apply: prune, inventory, drift, readiness, and the outcome. */
+async function finish(
+  ctx: BundleStepContext,
+  ref: BundleRef,
+  objects: readonly PreparedObject[],
+  applied: Applied,
+  startedAt: number,
+): Promise<BundleStepResult> {
+  const { plan, log, now } = ctx;
+  const base = { name: ref.name, hash: ref.hash, generation: plan.manifest.generation };
   const pruned = await prune(ctx, ref, applied);
   await saveInventory(ctx, ref, objects, applied, pruned);
   const appliedAt = now();

@@ -6,7 +6,12 @@ import {
   staleEntries,
 } from '@flotilla/shared/agent';
 import { errorFields, type Logger } from '../log.ts';
-import type { ResourceManager } from '../ssa/resource-manager.ts';
+import type {
+  ChangeSetEntry,
+  ObjectFailure,
+  PreparedObject,
+  ResourceManager,
+} from '../ssa/resource-manager.ts';
 import type { InventoryPort } from '../stores/inventory-store.ts';
 import {
   type BundleStepContext,
@@ -24,9 +29,12 @@ import type {
   VerifiedDesiredState,
 } from './ports.ts';
 import { planReconcile, type ReconcilePlan, recordPending } from './reconcile-plan.ts';
+import type { TenantAccess } from './tenant-access.ts';
 
 export interface ClusterReconcilerOptions {
   readonly manager: ResourceManager;
+  /** How a tenant's bundles are written: as the tenant's service account (see tenant-access.ts). */
+  readonly tenants: TenantAccess;
   readonly inventory: InventoryPort;
   readonly log: Logger;
   readonly crdTimeoutMs?: number;
@@ -79,6 +87,7 @@ export class ClusterReconciler implements ClusterPort {
 
     const ctx: BundleStepContext = {
       manager,
+      tenants: this.#opts.tenants,
       inventory,
       log,
       now: this.#now,
@@ -114,19 +123,32 @@ export class ClusterReconciler implements ClusterPort {
     };
   }
 
-  /** Step 3: the Namespaces and CRDs of every bundle to apply, first. */
+  /**
+   * Step 3: the Namespaces and CRDs of every bundle to apply, first: the platform's as the
+   * agent, each tenant's as the tenant's service account.
+   */
   async #applyFoundation(plan: ReconcilePlan): Promise<BundleStepContext['foundation']> {
-    const foundation = plan.active.flatMap((ref) =>
-      (plan.prepared.get(ref.name) ?? []).filter((p) => isClusterFoundation(p.ref)),
+    const byTenant = new Map<string | undefined, PreparedObject[]>();
+    for (const ref of plan.active) {
+      const list = byTenant.get(ref.tenant) ?? [];
+      list.push(...(plan.prepared.get(ref.name) ?? []).filter((p) => isClusterFoundation(p.ref)));
+      byTenant.set(ref.tenant, list);
+    }
+    const entries = new Map<string, ChangeSetEntry>();
+    const failures = new Map<string, ObjectFailure>();
+    await Promise.all(
+      [...byTenant].map(async ([tenant, foundation]) => {
+        if (foundation.length === 0) return;
+        const manager = tenant === undefined ? this.#opts.manager : this.#opts.tenants.manager(tenant);
+        const changes = await manager.applyPrepared(foundation, {
+          previous: plan.previous,
+          ...(this.#opts.crdTimeoutMs !== undefined ? { crdTimeoutMs: this.#opts.crdTimeoutMs } : {}),
+        });
+        for (const e of changes.entries) entries.set(e.id, e);
+        for (const f of changes.failures) failures.set(f.id, f);
+      }),
     );
-    const changes = await this.#opts.manager.applyPrepared(foundation, {
-      previous: plan.previous,
-      ...(this.#opts.crdTimeoutMs !== undefined ? { crdTimeoutMs: this.#opts.crdTimeoutMs } : {}),
-    });
-    return {
-      entries: new Map(changes.entries.map((e) => [e.id, e])),
-      failures: new Map(changes.failures.map((f) => [f.id, f])),
-    };
+    return { entries, failures };
   }
 
   /** Step 4: every bundle, each once the bundles it depends on have had their turn; outcomes in manifest order. */

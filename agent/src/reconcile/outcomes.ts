@@ -33,6 +33,8 @@ export function plural(n: number, word: string): string {
 export function failureMessage(failures: readonly ObjectFailure[], verb: string): string {
   const first = failures[0] as ObjectFailure;
   const more = failures.length > 1 ? ` (and ${plural(failures.length - 1, 'other object')} failed)` : '';
+  // A tenant's refusal names the tenant and the object itself.
+  if (first.tenant !== undefined) return `${first.message}${more}`;
   return `${verb} ${describeRef(first.ref)}: ${first.message}${more}`;
 }
 

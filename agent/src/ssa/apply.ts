@@ -167,7 +167,7 @@ export async function patchApply(
   const q = `?fieldManager=${encodeURIComponent(ctx.owner.field)}&force=true${dryRun ? '&dryRun=All' : ''}`;
   const path = resourcePath(p.ref.apiVersion, info, p.ref.namespace, p.ref.name) + q;
   return ctx.limit.run(() =>
-    ctx.client.request<KubeJson>('PATCH', path, {
+    ctx.writer.request<KubeJson>('PATCH', path, {
       body: p.object,
       contentType: 'application/apply-patch+yaml',
     }),
@@ -190,7 +190,7 @@ async function takeOver(
   const info = await resourceOf(ctx, p.ref);
   const path = resourcePath(p.ref.apiVersion, info, p.ref.namespace, p.ref.name);
   const res = await ctx.limit.run(() =>
-    ctx.client.request<KubeJson>('PATCH', path, {
+    ctx.writer.request<KubeJson>('PATCH', path, {
       body: [
         { op: 'test', path: '/metadata/resourceVersion', value: live.metadata.resourceVersion },
         { op: 'replace', path: '/metadata/managedFields', value: managedFields },

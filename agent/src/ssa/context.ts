@@ -11,7 +11,15 @@ import type { Owner } from './types.ts';
  * fluxcd/pkg `ssa` keeps one file per verb of its manager.
  */
 export interface ManagerContext {
+  /** Reads (lists, gets, discovery): the agent's own identity. */
   readonly client: KubeClient;
+  /**
+   * Writes (applies and their dry runs, ownership patches, deletes): `client`, or for a
+   * tenant's bundles a client impersonating the tenant's service account.
+   */
+  readonly writer: KubeClient;
+  /** The tenant the writes are made for, when `writer` impersonates one. */
+  readonly tenant?: string | undefined;
   readonly owner: Owner;
   readonly mapper: RestMapper;
   readonly limit: Limiter;

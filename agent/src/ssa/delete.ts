@@ -76,7 +76,7 @@ export async function deleteIfSame(
   propagationPolicy: 'Background' | 'Foreground',
 ): Promise<void> {
   await ctx.limit.run(() =>
-    ctx.client.request('DELETE', path, {
+    ctx.writer.request('DELETE', path, {
       body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy, preconditions: { uid } },
     }),
   );

@@ -6,7 +6,7 @@
  * `apply.ts`, `diff.ts`, `delete.ts`, `read.ts`, `health.ts`); this class holds what they
  * share and is the one thing callers build.
  */
-import type { KubeJson, ObjectRef } from '@flotilla/shared/agent';
+import { apiGroup, type KubeJson, type ObjectRef } from '@flotilla/shared/agent';
 import { type Clock, systemClock } from '../clock.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { RestMapper } from '../kube/discovery.ts';
@@ -54,17 +54,36 @@ export class ResourceManager {
     concurrency?: number;
     mapper?: RestMapper;
     clock?: Clock;
+    /** For {@link forTenant}: a context shared with another manager. */
+    context?: ManagerContext;
   }) {
     this.client = opts.client;
-    this.owner = opts.owner ?? defaultOwner;
-    this.mapper = opts.mapper ?? new RestMapper(opts.client);
-    this.#ctx = {
+    this.owner = opts.context?.owner ?? opts.owner ?? defaultOwner;
+    this.mapper = opts.context?.mapper ?? opts.mapper ?? new RestMapper(opts.client);
+    this.#ctx = opts.context ?? {
       client: this.client,
+      writer: this.client,
       owner: this.owner,
       mapper: this.mapper,
       limit: new Limiter(opts.concurrency ?? 16),
       clock: opts.clock ?? systemClock,
     };
+  }
+
+  /** The tenant this manager writes for (see {@link forTenant}), if any. */
+  get tenant(): string | undefined {
+    return this.#ctx.tenant;
+  }
+
+  /**
+   * A manager that writes (applies, ownership patches, deletes) through `writer`, a client
+   * impersonating `tenant`'s service account, and reads as this one does. It shares this
+   * manager's REST mapper and request limiter. A write the API server refuses (403) is
+   * reported as the tenant's: `tenant "team-a" may not write apps/Deployment kube-system/x:
+   * forbidden by RBAC (...)`.
+   */
+  forTenant(tenant: string, writer: KubeClient): ResourceManager {
+    return new ResourceManager({ client: this.client, context: { ...this.#ctx, writer, tenant } });
   }
 
   /** The owner's label key for `name`, e.g. `flotilla.dev/bundle`. */
@@ -83,8 +102,8 @@ export class ResourceManager {
   }
 
   /** See {@link applyPrepared}. */
-  applyPrepared(prepared: readonly PreparedObject[], opts: ApplyOptions = {}): Promise<ChangeSet> {
-    return applyPrepared(this.#ctx, prepared, opts);
+  async applyPrepared(prepared: readonly PreparedObject[], opts: ApplyOptions = {}): Promise<ChangeSet> {
+    return this.#tenantRefusals(await applyPrepared(this.#ctx, prepared, opts));
   }
 
   /** See {@link getAll}. */
@@ -101,15 +120,34 @@ export class ResourceManager {
   }
 
   /** See {@link deleteAll}. */
-  deleteAll(
+  async deleteAll(
     refs: readonly ObjectRef[],
     opts: { ownedBy?: Readonly<Record<string, string>> } = {},
   ): Promise<ChangeSet> {
-    return deleteAll(this.#ctx, refs, opts);
+    return this.#tenantRefusals(await deleteAll(this.#ctx, refs, opts));
+  }
+
+  /** A tenant manager's 403s, worded as the tenant's refusal. */
+  #tenantRefusals(changes: ChangeSet): ChangeSet {
+    const { tenant } = this.#ctx;
+    if (tenant === undefined || !changes.failures.some((f) => f.status === 403)) return changes;
+    return {
+      entries: changes.entries,
+      failures: changes.failures.map((f) =>
+        f.status === 403 ? { ...f, tenant, message: tenantRefusal(tenant, f.ref, f.message) } : f,
+      ),
+    };
   }
 
   /** See {@link health}. */
   health(refs: readonly ObjectRef[], opts: HealthOptions = {}): Promise<HealthReport[]> {
     return health(this.#ctx, refs, opts);
   }
+}
+
+/** `tenant "team-a" may not write apps/Deployment kube-system/x: forbidden by RBAC (the API server's message)`. */
+export function tenantRefusal(tenant: string, ref: ObjectRef, serverMessage: string): string {
+  const group = apiGroup(ref.apiVersion);
+  const what = `${group ? `${group}/` : ''}${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
+  return `tenant "${tenant}" may not write ${what}: forbidden by RBAC (${serverMessage})`;
 }

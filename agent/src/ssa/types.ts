@@ -56,6 +56,8 @@ export interface ObjectFailure {
   /** HTTP status of the API server's answer; absent when the server could not be reached. */
   readonly status?: number;
   readonly reason?: string;
+  /** The tenant whose service account the API server refused the write for (a 403 on a tenant's bundle). */
+  readonly tenant?: string;
 }
 
 export interface ChangeSet {

@@ -17,6 +17,7 @@ import {
   agentSecretData,
   objectRef,
   secretKeys,
+  type TenantRbacInput,
 } from './manifests.ts';
 
 /** The hub calls bootstrap makes; the CLI's HubClient is one. */
@@ -60,6 +61,8 @@ export interface BootstrapOptions {
   /** Region for the agent's SQS client when the queue URL does not name one (local queues). */
   readonly sqsRegion?: string | undefined;
   readonly serviceAccountAnnotations?: Labels;
+  /** The fleet's tenants: their service accounts and RBAC, and the agent's right to act as them. */
+  readonly tenants?: readonly TenantRbacInput[] | undefined;
   /** Take a name the hub has over for this cluster (admin): its token is rotated, the old holder locked out. */
   readonly takeOver?: boolean;
   readonly runAgent: 'none' | 'local';
@@ -327,6 +330,7 @@ function manifestsFor(opts: BootstrapOptions, secretData: Readonly<Record<string
     image: opts.image,
     secretData,
     ...(opts.serviceAccountAnnotations ? { serviceAccountAnnotations: opts.serviceAccountAnnotations } : {}),
+    ...(opts.tenants ? { tenants: opts.tenants } : {}),
   });
 }
 

@@ -92,6 +92,19 @@ export interface AgentManifestInput {
   readonly secretData: Readonly<Record<string, string>>;
   /** Annotations for the service account, e.g. `eks.amazonaws.com/role-arn` for SQS through IRSA. */
   readonly serviceAccountAnnotations?: Readonly<Record<string, string>>;
+  /**
+   * The fleet's tenants: the agent writes each one's bundles as the tenant's own service
+   * account (see {@link tenantManifests}). None: no tenant objects, and the agent may
+   * impersonate no one.
+   */
+  readonly tenants?: readonly TenantRbacInput[];
+}
+
+/** What the spoke's RBAC needs of a tenant (its Tenant declaration, tenants/<name>.yaml). */
+export interface TenantRbacInput {
+  readonly name: string;
+  /** The cluster-scoped kinds it may create (`group` "" is the core group, "*" any; `kind` "*" any). */
+  readonly clusterResources: readonly { readonly group: string; readonly kind: string }[];
 }
 
 const commonLabels = {
@@ -105,6 +118,7 @@ export function agentManifests(input: AgentManifestInput): KubeObject[] {
   const { namespace } = input;
   const labels = { ...commonLabels, 'flotilla.dev/cluster': input.clusterId };
   const selector = { 'app.kubernetes.io/name': 'flotilla-agent' };
+  const tenants = [...(input.tenants ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels } },
     // The Secret right after its namespace: it ties the cluster to its name, so once a
@@ -149,6 +163,7 @@ export function agentManifests(input: AgentManifestInput): KubeObject[] {
           verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
         },
         { nonResourceURLs: ['/api', '/api/*', '/apis', '/apis/*', '/version'], verbs: ['get'] },
+        ...tenantAgentRules(tenants),
       ],
     },
     {
@@ -185,6 +200,7 @@ export function agentManifests(input: AgentManifestInput): KubeObject[] {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: agentNames.leaderElectionRole },
       subjects: [{ kind: 'ServiceAccount', name: agentNames.serviceAccount, namespace }],
     },
+    ...tenantManifests(namespace, tenants, labels),
     {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
@@ -277,4 +293,94 @@ export function objectRef(o: Pick<KubeObject, 'kind' | 'metadata'>): string {
   return o.metadata.namespace
     ? `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`
     : `${o.kind}/${o.metadata.name}`;
+}
+
+/** A tenant's service account in the agent's namespace, and the name of its RBAC objects. */
+export function tenantAccountName(tenant: string): string {
+  return `flotilla-tenant-${tenant}`;
+}
+
+/**
+ * What the agent needs to act as the tenants: `impersonate` on their service accounts and
+ * `bind` on their namespaced ClusterRoles (it binds them in a tenant's namespaces itself),
+ * each limited by name. Nothing without tenants: a rule with no names would cover all.
+ */
+function tenantAgentRules(tenants: readonly TenantRbacInput[]): Record<string, unknown>[] {
+  if (tenants.length === 0) return [];
+  return [
+    {
+      apiGroups: [''],
+      resources: ['serviceaccounts'],
+      resourceNames: tenants.map((t) => tenantAccountName(t.name)),
+      verbs: ['impersonate'],
+    },
+    {
+      apiGroups: ['rbac.authorization.k8s.io'],
+      resources: ['clusterroles'],
+      resourceNames: tenants.map((t) => `${tenantAccountName(t.name)}-namespaced`),
+      verbs: ['bind'],
+    },
+  ];
+}
+
+const TENANT_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+
+/**
+ * Per tenant: a ServiceAccount `flotilla-tenant-<tenant>` in the agent's namespace; a
+ * ClusterRole of the same name (the cluster-scoped kinds it declares, and reading
+ * namespaces) bound to it cluster-wide; and a ClusterRole `flotilla-tenant-<tenant>-namespaced`
+ * (every kind, which a RoleBinding turns into every namespaced kind of one namespace) that
+ * the agent binds in each of the tenant's namespaces as it first writes there.
+ */
+export function tenantManifests(
+  namespace: string,
+  tenants: readonly TenantRbacInput[],
+  labels: Readonly<Record<string, string>> = commonLabels,
+): KubeObject[] {
+  return tenants.flatMap((t): KubeObject[] => {
+    const name = tenantAccountName(t.name);
+    const meta = (n: string) => ({ name: n, labels: { ...labels, 'flotilla.dev/tenant': t.name } });
+    return [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { ...meta(name), namespace } },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: meta(name),
+        rules: [
+          { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+          ...t.clusterResources.map((r) => ({
+            apiGroups: [r.group],
+            resources: [resourceOfKind(r.kind)],
+            verbs: TENANT_VERBS,
+          })),
+        ],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: meta(name),
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+        subjects: [{ kind: 'ServiceAccount', name, namespace }],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: meta(`${name}-namespaced`),
+        rules: [{ apiGroups: ['*'], resources: ['*'], verbs: TENANT_VERBS }],
+      },
+    ];
+  });
+}
+
+/**
+ * The resource (URL plural) of a kind, as Kubernetes names them: lower case, and `s`,
+ * `es` after s/x/z/ch/sh, or `ies` after a consonant and `y` (Namespace → namespaces,
+ * StorageClass → storageclasses, NetworkPolicy → networkpolicies). `*` stays `*`.
+ */
+export function resourceOfKind(kind: string): string {
+  if (kind === '*') return '*';
+  const k = kind.toLowerCase();
+  if (/(s|x|z|ch|sh)$/.test(k)) return `${k}es`;
+  if (/[^aeiou]y$/.test(k)) return `${k.slice(0, -1)}ies`;
+  return `${k}s`;
 }

@@ -1,5 +1,6 @@
 import { type BootstrapResult, bootstrap, type NotifyMode } from '../bootstrap/bootstrap.ts';
 import { agentNames, defaultAgentImage } from '../bootstrap/manifests.ts';
+import { tenantsOfCheckout } from '../bootstrap/tenants.ts';
 import { formatLabels, parseClusterName, parseDuration, parseLabels } from '../core/args.ts';
 import type { Command } from '../core/command.ts';
 import { UsageError } from '../core/errors.ts';
@@ -121,11 +122,18 @@ export const bootstrapCommand: Command = {
       description: 'how long to wait for the heartbeat',
     },
     'no-wait': { type: 'boolean', description: 'do not wait for the heartbeat' },
+    repo: {
+      type: 'string',
+      valueName: 'checkout',
+      description:
+        'a fleet repo checkout whose tenants/ the agent acts for: a service account and RBAC per tenant (rerun after adding a tenant)',
+    },
   },
   examples: [
     'flotilla bootstrap prod-eu-1 --label env=prod --label region=eu --context prod-eu-1',
     'flotilla bootstrap edge-42 --registration-token "$(cat token.txt)" --label site=42',
     'flotilla bootstrap dev-1 --kubeconfig ./dev.kubeconfig --run-agent local --label env=dev',
+    'flotilla bootstrap prod-eu-1 --label env=prod --repo ./fleet   # with the tenants of the checkout',
   ],
   async run(ctx, { values, positionals }) {
     const cluster = parseClusterName(positionals[0]);
@@ -155,6 +163,8 @@ export const bootstrapCommand: Command = {
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
       throw new UsageError(`--namespace "${namespace}" is not a namespace name`);
     }
+    const repo = values.repo as string | undefined;
+    const tenants = repo === undefined ? undefined : tenantsOfCheckout(repo, ctx.io.cwd);
     const registrationToken =
       (values['registration-token'] as string | undefined) ?? ctx.config.registrationToken;
     const result = await bootstrap(
@@ -176,6 +186,7 @@ export const bootstrapCommand: Command = {
         notify: notify as NotifyMode,
         sqsRegion: values['sqs-region'] as string | undefined,
         serviceAccountAnnotations,
+        tenants,
         takeOver: Boolean(values['take-over']),
         runAgent,
         localAgentEnv,

@@ -19,6 +19,7 @@ export {
   type ChangeNotification,
   type ClusterStatusReport,
   type DesiredState,
+  type DesiredTenant,
   type DriftedObject,
   entryPaths,
   type HealthCheck,
@@ -41,6 +42,7 @@ export {
   selects,
   withoutFields,
 } from '../protocol/index.ts';
+export { compileGlob, type Glob } from '../tenants/glob.ts';
 export { appliedFields, coveredBy, type FieldsV1, ownedFieldDifferences, removedWhenDone } from './drift.ts';
 export {
   applyWouldChange,

@@ -65,6 +65,11 @@ export class Fleet {
   readonly rollouts: ReadonlyMap<string, RolloutSpec>;
   /** Labels declared in git under `clusters/`; they override registered labels key by key. */
   readonly declaredClusters: ReadonlyMap<string, DeclaredClusterSpec>;
+  /**
+   * Each valid tenant's `namespaces` globs, by name: what a desired state signs for the
+   * tenants of its bundles, so the agent binds a tenant only in matching namespaces.
+   */
+  readonly tenantNamespaces: ReadonlyMap<string, readonly string[]>;
 
   readonly #planner: Planner;
   readonly #files: ReadonlyMap<string, string>;
@@ -106,6 +111,9 @@ export class Fleet {
     this.groups = repo.groups;
     this.rollouts = repo.rollouts;
     this.declaredClusters = repo.declaredClusters;
+    this.tenantNamespaces = new Map(
+      [...repo.tenants].map(([name, t]) => [name, t.namespaces.map((g) => g.pattern)]),
+    );
     this.bundles = order.map((s) => ({
       name: s.name,
       file: s.file,

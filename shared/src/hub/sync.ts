@@ -559,7 +559,13 @@ export async function applyFleet(
     const needsLastGood =
       head !== undefined && (plan.status === 'held' || plan.held.length > 0 || kept !== undefined);
     const lastGood = needsLastGood ? await currentManifest(ports.desiredStates, cluster.id) : undefined;
-    const planned = buildDesiredState({ plan, commit, generation: (head?.generation ?? 0) + 1, lastGood });
+    const planned = buildDesiredState({
+      plan,
+      commit,
+      generation: (head?.generation ?? 0) + 1,
+      lastGood,
+      tenants: fleet.tenantNamespaces,
+    });
     const pinned = opts.clearPins
       ? { state: planned, pins: [], ended: (cluster.pins ?? []).map((p) => p.bundle).sort() }
       : applyPins(planned, plan, cluster.pins);

@@ -12,6 +12,7 @@ import {
   InvalidDesiredStateError,
   RenderedBundleIntegrityError,
 } from '../errors.ts';
+import { namespaceGlobProblem } from '../tenants/glob.ts';
 import { type IgnoreDifference, ignoreDifferencesProblem } from './ignore-differences.ts';
 
 /** What the agent does about live objects that differ from the desired state. */
@@ -131,6 +132,19 @@ export interface DesiredState {
   /** The fleet-repo commit this desired state was rendered from. */
   readonly commit: string;
   readonly bundles: readonly BundleRef[];
+  /**
+   * The namespaces each tenant of this desired state's bundles may write into (its
+   * Tenant's `namespaces` globs), signed with the rest, so the agent grants a tenant's
+   * service account rights only in matching namespaces. Absent when no bundle has a
+   * tenant, so a tenant-less desired state keeps the bytes (and hash) it always had.
+   */
+  readonly tenants?: readonly DesiredTenant[];
+}
+
+/** A tenant as the agent needs it: its name and its namespace globs (`*` and `?` within a name). */
+export interface DesiredTenant {
+  readonly name: string;
+  readonly namespaces: readonly string[];
 }
 
 /** A desired state with the hub's Ed25519 signature over its canonical JSON. */
@@ -183,8 +197,17 @@ export function canonicalDesiredState(manifest: DesiredState): string {
   return (
     `{"apiVersion":${JSON.stringify(manifest.apiVersion)},"bundles":${canonicalRefs(manifest.bundles)},` +
     `"cluster":${JSON.stringify(manifest.cluster)},"commit":${JSON.stringify(manifest.commit)},` +
-    `"generation":${manifest.generation},"kind":${JSON.stringify(manifest.kind)}}`
+    `"generation":${manifest.generation},"kind":${JSON.stringify(manifest.kind)}` +
+    // Absent when unset, so a desired state without tenants keeps the bytes (and hash) it always had.
+    `${manifest.tenants === undefined ? '' : `,"tenants":${canonicalTenants(manifest.tenants)}`}}`
   );
+}
+
+function canonicalTenants(tenants: readonly DesiredTenant[]): string {
+  const items = tenants.map(
+    (t) => `{"name":${JSON.stringify(t.name)},"namespaces":${JSON.stringify([...t.namespaces])}}`,
+  );
+  return `[${items.join(',')}]`;
 }
 
 /** The manifest's ETag: the `sha256:` hash of its canonical JSON. */
@@ -239,7 +262,12 @@ export function parseDesiredState(value: unknown): DesiredState {
     throw new InvalidDesiredStateError(`desired state: ${message}`);
   };
   if (!isRecord(value)) return fail('expected an object');
-  onlyFields(value, ['apiVersion', 'kind', 'cluster', 'generation', 'commit', 'bundles'], '', fail);
+  onlyFields(
+    value,
+    ['apiVersion', 'kind', 'cluster', 'generation', 'commit', 'bundles', 'tenants'],
+    '',
+    fail,
+  );
   if (value.apiVersion !== FLOTILLA_API_VERSION) fail(`apiVersion: expected "${FLOTILLA_API_VERSION}"`);
   if (value.kind !== 'DesiredState') fail('kind: expected "DesiredState"');
   if (typeof value.cluster !== 'string' || value.cluster === '') fail('cluster: expected a non-empty string');
@@ -269,6 +297,9 @@ export function parseDesiredState(value: unknown): DesiredState {
     if (typeof b.paused !== 'boolean') fail(`${p}.paused: expected a boolean`);
     if (b.tenant !== undefined && (typeof b.tenant !== 'string' || b.tenant === ''))
       fail(`${p}.tenant: expected a non-empty string`);
+    // The agent acts as `flotilla-tenant-<tenant>`: a name that could not be a tenant's is refused.
+    if (typeof b.tenant === 'string' && b.tenant !== '' && !DNS_LABEL.test(b.tenant))
+      fail(`${p}.tenant: expected a DNS-1123 label`);
     return {
       name: b.name as string,
       hash: b.hash as ContentHash,
@@ -286,7 +317,32 @@ export function parseDesiredState(value: unknown): DesiredState {
     generation: value.generation as number,
     commit: value.commit as string,
     bundles,
+    ...(value.tenants === undefined ? {} : { tenants: parseTenants(value.tenants, fail) }),
   };
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function parseTenants(value: unknown, fail: (message: string) => never): DesiredTenant[] {
+  if (!Array.isArray(value)) return fail('tenants: expected a list');
+  const seen = new Set<string>();
+  return value.map((t: unknown, i: number): DesiredTenant => {
+    const p = `tenants[${i}]`;
+    if (!isRecord(t)) return fail(`${p}: expected an object`);
+    onlyFields(t, ['name', 'namespaces'], `${p}.`, fail);
+    if (typeof t.name !== 'string' || t.name === '') fail(`${p}.name: expected a non-empty string`);
+    if (seen.has(t.name as string)) fail(`${p}.name: "${t.name}" appears twice`);
+    seen.add(t.name as string);
+    if (typeof t.name === 'string' && !DNS_LABEL.test(t.name)) fail(`${p}.name: expected a DNS-1123 label`);
+    if (!Array.isArray(t.namespaces) || t.namespaces.some((n) => typeof n !== 'string')) {
+      fail(`${p}.namespaces: expected a list of strings`);
+    }
+    (t.namespaces as string[]).forEach((n, j) => {
+      const problem = namespaceGlobProblem(n);
+      if (problem) fail(`${p}.namespaces[${j}]: ${problem}`);
+    });
+    return { name: t.name as string, namespaces: [...(t.namespaces as string[])] };
+  });
 }
 
 /**

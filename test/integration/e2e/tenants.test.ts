@@ -146,7 +146,9 @@ beforeAll(async () => {
   });
   fleet.addSourceWebhook(repoNames.a, 'team-a');
   fleet.addSourceWebhook(repoNames.b, 'team-b');
-  await fleet.bootstrap(spokes, { namespace: `flotilla-tn-${id}`, notify: 'sqs', agentEnv });
+  // With the tenants of the platform repo: the agents write team-a's and team-b's bundles
+  // as their tenants' service accounts, which bootstrap installs.
+  await fleet.bootstrap(spokes, { namespace: `flotilla-tn-${id}`, notify: 'sqs', agentEnv, tenants: true });
 }, 300_000);
 
 afterAll(async () => {

@@ -156,6 +156,8 @@ describe('fleet sources (git server, DynamoDB Local)', () => {
       ['team-b/tool', undefined],
       ['web', undefined],
     ]);
+    // The namespaces the agent may bind team-a in, signed with the rest.
+    expect(manifest.tenants).toEqual([{ name: 'team-a', namespaces: ['team-a', 'team-a-*'] }]);
     expect(await dataValue('dev-1', 'team-a/app')).toBe('v1');
     expect(await dataValue('dev-1', 'team-a/kust')).toBe('kustomized');
     expect(await dataValue('dev-1', 'team-a/chart')).toBe('from-values');

@@ -188,3 +188,84 @@ describe('orderBundleRefs', () => {
     ]);
   });
 });
+
+describe("the desired state's tenants", () => {
+  const ref = manifest.bundles[0] as BundleRef;
+  const tenantRef: BundleRef = { ...ref, name: 'team-a/web', tenant: 'team-a' };
+
+  it('are absent without tenant bundles, so the bytes and hashes of existing desired states stay', () => {
+    expect(manifest.tenants).toBeUndefined();
+    expect(canonicalDesiredState(manifest)).not.toContain('tenant');
+    const withMap = buildDesiredState({
+      plan,
+      commit: '5f2c1e0',
+      generation: 7,
+      tenants: new Map([['team-a', ['team-a-*']]]),
+    });
+    expect(withMap.tenants).toBeUndefined();
+    expect(manifestEtag(withMap)).toBe(manifestEtag(manifest));
+    expect(desiredContentHash(withMap)).toBe(desiredContentHash(manifest));
+  });
+
+  it('carry the namespaces of the tenants the bundles name, signed with the rest', () => {
+    const plan2 = {
+      ...plan,
+      bundles: [...plan.bundles, { ...plan.bundles[0], ref: tenantRef }],
+    } as typeof plan;
+    const built = buildDesiredState({
+      plan: plan2,
+      commit: 'c',
+      generation: 1,
+      tenants: new Map([
+        ['team-a', ['team-a', 'team-a-*']],
+        ['team-b', ['team-b-*']],
+      ]),
+    });
+    expect(built.tenants).toEqual([{ name: 'team-a', namespaces: ['team-a', 'team-a-*'] }]);
+    expect(canonicalDesiredState(built)).toMatch(
+      /"kind":"DesiredState","tenants":\[\{"name":"team-a","namespaces":\["team-a","team-a-\*"\]\}\]\}$/,
+    );
+    const { privateKeyPem, publicKeyPem } = generateSigningKeyPair();
+    const signed = JSON.parse(JSON.stringify(signDesiredState(built, privateKeyPem)));
+    expect(openSignedDesiredState(signed, publicKeyPem)).toEqual(built);
+    // A widened list does not verify.
+    signed.manifest.tenants[0].namespaces.push('*');
+    expect(() => openSignedDesiredState(signed, publicKeyPem)).toThrow(DesiredStateSignatureError);
+    // A changed tenant list is a change for the cluster.
+    const narrower = { ...built, tenants: [{ name: 'team-a', namespaces: ['team-a'] }] };
+    expect(desiredContentHash(narrower)).not.toBe(desiredContentHash(built));
+  });
+
+  it('keep the last good namespaces of a tenant whose held bundle stays', () => {
+    const lastGood: DesiredState = {
+      ...manifest,
+      bundles: [...manifest.bundles, tenantRef],
+      tenants: [{ name: 'team-a', namespaces: ['team-a-*'] }],
+    };
+    const held = { ...plan, status: 'held' } as typeof plan;
+    const built = buildDesiredState({ plan: held, commit: 'c', generation: 8, lastGood });
+    expect(built.tenants).toEqual([{ name: 'team-a', namespaces: ['team-a-*'] }]);
+  });
+
+  it('are checked when parsed', () => {
+    const base = JSON.parse(JSON.stringify(manifest));
+    const parse = (tenants: unknown) => () => parseDesiredState({ ...base, tenants });
+    expect(parse([{ name: 'team-a', namespaces: ['team-a-*'] }])).not.toThrow();
+    expect(parse({})).toThrow(/tenants: expected a list/);
+    const badRef = { ...base, bundles: [{ ...base.bundles[0], tenant: 'a:b' }] };
+    expect(() => parseDesiredState(badRef)).toThrow(/bundles\[0\]\.tenant: expected a DNS-1123 label/);
+    expect(parse([{ name: 'Team_A', namespaces: [] }])).toThrow(
+      /tenants\[0\]\.name: expected a DNS-1123 label/,
+    );
+    expect(parse([{ name: 'a', namespaces: ['kube/system'] }])).toThrow(
+      /tenants\[0\]\.namespaces\[0\]: "kube\/system" is not a namespace name or glob/,
+    );
+    expect(parse([{ name: 'a', namespaces: [], extra: 1 }])).toThrow(InvalidDesiredStateError);
+    expect(
+      parse([
+        { name: 'a', namespaces: [] },
+        { name: 'a', namespaces: [] },
+      ]),
+    ).toThrow(/"a" appears twice/);
+  });
+});

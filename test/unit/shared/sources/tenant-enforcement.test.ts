@@ -4,7 +4,7 @@
  * cluster outside the tenant's selector, a chart from another repository) holds that
  * bundle, with its file and line, while the team's good bundle is delivered.
  */
-import { formatFleetError, loadFleet } from '@flotilla/shared';
+import { buildDesiredState, formatFleetError, loadFleet } from '@flotilla/shared';
 import { combineSources } from '@flotilla/shared/sources';
 import { describe, expect, it } from 'vitest';
 import { repo } from '../helpers.ts';
@@ -125,5 +125,19 @@ describe('tenant enforcement', () => {
       ['team-a/rbac', undefined],
       ['web', undefined],
     ]);
+  });
+
+  it("signs the namespaces of the delivered bundles' tenants into the desired state, for the agent", () => {
+    const fleet = fleetOf();
+    expect([...fleet.tenantNamespaces]).toEqual([['team-a', ['team-a', 'team-a-*']]]);
+    const plan = fleet.planCluster({ name: 'dev-1', labels: { 'team-a': 'enabled' } });
+    const state = buildDesiredState({ plan, commit: 'p1', generation: 1, tenants: fleet.tenantNamespaces });
+    expect(state.tenants).toEqual([{ name: 'team-a', namespaces: ['team-a', 'team-a-*'] }]);
+    // A cluster that gets no tenant bundle gets no tenants section.
+    const other = fleet.planCluster({ name: 'prod-1', labels: {} });
+    expect(
+      buildDesiredState({ plan: other, commit: 'p1', generation: 1, tenants: fleet.tenantNamespaces })
+        .tenants,
+    ).toBeUndefined();
   });
 });
