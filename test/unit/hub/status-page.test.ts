@@ -537,27 +537,24 @@ describe('status digests kept with the cluster records', () => {
   });
 });
 
-describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
-  const context = { awsRequestId: 'lambda-request' } as Context;
-  let n = 0;
-  async function get(
-    deps: ReturnType<typeof fakeApiDeps>,
-    url: string,
-    headers: Record<string, string> = {},
-  ) {
-    const e = toApiGatewayEvent({
-      method: 'GET',
-      url,
-      headers: { authorization: `Bearer ${adminKey}`, ...headers },
-      body: Buffer.from(''),
-      sourceIp: '127.0.0.1',
-      requestId: `req-${++n}`,
-      now,
-    });
-    const res = await createApiHandler(deps)(e, context);
-    return { ...res, json: (res.body ? JSON.parse(res.body) : {}) as Record<string, unknown> };
-  }
+const context = { awsRequestId: 'lambda-request' } as Context;
+let requests = 0;
+/** A GET through the API handler with the admin key, as API Gateway would hand it over. */
+async function get(deps: ReturnType<typeof fakeApiDeps>, url: string, headers: Record<string, string> = {}) {
+  const e = toApiGatewayEvent({
+    method: 'GET',
+    url,
+    headers: { authorization: `Bearer ${adminKey}`, ...headers },
+    body: Buffer.from(''),
+    sourceIp: '127.0.0.1',
+    requestId: `req-${++requests}`,
+    now,
+  });
+  const res = await createApiHandler(deps)(e, context);
+  return { ...res, json: (res.body ? JSON.parse(res.body) : {}) as Record<string, unknown> };
+}
 
+describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
   it('jumps with offset over HTTP; offset=0 is the first page', async () => {
     const deps = await fleet(7);
     const first = await get(deps, '/v1/admin/status?offset=0&limit=3');
@@ -680,26 +677,6 @@ describe('GET /v1/admin/status and /v1/admin/bundles over HTTP', () => {
 });
 
 describe('GET /v1/admin/clusters/{id}/status over HTTP', () => {
-  const context = { awsRequestId: 'lambda-request' } as Context;
-  let n = 0;
-  async function get(
-    deps: ReturnType<typeof fakeApiDeps>,
-    url: string,
-    headers: Record<string, string> = {},
-  ) {
-    const e = toApiGatewayEvent({
-      method: 'GET',
-      url,
-      headers: { authorization: `Bearer ${adminKey}`, ...headers },
-      body: Buffer.from(''),
-      sourceIp: '127.0.0.1',
-      requestId: `one-${++n}`,
-      now,
-    });
-    const res = await createApiHandler(deps)(e, context);
-    return { ...res, json: (res.body ? JSON.parse(res.body) : {}) as Record<string, unknown> };
-  }
-
   it("answers the cluster's view from the fleet status, with an ETag and 304", async () => {
     const deps = await fleet(4);
     const whole = await get(deps, '/v1/admin/status');
