@@ -89,7 +89,7 @@ export interface DashboardApi {
   fleetBundles(etag: string | null): Promise<Fresh<FleetBundles>>;
   clusterStatus(id: string, etag: string | null): Promise<Fresh<ClusterStatusAnswer>>;
   clusterHistory(id: string): Promise<ClusterHistory>;
-  /** The bundle references of a cluster's current desired state (name and hash). */
+  /** The bundle references of a cluster's current desired state (name and hash), from its status view. */
   clusterBundles(id: string): Promise<readonly { readonly name: string; readonly hash: string }[]>;
   /** A stored rendered bundle by hash. */
   renderedBundle(hash: string): Promise<RenderedBundleDocument>;
@@ -115,15 +115,14 @@ export function pageSearch(query: PageQuery): string {
 /**
  * Where a hub route lives for this dashboard's operator: the platform admin's `/v1/admin/*`,
  * or for a tenant's admin the tenant's own `/v1/tenants/<tenant>/*` routes, which answer
- * only its bundles and clusters (docs/tenants.md). A route a tenant has no copy of (a
- * cluster's whole desired state, a stored bundle by hash) stays under `/v1/admin/`, where
- * the hub refuses it with a 403 that names it, and the view says so.
+ * only its bundles and clusters (docs/tenants.md). A route a tenant has no copy of stays
+ * under `/v1/admin/`, where the hub refuses it with a 403 that names it.
  */
 export function routeFor(tenant: string | null, path: string): string {
   if (tenant === null || !path.startsWith('/v1/admin/')) return path;
   const rest = path.slice('/v1/admin/'.length);
   const scoped =
-    /^(status|bundles)([?]|$)/.test(rest) ||
+    /^(status|bundles)([/?]|$)/.test(rest) ||
     /^clusters\/[^/]+\/(status|history)([?]|$)/.test(rest) ||
     /^(preview|sync)$/.test(rest) ||
     /^rollouts([/?]|$)/.test(rest);
@@ -210,10 +209,11 @@ export function createApi(
       return json<ClusterHistory>(await call('GET', `/v1/admin/clusters/${seg(id)}/history?limit=25`));
     },
     async clusterBundles(id) {
-      const { manifest } = await json<{ manifest: { bundles?: { name: string; hash: string }[] } }>(
-        await call('GET', `/v1/admin/clusters/${seg(id)}/desired-state`),
-      );
-      return (manifest.bundles ?? []).map((b) => ({ name: b.name, hash: b.hash }));
+      // From the cluster's status view: the same references as its desired state, and a
+      // route a tenant's admin has too (cut to the tenant's bundles).
+      const res = await call('GET', `/v1/admin/clusters/${seg(id)}/status`);
+      const { cluster } = await json<ClusterStatusAnswer>(res);
+      return cluster.bundles.map((b) => ({ name: b.name, hash: b.desiredHash }));
     },
     async renderedBundle(hash) {
       return json<RenderedBundleDocument>(await call('GET', `/v1/admin/bundles/${seg(hash)}`));

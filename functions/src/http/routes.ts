@@ -175,6 +175,13 @@ export const hubRoutes = [
   { id: 'tenantStatus', method: 'GET', path: '/v1/tenants/{tenant}/status', auth: 'tenant', body: 'none' },
   { id: 'tenantBundles', method: 'GET', path: '/v1/tenants/{tenant}/bundles', auth: 'tenant', body: 'none' },
   {
+    id: 'tenantBundle',
+    method: 'GET',
+    path: '/v1/tenants/{tenant}/bundles/{hash}',
+    auth: 'tenant',
+    body: 'none',
+  },
+  {
     id: 'tenantClusters',
     method: 'GET',
     path: '/v1/tenants/{tenant}/clusters',

@@ -31,6 +31,7 @@ import {
   listClustersRoute,
   pathClusterId,
 } from './admin-routes.ts';
+import { bundleHashParam, bundleResponse } from './agent-routes.ts';
 import type { ApiDeps } from './deps.ts';
 import { ForbiddenError } from './errors.ts';
 import type { ApiRequest, ApiResult } from './request.ts';
@@ -131,6 +132,29 @@ export async function tenantClusterStatusRoute(deps: Deps, req: ApiRequest): Pro
   const scope = await tenantScopeOf(deps, req);
   await checkCluster(deps, req, scope);
   return clusterStatusRoute(deps, req, scope);
+}
+
+/**
+ * `GET /v1/tenants/{tenant}/bundles/{hash}`: a stored rendered bundle of one of the tenant's
+ * bundles (the dashboard's objects and diffs). Anything else stored under a hash (another
+ * tenant's or the platform's bundle, a fleet snapshot) answers 404, as a hash nobody has
+ * does, so a tenant cannot learn what others run.
+ */
+export async function tenantBundleRoute(deps: Deps, req: ApiRequest): Promise<ApiResult> {
+  const scope = await tenantScopeOf(deps, req);
+  const hash = bundleHashParam(req.params.hash ?? '');
+  const content = await deps.bundles.get(hash);
+  let bundle: unknown;
+  try {
+    bundle = content
+      ? (JSON.parse(new TextDecoder().decode(content)) as { bundle?: unknown }).bundle
+      : undefined;
+  } catch {
+    bundle = undefined;
+  }
+  if (typeof bundle !== 'string' || !scope.ownsBundle(bundle))
+    throw new NotFoundError(`bundle ${hash} is not stored`);
+  return bundleResponse(deps, req, hash);
 }
 
 /** `GET /v1/tenants/{tenant}/clusters/{id}/history`: generations of one of its clusters, its bundles only. */

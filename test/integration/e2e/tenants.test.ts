@@ -12,9 +12,13 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { buildDashboard } from '@flotilla/dashboard/build.ts';
 import type { FleetStatus } from '@flotilla/shared/hub';
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startDashboardServer } from '../../../cli/src/dashboard/server.ts';
+import { HubClient } from '../../../cli/src/hub/hub-client.ts';
+import { openBrowser } from '../../bed/src/browser.ts';
 import { FleetWorkingCopy } from '../../support/fleet-git.ts';
 import { describeStatus, LocalFleet, type LocalSpoke } from '../../support/local-fleet.ts';
 import { until } from '../../support/until.ts';
@@ -38,6 +42,8 @@ const ns = { platform: `platform-${id}`, a: `team-a-${id}`, b: `team-b-${id}` };
 const repoNames = { a: `tn-team-a-${id}`, b: `tn-team-b-${id}` };
 
 let fleet: LocalFleet;
+/** team-a's key, once the key test made it. */
+let teamAKey = '';
 let teamA: FleetWorkingCopy;
 let teamB: FleetWorkingCopy;
 const folders: string[] = [];
@@ -239,6 +245,7 @@ describe('fleet sources and tenants (local hub, git server webhooks, real agents
     expect(created.code, created.stderr).toBe(0);
     const key = created.stdout.trim();
     expect(key).toMatch(/^flt_t_team-a\./);
+    teamAKey = key;
 
     const mine = await cli(['status', '-o', 'json'], { FLOTILLA_ADMIN_KEY: key });
     expect(mine.code).toBe(10); // team-a's own held bundles are its errors
@@ -262,6 +269,39 @@ describe('fleet sources and tenants (local hub, git server webhooks, real agents
     );
     expect((await call('/v1/tenants/team-a/status')).status).toBe(200);
   });
+
+  it("shows team-a's dashboard only team-a's clusters and bundles, and its rendered objects", async () => {
+    expect(teamAKey).not.toBe('');
+    const hub = new HubClient({
+      baseUrl: fleet.hubUrl,
+      admin: { kind: 'key', key: teamAKey },
+      tenant: 'team-a',
+    });
+    const server = await startDashboardServer({ hub, assets: await buildDashboard() });
+    const browser = await openBrowser();
+    try {
+      const page = await browser.newPage();
+      await page.goto(server.url);
+      const header = page.locator('header');
+      await expect.poll(() => header.textContent(), { timeout: 20_000 }).toContain('tenant team-a');
+      const rows = page.locator('.matrix tbody th[scope=row] a');
+      await expect.poll(() => rows.allTextContents(), { timeout: 20_000 }).toEqual([teamASpoke.name]);
+      const columns = await page.locator('.matrix thead th a').allTextContents();
+      expect(columns).toEqual(['team-a/web']);
+      // The bundle's page: its cluster and the objects rendered for it, from team-a's own routes.
+      await page.goto(`${server.url}#/bundles/${encodeURIComponent('team-a/web')}`);
+      const main = page.locator('main');
+      await expect
+        .poll(() => main.textContent(), { timeout: 20_000 })
+        .toContain(`Rendered for ${teamASpoke.name}`);
+      await expect.poll(() => main.textContent(), { timeout: 20_000 }).toMatch(/ConfigMap team-a-/);
+      expect(await page.locator('[role="alert"]').count()).toBe(0);
+      await page.close();
+    } finally {
+      await browser.close();
+      await server.close();
+    }
+  }, 90_000);
 
   it('holds a team-a bundle on a cluster outside its selector only', async () => {
     teamA

@@ -190,8 +190,8 @@ describe('dashboard view logic', () => {
       ['/v1/admin/rollouts/team-a%2Fweb/pause', '/v1/tenants/team-a/rollouts/team-a%2Fweb/pause'],
     ] as const)
       expect(routeFor('team-a', admin)).toBe(tenant);
+    expect(routeFor('team-a', '/v1/admin/bundles/sha256:abc')).toBe('/v1/tenants/team-a/bundles/sha256:abc');
     // No tenant copy: left where the hub refuses it by name.
-    expect(routeFor('team-a', '/v1/admin/bundles/sha256:abc')).toBe('/v1/admin/bundles/sha256:abc');
     expect(routeFor('team-a', '/v1/admin/clusters/edge-1/desired-state')).toBe(
       '/v1/admin/clusters/edge-1/desired-state',
     );

@@ -294,6 +294,34 @@ describe('tenant routes and who may call what (API handler on fakes)', () => {
     });
   });
 
+  it("serves a tenant its own stored bundles by hash, and 404 for anyone else's or a snapshot", async () => {
+    const deps = await fleet();
+    const { key } = await createTenantKey(deps, { tenant: 'team-a' });
+    const doc = (bundle: string) =>
+      new TextEncoder().encode(
+        JSON.stringify({ apiVersion: 'flotilla.dev/v1alpha1', kind: 'RenderedBundle', bundle, objects: [] }),
+      );
+    const own = sha256Hash(`own-${Date.now()}`);
+    const platform = sha256Hash(`platform-${Date.now()}`);
+    const other = sha256Hash(`other-${Date.now()}`);
+    await deps.bundles.putMany([
+      { hash: own, content: doc('team-a/web') },
+      { hash: platform, content: doc('web') },
+      { hash: other, content: doc('team-b/web') },
+    ]);
+    const got = await call(deps, event('GET', `/v1/tenants/team-a/bundles/${own}`, key));
+    expect(got.status).toBe(200);
+    expect(got.json?.bundle).toBe('team-a/web');
+    const snapshot = (await deps.syncState.get())?.snapshotHash as string;
+    for (const hash of [platform, other, snapshot, sha256Hash('nobody')]) {
+      const res = await call(deps, event('GET', `/v1/tenants/team-a/bundles/${hash}`, key));
+      expect(res.status, hash).toBe(404);
+      expect(res.json?.error).toMatchObject({ message: `bundle ${hash} is not stored` });
+    }
+    // The platform admin reads it through the tenant's route too.
+    expect((await call(deps, event('GET', `/v1/tenants/team-a/bundles/${own}`, adminKey))).status).toBe(200);
+  });
+
   it('refuses a tenant key on another tenant, on admin routes and on bundles and clusters it does not own', async () => {
     const deps = await fleet();
     const { key } = await createTenantKey(deps, { tenant: 'team-a' });
