@@ -12,7 +12,6 @@ import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { KubeApiError, KubeClient } from '../../../agent/src/kube/client.ts';
-import { loadKubeConnection } from '../../../agent/src/kube/connection.ts';
 import type { Logger } from '../../../agent/src/log.ts';
 import type { Agent } from '../../../agent/src/reconcile/agent.ts';
 import {
@@ -22,6 +21,7 @@ import {
 } from '../../../agent/src/secrets/age-key-store.ts';
 import { repoRoot } from '../../bed/src/bed.ts';
 import { runFlotilla } from '../../support/cli-run.ts';
+import { serviceAccountConnection } from '../../support/service-account.ts';
 import { AgentHarness, cleanUp, controlPlane, eventually, kubeClientOf, uniqueName } from './harness.ts';
 
 const bed = inject('bed');
@@ -314,25 +314,7 @@ describe('the RBAC the key store needs', () => {
     await kube.request('POST', `/api/v1/namespaces/${other}/secrets`, {
       body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, stringData: { password: 'x' } },
     });
-    const issued = await kube.request<{ status: { token: string } }>(
-      'POST',
-      `/api/v1/namespaces/${ns}/serviceaccounts/flotilla-agent/token`,
-      {
-        body: {
-          apiVersion: 'authentication.k8s.io/v1',
-          kind: 'TokenRequest',
-          spec: { expirationSeconds: 3600 },
-        },
-      },
-    );
-    const admin = await loadKubeConnection({ kind: 'kubeconfig', path: plane.kubeconfigPath });
-    const saToken = issued.body.status.token;
-    const asAgent = new KubeClient({
-      server: admin.server,
-      tls: { ca: admin.tls.ca },
-      token: () => saToken,
-      description: 'sa',
-    });
+    const asAgent = new KubeClient(await serviceAccountConnection(kube, plane.kubeconfigPath, ns));
     try {
       const store = new AgeKeyStore(asAgent, { namespace: ns, managedBy: 'flotilla-agent' });
       // The RoleBinding reaches the API server's authorizer within moments.

@@ -2,13 +2,14 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { KubeApiError, KubeClient } from '../../../agent/src/kube/client.ts';
-import { type KubeConnection, loadKubeConnection } from '../../../agent/src/kube/connection.ts';
+import type { KubeConnection } from '../../../agent/src/kube/connection.ts';
 import { LeaderElector } from '../../../agent/src/leader/leader-elector.ts';
 import { LeaseLock } from '../../../agent/src/leader/lease-lock.ts';
 import { silentLogger } from '../../../agent/src/log.ts';
 import { systemClock } from '../../../agent/src/reconcile/ports.ts';
 import { ResourceManager } from '../../../agent/src/ssa/resource-manager.ts';
 import { repoRoot } from '../../bed/src/bed.ts';
+import { serviceAccountConnection } from '../../support/service-account.ts';
 import {
   AgentHarness,
   cleanUp,
@@ -46,29 +47,6 @@ async function applyAsAdmin(objects: Record<string, unknown>[]) {
   expect(changes.failures).toEqual([]);
 }
 
-/** A connection as the agent's service account, with a token from the TokenRequest API. */
-async function serviceAccountConnection(): Promise<KubeConnection> {
-  const res = await kube.request<{ status: { token: string } }>(
-    'POST',
-    `/api/v1/namespaces/${agentNs}/serviceaccounts/flotilla-agent/token`,
-    {
-      body: {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { expirationSeconds: 3600 },
-      },
-    },
-  );
-  const admin = await loadKubeConnection({ kind: 'kubeconfig', path: plane.kubeconfigPath });
-  const token = res.body.status.token;
-  return {
-    server: admin.server,
-    tls: { ca: admin.tls.ca },
-    token: () => token,
-    description: 'service account',
-  };
-}
-
 beforeAll(async () => {
   h = await AgentHarness.start(bed, 'rbac');
   kube = await kubeClientOf(plane.kubeconfigPath);
@@ -99,7 +77,7 @@ describe('the RBAC of agent/deploy', () => {
       ...deployManifests('serviceaccount.yaml'),
       ...deployManifests('rbac.yaml'),
     ]);
-    connection = await serviceAccountConnection();
+    connection = await serviceAccountConnection(kube, plane.kubeconfigPath, agentNs);
     ({ token } = await h.register(cluster));
     const manifests = `apiVersion: v1
 kind: Namespace

@@ -12,11 +12,11 @@ import type { DesiredState } from '@flotilla/shared/agent';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../../agent/src/config.ts';
 import type { KubeClient } from '../../../agent/src/kube/client.ts';
-import { type KubeConnection, loadKubeConnection } from '../../../agent/src/kube/connection.ts';
 import { silentLogger } from '../../../agent/src/log.ts';
 import { type AgentRuntime, createAgentRuntime } from '../../../agent/src/runtime.ts';
 import { ResourceManager } from '../../../agent/src/ssa/resource-manager.ts';
 import { agentManifests, clusterRbacName } from '../../../cli/src/bootstrap/manifests.ts';
+import { serviceAccountConnection } from '../../support/service-account.ts';
 import { FakeHub, keys, renderBundle } from '../../unit/agent/fakes.ts';
 import { cleanUp, controlPlane, kubeClientOf, syncSettled, uniqueName } from './harness.ts';
 
@@ -44,28 +44,6 @@ const installed = () =>
     secretData: {},
     tenants: [{ name: tenant, clusterResources: [{ group: '', kind: 'Namespace' }] }],
   }).filter((o) => o.kind !== 'Secret' && o.kind !== 'Deployment');
-
-async function serviceAccountConnection(): Promise<KubeConnection> {
-  const res = await kube.request<{ status: { token: string } }>(
-    'POST',
-    `/api/v1/namespaces/${agentNs}/serviceaccounts/flotilla-agent/token`,
-    {
-      body: {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { expirationSeconds: 3600 },
-      },
-    },
-  );
-  const admin = await loadKubeConnection({ kind: 'kubeconfig', path: plane.kubeconfigPath });
-  const token = res.body.status.token;
-  return {
-    server: admin.server,
-    tls: { ca: admin.tls.ca },
-    token: () => token,
-    description: 'service account',
-  };
-}
 
 /** Serves a desired state signed with the pinned key, as the hub would. */
 function publish(
@@ -110,7 +88,7 @@ beforeAll(async () => {
   });
   const changes = await admin.applyAll(installed() as never);
   expect(changes.failures).toEqual([]);
-  const connection = await serviceAccountConnection();
+  const connection = await serviceAccountConnection(kube, plane.kubeconfigPath, agentNs);
   const config = loadConfig({
     FLOTILLA_HUB_URL: 'http://127.0.0.1:9',
     FLOTILLA_CLUSTER_ID: cluster,
