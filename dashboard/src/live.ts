@@ -31,6 +31,13 @@ export interface Clock {
   clearTimeout: (t: unknown) => void;
 }
 
+/** The real clock and timers, as the page uses them. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (t) => clearTimeout(t as ReturnType<typeof setTimeout>),
+};
+
 /**
  * Asks `load` now and every {@link pollIntervalMs} after each answer, with the last ETag;
  * tells `onValue` of each changed answer and `onProblem` of each failure (null once it

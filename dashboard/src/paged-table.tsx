@@ -6,14 +6,8 @@
 import type { ComponentChildren, VNode } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { Fresh } from './api.ts';
-import { type PageAnswer, PagedRows } from './live.ts';
+import { type PageAnswer, PagedRows, systemClock } from './live.ts';
 import { visibleWindow } from './model.ts';
-
-const clock = {
-  now: () => Date.now(),
-  setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
-  clearTimeout: (t: unknown) => clearTimeout(t as ReturnType<typeof setTimeout>),
-};
 
 /**
  * The paged rows of one query: a new `key` (another filter) starts a new listing. The
@@ -24,7 +18,10 @@ export function usePagedRows<Row, Answer extends PageAnswer<Row>>(
   load: (offset: number, limit: number, etag: string | null) => Promise<Fresh<Answer>>,
 ): PagedRows<Row, Answer> {
   const [, setVersion] = useState(0);
-  const paged = useMemo(() => new PagedRows<Row, Answer>(load, () => setVersion((v) => v + 1), clock), [key]);
+  const paged = useMemo(
+    () => new PagedRows<Row, Answer>(load, () => setVersion((v) => v + 1), systemClock),
+    [key],
+  );
   useEffect(() => paged.start(), [paged]);
   return paged;
 }

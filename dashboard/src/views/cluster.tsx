@@ -2,7 +2,7 @@ import type { ClusterHistory, ClusterStatusView } from '@flotilla/shared/hub';
 import { useEffect, useState } from 'preact/hooks';
 import type { DashboardApi } from '../api.ts';
 import { Empty, Section, StateBadge } from '../components.tsx';
-import { type Problem, poll, problemOf } from '../live.ts';
+import { type Problem, poll, problemOf, systemClock } from '../live.ts';
 import { ago, cellState, clusterState } from '../model.ts';
 import { formatRoute } from '../route.ts';
 
@@ -15,11 +15,7 @@ export function ClusterView(props: { api: DashboardApi; id: string; now: number 
     return poll(
       (etag) => props.api.clusterStatus(props.id, etag),
       { value: (answer) => setCluster(answer.cluster), problem: setProblem },
-      {
-        now: () => Date.now(),
-        setTimeout: (fn, ms) => setTimeout(fn, ms),
-        clearTimeout: (t) => clearTimeout(t as ReturnType<typeof setTimeout>),
-      },
+      systemClock,
     );
   }, [props.api, props.id]);
   const generation = cluster?.desired?.generation;

@@ -2,7 +2,7 @@ import type { ClusterRowView, FleetBundles } from '@flotilla/shared/hub';
 import { useEffect, useState } from 'preact/hooks';
 import type { DashboardApi, FleetMatrixPage } from '../api.ts';
 import { StateBadge } from '../components.tsx';
-import { poll } from '../live.ts';
+import { poll, systemClock } from '../live.ts';
 import {
   type CellState,
   checkFilter,
@@ -16,12 +16,6 @@ import {
 import { rowHeight, usePagedRows, useSettled, VirtualTable } from '../paged-table.tsx';
 import { formatRoute } from '../route.ts';
 
-const clock = {
-  now: () => Date.now(),
-  setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
-  clearTimeout: (t: unknown) => clearTimeout(t as ReturnType<typeof setTimeout>),
-};
-
 /**
  * The matrix's columns, every bundle of the fleet (they do not jump as the filter changes),
  * asked for once the first rows are in: both are a scan of the fleet on the hub, and the
@@ -32,7 +26,7 @@ function useColumns(api: DashboardApi, ready: boolean): FleetBundles | null {
   useEffect(
     () =>
       ready
-        ? poll((etag) => api.fleetBundles(etag), { value: setBundles, problem: () => undefined }, clock)
+        ? poll((etag) => api.fleetBundles(etag), { value: setBundles, problem: () => undefined }, systemClock)
         : undefined,
     [api, ready],
   );

@@ -2,7 +2,7 @@ import type { RolloutView } from '@flotilla/shared/hub';
 import { useEffect, useState } from 'preact/hooks';
 import type { DashboardApi, RolloutCommand } from '../api.ts';
 import { Empty, StateBadge } from '../components.tsx';
-import { poll, problemOf } from '../live.ts';
+import { poll, problemOf, systemClock } from '../live.ts';
 import { ago } from '../model.ts';
 import { formatRoute } from '../route.ts';
 
@@ -32,11 +32,7 @@ export function RolloutsView(props: { api: DashboardApi; now: number }) {
       poll(
         async () => ({ changed: true, value: await props.api.rollouts(), etag: null }),
         { value: setRollouts, problem: (p) => setError(p?.message ?? null) },
-        {
-          now: () => Date.now(),
-          setTimeout: (fn, ms) => setTimeout(fn, ms),
-          clearTimeout: (t) => clearTimeout(t as ReturnType<typeof setTimeout>),
-        },
+        systemClock,
       ),
     [props.api, refresh],
   );
