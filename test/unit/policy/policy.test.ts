@@ -6,23 +6,7 @@ import {
   policiesDependOnCluster,
 } from '@flotilla/shared/policy';
 import { describe, expect, it } from 'vitest';
-
-const NO_LATEST = `# policies/no-latest.yaml
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: no-latest-images}
-spec:
-  matchConstraints:
-    resourceRules: [{apiGroups: [apps], apiVersions: [v1], resources: [deployments], operations: [CREATE, UPDATE]}]
-  validations:
-    - expression: "object.spec.template.spec.containers.all(c, !c.image.endsWith(':latest'))"
-      message: images must be pinned to a version
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: no-latest-images}
-spec: {policyName: no-latest-images, validationActions: [Deny]}
-`;
+import { NO_LATEST } from '../../support/policy-fixtures.ts';
 
 function deployment(
   image: string,

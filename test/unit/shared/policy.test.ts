@@ -7,24 +7,8 @@
 import { formatFleetError, loadFleet } from '@flotilla/shared';
 import { previewFleet } from '@flotilla/shared/hub';
 import { describe, expect, it } from 'vitest';
+import { NO_LATEST } from '../../support/policy-fixtures.ts';
 import { repo } from './helpers.ts';
-
-const NO_LATEST = `# policies/no-latest.yaml
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: no-latest-images}
-spec:
-  matchConstraints:
-    resourceRules: [{apiGroups: [apps], apiVersions: [v1], resources: [deployments], operations: [CREATE, UPDATE]}]
-  validations:
-    - expression: "object.spec.template.spec.containers.all(c, !c.image.endsWith(':latest'))"
-      message: images must be pinned to a version
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: no-latest-images}
-spec: {policyName: no-latest-images, validationActions: [Deny]}
-`;
 
 const deployment = (name: string, image: string) => `apiVersion: apps/v1
 kind: Deployment
